@@ -3,4 +3,7 @@
 //!
 //! Data flows one way: HTTP → envelope → XML-RPC → method → store → engine → renderer →
 //! XML-RPC → envelope → HTTP.
+pub mod config;
+pub mod crypto;
+pub mod mnet;
 pub mod store;

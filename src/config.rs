@@ -1,0 +1,545 @@
+//! Configuration: one TOML file (`usestats.toml`), every setting with a documented default.
+//!
+//! Relative paths in the file are resolved against the directory that holds the file, so a
+//! daemon started from anywhere finds its keys and database.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+    #[error("cannot write config file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: SiteConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub keys: KeysConfig,
+    #[serde(default)]
+    pub mnet: MnetConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub ws: WsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Directory of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Our MNET identity: scheme, host and optional path, no trailing slash.
+    pub wwwroot: String,
+    /// Shown as the `<title>` of `GET /` (Moodle names a new peer after it) and used as the
+    /// organisation of our certificate.
+    #[serde(default = "default_site_name")]
+    pub name: String,
+}
+
+fn default_site_name() -> String {
+    "usestats".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Request bodies above this size are refused before any parsing.
+    pub max_body_bytes: usize,
+    pub max_xml_depth: usize,
+    pub max_xml_elements: usize,
+    /// Optional TLS for sites whose wwwroot is https and that are not behind a proxy.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_xml_depth: 64,
+            max_xml_elements: 1_000_000,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub dir: String,
+    /// Certificate lifetime; Moodle's default is 28 days.
+    pub lifetime_days: u32,
+    /// Archived private keys kept so that callers still using an old certificate get 7025.
+    pub keep_archived: usize,
+    /// Subject fields as Moodle fills them when no user is known.
+    pub country: String,
+    pub state: String,
+    pub locality: String,
+    pub email: String,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            dir: "keys".into(),
+            lifetime_days: 28,
+            keep_archived: 6,
+            country: "NZ".into(),
+            state: "Wellington".into(),
+            locality: "Wellington".into(),
+            email: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MnetConfig {
+    /// Register unknown hosts that keyswap with us ("promiscuous mode" in Moodle).
+    pub auto_register: bool,
+    /// Reject answers whose timestamp runs this far ahead of our clock (Moodle: 15 s).
+    pub drift_threshold_secs: i64,
+    pub connect_timeout_secs: u64,
+    /// Total time allowed for one outgoing call, as Moodle's client (60 s).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for MnetConfig {
+    fn default() -> Self {
+        MnetConfig {
+            auto_register: false,
+            drift_threshold_secs: 15,
+            connect_timeout_secs: 10,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `postgres://…` or a SQLite file path (relative to the config file).
+    pub url: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: "usestats.sqlite3".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// Moodle database to read; empty means the state database (embedded demo/import data).
+    pub url: String,
+    pub prefix: String,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            url: String::new(),
+            prefix: "mdl_".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub threshold_minutes: i64,
+    pub lastpingcredit_minutes: i64,
+    pub one_session_per_course: bool,
+    pub capture_modules: Vec<String>,
+    pub ignore_modules: Vec<String>,
+    pub enrolment_filter: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            threshold_minutes: 60,
+            lastpingcredit_minutes: 15,
+            one_session_per_course: false,
+            capture_modules: vec!["learningtimecheck".into()],
+            ignore_modules: Vec::new(),
+            enrolment_filter: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    pub enabled: bool,
+    pub max_users_per_call: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            enabled: true,
+            max_users_per_call: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `usestats=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A wwwroot in the form every comparison uses (D13): lower-case scheme and host, no
+/// trailing slash. The path keeps its case because web servers treat it case-sensitively.
+pub fn normalize_wwwroot(raw: &str) -> String {
+    let trimmed = raw.trim().trim_end_matches('/');
+    match trimmed.find("://") {
+        Some(scheme_end) => {
+            let (scheme, rest) = trimmed.split_at(scheme_end);
+            let rest = &rest[3..];
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            let (host, path) = rest.split_at(host_end);
+            format!(
+                "{}://{}{}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase(),
+                path
+            )
+        }
+        None => trimmed.to_string(),
+    }
+}
+
+/// Why a wwwroot cannot serve as an MNET identity, if it cannot.
+pub fn wwwroot_problem(wwwroot: &str) -> Option<String> {
+    let Some((scheme, rest)) = wwwroot.split_once("://") else {
+        return Some("must start with http:// or https://".into());
+    };
+    if scheme != "http" && scheme != "https" {
+        return Some(format!("scheme `{scheme}` is not http or https"));
+    }
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Some("has no host".into());
+    }
+    if wwwroot.ends_with('/') {
+        return Some("must not end with a slash".into());
+    }
+    if !wwwroot.is_ascii() {
+        return Some("must be ASCII (use the punycode form of the host name)".into());
+    }
+    if wwwroot
+        .chars()
+        .any(|c| c.is_whitespace() || c == '<' || c == '&')
+    {
+        return Some("contains spaces or XML special characters".into());
+    }
+    None
+}
+
+impl Config {
+    pub fn for_wwwroot(wwwroot: &str) -> Config {
+        Config {
+            site: SiteConfig {
+                wwwroot: wwwroot.trim_end_matches('/').to_string(),
+                name: default_site_name(),
+            },
+            server: ServerConfig::default(),
+            keys: KeysConfig::default(),
+            mnet: MnetConfig::default(),
+            state: StateConfig::default(),
+            source: SourceConfig::default(),
+            engine: EngineConfig::default(),
+            ws: WsConfig::default(),
+            log: LogConfig::default(),
+            base_dir: PathBuf::from("."),
+            path: PathBuf::from("usestats.toml"),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.path = path.to_path_buf();
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: &'static str, problem: impl fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key,
+            problem: problem.to_string(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = wwwroot_problem(&self.site.wwwroot) {
+            return Err(self.invalid("site.wwwroot", problem));
+        }
+        if self.site.name.trim().is_empty() {
+            return Err(self.invalid("site.name", "must not be empty"));
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(self.invalid(
+                "server.listen",
+                format!(
+                    "`{}` is not an address:port such as 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_body_bytes < 4096 {
+            return Err(self.invalid("server.max_body_bytes", "must be at least 4096"));
+        }
+        if self.server.max_xml_depth < 8 {
+            return Err(self.invalid("server.max_xml_depth", "must be at least 8"));
+        }
+        if self.server.max_xml_elements < 64 {
+            return Err(self.invalid("server.max_xml_elements", "must be at least 64"));
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(self.invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key must be given together",
+            ));
+        }
+        if self.keys.dir.trim().is_empty() {
+            return Err(self.invalid("keys.dir", "must not be empty"));
+        }
+        if !(1..=3650).contains(&self.keys.lifetime_days) {
+            return Err(self.invalid("keys.lifetime_days", "must be between 1 and 3650"));
+        }
+        if self.keys.keep_archived < 3 {
+            return Err(self.invalid(
+                "keys.keep_archived",
+                "must be at least 3 (Moodle keeps 3 generations)",
+            ));
+        }
+        if self.keys.country.chars().count() != 2 {
+            return Err(self.invalid("keys.country", "must be a two-letter country code"));
+        }
+        if !(0..=3600).contains(&self.mnet.drift_threshold_secs) {
+            return Err(self.invalid("mnet.drift_threshold_secs", "must be between 0 and 3600"));
+        }
+        if self.mnet.connect_timeout_secs == 0 || self.mnet.request_timeout_secs == 0 {
+            return Err(self.invalid(
+                "mnet.request_timeout_secs",
+                "timeouts must be at least 1 second",
+            ));
+        }
+        if self.state.url.trim().is_empty() {
+            return Err(self.invalid("state.url", "must not be empty"));
+        }
+        if !valid_prefix(&self.source.prefix) {
+            return Err(self.invalid(
+                "source.prefix",
+                "only lower-case letters, digits and `_`, at most 20 characters",
+            ));
+        }
+        if self.engine.threshold_minutes <= 0 {
+            return Err(self.invalid("engine.threshold_minutes", "must be positive"));
+        }
+        if self.engine.lastpingcredit_minutes < 0 {
+            return Err(self.invalid("engine.lastpingcredit_minutes", "must not be negative"));
+        }
+        if self.ws.max_users_per_call == 0 {
+            return Err(self.invalid("ws.max_users_per_call", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(self.invalid("log.level", "not a valid filter such as `info`"));
+        }
+        Ok(())
+    }
+
+    /// Our wwwroot exactly as peers have it on record (P28).
+    pub fn wwwroot(&self) -> &str {
+        &self.site.wwwroot
+    }
+
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        let p = Path::new(relative);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.resolve(&self.keys.dir)
+    }
+
+    /// The state database URL with a relative SQLite path made absolute.
+    pub fn state_url(&self) -> String {
+        self.database_url(&self.state.url)
+    }
+
+    /// The source database URL; empty means the state database.
+    pub fn source_url(&self) -> String {
+        if self.source.url.trim().is_empty() {
+            self.state_url()
+        } else {
+            self.database_url(&self.source.url)
+        }
+    }
+
+    fn database_url(&self, url: &str) -> String {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_string()
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if path == ":memory:" || path.starts_with("file:") {
+                path.to_string()
+            } else {
+                self.resolve(path).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+pub fn valid_prefix(prefix: &str) -> bool {
+    prefix.len() <= 20
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/usestats/usestats.toml"))
+    }
+
+    #[test]
+    fn minimal_config_takes_every_default() {
+        let c = parse("[site]\nwwwroot = \"https://stats.example.org\"\n").unwrap();
+        assert_eq!(c.server.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.keys.lifetime_days, 28);
+        assert_eq!(c.keys.keep_archived, 6);
+        assert_eq!(c.mnet.drift_threshold_secs, 15);
+        assert_eq!(c.engine.threshold_minutes, 60);
+        assert_eq!(c.engine.capture_modules, vec!["learningtimecheck"]);
+        assert_eq!(c.source.prefix, "mdl_");
+        assert_eq!(c.keys_dir(), PathBuf::from("/etc/usestats/keys"));
+        assert_eq!(c.state_url(), "/etc/usestats/usestats.sqlite3");
+        assert_eq!(c.source_url(), c.state_url());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = parse("[site]\nwwwroot = \"https://x.org/\"\n").unwrap_err();
+        assert!(err.to_string().contains("site.wwwroot"), "{err}");
+        let err = parse("[site]\nwwwroot = \"https://x.org\"\n[server]\nlisten = \"nowhere\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = parse("[site]\nwwwroot = \"https://x.org\"\n[source]\nprefix = \"mdl; drop\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("source.prefix"), "{err}");
+        let err =
+            parse("[site]\nwwwroot = \"https://x.org\"\n[server]\nlisen = \"a\"\n").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = parse("[site]\nwwwroot = \"https://x.org\"\n[keys]\nlifetime_days = \"x\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("lifetime_days"), "{err}");
+    }
+
+    #[test]
+    fn wwwroot_normalisation() {
+        assert_eq!(
+            normalize_wwwroot("HTTPS://Moodle.Example.ORG/Sub/"),
+            "https://moodle.example.org/Sub"
+        );
+        assert_eq!(
+            normalize_wwwroot("http://127.0.0.1:18281"),
+            "http://127.0.0.1:18281"
+        );
+    }
+
+    #[test]
+    fn written_config_reads_back() {
+        let c = Config::for_wwwroot("http://127.0.0.1:9000");
+        let again = parse(&c.to_toml()).unwrap();
+        assert_eq!(again.site.wwwroot, "http://127.0.0.1:9000");
+        assert_eq!(again.server.listen, c.server.listen);
+    }
+}
