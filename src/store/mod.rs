@@ -1,23 +1,195 @@
 //! Persistence: our own state database and the read-only Moodle-shaped source database.
 //!
 //! Both are reached through one connection enum so that SQLite (the embedded default) and
-//! PostgreSQL share all code above this module.
+//! PostgreSQL share all code above this module. Diesel is synchronous; async callers go
+//! through [`Db::run`], which moves the work onto tokio's blocking pool.
+
+pub mod state;
+
+use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{self, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
-    Sqlite(diesel::SqliteConnection),
     Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
 
-pub fn pool(url: &str) -> Result<DbPool, diesel::r2d2::PoolError> {
-    Pool::builder()
-        .max_size(4)
-        .build(ConnectionManager::<DbConnection>::new(url))
+impl DbKind {
+    pub fn of(url: &str) -> DbKind {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DbKind::Postgres
+        } else {
+            DbKind::Sqlite
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the {kind:?} database: {message}")]
+    Connect { kind: DbKind, message: String },
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database busy: {0}")]
+    Pool(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Opens connections by URL scheme. Diesel's own MultiConnection `establish` tries each
+/// backend in turn, and SQLite accepts any string as a file name, so a mistyped or
+/// unreachable PostgreSQL URL would silently become a stray SQLite file.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: String,
+}
+
+impl Manager {
+    pub fn new(url: &str) -> Manager {
+        Manager {
+            url: url.to_string(),
+        }
+    }
+}
+
+pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
+    let kind = DbKind::of(url);
+    let connect_err = |e: diesel::ConnectionError| StoreError::Connect {
+        kind,
+        message: e.to_string(),
+    };
+    match kind {
+        DbKind::Postgres => {
+            let conn = diesel::PgConnection::establish(url).map_err(connect_err)?;
+            Ok(DbConnection::Postgres(conn))
+        }
+        DbKind::Sqlite => {
+            let mut conn = diesel::SqliteConnection::establish(url).map_err(connect_err)?;
+            // WAL lets readers proceed while a writer holds the file; the busy timeout
+            // turns short lock waits into delays instead of errors.
+            for pragma in [
+                "PRAGMA busy_timeout = 5000",
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+            ] {
+                diesel::sql_query(pragma)
+                    .execute(&mut conn)
+                    .map_err(StoreError::Query)?;
+            }
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        diesel::sql_query("SELECT 1").execute(conn)?;
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type DbPool = Pool<Manager>;
+pub type PooledConn = PooledConnection<Manager>;
+
+/// A pool plus the knowledge of which backend it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    kind: DbKind,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("kind", &self.kind).finish()
+    }
+}
+
+impl Db {
+    pub fn open(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        let kind = DbKind::of(url);
+        // One connection first, so a bad URL fails with the driver's message rather than
+        // a pool timeout.
+        establish(url)?;
+        let pool = Pool::builder()
+            .max_size(max_connections.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager::new(url))
+            .map_err(|e| StoreError::Connect {
+                kind,
+                message: e.to_string(),
+            })?;
+        Ok(Db { pool, kind })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    pub fn get(&self) -> Result<PooledConn, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Run blocking database work off the async executor.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("database task failed: {e}")))?
+    }
+}
+
+const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite");
+const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
+
+/// Bring the state schema up to date. Returns the versions applied now.
+pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(STATE_SQLITE),
+        DbConnection::Postgres(c) => c.run_pending_migrations(STATE_POSTGRES),
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+/// The newest state migration applied, for `doctor`.
+pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, StoreError> {
+    let versions = match conn {
+        DbConnection::Sqlite(c) => c.applied_migrations(),
+        DbConnection::Postgres(c) => c.applied_migrations(),
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(versions.iter().map(|v| v.to_string()).max())
 }
 
 pub fn probe(conn: &mut DbConnection) -> QueryResult<usize> {

@@ -1,0 +1,164 @@
+//! The state database on SQLite and PostgreSQL: peers, services, grants, tokens, audit.
+
+mod common;
+
+use usestats::store::{self, state};
+
+fn with_each_backend(test: impl Fn(&mut store::DbConnection)) {
+    for db in common::all_dbs() {
+        let mut conn = store::establish(&db.url).unwrap();
+        let applied = store::migrate_state(&mut conn).unwrap();
+        assert!(!applied.is_empty());
+        assert!(
+            store::migrate_state(&mut conn).unwrap().is_empty(),
+            "migrations are idempotent"
+        );
+        test(&mut conn);
+    }
+}
+
+#[test]
+fn peers_register_normalised_and_keep_certificate_history() {
+    with_each_backend(|conn| {
+        let new = state::NewPeer {
+            wwwroot: "HTTP://Moodle.Example.org/",
+            name: "Moodle",
+            application: "moodle",
+            public_key: "PEM-1",
+            public_key_expires: 10,
+            ssl_verification: 2,
+        };
+        let peer = state::upsert_peer(conn, &new, 100).unwrap();
+        assert_eq!(peer.wwwroot, "http://moodle.example.org");
+        assert!(
+            state::peer_by_wwwroot(conn, "http://MOODLE.example.org")
+                .unwrap()
+                .is_some()
+        );
+        state::set_peer_key(conn, peer.id, "PEM-2", 20, 200).unwrap();
+        let again = state::peer_by_id(conn, peer.id).unwrap().unwrap();
+        assert_eq!(again.public_key, "PEM-2");
+        let history = state::peer_certificate_history(conn, peer.id).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].public_key, "PEM-1");
+        state::delete_peer(conn, peer.id).unwrap();
+        assert!(state::all_peers(conn, false).unwrap().is_empty());
+        assert_eq!(state::all_peers(conn, true).unwrap().len(), 1);
+        let revived = state::upsert_peer(
+            conn,
+            &state::NewPeer {
+                public_key: "PEM-3",
+                ..new
+            },
+            300,
+        )
+        .unwrap();
+        assert_eq!(revived.id, peer.id);
+        assert!(!revived.deleted);
+        assert_eq!(
+            state::peer_certificate_history(conn, peer.id)
+                .unwrap()
+                .len(),
+            2
+        );
+    });
+}
+
+#[test]
+fn services_merge_peer_rows_with_all_hosts() {
+    with_each_backend(|conn| {
+        let peer = state::upsert_peer(
+            conn,
+            &state::NewPeer {
+                wwwroot: "http://a.example",
+                name: "a",
+                application: "moodle",
+                public_key: "",
+                public_key_expires: 0,
+                ssl_verification: 2,
+            },
+            1,
+        )
+        .unwrap();
+        assert!(!state::is_published(conn, peer.id, "use_stats").unwrap());
+        let all = state::all_hosts(conn).unwrap();
+        state::set_service(conn, all.id, "use_stats", Some(true), None).unwrap();
+        assert!(state::is_published(conn, peer.id, "use_stats").unwrap());
+        assert!(!state::is_subscribed(conn, peer.id, "use_stats").unwrap());
+        state::set_service(conn, peer.id, "use_stats", None, Some(true)).unwrap();
+        let merged = state::effective_services(conn, peer.id).unwrap();
+        assert_eq!(merged.len(), 1);
+        assert!(merged[0].publish && merged[0].subscribe);
+        state::set_service(conn, all.id, "use_stats", Some(false), None).unwrap();
+        assert!(!state::is_published(conn, peer.id, "use_stats").unwrap());
+    });
+}
+
+#[test]
+fn grants_prefer_the_user_over_the_wildcard_and_tokens_follow_them() {
+    with_each_backend(|conn| {
+        assert!(state::put_grant(conn, "http://h", "bob", false, false, 1).is_err());
+        let star = state::put_grant(conn, "http://H/", "*", true, false, 1).unwrap();
+        let alice = state::put_grant(conn, "http://h", "alice", false, true, 1).unwrap();
+        assert_eq!(
+            state::grant_for(conn, "http://h", "alice").unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            state::grant_for(conn, "http://h", "bob").unwrap(),
+            Some(star)
+        );
+        assert_eq!(state::grant_for(conn, "http://other", "bob").unwrap(), None);
+        let again = state::put_grant(conn, "http://h", "alice", true, true, 2).unwrap();
+        assert_eq!(again.id, alice.id);
+        assert!(again.site && again.course);
+        let token = state::insert_token(
+            conn,
+            &state::NewToken {
+                token_hash: "abc",
+                token_prefix: "ab",
+                grant_id: alice.id,
+                label: "erp",
+                expires_at: None,
+                allowed_ips: "",
+            },
+            5,
+        )
+        .unwrap();
+        assert!(!token.revoked);
+        assert!(state::remove_grant(conn, "http://h", "alice").unwrap());
+        assert!(!state::remove_grant(conn, "http://h", "alice").unwrap());
+        assert!(state::token_by_hash(conn, "abc").unwrap().is_none());
+    });
+}
+
+#[test]
+fn audit_entries_filter_and_prune() {
+    with_each_backend(|conn| {
+        for (t, peer) in [(10, "http://a"), (20, "http://b"), (30, "http://a")] {
+            state::insert_audit(
+                conn,
+                &state::AuditEntry {
+                    time: t,
+                    channel: "mnet".into(),
+                    peer: peer.into(),
+                    status: "ok".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            state::query_audit(conn, Some("http://a"), None, 100)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            state::query_audit(conn, None, Some(20), 100).unwrap().len(),
+            2
+        );
+        assert_eq!(state::prune_audit(conn, 25).unwrap(), 2);
+        assert_eq!(state::query_audit(conn, None, None, 100).unwrap().len(), 1);
+    });
+}
