@@ -4,3 +4,4 @@
 //! Data flows one way: HTTP → envelope → XML-RPC → method → store → engine → renderer →
 //! XML-RPC → envelope → HTTP.
 pub mod store;
+pub mod xmlrpc;
