@@ -7,3 +7,4 @@ pub mod config;
 pub mod crypto;
 pub mod mnet;
 pub mod store;
+pub mod xmlrpc;
