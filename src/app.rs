@@ -1,0 +1,175 @@
+//! The running daemon's shared context: configuration, keys, databases, clock, client.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::config::Config;
+use crate::crypto::{self, CertSubject, CryptoStatus, KeyStore, Keyring};
+use crate::mnet::client::MnetClient;
+use crate::mnet::services::Services;
+use crate::store::{self, Db, StoreError, state};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Wall-clock seconds, with an adjustable offset so tests can play a peer whose clock is
+/// wrong, or pin "now" to a recorded vector's time.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: AtomicI64,
+    pinned: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        let pinned = self.pinned.load(Ordering::Relaxed);
+        if pinned != 0 {
+            return pinned;
+        }
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        real + self.offset.load(Ordering::Relaxed)
+    }
+
+    pub fn set_offset(&self, seconds: i64) {
+        self.offset.store(seconds, Ordering::Relaxed);
+    }
+
+    pub fn pin(&self, at: i64) {
+        self.pinned.store(at, Ordering::Relaxed);
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    pub keystore: KeyStore,
+    keyring: RwLock<Arc<Keyring>>,
+    pub state: Db,
+    pub source: Db,
+    pub clock: Clock,
+    pub client: MnetClient,
+    pub services: Services,
+    pub crypto: CryptoStatus,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("wwwroot", &self.config.site.wwwroot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Everything a command needs: crypto self-test, databases (state migrated), keys
+    /// (generated on first start).
+    pub fn open(config: Config) -> Result<Arc<App>, AppError> {
+        let crypto = crypto::init()?;
+        let state_url = config.state_url();
+        let state = Db::open(&state_url, 8)?;
+        {
+            let mut conn = state.get()?;
+            store::migrate_state(&mut conn)?;
+        }
+        let source_url = config.source_url();
+        let source = if source_url == state_url {
+            state.clone()
+        } else {
+            Db::open(&source_url, 8)?
+        };
+        let clock = Clock::default();
+        let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);
+        let (keyring, generated) =
+            keystore.load_or_generate(&cert_subject(&config), config.keys.lifetime_days, clock.now())?;
+        let app = App {
+            keyring: RwLock::new(Arc::new(keyring)),
+            keystore,
+            state,
+            source,
+            clock,
+            client: MnetClient::new(&config),
+            services: Services::standard(),
+            crypto,
+            config,
+        };
+        if generated {
+            tracing::info!(dir = %app.keystore.dir().display(), "generated our first key pair");
+        }
+        app.record_current_key()?;
+        Ok(Arc::new(app))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn wwwroot(&self) -> &str {
+        self.config.wwwroot()
+    }
+
+    pub fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn record_current_key(&self) -> Result<(), AppError> {
+        let info = self.keyring().current.info();
+        let mut conn = self.state.get()?;
+        state::record_own_key(
+            &mut conn,
+            &info.fingerprint_sha1,
+            info.not_before,
+            info.not_after,
+            self.now(),
+        )?;
+        Ok(())
+    }
+
+    /// Generate a new key pair; the old one is archived and keeps opening requests from
+    /// peers that have not yet learnt the new certificate (they get 7025).
+    pub fn rotate_keys(&self) -> Result<Arc<Keyring>, AppError> {
+        let ring = Arc::new(self.keystore.rotate(
+            &cert_subject(&self.config),
+            self.config.keys.lifetime_days,
+            self.now(),
+        )?);
+        match self.keyring.write() {
+            Ok(mut guard) => *guard = ring.clone(),
+            Err(poisoned) => *poisoned.into_inner() = ring.clone(),
+        }
+        self.record_current_key()?;
+        Ok(ring)
+    }
+
+    /// Re-read the key files (another process, e.g. `usestats keys rotate`, may have
+    /// rotated them).
+    pub fn reload_keys(&self) -> Result<(), AppError> {
+        if let Some(ring) = self.keystore.load()? {
+            match self.keyring.write() {
+                Ok(mut guard) => *guard = Arc::new(ring),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn cert_subject(config: &Config) -> CertSubject {
+    CertSubject {
+        wwwroot: config.site.wwwroot.clone(),
+        organisation: config.site.name.clone(),
+        country: config.keys.country.clone(),
+        state: config.keys.state.clone(),
+        locality: config.keys.locality.clone(),
+        email: config.keys.email.clone(),
+    }
+}

@@ -1,0 +1,551 @@
+//! The MNET server pipeline (mnet-protocol.md §3.5, §9.5): strip encryption, strip
+//! signature, authorise, dispatch, then sign and encrypt the answer the way the request
+//! came. Every protocol problem becomes an XML-RPC fault with Moodle's code; nothing in a
+//! request can make this code panic or execute a call it should not.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openssl::pkey::{PKey, Private};
+
+use crate::app::App;
+use crate::config::normalize_wwwroot;
+use crate::crypto;
+use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
+use crate::mnet::faults;
+use crate::mnet::services::{CallContext, valid_method_name};
+use crate::store::state::{self, Peer};
+use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
+
+/// What the HTTP layer sends back, plus what the audit log and metrics want to know.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub body: Vec<u8>,
+    pub peer: String,
+    pub method: String,
+    pub caller: String,
+    pub target: String,
+    /// `ok` or `fault <code>`.
+    pub status: String,
+    pub fault_code: Option<i64>,
+}
+
+/// How the request arrived; the answer mirrors it (§7.1).
+#[derive(Default)]
+struct Flags {
+    encrypted: bool,
+    signed: bool,
+    verified: bool,
+    peer: Option<Peer>,
+    /// Index into our archived keys of the key that opened the request ("pushkey").
+    archived_key: Option<usize>,
+}
+
+enum Answer {
+    /// Sent as is: 7020, 7023 and anything before we know how the request was wrapped.
+    Plain(Fault),
+    Fault(Fault),
+    Value(Value),
+}
+
+pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>) -> Outcome {
+    let started = Instant::now();
+    let mut flags = Flags::default();
+    let mut call: Option<MethodCall> = None;
+    let answer = process(&app, body, remote_addr, &mut flags, &mut call).await;
+    let keyring = app.keyring();
+    // A 7025 is signed with the old key that opened the request, so that the caller can
+    // verify it with the certificate it holds.
+    let signing_key: &PKey<Private> = flags
+        .archived_key
+        .and_then(|i| keyring.archived.get(i))
+        .map(|id| &id.key)
+        .unwrap_or(&keyring.current.key);
+    let (xml, fault_code, plain) = match &answer {
+        Answer::Plain(f) => (xmlrpc::serialize_fault(f), Some(f.code), true),
+        Answer::Fault(f) => (xmlrpc::serialize_fault(f), Some(f.code), false),
+        Answer::Value(v) => (xmlrpc::serialize_response(v), None, false),
+    };
+    let body = if plain {
+        xml
+    } else {
+        wrap(&app, xml, &flags, signing_key)
+    };
+    let outcome = Outcome {
+        body,
+        peer: flags
+            .peer
+            .as_ref()
+            .map(|p| p.wwwroot.clone())
+            .unwrap_or_default(),
+        method: call.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        caller: call.as_ref().map(caller_of).unwrap_or_default(),
+        target: call
+            .as_ref()
+            .and_then(|c| c.params.get(1))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        status: match fault_code {
+            Some(code) => format!("fault {code}"),
+            None => "ok".into(),
+        },
+        fault_code,
+    };
+    let latency_ms = started.elapsed().as_millis() as i64;
+    tracing::info!(
+        peer = %outcome.peer,
+        method = %outcome.method,
+        status = %outcome.status,
+        latency_ms,
+        "mnet call"
+    );
+    crate::audit::record(
+        &app,
+        "mnet",
+        &outcome.peer,
+        remote_addr,
+        &outcome.method,
+        &outcome.caller,
+        &outcome.target,
+        &outcome.status,
+        latency_ms,
+        body_len(body),
+        outcome.body.len(),
+    );
+    outcome
+}
+
+fn body_len(body: &[u8]) -> usize {
+    body.len()
+}
+
+fn caller_of(call: &MethodCall) -> String {
+    let Some(user) = call.params.first() else {
+        return String::new();
+    };
+    match (
+        user.get("username").and_then(Value::as_str),
+        user.get("remoteuserhostroot").and_then(Value::as_str),
+    ) {
+        (Some(name), Some(home)) => format!("{name}@{home}"),
+        (Some(name), None) => name.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn wrap(app: &App, xml: Vec<u8>, flags: &Flags, signing_key: &PKey<Private>) -> Vec<u8> {
+    let mut out = xml;
+    if flags.signed {
+        match envelope::build_signed(&out, signing_key, app.wwwroot(), app.now()) {
+            Ok(signed) => out = signed,
+            Err(e) => tracing::error!(error = %e, "could not sign an answer"),
+        }
+    }
+    if flags.encrypted {
+        let cert = flags
+            .peer
+            .as_ref()
+            .and_then(|p| crypto::parse_cert_pem(&p.public_key).ok())
+            .and_then(|c| c.public_key().ok());
+        match cert {
+            Some(public) => match envelope::build_encrypted(&out, &public, app.wwwroot()) {
+                Ok(sealed) => out = sealed,
+                Err(e) => tracing::error!(error = %e, "could not encrypt an answer"),
+            },
+            // Moodle would send an empty body (P31); the signed document at least tells
+            // the caller what happened.
+            None => tracing::warn!("no usable certificate on file to encrypt the answer"),
+        }
+    }
+    out
+}
+
+async fn lookup_peer(app: &Arc<App>, wwwroot: &str) -> Result<Option<Peer>, Fault> {
+    let wwwroot = wwwroot.to_string();
+    let peer = app
+        .state
+        .run(move |conn| state::peer_by_wwwroot(conn, &wwwroot))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "state database unavailable");
+            faults::internal("state database unavailable")
+        })?;
+    Ok(peer.filter(|p| !p.deleted && !p.is_all_hosts()))
+}
+
+async fn process(
+    app: &Arc<App>,
+    body: &[u8],
+    remote_addr: Option<SocketAddr>,
+    flags: &mut Flags,
+    call_out: &mut Option<MethodCall>,
+) -> Answer {
+    let limits = Limits {
+        max_depth: app.config.server.max_xml_depth,
+        max_elements: app.config.server.max_xml_elements,
+    };
+    let keyring = app.keyring();
+
+    // 1. Strip encryption.
+    let signed_doc: Option<Vec<u8>> = match envelope::document_kind(body) {
+        DocumentKind::Encrypted => {
+            let message = match envelope::parse_encrypted(body) {
+                Ok(m) => m,
+                Err(EnvelopeError::Missing("wwwroot")) => {
+                    return Answer::Plain(faults::unknown_host(""));
+                }
+                Err(EnvelopeError::EmptyCipherValue) => {
+                    tracing::warn!(
+                        "a peer sent empty CipherValues: it cannot use RC4 (OpenSSL 3 legacy provider not loaded on its side)"
+                    );
+                    return Answer::Plain(faults::no_key_match());
+                }
+                Err(e) => {
+                    return Answer::Plain(Fault::new(
+                        faults::NO_KEY_MATCH,
+                        format!("Unreadable encrypted envelope: {e}"),
+                    ));
+                }
+            };
+            let peer = match lookup_peer(app, &message.wwwroot).await {
+                Ok(Some(peer)) => peer,
+                Ok(None) => return Answer::Plain(faults::unknown_host(&message.wwwroot)),
+                Err(fault) => return Answer::Plain(fault),
+            };
+            let keys = std::iter::once(&keyring.current.key)
+                .chain(keyring.archived.iter().map(|id| &id.key));
+            let Some((plain, index)) = envelope::open_with(&message, keys) else {
+                tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
+                return Answer::Plain(faults::no_key_match());
+            };
+            flags.encrypted = true;
+            flags.peer = Some(peer);
+            flags.archived_key = index.checked_sub(1);
+            Some(plain)
+        }
+        DocumentKind::Signed => Some(body.to_vec()),
+        DocumentKind::Other => None,
+    };
+
+    // 2. Strip the signature.
+    let xml: Vec<u8> = match signed_doc {
+        Some(doc) => {
+            let signed = match envelope::parse_signed(&doc) {
+                Ok(s) => s,
+                Err(EnvelopeError::Missing("SignatureValue")) => {
+                    return Answer::Fault(faults::not_signed());
+                }
+                Err(e) => {
+                    return Answer::Fault(Fault::new(
+                        15,
+                        format!("Invalid request payload: signed envelope: {e}"),
+                    ));
+                }
+            };
+            flags.signed = true;
+            match &flags.peer {
+                Some(peer) => {
+                    if normalize_wwwroot(&signed.wwwroot) != peer.wwwroot {
+                        return Answer::Fault(Fault::new(
+                            faults::BAD_SIGNATURE,
+                            "The signed and the encrypted envelope name different hosts",
+                        ));
+                    }
+                }
+                None => match lookup_peer(app, &signed.wwwroot).await {
+                    Ok(peer) => flags.peer = peer,
+                    Err(fault) => return Answer::Fault(fault),
+                },
+            }
+            if flags.archived_key.is_some() {
+                // The caller holds an old certificate of ours: tell it the new one and do
+                // not run the call (§5.4). It resends once.
+                return Answer::Fault(Fault::new(
+                    faults::STALE_KEY,
+                    keyring.current.cert_pem.clone(),
+                ));
+            }
+            if let Some(peer) = flags.peer.clone() {
+                flags.verified = verify_with(&peer, &signed.object, &signed.signature);
+                if !flags.verified && !peer.public_key.is_empty() {
+                    if let Some(refreshed) = refresh_peer_key(app, &peer).await {
+                        flags.verified =
+                            verify_with(&refreshed, &signed.object, &signed.signature);
+                        flags.peer = Some(refreshed);
+                    }
+                }
+                if flags.verified {
+                    let (id, now) = (peer.id, app.now());
+                    let touched = app.state.run(move |c| state::touch_peer(c, id, now)).await;
+                    if let Err(e) = touched {
+                        tracing::warn!(error = %e, "could not record the peer's last contact");
+                    }
+                }
+            }
+            signed.object
+        }
+        None => body.to_vec(),
+    };
+
+    // 3. The XML-RPC call itself.
+    let call = match xmlrpc::parse_call(&xml, &limits) {
+        Ok(call) => call,
+        Err(e) => return Answer::Fault(e.to_fault()),
+    };
+    *call_out = Some(call.clone());
+
+    // 4. Only keyswap may come plain; everything else must be encrypted, signed, verified.
+    if call.name == "system/keyswap" || call.name == "system.keyswap" {
+        return keyswap(app, &call.params).await;
+    }
+    if !flags.encrypted {
+        return Answer::Fault(faults::not_encrypted());
+    }
+    if !flags.signed {
+        return Answer::Fault(faults::not_signed());
+    }
+    let Some(peer) = flags.peer.clone().filter(|_| flags.verified) else {
+        return Answer::Fault(faults::bad_signature());
+    };
+
+    // 5. Dispatch.
+    if !valid_method_name(&call.name) {
+        return Answer::Fault(Fault::new(
+            faults::BAD_METHOD_NAME,
+            format!("Invalid method name: {}", call.name),
+        ));
+    }
+    let context = CallContext { peer, remote_addr };
+    match dispatch(app, context, call).await {
+        Ok(value) => Answer::Value(value),
+        Err(fault) => Answer::Fault(fault),
+    }
+}
+
+fn verify_with(peer: &Peer, object: &[u8], signature: &[u8]) -> bool {
+    crypto::parse_cert_pem(&peer.public_key)
+        .and_then(|c| crypto::public_key_of(&c))
+        .map(|key| crypto::verify_sha1(&key, object, signature))
+        .unwrap_or(false)
+}
+
+/// §4.3 step 6: the signature failed with the certificate on file. Ask the peer (plain
+/// keyswap) whether its key changed; if so, make an authenticated call encrypted to the old
+/// certificate so that the peer answers 7025 with its new one, which the client stores.
+/// Returns the peer as now on file when its key changed.
+async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
+    let fetched = match app.client.fetch_certificate(app, peer).await {
+        Ok(fetched) => fetched,
+        Err(e) => {
+            tracing::info!(peer = %peer.wwwroot, error = %e, "key refresh: keyswap failed");
+            return None;
+        }
+    };
+    if crypto::canonical_pem(&fetched).as_deref() == Some(peer.public_key.as_str()) {
+        return None;
+    }
+    if let Err(e) = app
+        .client
+        .call(app, peer, "system/listServices", Vec::new())
+        .await
+    {
+        tracing::info!(peer = %peer.wwwroot, error = %e, "key refresh: listServices failed");
+    }
+    let id = peer.id;
+    let now_on_file = app
+        .state
+        .run(move |c| state::peer_by_id(c, id))
+        .await
+        .ok()
+        .flatten()?;
+    (now_on_file.public_key != peer.public_key).then_some(now_on_file)
+}
+
+/// `system/keyswap(wwwroot, pem, application)`: open to anyone; answers with our
+/// certificate. It registers the caller only when auto-registration is on, the caller is
+/// not known yet, and its certificate matches its wwwroot. A known peer's record is never
+/// changed by keyswap: that would let anyone replace a peer's key.
+async fn keyswap(app: &Arc<App>, params: &[Value]) -> Answer {
+    let ours = Value::String(app.keyring().current.cert_pem.clone());
+    if !app.config.mnet.auto_register {
+        return Answer::Value(ours);
+    }
+    let (Some(wwwroot), Some(pem)) = (
+        params.first().and_then(Value::as_str),
+        params.get(1).and_then(Value::as_str),
+    ) else {
+        return Answer::Value(ours);
+    };
+    if let Some(problem) = crate::config::wwwroot_problem(wwwroot) {
+        tracing::info!(%wwwroot, problem, "keyswap: not registering the caller");
+        return Answer::Value(ours);
+    }
+    let wwwroot = normalize_wwwroot(wwwroot);
+    let known = {
+        let w = wwwroot.clone();
+        app.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
+    };
+    if !matches!(known, Ok(None)) {
+        return Answer::Value(ours);
+    }
+    let Some(canonical) = crypto::canonical_pem(pem) else {
+        tracing::info!(%wwwroot, "keyswap: the caller's certificate is not canonical PEM");
+        return Answer::Value(ours);
+    };
+    let cert = match crypto::parse_cert_pem(&canonical)
+        .map_err(|e| e.to_string())
+        .and_then(|c| crypto::check_credentials(&c, &wwwroot))
+    {
+        Ok(info) => info,
+        Err(problem) => {
+            tracing::info!(%wwwroot, %problem, "keyswap: not registering the caller");
+            return Answer::Value(ours);
+        }
+    };
+    let name = app
+        .client
+        .fetch_site_title(app, &wwwroot)
+        .await
+        .unwrap_or_else(|| wwwroot.clone());
+    let now = app.now();
+    let registered = app
+        .state
+        .run(move |c| {
+            state::upsert_peer(
+                c,
+                &state::NewPeer {
+                    wwwroot: &wwwroot,
+                    name: &name,
+                    application: "moodle",
+                    public_key: &canonical,
+                    public_key_expires: cert.not_after,
+                    ssl_verification: 2,
+                },
+                now,
+            )
+        })
+        .await;
+    match registered {
+        Ok(peer) => tracing::info!(peer = %peer.wwwroot, "keyswap: registered a new peer"),
+        Err(e) => tracing::warn!(error = %e, "keyswap: could not register the caller"),
+    }
+    Answer::Value(ours)
+}
+
+async fn dispatch(app: &Arc<App>, context: CallContext, call: MethodCall) -> Result<Value, Fault> {
+    if let Some(system) = call.name.strip_prefix("system/") {
+        return system_method(app, &context, system, &call.params).await;
+    }
+    let Some((service, method)) = app.services.find(&call.name) else {
+        return Err(Fault::new(
+            faults::NO_SUCH_METHOD,
+            format!("No such method: {}", call.name),
+        ));
+    };
+    let (peer_id, service_name) = (context.peer.id, service.name);
+    let published = app
+        .state
+        .run(move |c| state::is_published(c, peer_id, service_name))
+        .await
+        .map_err(|_| faults::internal("state database unavailable"))?;
+    if !published {
+        return Err(Fault::new(
+            faults::NOT_PUBLISHED,
+            format!(
+                "The service {} is not published to {}",
+                service.name, context.peer.wwwroot
+            ),
+        ));
+    }
+    (method.handler)(app.clone(), context, call.params).await
+}
+
+/// Services offered to this peer: each published or subscribed row, ours or All Hosts'.
+async fn visible_services(
+    app: &Arc<App>,
+    peer_id: i64,
+) -> Result<Vec<state::PeerService>, Fault> {
+    app.state
+        .run(move |c| state::effective_services(c, peer_id))
+        .await
+        .map_err(|_| faults::internal("state database unavailable"))
+}
+
+async fn system_method(
+    app: &Arc<App>,
+    context: &CallContext,
+    name: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let rows = visible_services(app, context.peer.id).await?;
+    let published: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.publish)
+        .map(|r| r.service.as_str())
+        .collect();
+    let published_method = |path: &str| {
+        app.services
+            .find(path)
+            .filter(|(s, _)| published.contains(&s.name))
+            .map(|(_, m)| m)
+    };
+    match name {
+        "listServices" => {
+            // Strings, as Moodle's database layer returns them (vector 04a).
+            let flag = |b: bool| Value::String(if b { "1" } else { "0" }.into());
+            let list = rows
+                .iter()
+                .filter(|r| r.publish || r.subscribe)
+                .map(|r| {
+                    let apiversion = app
+                        .services
+                        .service(&r.service)
+                        .map(|s| s.apiversion)
+                        .unwrap_or(1);
+                    Value::Struct(vec![
+                        ("name".into(), Value::String(r.service.clone())),
+                        ("apiversion".into(), Value::String(apiversion.to_string())),
+                        ("publish".into(), flag(r.publish)),
+                        ("subscribe".into(), flag(r.subscribe)),
+                    ])
+                })
+                .collect();
+            Ok(Value::Array(list))
+        }
+        "listMethods" => {
+            let only = params.first().and_then(Value::as_str);
+            let mut paths: Vec<&str> = app
+                .services
+                .list
+                .iter()
+                .filter(|s| published.contains(&s.name))
+                .filter(|s| only.is_none_or(|o| o == s.name))
+                .flat_map(|s| s.methods.iter().map(|m| m.path))
+                .collect();
+            paths.sort_unstable();
+            Ok(Value::Array(paths.into_iter().map(Value::from).collect()))
+        }
+        "methodSignature" => Ok(params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(published_method)
+            .map(|m| m.signature())
+            .unwrap_or(Value::Bool(false))),
+        "methodHelp" => Ok(params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(published_method)
+            .map(|m| Value::from(m.help))
+            .unwrap_or(Value::Bool(false))),
+        "listFiles" | "retrieveFile" => Err(Fault::new(
+            faults::UNIMPLEMENTED_SYSTEM_METHOD,
+            format!("system/{name} is not implemented"),
+        )),
+        _ => Err(Fault::new(
+            faults::UNKNOWN_SYSTEM_METHOD,
+            format!("Unknown system method: system/{name}"),
+        )),
+    }
+}
