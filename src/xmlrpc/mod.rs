@@ -1,14 +1,14 @@
 //! XML-RPC value model and codec, shaped after what Moodle ≥ 4.1 (phpxmlrpc 4.11) puts on the
 //! wire and what its parser accepts (mnet-protocol.md §3, §7.2, P5, P25, P26).
 //!
-//! Why not the `dxr` crate (0.9, evaluated from its source): its serde/quick-xml based writer
-//! cannot produce Moodle's bytes (no control over the XML declaration or the LF layout, no
-//! US-ASCII `&#N;` escaping of responses, struct members re-sorted by name, `int` limited to
-//! `i32` and 64-bit values only as `<i8>`), and its serde reader is stricter than phpxmlrpc where
-//! we must be lenient (element names are case-sensitive, no `<ex:i8>`/`<ex:nil/>`, an `<int>`
-//! above 2³¹ fails, a fault needs its two members in one fixed order) while offering no depth or
-//! element-count limits. So this module is a small event-driven codec on `quick-xml` instead:
-//! it writes byte-exact Moodle documents and reads anything phpxmlrpc reads.
+//! Why not the `dxr` crate (0.9, evaluated from its source): its writer is quick-xml's serde
+//! serializer, which emits no XML declaration, no LF layout, no US-ASCII `&#N;` escaping, writes
+//! integers as `<i4>` (`i32` only, 64-bit values only as `<i8>` behind a feature) and re-sorts
+//! struct members by name, so it cannot reproduce Moodle's bytes. Its reader takes `&str` only (no
+//! Latin-1), matches element names case-sensitively, knows neither `<ex:i8>` nor `<ex:nil/>` nor
+//! `true`/`false` booleans, fails on an `<int>` above 2³¹, wants the two fault members in one
+//! order, and has no depth or element-count limit. So this module is a small event-driven codec
+//! on `quick-xml` that writes byte-exact Moodle documents and reads what phpxmlrpc reads.
 //!
 //! Three writers, because Moodle itself uses three serialisers:
 //! * [`serialize_call`]: phpxmlrpc requests with charset utf-8 (raw UTF-8, five entities).

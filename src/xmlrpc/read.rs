@@ -17,7 +17,7 @@ use super::{Fault, Limits, MethodCall, Response, Value, XmlRpcError};
 pub fn parse_call(xml: &[u8], limits: &Limits) -> Result<MethodCall, XmlRpcError> {
     match parse_document(xml, limits, Root::MethodCall)? {
         Document::Call(call) => Ok(call),
-        Document::Response(_) => unreachable_root(),
+        Document::Response(_) => Err(XmlRpcError::WrongRoot("methodResponse".to_owned())),
     }
 }
 
@@ -25,12 +25,8 @@ pub fn parse_call(xml: &[u8], limits: &Limits) -> Result<MethodCall, XmlRpcError
 pub fn parse_response(xml: &[u8], limits: &Limits) -> Result<Response, XmlRpcError> {
     match parse_document(xml, limits, Root::MethodResponse)? {
         Document::Response(response) => Ok(response),
-        Document::Call(_) => unreachable_root(),
+        Document::Call(_) => Err(XmlRpcError::WrongRoot("methodCall".to_owned())),
     }
-}
-
-fn unreachable_root<T>() -> Result<T, XmlRpcError> {
-    Err(XmlRpcError::WrongRoot("unexpected root".to_owned()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +68,19 @@ enum ScalarKind {
     Double,
     DateTime,
     Base64,
+}
+
+impl ScalarKind {
+    fn element_name(self) -> &'static str {
+        match self {
+            ScalarKind::Int => "int",
+            ScalarKind::Boolean => "boolean",
+            ScalarKind::String => "string",
+            ScalarKind::Double => "double",
+            ScalarKind::DateTime => "dateTime.iso8601",
+            ScalarKind::Base64 => "base64",
+        }
+    }
 }
 
 impl Element {
@@ -151,7 +160,7 @@ impl Frame {
             Frame::Param(_) => "param",
             Frame::Fault(_) => "fault",
             Frame::Value { .. } => "value",
-            Frame::Scalar(..) => "a scalar type element",
+            Frame::Scalar(kind, _) => kind.element_name(),
             Frame::Nil => "nil",
             Frame::Struct(_) => "struct",
             Frame::Member { .. } => "member",
