@@ -1,0 +1,193 @@
+//! The HTTP surface: hyper 1 on tokio. `run(app, listener, shutdown)` serves until the
+//! shutdown future resolves, then lets in-flight requests finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::mnet::faults;
+use crate::xmlrpc::{self, Fault};
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+const XML: &str = "text/xml; charset=utf-8";
+
+pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn xml_fault(fault: Fault) -> HttpResponse {
+    respond(StatusCode::OK, XML, xmlrpc::serialize_fault(&fault))
+}
+
+/// Serve connections from `listener` until `shutdown` completes; then stop accepting and
+/// wait (up to 30 s) for the calls in flight.
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(route(app, request, Some(remote)).await) }
+                });
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!("calls still running after 30 s; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+pub async fn route(app: Arc<App>, request: Request<Incoming>, remote: Option<SocketAddr>) -> HttpResponse {
+    let path = request.uri().path().to_string();
+    match (request.method().clone(), path.as_str()) {
+        (Method::POST, "/mnet/xmlrpc/server.php") | (Method::POST, "/api/xmlrpc/server.php") => {
+            mnet_endpoint(app, request, remote).await
+        }
+        (_, "/mnet/xmlrpc/server.php") | (_, "/api/xmlrpc/server.php") => {
+            let mut response = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "MNET requests are POSTed XML-RPC\n",
+            );
+            response
+                .headers_mut()
+                .insert("Allow", HeaderValue::from_static("POST"));
+            response
+        }
+        (Method::GET, "/mnet/publickey.php") | (Method::GET, "/api/xmlrpc/publickey.php") => respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            app.keyring().current.cert_pem.clone(),
+        ),
+        (Method::GET, "/") | (Method::HEAD, "/") => home_page(&app),
+        (Method::GET, "/healthz") => health(&app).await,
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
+    }
+}
+
+/// Read at most `limit` bytes of body. `Err` carries the answer to send instead.
+pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Option<usize>> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Some(limit));
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Some(limit)),
+        Err(_) => Err(None),
+    }
+}
+
+async fn mnet_endpoint(app: Arc<App>, request: Request<Incoming>, remote: Option<SocketAddr>) -> HttpResponse {
+    let limit = app.config.server.max_body_bytes;
+    let body = match read_body(request, limit).await {
+        Ok(body) => body,
+        Err(Some(limit)) => {
+            tracing::info!(?remote, limit, "refused an oversized MNET request");
+            return xml_fault(Fault::new(
+                faults::BODY_TOO_LARGE,
+                format!("Request body larger than {limit} bytes"),
+            ));
+        }
+        Err(None) => {
+            return xml_fault(Fault::new(15, "Invalid request payload: the body could not be read"));
+        }
+    };
+    let outcome = crate::mnet::server::handle(app, &body, remote).await;
+    respond(StatusCode::OK, XML, outcome.body)
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Moodle reads the `<title>` of this page to name a new peer.
+fn home_page(app: &App) -> HttpResponse {
+    let name = html_escape(&app.config.site.name);
+    let wwwroot = html_escape(app.wwwroot());
+    let info = app.keyring().current.info();
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>usestats {version}: a Moodle MNET peer serving use_stats for {wwwroot}.</p>\n<ul>\n<li>MNET endpoint: <code>{wwwroot}/mnet/xmlrpc/server.php</code> (register as application \"moodle\")</li>\n<li>Certificate: <a href=\"mnet/publickey.php\">mnet/publickey.php</a>, SHA-1 fingerprint <code>{fp}</code></li>\n<li>Web services: <code>{wwwroot}/webservice/rest/server.php</code></li>\n</ul>\n</body></html>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        fp = info.fingerprint_sha1,
+    );
+    respond(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+async fn health(app: &Arc<App>) -> HttpResponse {
+    let database = app
+        .state
+        .run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
+        .await;
+    match database {
+        Ok(_) => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        Err(e) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!("state database unavailable: {e}\n"),
+        ),
+    }
+}

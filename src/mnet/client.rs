@@ -1,0 +1,580 @@
+//! The MNET client (mnet-protocol.md §7.3): sign, encrypt, POST, open the answer, require
+//! the signed envelope, check the clock, verify, and follow a peer's key rotation (7025)
+//! with exactly one resend. Every way a call can fail is a [`ClientError`] variant.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_openssl::client::legacy::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+
+use crate::app::App;
+use crate::config::{Config, normalize_wwwroot};
+use crate::crypto;
+use crate::mnet::envelope::{self, DocumentKind};
+use crate::mnet::faults;
+use crate::store::state::{self, Peer};
+use crate::xmlrpc::{self, Limits, MethodCall, Response, Value};
+
+/// Answers larger than this are refused; use_stats answers are a few KB.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ClientError {
+    #[error("peer {0} is not registered")]
+    UnknownPeer(String),
+    #[error("peer {0} is deleted")]
+    DeletedPeer(String),
+    #[error("cannot reach {url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("no answer from {url} within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("{url} answered HTTP {status} (not an MNET answer)")]
+    HttpStatus { url: String, status: u16 },
+    #[error("the answer is not encrypted")]
+    NotEncrypted,
+    #[error("none of our keys opens the answer")]
+    NoKeyMatch,
+    #[error("the answer is not signed")]
+    NotSigned,
+    #[error("the peer's clock is {offset} s ahead of ours (limit {limit} s)")]
+    ClockDrift { offset: i64, limit: i64 },
+    #[error("the answer's signature does not verify with the peer's certificate")]
+    InvalidSignature,
+    #[error("remote fault {code}: {string}")]
+    Fault { code: i64, string: String },
+    #[error("the peer rotated its key but sent an unusable certificate: {0}")]
+    BadNewCertificate(String),
+    #[error("keyswap failed: {0}")]
+    Keyswap(String),
+    #[error("unreadable answer: {0}")]
+    Protocol(String),
+    #[error("local error: {0}")]
+    Local(String),
+}
+
+impl ClientError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout { .. })
+    }
+}
+
+/// A successful call with what was learnt about the peer on the way.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub value: Value,
+    /// Peer clock minus ours, seconds (positive: the peer runs ahead).
+    pub clock_offset: i64,
+    pub latency: Duration,
+    /// The call had to be resent after the peer's key rotation (7025) or a stale key.
+    pub rekeyed: bool,
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub struct MnetClient {
+    clients: Mutex<HashMap<(i32, u64), HttpClient>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    drift_threshold: i64,
+}
+
+/// TLS verification levels as Moodle's `mnet_host.sslverification`: 0 none, 1 host name
+/// only, 2 host name and chain.
+fn https_connector(level: i32, connect_timeout: Duration) -> Result<HttpsConnector<HttpConnector>, ClientError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let mut ssl = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| ClientError::Local(e.to_string()))?;
+    match level {
+        0 => ssl.set_verify(SslVerifyMode::NONE),
+        1 => {
+            // Accept any chain problem but not a certificate for another host name.
+            const HOSTNAME_MISMATCH: i32 = 62;
+            ssl.set_verify_callback(SslVerifyMode::PEER, |preverified, ctx| {
+                preverified || ctx.error().as_raw() != HOSTNAME_MISMATCH
+            });
+        }
+        _ => ssl.set_verify(SslVerifyMode::PEER),
+    }
+    let mut connector = HttpsConnector::with_connector(http, ssl)
+        .map_err(|e| ClientError::Local(e.to_string()))?;
+    if level == 0 {
+        connector.set_callback(|config, _| {
+            config.set_verify_hostname(false);
+            Ok(())
+        });
+    }
+    Ok(connector)
+}
+
+pub fn server_path(application: &str) -> &'static str {
+    if application.eq_ignore_ascii_case("mahara") {
+        "/api/xmlrpc/server.php"
+    } else {
+        "/mnet/xmlrpc/server.php"
+    }
+}
+
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl MnetClient {
+    pub fn new(config: &Config) -> MnetClient {
+        MnetClient {
+            clients: Mutex::new(HashMap::new()),
+            connect_timeout: Duration::from_secs(config.mnet.connect_timeout_secs),
+            request_timeout: Duration::from_secs(config.mnet.request_timeout_secs),
+            drift_threshold: config.mnet.drift_threshold_secs,
+        }
+    }
+
+    fn http(&self, level: i32, connect: Duration) -> Result<HttpClient, ClientError> {
+        let key = (level, connect.as_millis() as u64);
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| ClientError::Local("client cache poisoned".into()))?;
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https_connector(level, connect)?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn timeouts(&self, peer: Option<&Peer>) -> (Duration, Duration) {
+        let connect = peer
+            .and_then(|p| p.connect_timeout_ms)
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(ms as u64))
+            .unwrap_or(self.connect_timeout);
+        let total = peer
+            .and_then(|p| p.request_timeout_ms)
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(ms as u64))
+            .unwrap_or(self.request_timeout);
+        (connect, total)
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        ssl_level: i32,
+        (connect, total): (Duration, Duration),
+    ) -> Result<Bytes, ClientError> {
+        let client = self.http(ssl_level, connect)?;
+        let request = hyper::Request::post(url)
+            .header("User-Agent", concat!("usestats/", env!("CARGO_PKG_VERSION")))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("Accept-Charset", "UTF-8")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Transport {
+                url: url.into(),
+                message: e.to_string(),
+            })?;
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(inner) = source {
+                    message = format!("{message}: {inner}");
+                    source = inner.source();
+                }
+                ClientError::Transport {
+                    url: url.into(),
+                    message,
+                }
+            })?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport {
+                    url: url.into(),
+                    message: format!("reading the answer: {e}"),
+                })?
+                .to_bytes();
+            if status != hyper::StatusCode::OK {
+                return Err(ClientError::HttpStatus {
+                    url: url.into(),
+                    status: status.as_u16(),
+                });
+            }
+            Ok(body)
+        };
+        match tokio::time::timeout(total, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                url: url.into(),
+                seconds: total.as_secs().max(1),
+            }),
+        }
+    }
+
+    /// Moodle's `mnet_get_public_key`: a plain keyswap to `wwwroot`, returning the peer's
+    /// certificate in canonical PEM. The certificate's host name must occur in the URL we
+    /// called (Moodle's own check); callers registering a peer check it fully.
+    pub async fn keyswap(
+        &self,
+        app: &App,
+        wwwroot: &str,
+        application: &str,
+        ssl_level: i32,
+        timeouts: Option<(Duration, Duration)>,
+    ) -> Result<String, ClientError> {
+        let url = format!("{}{}", wwwroot.trim_end_matches('/'), server_path(application));
+        let call = MethodCall {
+            name: "system/keyswap".into(),
+            params: vec![
+                Value::from(app.wwwroot()),
+                Value::String(app.keyring().current.cert_pem.clone()),
+                Value::from(application),
+            ],
+        };
+        let body = xmlrpc::serialize_call(&call);
+        let answer = self
+            .post(&url, body, ssl_level, timeouts.unwrap_or(self.timeouts(None)))
+            .await?;
+        let pem = match xmlrpc::parse_response(&answer, &Limits::default()) {
+            Ok(Response::Success(Value::String(pem))) => pem,
+            Ok(Response::Success(other)) => {
+                return Err(ClientError::Keyswap(format!(
+                    "expected a certificate string, got {}",
+                    other.type_name()
+                )));
+            }
+            Ok(Response::Fault(f)) => {
+                return Err(ClientError::Fault {
+                    code: f.code,
+                    string: f.string,
+                });
+            }
+            Err(e) => return Err(ClientError::Keyswap(e.to_string())),
+        };
+        let canonical = crypto::canonical_pem(&pem)
+            .ok_or_else(|| ClientError::Keyswap("the answer is not a PEM certificate".into()))?;
+        let cert = crypto::parse_cert_pem(&canonical)
+            .map_err(|e| ClientError::Keyswap(e.to_string()))?;
+        let info = crypto::cert_info(&cert);
+        let host = info
+            .subject_alt_name
+            .or(info.common_name)
+            .unwrap_or_default();
+        if host.is_empty() || !normalize_wwwroot(&url).contains(&normalize_wwwroot(&host)) {
+            return Err(ClientError::Keyswap(format!(
+                "the certificate names `{host}`, which is not part of {url}"
+            )));
+        }
+        Ok(canonical)
+    }
+
+    /// The peer's current certificate as it serves it now (not stored).
+    pub async fn fetch_certificate(&self, app: &App, peer: &Peer) -> Result<String, ClientError> {
+        self.keyswap(
+            app,
+            &peer.wwwroot,
+            &peer.application,
+            peer.ssl_verification,
+            Some(self.timeouts(Some(peer))),
+        )
+        .await
+    }
+
+    /// The `<title>` of a site's home page: Moodle names new peers after it.
+    pub async fn fetch_site_title(&self, _app: &App, wwwroot: &str) -> Option<String> {
+        let client = self.http(0, self.connect_timeout).ok()?;
+        let uri: hyper::Uri = format!("{}/", wwwroot.trim_end_matches('/')).parse().ok()?;
+        let fetch = async {
+            let response = client.get(uri).await.ok()?;
+            let body = Limited::new(response.into_body(), 1024 * 1024)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
+            let text = String::from_utf8_lossy(&body);
+            let lower = text.to_ascii_lowercase();
+            let start = lower.find("<title")?;
+            let open_end = lower[start..].find('>')? + start + 1;
+            let end = lower[open_end..].find("</title>")? + open_end;
+            let title = html_unescape(text[open_end..end].trim());
+            (!title.is_empty()).then(|| title.chars().take(80).collect())
+        };
+        tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Call `method` on `peer`, recording the outcome in the peer's health columns.
+    pub async fn call(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ClientError> {
+        self.call_detailed(app, peer, method, params)
+            .await
+            .map(|reply| reply.value)
+    }
+
+    pub async fn call_detailed(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        let result = self.call_with_recovery(app, peer, method, params).await;
+        let (error, offset) = match &result {
+            Ok((_, offset, _)) => (None, Some(*offset)),
+            Err(e) => (Some(e.to_string()), None),
+        };
+        let (id, now) = (peer.id, app.now());
+        let recorded = app
+            .state
+            .run(move |c| state::record_peer_outcome(c, id, now, error.as_deref(), offset))
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record the peer's health");
+        }
+        result.map(|(value, clock_offset, rekeyed)| Reply {
+            value,
+            clock_offset,
+            latency: started.elapsed(),
+            rekeyed,
+        })
+    }
+
+    async fn call_with_recovery(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<(Value, i64, bool), ClientError> {
+        if peer.deleted {
+            return Err(ClientError::DeletedPeer(peer.wwwroot.clone()));
+        }
+        let mut peer = peer.clone();
+        if peer.public_key.is_empty() {
+            peer = self.learn_key(app, &peer).await?;
+        }
+        let call = MethodCall {
+            name: method.into(),
+            params,
+        };
+        match self.attempt(app, &peer, &call).await {
+            Attempt::Done(value, offset) => Ok((value, offset, false)),
+            Attempt::Failed(e) => Err(e),
+            Attempt::Rekeyed(new_peer) => match self.attempt(app, &new_peer, &call).await {
+                Attempt::Done(value, offset) => Ok((value, offset, true)),
+                Attempt::Failed(e) => Err(e),
+                Attempt::Rekeyed(_) => Err(ClientError::Fault {
+                    code: faults::STALE_KEY,
+                    string: "the peer asked for a second re-key in one call".into(),
+                }),
+            },
+            Attempt::MaybeStaleKey(fault) => {
+                // P20/K5/K6: the peer could not open our message, most likely because it
+                // has a new key we never learnt. Fetch it; if it changed, use it once.
+                match self.refetch_changed_key(app, &peer).await {
+                    Some(new_peer) => match self.attempt(app, &new_peer, &call).await {
+                        Attempt::Done(value, offset) => Ok((value, offset, true)),
+                        Attempt::Failed(e) => Err(e),
+                        Attempt::Rekeyed(_) | Attempt::MaybeStaleKey(_) => Err(fault),
+                    },
+                    None => Err(fault),
+                }
+            }
+        }
+    }
+
+    /// Keyswap a peer we hold no certificate for, and store the certificate.
+    async fn learn_key(&self, app: &Arc<App>, peer: &Peer) -> Result<Peer, ClientError> {
+        let pem = self.fetch_certificate(app, peer).await?;
+        self.store_key(app, peer, &pem).await
+    }
+
+    async fn refetch_changed_key(&self, app: &Arc<App>, peer: &Peer) -> Option<Peer> {
+        let pem = self.fetch_certificate(app, peer).await.ok()?;
+        if pem == peer.public_key {
+            return None;
+        }
+        self.store_key(app, peer, &pem).await.ok()
+    }
+
+    async fn store_key(&self, app: &Arc<App>, peer: &Peer, pem: &str) -> Result<Peer, ClientError> {
+        let cert = crypto::parse_cert_pem(pem).map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+        let info = crypto::check_credentials(&cert, &peer.wwwroot).map_err(ClientError::BadNewCertificate)?;
+        let (id, pem, now) = (peer.id, pem.to_string(), app.now());
+        let stored = app
+            .state
+            .run(move |c| {
+                state::set_peer_key(c, id, &pem, info.not_after, now)?;
+                state::peer_by_id(c, id)
+            })
+            .await
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        tracing::info!(peer = %peer.wwwroot, "stored the peer's new certificate");
+        stored.ok_or_else(|| ClientError::UnknownPeer(peer.wwwroot.clone()))
+    }
+
+    async fn attempt(&self, app: &Arc<App>, peer: &Peer, call: &MethodCall) -> Attempt {
+        match self.attempt_inner(app, peer, call).await {
+            Ok(outcome) => outcome,
+            Err(e) => Attempt::Failed(e),
+        }
+    }
+
+    async fn attempt_inner(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        call: &MethodCall,
+    ) -> Result<Attempt, ClientError> {
+        let peer_cert = crypto::parse_cert_pem(&peer.public_key)
+            .map_err(|_| ClientError::Local(format!("no usable certificate on file for {}", peer.wwwroot)))?;
+        let peer_key = crypto::public_key_of(&peer_cert).map_err(|e| ClientError::Local(e.to_string()))?;
+        let keyring = app.keyring();
+        let xml = xmlrpc::serialize_call(call);
+        let signed = envelope::build_signed(&xml, &keyring.current.key, app.wwwroot(), app.now())
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let body = envelope::build_encrypted(&signed, &peer_key, app.wwwroot())
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let url = format!("{}{}", peer.wwwroot, server_path(&peer.application));
+
+        let sent_ms = unix_now_ms();
+        let sent = app.now();
+        let answer = self
+            .post(&url, body, peer.ssl_verification, self.timeouts(Some(peer)))
+            .await?;
+        let received_ms = unix_now_ms();
+
+        let answer = trim_ascii(&answer);
+        if envelope::document_kind(answer) != DocumentKind::Encrypted {
+            // Plain faults (7020, 7023, 7021…) come this way.
+            return match xmlrpc::parse_response(answer, &Limits::default()) {
+                Ok(Response::Fault(f)) if f.code == faults::NO_KEY_MATCH => {
+                    Ok(Attempt::MaybeStaleKey(ClientError::Fault {
+                        code: f.code,
+                        string: f.string,
+                    }))
+                }
+                Ok(Response::Fault(f)) => Err(ClientError::Fault {
+                    code: f.code,
+                    string: f.string,
+                }),
+                Ok(Response::Success(_)) => Err(ClientError::NotEncrypted),
+                Err(e) => Err(ClientError::Protocol(e.to_string())),
+            };
+        }
+        let message = envelope::parse_encrypted(answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let keys = std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
+        let (plain, _) = envelope::open_with(&message, keys).ok_or(ClientError::NoKeyMatch)?;
+        if !envelope::looks_signed(&plain) {
+            return Err(ClientError::NotSigned);
+        }
+        let signed = envelope::parse_signed(&plain).map_err(|e| ClientError::Protocol(e.to_string()))?;
+
+        // Moodle's formula: the peer's time at the midpoint of the exchange, minus ours.
+        let round_trip = (received_ms - sent_ms).max(0) / 1000;
+        let offset = signed.timestamp - round_trip / 2 - sent;
+        if offset > self.drift_threshold {
+            return Err(ClientError::ClockDrift {
+                offset,
+                limit: self.drift_threshold,
+            });
+        }
+
+        let response = xmlrpc::parse_response(&signed.object, &Limits::default())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Response::Fault(f) = &response {
+            if f.code == faults::STALE_KEY {
+                return self.follow_rotation(app, peer, &f.string, &signed).await;
+            }
+        }
+        let verified = crypto::verify_sha1(&peer_key, &signed.object, &signed.signature);
+        if !verified {
+            return Err(ClientError::InvalidSignature);
+        }
+        match response {
+            Response::Success(value) => Ok(Attempt::Done(value, offset)),
+            Response::Fault(f) => Err(ClientError::Fault {
+                code: f.code,
+                string: f.string,
+            }),
+        }
+    }
+
+    /// A 7025 carries the peer's new certificate. Moodle signs it with the old key, Mahara
+    /// with the new one; either must verify before we store anything.
+    async fn follow_rotation(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        fault_string: &str,
+        signed: &envelope::SignedMessage,
+    ) -> Result<Attempt, ClientError> {
+        let Some(pem) = crypto::canonical_pem(fault_string) else {
+            // Mahara says "We know nothing about the key…" when it cannot open us at all.
+            return Ok(Attempt::MaybeStaleKey(ClientError::Fault {
+                code: faults::STALE_KEY,
+                string: fault_string.chars().take(200).collect(),
+            }));
+        };
+        let new_cert = crypto::parse_cert_pem(&pem).map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+        let by_old = crypto::parse_cert_pem(&peer.public_key)
+            .ok()
+            .and_then(|c| c.public_key().ok())
+            .is_some_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
+        let by_new = new_cert
+            .public_key()
+            .is_ok_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
+        if !by_old && !by_new {
+            return Err(ClientError::InvalidSignature);
+        }
+        let new_peer = self.store_key(app, peer, &pem).await?;
+        Ok(Attempt::Rekeyed(new_peer))
+    }
+}
+
+enum Attempt {
+    Done(Value, i64),
+    Failed(ClientError),
+    /// The peer rotated its key; the new certificate is stored: resend once.
+    Rekeyed(Peer),
+    /// The peer could not open our message; maybe we hold a stale certificate.
+    MaybeStaleKey(ClientError),
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
