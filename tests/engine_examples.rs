@@ -39,36 +39,25 @@ fn course_view(id: i64, offset: i64, course: i64) -> LogRow {
     row(id, offset, course, 50, "viewed", "course")
 }
 
-fn module_row(
-    id: i64,
-    offset: i64,
-    course: i64,
-    cmid: i64,
-    module: &str,
-    section: i64,
-    action: &str,
-    target: &str,
-) -> LogRow {
+/// The row placed in a live module context.
+fn in_module(row: LogRow, cmid: i64, module: &str, section: i64) -> LogRow {
     LogRow {
+        context_level: 70,
         module: ModuleInfo::Cm {
             cmid,
             module: Some(module.to_string()),
             section: Some(section),
         },
-        ..row(id, offset, course, 70, action, target)
+        ..row
     }
 }
 
 fn module_view(id: i64, offset: i64, course: i64, cmid: i64, module: &str, section: i64) -> LogRow {
-    module_row(
-        id,
-        offset,
-        course,
+    in_module(
+        row(id, offset, course, 70, "viewed", "course_module"),
         cmid,
         module,
         section,
-        "viewed",
-        "course_module",
     )
 }
 
@@ -131,7 +120,12 @@ fn example1_rows() -> Vec<LogRow> {
         course_view(102, 60, 2),
         module_view(103, 300, 2, 10, "page", 20),
         module_view(104, 900, 2, 11, "quiz", 21),
-        module_row(105, 1500, 2, 11, "quiz", 21, "submitted", "attempt"),
+        in_module(
+            row(105, 1500, 2, 70, "submitted", "attempt"),
+            11,
+            "quiz",
+            21,
+        ),
         course_view(106, 1560, 2),
         logout(107, 1800),
     ]
@@ -302,7 +296,12 @@ fn example3_rows() -> Vec<LogRow> {
         row(303, 630, 4, 50, "graded", "user"),
         module_view(304, 660, 4, 51, "learningtimecheck", 60),
         course_view(305, 960, 4),
-        module_row(306, 1100, 4, 50, "assign", 60, "submitted", "assessable"),
+        in_module(
+            row(306, 1100, 4, 70, "submitted", "assessable"),
+            50,
+            "assign",
+            60,
+        ),
         row(307, 1260, 0, 10, "loggedin", "user"),
         module_view(308, 1290, 4, 50, "assign", 60),
     ]
