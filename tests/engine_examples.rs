@@ -1057,3 +1057,43 @@ fn settings_defaults() {
         }
     );
 }
+
+#[test]
+fn extreme_values_saturate_instead_of_overflowing() {
+    let at = |id: i64, time: i64| LogRow {
+        time,
+        ..course_view(id, 0, 2)
+    };
+    let rows = vec![at(1, i64::MIN), at(2, -1), at(3, i64::MAX)];
+    let full = |now| Window {
+        from: i64::MIN,
+        to: i64::MAX,
+        now,
+    };
+    for (threshold, credit) in [
+        (i64::MAX, i64::MAX),
+        (i64::MIN, i64::MIN),
+        (0, i64::MAX),
+        (i64::MAX, 0),
+    ] {
+        let settings = Settings {
+            threshold_minutes: threshold,
+            lastpingcredit_minutes: credit,
+            ..Settings::default()
+        };
+        for now in [i64::MIN, 0, i64::MAX] {
+            let report = compute(&settings, full(now), HashMap::new(), rows.clone());
+            assert_eq!(report.rows_extracted, 3);
+            assert!(report.total >= 0);
+            assert_eq!(report.sessions.sum, report.total);
+        }
+    }
+    // A threshold and credit of "forever": the gaps saturate at i64::MAX.
+    let forever = Settings {
+        threshold_minutes: i64::MAX,
+        lastpingcredit_minutes: i64::MAX,
+        ..Settings::default()
+    };
+    let report = compute(&forever, full(i64::MAX), HashMap::new(), rows);
+    assert_eq!(report.total, i64::MAX);
+}
