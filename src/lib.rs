@@ -3,8 +3,14 @@
 //!
 //! Data flows one way: HTTP → envelope → XML-RPC → method → store → engine → renderer →
 //! XML-RPC → envelope → HTTP.
+
+pub mod app;
+pub mod audit;
 pub mod config;
 pub mod crypto;
+pub mod http;
 pub mod mnet;
+pub mod rpc;
+pub mod stats;
 pub mod store;
 pub mod xmlrpc;

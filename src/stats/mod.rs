@@ -1,0 +1,15 @@
+//! The pure time engine: a user's log rows in, time per course, module and session out.
+//!
+//! No I/O, no database, no clock: "now" is part of the [`Window`]. Rows are streamed through an
+//! [`Engine`] in `(time, id)` order (or handed to [`compute`] in any order), and the engine keeps
+//! only per-course and per-module accumulators plus one look-ahead row.
+//!
+//! The rules are use-stats-spec §2 as intended, settled by decisions D1–D15 and E1–E14.
+
+mod engine;
+mod input;
+mod report;
+
+pub use engine::{Engine, OrderError, compute};
+pub use input::{LogRow, ModuleInfo, Settings, Window};
+pub use report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};
