@@ -53,8 +53,16 @@ enum Role {
     Captured,
     /// Dropped with its lap.
     Ignored,
-    Login,
-    Ordinary,
+    Login(Placement),
+    Ordinary(Placement),
+}
+
+/// Where a counted row's lap goes. Slots are created when the row is pushed, which is also the
+/// order of first counted rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Placement {
+    course_slot: usize,
+    bucket: Bucket,
 }
 
 /// Which accumulator a counted row feeds (§2.6); indices point into the engine's slots.
@@ -76,14 +84,11 @@ enum Place<'row> {
     Other,
 }
 
-/// A classified row waiting for its successor. Counted rows already own their course (and
-/// module) slot, created in push order, which is also the order of first counted rows.
+/// A classified row waiting for its successor.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     time: i64,
     role: Role,
-    course_slot: usize,
-    bucket: Bucket,
 }
 
 #[derive(Debug)]
@@ -306,28 +311,23 @@ impl Engine {
         let role = if is_logout {
             Role::Logout
         } else if is_login {
-            Role::Login
+            Role::Login(self.place(course, row.time, place))
         } else if module_name.is_some_and(|name| self.capture_modules.iter().any(|m| m == name)) {
             // A module in both lists is carried: capture is tested first, as in the plugin.
             Role::Captured
         } else if module_name.is_some_and(|name| self.ignore_modules.iter().any(|m| m == name)) {
             Role::Ignored
         } else {
-            Role::Ordinary
+            Role::Ordinary(self.place(course, row.time, place))
         };
-
-        let counted = matches!(role, Role::Login | Role::Ordinary);
-        if !counted {
-            // Uncounted rows never reach an accumulator; the slot index is never read.
-            return Pending {
-                time: row.time,
-                role,
-                course_slot: usize::MAX,
-                bucket: Bucket::Other,
-            };
+        Pending {
+            time: row.time,
+            role,
         }
+    }
 
-        let course_slot = self.course_slot(course, row.time);
+    fn place(&mut self, course: i64, time: i64, place: Place<'_>) -> Placement {
+        let course_slot = self.course_slot(course, time);
         let bucket = match place {
             Place::Course => Bucket::Course,
             Place::Activity {
@@ -339,9 +339,7 @@ impl Engine {
             },
             Place::Other => Bucket::Other,
         };
-        Pending {
-            time: row.time,
-            role,
+        Placement {
             course_slot,
             bucket,
         }
@@ -438,17 +436,17 @@ impl Engine {
                     self.close_session(None);
                 }
             }
-            Role::Login => {
+            Role::Login(placement) => {
                 // Time carried into a login is lost: the login starts afresh (§2.5 step 4).
                 self.carried = 0;
                 self.close_session(None);
                 self.open_session(row.time);
-                self.count(row, own_lap, own_lap, over_threshold);
+                self.count(row.time, placement, own_lap, own_lap, over_threshold);
             }
-            Role::Ordinary => {
+            Role::Ordinary(placement) => {
                 let lap = own_lap.saturating_add(self.carried);
                 self.carried = 0;
-                let course = self.course_id(row.course_slot);
+                let course = self.course_id(placement.course_slot);
                 let leaves_pinned_course = self.one_session_per_course
                     && self
                         .open_session
@@ -467,7 +465,7 @@ impl Engine {
                 {
                     session.pinned_course = Some(course);
                 }
-                self.count(row, lap, own_lap, over_threshold);
+                self.count(row.time, placement, lap, own_lap, over_threshold);
             }
         }
     }
@@ -480,13 +478,20 @@ impl Engine {
 
     /// Accumulates a counted row (§2.6) and adds it to the open session, which it ends when its
     /// own gap was over the threshold (session punch).
-    fn count(&mut self, row: Pending, lap: i64, own_lap: i64, over_threshold: bool) {
+    fn count(
+        &mut self,
+        time: i64,
+        placement: Placement,
+        lap: i64,
+        own_lap: i64,
+        over_threshold: bool,
+    ) {
         let session_seq = self.open_session.as_ref().map_or(0, |session| session.seq);
-        let Some(slot) = self.course_slots.get_mut(row.course_slot) else {
+        let Some(slot) = self.course_slots.get_mut(placement.course_slot) else {
             return;
         };
         let totals = &mut slot.totals;
-        match row.bucket {
+        match placement.bucket {
             Bucket::Course => totals.coursetime = totals.coursetime.saturating_add(lap),
             Bucket::Activity { module_slot } => {
                 totals.activitytime = totals.activitytime.saturating_add(lap);
@@ -499,10 +504,10 @@ impl Engine {
         }
         totals.coursetotal = totals.coursetotal.saturating_add(lap);
         if totals.events == 0 {
-            totals.first_time = row.time;
+            totals.first_time = time;
         }
         totals.events = totals.events.saturating_add(1);
-        totals.last_time = row.time;
+        totals.last_time = time;
 
         let newly_in_session = slot.last_session_seq != session_seq;
         slot.last_session_seq = session_seq;
@@ -510,9 +515,9 @@ impl Engine {
             session.elapsed = session.elapsed.saturating_add(lap);
             session.events = session.events.saturating_add(1);
             // E4: the end leaves out carried time, which was spent before this row.
-            session.end = row.time.saturating_add(own_lap);
+            session.end = time.saturating_add(own_lap);
             if newly_in_session {
-                session.course_slots.push(row.course_slot);
+                session.course_slots.push(placement.course_slot);
             }
         }
         if over_threshold {
