@@ -6,6 +6,8 @@
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 
+pub mod source;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
