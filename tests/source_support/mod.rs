@@ -1,0 +1,139 @@
+//! Real databases for the source tests: a fresh SQLite file, or a fresh PostgreSQL database on
+//! the server named by `USESTATS_TEST_PG_URL`, dropped again when the test ends.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use usestats::store::DbConnection;
+
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: String,
+    },
+    Postgres {
+        admin_url: String,
+        url: String,
+        name: String,
+    },
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "usestats_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Replaces the database name (the last path segment) of a PostgreSQL URL.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.find('?') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{}{}", &base[..host_part_end], db, query)
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("source.db").to_string_lossy().into_owned();
+        TestDb::Sqlite { _dir: dir, path }
+    }
+
+    /// None when PostgreSQL is not configured and not required (the test then passes, saying so).
+    pub fn postgres() -> Option<TestDb> {
+        let admin_url = match std::env::var("USESTATS_TEST_PG_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                if std::env::var("USESTATS_REQUIRE_PG").as_deref() == Ok("1") {
+                    panic!("USESTATS_REQUIRE_PG=1 but USESTATS_TEST_PG_URL is not set");
+                }
+                // Straight to the process's stderr: the harness would swallow eprintln! output.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "PostgreSQL tests skipped: USESTATS_TEST_PG_URL not set"
+                );
+                return None;
+            }
+        };
+        let name = unique_name();
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(TestDb::Postgres {
+            admin_url,
+            url,
+            name,
+        })
+    }
+
+    pub fn connect(&self) -> DbConnection {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                DbConnection::Sqlite(SqliteConnection::establish(path).expect("open sqlite"))
+            }
+            TestDb::Postgres { url, .. } => {
+                DbConnection::Postgres(PgConnection::establish(url).expect("connect postgres"))
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestDb::Postgres { .. })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres {
+            admin_url, name, ..
+        } = self
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// One test body run on SQLite and on PostgreSQL, as two tests `<name>::sqlite` and
+/// `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident => $body:path;)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    let db = $crate::source_support::TestDb::sqlite();
+                    $body(&db);
+                }
+                #[test]
+                fn postgres() {
+                    if let Some(db) = $crate::source_support::TestDb::postgres() {
+                        $body(&db);
+                    }
+                }
+            }
+        )*
+    };
+}
