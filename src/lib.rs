@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod mnet;
+pub mod reports;
 pub mod rpc;
 pub mod stats;
 pub mod store;

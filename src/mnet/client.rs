@@ -391,6 +391,7 @@ impl MnetClient {
                     code: faults::STALE_KEY,
                     string: "the peer asked for a second re-key in one call".into(),
                 }),
+                Attempt::MaybeStaleKey(fault) => Err(fault),
             },
             Attempt::MaybeStaleKey(fault) => {
                 // P20/K5/K6: the peer could not open our message, most likely because it

@@ -67,13 +67,13 @@ pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>)
         Answer::Fault(f) => (xmlrpc::serialize_fault(f), Some(f.code), false),
         Answer::Value(v) => (xmlrpc::serialize_response(v), None, false),
     };
-    let body = if plain {
+    let answer_body = if plain {
         xml
     } else {
         wrap(&app, xml, &flags, signing_key)
     };
     let outcome = Outcome {
-        body,
+        body: answer_body,
         peer: flags
             .peer
             .as_ref()
@@ -111,14 +111,10 @@ pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>)
         &outcome.target,
         &outcome.status,
         latency_ms,
-        body_len(body),
+        body.len(),
         outcome.body.len(),
     );
     outcome
-}
-
-fn body_len(body: &[u8]) -> usize {
-    body.len()
 }
 
 fn caller_of(call: &MethodCall) -> String {

@@ -39,36 +39,7 @@ pub enum SourceError {
     Query(#[from] diesel::result::Error),
 }
 
-/// What a log row's context says about the activity it belongs to (spec §2.3, E14).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModuleInfo {
-    /// Context level other than 70.
-    NotModule,
-    /// Module-level row whose context row no longer exists: its time is the course's "other".
-    ContextGone,
-    Cm {
-        cmid: i64,
-        /// `modules.name`; None when the course_modules row is gone (shown as `N.C.`).
-        module: Option<String>,
-        /// `course_modules.section`, a course_sections id.
-        section: Option<i64>,
-    },
-}
-
-/// One extracted log row, the engine's input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRow {
-    pub id: i64,
-    pub userid: i64,
-    pub time: i64,
-    pub course: Option<i64>,
-    pub context_level: i64,
-    pub action: String,
-    pub target: String,
-    pub origin: Option<String>,
-    pub realuserid: Option<i64>,
-    pub module: ModuleInfo,
-}
+pub use crate::stats::{LogRow, ModuleInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserField {
