@@ -21,6 +21,9 @@ pub fn record(
     bytes_in: usize,
     bytes_out: usize,
 ) {
+    if !app.config.audit.enabled {
+        return;
+    }
     let entry = AuditEntry {
         id: 0,
         time: app.now(),

@@ -51,6 +51,8 @@ pub struct Config {
     pub ws: WsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -112,6 +114,9 @@ pub struct KeysConfig {
     pub state: String,
     pub locality: String,
     pub email: String,
+    /// Rotate our key automatically this many days before the certificate expires
+    /// (0 = never rotate automatically).
+    pub rotate_before_days: u32,
 }
 
 impl Default for KeysConfig {
@@ -124,6 +129,7 @@ impl Default for KeysConfig {
             state: "Wellington".into(),
             locality: "Wellington".into(),
             email: String::new(),
+            rotate_before_days: 3,
         }
     }
 }
@@ -223,6 +229,24 @@ impl Default for WsConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record every MNET and web-service call in the state database.
+    pub enabled: bool,
+    /// Entries older than this are deleted (0 = keep forever).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            retention_days: 90,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -310,6 +334,7 @@ impl Config {
             engine: EngineConfig::default(),
             ws: WsConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
             base_dir: PathBuf::from("."),
             path: PathBuf::from("usestats.toml"),
         }
@@ -387,6 +412,12 @@ impl Config {
             return Err(self.invalid(
                 "keys.keep_archived",
                 "must be at least 3 (Moodle keeps 3 generations)",
+            ));
+        }
+        if self.keys.rotate_before_days >= self.keys.lifetime_days && self.keys.rotate_before_days != 0 {
+            return Err(self.invalid(
+                "keys.rotate_before_days",
+                "must be smaller than keys.lifetime_days",
             ));
         }
         if self.keys.country.chars().count() != 2 {

@@ -113,6 +113,11 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>, remote: Option<Soc
         ),
         (Method::GET, "/") | (Method::HEAD, "/") => home_page(&app),
         (Method::GET, "/healthz") => health(&app).await,
+        (Method::GET, "/webservice/rest/server.php") | (Method::POST, "/webservice/rest/server.php")
+            if app.config.ws.enabled =>
+        {
+            crate::ws::endpoint(app, request, remote).await
+        }
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
@@ -189,5 +194,75 @@ async fn health(app: &Arc<App>) -> HttpResponse {
             "text/plain; charset=utf-8",
             format!("state database unavailable: {e}\n"),
         ),
+    }
+}
+
+/// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
+/// before expiry, audit retention) alongside.
+pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    let maintenance = tokio::spawn(maintenance_loop(app.clone()));
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down: finishing the calls in flight");
+    };
+    let result = run(app, listener, shutdown).await;
+    maintenance.abort();
+    result
+}
+
+/// Once a minute: rotate our key when its certificate is about to expire (peers follow
+/// through 7025), and drop audit entries past their retention.
+pub async fn maintenance_loop(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        maintenance_once(&app).await;
+    }
+}
+
+pub async fn maintenance_once(app: &Arc<App>) {
+    let before_days = i64::from(app.config.keys.rotate_before_days);
+    if before_days > 0 {
+        let expires = app.keyring().current.info().not_after;
+        if expires - before_days * 86_400 <= app.now() {
+            let rotating = app.clone();
+            match tokio::task::spawn_blocking(move || rotating.rotate_keys()).await {
+                Ok(Ok(ring)) => tracing::info!(
+                    fingerprint = %ring.current.info().fingerprint_sha1,
+                    "rotated our key before it expires"
+                ),
+                Ok(Err(e)) => tracing::error!(error = %e, "automatic key rotation failed"),
+                Err(e) => tracing::error!(error = %e, "automatic key rotation failed"),
+            }
+        }
+    }
+    let retention = i64::from(app.config.audit.retention_days);
+    if retention > 0 {
+        let cutoff = app.now() - retention * 86_400;
+        if let Err(e) = app
+            .state
+            .run(move |c| crate::store::state::prune_audit(c, cutoff))
+            .await
+        {
+            tracing::warn!(error = %e, "audit retention not applied");
+        }
     }
 }

@@ -6,12 +6,18 @@
 
 pub mod app;
 pub mod audit;
+pub mod bench;
+pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod crypto;
+pub mod demo;
+pub mod health;
 pub mod http;
 pub mod mnet;
 pub mod reports;
 pub mod rpc;
 pub mod stats;
 pub mod store;
+pub mod ws;
 pub mod xmlrpc;

@@ -1,3 +1,3 @@
 fn main() {
-    println!("usestats");
+    std::process::exit(usestats::cli::main());
 }

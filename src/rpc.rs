@@ -491,6 +491,13 @@ async fn forward(
     }
 }
 
+/// The local path without any caller: what this host would answer for `target`.
+pub async fn local_stats_value(app: &Arc<App>, target: &str, scope: i64, timefrom: i64) -> Value {
+    local_stats(app, target, scope, timefrom, &timefrom.to_string())
+        .await
+        .into_value(true)
+}
+
 async fn local_stats(
     app: &Arc<App>,
     target: &str,
@@ -707,7 +714,7 @@ mod tests {
         let value = json!({"status": 200, "errors": [], "message": "<A>Renée & Groß</A> €😀"});
         assert_eq!(
             php_json(&value),
-            r#"{"errors":[],"message":"<A>Ren\u00e9e & Gro\u00df<\/A> \u20ac\ud83d\ude00","status":200}"#
+            r#"{"status":200,"errors":[],"message":"<A>Ren\u00e9e & Gro\u00df<\/A> \u20ac\ud83d\ude00"}"#
         );
     }
 
@@ -721,7 +728,7 @@ mod tests {
         let ok = Answer::ok("<USE_STATS/>".into());
         assert_eq!(
             php_json(&ok.to_json()),
-            r#"{"errors":[],"message":"<USE_STATS\/>","status":200}"#
+            r#"{"status":200,"errors":[],"message":"<USE_STATS\/>"}"#
         );
     }
 }

@@ -334,6 +334,19 @@ impl MnetClient {
             .map(|reply| reply.value)
     }
 
+    /// A call without the health bookkeeping (one state write per call), for load tests.
+    pub async fn call_uninstrumented(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ClientError> {
+        self.call_with_recovery(app, peer, method, params)
+            .await
+            .map(|(value, _, _)| value)
+    }
+
     pub async fn call_detailed(
         &self,
         app: &Arc<App>,

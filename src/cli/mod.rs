@@ -1,0 +1,324 @@
+//! The `usestats` command line. Every command takes the global `--config FILE` (default
+//! `./usestats.toml`); listings print aligned tables, or JSON with `--json`.
+
+mod commands;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "usestats",
+    version,
+    about = "A Moodle MNET peer that serves use_stats: time spent per learner, course and activity"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "usestats.toml", env = "USESTATS_CONFIG")]
+    pub config: PathBuf,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a configuration file and generate our key pair.
+    Init(InitArgs),
+    /// Build the demo site in the embedded database and print a report (creates a config
+    /// for http://127.0.0.1:8080 when there is none).
+    Demo(DemoArgs),
+    /// Run the MNET peer and the web services.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Our key pair.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// MNET peers.
+    Peer {
+        #[command(subcommand)]
+        action: PeerAction,
+    },
+    /// Call a method on a peer and print the decoded result as JSON.
+    Call {
+        peer: String,
+        method: String,
+        /// Parameters as a JSON array (strings, numbers, objects become XML-RPC values).
+        params: Option<String>,
+    },
+    /// Who may see what: (home wwwroot, username or '*') → site and/or course detail.
+    Grant {
+        #[command(subcommand)]
+        action: GrantAction,
+    },
+    /// A user's time on this site, from the source database.
+    Stats(StatsArgs),
+    /// A user's time across peers, asked concurrently (fan-out).
+    Collect(CollectArgs),
+    /// Web-service tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Recorded MNET and web-service calls.
+    Audit {
+        #[arg(long)]
+        peer: Option<String>,
+        /// Unix time or date (UTC).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Check configuration, keys, crypto, databases, clock and peers.
+    Doctor,
+    /// Load test: concurrent signed+encrypted get_stats calls against a running server.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Our wwwroot, as peers will register it (scheme, host, optional path, no trailing slash).
+    #[arg(long)]
+    pub wwwroot: String,
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Site name (the `<title>` peers read; the organisation of our certificate).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long)]
+    pub users: Option<u32>,
+    #[arg(long)]
+    pub courses: Option<u32>,
+    #[arg(long)]
+    pub log_rows: Option<u64>,
+    /// A remote MNET host whose users appear as remote users (repeatable).
+    #[arg(long = "remote-host")]
+    pub remote_hosts: Vec<String>,
+    /// Do not print the sample report at the end.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Generate our key pair (refuses to replace one unless --force, which rotates).
+    Generate {
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show our certificate and the archived keys.
+    Show {
+        /// Print the certificate PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Make a new key pair current; the old one is archived (peers get 7025 and follow).
+    Rotate,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Application {
+    Moodle,
+    Mahara,
+}
+
+impl Application {
+    pub fn name(self) -> &'static str {
+        match self {
+            Application::Moodle => "moodle",
+            Application::Mahara => "mahara",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerAction {
+    /// Register a peer: keyswap, show its certificate, confirm.
+    Add {
+        url: String,
+        #[arg(long, value_enum, default_value_t = Application::Moodle)]
+        application: Application,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Display name (default: the peer's home page title).
+        #[arg(long)]
+        name: Option<String>,
+        /// TLS verification for calls to it: 0 none, 1 host name, 2 host name and chain.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=2))]
+        ssl_verification: i32,
+    },
+    /// Registered peers with their health.
+    List {
+        /// Include deleted peers.
+        #[arg(long)]
+        all: bool,
+    },
+    Show {
+        peer: String,
+    },
+    /// Delete a peer (kept for history; it can no longer call us).
+    Remove {
+        peer: String,
+    },
+    /// Let a peer (or all hosts) call a service of ours.
+    Publish(ServiceArgs),
+    /// Call a service on a peer (or all hosts).
+    Subscribe(ServiceArgs),
+    /// Per-peer settings.
+    Set {
+        peer: String,
+        #[arg(long)]
+        connect_timeout_ms: Option<i64>,
+        #[arg(long)]
+        timeout_ms: Option<i64>,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=2))]
+        ssl_verification: Option<i32>,
+    },
+    /// Keyswap, a system call and the clock drift, for one peer or all.
+    Check {
+        peer: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// The peer's wwwroot (omit with --all-hosts).
+    pub peer: Option<String>,
+    /// The service, e.g. use_stats.
+    pub service: Option<String>,
+    /// Apply to the All Hosts row instead of one peer.
+    #[arg(long)]
+    pub all_hosts: bool,
+    /// Turn it off instead of on.
+    #[arg(long)]
+    pub off: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantAction {
+    Add {
+        /// The person's home host (their Moodle's wwwroot).
+        wwwroot: String,
+        /// Username on that host, or '*' for everybody from it.
+        username: String,
+        /// May see site totals (get_stats scope 1).
+        #[arg(long)]
+        site: bool,
+        /// May see course and activity detail (scopes 2 and 3, grades).
+        #[arg(long)]
+        course: bool,
+    },
+    List,
+    Remove {
+        wwwroot: String,
+        username: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum StatsFormat {
+    Table,
+    Json,
+    Xml,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    pub username: String,
+    /// Window start: unix time or date (UTC). Default: the beginning of the log.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end: unix time or date (UTC). Default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this course (id or shortname).
+    #[arg(long)]
+    pub course: Option<String>,
+    #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
+    pub format: StatsFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CollectArgs {
+    /// Username on the hosts asked (as the calling person's grants allow).
+    pub username: String,
+    /// `all` (every peer we subscribe to use_stats on) or a comma-separated list of wwwroots.
+    #[arg(long, default_value = "all")]
+    pub peers: String,
+    /// The calling person, as `username@home-wwwroot` (default: admin@our wwwroot).
+    #[arg(long = "as")]
+    pub as_user: Option<String>,
+    /// 1 site, 2 courses, 3 activities.
+    #[arg(long, default_value_t = 2)]
+    pub scope: i64,
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Also include this host's own numbers.
+    #[arg(long)]
+    pub include_local: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Create a token bound to a grant; the token is printed once.
+    Create {
+        wwwroot: String,
+        username: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Expiry: unix time or date (UTC).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Allowed client addresses, comma-separated CIDR ranges (default: any).
+        #[arg(long, default_value = "")]
+        allowed_ips: String,
+    },
+    List,
+    /// Revoke by id or by the prefix shown in `token list`.
+    Revoke {
+        token: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The peer to call (its wwwroot, registered here, publishing use_stats to us).
+    pub peer: String,
+    /// Target username.
+    pub username: String,
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// The calling person, as `username@home-wwwroot` (default: admin@our wwwroot).
+    #[arg(long = "as")]
+    pub as_user: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    pub scope: i64,
+}
+
+/// Parse the command line and run it; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    commands::run(cli)
+}

@@ -1,0 +1,310 @@
+//! Fan-out: ask every subscribed peer for one user's time, concurrently, and merge the
+//! answers into one report per host plus a total. One slow or dead peer never delays the
+//! others beyond its own timeout, because each call runs in its own task with its own
+//! deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::mnet::client::ClientError;
+use crate::rpc::{self, Answer};
+use crate::store::state::{self, Peer};
+use crate::xmlrpc::Value;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerStatus {
+    Ok,
+    Error,
+    Timeout,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CourseMinutes {
+    pub name: String,
+    pub shortname: String,
+    pub idnumber: String,
+    pub minutes: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerResult {
+    pub wwwroot: String,
+    pub status: PeerStatus,
+    pub latency_ms: u64,
+    /// Site total in minutes, when the host answered with data.
+    pub minutes: Option<i64>,
+    pub courses: Vec<CourseMinutes>,
+    /// The host has no logs for the user in the window.
+    pub empty: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Collection {
+    pub username: String,
+    pub caller: String,
+    pub scope: i64,
+    pub timefrom: i64,
+    pub hosts: Vec<PeerResult>,
+    pub total_minutes: i64,
+    pub elapsed_ms: u64,
+}
+
+/// The peers we subscribe to use_stats on, or the named ones (which must exist).
+pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, String> {
+    let selection = selection.trim().to_string();
+    app.state
+        .run(move |conn| {
+            let peers = state::all_peers(conn, false)?;
+            if selection == "all" {
+                let mut chosen = Vec::new();
+                for peer in peers {
+                    if state::is_subscribed(conn, peer.id, rpc::SERVICE)? {
+                        chosen.push(peer);
+                    }
+                }
+                return Ok(Ok(chosen));
+            }
+            let mut chosen = Vec::new();
+            for wanted in selection.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                let normalised = crate::config::normalize_wwwroot(wanted);
+                match peers.iter().find(|p| p.wwwroot == normalised) {
+                    Some(peer) => chosen.push(peer.clone()),
+                    None => return Ok(Err(format!("{wanted} is not a registered peer"))),
+                }
+            }
+            Ok(Ok(chosen))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+pub fn caller_struct(username: &str, home: &str, calling_host: &str) -> Value {
+    Value::Struct(vec![
+        ("username".into(), Value::from(username)),
+        ("remoteuserhostroot".into(), Value::from(home)),
+        ("remotehostroot".into(), Value::from(calling_host)),
+    ])
+}
+
+/// Ask each peer concurrently.
+pub async fn collect(
+    app: &Arc<App>,
+    peers: Vec<Peer>,
+    caller: (&str, &str),
+    username: &str,
+    scope: i64,
+    timefrom: i64,
+) -> Collection {
+    let started = Instant::now();
+    let caller_value = caller_struct(caller.0, caller.1, app.wwwroot());
+    let mut tasks = Vec::new();
+    for peer in peers {
+        let app = app.clone();
+        let params = vec![
+            caller_value.clone(),
+            Value::from(username),
+            Value::from(""),
+            Value::Int(scope),
+            Value::Int(timefrom),
+        ];
+        tasks.push(tokio::spawn(async move {
+            let begun = Instant::now();
+            let result = app.client.call(&app, &peer, rpc::GET_STATS, params).await;
+            (peer.wwwroot.clone(), begun.elapsed(), result)
+        }));
+    }
+    let mut hosts = Vec::new();
+    for task in tasks {
+        let Ok((wwwroot, latency, result)) = task.await else {
+            continue;
+        };
+        hosts.push(peer_result(wwwroot, latency, result));
+    }
+    hosts.sort_by(|a, b| a.wwwroot.cmp(&b.wwwroot));
+    let total_minutes = hosts.iter().filter_map(|h| h.minutes).sum();
+    Collection {
+        username: username.to_string(),
+        caller: format!("{}@{}", caller.0, caller.1),
+        scope,
+        timefrom,
+        hosts,
+        total_minutes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+pub fn peer_result(wwwroot: String, latency: Duration, result: Result<Value, ClientError>) -> PeerResult {
+    let latency_ms = latency.as_millis() as u64;
+    let failed = |status, error: String| PeerResult {
+        wwwroot: wwwroot.clone(),
+        status,
+        latency_ms,
+        minutes: None,
+        courses: Vec::new(),
+        empty: false,
+        error: Some(error),
+    };
+    let value = match result {
+        Ok(value) => value,
+        Err(e) if e.is_timeout() => return failed(PeerStatus::Timeout, e.to_string()),
+        Err(e) => return failed(PeerStatus::Error, e.to_string()),
+    };
+    let Some(answer) = Answer::from_value(&value) else {
+        return failed(PeerStatus::Error, "not a use_stats answer".into());
+    };
+    if answer.status != rpc::RPC_SUCCESS {
+        return failed(
+            PeerStatus::Error,
+            format!("status {}: {}", answer.status, flatten_errors(&answer.errors)),
+        );
+    }
+    let message = answer.message.unwrap_or_default();
+    match parse_use_stats(&message) {
+        Some(parsed) => PeerResult {
+            wwwroot,
+            status: PeerStatus::Ok,
+            latency_ms,
+            minutes: Some(parsed.minutes),
+            courses: parsed.courses,
+            empty: parsed.empty,
+            error: None,
+        },
+        None => failed(PeerStatus::Error, "unreadable USE_STATS message".into()),
+    }
+}
+
+fn flatten_errors(errors: &[serde_json::Value]) -> String {
+    errors
+        .iter()
+        .map(|e| match e {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub struct ParsedStats {
+    pub minutes: i64,
+    pub courses: Vec<CourseMinutes>,
+    pub empty: bool,
+}
+
+/// Read a `<USE_STATS>` message (ours or the PHP plugin's).
+pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
+    let mut reader = Reader::from_str(message);
+    let mut path: Vec<String> = Vec::new();
+    let mut parsed = ParsedStats {
+        minutes: 0,
+        courses: Vec::new(),
+        empty: false,
+    };
+    let mut current: Option<CourseMinutes> = None;
+    let mut text = String::new();
+    let mut saw_root = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                let name = e.local_name().as_ref().to_ascii_uppercase();
+                if name == "USE_STATS" {
+                    saw_root = true;
+                }
+                if name == "COURSE" {
+                    current = Some(CourseMinutes {
+                        name: String::new(),
+                        shortname: String::new(),
+                        idnumber: String::new(),
+                        minutes: 0,
+                    });
+                }
+                path.push(name);
+                text.clear();
+            }
+            Event::Empty(e) => {
+                let name = e.local_name().as_ref().to_ascii_uppercase();
+                if name == "EMPTYSET" {
+                    parsed.empty = true;
+                }
+                if name == "USE_STATS" {
+                    saw_root = true;
+                }
+            }
+            Event::Text(t) => text.push_str(&t),
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    _ => match &*r {
+                        "amp" => "&".into(),
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "quot" => "\"".into(),
+                        "apos" => "'".into(),
+                        _ => String::new(),
+                    },
+                };
+                text.push_str(&resolved);
+            }
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                let parent = path.last().map(String::as_str).unwrap_or("");
+                match (parent, name.as_str()) {
+                    ("USER", "ELAPSED") => parsed.minutes = text.trim().parse().unwrap_or(0),
+                    ("COURSE", field) => {
+                        if let Some(course) = current.as_mut() {
+                            match field {
+                                "NAME" => course.name = text.clone(),
+                                "SHORTNAME" => course.shortname = text.clone(),
+                                "IDNUMBER" => course.idnumber = text.clone(),
+                                "ELAPSED" => course.minutes = text.trim().parse().unwrap_or(0),
+                                _ => {}
+                            }
+                        }
+                    }
+                    (_, "COURSE") => {
+                        if let Some(course) = current.take() {
+                            parsed.courses.push(course);
+                        }
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    saw_root.then_some(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_plugin_message() {
+        let message = "<USE_STATS>\n<USER>\n\t<USERNAME>admin</USERNAME>\n\t<FIRSTNAME>Admin</FIRSTNAME>\n\t<LASTNAME>User</LASTNAME>\n\t<FROM>0</FROM>\n\t<ELAPSED>142</ELAPSED>\n\n</USER><COURSES>\n<COURSE>\n\t<NAME>Fran&#231;ais &amp; &#220;bung</NAME>\n\t<SHORTNAME>MNET101</SHORTNAME>\n\t<IDNUMBER>C-MNET-101</IDNUMBER>\n\t<ELAPSED>97</ELAPSED>\n\n</COURSE>\n\n</COURSES>\n\n</USE_STATS>";
+        let parsed = parse_use_stats(message).unwrap();
+        assert_eq!(parsed.minutes, 142);
+        assert_eq!(parsed.courses.len(), 1);
+        assert_eq!(parsed.courses[0].name, "Français & Übung");
+        assert_eq!(parsed.courses[0].minutes, 97);
+        let empty = parse_use_stats("<USE_STATS><EMPTYSET /></USE_STATS>").unwrap();
+        assert!(empty.empty);
+        assert!(parse_use_stats("not xml <").is_none());
+    }
+}
+
+/// This host's own numbers for the same user, in the same shape as a peer's.
+pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: i64) -> PeerResult {
+    let started = Instant::now();
+    let value = rpc::local_stats_value(app, username, scope, timefrom).await;
+    peer_result(app.wwwroot().to_string(), started.elapsed(), Ok(value))
+}

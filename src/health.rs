@@ -1,0 +1,234 @@
+//! Peer health checks (`usestats peer check`) and the operator's `usestats doctor`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::crypto;
+use crate::store::state::{self, Peer};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerCheck {
+    pub wwwroot: String,
+    pub keyswap_ok: bool,
+    /// The certificate the peer serves now is the one we hold.
+    pub certificate_current: bool,
+    pub call_ok: bool,
+    pub latency_ms: u64,
+    pub clock_offset: Option<i64>,
+    pub key_expires: i64,
+    pub problem: Option<String>,
+}
+
+/// Keyswap (is the peer up, is our copy of its key current?), then a signed and encrypted
+/// `system/listServices` (does the whole pipeline work, what is its clock?). Peers are
+/// checked concurrently.
+pub async fn check_peers(app: &Arc<App>, peers: Vec<Peer>) -> Vec<PeerCheck> {
+    let mut tasks = Vec::new();
+    for peer in peers {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { check_peer(&app, peer).await }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        if let Ok(check) = task.await {
+            out.push(check);
+        }
+    }
+    out.sort_by(|a, b| a.wwwroot.cmp(&b.wwwroot));
+    out
+}
+
+async fn check_peer(app: &Arc<App>, peer: Peer) -> PeerCheck {
+    let started = Instant::now();
+    let mut problems = Vec::new();
+    let fetched = app.client.fetch_certificate(app, &peer).await;
+    let keyswap_ok = fetched.is_ok();
+    let certificate_current = match &fetched {
+        Ok(pem) => *pem == peer.public_key,
+        Err(e) => {
+            problems.push(format!("keyswap: {e}"));
+            false
+        }
+    };
+    if keyswap_ok && !certificate_current {
+        problems.push("the peer serves a different certificate than the one on file (it will be followed on the next call if the peer rotated properly)".into());
+    }
+    let call = app
+        .client
+        .call_detailed(app, &peer, "system/listServices", Vec::new())
+        .await;
+    let (call_ok, clock_offset) = match &call {
+        Ok(reply) => (true, Some(reply.clock_offset)),
+        Err(e) => {
+            problems.push(format!("call: {e}"));
+            (false, None)
+        }
+    };
+    let id = peer.id;
+    let key_expires = app
+        .state
+        .run(move |c| state::peer_by_id(c, id))
+        .await
+        .ok()
+        .flatten()
+        .map(|p| p.public_key_expires)
+        .unwrap_or(peer.public_key_expires);
+    if key_expires != 0 && key_expires < app.now() {
+        problems.push("the certificate we hold for it has expired (Moodle keeps using such keys; a keyswap refreshes it)".into());
+    }
+    PeerCheck {
+        wwwroot: peer.wwwroot,
+        keyswap_ok,
+        certificate_current,
+        call_ok,
+        latency_ms: started.elapsed().as_millis() as u64,
+        clock_offset,
+        key_expires,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    /// OK, WARN or FAIL.
+    pub status: &'static str,
+    pub detail: String,
+}
+
+fn check(name: &str, status: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+pub async fn doctor(path: &Path) -> Vec<Check> {
+    let mut out = Vec::new();
+    let config = match Config::load(path) {
+        Ok(config) => {
+            out.push(check("config", "OK", format!("{} (wwwroot {})", path.display(), config.site.wwwroot)));
+            config
+        }
+        Err(e) => {
+            out.push(check("config", "FAIL", e.to_string()));
+            return out;
+        }
+    };
+    match crypto::init() {
+        Ok(status) => {
+            out.push(check("openssl", "OK", status.openssl_version.clone()));
+            out.push(check(
+                "rc4",
+                if status.legacy_provider { "OK" } else { "WARN" },
+                if status.legacy_provider {
+                    "OpenSSL legacy provider loaded".to_string()
+                } else {
+                    "OpenSSL legacy provider missing: using the built-in RC4".to_string()
+                },
+            ));
+            out.push(check("sha1 signatures", "OK", "RSA-SHA1 sign and verify work"));
+        }
+        Err(e) => {
+            out.push(check("crypto", "FAIL", e.to_string()));
+            return out;
+        }
+    }
+    let app = match App::open(config) {
+        Ok(app) => app,
+        Err(e) => {
+            out.push(check("startup", "FAIL", e.to_string()));
+            return out;
+        }
+    };
+    let info = app.keyring().current.info();
+    let days_left = (info.not_after - app.now()) / 86_400;
+    let rotate_before = i64::from(app.config.keys.rotate_before_days);
+    out.push(check(
+        "keys",
+        if days_left < 0 {
+            "FAIL"
+        } else if days_left <= rotate_before.max(1) {
+            "WARN"
+        } else {
+            "OK"
+        },
+        format!(
+            "{} expires in {} days; {} archived key(s) in {}",
+            info.fingerprint_sha1,
+            days_left,
+            app.keyring().archived.len(),
+            app.keystore.dir().display()
+        ),
+    ));
+    let version = app
+        .state
+        .run(|c| crate::store::state_schema_version(c))
+        .await;
+    match version {
+        Ok(v) => out.push(check(
+            "state database",
+            "OK",
+            format!("{:?}, schema {}", app.state.kind(), v.unwrap_or_else(|| "none".into())),
+        )),
+        Err(e) => out.push(check("state database", "FAIL", e.to_string())),
+    }
+    let prefix = app.config.source.prefix.clone();
+    let logs = app
+        .source
+        .run(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let rows: Vec<Count> = diesel::sql_query(format!(
+                "SELECT COUNT(*) AS n FROM {prefix}logstore_standard_log"
+            ))
+            .load(c)?;
+            Ok(rows.first().map(|r| r.n).unwrap_or(0))
+        })
+        .await;
+    match logs {
+        Ok(n) => out.push(check(
+            "source database",
+            if n > 0 { "OK" } else { "WARN" },
+            format!("{:?}, {n} log rows under prefix {}", app.source.kind(), app.config.source.prefix),
+        )),
+        Err(e) => out.push(check(
+            "source database",
+            "WARN",
+            format!("cannot read {}logstore_standard_log ({e}); run `usestats demo` or point [source] at Moodle", app.config.source.prefix),
+        )),
+    }
+    let peers = app.state.run(|c| state::all_peers(c, false)).await.unwrap_or_default();
+    let checks = check_peers(&app, peers).await;
+    let drift = app.config.mnet.drift_threshold_secs;
+    let worst = checks.iter().filter_map(|c| c.clock_offset).map(i64::abs).max();
+    out.push(check(
+        "clock",
+        if worst.is_some_and(|w| w > drift) { "WARN" } else { "OK" },
+        match worst {
+            Some(w) => format!("now {}; largest offset to a peer {w} s (limit {drift} s)", app.now()),
+            None => format!("now {}; no peer answered to compare with", app.now()),
+        },
+    ));
+    if checks.is_empty() {
+        out.push(check("peers", "OK", "none registered"));
+    }
+    for c in checks {
+        out.push(check(
+            &format!("peer {}", c.wwwroot),
+            if c.problem.is_some() { "WARN" } else { "OK" },
+            c.problem.clone().unwrap_or_else(|| format!("{} ms, offset {:+} s", c.latency_ms, c.clock_offset.unwrap_or(0))),
+        ));
+    }
+    out
+}
