@@ -3,4 +3,5 @@
 //!
 //! Data flows one way: HTTP → envelope → XML-RPC → method → store → engine → renderer →
 //! XML-RPC → envelope → HTTP.
+pub mod demo;
 pub mod store;
