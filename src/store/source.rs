@@ -14,8 +14,9 @@ use crate::store::DbConnection;
 mod query;
 mod schema;
 
+pub(crate) use query::backend as backend_of;
 use query::{Backend, Bind, in_list};
-pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql, templated};
+pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql};
 pub use schema::{migrate_source, validate_prefix};
 
 pub const CONTEXT_SYSTEM: i64 = 10;
