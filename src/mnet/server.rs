@@ -512,16 +512,16 @@ async fn system_method(
         }
         "listMethods" => {
             let only = params.first().and_then(Value::as_str);
-            let mut paths: Vec<&str> = app
+            // Declaration order, which is the order Moodle answers with (vector 04b).
+            let paths: Vec<Value> = app
                 .services
                 .list
                 .iter()
                 .filter(|s| published.contains(&s.name))
                 .filter(|s| only.is_none_or(|o| o == s.name))
-                .flat_map(|s| s.methods.iter().map(|m| m.path))
+                .flat_map(|s| s.methods.iter().map(|m| Value::from(m.path)))
                 .collect();
-            paths.sort_unstable();
-            Ok(Value::Array(paths.into_iter().map(Value::from).collect()))
+            Ok(Value::Array(paths))
         }
         "methodSignature" => Ok(params
             .first()
