@@ -86,8 +86,11 @@ impl App {
         };
         let clock = Clock::default();
         let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);
-        let (keyring, generated) =
-            keystore.load_or_generate(&cert_subject(&config), config.keys.lifetime_days, clock.now())?;
+        let (keyring, generated) = keystore.load_or_generate(
+            &cert_subject(&config),
+            config.keys.lifetime_days,
+            clock.now(),
+        )?;
         let app = App {
             keyring: RwLock::new(Arc::new(keyring)),
             keystore,

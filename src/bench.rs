@@ -53,8 +53,12 @@ pub async fn run(
     let caller_value = caller_struct(caller.0, caller.1, app.wwwroot());
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
-        let (app, peer, caller_value, target) =
-            (app.clone(), peer.clone(), caller_value.clone(), target.to_string());
+        let (app, peer, caller_value, target) = (
+            app.clone(),
+            peer.clone(),
+            caller_value.clone(),
+            target.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
@@ -67,7 +71,10 @@ pub async fn run(
                     Value::Int(0),
                 ];
                 let begun = Instant::now();
-                let outcome = app.client.call_uninstrumented(&app, &peer, rpc::GET_STATS, params).await;
+                let outcome = app
+                    .client
+                    .call_uninstrumented(&app, &peer, rpc::GET_STATS, params)
+                    .await;
                 latencies.push(begun.elapsed());
                 match outcome {
                     Ok(value) => match Answer::from_value(&value) {
@@ -105,7 +112,10 @@ pub async fn run(
         p50_ms: percentile(&latencies, 50.0),
         p90_ms: percentile(&latencies, 90.0),
         p99_ms: percentile(&latencies, 99.0),
-        max_ms: latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+        max_ms: latencies
+            .last()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0),
         error_samples: samples,
     }
 }
@@ -138,12 +148,22 @@ pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> Result<
     )
     .await;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
     } else {
         println!(
             "{} clients, {:.1} s: {} calls, {} errors, {:.1} calls/s; latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            result.clients, result.seconds, result.calls, result.errors, result.calls_per_second,
-            result.p50_ms, result.p90_ms, result.p99_ms, result.max_ms
+            result.clients,
+            result.seconds,
+            result.calls,
+            result.errors,
+            result.calls_per_second,
+            result.p50_ms,
+            result.p90_ms,
+            result.p99_ms,
+            result.max_ms
         );
         for sample in &result.error_samples {
             println!("error: {sample}");

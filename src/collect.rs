@@ -72,7 +72,11 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
                 return Ok(Ok(chosen));
             }
             let mut chosen = Vec::new();
-            for wanted in selection.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            for wanted in selection
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
                 let normalised = crate::config::normalize_wwwroot(wanted);
                 match peers.iter().find(|p| p.wwwroot == normalised) {
                     Some(peer) => chosen.push(peer.clone()),
@@ -140,7 +144,11 @@ pub async fn collect(
     }
 }
 
-pub fn peer_result(wwwroot: String, latency: Duration, result: Result<Value, ClientError>) -> PeerResult {
+pub fn peer_result(
+    wwwroot: String,
+    latency: Duration,
+    result: Result<Value, ClientError>,
+) -> PeerResult {
     let latency_ms = latency.as_millis() as u64;
     let failed = |status, error: String| PeerResult {
         wwwroot: wwwroot.clone(),
@@ -162,7 +170,11 @@ pub fn peer_result(wwwroot: String, latency: Duration, result: Result<Value, Cli
     if answer.status != rpc::RPC_SUCCESS {
         return failed(
             PeerStatus::Error,
-            format!("status {}: {}", answer.status, flatten_errors(&answer.errors)),
+            format!(
+                "status {}: {}",
+                answer.status,
+                flatten_errors(&answer.errors)
+            ),
         );
     }
     let message = answer.message.unwrap_or_default();

@@ -414,7 +414,9 @@ impl Config {
                 "must be at least 3 (Moodle keeps 3 generations)",
             ));
         }
-        if self.keys.rotate_before_days >= self.keys.lifetime_days && self.keys.rotate_before_days != 0 {
+        if self.keys.rotate_before_days >= self.keys.lifetime_days
+            && self.keys.rotate_before_days != 0
+        {
             return Err(self.invalid(
                 "keys.rotate_before_days",
                 "must be smaller than keys.lifetime_days",

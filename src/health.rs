@@ -113,7 +113,11 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let config = match Config::load(path) {
         Ok(config) => {
-            out.push(check("config", "OK", format!("{} (wwwroot {})", path.display(), config.site.wwwroot)));
+            out.push(check(
+                "config",
+                "OK",
+                format!("{} (wwwroot {})", path.display(), config.site.wwwroot),
+            ));
             config
         }
         Err(e) => {
@@ -133,7 +137,11 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
                     "OpenSSL legacy provider missing: using the built-in RC4".to_string()
                 },
             ));
-            out.push(check("sha1 signatures", "OK", "RSA-SHA1 sign and verify work"));
+            out.push(check(
+                "sha1 signatures",
+                "OK",
+                "RSA-SHA1 sign and verify work",
+            ));
         }
         Err(e) => {
             out.push(check("crypto", "FAIL", e.to_string()));
@@ -175,7 +183,11 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         Ok(v) => out.push(check(
             "state database",
             "OK",
-            format!("{:?}, schema {}", app.state.kind(), v.unwrap_or_else(|| "none".into())),
+            format!(
+                "{:?}, schema {}",
+                app.state.kind(),
+                v.unwrap_or_else(|| "none".into())
+            ),
         )),
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
@@ -208,15 +220,30 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             format!("cannot read {}logstore_standard_log ({e}); run `usestats demo` or point [source] at Moodle", app.config.source.prefix),
         )),
     }
-    let peers = app.state.run(|c| state::all_peers(c, false)).await.unwrap_or_default();
+    let peers = app
+        .state
+        .run(|c| state::all_peers(c, false))
+        .await
+        .unwrap_or_default();
     let checks = check_peers(&app, peers).await;
     let drift = app.config.mnet.drift_threshold_secs;
-    let worst = checks.iter().filter_map(|c| c.clock_offset).map(i64::abs).max();
+    let worst = checks
+        .iter()
+        .filter_map(|c| c.clock_offset)
+        .map(i64::abs)
+        .max();
     out.push(check(
         "clock",
-        if worst.is_some_and(|w| w > drift) { "WARN" } else { "OK" },
+        if worst.is_some_and(|w| w > drift) {
+            "WARN"
+        } else {
+            "OK"
+        },
         match worst {
-            Some(w) => format!("now {}; largest offset to a peer {w} s (limit {drift} s)", app.now()),
+            Some(w) => format!(
+                "now {}; largest offset to a peer {w} s (limit {drift} s)",
+                app.now()
+            ),
             None => format!("now {}; no peer answered to compare with", app.now()),
         },
     ));
@@ -227,7 +254,13 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         out.push(check(
             &format!("peer {}", c.wwwroot),
             if c.problem.is_some() { "WARN" } else { "OK" },
-            c.problem.clone().unwrap_or_else(|| format!("{} ms, offset {:+} s", c.latency_ms, c.clock_offset.unwrap_or(0))),
+            c.problem.clone().unwrap_or_else(|| {
+                format!(
+                    "{} ms, offset {:+} s",
+                    c.latency_ms,
+                    c.clock_offset.unwrap_or(0)
+                )
+            }),
         ));
     }
     out

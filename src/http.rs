@@ -89,7 +89,11 @@ pub async fn run(
     Ok(())
 }
 
-pub async fn route(app: Arc<App>, request: Request<Incoming>, remote: Option<SocketAddr>) -> HttpResponse {
+pub async fn route(
+    app: Arc<App>,
+    request: Request<Incoming>,
+    remote: Option<SocketAddr>,
+) -> HttpResponse {
     let path = request.uri().path().to_string();
     match (request.method().clone(), path.as_str()) {
         (Method::POST, "/mnet/xmlrpc/server.php") | (Method::POST, "/api/xmlrpc/server.php") => {
@@ -106,14 +110,17 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>, remote: Option<Soc
                 .insert("Allow", HeaderValue::from_static("POST"));
             response
         }
-        (Method::GET, "/mnet/publickey.php") | (Method::GET, "/api/xmlrpc/publickey.php") => respond(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            app.keyring().current.cert_pem.clone(),
-        ),
+        (Method::GET, "/mnet/publickey.php") | (Method::GET, "/api/xmlrpc/publickey.php") => {
+            respond(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                app.keyring().current.cert_pem.clone(),
+            )
+        }
         (Method::GET, "/") | (Method::HEAD, "/") => home_page(&app),
         (Method::GET, "/healthz") => health(&app).await,
-        (Method::GET, "/webservice/rest/server.php") | (Method::POST, "/webservice/rest/server.php")
+        (Method::GET, "/webservice/rest/server.php")
+        | (Method::POST, "/webservice/rest/server.php")
             if app.config.ws.enabled =>
         {
             crate::ws::endpoint(app, request, remote).await
@@ -138,12 +145,21 @@ pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes
     }
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Some(limit)),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Some(limit))
+        }
         Err(_) => Err(None),
     }
 }
 
-async fn mnet_endpoint(app: Arc<App>, request: Request<Incoming>, remote: Option<SocketAddr>) -> HttpResponse {
+async fn mnet_endpoint(
+    app: Arc<App>,
+    request: Request<Incoming>,
+    remote: Option<SocketAddr>,
+) -> HttpResponse {
     let limit = app.config.server.max_body_bytes;
     let body = match read_body(request, limit).await {
         Ok(body) => body,
@@ -155,7 +171,10 @@ async fn mnet_endpoint(app: Arc<App>, request: Request<Incoming>, remote: Option
             ));
         }
         Err(None) => {
-            return xml_fault(Fault::new(15, "Invalid request payload: the body could not be read"));
+            return xml_fault(Fault::new(
+                15,
+                "Invalid request payload: the body could not be read",
+            ));
         }
     };
     let outcome = crate::mnet::server::handle(app, &body, remote).await;

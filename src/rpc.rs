@@ -53,14 +53,41 @@ pub fn use_stats_service() -> Service {
                 path: GET_STATS,
                 help: "Time a user spent on this site (or on whereroot), in minutes: site total, per course (scope 2), per activity (scope 3).",
                 params: vec![
-                    p("callinguser", "array", "username, remoteuserhostroot, remotehostroot of the person asking"),
-                    p("targetuser", "string", "username of the user whose time is wanted"),
-                    p("whereroot", "string", "host holding the logs; empty for this host"),
-                    p("statsscope", "int", "1 site, 2 courses, 3 courses and activities"),
-                    p("timefrom", "int", "start of the window (unix time); the window ends now"),
-                    p("json_response", "bool", "true (default): answer as JSON text"),
+                    p(
+                        "callinguser",
+                        "array",
+                        "username, remoteuserhostroot, remotehostroot of the person asking",
+                    ),
+                    p(
+                        "targetuser",
+                        "string",
+                        "username of the user whose time is wanted",
+                    ),
+                    p(
+                        "whereroot",
+                        "string",
+                        "host holding the logs; empty for this host",
+                    ),
+                    p(
+                        "statsscope",
+                        "int",
+                        "1 site, 2 courses, 3 courses and activities",
+                    ),
+                    p(
+                        "timefrom",
+                        "int",
+                        "start of the window (unix time); the window ends now",
+                    ),
+                    p(
+                        "json_response",
+                        "bool",
+                        "true (default): answer as JSON text",
+                    ),
                 ],
-                returns: ("string", "JSON {status, errors, message}; message is the USE_STATS XML"),
+                returns: (
+                    "string",
+                    "JSON {status, errors, message}; message is the USE_STATS XML",
+                ),
                 handler: Arc::new(|app, ctx, params| -> MethodFuture {
                     Box::pin(async move { Ok(get_stats(app, ctx, params).await) })
                 }),
@@ -69,15 +96,34 @@ pub fn use_stats_service() -> Service {
                 path: GET_SCORES,
                 help: "A user's course total grade in one course.",
                 params: vec![
-                    p("callinguser", "array", "username, remoteuserhostroot, remotehostroot of the person asking"),
-                    p("targetuser", "string", "username of the user whose grade is wanted"),
-                    p("whereroot", "string", "host holding the grades; empty for this host"),
+                    p(
+                        "callinguser",
+                        "array",
+                        "username, remoteuserhostroot, remotehostroot of the person asking",
+                    ),
+                    p(
+                        "targetuser",
+                        "string",
+                        "username of the user whose grade is wanted",
+                    ),
+                    p(
+                        "whereroot",
+                        "string",
+                        "host holding the grades; empty for this host",
+                    ),
                     p("scorescope", "string", "notes/global (course total)"),
                     p("courseidfield", "string", "id, shortname or idnumber"),
                     p("courseidentifier", "string", "value of that field"),
-                    p("json_response", "bool", "true (default): answer as JSON text"),
+                    p(
+                        "json_response",
+                        "bool",
+                        "true (default): answer as JSON text",
+                    ),
                 ],
-                returns: ("string", "JSON {status, errors, message}; message is the USER_SCORES XML"),
+                returns: (
+                    "string",
+                    "JSON {status, errors, message}; message is the USER_SCORES XML",
+                ),
                 handler: Arc::new(|app, ctx, params| -> MethodFuture {
                     Box::pin(async move { Ok(get_scores(app, ctx, params).await) })
                 }),
@@ -114,7 +160,10 @@ impl Answer {
     pub fn to_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         object.insert("status".into(), json!(self.status));
-        object.insert("errors".into(), serde_json::Value::Array(self.errors.clone()));
+        object.insert(
+            "errors".into(),
+            serde_json::Value::Array(self.errors.clone()),
+        );
         if let Some(message) = &self.message {
             object.insert("message".into(), json!(message));
         }
@@ -254,7 +303,11 @@ async fn authenticate(
                     .map_err(to_store)?;
                 match host {
                     None => Ok(None),
-                    Some(id) => Ok(Some(source.find_mnet_user(conn, &username, id).map_err(to_store)?)),
+                    Some(id) => Ok(Some(
+                        source
+                            .find_mnet_user(conn, &username, id)
+                            .map_err(to_store)?,
+                    )),
                 }
             })
             .await
@@ -307,7 +360,10 @@ fn to_store(e: crate::store::source::SourceError) -> crate::store::StoreError {
 
 fn data_unavailable(e: impl std::fmt::Display) -> Answer {
     tracing::error!(error = %e, "source database query failed");
-    Answer::fail(RPC_FAILURE, "The statistics database is unavailable; try again later.")
+    Answer::fail(
+        RPC_FAILURE,
+        "The statistics database is unavailable; try again later.",
+    )
 }
 
 fn source(app: &App) -> Result<Source, Answer> {
@@ -327,7 +383,10 @@ fn int_param(value: Option<&Value>, default: i64, name: &str) -> Result<(i64, St
             .map_err(|_| {
                 Answer::fail(
                     RPC_FAILURE_DATA,
-                    format!("{name} must be an integer, got \"{}\".", s.chars().take(40).collect::<String>()),
+                    format!(
+                        "{name} must be an integer, got \"{}\".",
+                        s.chars().take(40).collect::<String>()
+                    ),
                 )
             }),
         Some(other) => Err(Answer::fail(
@@ -346,7 +405,10 @@ fn string_param(value: Option<&Value>, name: &str) -> Result<String, Answer> {
             RPC_FAILURE_DATA,
             format!("{name} must be a string, got {}.", other.type_name()),
         )),
-        None => Err(Answer::fail(RPC_FAILURE_DATA, format!("{name} is required."))),
+        None => Err(Answer::fail(
+            RPC_FAILURE_DATA,
+            format!("{name} is required."),
+        )),
     }
 }
 
@@ -362,7 +424,9 @@ fn forward_target(app: &App, whereroot: &str) -> Option<String> {
 
 pub async fn get_stats(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
     let json_response = json_response_param(params.get(5));
-    get_stats_answer(&app, &ctx, &params).await.into_value(json_response)
+    get_stats_answer(&app, &ctx, &params)
+        .await
+        .into_value(json_response)
 }
 
 async fn get_stats_answer(app: &Arc<App>, ctx: &CallContext, params: &[Value]) -> Answer {
@@ -415,7 +479,10 @@ async fn get_stats_answer(app: &Arc<App>, ctx: &CallContext, params: &[Value]) -
 /// relay itself as the calling host.
 fn relay_caller(app: &App, caller: &Caller) -> Value {
     Value::Struct(vec![
-        ("username".into(), Value::String(caller.user.username.clone())),
+        (
+            "username".into(),
+            Value::String(caller.user.username.clone()),
+        ),
         (
             "remoteuserhostroot".into(),
             Value::String(caller.home_wwwroot.clone()),
@@ -470,12 +537,12 @@ async fn forward(
                 RPC_FAILURE,
                 format!("REMOTE : {remote} answered something that is not a use_stats answer"),
             ),
-            Some(remote_answer) if remote_answer.status == RPC_TEST && test_point => Answer::ok(
-                format!(
+            Some(remote_answer) if remote_answer.status == RPC_TEST && test_point => {
+                Answer::ok(format!(
                     "Remote Test Point : {}",
                     remote_answer.message.unwrap_or_default()
-                ),
-            ),
+                ))
+            }
             Some(remote_answer) if remote_answer.status == RPC_SUCCESS => {
                 Answer::ok(remote_answer.message.unwrap_or_default())
             }
@@ -570,11 +637,23 @@ pub fn stats_message(
 ) -> String {
     let mut out = String::new();
     out.push_str("<USE_STATS>\n<USER>\n");
-    out.push_str(&format!("\t<USERNAME>{}</USERNAME>\n", xml_escape(&user.username)));
-    out.push_str(&format!("\t<FIRSTNAME>{}</FIRSTNAME>\n", xml_escape(&user.firstname)));
-    out.push_str(&format!("\t<LASTNAME>{}</LASTNAME>\n", xml_escape(&user.lastname)));
+    out.push_str(&format!(
+        "\t<USERNAME>{}</USERNAME>\n",
+        xml_escape(&user.username)
+    ));
+    out.push_str(&format!(
+        "\t<FIRSTNAME>{}</FIRSTNAME>\n",
+        xml_escape(&user.firstname)
+    ));
+    out.push_str(&format!(
+        "\t<LASTNAME>{}</LASTNAME>\n",
+        xml_escape(&user.lastname)
+    ));
     out.push_str(&format!("\t<FROM>{}</FROM>\n", xml_escape(timefrom_text)));
-    out.push_str(&format!("\t<ELAPSED>{}</ELAPSED>\n", report.total.div_euclid(60)));
+    out.push_str(&format!(
+        "\t<ELAPSED>{}</ELAPSED>\n",
+        report.total.div_euclid(60)
+    ));
     out.push_str("\n</USER>");
     if scope >= COURSE_SCOPE {
         out.push_str("<COURSES>\n");
@@ -589,8 +668,14 @@ pub fn stats_message(
             };
             out.push_str("<COURSE>\n");
             out.push_str(&format!("\t<NAME>{}</NAME>\n", field(|c| &c.fullname)));
-            out.push_str(&format!("\t<SHORTNAME>{}</SHORTNAME>\n", field(|c| &c.shortname)));
-            out.push_str(&format!("\t<IDNUMBER>{}</IDNUMBER>\n", field(|c| &c.idnumber)));
+            out.push_str(&format!(
+                "\t<SHORTNAME>{}</SHORTNAME>\n",
+                field(|c| &c.shortname)
+            ));
+            out.push_str(&format!(
+                "\t<IDNUMBER>{}</IDNUMBER>\n",
+                field(|c| &c.idnumber)
+            ));
             out.push_str(&format!("\t<ELAPSED>{minutes}</ELAPSED>\n"));
             if scope >= MODULE_SCOPE {
                 out.push_str("<MODULES>\n");
@@ -626,7 +711,9 @@ pub fn stats_message(
 
 pub async fn get_scores(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
     let json_response = json_response_param(params.get(6));
-    get_scores_answer(&app, &ctx, &params).await.into_value(json_response)
+    get_scores_answer(&app, &ctx, &params)
+        .await
+        .into_value(json_response)
 }
 
 async fn get_scores_answer(app: &Arc<App>, ctx: &CallContext, params: &[Value]) -> Answer {
@@ -678,13 +765,21 @@ async fn get_scores_answer(app: &Arc<App>, ctx: &CallContext, params: &[Value]) 
     let found = app
         .source
         .run(move |conn| {
-            let Some(course) = source.find_course(conn, course_field, &identifier).map_err(to_store)? else {
+            let Some(course) = source
+                .find_course(conn, course_field, &identifier)
+                .map_err(to_store)?
+            else {
                 return Ok(Err(Answer::fail(RPC_FAILURE_RECORD, "Unknown course.")));
             };
             let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {
-                return Ok(Err(Answer::fail(RPC_FAILURE_RECORD, "Target user does not exist.")));
+                return Ok(Err(Answer::fail(
+                    RPC_FAILURE_RECORD,
+                    "Target user does not exist.",
+                )));
             };
-            let grade = source.course_grade(conn, user.id, course.id).map_err(to_store)?;
+            let grade = source
+                .course_grade(conn, user.id, course.id)
+                .map_err(to_store)?;
             Ok(Ok((user, grade)))
         })
         .await;

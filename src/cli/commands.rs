@@ -20,7 +20,10 @@ use crate::xmlrpc::Value;
 type CmdResult = Result<(), String>;
 
 pub fn run(cli: Cli) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -37,13 +40,17 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn init_logging(config: Option<&Config>, serving: bool) {
-    let level = config.map(|c| c.log.level.clone()).unwrap_or_else(|| "warn".into());
+    let level = config
+        .map(|c| c.log.level.clone())
+        .unwrap_or_else(|| "warn".into());
     // Commands print their own results; only the daemon logs at the configured level.
     let level = if serving { level } else { "warn".into() };
     let filter = tracing_subscriber::EnvFilter::try_from_env("USESTATS_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let json = config.is_some_and(|c| c.log.format == LogFormat::Json);
     let _ = if json {
         builder.json().try_init()
@@ -266,13 +273,23 @@ async fn show_keys(app: &Arc<App>, pem: bool, json_out: bool) -> CmdResult {
     let current = ring.current.info();
     let archived: Vec<_> = ring.archived.iter().map(|id| id.info()).collect();
     if json_out {
-        print_json(&json!({"current": current, "archived": archived, "pem": ring.current.cert_pem}));
+        print_json(
+            &json!({"current": current, "archived": archived, "pem": ring.current.cert_pem}),
+        );
         return Ok(());
     }
     println!("subject      {}", current.subject);
     println!("fingerprint  {}", current.fingerprint_sha1);
-    println!("valid        {} → {}", output::time(current.not_before), output::time(current.not_after));
-    println!("key          RSA {} bits, {}", current.key_bits, app.keystore.dir().display());
+    println!(
+        "valid        {} → {}",
+        output::time(current.not_before),
+        output::time(current.not_after)
+    );
+    println!(
+        "key          RSA {} bits, {}",
+        current.key_bits,
+        app.keystore.dir().display()
+    );
     let mut table = Table::new(&["archived fingerprint", "valid from", "valid to"]);
     for info in &archived {
         table.row(vec![
@@ -375,7 +392,10 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             if json_out {
                 print_json(&peer);
             } else {
-                println!("registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.", peer.wwwroot, peer.name, peer.wwwroot);
+                println!(
+                    "registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.",
+                    peer.wwwroot, peer.name, peer.wwwroot
+                );
             }
             Ok(())
         }
@@ -405,23 +425,48 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
                 return Ok(());
             }
             let mut table = Table::new(&[
-                "wwwroot", "name", "app", "publish", "subscribe", "last contact", "offset", "key expires", "last error",
+                "wwwroot",
+                "name",
+                "app",
+                "publish",
+                "subscribe",
+                "last contact",
+                "offset",
+                "key expires",
+                "last error",
             ]);
             for (peer, services) in peers.iter().zip(&services) {
                 let names = |f: fn(&state::PeerService) -> bool| {
-                    let list: Vec<&str> = services.iter().filter(|s| f(s)).map(|s| s.service.as_str()).collect();
-                    if list.is_empty() { "-".to_string() } else { list.join(",") }
+                    let list: Vec<&str> = services
+                        .iter()
+                        .filter(|s| f(s))
+                        .map(|s| s.service.as_str())
+                        .collect();
+                    if list.is_empty() {
+                        "-".to_string()
+                    } else {
+                        list.join(",")
+                    }
                 };
                 table.row(vec![
-                    format!("{}{}", peer.wwwroot, if peer.deleted { " (deleted)" } else { "" }),
+                    format!(
+                        "{}{}",
+                        peer.wwwroot,
+                        if peer.deleted { " (deleted)" } else { "" }
+                    ),
                     peer.name.clone(),
                     peer.application.clone(),
                     names(|s| s.publish),
                     names(|s| s.subscribe),
                     output::time(peer.last_connect_time),
-                    peer.clock_offset.map(|o| format!("{o:+} s")).unwrap_or_else(|| "-".into()),
+                    peer.clock_offset
+                        .map(|o| format!("{o:+} s"))
+                        .unwrap_or_else(|| "-".into()),
                     output::time(peer.public_key_expires),
-                    peer.last_error.clone().map(|e| e.chars().take(60).collect()).unwrap_or_else(|| "-".into()),
+                    peer.last_error
+                        .clone()
+                        .map(|e| e.chars().take(60).collect())
+                        .unwrap_or_else(|| "-".into()),
                 ]);
             }
             if table.is_empty() {
@@ -436,12 +481,21 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             let id = peer.id;
             let (services, history) = app
                 .state
-                .run(move |c| Ok((state::own_services(c, id)?, state::peer_certificate_history(c, id)?)))
+                .run(move |c| {
+                    Ok((
+                        state::own_services(c, id)?,
+                        state::peer_certificate_history(c, id)?,
+                    ))
+                })
                 .await
                 .map_err(|e| e.to_string())?;
-            let info = crypto::parse_cert_pem(&peer.public_key).ok().map(|c| crypto::cert_info(&c));
+            let info = crypto::parse_cert_pem(&peer.public_key)
+                .ok()
+                .map(|c| crypto::cert_info(&c));
             if json_out {
-                print_json(&json!({"peer": peer, "certificate": info, "services": services, "certificate_history": history}));
+                print_json(
+                    &json!({"peer": peer, "certificate": info, "services": services, "certificate_history": history}),
+                );
                 return Ok(());
             }
             println!("wwwroot          {}", peer.wwwroot);
@@ -457,23 +511,47 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
                 println!("certificate      none on file");
             }
             println!("last contact     {}", output::time(peer.last_connect_time));
-            println!("clock offset     {}", peer.clock_offset.map(|o| format!("{o:+} s")).unwrap_or_else(|| "-".into()));
-            println!("last error       {}", peer.last_error.clone().unwrap_or_else(|| "-".into()));
-            println!("timeouts         connect {} ms, total {} ms",
-                peer.connect_timeout_ms.map(|v| v.to_string()).unwrap_or_else(|| "default".into()),
-                peer.request_timeout_ms.map(|v| v.to_string()).unwrap_or_else(|| "default".into()));
+            println!(
+                "clock offset     {}",
+                peer.clock_offset
+                    .map(|o| format!("{o:+} s"))
+                    .unwrap_or_else(|| "-".into())
+            );
+            println!(
+                "last error       {}",
+                peer.last_error.clone().unwrap_or_else(|| "-".into())
+            );
+            println!(
+                "timeouts         connect {} ms, total {} ms",
+                peer.connect_timeout_ms
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "default".into()),
+                peer.request_timeout_ms
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "default".into())
+            );
             for s in services {
-                println!("service          {} publish={} subscribe={}", s.service, s.publish, s.subscribe);
+                println!(
+                    "service          {} publish={} subscribe={}",
+                    s.service, s.publish, s.subscribe
+                );
             }
             for h in history {
-                println!("old certificate  {} retired {}", h.fingerprint, output::time(h.retired_at));
+                println!(
+                    "old certificate  {} retired {}",
+                    h.fingerprint,
+                    output::time(h.retired_at)
+                );
             }
             Ok(())
         }
         PeerAction::Remove { peer } => {
             let peer = find_peer(app, &peer).await?;
             let id = peer.id;
-            app.state.run(move |c| state::delete_peer(c, id)).await.map_err(|e| e.to_string())?;
+            app.state
+                .run(move |c| state::delete_peer(c, id))
+                .await
+                .map_err(|e| e.to_string())?;
             println!("deleted {}", peer.wwwroot);
             Ok(())
         }
@@ -508,21 +586,43 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
         PeerAction::Check { peer } => {
             let peers = match peer {
                 Some(p) => vec![find_peer(app, &p).await?],
-                None => app.state.run(|c| state::all_peers(c, false)).await.map_err(|e| e.to_string())?,
+                None => app
+                    .state
+                    .run(|c| state::all_peers(c, false))
+                    .await
+                    .map_err(|e| e.to_string())?,
             };
             let results = crate::health::check_peers(app, peers).await;
             if json_out {
                 print_json(&results);
                 return Ok(());
             }
-            let mut table = Table::new(&["wwwroot", "keyswap", "call", "latency", "offset", "key expires", "problem"]);
+            let mut table = Table::new(&[
+                "wwwroot",
+                "keyswap",
+                "call",
+                "latency",
+                "offset",
+                "key expires",
+                "problem",
+            ]);
             for r in &results {
                 table.row(vec![
                     r.wwwroot.clone(),
-                    if r.keyswap_ok { "ok".into() } else { "FAILED".into() },
-                    if r.call_ok { "ok".into() } else { "FAILED".into() },
+                    if r.keyswap_ok {
+                        "ok".into()
+                    } else {
+                        "FAILED".into()
+                    },
+                    if r.call_ok {
+                        "ok".into()
+                    } else {
+                        "FAILED".into()
+                    },
                     format!("{} ms", r.latency_ms),
-                    r.clock_offset.map(|o| format!("{o:+} s")).unwrap_or_else(|| "-".into()),
+                    r.clock_offset
+                        .map(|o| format!("{o:+} s"))
+                        .unwrap_or_else(|| "-".into()),
                     output::time(r.key_expires),
                     r.problem.clone().unwrap_or_else(|| "-".into()),
                 ]);
@@ -536,23 +636,39 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
     }
 }
 
-async fn set_service(app: &Arc<App>, args: ServiceArgs, publish: bool, json_out: bool) -> CmdResult {
+async fn set_service(
+    app: &Arc<App>,
+    args: ServiceArgs,
+    publish: bool,
+    json_out: bool,
+) -> CmdResult {
     // With --all-hosts the one positional argument is the service.
     let (peer_text, service) = match (args.all_hosts, args.peer, args.service) {
         (true, Some(service), None) => (None, service),
         (true, None, Some(service)) => (None, service),
         (false, Some(peer), Some(service)) => (Some(peer), service),
-        _ => return Err("usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into()),
+        _ => {
+            return Err("usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into());
+        }
     };
     if app.services.service(&service).is_none() && publish {
         return Err(format!(
             "we do not offer a service named {service} (offered: {})",
-            app.services.list.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            app.services
+                .list
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let target = match peer_text {
         Some(p) => find_peer(app, &p).await?,
-        None => app.state.run(state::all_hosts).await.map_err(|e| e.to_string())?,
+        None => app
+            .state
+            .run(state::all_hosts)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let on = !args.off;
     let (id, svc) = (target.id, service.clone());
@@ -570,7 +686,11 @@ async fn set_service(app: &Arc<App>, args: ServiceArgs, publish: bool, json_out:
     if json_out {
         print_json(&row);
     } else {
-        let who = if target.is_all_hosts() { "all hosts".to_string() } else { target.wwwroot.clone() };
+        let who = if target.is_all_hosts() {
+            "all hosts".to_string()
+        } else {
+            target.wwwroot.clone()
+        };
         println!(
             "{service} for {who}: publish={} subscribe={}",
             row.publish, row.subscribe
@@ -623,7 +743,11 @@ async fn grant(app: &Arc<App>, action: GrantAction, json_out: bool) -> CmdResult
             Ok(())
         }
         GrantAction::List => {
-            let grants = app.state.run(state::list_grants).await.map_err(|e| e.to_string())?;
+            let grants = app
+                .state
+                .run(state::list_grants)
+                .await
+                .map_err(|e| e.to_string())?;
             if json_out {
                 print_json(&grants);
                 return Ok(());
@@ -663,8 +787,18 @@ async fn grant(app: &Arc<App>, action: GrantAction, json_out: bool) -> CmdResult
 
 async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let from = args.from.as_deref().map(output::parse_time).transpose()?.unwrap_or(0);
-    let to = args.to.as_deref().map(output::parse_time).transpose()?.unwrap_or(now);
+    let from = args
+        .from
+        .as_deref()
+        .map(output::parse_time)
+        .transpose()?
+        .unwrap_or(0);
+    let to = args
+        .to
+        .as_deref()
+        .map(output::parse_time)
+        .transpose()?
+        .unwrap_or(now);
     if to < from {
         return Err("--to is before --from".into());
     }
@@ -676,27 +810,44 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let (user, report, courses, labels, course_filter) = app
         .source
         .run(move |conn| {
-            let invalid = |e: crate::store::source::SourceError| crate::store::StoreError::Invalid(e.to_string());
+            let invalid = |e: crate::store::source::SourceError| {
+                crate::store::StoreError::Invalid(e.to_string())
+            };
             let user = source
                 .find_user_for_rpc(conn, &username)
                 .map_err(invalid)?
-                .ok_or_else(|| crate::store::StoreError::Invalid(format!("no user {username} in the source database")))?;
+                .ok_or_else(|| {
+                    crate::store::StoreError::Invalid(format!(
+                        "no user {username} in the source database"
+                    ))
+                })?;
             let course_filter = match &course_text {
                 None => None,
                 Some(text) => {
-                    let by_id = source.find_course(conn, CourseField::Id, text).map_err(invalid)?;
+                    let by_id = source
+                        .find_course(conn, CourseField::Id, text)
+                        .map_err(invalid)?;
                     let found = match by_id {
                         Some(c) => Some(c),
-                        None => source.find_course(conn, CourseField::ShortName, text).map_err(invalid)?,
+                        None => source
+                            .find_course(conn, CourseField::ShortName, text)
+                            .map_err(invalid)?,
                     };
-                    Some(found.ok_or_else(|| crate::store::StoreError::Invalid(format!("no course {text}")))?)
+                    Some(found.ok_or_else(|| {
+                        crate::store::StoreError::Invalid(format!("no course {text}"))
+                    })?)
                 }
             };
-            let report = crate::reports::user_report(conn, &source, &settings, user.id, window, true)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+            let report =
+                crate::reports::user_report(conn, &source, &settings, user.id, window, true)
+                    .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
             let ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
             let courses = source.courses_by_ids(conn, &ids).map_err(invalid)?;
-            let cmids: Vec<i64> = report.courses.iter().flat_map(|c| c.modules.iter().map(|m| m.cmid)).collect();
+            let cmids: Vec<i64> = report
+                .courses
+                .iter()
+                .flat_map(|c| c.modules.iter().map(|m| m.cmid))
+                .collect();
             let labels = source.module_labels(conn, &cmids).map_err(invalid)?;
             Ok((user, report, courses, labels, course_filter))
         })
@@ -748,16 +899,34 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             let message = if report.rows_extracted == 0 {
                 "<USE_STATS><EMPTYSET /></USE_STATS>".to_string()
             } else {
-                crate::rpc::stats_message(&user, &report, crate::rpc::MODULE_SCOPE, &from.to_string(), &courses, &labels)
+                crate::rpc::stats_message(
+                    &user,
+                    &report,
+                    crate::rpc::MODULE_SCOPE,
+                    &from.to_string(),
+                    &courses,
+                    &labels,
+                )
             };
             println!("{message}");
         }
         (StatsFormat::Table, false) => {
-            println!("user       {} ({} {}), id {}", user.username, user.firstname, user.lastname, user.id);
-            println!("window     {} → {}", output::time(from).replace('-', "-"), output::time(to));
+            println!(
+                "user       {} ({} {}), id {}",
+                user.username, user.firstname, user.lastname, user.id
+            );
+            println!(
+                "window     {} → {}",
+                output::time(from).replace('-', "-"),
+                output::time(to)
+            );
             println!("estimator  {}", report.estimator);
             println!("log rows   {}", report.rows_extracted);
-            println!("total      {} ({} s)", output::duration(report.total), report.total);
+            println!(
+                "total      {} ({} s)",
+                output::duration(report.total),
+                report.total
+            );
             println!(
                 "sessions   {} (first {}, last {}, shortest {}, longest {}, mean {})",
                 report.sessions.count,
@@ -767,12 +936,25 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
                 output::duration(report.sessions.max),
                 output::duration(report.sessions.mean()),
             );
-            let mut table = Table::new(&["course", "shortname", "in course", "activities", "other", "total"]);
+            let mut table = Table::new(&[
+                "course",
+                "shortname",
+                "in course",
+                "activities",
+                "other",
+                "total",
+            ]);
             for c in &shown {
                 let course = courses.get(&c.course);
                 table.row(vec![
                     c.course.to_string(),
-                    course.map(|c| c.shortname.clone()).unwrap_or_else(|| if c.course == 0 { "(site, logins)".into() } else { "?".into() }),
+                    course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
+                        if c.course == 0 {
+                            "(site, logins)".into()
+                        } else {
+                            "?".into()
+                        }
+                    }),
                     output::duration(c.coursetime),
                     output::duration(c.activitytime),
                     output::duration(c.othertime),
@@ -788,7 +970,9 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
                         c.course.to_string(),
                         m.cmid.to_string(),
                         m.module.clone().unwrap_or_else(|| "N.C.".into()),
-                        label.map(|l| l.name.clone()).unwrap_or_else(|| "N.C.".into()),
+                        label
+                            .map(|l| l.name.clone())
+                            .unwrap_or_else(|| "N.C.".into()),
                         output::duration(m.elapsed),
                     ]);
                 }
@@ -805,7 +989,9 @@ fn parse_as_user(app: &App, as_user: Option<&str>) -> Result<(String, String), S
     match as_user {
         None => Ok(("admin".into(), app.wwwroot().to_string())),
         Some(text) => match text.split_once('@') {
-            Some((name, home)) if !name.is_empty() && !home.is_empty() => Ok((name.into(), home.into())),
+            Some((name, home)) if !name.is_empty() && !home.is_empty() => {
+                Ok((name.into(), home.into()))
+            }
             _ => Err(format!("--as {text}: expected username@home-wwwroot")),
         },
     }
@@ -813,7 +999,12 @@ fn parse_as_user(app: &App, as_user: Option<&str>) -> Result<(String, String), S
 
 async fn collect(app: &Arc<App>, args: CollectArgs, json_out: bool) -> CmdResult {
     let (caller_name, caller_home) = parse_as_user(app, args.as_user.as_deref())?;
-    let timefrom = args.from.as_deref().map(output::parse_time).transpose()?.unwrap_or(0);
+    let timefrom = args
+        .from
+        .as_deref()
+        .map(output::parse_time)
+        .transpose()?
+        .unwrap_or(0);
     let peers = crate::collect::target_peers(app, &args.peers).await?;
     if peers.is_empty() && !args.include_local {
         return Err("no peers to ask: subscribe to use_stats on some (`usestats peer subscribe PEER use_stats`)".into());
@@ -828,27 +1019,51 @@ async fn collect(app: &Arc<App>, args: CollectArgs, json_out: bool) -> CmdResult
     )
     .await;
     if args.include_local {
-        collection.hosts.insert(0, crate::collect::local_result(app, &args.username, args.scope, timefrom).await);
+        collection.hosts.insert(
+            0,
+            crate::collect::local_result(app, &args.username, args.scope, timefrom).await,
+        );
         collection.total_minutes = collection.hosts.iter().filter_map(|h| h.minutes).sum();
     }
     if json_out {
         print_json(&collection);
         return Ok(());
     }
-    println!("user {} asked as {}, scope {}, from {}", collection.username, collection.caller, collection.scope, output::time(collection.timefrom));
+    println!(
+        "user {} asked as {}, scope {}, from {}",
+        collection.username,
+        collection.caller,
+        collection.scope,
+        output::time(collection.timefrom)
+    );
     let mut table = Table::new(&["host", "outcome", "latency", "minutes", "courses", "error"]);
     for h in &collection.hosts {
         table.row(vec![
             h.wwwroot.clone(),
             format!("{:?}", h.status).to_lowercase(),
             format!("{} ms", h.latency_ms),
-            h.minutes.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-            h.courses.iter().map(|c| format!("{} {}m", c.shortname, c.minutes)).collect::<Vec<_>>().join(", "),
+            h.minutes
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            h.courses
+                .iter()
+                .map(|c| format!("{} {}m", c.shortname, c.minutes))
+                .collect::<Vec<_>>()
+                .join(", "),
             h.error.clone().unwrap_or_default(),
         ]);
     }
     print!("{}", table.render());
-    println!("total {} minutes over {} hosts ({} ms)", collection.total_minutes, collection.hosts.iter().filter(|h| h.minutes.is_some()).count(), collection.elapsed_ms);
+    println!(
+        "total {} minutes over {} hosts ({} ms)",
+        collection.total_minutes,
+        collection
+            .hosts
+            .iter()
+            .filter(|h| h.minutes.is_some())
+            .count(),
+        collection.elapsed_ms
+    );
     Ok(())
 }
 
@@ -863,13 +1078,19 @@ async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult
         } => {
             let expires = expires.as_deref().map(output::parse_time).transpose()?;
             crate::ws::tokens::validate_ranges(&allowed_ips)?;
-            let (plain, created) = crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
-                .await?;
+            let (plain, created) =
+                crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
+                    .await?;
             if json_out {
-                print_json(&json!({"token": plain, "id": created.id, "prefix": created.token_prefix}));
+                print_json(
+                    &json!({"token": plain, "id": created.id, "prefix": created.token_prefix}),
+                );
             } else {
                 println!("token {plain}");
-                println!("(shown once: store it now; `usestats token list` shows it as {}…)", created.token_prefix);
+                println!(
+                    "(shown once: store it now; `usestats token list` shows it as {}…)",
+                    created.token_prefix
+                );
             }
             Ok(())
         }
@@ -888,21 +1109,49 @@ async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult
                 .await
                 .map_err(|e| e.to_string())?;
             if json_out {
-                print_json(&rows.iter().map(|(t, g)| json!({"token": t, "grant": g})).collect::<Vec<_>>());
+                print_json(
+                    &rows
+                        .iter()
+                        .map(|(t, g)| json!({"token": t, "grant": g}))
+                        .collect::<Vec<_>>(),
+                );
                 return Ok(());
             }
-            let mut table = Table::new(&["id", "prefix", "grant", "label", "created", "expires", "allowed ips", "last used", "state"]);
+            let mut table = Table::new(&[
+                "id",
+                "prefix",
+                "grant",
+                "label",
+                "created",
+                "expires",
+                "allowed ips",
+                "last used",
+                "state",
+            ]);
             for (t, g) in rows {
                 table.row(vec![
                     t.id.to_string(),
                     format!("{}…", t.token_prefix),
-                    g.map(|g| format!("{}@{}", g.username, g.home_wwwroot)).unwrap_or_else(|| "-".into()),
+                    g.map(|g| format!("{}@{}", g.username, g.home_wwwroot))
+                        .unwrap_or_else(|| "-".into()),
                     t.label,
                     output::time(t.created_at),
-                    t.expires_at.map(output::time).unwrap_or_else(|| "never".into()),
-                    if t.allowed_ips.is_empty() { "any".into() } else { t.allowed_ips },
-                    t.last_used_at.map(output::time).unwrap_or_else(|| "-".into()),
-                    if t.revoked { "revoked".into() } else { "active".into() },
+                    t.expires_at
+                        .map(output::time)
+                        .unwrap_or_else(|| "never".into()),
+                    if t.allowed_ips.is_empty() {
+                        "any".into()
+                    } else {
+                        t.allowed_ips
+                    },
+                    t.last_used_at
+                        .map(output::time)
+                        .unwrap_or_else(|| "-".into()),
+                    if t.revoked {
+                        "revoked".into()
+                    } else {
+                        "active".into()
+                    },
                 ]);
             }
             if table.is_empty() {
@@ -914,7 +1163,11 @@ async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult
         }
         TokenAction::Revoke { token } => {
             let t = token.trim_end_matches('…').to_string();
-            let n = app.state.run(move |c| state::revoke_token(c, &t)).await.map_err(|e| e.to_string())?;
+            let n = app
+                .state
+                .run(move |c| state::revoke_token(c, &t))
+                .await
+                .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err(format!("no active token {token}"));
             }
@@ -924,7 +1177,13 @@ async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult
     }
 }
 
-async fn audit(app: &Arc<App>, peer: Option<String>, since: Option<String>, limit: i64, json_out: bool) -> CmdResult {
+async fn audit(
+    app: &Arc<App>,
+    peer: Option<String>,
+    since: Option<String>,
+    limit: i64,
+    json_out: bool,
+) -> CmdResult {
     let since = since.as_deref().map(output::parse_time).transpose()?;
     let entries = app
         .state
@@ -935,11 +1194,23 @@ async fn audit(app: &Arc<App>, peer: Option<String>, since: Option<String>, limi
         print_json(&entries);
         return Ok(());
     }
-    let mut table = Table::new(&["time", "channel", "peer", "from", "method", "caller", "target", "status", "ms", "in", "out"]);
+    let mut table = Table::new(&[
+        "time", "channel", "peer", "from", "method", "caller", "target", "status", "ms", "in",
+        "out",
+    ]);
     for e in entries {
         table.row(vec![
-            output::time(e.time), e.channel, e.peer, e.remote_addr, e.method, e.caller, e.target, e.status,
-            e.latency_ms.to_string(), e.bytes_in.to_string(), e.bytes_out.to_string(),
+            output::time(e.time),
+            e.channel,
+            e.peer,
+            e.remote_addr,
+            e.method,
+            e.caller,
+            e.target,
+            e.status,
+            e.latency_ms.to_string(),
+            e.bytes_in.to_string(),
+            e.bytes_out.to_string(),
         ]);
     }
     if table.is_empty() {

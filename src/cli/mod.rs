@@ -16,7 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, default_value = "usestats.toml", env = "USESTATS_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "usestats.toml",
+        env = "USESTATS_CONFIG"
+    )]
     pub config: PathBuf,
     /// Machine-readable output.
     #[arg(long, global = true)]

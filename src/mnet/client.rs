@@ -87,7 +87,10 @@ pub struct MnetClient {
 
 /// TLS verification levels as Moodle's `mnet_host.sslverification`: 0 none, 1 host name
 /// only, 2 host name and chain.
-fn https_connector(level: i32, connect_timeout: Duration) -> Result<HttpsConnector<HttpConnector>, ClientError> {
+fn https_connector(
+    level: i32,
+    connect_timeout: Duration,
+) -> Result<HttpsConnector<HttpConnector>, ClientError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
@@ -105,8 +108,8 @@ fn https_connector(level: i32, connect_timeout: Duration) -> Result<HttpsConnect
         }
         _ => ssl.set_verify(SslVerifyMode::PEER),
     }
-    let mut connector = HttpsConnector::with_connector(http, ssl)
-        .map_err(|e| ClientError::Local(e.to_string()))?;
+    let mut connector =
+        HttpsConnector::with_connector(http, ssl).map_err(|e| ClientError::Local(e.to_string()))?;
     if level == 0 {
         connector.set_callback(|config, _| {
             config.set_verify_hostname(false);
@@ -180,7 +183,10 @@ impl MnetClient {
     ) -> Result<Bytes, ClientError> {
         let client = self.http(ssl_level, connect)?;
         let request = hyper::Request::post(url)
-            .header("User-Agent", concat!("usestats/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "User-Agent",
+                concat!("usestats/", env!("CARGO_PKG_VERSION")),
+            )
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("Accept-Charset", "UTF-8")
             .body(Full::new(Bytes::from(body)))
@@ -238,7 +244,11 @@ impl MnetClient {
         ssl_level: i32,
         timeouts: Option<(Duration, Duration)>,
     ) -> Result<String, ClientError> {
-        let url = format!("{}{}", wwwroot.trim_end_matches('/'), server_path(application));
+        let url = format!(
+            "{}{}",
+            wwwroot.trim_end_matches('/'),
+            server_path(application)
+        );
         let call = MethodCall {
             name: "system/keyswap".into(),
             params: vec![
@@ -249,7 +259,12 @@ impl MnetClient {
         };
         let body = xmlrpc::serialize_call(&call);
         let answer = self
-            .post(&url, body, ssl_level, timeouts.unwrap_or(self.timeouts(None)))
+            .post(
+                &url,
+                body,
+                ssl_level,
+                timeouts.unwrap_or(self.timeouts(None)),
+            )
             .await?;
         let pem = match xmlrpc::parse_response(&answer, &Limits::default()) {
             Ok(Response::Success(Value::String(pem))) => pem,
@@ -269,8 +284,8 @@ impl MnetClient {
         };
         let canonical = crypto::canonical_pem(&pem)
             .ok_or_else(|| ClientError::Keyswap("the answer is not a PEM certificate".into()))?;
-        let cert = crypto::parse_cert_pem(&canonical)
-            .map_err(|e| ClientError::Keyswap(e.to_string()))?;
+        let cert =
+            crypto::parse_cert_pem(&canonical).map_err(|e| ClientError::Keyswap(e.to_string()))?;
         let info = crypto::cert_info(&cert);
         let host = info
             .subject_alt_name
@@ -436,8 +451,10 @@ impl MnetClient {
     }
 
     async fn store_key(&self, app: &Arc<App>, peer: &Peer, pem: &str) -> Result<Peer, ClientError> {
-        let cert = crypto::parse_cert_pem(pem).map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
-        let info = crypto::check_credentials(&cert, &peer.wwwroot).map_err(ClientError::BadNewCertificate)?;
+        let cert = crypto::parse_cert_pem(pem)
+            .map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+        let info = crypto::check_credentials(&cert, &peer.wwwroot)
+            .map_err(ClientError::BadNewCertificate)?;
         let (id, pem, now) = (peer.id, pem.to_string(), app.now());
         let stored = app
             .state
@@ -464,9 +481,14 @@ impl MnetClient {
         peer: &Peer,
         call: &MethodCall,
     ) -> Result<Attempt, ClientError> {
-        let peer_cert = crypto::parse_cert_pem(&peer.public_key)
-            .map_err(|_| ClientError::Local(format!("no usable certificate on file for {}", peer.wwwroot)))?;
-        let peer_key = crypto::public_key_of(&peer_cert).map_err(|e| ClientError::Local(e.to_string()))?;
+        let peer_cert = crypto::parse_cert_pem(&peer.public_key).map_err(|_| {
+            ClientError::Local(format!(
+                "no usable certificate on file for {}",
+                peer.wwwroot
+            ))
+        })?;
+        let peer_key =
+            crypto::public_key_of(&peer_cert).map_err(|e| ClientError::Local(e.to_string()))?;
         let keyring = app.keyring();
         let xml = xmlrpc::serialize_call(call);
         let signed = envelope::build_signed(&xml, &keyring.current.key, app.wwwroot(), app.now())
@@ -500,13 +522,16 @@ impl MnetClient {
                 Err(e) => Err(ClientError::Protocol(e.to_string())),
             };
         }
-        let message = envelope::parse_encrypted(answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let keys = std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
+        let message =
+            envelope::parse_encrypted(answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let keys =
+            std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
         let (plain, _) = envelope::open_with(&message, keys).ok_or(ClientError::NoKeyMatch)?;
         if !envelope::looks_signed(&plain) {
             return Err(ClientError::NotSigned);
         }
-        let signed = envelope::parse_signed(&plain).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let signed =
+            envelope::parse_signed(&plain).map_err(|e| ClientError::Protocol(e.to_string()))?;
 
         // Moodle's formula: the peer's time at the midpoint of the exchange, minus ours.
         let round_trip = (received_ms - sent_ms).max(0) / 1000;
@@ -554,7 +579,8 @@ impl MnetClient {
                 string: fault_string.chars().take(200).collect(),
             }));
         };
-        let new_cert = crypto::parse_cert_pem(&pem).map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+        let new_cert = crypto::parse_cert_pem(&pem)
+            .map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
         let by_old = crypto::parse_cert_pem(&peer.public_key)
             .ok()
             .and_then(|c| c.public_key().ok())
@@ -580,8 +606,14 @@ enum Attempt {
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 

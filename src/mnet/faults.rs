@@ -48,7 +48,10 @@ pub fn no_key_match() -> Fault {
 }
 
 pub fn not_encrypted() -> Fault {
-    Fault::new(NOT_ENCRYPTED, "Only encrypted and signed requests are accepted")
+    Fault::new(
+        NOT_ENCRYPTED,
+        "Only encrypted and signed requests are accepted",
+    )
 }
 
 pub fn not_signed() -> Fault {

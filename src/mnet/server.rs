@@ -267,8 +267,7 @@ async fn process(
                 flags.verified = verify_with(&peer, &signed.object, &signed.signature);
                 if !flags.verified && !peer.public_key.is_empty() {
                     if let Some(refreshed) = refresh_peer_key(app, &peer).await {
-                        flags.verified =
-                            verify_with(&refreshed, &signed.object, &signed.signature);
+                        flags.verified = verify_with(&refreshed, &signed.object, &signed.signature);
                         flags.peer = Some(refreshed);
                     }
                 }
@@ -459,10 +458,7 @@ async fn dispatch(app: &Arc<App>, context: CallContext, call: MethodCall) -> Res
 }
 
 /// Services offered to this peer: each published or subscribed row, ours or All Hosts'.
-async fn visible_services(
-    app: &Arc<App>,
-    peer_id: i64,
-) -> Result<Vec<state::PeerService>, Fault> {
+async fn visible_services(app: &Arc<App>, peer_id: i64) -> Result<Vec<state::PeerService>, Fault> {
     app.state
         .run(move |c| state::effective_services(c, peer_id))
         .await

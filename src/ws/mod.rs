@@ -87,8 +87,12 @@ impl WsError {
         WsError {
             exception: "required_capability_exception",
             errorcode: "nopermissions",
-            message: "Sorry, but you do not currently have permissions to do that (Export use stats).".into(),
-            debuginfo: Some("the token's grant does not include course detail (grant add … --course)".into()),
+            message:
+                "Sorry, but you do not currently have permissions to do that (Export use stats)."
+                    .into(),
+            debuginfo: Some(
+                "the token's grant does not include course detail (grant add … --course)".into(),
+            ),
         }
     }
 
@@ -175,7 +179,10 @@ fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -209,7 +216,11 @@ impl Params {
                 match key.split_once('[') {
                     Some((name, rest)) if rest.ends_with(']') => {
                         let index = rest[..rest.len() - 1].parse::<u64>().ok();
-                        params.lists.entry(name.to_string()).or_default().push((index, value));
+                        params
+                            .lists
+                            .entry(name.to_string())
+                            .or_default()
+                            .push((index, value));
                     }
                     _ => {
                         params.scalars.insert(key, value);
@@ -237,7 +248,11 @@ enum Format {
     Xml,
 }
 
-pub async fn endpoint(app: Arc<App>, request: Request<Incoming>, remote: Option<SocketAddr>) -> HttpResponse {
+pub async fn endpoint(
+    app: Arc<App>,
+    request: Request<Incoming>,
+    remote: Option<SocketAddr>,
+) -> HttpResponse {
     let started = Instant::now();
     let query = request.uri().query().unwrap_or("").to_string();
     let body = if request.method() == Method::POST {
@@ -296,17 +311,29 @@ pub async fn endpoint(app: Arc<App>, request: Request<Incoming>, remote: Option<
 
 /// Authenticate and run one function. Returns the result, the caller (for the audit) and
 /// the target users.
-async fn call(app: &Arc<App>, params: &Params, remote: Option<SocketAddr>) -> (Result<Json, WsError>, String, String) {
+async fn call(
+    app: &Arc<App>,
+    params: &Params,
+    remote: Option<SocketAddr>,
+) -> (Result<Json, WsError>, String, String) {
     let token = params.get("wstoken").unwrap_or("");
     let grant = match tokens::check(app, token, remote.map(|r| r.ip())).await {
         Err(e) => {
             tracing::error!(error = %e, "state database unavailable");
             return (Err(WsError::unavailable()), String::new(), String::new());
         }
-        Ok(Err(tokens::TokenProblem::Unknown)) => return (Err(WsError::invalid_token()), String::new(), String::new()),
-        Ok(Err(tokens::TokenProblem::Expired)) => return (Err(WsError::expired_token()), String::new(), String::new()),
+        Ok(Err(tokens::TokenProblem::Unknown)) => {
+            return (Err(WsError::invalid_token()), String::new(), String::new());
+        }
+        Ok(Err(tokens::TokenProblem::Expired)) => {
+            return (Err(WsError::expired_token()), String::new(), String::new());
+        }
         Ok(Err(tokens::TokenProblem::IpNotAllowed(ip))) => {
-            return (Err(WsError::ip_not_allowed(ip)), String::new(), String::new());
+            return (
+                Err(WsError::ip_not_allowed(ip)),
+                String::new(),
+                String::new(),
+            );
         }
         Ok(Ok((_, grant))) => grant,
     };
@@ -342,12 +369,14 @@ struct WsRequest {
 fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, WsError> {
     let value = match params.get(name) {
         Some(v) => v.to_string(),
-        None => default
-            .map(str::to_string)
-            .ok_or_else(|| WsError::invalid_parameter(format!("Missing required key in single structure: {name}")))?,
+        None => default.map(str::to_string).ok_or_else(|| {
+            WsError::invalid_parameter(format!("Missing required key in single structure: {name}"))
+        })?,
     };
     if !value.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(WsError::invalid_parameter(format!("{name}: letters only (PARAM_ALPHA), got \"{value}\"")));
+        return Err(WsError::invalid_parameter(format!(
+            "{name}: letters only (PARAM_ALPHA), got \"{value}\""
+        )));
     }
     Ok(value)
 }
@@ -355,10 +384,12 @@ fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, W
 fn int(params: &Params, name: &str, default: i64) -> Result<i64, WsError> {
     match params.get(name) {
         None | Some("") => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| WsError::invalid_parameter(format!("{name}: integer expected, got \"{}\"", v.chars().take(40).collect::<String>()))),
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            WsError::invalid_parameter(format!(
+                "{name}: integer expected, got \"{}\"",
+                v.chars().take(40).collect::<String>()
+            ))
+        }),
     }
 }
 
@@ -369,10 +400,9 @@ fn boolean(params: &Params, name: &str, default: bool) -> Result<bool, WsError> 
         Some(v) => match v.as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
-            _ => v
-                .parse::<i64>()
-                .map(|n| n != 0)
-                .map_err(|_| WsError::invalid_parameter(format!("{name}: boolean expected, got \"{v}\""))),
+            _ => v.parse::<i64>().map(|n| n != 0).map_err(|_| {
+                WsError::invalid_parameter(format!("{name}: boolean expected, got \"{v}\""))
+            }),
         },
     }
 }
@@ -391,14 +421,18 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         }
     };
     let uids = if function == GET_USER_STATS {
-        vec![params
-            .get("uid")
-            .ok_or_else(|| WsError::invalid_parameter("Missing required key in single structure: uid"))?
-            .to_string()]
+        vec![
+            params
+                .get("uid")
+                .ok_or_else(|| {
+                    WsError::invalid_parameter("Missing required key in single structure: uid")
+                })?
+                .to_string(),
+        ]
     } else {
-        let list = params
-            .list("uids")
-            .ok_or_else(|| WsError::invalid_parameter("Missing required key in single structure: uids"))?;
+        let list = params.list("uids").ok_or_else(|| {
+            WsError::invalid_parameter("Missing required key in single structure: uids")
+        })?;
         if list.is_empty() {
             return Err(WsError::invalid_parameter("uids: at least one user"));
         }
@@ -429,7 +463,9 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         Some((field, cidsource_text.clone(), cid))
     };
     if function == GET_USERS_COURSE_STATS && course.is_none() {
-        return Err(WsError::invalid_parameter("cid: a course is required for get_users_course_stats"));
+        return Err(WsError::invalid_parameter(
+            "cid: a course is required for get_users_course_stats",
+        ));
     }
     let from = int(params, "from", 0)?;
     let to = int(params, "to", 0)?;
@@ -463,7 +499,8 @@ struct Computed {
 }
 
 async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json, WsError> {
-    let source = Source::new(&app.config.source.prefix).map_err(|e| WsError::invalid_parameter(e.to_string()))?;
+    let source = Source::new(&app.config.source.prefix)
+        .map_err(|e| WsError::invalid_parameter(e.to_string()))?;
     let settings = crate::reports::settings(&app.config.engine);
     let now = app.now();
     let window = Window {
@@ -478,10 +515,15 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
     let computed = app
         .source
         .run(move |conn| {
-            let invalid = |e: crate::store::source::SourceError| crate::store::StoreError::Invalid(e.to_string());
+            let invalid = |e: crate::store::source::SourceError| {
+                crate::store::StoreError::Invalid(e.to_string())
+            };
             let mut users = Vec::with_capacity(req.uids.len());
             for uid in &req.uids {
-                match source.find_user(conn, req.uidsource, uid).map_err(invalid)? {
+                match source
+                    .find_user(conn, req.uidsource, uid)
+                    .map_err(invalid)?
+                {
                     Some(user) => users.push(user),
                     None => {
                         return Ok(Err(WsError::invalid_parameter(format!(
@@ -493,15 +535,24 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
             }
             let course = match &req.course {
                 None => None,
-                Some((field, field_text, cid)) => match source.find_course(conn, *field, cid).map_err(invalid)? {
-                    Some(course) => Some(course),
-                    None => return Ok(Err(WsError::invalid_parameter(format!("Invalid course by {field_text} {cid}")))),
-                },
+                Some((field, field_text, cid)) => {
+                    match source.find_course(conn, *field, cid).map_err(invalid)? {
+                        Some(course) => Some(course),
+                        None => {
+                            return Ok(Err(WsError::invalid_parameter(format!(
+                                "Invalid course by {field_text} {cid}"
+                            ))));
+                        }
+                    }
+                }
             };
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
             let reports = crate::reports::users_reports(conn, &source, &settings, &ids, window)
                 .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
-            let mut course_ids: Vec<i64> = reports.values().flat_map(|r| r.courses.iter().map(|c| c.course)).collect();
+            let mut course_ids: Vec<i64> = reports
+                .values()
+                .flat_map(|r| r.courses.iter().map(|c| c.course))
+                .collect();
             course_ids.sort_unstable();
             course_ids.dedup();
             let courses = source.courses_by_ids(conn, &course_ids).map_err(invalid)?;
@@ -510,20 +561,33 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
             if req.score {
                 match &course {
                     Some(course) => {
-                        for (user, grade) in source.users_course_grades(conn, &ids, course.id).map_err(invalid)? {
+                        for (user, grade) in source
+                            .users_course_grades(conn, &ids, course.id)
+                            .map_err(invalid)?
+                        {
                             grades.insert((user, course.id), grade);
                         }
                     }
                     None => {
                         for user in &ids {
-                            for (course, grade) in source.user_course_grades(conn, *user).map_err(invalid)? {
+                            for (course, grade) in
+                                source.user_course_grades(conn, *user).map_err(invalid)?
+                            {
                                 grades.insert((*user, course), grade);
                             }
                         }
                     }
                 }
             }
-            Ok(Ok(Computed { users, course, reports, courses, site_course, grades, window }))
+            Ok(Ok(Computed {
+                users,
+                course,
+                reports,
+                courses,
+                site_course,
+                grades,
+                window,
+            }))
         })
         .await
         .map_err(|e| {
@@ -535,7 +599,10 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
         .values()
         .next()
         .map(|r| r.estimator.to_string())
-        .unwrap_or_else(|| crate::stats::Estimator::for_settings(&crate::reports::settings(&app.config.engine)).to_string());
+        .unwrap_or_else(|| {
+            crate::stats::Estimator::for_settings(&crate::reports::settings(&app.config.engine))
+                .to_string()
+        });
     let items: Vec<Json> = computed
         .users
         .iter()
@@ -564,36 +631,77 @@ fn session_json(stats: &SessionStats, had_logs: bool) -> Json {
     Json::Object(object)
 }
 
-fn course_json(course_id: i64, user: &User, computed: &Computed, report: &Report, score: bool) -> Map<String, Json> {
+fn course_json(
+    course_id: i64,
+    user: &User,
+    computed: &Computed,
+    report: &Report,
+    score: bool,
+) -> Map<String, Json> {
     let totals = report.course(course_id);
     let record = computed
         .courses
         .get(&course_id)
         .or(computed.course.as_ref().filter(|c| c.id == course_id));
-    let sitecoursetime = report.course(computed.site_course).map(|c| c.coursetime).unwrap_or(0);
+    let sitecoursetime = report
+        .course(computed.site_course)
+        .map(|c| c.coursetime)
+        .unwrap_or(0);
     let mut row = Map::new();
     row.insert("id".into(), json!(course_id));
-    row.insert("idnumber".into(), json!(record.map(|c| c.idnumber.clone()).unwrap_or_default()));
-    row.insert("shortname".into(), json!(record.map(|c| c.shortname.clone()).unwrap_or_default()));
-    row.insert("fullname".into(), json!(record.map(|c| c.fullname.clone()).unwrap_or_default()));
-    row.insert("activitytime".into(), json!(totals.map(|t| t.activitytime).unwrap_or(0)));
-    row.insert("coursetime".into(), json!(totals.map(|t| t.coursetime).unwrap_or(0)));
-    row.insert("coursetotal".into(), json!(totals.map(|t| t.coursetotal).unwrap_or(0)));
-    row.insert("othertime".into(), json!(totals.map(|t| t.othertime).unwrap_or(0)));
+    row.insert(
+        "idnumber".into(),
+        json!(record.map(|c| c.idnumber.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "shortname".into(),
+        json!(record.map(|c| c.shortname.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "fullname".into(),
+        json!(record.map(|c| c.fullname.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "activitytime".into(),
+        json!(totals.map(|t| t.activitytime).unwrap_or(0)),
+    );
+    row.insert(
+        "coursetime".into(),
+        json!(totals.map(|t| t.coursetime).unwrap_or(0)),
+    );
+    row.insert(
+        "coursetotal".into(),
+        json!(totals.map(|t| t.coursetotal).unwrap_or(0)),
+    );
+    row.insert(
+        "othertime".into(),
+        json!(totals.map(|t| t.othertime).unwrap_or(0)),
+    );
     row.insert("sitecoursetime".into(), json!(sitecoursetime));
     if score {
-        let grade = computed.grades.get(&(user.id, course_id)).cloned().unwrap_or_else(|| "-".into());
+        let grade = computed
+            .grades
+            .get(&(user.id, course_id))
+            .cloned()
+            .unwrap_or_else(|| "-".into());
         row.insert("score".into(), json!(grade));
     }
     row
 }
 
-fn user_answer(function: &str, user: &User, computed: &Computed, request: &WsRequest, estimator: &str) -> Json {
+fn user_answer(
+    function: &str,
+    user: &User,
+    computed: &Computed,
+    request: &WsRequest,
+    estimator: &str,
+) -> Json {
     let empty;
     let report = match computed.reports.get(&user.id) {
         Some(r) => r,
         None => {
-            empty = crate::stats::Engine::new(&Default::default(), computed.window, HashMap::new()).finish();
+            empty = crate::stats::Engine::new(&Default::default(), computed.window, HashMap::new())
+                .finish();
             &empty
         }
     };
@@ -602,25 +710,42 @@ fn user_answer(function: &str, user: &User, computed: &Computed, request: &WsReq
     if function == GET_USERS_COURSE_STATS {
         let course_id = computed.course.as_ref().map(|c| c.id).unwrap_or(0);
         let mut data = course_json(course_id, user, computed, report, false);
-        if let Some(stats) = report.course(course_id).map(|c| &c.sessions).filter(|s| s.count > 0) {
+        if let Some(stats) = report
+            .course(course_id)
+            .map(|c| &c.sessions)
+            .filter(|s| s.count > 0)
+        {
             data.insert("firstsession".into(), json!(stats.first_start));
             data.insert("lastsession".into(), json!(stats.last_start));
         }
         if request.score {
-            let grade = computed.grades.get(&(user.id, course_id)).cloned().unwrap_or_else(|| "-".into());
+            let grade = computed
+                .grades
+                .get(&(user.id, course_id))
+                .cloned()
+                .unwrap_or_else(|| "-".into());
             data.insert("score".into(), json!(grade));
         }
         return json!({"user": user_json, "coursedata": Json::Object(data)});
     }
     let sessions = match &computed.course {
         Some(course) => {
-            let stats = report.course(course.id).map(|c| c.sessions.clone()).unwrap_or_default();
+            let stats = report
+                .course(course.id)
+                .map(|c| c.sessions.clone())
+                .unwrap_or_default();
             session_json(&stats, had_logs)
         }
         None => session_json(&report.sessions, had_logs),
     };
     let courses: Vec<Json> = match &computed.course {
-        Some(course) => vec![Json::Object(course_json(course.id, user, computed, report, request.score))],
+        Some(course) => vec![Json::Object(course_json(
+            course.id,
+            user,
+            computed,
+            report,
+            request.score,
+        ))],
         None => report
             .courses
             .iter()
@@ -642,9 +767,15 @@ mod tests {
 
     #[test]
     fn php_array_notation() {
-        let p = Params::parse(&["wstoken=abc&uids%5B1%5D=b+c", "uids[0]=a&uidsource=username&x=%C3%A9"]);
+        let p = Params::parse(&[
+            "wstoken=abc&uids%5B1%5D=b+c",
+            "uids[0]=a&uidsource=username&x=%C3%A9",
+        ]);
         assert_eq!(p.get("wstoken"), Some("abc"));
-        assert_eq!(p.list("uids"), Some(vec!["a".to_string(), "b c".to_string()]));
+        assert_eq!(
+            p.list("uids"),
+            Some(vec!["a".to_string(), "b c".to_string()])
+        );
         assert_eq!(p.get("x"), Some("é"));
         assert_eq!(p.get("missing"), None);
         let bad = Params::parse(&["a=%zz&b=%4"]);
@@ -670,7 +801,13 @@ mod tests {
         let e = parse_request(GET_USER_STATS, &p, 10).unwrap_err();
         assert!(e.debuginfo.unwrap().contains("from"));
         let p = Params::parse(&["uidsource=id&uids[0]=1&uids[1]=2"]);
-        assert!(parse_request(GET_USERS_STATS, &p, 1).unwrap_err().debuginfo.unwrap().contains("at most 1"));
+        assert!(
+            parse_request(GET_USERS_STATS, &p, 1)
+                .unwrap_err()
+                .debuginfo
+                .unwrap()
+                .contains("at most 1")
+        );
         let p = Params::parse(&["uidsource=id&uids[0]=1&cid=0"]);
         assert!(parse_request(GET_USERS_COURSE_STATS, &p, 5).is_err());
         let p = Params::parse(&["uidsource=id&uid=7&cidsource=idnumber&cid=0"]);

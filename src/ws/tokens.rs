@@ -55,11 +55,19 @@ impl Range {
         };
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -172,7 +180,10 @@ pub async fn check(
         }
     }
     let id = row.id;
-    let marked = app.state.run(move |c| state::mark_token_used(c, id, now)).await;
+    let marked = app
+        .state
+        .run(move |c| state::mark_token_used(c, id, now))
+        .await;
     if let Err(e) = marked {
         tracing::warn!(error = %e, "could not record token use");
     }
@@ -189,17 +200,31 @@ mod tests {
         assert!(r.contains("10.1.200.3".parse().unwrap()));
         assert!(!r.contains("10.2.0.1".parse().unwrap()));
         assert!(r.contains("::ffff:10.1.0.9".parse().unwrap()));
-        assert!(Range::parse("::1").unwrap().contains("::1".parse().unwrap()));
-        assert!(Range::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            Range::parse("::1")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(
+            Range::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         assert!(Range::parse("10.0.0.0/33").is_err());
         assert!(Range::parse("nonsense").is_err());
         assert!(ip_allowed("", "1.2.3.4".parse().unwrap()));
-        assert!(ip_allowed("127.0.0.0/8, 10.0.0.0/8", "127.0.0.1".parse().unwrap()));
+        assert!(ip_allowed(
+            "127.0.0.0/8, 10.0.0.0/8",
+            "127.0.0.1".parse().unwrap()
+        ));
         assert!(!ip_allowed("10.0.0.0/8", "127.0.0.1".parse().unwrap()));
     }
 
     #[test]
     fn hashes_are_hex_sha256() {
-        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }
