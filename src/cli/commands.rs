@@ -648,7 +648,9 @@ async fn set_service(
         (true, None, Some(service)) => (None, service),
         (false, Some(peer), Some(service)) => (Some(peer), service),
         _ => {
-            return Err("usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into());
+            return Err(
+                "usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into(),
+            );
         }
     };
     if app.services.service(&service).is_none() && publish {

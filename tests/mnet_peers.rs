@@ -1,0 +1,282 @@
+//! usestats daemons talking to each other over loopback: keyswap, calls, key rotation
+//! followed in both directions (7025 and the 710 refresh with its nested callback).
+
+mod common;
+
+use common::*;
+use usestats::mnet::client::ClientError;
+use usestats::rpc::{self, Answer};
+use usestats::stats::Window;
+use usestats::store::source::Source;
+use usestats::xmlrpc::Value;
+
+/// Two peers that know each other, use_stats published both ways, B holding A's users.
+async fn pair() -> (TestApp, TestApp) {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions {
+        demo_remote_hosts: Some(vec![a.wwwroot.clone()]),
+        ..Default::default()
+    })
+    .await;
+    a.add_peer(&b).await;
+    b.add_peer(&a).await;
+    a.set_service(&b.wwwroot, "use_stats", None, Some(true))
+        .await;
+    b.set_service(&a.wwwroot, "use_stats", Some(true), None)
+        .await;
+    b.grant(&a.wwwroot, "admin", true, true).await;
+    (a, b)
+}
+
+fn caller(a: &TestApp) -> Value {
+    usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot)
+}
+
+/// A learner of B's demo site with logs.
+async fn learner(b: &TestApp) -> (i64, String) {
+    let prefix = b.app.config.source.prefix.clone();
+    b.app
+        .source
+        .run(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                id: i64,
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                username: String,
+            }
+            let rows: Vec<Row> = diesel::sql_query(format!(
+                "SELECT u.id, u.username FROM {prefix}user u JOIN {prefix}logstore_standard_log l ON l.userid = u.id \
+                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
+            ))
+            .load(c)?;
+            Ok(rows.into_iter().next().map(|r| (r.id, r.username)).expect("a learner"))
+        })
+        .await
+        .unwrap()
+}
+
+async fn local_minutes(b: &TestApp, userid: i64) -> i64 {
+    let source = Source::new("mdl_").unwrap();
+    let settings = usestats::reports::settings(&b.app.config.engine);
+    let now = b.app.now();
+    b.app
+        .source
+        .run(move |c| {
+            let report = usestats::reports::user_report(
+                c,
+                &source,
+                &settings,
+                userid,
+                Window {
+                    from: 0,
+                    to: now,
+                    now,
+                },
+                false,
+            )
+            .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))?;
+            Ok(report.total / 60)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_peers_keyswap_and_call_each_other() {
+    let (a, b) = pair().await;
+    let peer_b = a.peer(&b.wwwroot).await;
+    let services = a
+        .app
+        .client
+        .call(&a.app, &peer_b, "system/listServices", vec![])
+        .await
+        .unwrap();
+    assert_eq!(services.to_json()[0]["name"], "use_stats");
+    let methods = a
+        .app
+        .client
+        .call(&a.app, &peer_b, "system/listMethods", vec![])
+        .await
+        .unwrap();
+    assert_eq!(methods.to_json()[0], rpc::GET_STATS);
+    let signature = a
+        .app
+        .client
+        .call(
+            &a.app,
+            &peer_b,
+            "system/methodSignature",
+            vec![Value::from(rpc::GET_STATS)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(signature.to_json()["parameters"][0]["name"], "callinguser");
+
+    let (id, username) = learner(&b).await;
+    let value = a
+        .app
+        .client
+        .call(
+            &a.app,
+            &peer_b,
+            rpc::GET_STATS,
+            vec![
+                caller(&a),
+                Value::from(username.as_str()),
+                Value::from(""),
+                Value::Int(2),
+                Value::Int(0),
+            ],
+        )
+        .await
+        .unwrap();
+    let answer = Answer::from_value(&value).unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let parsed = usestats::collect::parse_use_stats(&answer.message.unwrap()).unwrap();
+    assert_eq!(
+        parsed.minutes,
+        local_minutes(&b, id).await,
+        "the same numbers as B computes locally"
+    );
+    assert!(!parsed.courses.is_empty());
+
+    // The health columns record the contact and the clock offset.
+    let health = a.peer(&b.wwwroot).await;
+    assert!(health.last_connect_time > 0);
+    assert!(health.clock_offset.is_some_and(|o| o.abs() <= 1));
+
+    // B calling A: A publishes nothing to B, so the method is refused with 707.
+    let peer_a = b.peer(&a.wwwroot).await;
+    let refused = b
+        .app
+        .client
+        .call(
+            &b.app,
+            &peer_a,
+            rpc::GET_STATS,
+            vec![
+                caller(&b),
+                Value::from("x"),
+                Value::from(""),
+                Value::Int(1),
+                Value::Int(0),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::Fault { code: 707, .. })),
+        "{refused:?}"
+    );
+    let unknown = b
+        .app
+        .client
+        .call(&b.app, &peer_a, "mod/nothing/rpclib.php/nope", vec![])
+        .await;
+    assert!(
+        matches!(unknown, Err(ClientError::Fault { code: 7012, .. })),
+        "{unknown:?}"
+    );
+    let dotted = b
+        .app
+        .client
+        .call(&b.app, &peer_a, "system.listServices", vec![])
+        .await;
+    assert!(
+        matches!(dotted, Err(ClientError::Fault { code: 713, .. })),
+        "{dotted:?}"
+    );
+    let unimplemented = b
+        .app
+        .client
+        .call(&b.app, &peer_a, "system/listFiles", vec![])
+        .await;
+    assert!(
+        matches!(unimplemented, Err(ClientError::Fault { code: 7019, .. })),
+        "{unimplemented:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_server_key_is_followed_with_one_resend() {
+    let (a, b) = pair().await;
+    let old_pem = b.app.keyring().current.cert_pem.clone();
+    b.app.rotate_keys().unwrap();
+    let new_pem = b.app.keyring().current.cert_pem.clone();
+    assert_ne!(old_pem, new_pem);
+    let peer_b = a.peer(&b.wwwroot).await;
+    assert_eq!(peer_b.public_key, old_pem);
+    let reply = a
+        .app
+        .client
+        .call_detailed(&a.app, &peer_b, "system/listServices", vec![])
+        .await
+        .expect("the call succeeds through 7025");
+    assert!(reply.rekeyed);
+    assert_eq!(
+        a.peer(&b.wwwroot).await.public_key,
+        new_pem,
+        "A stored B's new certificate"
+    );
+    // The next call needs no re-key.
+    let again = a
+        .app
+        .client
+        .call_detailed(
+            &a.app,
+            &a.peer(&b.wwwroot).await,
+            "system/listServices",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!again.rekeyed);
+}
+
+#[tokio::test]
+async fn a_rotated_client_key_is_learnt_through_the_nested_callback() {
+    let (a, b) = pair().await;
+    // B must be allowed to call A back: A publishes nothing, but system methods are open.
+    let old_a = b.peer(&a.wwwroot).await.public_key;
+    a.app.rotate_keys().unwrap();
+    let peer_b = a.peer(&b.wwwroot).await;
+    // A signs with its new key; B's copy of A's certificate is stale. B keyswaps A, then
+    // calls A (encrypted to the old certificate) while A's own call is still waiting, gets
+    // 7025 with A's new certificate, stores it and verifies.
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        a.app
+            .client
+            .call(&a.app, &peer_b, "system/listServices", vec![]),
+    )
+    .await
+    .expect("no deadlock");
+    assert!(result.is_ok(), "{result:?}");
+    let learnt = b.peer(&a.wwwroot).await.public_key;
+    assert_ne!(learnt, old_a);
+    assert_eq!(learnt, a.app.keyring().current.cert_pem);
+}
+
+#[tokio::test]
+async fn unknown_and_deleted_callers_are_refused() {
+    let (a, b) = pair().await;
+    let peer_b = a.peer(&b.wwwroot).await;
+    let id = b.peer(&a.wwwroot).await.id;
+    b.app
+        .state
+        .run(move |c| usestats::store::state::delete_peer(c, id))
+        .await
+        .unwrap();
+    let refused = a
+        .app
+        .client
+        .call(&a.app, &peer_b, "system/listServices", vec![])
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::Fault { code: 7020, .. })),
+        "{refused:?}"
+    );
+    let health = a.peer(&b.wwwroot).await;
+    assert!(health.last_error.unwrap_or_default().contains("7020"));
+}
