@@ -1,5 +1,5 @@
 //! The envelopes and crypto against byte-exact traffic recorded from Moodle's own MNET code
-//! (../shared/vectors/moodle). Every message must open, verify and decode with the keys
+//! (tests/vectors/moodle, copied from ../shared/vectors/moodle). Every message must open, verify and decode with the keys
 //! given there, and our encoder must rebuild Moodle's signed layer byte for byte.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use usestats::crypto;
 use usestats::mnet::envelope::{self, DocumentKind};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/moodle")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/moodle")
 }
 
 fn read(rel: &str) -> Vec<u8> {

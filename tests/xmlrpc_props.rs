@@ -11,7 +11,7 @@ use usestats::xmlrpc::{
     serialize_call, serialize_fault, serialize_response,
 };
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/moodle");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/moodle");
 
 /// Text with a heavy share of what escaping has to get right: controls, markup characters,
 /// CDATA terminators, CR/LF pairs, non-ASCII.

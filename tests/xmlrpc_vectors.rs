@@ -1,4 +1,4 @@
-//! The XML-RPC codec against the documents Moodle itself produced (shared/vectors/moodle):
+//! The XML-RPC codec against the documents Moodle itself produced (tests/vectors/moodle, copied from ../shared/vectors/moodle):
 //! every inner document decodes to what `meta.json` says, and our writers give back the very
 //! same bytes.
 
@@ -11,7 +11,7 @@ use usestats::xmlrpc::{
     serialize_response,
 };
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/moodle");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/moodle");
 
 /// One XML-RPC document of a vector, with the meta.json section that describes it.
 struct Document {

@@ -353,5 +353,5 @@ pub async fn get(url: &str) -> (u16, String) {
 }
 
 pub fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/moodle")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/moodle")
 }
