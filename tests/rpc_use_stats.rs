@@ -1,0 +1,538 @@
+//! The use_stats methods through the real MNET server: every scope, every error status,
+//! numbers equal to the engine's on the server's own data. Runs with the server's source on
+//! SQLite, and again on PostgreSQL when a server is configured.
+
+mod common;
+
+use common::*;
+use usestats::collect::{caller_struct, parse_use_stats};
+use usestats::rpc::{self, Answer};
+use usestats::stats::Window;
+use usestats::store::source::{CourseField, Source};
+use usestats::xmlrpc::Value;
+
+struct Setup {
+    a: TestApp,
+    b: TestApp,
+    _pg: Option<TestDb>,
+}
+
+async fn setup(pg: Option<TestDb>) -> Setup {
+    let a = spawn_app(AppOptions::default()).await;
+    let url = pg.as_ref().map(|db| db.url.clone());
+    let b = spawn_app(AppOptions {
+        demo_remote_hosts: Some(vec![a.wwwroot.clone()]),
+        tweak: Some(Box::new(move |c| {
+            if let Some(url) = url {
+                c.state.url = url;
+            }
+        })),
+        ..Default::default()
+    })
+    .await;
+    a.add_peer(&b).await;
+    b.add_peer(&a).await;
+    a.set_service(&b.wwwroot, "use_stats", None, Some(true))
+        .await;
+    b.set_service(&a.wwwroot, "use_stats", Some(true), None)
+        .await;
+    b.grant(&a.wwwroot, "admin", true, true).await;
+    Setup { a, b, _pg: pg }
+}
+
+/// A remote user of B whose home is A, other than admin (no grant unless a test adds one).
+async fn remote_learner(s: &Setup) -> String {
+    let home = s.a.wwwroot.clone();
+    s.b.app
+        .source
+        .run(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                username: String,
+            }
+            let rows: Vec<Row> = diesel::sql_query(format!(
+                "SELECT u.username FROM mdl_user u JOIN mdl_mnet_host h ON h.id = u.mnethostid \
+                 WHERE h.wwwroot = '{home}' AND u.username <> 'admin' AND u.deleted = 0 ORDER BY u.id LIMIT 1"
+            ))
+            .load(c)?;
+            Ok(rows.into_iter().next().expect("a remote learner").username)
+        })
+        .await
+        .unwrap()
+}
+
+async fn call(s: &Setup, method: &str, params: Vec<Value>) -> Answer {
+    let peer = s.a.peer(&s.b.wwwroot).await;
+    let value =
+        s.a.app
+            .client
+            .call(&s.a.app, &peer, method, params)
+            .await
+            .expect("MNET call");
+    Answer::from_value(&value).expect("a use_stats answer")
+}
+
+fn admin(s: &Setup) -> Value {
+    caller_struct("admin", &s.a.wwwroot, &s.a.wwwroot)
+}
+
+fn stats_params(caller: Value, target: &str, scope: Value, timefrom: Value) -> Vec<Value> {
+    vec![
+        caller,
+        Value::from(target),
+        Value::from(""),
+        scope,
+        timefrom,
+    ]
+}
+
+/// A local learner of B with logs, and their report as B's engine computes it.
+async fn learner(
+    s: &Setup,
+) -> (
+    String,
+    usestats::stats::Report,
+    std::collections::HashMap<i64, usestats::store::source::Course>,
+) {
+    let app = s.b.app.clone();
+    let settings = usestats::reports::settings(&app.config.engine);
+    let now = app.now();
+    app.source
+        .run(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                id: i64,
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                username: String,
+            }
+            let rows: Vec<Row> = diesel::sql_query(
+                "SELECT u.id, u.username FROM mdl_user u JOIN mdl_logstore_standard_log l ON l.userid = u.id \
+                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1",
+            )
+            .load(c)?;
+            let row = rows.into_iter().next().expect("a learner with logs");
+            let source = Source::new("mdl_").unwrap();
+            let report = usestats::reports::user_report(c, &source, &settings, row.id, Window { from: 0, to: now, now }, false)
+                .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))?;
+            let ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+            let courses = source.courses_by_ids(c, &ids).unwrap();
+            Ok((row.username, report, courses))
+        })
+        .await
+        .unwrap()
+}
+
+async fn scopes_and_numbers(s: &Setup) {
+    let (username, report, courses) = learner(s).await;
+    // Scope 1: only <USER>.
+    let one = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(admin(s), &username, Value::Int(1), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(one.status, 200, "{one:?}");
+    assert!(one.errors.is_empty());
+    let message = one.message.unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "<USE_STATS>\n<USER>\n\t<USERNAME>{username}</USERNAME>\n"
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with("\n</USER>\n</USE_STATS>"), "{message}");
+    assert!(message.contains("\t<FROM>0</FROM>\n"));
+    let parsed = parse_use_stats(&message).unwrap();
+    // The server's clock moves on between our report and its answer; minutes of a
+    // finished log do not.
+    assert_eq!(parsed.minutes, report.total / 60);
+
+    // Scope 2: courses, ≥ 5 minutes, course 0 left out, in order of first activity.
+    let two = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(admin(s), &username, Value::from("2"), Value::from("0")),
+    )
+    .await;
+    let message = two.message.unwrap();
+    assert!(!message.contains("<MODULES>"));
+    let parsed = parse_use_stats(&message).unwrap();
+    let expected: Vec<(String, i64)> = report
+        .courses
+        .iter()
+        .filter(|c| c.course != 0 && c.coursetotal / 60 >= 5)
+        .map(|c| (courses[&c.course].shortname.clone(), c.coursetotal / 60))
+        .collect();
+    let got: Vec<(String, i64)> = parsed
+        .courses
+        .iter()
+        .map(|c| (c.shortname.clone(), c.minutes))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(!got.is_empty());
+
+    // Scope 3: modules nested in each course, ≥ 2 minutes.
+    let three = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(admin(s), &username, Value::Int(3), Value::Int(0)),
+    )
+    .await;
+    let message = three.message.unwrap();
+    let modules_in_first_course = report
+        .courses
+        .iter()
+        .find(|c| c.course != 0 && c.coursetotal / 60 >= 5)
+        .map(|c| c.modules.iter().filter(|m| m.elapsed / 60 >= 2).count())
+        .unwrap();
+    let first_course =
+        &message[message.find("<COURSE>").unwrap()..message.find("</COURSE>").unwrap()];
+    assert_eq!(
+        first_course.matches("<MODULE>").count(),
+        modules_in_first_course
+    );
+    assert!(
+        first_course.contains("\t<ELAPSED>")
+            && first_course.contains("<MODULES>\n<MODULE>\n\t<NAME>"),
+        "{first_course}"
+    );
+
+    // json_response = false: the same wrapper as a struct.
+    let peer = s.a.peer(&s.b.wwwroot).await;
+    let mut params = stats_params(admin(s), &username, Value::Int(1), Value::Int(0));
+    params.push(Value::Bool(false));
+    let value =
+        s.a.app
+            .client
+            .call(&s.a.app, &peer, rpc::GET_STATS, params)
+            .await
+            .unwrap();
+    assert_eq!(value.type_name(), "struct");
+    assert_eq!(value.get("status"), Some(&Value::Int(200)));
+
+    // A window with no logs.
+    let future = s.b.app.now() + 100_000;
+    let empty = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(admin(s), &username, Value::Int(2), Value::Int(future)),
+    )
+    .await;
+    assert_eq!(
+        empty.message.as_deref(),
+        Some("<USE_STATS><EMPTYSET /></USE_STATS>")
+    );
+}
+
+async fn error_statuses(s: &Setup) {
+    let (username, _, _) = learner(s).await;
+    let cases: Vec<(&str, Vec<Value>, i64, &str)> = vec![
+        (
+            "member missing",
+            stats_params(
+                Value::Struct(vec![("username".into(), Value::from("admin"))]),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            501,
+            "Bad client user format.",
+        ),
+        (
+            "not a struct",
+            stats_params(
+                Value::from("admin"),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            501,
+            "Bad client user format.",
+        ),
+        (
+            "empty username",
+            stats_params(
+                caller_struct("", &s.a.wwwroot, &s.a.wwwroot),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            501,
+            "Empty username.",
+        ),
+        (
+            "host that did not sign",
+            stats_params(
+                caller_struct("admin", &s.a.wwwroot, "http://elsewhere.example"),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            500,
+            "is not the host that signed",
+        ),
+        (
+            "unknown home host",
+            stats_params(
+                caller_struct("admin", "http://unknown.example", &s.a.wwwroot),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            501,
+            "is not registered",
+        ),
+        (
+            "no local account",
+            stats_params(
+                caller_struct("ghost", &s.a.wwwroot, &s.a.wwwroot),
+                &username,
+                Value::Int(1),
+                Value::Int(0),
+            ),
+            501,
+            "no local account",
+        ),
+        (
+            "bad scope",
+            stats_params(admin(s), &username, Value::from("abc"), Value::Int(0)),
+            503,
+            "statsscope",
+        ),
+        (
+            "scope out of range",
+            stats_params(admin(s), &username, Value::Int(4), Value::Int(0)),
+            503,
+            "statsscope",
+        ),
+        (
+            "bad timefrom",
+            stats_params(admin(s), &username, Value::Int(1), Value::Bool(true)),
+            503,
+            "timefrom",
+        ),
+        (
+            "unknown target",
+            stats_params(admin(s), "nobody-here", Value::Int(1), Value::Int(0)),
+            520,
+            "Target user does not exist.",
+        ),
+        (
+            "forward to an unknown host",
+            vec![
+                admin(s),
+                Value::from(username.as_str()),
+                Value::from("http://not-a-peer.example"),
+                Value::Int(1),
+                Value::Int(0),
+            ],
+            500,
+            "not a known MNET peer",
+        ),
+    ];
+    for (label, params, status, text) in cases {
+        let answer = call(s, rpc::GET_STATS, params).await;
+        assert_eq!(answer.status, status, "{label}: {answer:?}");
+        assert!(answer.message.is_none(), "{label}");
+        let errors = serde_json::to_string(&answer.errors).unwrap();
+        assert!(errors.contains(text), "{label}: {errors}");
+    }
+    // Grants: a remote user without one, then with a site-only one asking for courses.
+    let remote = remote_learner(s).await;
+    let person = || caller_struct(&remote, &s.a.wwwroot, &s.a.wwwroot);
+    let no_grant = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(person(), &username, Value::Int(1), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(no_grant.status, 510, "{no_grant:?}");
+    s.b.grant(&s.a.wwwroot, &remote, true, false).await;
+    let site = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(person(), &username, Value::Int(1), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(site.status, 200, "{site:?}");
+    let courses = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(person(), &username, Value::Int(2), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(courses.status, 510, "{courses:?}");
+    let scores = call(
+        s,
+        rpc::GET_SCORES,
+        vec![
+            person(),
+            Value::from(username.as_str()),
+            Value::from(""),
+            Value::from("notes/global"),
+            Value::from("id"),
+            Value::from("1"),
+        ],
+    )
+    .await;
+    assert_eq!(scores.status, 510, "{scores:?}");
+    // A wildcard grant for the host covers everybody from it who has no grant of their own.
+    s.b.grant(&s.a.wwwroot, "*", false, true).await;
+    let (home, user) = (s.a.wwwroot.clone(), remote.clone());
+    s.b.app
+        .state
+        .run(move |c| usestats::store::state::remove_grant(c, &home, &user))
+        .await
+        .unwrap();
+    let wildcard = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(person(), &username, Value::Int(2), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(wildcard.status, 200, "{wildcard:?}");
+    let wildcard_site = call(
+        s,
+        rpc::GET_STATS,
+        stats_params(person(), &username, Value::Int(1), Value::Int(0)),
+    )
+    .await;
+    assert_eq!(
+        wildcard_site.status, 510,
+        "the wildcard grant has no --site: {wildcard_site:?}"
+    );
+    // whereroot naming ourselves (any spelling) is the local path.
+    let ours = s.b.wwwroot.to_uppercase().replace("HTTP://", "http://") + "/";
+    let local = call(
+        s,
+        rpc::GET_STATS,
+        vec![
+            admin(s),
+            Value::from(username.as_str()),
+            Value::from(ours.as_str()),
+            Value::Int(1),
+            Value::Int(0),
+        ],
+    )
+    .await;
+    assert_eq!(local.status, 200, "{local:?}");
+}
+
+async fn scores(s: &Setup) {
+    let (username, _, _) = learner(s).await;
+    let app = s.b.app.clone();
+    let u = username.clone();
+    let (course, grade) = app
+        .source
+        .run(move |c| {
+            let source = Source::new("mdl_").unwrap();
+            let user = source.find_user_for_rpc(c, &u).unwrap().unwrap();
+            let grades = source.user_course_grades(c, user.id).unwrap();
+            let (course_id, grade) = grades
+                .into_iter()
+                .min()
+                .expect("the learner has a course grade");
+            let course = source
+                .find_course(c, CourseField::Id, &course_id.to_string())
+                .unwrap()
+                .unwrap();
+            Ok((course, grade))
+        })
+        .await
+        .unwrap();
+    for (field, value) in [
+        ("id", course.id.to_string()),
+        ("shortname", course.shortname.clone()),
+        ("idnumber", course.idnumber.clone()),
+    ] {
+        let answer = call(
+            s,
+            rpc::GET_SCORES,
+            vec![
+                admin(s),
+                Value::from(username.as_str()),
+                Value::from(""),
+                Value::from("notes/global"),
+                Value::from(field),
+                Value::from(value.as_str()),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{field}: {answer:?}");
+        let message = answer.message.unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "<USER_SCORES>\n<USER>\n\t<USERNAME>{username}</USERNAME>\n"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!(
+                "\n\n</USER><SCORE>{grade}</SCORE>\n</USER_SCORES>"
+            )),
+            "{message}"
+        );
+    }
+    let other_scope = call(
+        s,
+        rpc::GET_SCORES,
+        vec![
+            admin(s),
+            Value::from(username.as_str()),
+            Value::from(""),
+            Value::from("notes/other"),
+            Value::from("id"),
+            Value::from(course.id.to_string().as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        other_scope.message.as_deref(),
+        Some("<USER_SCORES>\n<ERROR>Not implemented</ERROR>\n</USER_SCORES>")
+    );
+    for (field, value) in [("fullname", "x"), ("id", "999999")] {
+        let answer = call(
+            s,
+            rpc::GET_SCORES,
+            vec![
+                admin(s),
+                Value::from(username.as_str()),
+                Value::from(""),
+                Value::from("notes/global"),
+                Value::from(field),
+                Value::from(value),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, 520, "{field}");
+        assert_eq!(answer.errors, vec![serde_json::json!("Unknown course.")]);
+    }
+}
+
+#[tokio::test]
+async fn get_stats_every_scope_matches_the_engine() {
+    scopes_and_numbers(&setup(None).await).await;
+}
+
+#[tokio::test]
+async fn get_stats_error_statuses() {
+    error_statuses(&setup(None).await).await;
+}
+
+#[tokio::test]
+async fn get_scores_reads_this_users_course_grade() {
+    scores(&setup(None).await).await;
+}
+
+#[tokio::test]
+async fn the_same_calls_with_postgresql_as_the_database() {
+    let Some(pg) = postgres_db() else { return };
+    let s = setup(Some(pg)).await;
+    scopes_and_numbers(&s).await;
+    error_statuses(&s).await;
+    scores(&s).await;
+}
