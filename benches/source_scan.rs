@@ -64,6 +64,21 @@ fn run(label: &str, conn: &mut DbConnection, rows: u64) {
     );
 }
 
+/// Plain DROP DATABASE waits for an autovacuum worker to leave; WITH (FORCE) would try to
+/// kill it and fail for a role without pg_signal_backend.
+fn drop_database(admin: &mut PgConnection, name: &str) {
+    for _ in 0..10 {
+        if admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .is_ok()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    eprintln!("could not drop database {name}");
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets too; do nothing heavy then.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
@@ -95,8 +110,6 @@ fn main() {
         );
         run("postgres", &mut conn, rows);
         drop(conn);
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .unwrap();
+        drop_database(&mut admin, &name);
     }
 }
