@@ -3,7 +3,7 @@
 //! `cargo bench --bench source_scan` loads a demo site of `USESTATS_BENCH_ROWS` log rows
 //! (default 1 000 000) into a temporary SQLite file, and into a scratch PostgreSQL database when
 //! `USESTATS_BENCH_PG_URL` names a server whose role may create databases, then times the
-//! per-user and the many-user scans.
+//! per-user and the many-user scans. `USESTATS_BENCH_SKIP_SQLITE=1` runs PostgreSQL only.
 
 use std::time::Instant;
 
@@ -89,12 +89,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    let mut conn =
-        DbConnection::Sqlite(SqliteConnection::establish(&path.to_string_lossy()).expect("sqlite"));
-    run("sqlite", &mut conn, rows);
-    drop(conn);
+    if std::env::var("USESTATS_BENCH_SKIP_SQLITE").as_deref() != Ok("1") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        let mut conn = DbConnection::Sqlite(
+            SqliteConnection::establish(&path.to_string_lossy()).expect("sqlite"),
+        );
+        run("sqlite", &mut conn, rows);
+    }
 
     if let Ok(admin_url) = std::env::var("USESTATS_BENCH_PG_URL") {
         let name = format!("usestats_bench_{}", std::process::id());
