@@ -80,14 +80,17 @@ fn drop_database(admin: &mut PgConnection, name: &str) {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench targets too; do nothing heavy then.
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
-        return;
-    }
-    let rows = std::env::var("USESTATS_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and then a small
+    // smoke run keeps the target working without a long debug-build load.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let rows = if benching {
+        std::env::var("USESTATS_BENCH_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000)
+    } else {
+        2_000
+    };
 
     if std::env::var("USESTATS_BENCH_SKIP_SQLITE").as_deref() != Ok("1") {
         let dir = tempfile::tempdir().unwrap();
