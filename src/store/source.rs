@@ -835,7 +835,10 @@ impl Source {
     }
 
     /// Many users' logs in one scan, ordered by (userid, time, id): each user's rows arrive
-    /// together, in the same order [`Source::for_each_user_log`] gives them.
+    /// together, in the same order [`Source::for_each_user_log`] gives them. The id list is one
+    /// bound parameter (a PostgreSQL array, a JSON array on SQLite), so any number of users is
+    /// fine. PostgreSQL may choose a bitmap scan plus a server-side sort, which stays within
+    /// `work_mem` (spilling to disk past it); rows still reach us one at a time.
     pub fn for_each_users_log(
         &self,
         conn: &mut DbConnection,
