@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::store::DbConnection;
@@ -1779,26 +1779,23 @@ fn load(
     };
     let mut events = LogGen::new(site, opts).peekable();
     let mut id = 0u64;
-    let mut ins = Inserter::new(
-        &format!("{p}logstore_standard_log"),
-        "id, eventname, component, action, target, objecttable, objectid, crud, edulevel, \
-         contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, \
-         other, timecreated, origin, ip, realuserid",
-    );
+    let table = format!("{p}logstore_standard_log");
+    let mut sink = if sqlite {
+        LogSink::Values(Inserter::new(&table, LOG_COLUMNS))
+    } else {
+        LogSink::PgArrays(Box::new(PgLogColumns::new(table)))
+    };
     while events.peek().is_some() {
         let before = id;
         conn.transaction::<_, DemoError, _>(|conn| {
             for ev in events.by_ref() {
                 id += 1;
-                write_log_row(ins.row_buf(), id, &ev, site, offset);
-                if ins.rows >= INSERT_ROWS {
-                    ins.flush(conn)?;
-                }
+                sink.push(conn, id, &ev, site, offset)?;
                 if id.is_multiple_of(TRANSACTION_ROWS) {
                     break;
                 }
             }
-            ins.flush(conn)?;
+            sink.flush(conn)?;
             Ok(())
         })?;
         bar.inc(id - before);
@@ -1823,25 +1820,182 @@ fn load(
     Ok(id)
 }
 
-fn write_log_row(buf: &mut String, id: u64, ev: &Ev, site: &Site, offset: i64) {
-    let t = ev.tpl;
-    let origin = match ev.origin {
-        Origin::Web => "'web'",
-        Origin::Ws => "'ws'",
-        Origin::Cli => "'cli'",
-        Origin::Null => "NULL",
-    };
-    let ip = if ev.origin == Origin::Cli {
-        "NULL".to_owned()
-    } else {
+const LOG_COLUMNS: &str = "id, eventname, component, action, target, objecttable, objectid, crud, \
+     edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, \
+     anonymous, other, timecreated, origin, ip, realuserid";
+
+/// Rows per PostgreSQL array INSERT.
+const PG_ARRAY_ROWS: usize = 10_000;
+
+/// Where log rows go: multi-row VALUES text for SQLite; on PostgreSQL one array per column,
+/// bound as parameters and unnested, because its parser handles long VALUES lists about ten
+/// times slower than bound arrays.
+enum LogSink {
+    Values(Inserter),
+    PgArrays(Box<PgLogColumns>),
+}
+
+impl LogSink {
+    fn push(
+        &mut self,
+        conn: &mut DbConnection,
+        id: u64,
+        ev: &Ev,
+        site: &Site,
+        offset: i64,
+    ) -> QueryResult<()> {
+        match self {
+            LogSink::Values(ins) => {
+                write_log_row(ins.row_buf(), id, ev, site, offset);
+                if ins.rows >= INSERT_ROWS {
+                    ins.flush(conn)?;
+                }
+            }
+            LogSink::PgArrays(cols) => {
+                cols.push(id as i64, ev, site, offset);
+                if cols.id.len() >= PG_ARRAY_ROWS {
+                    cols.flush(conn)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
+        match self {
+            LogSink::Values(ins) => ins.flush(conn),
+            LogSink::PgArrays(cols) => cols.flush(conn),
+        }
+    }
+}
+
+#[derive(Default)]
+struct PgLogColumns {
+    table: String,
+    id: Vec<i64>,
+    eventname: Vec<&'static str>,
+    component: Vec<&'static str>,
+    action: Vec<&'static str>,
+    target: Vec<&'static str>,
+    objecttable: Vec<Option<&'static str>>,
+    objectid: Vec<Option<i64>>,
+    crud: Vec<&'static str>,
+    edulevel: Vec<i64>,
+    contextid: Vec<i64>,
+    contextlevel: Vec<i64>,
+    contextinstanceid: Vec<i64>,
+    userid: Vec<i64>,
+    courseid: Vec<i64>,
+    relateduserid: Vec<Option<i64>>,
+    timecreated: Vec<i64>,
+    origin: Vec<Option<&'static str>>,
+    ip: Vec<Option<String>>,
+    realuserid: Vec<Option<i64>>,
+}
+
+impl PgLogColumns {
+    fn new(table: String) -> Self {
+        PgLogColumns {
+            table,
+            ..Default::default()
+        }
+    }
+
+    fn push(&mut self, id: i64, ev: &Ev, site: &Site, offset: i64) {
+        let t = ev.tpl;
+        self.id.push(id);
+        self.eventname.push(t.eventname);
+        self.component.push(t.component);
+        self.action.push(t.action);
+        self.target.push(t.target);
+        self.objecttable.push(t.objecttable);
+        self.objectid.push(ev.objectid);
+        self.crud.push(t.crud);
+        self.edulevel.push(t.edulevel);
+        self.contextid.push(ev.contextid);
+        self.contextlevel.push(ev.contextlevel);
+        self.contextinstanceid.push(ev.contextinstanceid);
+        self.userid.push(site.users[ev.user].id);
+        self.courseid.push(ev.courseid);
+        self.relateduserid.push(ev.relateduserid);
+        self.timecreated.push(ev.time + offset);
+        self.origin.push(origin_name(ev.origin));
+        self.ip.push(ip_text(ev));
+        self.realuserid.push(ev.realuserid);
+    }
+
+    fn flush(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        let DbConnection::Postgres(pg) = conn else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "array insert needs PostgreSQL".into(),
+            ));
+        };
+        let fresh = PgLogColumns::new(self.table.clone());
+        let cols = std::mem::replace(self, fresh);
+        let sql = format!(
+            "INSERT INTO {} ({LOG_COLUMNS}) SELECT u.id, u.eventname, u.component, u.action, \
+             u.target, u.objecttable, u.objectid, u.crud, u.edulevel, u.contextid, \
+             u.contextlevel, u.contextinstanceid, u.userid, u.courseid, u.relateduserid, 0, NULL, \
+             u.timecreated, u.origin, u.ip, u.realuserid \
+             FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19) AS u(id, eventname, component, action, target, objecttable, \
+             objectid, crud, edulevel, contextid, contextlevel, contextinstanceid, userid, \
+             courseid, relateduserid, timecreated, origin, ip, realuserid)",
+            cols.table
+        );
+        diesel::sql_query(sql)
+            .bind::<Array<BigInt>, _>(cols.id)
+            .bind::<Array<Text>, _>(cols.eventname)
+            .bind::<Array<Text>, _>(cols.component)
+            .bind::<Array<Text>, _>(cols.action)
+            .bind::<Array<Text>, _>(cols.target)
+            .bind::<Array<Nullable<Text>>, _>(cols.objecttable)
+            .bind::<Array<Nullable<BigInt>>, _>(cols.objectid)
+            .bind::<Array<Text>, _>(cols.crud)
+            .bind::<Array<BigInt>, _>(cols.edulevel)
+            .bind::<Array<BigInt>, _>(cols.contextid)
+            .bind::<Array<BigInt>, _>(cols.contextlevel)
+            .bind::<Array<BigInt>, _>(cols.contextinstanceid)
+            .bind::<Array<BigInt>, _>(cols.userid)
+            .bind::<Array<BigInt>, _>(cols.courseid)
+            .bind::<Array<Nullable<BigInt>>, _>(cols.relateduserid)
+            .bind::<Array<BigInt>, _>(cols.timecreated)
+            .bind::<Array<Nullable<Text>>, _>(cols.origin)
+            .bind::<Array<Nullable<Text>>, _>(cols.ip)
+            .bind::<Array<Nullable<BigInt>>, _>(cols.realuserid)
+            .execute(pg)?;
+        Ok(())
+    }
+}
+
+fn origin_name(o: Origin) -> Option<&'static str> {
+    match o {
+        Origin::Web => Some("web"),
+        Origin::Ws => Some("ws"),
+        Origin::Cli => Some("cli"),
+        Origin::Null => None,
+    }
+}
+
+fn ip_text(ev: &Ev) -> Option<String> {
+    (ev.origin != Origin::Cli).then(|| {
         format!(
-            "'{}.{}.{}.{}'",
+            "{}.{}.{}.{}",
             ev.ip >> 24,
             (ev.ip >> 16) & 0xFF,
             (ev.ip >> 8) & 0xFF,
             ev.ip & 0xFF
         )
-    };
+    })
+}
+
+fn write_log_row(buf: &mut String, id: u64, ev: &Ev, site: &Site, offset: i64) {
+    let t = ev.tpl;
+    let origin = origin_name(ev.origin).map_or("NULL".to_owned(), |o| format!("'{o}'"));
+    let ip = ip_text(ev).map_or("NULL".to_owned(), |ip| format!("'{ip}'"));
     // Template strings are compile-time constants without quotes (checked by a unit test).
     let _ = write!(
         buf,

@@ -328,7 +328,7 @@ async fn authenticate(
         }
         Ok(Some(Some(user))) => user,
     };
-    if user.suspended != 0 {
+    if user.suspended {
         return Err(Answer::fail(
             RPC_FAILURE_USER,
             "Calling user's local account is suspended.",

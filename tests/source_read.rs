@@ -179,8 +179,8 @@ fn mnet_lookups(db: &TestDb) {
     assert_eq!(id(&mut conn, "https://unknown.example"), None);
     let h = s.mnet_host(&mut conn, 3).unwrap().unwrap();
     assert_eq!(h.wwwroot, "https://Remote.Example.net/");
-    assert_eq!(h.deleted, 0);
-    assert_eq!(s.mnet_host(&mut conn, 4).unwrap().unwrap().deleted, 1);
+    assert!(!h.deleted);
+    assert!(s.mnet_host(&mut conn, 4).unwrap().unwrap().deleted);
     assert!(s.mnet_host(&mut conn, 42).unwrap().is_none());
     assert_eq!(s.site_course_id(&mut conn).unwrap(), 1);
 }
@@ -212,9 +212,9 @@ fn user_lookups(db: &TestDb) {
     assert_eq!(anna.firstname, "Anna");
     assert_eq!(anna.lastname, "Meyer");
     assert_eq!(anna.idnumber, "S100");
-    assert_eq!((anna.deleted, anna.suspended), (0, 0));
+    assert_eq!((anna.deleted, anna.suspended), (false, false));
     let carl = s.find_user(&mut conn, UserField::Id, "6").unwrap().unwrap();
-    assert_eq!(carl.suspended, 1);
+    assert!(carl.suspended);
 
     // B17: the local account wins even though the remote one has the lower id.
     let rpc = |c: &mut DbConnection, u: &str| s.find_user_for_rpc(c, u).unwrap().map(|u| u.id);

@@ -57,26 +57,55 @@ pub enum CourseField {
     ShortName,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub username: String,
-    #[diesel(sql_type = BigInt)]
     pub mnethostid: i64,
-    #[diesel(sql_type = Text)]
     pub firstname: String,
-    #[diesel(sql_type = Text)]
     pub lastname: String,
-    #[diesel(sql_type = Text)]
     pub idnumber: String,
-    #[diesel(sql_type = Text)]
     pub email: String,
+    pub deleted: bool,
+    pub suspended: bool,
+}
+
+#[derive(QueryableByName)]
+struct RawUser {
     #[diesel(sql_type = BigInt)]
-    pub deleted: i64,
+    id: i64,
+    #[diesel(sql_type = Text)]
+    username: String,
     #[diesel(sql_type = BigInt)]
-    pub suspended: i64,
+    mnethostid: i64,
+    #[diesel(sql_type = Text)]
+    firstname: String,
+    #[diesel(sql_type = Text)]
+    lastname: String,
+    #[diesel(sql_type = Text)]
+    idnumber: String,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+    #[diesel(sql_type = BigInt)]
+    suspended: i64,
+}
+
+impl From<RawUser> for User {
+    fn from(r: RawUser) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            mnethostid: r.mnethostid,
+            firstname: r.firstname,
+            lastname: r.lastname,
+            idnumber: r.idnumber,
+            email: r.email,
+            deleted: r.deleted != 0,
+            suspended: r.suspended != 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -103,16 +132,35 @@ pub struct ModuleLabel {
     pub idnumber: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MnetHost {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub wwwroot: String,
-    #[diesel(sql_type = Text)]
     pub name: String,
+    pub deleted: bool,
+}
+
+#[derive(QueryableByName)]
+struct RawHost {
     #[diesel(sql_type = BigInt)]
-    pub deleted: i64,
+    id: i64,
+    #[diesel(sql_type = Text)]
+    wwwroot: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+}
+
+impl From<RawHost> for MnetHost {
+    fn from(r: RawHost) -> Self {
+        MnetHost {
+            id: r.id,
+            wwwroot: r.wwwroot,
+            name: r.name,
+            deleted: r.deleted != 0,
+        }
+    }
 }
 
 /// Lower-case scheme and host, no trailing slash (D13); the path keeps its case.
@@ -363,7 +411,7 @@ impl Source {
         Ok(self
             .mnet_hosts(conn)?
             .into_iter()
-            .find(|h| h.deleted == 0 && normalise_wwwroot(&h.wwwroot) == wanted)
+            .find(|h| !h.deleted && normalise_wwwroot(&h.wwwroot) == wanted)
             .map(|h| h.id))
     }
 
@@ -372,7 +420,7 @@ impl Source {
         conn: &mut DbConnection,
         id: i64,
     ) -> Result<Option<MnetHost>, SourceError> {
-        let rows: Vec<MnetHost> = query::load(
+        let rows: Vec<RawHost> = query::load(
             conn,
             &format!(
                 "SELECT id, wwwroot, name, CAST(deleted AS BIGINT) AS deleted FROM {} WHERE id = $1",
@@ -380,18 +428,19 @@ impl Source {
             ),
             vec![Bind::Int(id)],
         )?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().map(Into::into))
     }
 
     pub fn mnet_hosts(&self, conn: &mut DbConnection) -> Result<Vec<MnetHost>, SourceError> {
-        Ok(query::load(
+        let rows: Vec<RawHost> = query::load(
             conn,
             &format!(
                 "SELECT id, wwwroot, name, CAST(deleted AS BIGINT) AS deleted FROM {} ORDER BY id",
                 self.t("mnet_host")
             ),
             vec![],
-        )?)
+        )?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// The front-page course: the course in category 0, or 1 when there is none (SITEID).
@@ -427,7 +476,7 @@ impl Source {
         if value.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<User> = query::load(
+        let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
                 "SELECT {USER_COLUMNS} FROM {} WHERE {column} = $1 AND deleted = 0 \
@@ -436,7 +485,7 @@ impl Source {
             ),
             vec![bind],
         )?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().map(Into::into))
     }
 
     /// Target user of an MNET call, named by username only: several hosts can share one
@@ -450,7 +499,7 @@ impl Source {
             return Ok(None);
         }
         let local = self.local_mnet_host_id(conn)?.unwrap_or(-1);
-        let rows: Vec<User> = query::load(
+        let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
                 "SELECT {USER_COLUMNS} FROM {} WHERE username = $1 AND deleted = 0 \
@@ -459,7 +508,7 @@ impl Source {
             ),
             vec![Bind::Text(username.to_owned()), Bind::Int(local)],
         )?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().map(Into::into))
     }
 
     /// The local account of a person from host `mnethostid` (spec §1.3 step 5). Deleted
@@ -473,7 +522,7 @@ impl Source {
         if username.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<User> = query::load(
+        let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
                 "SELECT {USER_COLUMNS} FROM {} WHERE username = $1 AND mnethostid = $2 \
@@ -482,7 +531,7 @@ impl Source {
             ),
             vec![Bind::Text(username.to_owned()), Bind::Int(mnethostid)],
         )?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().map(Into::into))
     }
 
     /// First course (lowest id) whose `field` equals `value`; empty or non-numeric ids find none.
@@ -757,7 +806,10 @@ impl Source {
     }
 
     /// Many users' logs in one scan, ordered by (userid, time, id): each user's rows arrive
-    /// together, in the same order [`Source::for_each_user_log`] gives them.
+    /// together, in the same order [`Source::for_each_user_log`] gives them. The id list is one
+    /// bound parameter (a PostgreSQL array, a JSON array on SQLite), so any number of users is
+    /// fine. PostgreSQL may choose a bitmap scan plus a server-side sort, which stays within
+    /// `work_mem` (spilling to disk past it); rows still reach us one at a time.
     pub fn for_each_users_log(
         &self,
         conn: &mut DbConnection,

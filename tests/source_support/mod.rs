@@ -110,7 +110,17 @@ impl Drop for TestDb {
         } = self
             && let Ok(mut admin) = PgConnection::establish(admin_url)
         {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            // Plain DROP waits for an autovacuum worker to leave (WITH (FORCE) would try to
+            // kill it, which this role may not); retry while our own sessions close.
+            for _ in 0..20 {
+                if admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .is_ok()
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
         }
     }
 }
