@@ -57,6 +57,8 @@ pub struct App {
     pub client: MnetClient,
     pub services: Services,
     pub crypto: CryptoStatus,
+    pub metrics: crate::metrics::Metrics,
+    pub limits: crate::limits::Limits,
 }
 
 impl std::fmt::Debug for App {
@@ -100,6 +102,8 @@ impl App {
             client: MnetClient::new(&config),
             services: Services::standard(),
             crypto,
+            metrics: Default::default(),
+            limits: crate::limits::Limits::new(&config.limits),
             config,
         };
         if generated {

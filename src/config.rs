@@ -53,6 +53,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -231,6 +233,40 @@ impl Default for WsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests answered at the same time; beyond, HTTP 503 with Retry-After.
+    pub max_concurrent_requests: usize,
+    /// Requests per minute from one client address (0 = no limit).
+    pub per_ip_per_minute: u32,
+    /// MNET calls per minute from one peer (0 = no limit).
+    pub per_peer_per_minute: u32,
+    /// A signed request executed once is refused if it comes again within this many
+    /// seconds (0 = off).
+    pub replay_window_secs: i64,
+    /// Signed requests whose timestamp is further than this from our clock are refused
+    /// (0 = off; Moodle itself never checks).
+    pub timestamp_window_secs: i64,
+    /// Time a client has to send its request headers, and to send its body.
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_requests: 256,
+            per_ip_per_minute: 6000,
+            per_peer_per_minute: 6000,
+            replay_window_secs: 300,
+            timestamp_window_secs: 300,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Record every MNET and web-service call in the state database.
     pub enabled: bool,
@@ -335,6 +371,7 @@ impl Config {
             ws: WsConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),
+            limits: LimitsConfig::default(),
             base_dir: PathBuf::from("."),
             path: PathBuf::from("usestats.toml"),
         }
@@ -448,6 +485,18 @@ impl Config {
         }
         if self.engine.lastpingcredit_minutes < 0 {
             return Err(self.invalid("engine.lastpingcredit_minutes", "must not be negative"));
+        }
+        if self.limits.max_concurrent_requests == 0 {
+            return Err(self.invalid("limits.max_concurrent_requests", "must be at least 1"));
+        }
+        if self.limits.replay_window_secs < 0 || self.limits.timestamp_window_secs < 0 {
+            return Err(self.invalid("limits.replay_window_secs", "windows must not be negative"));
+        }
+        if self.limits.header_read_timeout_secs == 0 || self.limits.body_read_timeout_secs == 0 {
+            return Err(self.invalid(
+                "limits.header_read_timeout_secs",
+                "timeouts must be at least 1 second",
+            ));
         }
         if self.ws.max_users_per_call == 0 {
             return Err(self.invalid("ws.max_users_per_call", "must be at least 1"));

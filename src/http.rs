@@ -49,7 +49,9 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(
+            app.config.limits.header_read_timeout_secs,
+        ));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -89,7 +91,69 @@ pub async fn run(
     Ok(())
 }
 
+/// The endpoints that do real work: they count against the concurrency cap and the
+/// per-address rate limit.
+fn is_guarded(path: &str) -> bool {
+    matches!(
+        path,
+        "/mnet/xmlrpc/server.php" | "/api/xmlrpc/server.php" | "/webservice/rest/server.php"
+    )
+}
+
 pub async fn route(
+    app: Arc<App>,
+    request: Request<Incoming>,
+    remote: Option<SocketAddr>,
+) -> HttpResponse {
+    let path = request.uri().path().to_string();
+    if !is_guarded(&path) {
+        return dispatch(app, request, remote).await;
+    }
+    let Ok(_permit) = app.limits.in_flight.try_acquire() else {
+        app.metrics
+            .rejected_busy
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "too many requests in progress, retry shortly\n",
+        );
+        response
+            .headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
+        return response;
+    };
+    if let Some(ip) = remote.map(|r| r.ip()) {
+        if !app.limits.per_ip.allow(&ip.to_string()) {
+            app.metrics
+                .rejected_rate
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%ip, "rate limit: request refused");
+            return if path.starts_with("/webservice") {
+                respond(
+                    StatusCode::OK,
+                    "application/json",
+                    "{\"exception\":\"moodle_exception\",\"errorcode\":\"toomanyrequests\",\"message\":\"Too many requests from your address: try again in a minute\"}",
+                )
+            } else {
+                xml_fault(Fault::new(
+                    faults::RATE_LIMITED,
+                    "Too many requests from your address: try again in a minute",
+                ))
+            };
+        }
+    }
+    app.metrics
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let response = dispatch(app.clone(), request, remote).await;
+    app.metrics
+        .in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    response
+}
+
+async fn dispatch(
     app: Arc<App>,
     request: Request<Incoming>,
     remote: Option<SocketAddr>,
@@ -119,6 +183,7 @@ pub async fn route(
         }
         (Method::GET, "/") | (Method::HEAD, "/") => home_page(&app),
         (Method::GET, "/healthz") => health(&app).await,
+        (Method::GET, "/metrics") => metrics(&app).await,
         (Method::GET, "/webservice/rest/server.php")
         | (Method::POST, "/webservice/rest/server.php")
             if app.config.ws.enabled =>
@@ -135,6 +200,25 @@ pub async fn route(
 
 /// Read at most `limit` bytes of body. `Err` carries the answer to send instead.
 pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Option<usize>> {
+    read_body_within(request, limit, Duration::from_secs(30)).await
+}
+
+/// As [`read_body`], giving up when the client has not sent the whole body in `within`.
+pub async fn read_body_within(
+    request: Request<Incoming>,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, Option<usize>> {
+    match tokio::time::timeout(within, read_body_unbounded(request, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(None),
+    }
+}
+
+async fn read_body_unbounded(
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Option<usize>> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -161,7 +245,8 @@ async fn mnet_endpoint(
     remote: Option<SocketAddr>,
 ) -> HttpResponse {
     let limit = app.config.server.max_body_bytes;
-    let body = match read_body(request, limit).await {
+    let within = Duration::from_secs(app.config.limits.body_read_timeout_secs);
+    let body = match read_body_within(request, limit, within).await {
         Ok(body) => body,
         Err(Some(limit)) => {
             tracing::info!(?remote, limit, "refused an oversized MNET request");
@@ -284,4 +369,20 @@ pub async fn maintenance_once(app: &Arc<App>) {
             tracing::warn!(error = %e, "audit retention not applied");
         }
     }
+}
+
+async fn metrics(app: &Arc<App>) -> HttpResponse {
+    let peers = app
+        .state
+        .run(|c| crate::store::state::all_peers(c, false))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.wwwroot, p.public_key_expires, p.last_connect_time))
+        .collect::<Vec<_>>();
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        app.metrics.render(&peers, app.now()),
+    )
 }

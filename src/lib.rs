@@ -14,6 +14,8 @@ pub mod crypto;
 pub mod demo;
 pub mod health;
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod mnet;
 pub mod reports;
 pub mod rpc;

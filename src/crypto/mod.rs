@@ -9,6 +9,7 @@
 pub mod keyring;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
@@ -61,6 +62,22 @@ pub struct CryptoStatus {
 }
 
 static LEGACY_PROVIDER: OnceLock<Option<Provider>> = OnceLock::new();
+
+/// RSA operations since start, for `/metrics`: sign, verify, seal (public encrypt), open
+/// (private decrypt). Private-key operations are where the CPU goes.
+static RSA_SIGN: AtomicU64 = AtomicU64::new(0);
+static RSA_VERIFY: AtomicU64 = AtomicU64::new(0);
+static RSA_SEAL: AtomicU64 = AtomicU64::new(0);
+static RSA_OPEN: AtomicU64 = AtomicU64::new(0);
+
+pub fn operation_counts() -> [(&'static str, u64); 4] {
+    [
+        ("sign", RSA_SIGN.load(Ordering::Relaxed)),
+        ("verify", RSA_VERIFY.load(Ordering::Relaxed)),
+        ("seal", RSA_SEAL.load(Ordering::Relaxed)),
+        ("open", RSA_OPEN.load(Ordering::Relaxed)),
+    ]
+}
 static RC4_BACKEND: OnceLock<Rc4Backend> = OnceLock::new();
 
 /// Load the legacy provider (once), then prove that every primitive MNET needs works.
@@ -154,12 +171,14 @@ pub fn rc4_rust(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 pub fn sign_sha1(key: &PKey<Private>, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    RSA_SIGN.fetch_add(1, Ordering::Relaxed);
     let mut signer = Signer::new(MessageDigest::sha1(), key)?;
     signer.update(data)?;
     Ok(signer.sign_to_vec()?)
 }
 
 pub fn verify_sha1(key: &PKey<Public>, data: &[u8], signature: &[u8]) -> bool {
+    RSA_VERIFY.fetch_add(1, Ordering::Relaxed);
     let Ok(mut verifier) = Verifier::new(MessageDigest::sha1(), key) else {
         return false;
     };
@@ -172,6 +191,7 @@ pub fn verify_sha1(key: &PKey<Public>, data: &[u8], signature: &[u8]) -> bool {
 /// `openssl_seal(data, …, 'RC4')`: a fresh 16-byte RC4 key, wrapped for the recipient.
 /// Returns (encrypted data, encrypted key).
 pub fn seal(recipient: &PKey<Public>, data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+    RSA_SEAL.fetch_add(1, Ordering::Relaxed);
     let mut session_key = [0u8; 16];
     openssl::rand::rand_bytes(&mut session_key)?;
     let rsa = recipient.rsa()?;
@@ -184,6 +204,7 @@ pub fn seal(recipient: &PKey<Public>, data: &[u8]) -> Result<(Vec<u8>, Vec<u8>),
 /// `openssl_open`: unwrap the session key with our private key, then RC4. Any session-key
 /// length the RSA block yields is accepted, as OpenSSL does.
 pub fn open(key: &PKey<Private>, wrapped_key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    RSA_OPEN.fetch_add(1, Ordering::Relaxed);
     let rsa = key.rsa()?;
     if wrapped_key.len() != rsa.size() as usize {
         return Err(CryptoError::KeyUnwrap);

@@ -32,6 +32,13 @@ pub const BAD_PARAMS: i64 = 3;
 /// Our own code for a request body over the configured limit; chosen outside Moodle's
 /// ranges, and reminiscent of HTTP 413.
 pub const BODY_TOO_LARGE: i64 = 413;
+/// Our codes for the protections Moodle does not have (chosen outside Moodle's ranges):
+/// a signed request whose timestamp is too far from our clock,
+pub const STALE_TIMESTAMP: i64 = 7040;
+/// a signed request already executed (a replay),
+pub const REPLAYED: i64 = 7041;
+/// and a caller over its rate limit.
+pub const RATE_LIMITED: i64 = 7042;
 /// phpxmlrpc's "internal server error": a handler failed for a reason that is ours.
 pub const INTERNAL: i64 = 17;
 

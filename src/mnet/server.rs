@@ -40,6 +40,9 @@ struct Flags {
     peer: Option<Peer>,
     /// Index into our archived keys of the key that opened the request ("pushkey").
     archived_key: Option<usize>,
+    /// The RSA-wrapped session key of the request: fresh and random for every message a
+    /// sender seals, so it tells a replayed body from a repeated call.
+    sealed_key: Vec<u8>,
 }
 
 enum Answer {
@@ -94,6 +97,12 @@ pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>)
         fault_code,
     };
     let latency_ms = started.elapsed().as_millis() as i64;
+    let outcome_label = match fault_code {
+        Some(code) => format!("fault_{code}"),
+        None => "ok".to_string(),
+    };
+    app.metrics
+        .record("mnet", &outcome.method, &outcome_label, started.elapsed());
     tracing::info!(
         peer = %outcome.peer,
         method = %outcome.method,
@@ -217,6 +226,18 @@ async fn process(
                 return Answer::Plain(faults::no_key_match());
             };
             flags.encrypted = true;
+            flags.sealed_key = message.key.clone();
+            if !app.limits.per_peer.allow(&peer.wwwroot) {
+                app.metrics
+                    .rejected_rate
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                flags.peer = Some(peer);
+                flags.archived_key = index.checked_sub(1);
+                return Answer::Fault(Fault::new(
+                    faults::RATE_LIMITED,
+                    "Too many calls from your host: slow down and try again in a minute",
+                ));
+            }
             flags.peer = Some(peer);
             flags.archived_key = index.checked_sub(1);
             Some(plain)
@@ -272,6 +293,9 @@ async fn process(
                     }
                 }
                 if flags.verified {
+                    if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
+                        return Answer::Fault(fault);
+                    }
                     let (id, now) = (peer.id, app.now());
                     let touched = app.state.run(move |c| state::touch_peer(c, id, now)).await;
                     if let Err(e) = touched {
@@ -317,6 +341,52 @@ async fn process(
         Ok(value) => Answer::Value(value),
         Err(fault) => Answer::Fault(fault),
     }
+}
+
+/// Protections beyond Moodle (§4.5, P29), lenient so real Moodle clients pass: the
+/// timestamp must be within the window of our clock, and a signed request is executed
+/// once. A replay is the same signature in the same sealed envelope (same wrapped session
+/// key). The signature alone cannot be the key: PKCS#1 v1.5 signatures are deterministic and
+/// cover only the XML-RPC, so a Moodle repeating an identical call in the same second, or
+/// resending after 7025 (vectors 05a/05b), signs the same bytes again, but always seals them
+/// with a fresh random session key. Bit-flipping the unsigned timestamp through RC4 keeps
+/// the wrapped key, so such a replay is still caught.
+fn replay_or_stale(
+    app: &App,
+    peer: &Peer,
+    signed: &envelope::SignedMessage,
+    sealed_key: &[u8],
+) -> Option<Fault> {
+    let now = app.now();
+    let window = app.config.limits.timestamp_window_secs;
+    if window > 0 && (signed.timestamp - now).abs() > window {
+        app.metrics
+            .rejected_replay
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Some(Fault::new(
+            faults::STALE_TIMESTAMP,
+            format!(
+                "The request's timestamp is {} s away from our clock (limit {window} s): check the clocks",
+                signed.timestamp - now
+            ),
+        ));
+    }
+    let key = format!(
+        "{}|{}|{}",
+        peer.id,
+        hex::encode(openssl::sha::sha1(&signed.signature)),
+        hex::encode(openssl::sha::sha1(sealed_key))
+    );
+    if app.limits.replay.seen_before(&key, now) {
+        app.metrics
+            .rejected_replay
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Some(Fault::new(
+            faults::REPLAYED,
+            "This signed request was already received: replays are refused",
+        ));
+    }
+    None
 }
 
 fn verify_with(peer: &Peer, object: &[u8], signature: &[u8]) -> bool {

@@ -287,6 +287,12 @@ pub async fn endpoint(
         (Err(e), Format::Xml) => e.to_xml(),
     };
     let latency_ms = started.elapsed().as_millis() as i64;
+    app.metrics.record(
+        "ws",
+        &function,
+        if result.is_ok() { "ok" } else { "error" },
+        started.elapsed(),
+    );
     // Never the token: the audit and the log name the grant instead.
     tracing::info!(function = %function, caller = %caller, status = %status, latency_ms, "ws call");
     crate::audit::record(

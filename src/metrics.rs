@@ -1,0 +1,157 @@
+//! Counters for `GET /metrics` (Prometheus text format). Cheap to update from any task; the
+//! peers' key expiry and last contact are read from the state database at scrape time.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    total: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (channel, method, outcome) → count.
+    requests: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// channel → latency histogram.
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    pub rejected_busy: AtomicU64,
+    pub rejected_rate: AtomicU64,
+    pub rejected_replay: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, channel: &str, method: &str, outcome: &str, latency: Duration) {
+        // Unknown method names come from callers: keep the label set bounded.
+        let method = if method.len() > 80 || method.contains(['"', '\\', '\n']) {
+            "invalid"
+        } else if method.is_empty() {
+            "-"
+        } else {
+            method
+        };
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests
+                .entry((channel.to_string(), method.to_string(), outcome.to_string()))
+                .or_default() += 1;
+        }
+        if let Ok(mut latency_map) = self.latency.lock() {
+            let histogram = latency_map.entry(channel.to_string()).or_default();
+            let seconds = latency.as_secs_f64();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    histogram.counts[i] += 1;
+                }
+            }
+            histogram.total += 1;
+            histogram.sum += seconds;
+        }
+    }
+
+    pub fn render(&self, peers: &[(String, i64, i64)], now: i64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP usestats_requests_total Calls by channel, method and outcome.\n");
+        out.push_str("# TYPE usestats_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((channel, method, outcome), count) in requests.iter() {
+                out.push_str(&format!(
+                    "usestats_requests_total{{channel=\"{channel}\",method=\"{method}\",outcome=\"{outcome}\"}} {count}\n"
+                ));
+            }
+        }
+        out.push_str("# HELP usestats_request_duration_seconds Time to answer a call.\n");
+        out.push_str("# TYPE usestats_request_duration_seconds histogram\n");
+        if let Ok(latency) = self.latency.lock() {
+            for (channel, h) in latency.iter() {
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    out.push_str(&format!(
+                        "usestats_request_duration_seconds_bucket{{channel=\"{channel}\",le=\"{bound}\"}} {}\n",
+                        h.counts[i]
+                    ));
+                }
+                out.push_str(&format!(
+                    "usestats_request_duration_seconds_bucket{{channel=\"{channel}\",le=\"+Inf\"}} {}\n",
+                    h.total
+                ));
+                out.push_str(&format!(
+                    "usestats_request_duration_seconds_sum{{channel=\"{channel}\"}} {}\n",
+                    h.sum
+                ));
+                out.push_str(&format!(
+                    "usestats_request_duration_seconds_count{{channel=\"{channel}\"}} {}\n",
+                    h.total
+                ));
+            }
+        }
+        let ops = crate::crypto::operation_counts();
+        out.push_str(
+            "# HELP usestats_rsa_operations_total RSA private and public key operations.\n",
+        );
+        out.push_str("# TYPE usestats_rsa_operations_total counter\n");
+        for (operation, count) in ops {
+            out.push_str(&format!(
+                "usestats_rsa_operations_total{{operation=\"{operation}\"}} {count}\n"
+            ));
+        }
+        for (name, help, value) in [
+            (
+                "usestats_rejected_busy_total",
+                "Requests refused with 503 (too many in flight).",
+                self.rejected_busy.load(Ordering::Relaxed),
+            ),
+            (
+                "usestats_rejected_rate_total",
+                "Requests refused by a rate limit.",
+                self.rejected_rate.load(Ordering::Relaxed),
+            ),
+            (
+                "usestats_rejected_replay_total",
+                "Requests refused as replays or out of the time window.",
+                self.rejected_replay.load(Ordering::Relaxed),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out.push_str("# HELP usestats_requests_in_flight Requests being answered now.\n# TYPE usestats_requests_in_flight gauge\n");
+        out.push_str(&format!(
+            "usestats_requests_in_flight {}\n",
+            self.in_flight.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP usestats_peer_key_expiry_seconds Seconds until the certificate we hold for a peer expires.\n");
+        out.push_str("# TYPE usestats_peer_key_expiry_seconds gauge\n");
+        for (wwwroot, expires, _) in peers {
+            out.push_str(&format!(
+                "usestats_peer_key_expiry_seconds{{peer=\"{}\"}} {}\n",
+                label(wwwroot),
+                expires - now
+            ));
+        }
+        out.push_str("# HELP usestats_peer_last_contact_timestamp_seconds Last successful contact with a peer (unix time).\n");
+        out.push_str("# TYPE usestats_peer_last_contact_timestamp_seconds gauge\n");
+        for (wwwroot, _, last) in peers {
+            out.push_str(&format!(
+                "usestats_peer_last_contact_timestamp_seconds{{peer=\"{}\"}} {last}\n",
+                label(wwwroot)
+            ));
+        }
+        out
+    }
+}
+
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
