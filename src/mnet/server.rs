@@ -227,17 +227,6 @@ async fn process(
             };
             flags.encrypted = true;
             flags.sealed_key = message.key.clone();
-            if !app.limits.per_peer.allow(&peer.wwwroot) {
-                app.metrics
-                    .rejected_rate
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                flags.peer = Some(peer);
-                flags.archived_key = index.checked_sub(1);
-                return Answer::Fault(Fault::new(
-                    faults::RATE_LIMITED,
-                    "Too many calls from your host: slow down and try again in a minute",
-                ));
-            }
             flags.peer = Some(peer);
             flags.archived_key = index.checked_sub(1);
             Some(plain)
@@ -293,6 +282,17 @@ async fn process(
                     }
                 }
                 if flags.verified {
+                    // Checked once the peer is proven, so the fault goes back signed and
+                    // encrypted and the peer's client can read it.
+                    if !app.limits.per_peer.allow(&peer.wwwroot) {
+                        app.metrics
+                            .rejected_rate
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Answer::Fault(Fault::new(
+                            faults::RATE_LIMITED,
+                            "Too many calls from your host: slow down and try again in a minute",
+                        ));
+                    }
                     if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
                         return Answer::Fault(fault);
                     }
