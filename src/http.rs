@@ -45,6 +45,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(
+            &app.config.resolve(cert),
+            &app.config.resolve(key),
+        )?),
+        _ => None,
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -70,10 +77,24 @@ pub async fn run(
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(route(app, request, Some(remote)).await) }
                 });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let served = match tls {
+                        None => {
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let Some(stream) = tls_handshake(&acceptor, stream).await else {
+                                return;
+                            };
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -89,6 +110,52 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// TLS for sites whose wwwroot is https and that are not behind a proxy: OpenSSL with
+/// Mozilla's intermediate profile, certificate chain and key from PEM files.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<Arc<openssl::ssl::SslAcceptor>> {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let io_error = |what: &str, e: openssl::error::ErrorStack| {
+        std::io::Error::other(format!("TLS {what}: {e}"))
+    };
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .map_err(|e| io_error("setup", e))?;
+    builder
+        .set_certificate_chain_file(cert)
+        .map_err(|e| io_error(&format!("certificate {}", cert.display()), e))?;
+    builder
+        .set_private_key_file(key, SslFiletype::PEM)
+        .map_err(|e| io_error(&format!("key {}", key.display()), e))?;
+    builder
+        .check_private_key()
+        .map_err(|e| io_error("key does not match the certificate", e))?;
+    Ok(Arc::new(builder.build()))
+}
+
+/// A client that does not finish its handshake in 10 s is dropped.
+async fn tls_handshake(
+    acceptor: &openssl::ssl::SslAcceptor,
+    stream: tokio::net::TcpStream,
+) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
+    let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        std::pin::Pin::new(&mut stream).accept(),
+    )
+    .await
+    {
+        Ok(Ok(())) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// The endpoints that do real work: they count against the concurrency cap and the

@@ -100,10 +100,11 @@ fn https_connector(
     match level {
         0 => ssl.set_verify(SslVerifyMode::NONE),
         1 => {
-            // Accept any chain problem but not a certificate for another host name.
-            const HOSTNAME_MISMATCH: i32 = 62;
+            // Accept any chain problem but not a certificate for another host name or
+            // address (X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_MISMATCH, _IP_ADDRESS_MISMATCH).
+            const NAME_MISMATCHES: [i32; 3] = [62, 63, 64];
             ssl.set_verify_callback(SslVerifyMode::PEER, |preverified, ctx| {
-                preverified || ctx.error().as_raw() != HOSTNAME_MISMATCH
+                preverified || !NAME_MISMATCHES.contains(&ctx.error().as_raw())
             });
         }
         _ => ssl.set_verify(SslVerifyMode::PEER),

@@ -114,6 +114,8 @@ pub struct AppOptions {
     pub demo_log_rows: u64,
     pub demo_seed: u64,
     pub tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    /// Serve https with this (certificate, key) PEM pair; the wwwroot becomes https.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for AppOptions {
@@ -126,6 +128,7 @@ impl Default for AppOptions {
             demo_log_rows: 20_000,
             demo_seed: 7,
             tweak: None,
+            tls: None,
         }
     }
 }
@@ -246,10 +249,14 @@ impl Drop for TestApp {
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let wwwroot = options
-        .wwwroot
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
+    let wwwroot = options.wwwroot.clone().unwrap_or_else(|| {
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", addr.port())
+    });
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let mut config = Config::for_wwwroot(&wwwroot);
@@ -260,6 +267,10 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     config.mnet.connect_timeout_secs = 2;
     config.mnet.request_timeout_secs = 10;
     config.audit.enabled = true;
+    if let Some((cert, key)) = &options.tls {
+        config.server.tls_cert = Some(cert.to_string_lossy().into_owned());
+        config.server.tls_key = Some(key.to_string_lossy().into_owned());
+    }
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
