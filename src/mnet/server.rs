@@ -296,11 +296,14 @@ async fn process(
                     if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
                         return Answer::Fault(fault);
                     }
-                    let (id, now) = (peer.id, app.now());
-                    let touched = app.state.run(move |c| state::touch_peer(c, id, now)).await;
-                    if let Err(e) = touched {
-                        tracing::warn!(error = %e, "could not record the peer's last contact");
-                    }
+                    // Bookkeeping must not hold up the answer: a locked or full state
+                    // database delays or loses it, the call goes on.
+                    let (id, now, db) = (peer.id, app.now(), app.state.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
+                            tracing::warn!(error = %e, "could not record the peer's last contact");
+                        }
+                    });
                 }
             }
             signed.object

@@ -138,7 +138,7 @@ impl Db {
         establish(url)?;
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(Duration::from_secs(5))
             .build(Manager::new(url))
             .map_err(|e| StoreError::Connect {
                 kind,
