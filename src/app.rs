@@ -59,6 +59,8 @@ pub struct App {
     pub crypto: CryptoStatus,
     pub metrics: crate::metrics::Metrics,
     pub limits: crate::limits::Limits,
+    /// This start generated our first key pair (there was none on disk).
+    pub keys_generated_now: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -104,6 +106,7 @@ impl App {
             crypto,
             metrics: Default::default(),
             limits: crate::limits::Limits::new(&config.limits),
+            keys_generated_now: generated,
             config,
         };
         if generated {

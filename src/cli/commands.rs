@@ -247,13 +247,12 @@ async fn serve(path: &Path, listen: Option<String>) -> CmdResult {
 async fn keys(app: &Arc<App>, action: KeysAction, json_out: bool) -> CmdResult {
     match action {
         KeysAction::Generate { force } => {
-            // App::open already generated a first key if there was none.
-            if force {
+            // Opening the app generates the first key pair when there is none.
+            if !app.keys_generated_now {
+                if !force {
+                    return Err("a key pair exists already (use --force to replace it; the old one is archived)".into());
+                }
                 app.rotate_keys().map_err(|e| e.to_string())?;
-            } else if app.keyring().archived.is_empty()
-                && app.keyring().current.info().not_before + 5 < app.now()
-            {
-                return Err("a key pair exists already (use --force to replace it; the old one is archived)".into());
             }
             show_keys(app, false, json_out).await
         }

@@ -1,0 +1,418 @@
+//! The `usestats` binary as operators use it: init, keys, peers, grants, tokens, stats,
+//! call, collect, audit, doctor, and configuration errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn usestats(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_usestats"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(config: &Path, args: &[&str]) -> String {
+    let out = usestats(config, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(config, &all)).unwrap()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_session() {
+    // The peer registers callers that keyswap with it, so our `peer add` introduces us.
+    let peer = spawn_app(AppOptions {
+        auto_register: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    let peer_url = peer.wwwroot.clone();
+    let (c, p) = (config.clone(), peer_url.clone());
+    blocking(move || {
+        let config = c.as_path();
+        let out = ok(
+            config,
+            &[
+                "init",
+                "--wwwroot",
+                "http://127.0.0.1:9",
+                "--name",
+                "Stats & Co",
+            ],
+        );
+        assert!(out.contains("fingerprint"));
+        assert!(
+            usestats(config, &["init", "--wwwroot", "http://127.0.0.1:9"])
+                .status
+                .code()
+                == Some(1),
+            "no overwrite without --force"
+        );
+
+        // Keys: show, a refused generate, rotate.
+        let keys = json(config, &["keys", "show"]);
+        let first = keys["current"]["fingerprint_sha1"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(keys["current"]["common_name"], "http://127.0.0.1:9");
+        assert_eq!(keys["current"]["subject_alt_name"], "http://127.0.0.1:9");
+        let refused = usestats(config, &["keys", "generate"]);
+        assert_eq!(refused.status.code(), Some(1));
+        let rotated = json(config, &["keys", "rotate"]);
+        assert_ne!(rotated["current"]["fingerprint_sha1"], first.as_str());
+        assert_eq!(rotated["archived"][0]["fingerprint_sha1"], first.as_str());
+        assert!(ok(config, &["keys", "show", "--pem"]).contains("-----BEGIN CERTIFICATE-----"));
+
+        // Peers: add (refused without confirmation), add --yes, publish, subscribe, list, show.
+        let mut declined = Command::new(env!("CARGO_BIN_EXE_usestats"))
+            .arg("--config")
+            .arg(config)
+            .args(["peer", "add", &p, "--ssl-verification", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        declined.stdin.take().unwrap().write_all(b"n\n").unwrap();
+        let declined = declined.wait_with_output().unwrap();
+        assert_eq!(declined.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&declined.stdout).contains("fingerprint"));
+        assert!(
+            json(config, &["peer", "list"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let added = json(
+            config,
+            &["peer", "add", &p, "--yes", "--ssl-verification", "0"],
+        );
+        assert_eq!(added["wwwroot"], p.as_str());
+        assert_eq!(added["name"], "usestats", "named after the peer's <title>");
+        ok(config, &["peer", "publish", &p, "use_stats"]);
+        ok(config, &["peer", "subscribe", "--all-hosts", "use_stats"]);
+        let unknown_service = usestats(config, &["peer", "publish", &p, "nothing"]);
+        assert_eq!(unknown_service.status.code(), Some(1));
+        let list = json(config, &["peer", "list"]);
+        let services = &list[0]["services"][0];
+        assert_eq!(services["service"], "use_stats");
+        assert_eq!(services["publish"], true);
+        assert_eq!(services["subscribe"], true, "from the All Hosts row");
+        let table = ok(config, &["peer", "list"]);
+        assert!(
+            table.lines().next().unwrap().starts_with("wwwroot"),
+            "{table}"
+        );
+        let shown = json(config, &["peer", "show", &p]);
+        assert!(
+            shown["certificate"]["fingerprint_sha1"]
+                .as_str()
+                .unwrap()
+                .len()
+                == 40
+        );
+        ok(
+            config,
+            &[
+                "peer",
+                "set",
+                &p,
+                "--connect-timeout-ms",
+                "1500",
+                "--timeout-ms",
+                "4000",
+            ],
+        );
+        assert_eq!(
+            json(config, &["peer", "show", &p])["peer"]["request_timeout_ms"],
+            4000
+        );
+
+        // A call to the peer, printed as JSON.
+        let services = json(config, &["call", &p, "system/listServices"]);
+        assert!(services.is_array());
+        let bad = usestats(config, &["call", &p, "system/listServices", "{not json"]);
+        assert_eq!(bad.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid JSON"));
+
+        // Grants and tokens.
+        let grant = json(
+            config,
+            &[
+                "grant",
+                "add",
+                "HTTPS://Moodle.Example.org/",
+                "alice",
+                "--course",
+            ],
+        );
+        assert_eq!(grant["home_wwwroot"], "https://moodle.example.org");
+        assert_eq!(
+            usestats(config, &["grant", "add", "https://m.example", "bob"])
+                .status
+                .code(),
+            Some(1)
+        );
+        let token = json(
+            config,
+            &[
+                "token",
+                "create",
+                "https://moodle.example.org",
+                "alice",
+                "--label",
+                "erp",
+                "--allowed-ips",
+                "127.0.0.0/8",
+            ],
+        );
+        let prefix = token["prefix"].as_str().unwrap().to_string();
+        assert_eq!(token["token"].as_str().unwrap().len(), 32);
+        assert!(
+            !ok(config, &["token", "list"]).contains(token["token"].as_str().unwrap()),
+            "shown once only"
+        );
+        assert_eq!(
+            usestats(
+                config,
+                &[
+                    "token",
+                    "create",
+                    "https://moodle.example.org",
+                    "alice",
+                    "--allowed-ips",
+                    "nonsense"
+                ]
+            )
+            .status
+            .code(),
+            Some(1)
+        );
+        ok(config, &["token", "revoke", &prefix]);
+        assert_eq!(
+            json(config, &["token", "list"])[0]["token"]["revoked"],
+            true
+        );
+        ok(
+            config,
+            &["grant", "remove", "https://moodle.example.org", "alice"],
+        );
+        assert!(
+            json(config, &["grant", "list"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+
+        // The audit shows nothing secret; doctor checks everything and the peer.
+        let doctor = json(config, &["doctor"]);
+        let names: Vec<&str> = doctor
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "config",
+            "openssl",
+            "rc4",
+            "keys",
+            "state database",
+            "source database",
+            "clock",
+        ] {
+            assert!(names.contains(&expected), "{names:?}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("peer ")), "{names:?}");
+
+        ok(config, &["peer", "remove", &p]);
+        assert!(
+            json(config, &["peer", "list"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+    // The peer saw our calls in its audit log, without secrets.
+    let audit = peer
+        .app
+        .state
+        .run(|c| usestats::store::state::query_audit(c, None, None, 100))
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.method == "system/listServices" && e.status == "ok"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn stats_in_every_format_from_the_demo_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    blocking(move || {
+        let config = config.as_path();
+        let demo = json(config, &["demo", "--log-rows", "5000", "--seed", "3"]);
+        let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
+        // Same seed, same users.
+        let again = json(config, &["demo", "--log-rows", "5000", "--seed", "3"]);
+        assert_eq!(demo["sample_usernames"], again["sample_usernames"]);
+
+        let report = json(config, &["stats", &user]);
+        let total = report["total"].as_i64().unwrap();
+        assert!(total > 0);
+        let courses = report["courses"].as_array().unwrap();
+        let sum: i64 = courses
+            .iter()
+            .map(|c| c["coursetotal"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, total, "courses add up to the total");
+        for c in courses {
+            assert_eq!(
+                c["coursetotal"].as_i64().unwrap(),
+                c["coursetime"].as_i64().unwrap()
+                    + c["activitytime"].as_i64().unwrap()
+                    + c["othertime"].as_i64().unwrap()
+            );
+        }
+        assert!(
+            report["estimator"]
+                .as_str()
+                .unwrap()
+                .starts_with("use_stats.main v1")
+        );
+
+        let xml = ok(config, &["stats", &user, "--format", "xml"]);
+        assert!(xml.starts_with("<USE_STATS>\n<USER>\n"), "{xml}");
+        assert!(xml.contains(&format!("<ELAPSED>{}</ELAPSED>", total / 60)));
+        let table = ok(config, &["stats", &user]);
+        assert!(table.contains("estimator  use_stats.main v1"), "{table}");
+
+        let some_course = courses
+            .iter()
+            .find(|c| c["id"].as_i64().unwrap() > 1)
+            .unwrap();
+        let id = some_course["id"].as_i64().unwrap().to_string();
+        let one = json(config, &["stats", &user, "--course", &id]);
+        assert_eq!(one["courses"].as_array().unwrap().len(), 1);
+        let windowed = json(
+            config,
+            &["stats", &user, "--from", "2026-10-01", "--to", "2026-10-15"],
+        );
+        assert!(windowed["total"].as_i64().unwrap() < total);
+        let missing = usestats(config, &["stats", "nobody.at.all"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no user nobody.at.all"));
+        let bad_date = usestats(config, &["stats", &user, "--from", "last tuesday"]);
+        assert!(String::from_utf8_lossy(&bad_date.stderr).contains("not a unix time or a date"));
+    })
+    .await;
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    std::fs::write(&config, "[site]\nwwwroot = \"http://x.example/\"\n").unwrap();
+    let out = usestats(&config, &["keys", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("site.wwwroot") && err.contains("slash"),
+        "{err}"
+    );
+    std::fs::write(
+        &config,
+        "[site]\nwwwroot = \"http://x.example\"\n[engine]\nthreshold_minutes = \"sixty\"\n",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&usestats(&config, &["keys", "show"]).stderr).into_owned();
+    assert!(err.contains("threshold_minutes"), "{err}");
+    let missing = usestats(&dir.path().join("nope.toml"), &["peer", "list"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("usestats init --wwwroot"));
+}
+
+#[tokio::test]
+async fn collect_merges_peers_and_reports_each_outcome() {
+    let b = spawn_app(AppOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    let b_url = b.wwwroot.clone();
+    let (c, u) = (config.clone(), b_url.clone());
+    // Our host (the CLI) calls B; B knows our admin through its demo data.
+    let our_wwwroot = "http://127.0.0.1:9";
+    blocking(move || {
+        ok(&c, &["init", "--wwwroot", our_wwwroot]);
+        ok(&c, &["peer", "add", &u, "--yes", "--ssl-verification", "0"]);
+        ok(&c, &["peer", "subscribe", &u, "use_stats"]);
+    })
+    .await;
+    // B registers us and builds demo data with us as a remote host.
+    let our_pem = std::fs::read_to_string(dir.path().join("keys/current.cert.pem")).unwrap();
+    b.register_cert(our_wwwroot, &our_pem).await;
+    b.set_service(our_wwwroot, "use_stats", Some(true), None)
+        .await;
+    b.grant(our_wwwroot, "admin", true, true).await;
+    let prefix = b.app.config.source.prefix.clone();
+    let options = usestats::demo::DemoOptions {
+        log_rows: 3000,
+        users: 10,
+        courses: 3,
+        local_wwwroot: b.wwwroot.clone(),
+        remote_hosts: vec![our_wwwroot.to_string()],
+        progress: false,
+        ..Default::default()
+    };
+    b.app
+        .source
+        .run(move |c| {
+            usestats::demo::build_demo(c, &prefix, &options)
+                .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let c = config.clone();
+    let result =
+        blocking(move || json(&c, &["collect", "admin", "--scope", "2", "--include-local"])).await;
+    let hosts = result["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2, "{result}");
+    let remote = hosts
+        .iter()
+        .find(|h| h["wwwroot"] == b_url.as_str())
+        .unwrap();
+    assert_eq!(remote["status"], "ok", "{result}");
+    assert!(remote["minutes"].as_i64().unwrap() > 0);
+    let local = hosts.iter().find(|h| h["wwwroot"] == our_wwwroot).unwrap();
+    assert_eq!(
+        local["status"], "error",
+        "our CLI host has no source data: {local}"
+    );
+    assert_eq!(result["total_minutes"], remote["minutes"]);
+}
