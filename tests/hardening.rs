@@ -317,3 +317,70 @@ async fn shutdown_lets_the_call_in_flight_finish() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| {
+            c.keys.lifetime_days = 10;
+            c.keys.rotate_before_days = 2;
+            c.audit.retention_days = 1;
+        })),
+        ..Default::default()
+    })
+    .await;
+    a.add_peer(&b).await;
+    b.add_peer(&a).await;
+    let before = b.app.keyring().current.info();
+    // Nothing to do yet.
+    usestats::http::maintenance_once(&b.app).await;
+    assert_eq!(
+        b.app.keyring().current.info().fingerprint_sha1,
+        before.fingerprint_sha1
+    );
+    let old_entries = b
+        .app
+        .state
+        .run(|c| usestats::store::state::query_audit(c, None, None, 100))
+        .await
+        .unwrap()
+        .len();
+    assert!(old_entries > 0, "the keyswap was audited");
+    // Eight and a half days later the certificate is within two days of expiry.
+    b.app.clock.set_offset(8 * 86_400 + 43_200);
+    a.app.clock.set_offset(8 * 86_400 + 43_200);
+    usestats::http::maintenance_once(&b.app).await;
+    let after = b.app.keyring().current.info();
+    assert_ne!(after.fingerprint_sha1, before.fingerprint_sha1, "rotated");
+    assert_eq!(
+        b.app.keyring().archived[0].info().fingerprint_sha1,
+        before.fingerprint_sha1
+    );
+    assert!(
+        b.app
+            .state
+            .run(|c| usestats::store::state::query_audit(c, None, None, 100))
+            .await
+            .unwrap()
+            .is_empty(),
+        "entries older than the retention are gone"
+    );
+    // A still holds the old certificate: its next call is answered 7025 and resent.
+    let reply = a
+        .app
+        .client
+        .call_detailed(
+            &a.app,
+            &a.peer(&b.wwwroot).await,
+            "system/listServices",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(reply.rekeyed);
+    assert_eq!(
+        a.peer(&b.wwwroot).await.public_key,
+        b.app.keyring().current.cert_pem
+    );
+}
