@@ -296,6 +296,13 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
     saw_root.then_some(parsed)
 }
 
+/// This host's own numbers for the same user, in the same shape as a peer's.
+pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: i64) -> PeerResult {
+    let started = Instant::now();
+    let value = rpc::local_stats_value(app, username, scope, timefrom).await;
+    peer_result(app.wwwroot().to_string(), started.elapsed(), Ok(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,11 +319,4 @@ mod tests {
         assert!(empty.empty);
         assert!(parse_use_stats("not xml <").is_none());
     }
-}
-
-/// This host's own numbers for the same user, in the same shape as a peer's.
-pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: i64) -> PeerResult {
-    let started = Instant::now();
-    let value = rpc::local_stats_value(app, username, scope, timefrom).await;
-    peer_result(app.wwwroot().to_string(), started.elapsed(), Ok(value))
 }

@@ -175,10 +175,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             app.keystore.dir().display()
         ),
     ));
-    let version = app
-        .state
-        .run(|c| crate::store::state_schema_version(c))
-        .await;
+    let version = app.state.run(crate::store::state_schema_version).await;
     match version {
         Ok(v) => out.push(check(
             "state database",

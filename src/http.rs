@@ -190,25 +190,25 @@ pub async fn route(
             .insert("Retry-After", HeaderValue::from_static("1"));
         return response;
     };
-    if let Some(ip) = remote.map(|r| r.ip()) {
-        if !app.limits.per_ip.allow(&ip.to_string()) {
-            app.metrics
-                .rejected_rate
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(%ip, "rate limit: request refused");
-            return if path.starts_with("/webservice") {
-                respond(
-                    StatusCode::OK,
-                    "application/json",
-                    "{\"exception\":\"moodle_exception\",\"errorcode\":\"toomanyrequests\",\"message\":\"Too many requests from your address: try again in a minute\"}",
-                )
-            } else {
-                xml_fault(Fault::new(
-                    faults::RATE_LIMITED,
-                    "Too many requests from your address: try again in a minute",
-                ))
-            };
-        }
+    if let Some(ip) = remote.map(|r| r.ip())
+        && !app.limits.per_ip.allow(&ip.to_string())
+    {
+        app.metrics
+            .rejected_rate
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(%ip, "rate limit: request refused");
+        return if path.starts_with("/webservice") {
+            respond(
+                StatusCode::OK,
+                "application/json",
+                "{\"exception\":\"moodle_exception\",\"errorcode\":\"toomanyrequests\",\"message\":\"Too many requests from your address: try again in a minute\"}",
+            )
+        } else {
+            xml_fault(Fault::new(
+                faults::RATE_LIMITED,
+                "Too many requests from your address: try again in a minute",
+            ))
+        };
     }
     app.metrics
         .in_flight

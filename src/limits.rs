@@ -68,10 +68,13 @@ impl RateLimiter {
     }
 }
 
+/// Keys with the time they were first seen, and the same keys in arrival order for expiry.
+type SeenKeys = (HashMap<String, i64>, VecDeque<(i64, String)>);
+
 /// Signed requests already executed, so a captured request sent again is refused.
 pub struct ReplayCache {
     window: i64,
-    seen: Mutex<(HashMap<String, i64>, VecDeque<(i64, String)>)>,
+    seen: Mutex<SeenKeys>,
 }
 
 impl ReplayCache {
@@ -101,10 +104,10 @@ impl ReplayCache {
                 break;
             }
         }
-        if let Some(at) = map.get(key) {
-            if *at + self.window >= now {
-                return true;
-            }
+        if let Some(at) = map.get(key)
+            && *at + self.window >= now
+        {
+            return true;
         }
         map.insert(key.to_string(), now);
         order.push_back((now, key.to_string()));

@@ -78,10 +78,10 @@ pub fn users_reports(
             let user_starts = starts.remove(&row.userid).unwrap_or_default();
             current = Some((row.userid, Engine::new(settings, window, user_starts)));
         }
-        if let Some((_, engine)) = current.as_mut() {
-            if let Err(e) = engine.push(&row) {
-                tracing::warn!(error = %e, userid = row.userid, "log row out of order, skipped");
-            }
+        if let Some((_, engine)) = current.as_mut()
+            && let Err(e) = engine.push(&row)
+        {
+            tracing::warn!(error = %e, userid = row.userid, "log row out of order, skipped");
         }
     })?;
     if let Some((user, engine)) = current.take() {

@@ -19,9 +19,7 @@ fn read(rel: &str) -> Vec<u8> {
 }
 
 /// B playing the vectors' peer, with A registered and use_stats published.
-async fn vector_peer(
-    tweak: Option<Box<dyn FnOnce(&mut usestats::config::Config) + Send>>,
-) -> TestApp {
+async fn vector_peer(tweak: Option<Tweak>) -> TestApp {
     let b = spawn_app(AppOptions {
         wwwroot: Some(B.into()),
         keys: vec![(

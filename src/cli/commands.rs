@@ -918,7 +918,11 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             );
             println!(
                 "window     {} → {}",
-                output::time(from).replace('-', "-"),
+                if from == 0 {
+                    "the beginning of the log".to_string()
+                } else {
+                    output::time(from)
+                },
                 output::time(to)
             );
             println!("estimator  {}", report.estimator);

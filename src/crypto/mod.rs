@@ -435,12 +435,12 @@ pub fn cert_info(cert: &X509) -> CertInfo {
 pub fn check_credentials(cert: &X509, wwwroot: &str) -> Result<CertInfo, String> {
     let info = cert_info(cert);
     let want = crate::config::normalize_wwwroot(wwwroot);
-    if let Some(san) = &info.subject_alt_name {
-        if crate::config::normalize_wwwroot(san) != want {
-            return Err(format!(
-                "certificate subjectAltName `{san}` does not match wwwroot `{wwwroot}`"
-            ));
-        }
+    if let Some(san) = &info.subject_alt_name
+        && crate::config::normalize_wwwroot(san) != want
+    {
+        return Err(format!(
+            "certificate subjectAltName `{san}` does not match wwwroot `{wwwroot}`"
+        ));
     }
     let cn = info.common_name.clone().unwrap_or_default();
     let want_cn: String = want.chars().take(64).collect();

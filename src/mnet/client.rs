@@ -546,10 +546,10 @@ impl MnetClient {
 
         let response = xmlrpc::parse_response(&signed.object, &Limits::default())
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if let Response::Fault(f) = &response {
-            if f.code == faults::STALE_KEY {
-                return self.follow_rotation(app, peer, &f.string, &signed).await;
-            }
+        if let Response::Fault(f) = &response
+            && f.code == faults::STALE_KEY
+        {
+            return self.follow_rotation(app, peer, &f.string, &signed).await;
         }
         let verified = crypto::verify_sha1(&peer_key, &signed.object, &signed.signature);
         if !verified {

@@ -137,12 +137,11 @@ fn collect_texts(
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
                 let local = e.local_name().as_ref().to_string();
-                if let Some((index, _)) = &capturing {
-                    if wanted[*index].eq_ignore_ascii_case(&local) {
-                        if let Some(done) = capturing.take() {
-                            found.push(done);
-                        }
-                    }
+                if let Some((index, _)) = &capturing
+                    && wanted[*index].eq_ignore_ascii_case(&local)
+                    && let Some(done) = capturing.take()
+                {
+                    found.push(done);
                 }
             }
             Event::Text(t) => {
@@ -390,10 +389,10 @@ pub fn open_with<'k>(
     keys: impl IntoIterator<Item = &'k PKey<Private>>,
 ) -> Option<(Vec<u8>, usize)> {
     for (index, key) in keys.into_iter().enumerate() {
-        if let Ok(plain) = crypto::open(key, &message.key, &message.data) {
-            if looks_signed(&plain) || document_kind(&plain) == DocumentKind::Signed {
-                return Some((plain, index));
-            }
+        if let Ok(plain) = crypto::open(key, &message.key, &message.data)
+            && (looks_signed(&plain) || document_kind(&plain) == DocumentKind::Signed)
+        {
+            return Some((plain, index));
         }
     }
     None
@@ -405,9 +404,7 @@ mod tests {
 
     #[test]
     fn digest_matches_the_spec_vector() {
-        let xml = concat!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<methodCall>\n<methodName>local/sample/rpclib.php/sample_fn</methodName>\n<params>\n<param>\n<value><struct>\n<member><name>username</name>\n<value><string>jody</string></value>\n</member>\n<member><name>email</name>\n<value><string>jody@example.org</string></value>\n</member>\n</struct></value>\n</param>\n<param>\n<value><string>alpha</string></value>\n</param>\n<param>\n<value><string>beta &amp; gamma</string></value>\n</param>\n<param>\n<value><int>42</int></value>\n</param>\n</params>\n</methodCall>"
-        );
+        let xml = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<methodCall>\n<methodName>local/sample/rpclib.php/sample_fn</methodName>\n<params>\n<param>\n<value><struct>\n<member><name>username</name>\n<value><string>jody</string></value>\n</member>\n<member><name>email</name>\n<value><string>jody@example.org</string></value>\n</member>\n</struct></value>\n</param>\n<param>\n<value><string>alpha</string></value>\n</param>\n<param>\n<value><string>beta &amp; gamma</string></value>\n</param>\n<param>\n<value><int>42</int></value>\n</param>\n</params>\n</methodCall>";
         assert_eq!(xml.len(), 525);
         assert_eq!(
             digest_hex(xml.as_bytes()),

@@ -275,11 +275,12 @@ async fn process(
             }
             if let Some(peer) = flags.peer.clone() {
                 flags.verified = verify_with(&peer, &signed.object, &signed.signature);
-                if !flags.verified && !peer.public_key.is_empty() {
-                    if let Some(refreshed) = refresh_peer_key(app, &peer).await {
-                        flags.verified = verify_with(&refreshed, &signed.object, &signed.signature);
-                        flags.peer = Some(refreshed);
-                    }
+                if !flags.verified
+                    && !peer.public_key.is_empty()
+                    && let Some(refreshed) = refresh_peer_key(app, &peer).await
+                {
+                    flags.verified = verify_with(&refreshed, &signed.object, &signed.signature);
+                    flags.peer = Some(refreshed);
                 }
                 if flags.verified {
                     // Checked once the peer is proven, so the fault goes back signed and

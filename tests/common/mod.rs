@@ -13,12 +13,12 @@ pub struct TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some((admin_url, name)) = &self.pg_admin {
-            if let Ok(mut conn) = usestats::store::establish(admin_url) {
-                use diesel::RunQueryDsl;
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
-            }
+        if let Some((admin_url, name)) = &self.pg_admin
+            && let Ok(mut conn) = usestats::store::establish(admin_url)
+        {
+            use diesel::RunQueryDsl;
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
         }
     }
 }
@@ -90,6 +90,9 @@ use usestats::app::App;
 use usestats::config::Config;
 use usestats::store::state;
 
+/// A change to a test daemon's configuration before it starts.
+pub type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// A real usestats daemon on 127.0.0.1, port chosen by the OS, with its own directory,
 /// keys and SQLite database.
 pub struct TestApp {
@@ -113,7 +116,7 @@ pub struct AppOptions {
     pub demo_remote_hosts: Option<Vec<String>>,
     pub demo_log_rows: u64,
     pub demo_seed: u64,
-    pub tweak: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    pub tweak: Option<Tweak>,
     /// Serve https with this (certificate, key) PEM pair; the wwwroot becomes https.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
