@@ -191,29 +191,8 @@ impl Default for SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
-    pub threshold_minutes: i64,
-    pub lastpingcredit_minutes: i64,
-    pub one_session_per_course: bool,
-    pub capture_modules: Vec<String>,
-    pub ignore_modules: Vec<String>,
-    pub enrolment_filter: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            threshold_minutes: 60,
-            lastpingcredit_minutes: 15,
-            one_session_per_course: false,
-            capture_modules: vec!["learningtimecheck".into()],
-            ignore_modules: Vec::new(),
-            enrolment_filter: false,
-        }
-    }
-}
+/// The engine's settings are read straight into the engine's own type.
+pub type EngineConfig = crate::stats::Settings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

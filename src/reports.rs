@@ -18,14 +18,7 @@ pub enum ReportError {
 }
 
 pub fn settings(config: &EngineConfig) -> Settings {
-    Settings {
-        threshold_minutes: config.threshold_minutes,
-        lastpingcredit_minutes: config.lastpingcredit_minutes,
-        one_session_per_course: config.one_session_per_course,
-        capture_modules: config.capture_modules.clone(),
-        ignore_modules: config.ignore_modules.clone(),
-        enrolment_filter: config.enrolment_filter,
-    }
+    config.clone()
 }
 
 /// One user's report over `window`, in one ordered scan of the log.

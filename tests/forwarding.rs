@@ -8,38 +8,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use usestats::collect::{self, PeerStatus, caller_struct, parse_use_stats};
 use usestats::rpc::{self, Answer};
-use usestats::stats::Window;
-use usestats::store::source::Source;
 use usestats::xmlrpc::Value;
 
-/// A learner of `app`'s demo site with logs, and their grand total in minutes.
+/// The busiest learner of `app` and their grand total in minutes.
 async fn learner_minutes(app: &TestApp) -> (String, i64) {
-    let app = app.app.clone();
-    let settings = usestats::reports::settings(&app.config.engine);
-    let now = app.now();
-    app.source
-        .run(move |c| {
-            use diesel::RunQueryDsl;
-            #[derive(diesel::QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                id: i64,
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                username: String,
-            }
-            let rows: Vec<Row> = diesel::sql_query(
-                "SELECT u.id, u.username FROM mdl_user u JOIN mdl_logstore_standard_log l ON l.userid = u.id \
-                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1",
-            )
-            .load(c)?;
-            let row = rows.into_iter().next().expect("a learner");
-            let source = Source::new("mdl_").unwrap();
-            let report = usestats::reports::user_report(c, &source, &settings, row.id, Window { from: 0, to: now, now }, false)
-                .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))?;
-            Ok((row.username, report.total / 60))
-        })
-        .await
-        .unwrap()
+    let (id, username) = busiest_learner(app).await;
+    (username, engine_report(app, id).await.total / 60)
 }
 
 /// `caller` may call `callee`'s use_stats, and admin@`home` is granted at `callee`.

@@ -6,8 +6,6 @@ mod common;
 use common::*;
 use usestats::mnet::client::ClientError;
 use usestats::rpc::{self, Answer};
-use usestats::stats::Window;
-use usestats::store::source::Source;
 use usestats::xmlrpc::Value;
 
 /// Two peers that know each other, use_stats published both ways, B holding A's users.
@@ -30,57 +28,6 @@ async fn pair() -> (TestApp, TestApp) {
 
 fn caller(a: &TestApp) -> Value {
     usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot)
-}
-
-/// A learner of B's demo site with logs.
-async fn learner(b: &TestApp) -> (i64, String) {
-    let prefix = b.app.config.source.prefix.clone();
-    b.app
-        .source
-        .run(move |c| {
-            use diesel::RunQueryDsl;
-            #[derive(diesel::QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                id: i64,
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                username: String,
-            }
-            let rows: Vec<Row> = diesel::sql_query(format!(
-                "SELECT u.id, u.username FROM {prefix}user u JOIN {prefix}logstore_standard_log l ON l.userid = u.id \
-                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
-            ))
-            .load(c)?;
-            Ok(rows.into_iter().next().map(|r| (r.id, r.username)).expect("a learner"))
-        })
-        .await
-        .unwrap()
-}
-
-async fn local_minutes(b: &TestApp, userid: i64) -> i64 {
-    let source = Source::new("mdl_").unwrap();
-    let settings = usestats::reports::settings(&b.app.config.engine);
-    let now = b.app.now();
-    b.app
-        .source
-        .run(move |c| {
-            let report = usestats::reports::user_report(
-                c,
-                &source,
-                &settings,
-                userid,
-                Window {
-                    from: 0,
-                    to: now,
-                    now,
-                },
-                false,
-            )
-            .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))?;
-            Ok(report.total / 60)
-        })
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -114,7 +61,7 @@ async fn two_peers_keyswap_and_call_each_other() {
         .unwrap();
     assert_eq!(signature.to_json()["parameters"][0]["name"], "callinguser");
 
-    let (id, username) = learner(&b).await;
+    let (id, username) = busiest_learner(&b).await;
     let value = a
         .app
         .client
@@ -137,7 +84,7 @@ async fn two_peers_keyswap_and_call_each_other() {
     let parsed = usestats::collect::parse_use_stats(&answer.message.unwrap()).unwrap();
     assert_eq!(
         parsed.minutes,
-        local_minutes(&b, id).await,
+        engine_report(&b, id).await.total / 60,
         "the same numbers as B computes locally"
     );
     assert!(!parsed.courses.is_empty());

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use usestats::collect::{caller_struct, parse_use_stats};
 use usestats::rpc::{self, Answer};
-use usestats::stats::Window;
 use usestats::store::source::{CourseField, Source};
 use usestats::xmlrpc::Value;
 
@@ -19,7 +18,7 @@ struct Setup {
 
 async fn setup(pg: Option<TestDb>) -> Setup {
     let a = spawn_app(AppOptions::default()).await;
-    let url = pg.as_ref().map(|db| db.url.clone());
+    let url = pg.as_ref().map(|db| db.url());
     let b = spawn_app(AppOptions {
         demo_remote_hosts: Some(vec![a.wwwroot.clone()]),
         tweak: Some(Box::new(move |c| {
@@ -88,7 +87,7 @@ fn stats_params(caller: Value, target: &str, scope: Value, timefrom: Value) -> V
     ]
 }
 
-/// A local learner of B with logs, and their report as B's engine computes it.
+/// The busiest local learner of B, their report as B's engine computes it, and their courses.
 async fn learner(
     s: &Setup,
 ) -> (
@@ -96,34 +95,21 @@ async fn learner(
     usestats::stats::Report,
     std::collections::HashMap<i64, usestats::store::source::Course>,
 ) {
-    let app = s.b.app.clone();
-    let settings = usestats::reports::settings(&app.config.engine);
-    let now = app.now();
-    app.source
-        .run(move |c| {
-            use diesel::RunQueryDsl;
-            #[derive(diesel::QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                id: i64,
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                username: String,
-            }
-            let rows: Vec<Row> = diesel::sql_query(
-                "SELECT u.id, u.username FROM mdl_user u JOIN mdl_logstore_standard_log l ON l.userid = u.id \
-                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1",
-            )
-            .load(c)?;
-            let row = rows.into_iter().next().expect("a learner with logs");
-            let source = Source::new("mdl_").unwrap();
-            let report = usestats::reports::user_report(c, &source, &settings, row.id, Window { from: 0, to: now, now }, false)
-                .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))?;
-            let ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
-            let courses = source.courses_by_ids(c, &ids).unwrap();
-            Ok((row.username, report, courses))
-        })
-        .await
-        .unwrap()
+    let (id, username) = busiest_learner(&s.b).await;
+    let report = engine_report(&s.b, id).await;
+    let ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+    let courses =
+        s.b.app
+            .source
+            .run(move |c| {
+                Ok(Source::new("mdl_")
+                    .unwrap()
+                    .courses_by_ids(c, &ids)
+                    .unwrap())
+            })
+            .await
+            .unwrap();
+    (username, report, courses)
 }
 
 async fn scopes_and_numbers(s: &Setup) {

@@ -1,13 +1,13 @@
 //! The demo site generator against real SQLite and PostgreSQL databases.
 
-mod source_support;
+mod common;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
+use common::db::TestDb;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use source_support::TestDb;
 use usestats::demo::{DemoOptions, build_demo};
 use usestats::store::DbConnection;
 use usestats::store::source::{ModuleInfo, Source, UserField};

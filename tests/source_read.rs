@@ -1,13 +1,13 @@
 //! The source read API against real SQLite and PostgreSQL databases.
 
-mod source_support;
+mod common;
 
 use std::collections::HashMap;
 
+use common::db::TestDb;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use source_support::TestDb;
 use usestats::store::DbConnection;
 use usestats::store::source::{
     CourseField, LogRow, ModuleInfo, Source, SourceError, UserField, migrate_source,

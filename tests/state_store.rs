@@ -6,7 +6,7 @@ use usestats::store::{self, state};
 
 fn with_each_backend(test: impl Fn(&mut store::DbConnection)) {
     for db in common::all_dbs() {
-        let mut conn = store::establish(&db.url).unwrap();
+        let mut conn = store::establish(&db.url()).unwrap();
         let applied = store::migrate_state(&mut conn).unwrap();
         assert!(!applied.is_empty());
         assert!(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// by the config layer (E12); the engine takes whatever it is given and stays panic-free even for
 /// nonsensical values such as negative minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub threshold_minutes: i64,
     pub lastpingcredit_minutes: i64,

@@ -1,84 +1,19 @@
 //! Shared by the integration tests: databases on both backends, and (below) real servers.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+pub mod db;
 
-/// A database that exists for one test. SQLite: a temporary file. PostgreSQL: a fresh
-/// database on the server named by `USESTATS_TEST_PG_URL`, dropped afterwards.
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_admin: Option<(String, String)>,
-}
+pub use db::TestDb;
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin_url, name)) = &self.pg_admin
-            && let Ok(mut conn) = usestats::store::establish(admin_url)
-        {
-            use diesel::RunQueryDsl;
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn);
-        }
-    }
-}
-
-pub fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir
-        .path()
-        .join("test.sqlite3")
-        .to_string_lossy()
-        .into_owned();
-    TestDb {
-        url,
-        _dir: Some(dir),
-        pg_admin: None,
-    }
-}
-
-/// `None` when no PostgreSQL server is configured, unless `USESTATS_REQUIRE_PG=1`, in which
-/// case a missing server fails the test instead of skipping it.
+/// A fresh PostgreSQL database when a server is configured (see [`TestDb::postgres`]).
 pub fn postgres_db() -> Option<TestDb> {
-    let Ok(admin_url) = std::env::var("USESTATS_TEST_PG_URL") else {
-        if std::env::var("USESTATS_REQUIRE_PG").as_deref() == Ok("1") {
-            panic!("USESTATS_REQUIRE_PG=1 but USESTATS_TEST_PG_URL is not set");
-        }
-        eprintln!("PostgreSQL tests skipped: USESTATS_TEST_PG_URL not set");
-        return None;
-    };
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        "usestats_t_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let mut conn = usestats::store::establish(&admin_url).expect("PostgreSQL server for tests");
-    {
-        use diesel::RunQueryDsl;
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap();
-    }
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or(admin_url.clone());
-    Some(TestDb {
-        url: format!("{base}/{name}"),
-        _dir: None,
-        pg_admin: Some((admin_url, name)),
-    })
+    TestDb::postgres()
 }
 
 /// Every backend available for this run: SQLite always, PostgreSQL when configured.
 pub fn all_dbs() -> Vec<TestDb> {
-    let mut dbs = vec![sqlite_db()];
-    dbs.extend(postgres_db());
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres());
     dbs
 }
 
@@ -368,4 +303,55 @@ pub async fn get(url: &str) -> (u16, String) {
 
 pub fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/moodle")
+}
+
+/// The local learner of `app`'s demo site with the most log rows: (user id, username).
+pub async fn busiest_learner(app: &TestApp) -> (i64, String) {
+    let prefix = app.app.config.source.prefix.clone();
+    app.app
+        .source
+        .run(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                id: i64,
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                username: String,
+            }
+            let rows: Vec<Row> = diesel::sql_query(format!(
+                "SELECT u.id, u.username FROM {prefix}user u JOIN {prefix}logstore_standard_log l ON l.userid = u.id \
+                 WHERE u.mnethostid = 1 AND u.username <> 'admin' GROUP BY u.id, u.username ORDER BY COUNT(*) DESC, u.id LIMIT 1"
+            ))
+            .load(c)?;
+            Ok(rows.into_iter().next().map(|r| (r.id, r.username)).expect("a learner with logs"))
+        })
+        .await
+        .unwrap()
+}
+
+/// The engine's report for `userid` over the whole log, computed on `app`'s own database.
+pub async fn engine_report(app: &TestApp, userid: i64) -> usestats::stats::Report {
+    let settings = usestats::reports::settings(&app.app.config.engine);
+    let source = usestats::store::source::Source::new(&app.app.config.source.prefix).unwrap();
+    let now = app.app.now();
+    app.app
+        .source
+        .run(move |c| {
+            usestats::reports::user_report(
+                c,
+                &source,
+                &settings,
+                userid,
+                usestats::stats::Window {
+                    from: 0,
+                    to: now,
+                    now,
+                },
+                false,
+            )
+            .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+        })
+        .await
+        .unwrap()
 }

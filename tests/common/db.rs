@@ -1,6 +1,5 @@
-//! Real databases for the source tests: a fresh SQLite file, or a fresh PostgreSQL database on
+//! Real databases for tests: a fresh SQLite file, or a fresh PostgreSQL database on
 //! the server named by `USESTATS_TEST_PG_URL`, dropped again when the test ends.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,6 +97,14 @@ impl TestDb {
         }
     }
 
+    /// What a usestats config takes as `[state] url` / `[source] url`.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { path, .. } => path.clone(),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, TestDb::Postgres { .. })
     }
@@ -134,12 +141,12 @@ macro_rules! on_both_backends {
             mod $name {
                 #[test]
                 fn sqlite() {
-                    let db = $crate::source_support::TestDb::sqlite();
+                    let db = $crate::common::db::TestDb::sqlite();
                     $body(&db);
                 }
                 #[test]
                 fn postgres() {
-                    if let Some(db) = $crate::source_support::TestDb::postgres() {
+                    if let Some(db) = $crate::common::db::TestDb::postgres() {
                         $body(&db);
                     }
                 }
