@@ -416,3 +416,19 @@ async fn collect_merges_peers_and_reports_each_outcome() {
     );
     assert_eq!(result["total_minutes"], remote["minutes"]);
 }
+
+#[test]
+fn demo_refuses_to_write_into_a_separate_source_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    std::fs::write(
+        &config,
+        "[site]\nwwwroot = \"http://x.example\"\n[source]\nurl = \"postgres://moodle:secret@127.0.0.1:1/moodle\"\n",
+    )
+    .unwrap();
+    let out = usestats(&config, &["demo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("never writes into a Moodle database"), "{err}");
+    assert!(!err.contains("secret"), "no password in messages: {err}");
+}

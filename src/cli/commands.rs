@@ -163,6 +163,13 @@ async fn demo(path: &Path, args: DemoArgs, json_out: bool) -> CmdResult {
             println!("wrote {} (wwwroot http://127.0.0.1:8080)", path.display());
         }
     }
+    let config = load_config(path)?;
+    if !config.source.url.trim().is_empty() {
+        return Err(format!(
+            "[source] url points at a separate database ({}): `demo` writes the source tables, and usestats never writes into a Moodle database. Remove [source] url to build the demo in the embedded database.",
+            redact_url(&config.source.url)
+        ));
+    }
     let app = open(path)?;
     let defaults = crate::demo::DemoOptions::default();
     let options = crate::demo::DemoOptions {
@@ -1239,4 +1246,18 @@ async fn doctor(path: &Path, json_out: bool) -> CmdResult {
         return Err("some checks failed".into());
     }
     Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
