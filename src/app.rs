@@ -86,7 +86,8 @@ impl App {
         let source = if source_url == state_url {
             state.clone()
         } else {
-            Db::open(&source_url, 8)?
+            // A separate source is someone's Moodle: the connections themselves refuse writes.
+            Db::open_read_only(&source_url, 8)?
         };
         let clock = Clock::default();
         let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);

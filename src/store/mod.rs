@@ -56,14 +56,27 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: String,
+    read_only: bool,
 }
 
 impl Manager {
-    pub fn new(url: &str) -> Manager {
+    pub fn new(url: &str, read_only: bool) -> Manager {
         Manager {
             url: url.to_string(),
+            read_only,
         }
     }
+}
+
+/// A connection the database itself keeps from writing: for a Moodle database we only read.
+pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
+    let mut conn = establish(url)?;
+    let statement = match conn {
+        DbConnection::Postgres(_) => "SET default_transaction_read_only = on",
+        DbConnection::Sqlite(_) => "PRAGMA query_only = ON",
+    };
+    diesel::sql_query(statement).execute(&mut conn)?;
+    Ok(conn)
 }
 
 pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
@@ -101,7 +114,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        establish(&self.url)
+        if self.read_only {
+            establish_read_only(&self.url)
+        } else {
+            establish(&self.url)
+        }
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
@@ -132,14 +149,27 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     pub fn open(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        Self::open_with(url, max_connections, false)
+    }
+
+    /// A pool whose connections cannot write (the source, when it is Moodle's database).
+    pub fn open_read_only(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        Self::open_with(url, max_connections, true)
+    }
+
+    fn open_with(url: &str, max_connections: u32, read_only: bool) -> Result<Db, StoreError> {
         let kind = DbKind::of(url);
         // One connection first, so a bad URL fails with the driver's message rather than
         // a pool timeout.
-        establish(url)?;
+        if read_only {
+            establish_read_only(url)?;
+        } else {
+            establish(url)?;
+        }
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
             .connection_timeout(Duration::from_secs(5))
-            .build(Manager::new(url))
+            .build(Manager::new(url, read_only))
             .map_err(|e| StoreError::Connect {
                 kind,
                 message: e.to_string(),

@@ -1,0 +1,61 @@
+//! A separate source database (a real Moodle's) is read through connections that refuse to
+//! write, and the methods still answer from it.
+
+mod common;
+
+use common::*;
+use diesel::RunQueryDsl;
+use usestats::store::{self, Db};
+
+#[tokio::test]
+async fn the_source_is_read_only_and_still_serves() {
+    for db in all_dbs() {
+        let url = db.url();
+        tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || {
+                let mut conn = store::establish(&url).unwrap();
+                let options = usestats::demo::DemoOptions {
+                    log_rows: 2_000,
+                    users: 8,
+                    courses: 2,
+                    local_wwwroot: "http://moodle.example".into(),
+                    remote_hosts: vec![],
+                    progress: false,
+                    ..Default::default()
+                };
+                usestats::demo::build_demo(&mut conn, "mdl_", &options).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let pool = Db::open_read_only(&url, 2).unwrap();
+        let mut conn = pool.get().unwrap();
+        assert!(
+            diesel::sql_query("SELECT COUNT(*) FROM mdl_user")
+                .execute(&mut *conn)
+                .is_ok()
+        );
+        let write = diesel::sql_query("UPDATE mdl_user SET firstname = 'x'").execute(&mut *conn);
+        assert!(write.is_err(), "{:?} accepted a write", pool.kind());
+        drop(conn);
+
+        let source_url = url.clone();
+        let mut app = spawn_app(AppOptions {
+            tweak: Some(Box::new(move |c| c.source.url = source_url)),
+            ..Default::default()
+        })
+        .await;
+        let (status, _) = get(&app.url("/healthz")).await;
+        assert_eq!(status, 200);
+        let (id, _) = busiest_learner(&app).await;
+        assert!(
+            engine_report(&app, id).await.total > 0,
+            "reports come from the source"
+        );
+        // Close every connection before the test database is dropped.
+        app.stop().await;
+        drop(app);
+        drop(pool);
+    }
+}
