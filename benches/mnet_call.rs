@@ -215,6 +215,21 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
             black_box(matches!(response, Response::Success(_)));
         }),
     );
+    // The server parses the caller's stored PEM twice per call (verify_with, then wrap) and
+    // the client once (attempt_inner): what one parse costs.
+    report(
+        "  of which: stored PEM -> X509 -> public key",
+        per_op(n, || {
+            let cert = crypto::parse_cert_pem(black_box(&client_pem)).unwrap();
+            black_box(cert.public_key().unwrap());
+        }),
+    );
+    report(
+        "  of which: stored PEM -> X509 only",
+        per_op(n, || {
+            black_box(crypto::parse_cert_pem(black_box(&client_pem)).unwrap());
+        }),
+    );
     let client_side = client_send + client_open;
     let server_side = server_open + server_answer;
     println!(
