@@ -135,5 +135,8 @@ fn main() {
         total / cpu_sum / 1e6,
         total / wall_sum / 1e6
     );
-    println!("peak RSS {} MiB (the 1M input rows are in memory)", cpu::peak_rss_kib() / 1024);
+    println!(
+        "peak RSS {} MiB (the 1M input rows are in memory)",
+        cpu::peak_rss_kib() / 1024
+    );
 }

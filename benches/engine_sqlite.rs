@@ -74,7 +74,11 @@ fn main() {
                 2_000
             };
             let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("bench.sqlite3").to_string_lossy().into_owned();
+            let path = dir
+                .path()
+                .join("bench.sqlite3")
+                .to_string_lossy()
+                .into_owned();
             _tmp = dir;
             let mut conn = usestats::store::establish(&path).expect("sqlite");
             let opts = DemoOptions {

@@ -96,7 +96,11 @@ fn rsa_reference(n: usize, key: &openssl::pkey::PKey<openssl::pkey::Private>) ->
     report(
         "verify_sha1 (public op)",
         per_op(n, || {
-            black_box(crypto::verify_sha1(&public, &message, black_box(&signature)));
+            black_box(crypto::verify_sha1(
+                &public,
+                &message,
+                black_box(&signature),
+            ));
         }),
     );
     report(
@@ -163,9 +167,7 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
             let signed =
                 envelope::build_signed(&xml, &client_ring.current.key, &client.wwwroot, now)
                     .unwrap();
-            black_box(
-                envelope::build_encrypted(&signed, &server_public, &client.wwwroot).unwrap(),
-            );
+            black_box(envelope::build_encrypted(&signed, &server_public, &client.wwwroot).unwrap());
         }),
     );
     let server_open = report(
@@ -400,7 +402,8 @@ fn main() {
     let client = client_rt.block_on(spawn_app(bench_options(false, None)));
     let server_audit = server_rt.block_on(spawn_app(bench_options(true, None)));
     let server_plain = server_rt.block_on(spawn_app(bench_options(false, None)));
-    let server_demo = server_rt.block_on(spawn_app(bench_options(true, Some(client.wwwroot.clone()))));
+    let server_demo =
+        server_rt.block_on(spawn_app(bench_options(true, Some(client.wwwroot.clone()))));
     let mut peers = Vec::new();
     for server in [&server_audit, &server_plain, &server_demo] {
         // Setup only: where its blocking work runs does not matter.
@@ -457,8 +460,6 @@ fn main() {
         private_op,
     );
     println!();
-    let client_on_server = server_rt
-        .block_on(server_audit.peer(&client.wwwroot))
-        .id;
+    let client_on_server = server_rt.block_on(server_audit.peer(&client.wwwroot)).id;
     state_writes(ops, &server_audit, client_on_server);
 }
