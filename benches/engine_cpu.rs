@@ -136,7 +136,7 @@ fn main() {
         total / wall_sum / 1e6
     );
     println!(
-        "peak RSS {} MiB (the 1M input rows are in memory)",
+        "peak RSS {} MiB (the input rows are held in memory)",
         cpu::peak_rss_kib() / 1024
     );
 }

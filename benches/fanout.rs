@@ -16,6 +16,8 @@
 //! time with the slowest single-peer time of the same round. Calls are
 //! `use_stats_rpc_get_stats(admin@hub, admin, scope 2)`.
 
+// The shared test harness; its lints are reported where the tests build it.
+#[allow(clippy::collapsible_if, clippy::type_complexity)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/cpu.rs"]

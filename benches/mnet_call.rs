@@ -17,6 +17,8 @@
 //! `USESTATS_BENCH_OPS` (default 2000) the envelope round trips. Without `--bench` (as under
 //! `cargo test --all-targets`) it does a few of each as a smoke run.
 
+// The shared test harness; its lints are reported where the tests build it.
+#[allow(clippy::collapsible_if, clippy::type_complexity)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/cpu.rs"]
