@@ -55,11 +55,44 @@ fn runtime(name: &'static str) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Per-operation CPU time of `f`, on this thread.
-fn per_op(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+/// One named, never-inlined frame per measured operation, so that an instruction profile
+/// (`valgrind --tool=callgrind`, then `callgrind_annotate --inclusive=yes`) reports each
+/// operation's instructions under its own name: `mnet_call::op_sign` and so on, each
+/// called exactly `USESTATS_BENCH_OPS` times.
+macro_rules! named_ops {
+    ($($name:ident),*) => {
+        $(
+            #[inline(never)]
+            fn $name(f: &mut dyn FnMut()) {
+                f()
+            }
+        )*
+    };
+}
+
+named_ops!(
+    op_sign,
+    op_unwrap,
+    op_verify,
+    op_seal,
+    op_client_send,
+    op_server_open,
+    op_server_answer,
+    op_client_open,
+    op_pem_to_key,
+    op_pem_parse,
+    op_touch_peer,
+    op_insert_audit,
+    op_peer_by_wwwroot,
+    op_effective_services
+);
+
+/// Per-operation CPU time of `f` (run `n` times inside the named frame `op`), on this
+/// thread.
+fn per_op(n: usize, op: fn(&mut dyn FnMut()), mut f: impl FnMut()) -> (Duration, Duration) {
     let (cpu0, wall0) = (cpu::thread_cpu(), Instant::now());
     for _ in 0..n {
-        f();
+        op(&mut f);
     }
     (
         (cpu::thread_cpu() - cpu0) / n as u32,
@@ -85,19 +118,19 @@ fn rsa_reference(n: usize, key: &openssl::pkey::PKey<openssl::pkey::Private>) ->
     let (data, wrapped) = crypto::seal(&public, &message).unwrap();
     let sign = report(
         "sign_sha1 (private op)",
-        per_op(n, || {
+        per_op(n, op_sign, || {
             black_box(crypto::sign_sha1(key, black_box(&message)).unwrap());
         }),
     );
     let open = report(
         "open: RSA unwrap (private op) + RC4 600 B",
-        per_op(n, || {
+        per_op(n, op_unwrap, || {
             black_box(crypto::open(key, black_box(&wrapped), &data).unwrap());
         }),
     );
     report(
         "verify_sha1 (public op)",
-        per_op(n, || {
+        per_op(n, op_verify, || {
             black_box(crypto::verify_sha1(
                 &public,
                 &message,
@@ -107,7 +140,7 @@ fn rsa_reference(n: usize, key: &openssl::pkey::PKey<openssl::pkey::Private>) ->
     );
     report(
         "seal: RSA wrap (public op) + RC4 600 B",
-        per_op(n, || {
+        per_op(n, op_seal, || {
             black_box(crypto::seal(&public, black_box(&message)).unwrap());
         }),
     );
@@ -164,7 +197,7 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
 
     let client_send = report(
         "client send: serialise + sign + seal",
-        per_op(n, || {
+        per_op(n, op_client_send, || {
             let xml = xmlrpc::serialize_call(black_box(&call));
             let signed =
                 envelope::build_signed(&xml, &client_ring.current.key, &client.wwwroot, now)
@@ -174,7 +207,7 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
     );
     let server_open = report(
         "server open: parse + unwrap + RC4 + parse + verify",
-        per_op(n, || {
+        per_op(n, op_server_open, || {
             let message = envelope::parse_encrypted(black_box(&request)).unwrap();
             let keys = std::iter::once(&server_ring.current.key)
                 .chain(server_ring.archived.iter().map(|id| &id.key));
@@ -191,7 +224,7 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
     );
     let server_answer = report(
         "server answer: serialise + sign + seal",
-        per_op(n, || {
+        per_op(n, op_server_answer, || {
             let xml = xmlrpc::serialize_response(black_box(&answer_value));
             let signed =
                 envelope::build_signed(&xml, &server_ring.current.key, &server.wwwroot, now)
@@ -205,7 +238,7 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
     );
     let client_open = report(
         "client open: parse + unwrap + RC4 + parse + verify",
-        per_op(n, || {
+        per_op(n, op_client_open, || {
             let message = envelope::parse_encrypted(black_box(&answer)).unwrap();
             let keys = std::iter::once(&client_ring.current.key);
             let (plain, _) = envelope::open_with(&message, keys).unwrap();
@@ -223,14 +256,14 @@ fn envelope_round_trip(n: usize, client: &TestApp, server: &TestApp, private_op:
     // the client once (attempt_inner): what one parse costs.
     report(
         "  of which: stored PEM -> X509 -> public key",
-        per_op(n, || {
+        per_op(n, op_pem_to_key, || {
             let cert = crypto::parse_cert_pem(black_box(&client_pem)).unwrap();
             black_box(cert.public_key().unwrap());
         }),
     );
     report(
         "  of which: stored PEM -> X509 only",
-        per_op(n, || {
+        per_op(n, op_pem_parse, || {
             black_box(crypto::parse_cert_pem(black_box(&client_pem)).unwrap());
         }),
     );
@@ -355,7 +388,7 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
     let mut t = 1_800_000_000i64;
     report(
         "touch_peer (UPDATE peers.last_connect_time)",
-        per_op(n, || {
+        per_op(n, op_touch_peer, || {
             t += 1;
             state::touch_peer(&mut conn, peer_id, t).unwrap();
         }),
@@ -376,19 +409,19 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
     };
     report(
         "insert_audit (INSERT audit_log)",
-        per_op(n, || {
+        per_op(n, op_insert_audit, || {
             state::insert_audit(&mut conn, &entry).unwrap();
         }),
     );
     report(
         "peer_by_wwwroot (SELECT, every call)",
-        per_op(n, || {
+        per_op(n, op_peer_by_wwwroot, || {
             black_box(state::peer_by_wwwroot(&mut conn, &server.wwwroot).unwrap());
         }),
     );
     report(
         "effective_services (2 SELECTs, every call)",
-        per_op(n, || {
+        per_op(n, op_effective_services, || {
             black_box(state::effective_services(&mut conn, peer_id).unwrap());
         }),
     );
