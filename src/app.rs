@@ -61,6 +61,7 @@ pub struct App {
     pub limits: crate::limits::Limits,
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
+    pub peer_keys: crypto::PublicKeyCache,
 }
 
 impl std::fmt::Debug for App {
@@ -77,7 +78,7 @@ impl App {
     pub fn open(config: Config) -> Result<Arc<App>, AppError> {
         let crypto = crypto::init()?;
         let state_url = config.state_url();
-        let state = Db::open(&state_url, 8)?;
+        let state = Db::open(&state_url, 16)?;
         {
             let mut conn = state.get()?;
             store::migrate_state(&mut conn)?;
@@ -87,7 +88,7 @@ impl App {
             state.clone()
         } else {
             // A separate source is someone's Moodle: the connections themselves refuse writes.
-            Db::open_read_only(&source_url, 8)?
+            Db::open_read_only(&source_url, 16)?
         };
         let clock = Clock::default();
         let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);
@@ -108,6 +109,7 @@ impl App {
             metrics: Default::default(),
             limits: crate::limits::Limits::new(&config.limits),
             keys_generated_now: generated,
+            peer_keys: Default::default(),
             config,
         };
         if generated {

@@ -224,6 +224,32 @@ pub fn public_key_of(cert: &X509) -> Result<PKey<Public>, CryptoError> {
     Ok(cert.public_key()?)
 }
 
+/// Peers' public keys by certificate, parsed once: parsing a PEM certificate costs about
+/// half an RSA private operation, and every call would otherwise pay it two or three times.
+#[derive(Default)]
+pub struct PublicKeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<[u8; 20], PKey<Public>>>,
+}
+
+impl PublicKeyCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    pub fn get(&self, pem: &str) -> Result<PKey<Public>, CryptoError> {
+        let id = openssl::sha::sha1(pem.as_bytes());
+        if let Some(key) = self.keys.lock().ok().and_then(|k| k.get(&id).cloned()) {
+            return Ok(key);
+        }
+        let key = public_key_of(&parse_cert_pem(pem)?)?;
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= Self::MAX_ENTRIES {
+                keys.clear();
+            }
+            keys.insert(id, key.clone());
+        }
+        Ok(key)
+    }
+}
+
 /// Subject fields of a certificate built the way Moodle's `mnet_generate_keypair` does.
 #[derive(Debug, Clone)]
 pub struct CertSubject {

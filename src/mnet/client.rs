@@ -482,14 +482,12 @@ impl MnetClient {
         peer: &Peer,
         call: &MethodCall,
     ) -> Result<Attempt, ClientError> {
-        let peer_cert = crypto::parse_cert_pem(&peer.public_key).map_err(|_| {
+        let peer_key = app.peer_keys.get(&peer.public_key).map_err(|_| {
             ClientError::Local(format!(
                 "no usable certificate on file for {}",
                 peer.wwwroot
             ))
         })?;
-        let peer_key =
-            crypto::public_key_of(&peer_cert).map_err(|e| ClientError::Local(e.to_string()))?;
         let keyring = app.keyring();
         let xml = xmlrpc::serialize_call(call);
         let signed = envelope::build_signed(&xml, &keyring.current.key, app.wwwroot(), app.now())

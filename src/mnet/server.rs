@@ -152,8 +152,7 @@ fn wrap(app: &App, xml: Vec<u8>, flags: &Flags, signing_key: &PKey<Private>) -> 
         let cert = flags
             .peer
             .as_ref()
-            .and_then(|p| crypto::parse_cert_pem(&p.public_key).ok())
-            .and_then(|c| c.public_key().ok());
+            .and_then(|p| app.peer_keys.get(&p.public_key).ok());
         match cert {
             Some(public) => match envelope::build_encrypted(&out, &public, app.wwwroot()) {
                 Ok(sealed) => out = sealed,
@@ -274,12 +273,13 @@ async fn process(
                 ));
             }
             if let Some(peer) = flags.peer.clone() {
-                flags.verified = verify_with(&peer, &signed.object, &signed.signature);
+                flags.verified = verify_with(app, &peer, &signed.object, &signed.signature);
                 if !flags.verified
                     && !peer.public_key.is_empty()
                     && let Some(refreshed) = refresh_peer_key(app, &peer).await
                 {
-                    flags.verified = verify_with(&refreshed, &signed.object, &signed.signature);
+                    flags.verified =
+                        verify_with(app, &refreshed, &signed.object, &signed.signature);
                     flags.peer = Some(refreshed);
                 }
                 if flags.verified {
@@ -393,9 +393,9 @@ fn replay_or_stale(
     None
 }
 
-fn verify_with(peer: &Peer, object: &[u8], signature: &[u8]) -> bool {
-    crypto::parse_cert_pem(&peer.public_key)
-        .and_then(|c| crypto::public_key_of(&c))
+fn verify_with(app: &App, peer: &Peer, object: &[u8], signature: &[u8]) -> bool {
+    app.peer_keys
+        .get(&peer.public_key)
         .map(|key| crypto::verify_sha1(&key, object, signature))
         .unwrap_or(false)
 }
