@@ -611,6 +611,13 @@ async fn local_stats(
         Err(e) => data_unavailable(e),
         Ok(None) => Answer::fail(RPC_FAILURE_RECORD, "Target user does not exist."),
         Ok(Some((user, report, courses, labels))) => {
+            tracing::debug!(
+                target_user = %user.username,
+                rows = report.rows_extracted,
+                total_s = report.total,
+                estimator = %report.estimator,
+                "use_stats computed"
+            );
             if report.rows_extracted == 0 {
                 return Answer::ok("<USE_STATS><EMPTYSET /></USE_STATS>".into());
             }
