@@ -174,10 +174,10 @@ pub async fn check(
     if row.expires_at.is_some_and(|e| e <= now) {
         return Ok(Err(TokenProblem::Expired));
     }
-    if let Some(ip) = client {
-        if !ip_allowed(&row.allowed_ips, ip) {
-            return Ok(Err(TokenProblem::IpNotAllowed(ip)));
-        }
+    if let Some(ip) = client
+        && !ip_allowed(&row.allowed_ips, ip)
+    {
+        return Ok(Err(TokenProblem::IpNotAllowed(ip)));
     }
     Ok(Ok((row, grant)))
 }
