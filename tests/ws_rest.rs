@@ -1159,277 +1159,45 @@ async fn errors(ws: &Ws, site: &Site) {
         &'a str,
         &'a str,
     );
+    const TOKEN: &str = "moodle_exception";
+    const RECORD: &str = "dml_missing_record_exception";
+    const PARAM: &str = "invalid_parameter_exception";
+    let wrong = "0123456789abcdef0123456789abcdef";
+    let (no_uid, no_cid) = (
+        owned(&[("uidsource", "id")]),
+        owned(&[("uidsource", "id"), ("uids[0]", "2"), ("cid", "0")]),
+    );
+    #[rustfmt::skip]
     let cases: Vec<Case> = vec![
-        (
-            "no token",
-            "",
-            GET_USER_STATS,
-            user(&[]),
-            "moodle_exception",
-            "invalidtoken",
-            "",
-        ),
-        (
-            "wrong token",
-            "0123456789abcdef0123456789abcdef",
-            GET_USER_STATS,
-            user(&[]),
-            "moodle_exception",
-            "invalidtoken",
-            "",
-        ),
-        (
-            "expired token",
-            expired.as_str(),
-            GET_USER_STATS,
-            user(&[]),
-            "moodle_exception",
-            "invalidtimedtoken",
-            "",
-        ),
-        (
-            "IP not allowed",
-            elsewhere.as_str(),
-            GET_USER_STATS,
-            user(&[]),
-            "moodle_exception",
-            "invalidiptoken",
-            "",
-        ),
-        (
-            "revoked token",
-            revoked.as_str(),
-            GET_USER_STATS,
-            user(&[]),
-            "moodle_exception",
-            "invalidtoken",
-            "",
-        ),
-        (
-            "unknown function",
-            fresh.as_str(),
-            "core_user_get_users",
-            user(&[]),
-            "dml_missing_record_exception",
-            "invalidrecord",
-            "",
-        ),
-        (
-            "no function",
-            fresh.as_str(),
-            "",
-            user(&[]),
-            "dml_missing_record_exception",
-            "invalidrecord",
-            "",
-        ),
-        (
-            "grant without --course",
-            site_only.as_str(),
-            GET_USER_STATS,
-            user(&[]),
-            "required_capability_exception",
-            "nopermissions",
-            "",
-        ),
-        (
-            "bad uidsource",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "nickname"), ("uid", "x")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "uidsource",
-        ),
-        (
-            "uidsource not PARAM_ALPHA",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "id2"), ("uid", "2")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "uidsource",
-        ),
-        (
-            "missing uidsource",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uid", "2")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "uidsource",
-        ),
-        (
-            "missing uid",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "id")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "structure: uid",
-        ),
-        (
-            "missing uids",
-            fresh.as_str(),
-            GET_USERS_STATS,
-            owned(&[("uidsource", "id"), ("uid", "2")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "structure: uids",
-        ),
-        (
-            "from not an integer",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("from", "yesterday")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "from: integer",
-        ),
-        (
-            "to not an integer",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("to", "12abc")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "to: integer",
-        ),
-        (
-            "negative from",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("from", "-5")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "from/to",
-        ),
-        (
-            "to before from",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("from", "2000"), ("to", "1000")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "to: before from",
-        ),
-        (
-            "score not a boolean",
-            fresh.as_str(),
-            GET_USERS_STATS,
-            owned(&[("uidsource", "id"), ("uids[0]", "2"), ("score", "maybe")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "score: boolean",
-        ),
-        (
-            "bad cidsource",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("cidsource", "fullname"), ("cid", "x")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "cidsource",
-        ),
-        (
-            "bad cidsource with cid 0",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("cidsource", "category"), ("cid", "0")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "cidsource",
-        ),
-        (
-            "too many users",
-            fresh.as_str(),
-            GET_USERS_STATS,
-            too_many,
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "ws.max_users_per_call",
-        ),
-        (
-            "course stats without a course",
-            fresh.as_str(),
-            GET_USERS_COURSE_STATS,
-            owned(&[("uidsource", "id"), ("uids[0]", "2"), ("cid", "0")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "cid: a course is required",
-        ),
-        (
-            "unknown user",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "username"), ("uid", "nobody")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid user by username nobody",
-        ),
-        (
-            "unknown e-mail",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "email"), ("uid", "nobody@example.org")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid user by email nobody@example.org",
-        ),
-        (
-            "id not a number",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "id"), ("uid", "2x")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid user by id 2x",
-        ),
-        (
-            "deleted user",
-            fresh.as_str(),
-            GET_USER_STATS,
-            owned(&[("uidsource", "id"), ("uid", &deleted)]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid user by id",
-        ),
-        (
-            "one unknown user in a batch",
-            fresh.as_str(),
-            GET_USERS_STATS,
-            owned(&[
-                ("uidsource", "username"),
-                ("uids[0]", &learner.username),
-                ("uids[1]", "nobody"),
-            ]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid user by username nobody",
-        ),
-        (
-            "unknown course",
-            fresh.as_str(),
-            GET_USER_STATS,
-            user(&[("cidsource", "shortname"), ("cid", "NOPE")]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid course by shortname NOPE",
-        ),
-        (
-            "unknown course id",
-            fresh.as_str(),
-            GET_USERS_COURSE_STATS,
-            owned(&[
-                ("uidsource", "id"),
-                ("uids[0]", "2"),
-                ("cidsource", "id"),
-                ("cid", "999"),
-            ]),
-            "invalid_parameter_exception",
-            "invalidparameter",
-            "Invalid course by id 999",
-        ),
+        ("no token", "", GET_USER_STATS, user(&[]), TOKEN, "invalidtoken", ""),
+        ("wrong token", wrong, GET_USER_STATS, user(&[]), TOKEN, "invalidtoken", ""),
+        ("expired token", expired.as_str(), GET_USER_STATS, user(&[]), TOKEN, "invalidtimedtoken", ""),
+        ("IP not allowed", elsewhere.as_str(), GET_USER_STATS, user(&[]), TOKEN, "invalidiptoken", ""),
+        ("revoked token", revoked.as_str(), GET_USER_STATS, user(&[]), TOKEN, "invalidtoken", ""),
+        ("unknown function", fresh.as_str(), "core_user_get_users", user(&[]), RECORD, "invalidrecord", ""),
+        ("no function", fresh.as_str(), "", user(&[]), RECORD, "invalidrecord", ""),
+        ("grant without --course", site_only.as_str(), GET_USER_STATS, user(&[]), "required_capability_exception", "nopermissions", ""),
+        ("bad uidsource", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "nickname"), ("uid", "x")]), PARAM, "invalidparameter", "uidsource: one of"),
+        ("uidsource not PARAM_ALPHA", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "id2"), ("uid", "2")]), PARAM, "invalidparameter", "uidsource: letters only"),
+        ("missing uidsource", fresh.as_str(), GET_USER_STATS, owned(&[("uid", "2")]), PARAM, "invalidparameter", "structure: uidsource"),
+        ("missing uid", fresh.as_str(), GET_USER_STATS, no_uid.clone(), PARAM, "invalidparameter", "structure: uid"),
+        ("missing uids", fresh.as_str(), GET_USERS_STATS, no_uid, PARAM, "invalidparameter", "structure: uids"),
+        ("from not an integer", fresh.as_str(), GET_USER_STATS, user(&[("from", "yesterday")]), PARAM, "invalidparameter", "from: integer"),
+        ("to not an integer", fresh.as_str(), GET_USER_STATS, user(&[("to", "12abc")]), PARAM, "invalidparameter", "to: integer"),
+        ("negative from", fresh.as_str(), GET_USER_STATS, user(&[("from", "-5")]), PARAM, "invalidparameter", "from/to"),
+        ("to before from", fresh.as_str(), GET_USER_STATS, user(&[("from", "2000"), ("to", "1000")]), PARAM, "invalidparameter", "to: before from"),
+        ("score not a boolean", fresh.as_str(), GET_USERS_STATS, owned(&[("uidsource", "id"), ("uids[0]", "2"), ("score", "maybe")]), PARAM, "invalidparameter", "score: boolean"),
+        ("bad cidsource", fresh.as_str(), GET_USER_STATS, user(&[("cidsource", "fullname"), ("cid", "x")]), PARAM, "invalidparameter", "cidsource: one of"),
+        ("bad cidsource with cid 0", fresh.as_str(), GET_USER_STATS, user(&[("cidsource", "category"), ("cid", "0")]), PARAM, "invalidparameter", "cidsource: one of"),
+        ("too many users", fresh.as_str(), GET_USERS_STATS, too_many, PARAM, "invalidparameter", "(ws.max_users_per_call)"),
+        ("course stats without a course", fresh.as_str(), GET_USERS_COURSE_STATS, no_cid, PARAM, "invalidparameter", "cid: a course is required"),
+        ("unknown user", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "username"), ("uid", "nobody")]), PARAM, "invalidparameter", "Invalid user by username nobody"),
+        ("unknown e-mail", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "email"), ("uid", "nobody@example.org")]), PARAM, "invalidparameter", "Invalid user by email nobody@example.org"),
+        ("id not a number", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "id"), ("uid", "2x")]), PARAM, "invalidparameter", "Invalid user by id 2x"),
+        ("deleted user", fresh.as_str(), GET_USER_STATS, owned(&[("uidsource", "id"), ("uid", &deleted)]), PARAM, "invalidparameter", "Invalid user by id"),
+        ("one unknown user in a batch", fresh.as_str(), GET_USERS_STATS, owned(&[("uidsource", "username"), ("uids[0]", &learner.username), ("uids[1]", "nobody")]), PARAM, "invalidparameter", "Invalid user by username nobody"),
+        ("unknown course", fresh.as_str(), GET_USER_STATS, user(&[("cidsource", "shortname"), ("cid", "NOPE")]), PARAM, "invalidparameter", "Invalid course by shortname NOPE"),
+        ("unknown course id", fresh.as_str(), GET_USERS_COURSE_STATS, owned(&[("uidsource", "id"), ("uids[0]", "2"), ("cidsource", "id"), ("cid", "999")]), PARAM, "invalidparameter", "Invalid course by id 999"),
     ];
     let mut calls = 0;
     for (label, token, function, params, exception, errorcode, detail) in &cases {
@@ -1612,4 +1380,66 @@ async fn errors_are_moodle_exceptions_and_change_nothing() {
 async fn the_same_calls_with_postgresql_as_the_database() {
     let Some(pg) = postgres_db() else { return };
     everything(&setup(Some(pg)).await).await;
+}
+
+#[tokio::test]
+async fn the_configured_limits_hold() {
+    capture_logs();
+    let t = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| c.ws.max_users_per_call = 3)),
+        ..Default::default()
+    })
+    .await;
+    t.grant(HOME, CALLER, false, true).await;
+    let token = new_token(&t, CALLER, None, "").await;
+    let ws = Ws {
+        t,
+        token,
+        _pg: None,
+    };
+    let uids: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+    let error = ws
+        .call_with(
+            &ws.token,
+            Via::Post,
+            Format::Json,
+            GET_USERS_STATS,
+            &uid_params(&uids),
+        )
+        .await;
+    assert_eq!(error["errorcode"], json!("invalidparameter"));
+    assert!(
+        error["debuginfo"]
+            .as_str()
+            .unwrap()
+            .contains("4 users asked, at most 3"),
+        "{error}"
+    );
+    // Within the limit the call goes on to the source database, which this daemon has none
+    // of: Moodle's read error, nothing internal.
+    let error = ws
+        .call_with(
+            &ws.token,
+            Via::Post,
+            Format::Json,
+            GET_USERS_STATS,
+            &uid_params(&uids[..3]),
+        )
+        .await;
+    assert_eq!(
+        error,
+        json!({"exception": "dml_read_exception", "errorcode": "dmlreadexception",
+               "message": "Error reading from database"})
+    );
+
+    let off = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| c.ws.enabled = false)),
+        ..Default::default()
+    })
+    .await;
+    let (status, _) = get(&off.url(&format!(
+        "/webservice/rest/server.php?wsfunction={GET_USER_STATS}"
+    )))
+    .await;
+    assert_eq!(status, 404, "[ws] enabled = false turns the endpoint off");
 }

@@ -96,10 +96,12 @@ impl WsError {
         }
     }
 
+    /// Moodle's exception for a failed read; its message matches, and the details stay in
+    /// our log (D12: no internal dumps in errors).
     fn unavailable() -> WsError {
         WsError {
-            exception: "dml_exception",
-            errorcode: "dbconnectionfailed",
+            exception: "dml_read_exception",
+            errorcode: "dmlreadexception",
             message: "Error reading from database".into(),
             debuginfo: None,
         }
