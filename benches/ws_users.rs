@@ -14,7 +14,8 @@
 //! * engine: `reports::users_reports` (one ordered scan for all users) plus
 //!   `Source::grades_for_users` (one query), against `reports::user_report` plus
 //!   `Source::user_course_grades` for each user in turn; each twice, alternating, so that
-//!   neither profits alone from a warm cache. The reports must be equal.
+//!   neither profits alone from a warm cache. The reports must be equal. Then the bare SQL
+//!   scan (no engine) and the per-uid user lookups, to show where the time goes.
 //! * HTTP: one `block_use_stats_get_users_stats` call naming every user, against one
 //!   `block_use_stats_get_user_stats` call per user, through a real daemon on 127.0.0.1.
 
@@ -30,7 +31,7 @@ use usestats::app::App;
 use usestats::config::Config;
 use usestats::demo::{DemoOptions, build_demo};
 use usestats::stats::{Report, Window};
-use usestats::store::source::Source;
+use usestats::store::source::{Source, UserField};
 use usestats::store::{StoreError, state};
 
 const HOME: &str = "https://bench.example.org";
@@ -66,7 +67,7 @@ type Reports = (HashMap<i64, Report>, HashMap<(i64, i64), String>);
 
 async fn engine_paths(app: &Arc<App>, ids: Arc<Vec<i64>>, window: Window, label: &str) {
     let settings = usestats::reports::settings(&app.config.engine);
-    let (one, per_user) = app
+    let (one, per_user, scan, lookups) = app
         .source
         .run(move |c| {
             let source = Source::new("mdl_").unwrap();
@@ -96,7 +97,22 @@ async fn engine_paths(app: &Arc<App>, ids: Arc<Vec<i64>>, window: Window, label:
                 one.push(timed(|| one_scan(c)));
                 per_user.push(timed(|| user_by_user(c)));
             }
-            Ok::<_, StoreError>((one, per_user))
+            // What the one-scan path is made of: the rows alone, without the engine, and
+            // the per-uid user lookups the web service does before the scan.
+            let scan = timed(|| {
+                source
+                    .for_each_users_log(c, &ids, window.from, window.to, |_| {})
+                    .expect("scan")
+            });
+            let lookups = timed(|| {
+                for id in ids.iter() {
+                    source
+                        .find_user(c, UserField::Id, &id.to_string())
+                        .expect("lookup")
+                        .expect("user");
+                }
+            });
+            Ok::<_, StoreError>((one, per_user, scan, lookups))
         })
         .await
         .unwrap();
@@ -122,6 +138,13 @@ async fn engine_paths(app: &Arc<App>, ids: Arc<Vec<i64>>, window: Window, label:
     );
     show("users_reports, one scan + one grades query", &one);
     show("user_report + grades per user", &per_user);
+    println!(
+        "{label}: of which the SQL scan alone: {:.3} s ({} rows, {:.0} rows/s); user lookups, one query per uid: {:.3} s",
+        scan.secs,
+        scan.value,
+        scan.value as f64 / scan.secs,
+        lookups.secs
+    );
 }
 
 async fn post(url: &str, body: String) -> String {

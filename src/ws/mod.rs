@@ -276,7 +276,13 @@ pub async fn endpoint(
         Some("json") => Format::Json,
         _ => Format::Xml,
     };
-    let function = params.get("wsfunction").unwrap_or("").to_string();
+    // Client-supplied: bounded before it reaches the log and the audit.
+    let function: String = params
+        .get("wsfunction")
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
     let (result, caller, target) = call(&app, &params, remote).await;
     let status = match &result {
         Ok(_) => "ok".to_string(),
