@@ -49,16 +49,22 @@ call() {
         args+=(--data-urlencode "$pair")
     done
     local answer
-    answer=$(curl "${args[@]}" "$endpoint")
+    # Called inside `if`, where set -e is off: an unreachable server must still stop us.
+    if ! answer=$(curl "${args[@]}" "$endpoint"); then
+        echo "!! cannot reach $endpoint" >&2
+        exit 3
+    fi
     echo "== $function ($format) $*"
     if [[ $format == json ]] && command -v jq >/dev/null; then
-        jq . <<<"$answer"
+        jq . <<<"$answer" || return 1
     else
         printf '%s\n' "$answer"
     fi
     echo
     case $answer in
     '{"exception"'* | *'<EXCEPTION '*) return 1 ;;
+    '[{"user"'* | '{"user"'* | *'<RESPONSE>'*) return 0 ;;
+    *) return 1 ;; # not a web-service answer at all (a 404 page, a proxy error, ...)
     esac
 }
 
@@ -89,7 +95,7 @@ for format in json xml; do
 done
 
 # A wrong token must be refused the way Moodle refuses it.
-refused=$(curl --silent --show-error "$endpoint" -d wstoken=not-a-token \
+refused=$(curl --silent --show-error "$endpoint" -d wstoken=0123456789abcdef0123456789abcdef \
     -d wsfunction=block_use_stats_get_user_stats -d moodlewsrestformat=json \
     -d uidsource=username --data-urlencode "uid=${users[0]}")
 echo "== wrong token: $refused"
