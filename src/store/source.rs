@@ -317,12 +317,26 @@ struct GradeRow {
     rawgrade: Option<String>,
 }
 
+#[derive(QueryableByName)]
+struct UserGradeRow {
+    #[diesel(sql_type = BigInt)]
+    u: i64,
+    #[diesel(sql_type = BigInt)]
+    k: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    finalgrade: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    rawgrade: Option<String>,
+}
+
+/// D9/E10: finalgrade, else rawgrade.
+fn course_score(finalgrade: Option<String>, rawgrade: Option<String>) -> Option<String> {
+    finalgrade.or(rawgrade).map(|g| moodle_decimal(&g))
+}
+
 impl GradeRow {
-    /// D9/E10: finalgrade, else rawgrade.
     fn score(self) -> Option<String> {
-        self.finalgrade
-            .or(self.rawgrade)
-            .map(|g| moodle_decimal(&g))
+        course_score(self.finalgrade, self.rawgrade)
     }
 }
 
@@ -689,9 +703,11 @@ impl Source {
         Ok(out)
     }
 
-    fn course_item_sql(&self, backend: Backend, key: &str, user_cond: &str) -> String {
+    /// `keys` is the leading select list (`gi.courseid AS k`, …), so each caller reads the
+    /// key columns its row type wants while the rule for "the course item" stays in one place.
+    fn course_item_sql(&self, backend: Backend, keys: &str, user_cond: &str) -> String {
         format!(
-            "SELECT {key} AS k, {} AS finalgrade, {} AS rawgrade \
+            "SELECT {keys}, {} AS finalgrade, {} AS rawgrade \
              FROM {} gg JOIN {} gi ON gi.id = gg.itemid \
              WHERE {user_cond} AND gi.itemtype = 'course' AND gi.id = \
              (SELECT MIN(g2.id) FROM {} g2 WHERE g2.courseid = gi.courseid AND g2.itemtype = 'course')",
@@ -714,7 +730,7 @@ impl Source {
     ) -> Result<Option<String>, SourceError> {
         let sql = self.course_item_sql(
             query::backend(conn),
-            "gi.courseid",
+            "gi.courseid AS k",
             "gg.userid = $1 AND gi.courseid = $2",
         );
         let rows: Vec<GradeRow> =
@@ -728,7 +744,7 @@ impl Source {
         conn: &mut DbConnection,
         userid: i64,
     ) -> Result<HashMap<i64, String>, SourceError> {
-        let sql = self.course_item_sql(query::backend(conn), "gi.courseid", "gg.userid = $1");
+        let sql = self.course_item_sql(query::backend(conn), "gi.courseid AS k", "gg.userid = $1");
         let rows: Vec<GradeRow> = query::load(conn, &sql, vec![Bind::Int(userid)])?;
         Ok(rows
             .into_iter()
@@ -751,7 +767,7 @@ impl Source {
         }
         let backend = query::backend(conn);
         let cond = format!("{} AND gi.courseid = $2", in_list(backend, "gg.userid", 1));
-        let sql = self.course_item_sql(backend, "gg.userid", &cond);
+        let sql = self.course_item_sql(backend, "gg.userid AS k", &cond);
         let rows: Vec<GradeRow> = query::load(
             conn,
             &sql,
@@ -763,6 +779,31 @@ impl Source {
                 let k = r.k;
                 r.score().map(|s| (k, s))
             })
+            .collect())
+    }
+
+    /// Every course-total grade of many users in one query: (user id, course id) → grade.
+    /// The id list is one bound parameter, so thousands of users cost one round trip instead
+    /// of one [`Source::user_course_grades`] query each.
+    pub fn grades_for_users(
+        &self,
+        conn: &mut DbConnection,
+        userids: &[i64],
+    ) -> Result<HashMap<(i64, i64), String>, SourceError> {
+        if userids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let backend = query::backend(conn);
+        let sql = self.course_item_sql(
+            backend,
+            "gg.userid AS u, gi.courseid AS k",
+            &in_list(backend, "gg.userid", 1),
+        );
+        let rows: Vec<UserGradeRow> =
+            query::load(conn, &sql, vec![Bind::IntList(userids.to_vec())])?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| course_score(r.finalgrade, r.rawgrade).map(|s| ((r.u, r.k), s)))
             .collect())
     }
 

@@ -96,10 +96,12 @@ impl WsError {
         }
     }
 
+    /// Moodle's exception for a failed read; its message matches, and the details stay in
+    /// our log (D12: no internal dumps in errors).
     fn unavailable() -> WsError {
         WsError {
-            exception: "dml_exception",
-            errorcode: "dbconnectionfailed",
+            exception: "dml_read_exception",
+            errorcode: "dmlreadexception",
             message: "Error reading from database".into(),
             debuginfo: None,
         }
@@ -274,13 +276,19 @@ pub async fn endpoint(
         Some("json") => Format::Json,
         _ => Format::Xml,
     };
-    let function = params.get("wsfunction").unwrap_or("").to_string();
+    // Client-supplied: bounded before it reaches the log and the audit.
+    let function: String = params
+        .get("wsfunction")
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
     let (result, caller, target) = call(&app, &params, remote).await;
     let status = match &result {
         Ok(_) => "ok".to_string(),
         Err(e) => format!("{} {}", e.exception, e.errorcode),
     };
-    let body = match (&result, format) {
+    let answer = match (&result, format) {
         (Ok(value), Format::Json) => value.to_string(),
         (Ok(value), Format::Xml) => to_moodle_xml(value),
         (Err(e), Format::Json) => e.to_json().to_string(),
@@ -306,13 +314,13 @@ pub async fn endpoint(
         &status,
         latency_ms,
         query.len() + body.len(),
-        body.len(),
+        answer.len(),
     );
     let content_type = match format {
         Format::Json => "application/json",
         Format::Xml => "application/xml; charset=utf-8",
     };
-    respond(StatusCode::OK, content_type, body)
+    respond(StatusCode::OK, content_type, answer)
 }
 
 /// Authenticate and run one function. Returns the result, the caller (for the audit) and
@@ -323,7 +331,7 @@ async fn call(
     remote: Option<SocketAddr>,
 ) -> (Result<Json, WsError>, String, String) {
     let token = params.get("wstoken").unwrap_or("");
-    let grant = match tokens::check(app, token, remote.map(|r| r.ip())).await {
+    let (token_row, grant) = match tokens::check(app, token, remote.map(|r| r.ip())).await {
         Err(e) => {
             tracing::error!(error = %e, "state database unavailable");
             return (Err(WsError::unavailable()), String::new(), String::new());
@@ -341,7 +349,7 @@ async fn call(
                 String::new(),
             );
         }
-        Ok(Ok((_, grant))) => grant,
+        Ok(Ok(found)) => found,
     };
     let caller = format!("{}@{}", grant.username, grant.home_wwwroot);
     let function = params.get("wsfunction").unwrap_or("");
@@ -357,7 +365,11 @@ async fn call(
         Err(e) => return (Err(e), caller, String::new()),
     };
     let target = request.uids.join(",").chars().take(200).collect();
-    (run(app, function, request).await, caller, target)
+    let result = run(app, function, request).await;
+    if result.is_ok() {
+        tokens::mark_used(app, token_row.id).await;
+    }
+    (result, caller, target)
 }
 
 #[derive(Debug, Clone)]
@@ -451,22 +463,24 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         )));
     }
     let cidsource_text = alpha(params, "cidsource", Some("idnumber"))?;
+    // '' is the spec's "no course"; anything else must name a field even when cid is 0, so
+    // a typo is reported instead of silently meaning "all courses".
+    let field = match cidsource_text.as_str() {
+        "" => None,
+        "id" => Some(CourseField::Id),
+        "idnumber" => Some(CourseField::IdNumber),
+        "shortname" => Some(CourseField::ShortName),
+        other => {
+            return Err(WsError::invalid_parameter(format!(
+                "cidsource: one of id, idnumber, shortname, got \"{other}\""
+            )));
+        }
+    };
     let cid = params.get("cid").unwrap_or("0").trim().to_string();
     // W2: cid 0 or empty means every course whatever cidsource says.
-    let course = if cid.is_empty() || cid == "0" || cidsource_text.is_empty() {
-        None
-    } else {
-        let field = match cidsource_text.as_str() {
-            "id" => CourseField::Id,
-            "idnumber" => CourseField::IdNumber,
-            "shortname" => CourseField::ShortName,
-            other => {
-                return Err(WsError::invalid_parameter(format!(
-                    "cidsource: one of id, idnumber, shortname, got \"{other}\""
-                )));
-            }
-        };
-        Some((field, cidsource_text.clone(), cid))
+    let course = match field {
+        Some(field) if !cid.is_empty() && cid != "0" => Some((field, cidsource_text.clone(), cid)),
+        _ => None,
     };
     if function == GET_USERS_COURSE_STATS && course.is_none() {
         return Err(WsError::invalid_parameter(
@@ -575,13 +589,7 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                         }
                     }
                     None => {
-                        for user in &ids {
-                            for (course, grade) in
-                                source.user_course_grades(conn, *user).map_err(invalid)?
-                            {
-                                grades.insert((*user, course), grade);
-                            }
-                        }
+                        grades = source.grades_for_users(conn, &ids).map_err(invalid)?;
                     }
                 }
             }

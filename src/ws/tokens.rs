@@ -147,7 +147,7 @@ pub enum TokenProblem {
     IpNotAllowed(IpAddr),
 }
 
-/// Resolve a presented token to its row and grant.
+/// Resolve a presented token to its row and grant. Reads only: see [`mark_used`].
 pub async fn check(
     app: &Arc<App>,
     token: &str,
@@ -179,15 +179,20 @@ pub async fn check(
     {
         return Ok(Err(TokenProblem::IpNotAllowed(ip)));
     }
-    let id = row.id;
+    Ok(Ok((row, grant)))
+}
+
+/// Record that a token was used. Called only once a call has succeeded, so that a bad
+/// request leaves the state database as it was (the audit row aside).
+pub async fn mark_used(app: &Arc<App>, token_id: i64) {
+    let now = app.now();
     let marked = app
         .state
-        .run(move |c| state::mark_token_used(c, id, now))
+        .run(move |c| state::mark_token_used(c, token_id, now))
         .await;
     if let Err(e) = marked {
         tracing::warn!(error = %e, "could not record token use");
     }
-    Ok(Ok((row, grant)))
 }
 
 #[cfg(test)]
