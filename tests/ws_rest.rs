@@ -67,7 +67,7 @@ struct Ws {
 
 async fn setup(pg: Option<TestDb>) -> Ws {
     capture_logs();
-    let url = pg.as_ref().map(|db| db.url.clone());
+    let url = pg.as_ref().map(|db| db.url());
     let t = spawn_app(AppOptions {
         demo_remote_hosts: Some(vec![]),
         tweak: Some(Box::new(move |c| {
