@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::config::{Config, LogFormat, normalize_wwwroot, wwwroot_problem};
 use crate::crypto;
 use crate::stats::Window;
-use crate::store::source::{CourseField, Source, UserField};
+use crate::store::source::{CourseField, Source};
 use crate::store::state::{self, Peer};
 use crate::xmlrpc::Value;
 
@@ -861,7 +861,6 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
         })
         .await
         .map_err(|e| e.to_string())?;
-    let _ = UserField::Username;
     let shown: Vec<&crate::stats::CourseTotals> = report
         .courses
         .iter()
