@@ -410,6 +410,17 @@ pub async fn maintenance_loop(app: Arc<App>) {
 }
 
 pub async fn maintenance_once(app: &Arc<App>) {
+    // `usestats keys rotate` run by an operator changes the files under a running daemon.
+    let on_disk = std::fs::read_to_string(app.keystore.dir().join("current.cert.pem")).ok();
+    if on_disk.is_some_and(|pem| pem != app.keyring().current.cert_pem) {
+        match app.reload_keys() {
+            Ok(()) => tracing::info!(
+                fingerprint = %app.keyring().current.info().fingerprint_sha1,
+                "picked up a key pair rotated on disk"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not reload the rotated key pair"),
+        }
+    }
     let before_days = i64::from(app.config.keys.rotate_before_days);
     if before_days > 0 {
         let expires = app.keyring().current.info().not_after;

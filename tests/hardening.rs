@@ -382,3 +382,19 @@ async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
         b.app.keyring().current.cert_pem
     );
 }
+
+#[tokio::test]
+async fn a_rotation_on_disk_by_the_cli_is_picked_up_by_the_running_daemon() {
+    let b = spawn_app(AppOptions::default()).await;
+    let before = b.app.keyring().current.cert_pem.clone();
+    // What `usestats keys rotate` does from another process.
+    let store = usestats::crypto::KeyStore::new(b.app.config.keys_dir(), 6);
+    let subject = usestats::app::cert_subject(&b.app.config);
+    let rotated = store.rotate(&subject, 28, b.app.now()).unwrap();
+    assert_eq!(b.app.keyring().current.cert_pem, before, "not yet");
+    usestats::http::maintenance_once(&b.app).await;
+    assert_eq!(b.app.keyring().current.cert_pem, rotated.current.cert_pem);
+    assert_eq!(b.app.keyring().archived[0].cert_pem, before);
+    let (_, served) = get(&b.url("/mnet/publickey.php")).await;
+    assert_eq!(served, rotated.current.cert_pem);
+}
