@@ -178,7 +178,11 @@ async fn demo(path: &Path, args: DemoArgs, json_out: bool) -> CmdResult {
         courses: args.courses.unwrap_or(defaults.courses),
         log_rows: args.log_rows.unwrap_or(defaults.log_rows),
         local_wwwroot: app.wwwroot().to_string(),
-        remote_hosts: args.remote_hosts.clone(),
+        remote_hosts: if args.remote_hosts.is_empty() {
+            defaults.remote_hosts.clone()
+        } else {
+            args.remote_hosts.clone()
+        },
         anchor: defaults.anchor,
         progress: !json_out && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
@@ -402,6 +406,14 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
                     "registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.",
                     peer.wwwroot, peer.name, peer.wwwroot
                 );
+                if app.config.source.url.trim().is_empty()
+                    && !source_knows_host(app, &peer.wwwroot).await
+                {
+                    println!(
+                        "note: the embedded (demo) database has no users from {0}; its people cannot call use_stats here until they have accounts: `usestats demo --remote-host {0}` adds some (an admin and a few learners).",
+                        peer.wwwroot
+                    );
+                }
             }
             Ok(())
         }
@@ -1259,4 +1271,23 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Whether the source database has an `mnet_host` row for `wwwroot` (false when it cannot
+/// be read at all, e.g. before `usestats demo`).
+async fn source_knows_host(app: &Arc<App>, wwwroot: &str) -> bool {
+    let Ok(source) = Source::new(&app.config.source.prefix) else {
+        return false;
+    };
+    let wwwroot = wwwroot.to_string();
+    app.source
+        .run(move |c| {
+            Ok(source
+                .mnet_host_id_by_wwwroot(c, &wwwroot)
+                .ok()
+                .flatten()
+                .is_some())
+        })
+        .await
+        .unwrap_or(false)
 }

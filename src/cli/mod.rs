@@ -115,7 +115,8 @@ pub struct DemoArgs {
     pub courses: Option<u32>,
     #[arg(long)]
     pub log_rows: Option<u64>,
-    /// A remote MNET host whose users appear as remote users (repeatable).
+    /// A remote MNET host whose users appear as remote users (repeatable; default
+    /// https://moodle.example.org). Give your Moodle's wwwroot so its admin can be granted.
     #[arg(long = "remote-host")]
     pub remote_hosts: Vec<String>,
     /// Do not print the sample report at the end.
