@@ -50,7 +50,9 @@ fn init_logging(config: Option<&Config>, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let json = config.is_some_and(|c| c.log.format == LogFormat::Json);
     let _ = if json {
         builder.json().try_init()
