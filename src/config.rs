@@ -594,6 +594,8 @@ mod tests {
             normalize_wwwroot("http://127.0.0.1:18281"),
             "http://127.0.0.1:18281"
         );
+        assert_eq!(normalize_wwwroot(" http://a.b// "), "http://a.b");
+        assert_eq!(normalize_wwwroot(""), "");
     }
 
     #[test]

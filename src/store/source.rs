@@ -40,6 +40,7 @@ pub enum SourceError {
     Query(#[from] diesel::result::Error),
 }
 
+use crate::config::normalize_wwwroot;
 pub use crate::stats::{LogRow, ModuleInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,24 +161,6 @@ impl From<RawHost> for MnetHost {
             name: r.name,
             deleted: r.deleted != 0,
         }
-    }
-}
-
-/// Lower-case scheme and host, no trailing slash (D13); the path keeps its case.
-pub fn normalise_wwwroot(wwwroot: &str) -> String {
-    let s = wwwroot.trim().trim_end_matches('/');
-    match s.find("://") {
-        Some(i) => {
-            let (scheme, rest) = (&s[..i], &s[i + 3..]);
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            format!(
-                "{}://{}{}",
-                scheme.to_ascii_lowercase(),
-                rest[..host_end].to_ascii_lowercase(),
-                &rest[host_end..]
-            )
-        }
-        None => s.to_owned(),
     }
 }
 
@@ -417,7 +400,7 @@ impl Source {
         conn: &mut DbConnection,
         wwwroot: &str,
     ) -> Result<Option<i64>, SourceError> {
-        let wanted = normalise_wwwroot(wwwroot);
+        let wanted = normalize_wwwroot(wwwroot);
         if wanted.is_empty() {
             // The "All Hosts" pseudo-host has an empty wwwroot; nobody calls from there.
             return Ok(None);
@@ -425,7 +408,7 @@ impl Source {
         Ok(self
             .mnet_hosts(conn)?
             .into_iter()
-            .find(|h| !h.deleted && normalise_wwwroot(&h.wwwroot) == wanted)
+            .find(|h| !h.deleted && normalize_wwwroot(&h.wwwroot) == wanted)
             .map(|h| h.id))
     }
 
@@ -889,16 +872,6 @@ fn stream_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wwwroot_normalisation() {
-        assert_eq!(
-            normalise_wwwroot("HTTPS://Moodle.Example.ORG/Sub/"),
-            "https://moodle.example.org/Sub"
-        );
-        assert_eq!(normalise_wwwroot(" http://a.b// "), "http://a.b");
-        assert_eq!(normalise_wwwroot(""), "");
-    }
 
     #[test]
     fn decimals_padded_like_moodle() {
