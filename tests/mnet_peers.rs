@@ -227,3 +227,51 @@ async fn unknown_and_deleted_callers_are_refused() {
     let health = a.peer(&b.wwwroot).await;
     assert!(health.last_error.unwrap_or_default().contains("7020"));
 }
+
+#[tokio::test]
+async fn a_key_is_never_learnt_from_an_unauthenticated_keyswap_during_a_refresh() {
+    // D answers at the URL of a registered peer P, but B holds P's real certificate, whose
+    // key D does not have.
+    let b = spawn_app(AppOptions::default()).await;
+    let d = spawn_app(AppOptions::default()).await;
+    let real_p = usestats::crypto::generate_identity(
+        &usestats::app::cert_subject(&usestats::config::Config::for_wwwroot(&d.wwwroot)),
+        28,
+        b.app.now(),
+    )
+    .unwrap();
+    b.register_cert(&d.wwwroot, &real_p.cert_pem).await;
+    b.set_service(&d.wwwroot, "use_stats", Some(true), None)
+        .await;
+    // D knows B, so B's callback to "P" reaches D's decryption and gets a plain 7023.
+    d.add_peer(&b).await;
+    let forged = d
+        .app
+        .client
+        .call(
+            &d.app,
+            &d.peer(&b.wwwroot).await,
+            "system/listServices",
+            vec![],
+        )
+        .await;
+    // B answers 710, encrypted to the certificate on file, which D cannot even open.
+    assert!(matches!(forged, Err(ClientError::NoKeyMatch)), "{forged:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let audit = b
+        .app
+        .state
+        .run(|c| usestats::store::state::query_audit(c, None, None, 10))
+        .await
+        .unwrap();
+    let call = audit
+        .iter()
+        .find(|e| e.method == "system/listServices")
+        .expect("the forged call is audited");
+    assert_eq!(call.status, "fault 710", "{audit:?}");
+    assert_eq!(
+        b.peer(&d.wwwroot).await.public_key,
+        real_p.cert_pem,
+        "P's real certificate is still the one on file"
+    );
+}

@@ -120,6 +120,12 @@ fn https_connector(
     Ok(connector)
 }
 
+/// Whether answers from the peer's URL come from the peer: https with the certificate
+/// chain and host name verified.
+fn transport_authenticated(peer: &Peer) -> bool {
+    peer.wwwroot.starts_with("https://") && peer.ssl_verification >= 2
+}
+
 pub fn server_path(application: &str) -> &'static str {
     if application.eq_ignore_ascii_case("mahara") {
         "/api/xmlrpc/server.php"
@@ -392,12 +398,40 @@ impl MnetClient {
         })
     }
 
+    /// A call that can learn a new key of the peer only through a verified 7025, never
+    /// from an unauthenticated keyswap. The server's key-refresh path (§4.3 step 6) uses it:
+    /// otherwise whoever answers for the peer's URL could plant a key and then pass as the
+    /// peer.
+    pub async fn call_rekey_by_7025_only(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ClientError> {
+        self.call_with_recovery_mode(app, peer, method, params, false)
+            .await
+            .map(|(value, _, _)| value)
+    }
+
     async fn call_with_recovery(
         &self,
         app: &Arc<App>,
         peer: &Peer,
         method: &str,
         params: Vec<Value>,
+    ) -> Result<(Value, i64, bool), ClientError> {
+        self.call_with_recovery_mode(app, peer, method, params, true)
+            .await
+    }
+
+    async fn call_with_recovery_mode(
+        &self,
+        app: &Arc<App>,
+        peer: &Peer,
+        method: &str,
+        params: Vec<Value>,
+        allow_refetch: bool,
     ) -> Result<(Value, i64, bool), ClientError> {
         if peer.deleted {
             return Err(ClientError::DeletedPeer(peer.wwwroot.clone()));
@@ -422,9 +456,13 @@ impl MnetClient {
                 }),
                 Attempt::MaybeStaleKey(fault) => Err(fault),
             },
+            Attempt::MaybeStaleKey(fault) if !(allow_refetch && transport_authenticated(&peer)) => {
+                Err(fault)
+            }
             Attempt::MaybeStaleKey(fault) => {
                 // P20/K5/K6: the peer could not open our message, most likely because it
-                // has a new key we never learnt. Fetch it; if it changed, use it once.
+                // has a new key we never learnt. Fetch it; if it changed, use it once. Only
+                // over verified https: a keyswap answer is otherwise anyone's word.
                 match self.refetch_changed_key(app, &peer).await {
                     Some(new_peer) => match self.attempt(app, &new_peer, &call).await {
                         Attempt::Done(value, offset) => Ok((value, offset, true)),

@@ -417,7 +417,7 @@ async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
     }
     if let Err(e) = app
         .client
-        .call(app, peer, "system/listServices", Vec::new())
+        .call_rekey_by_7025_only(app, peer, "system/listServices", Vec::new())
         .await
     {
         tracing::info!(peer = %peer.wwwroot, error = %e, "key refresh: listServices failed");
