@@ -59,3 +59,46 @@ async fn the_source_is_read_only_and_still_serves() {
         drop(pool);
     }
 }
+
+#[test]
+fn an_unreadable_module_table_costs_only_its_names() {
+    for db in all_dbs() {
+        let mut conn = store::establish(&db.url()).unwrap();
+        let options = usestats::demo::DemoOptions {
+            log_rows: 1_000,
+            users: 5,
+            courses: 2,
+            local_wwwroot: "http://moodle.example".into(),
+            remote_hosts: vec![],
+            progress: false,
+            ..Default::default()
+        };
+        usestats::demo::build_demo(&mut conn, "mdl_", &options).unwrap();
+        diesel::sql_query("DROP TABLE mdl_forum")
+            .execute(&mut conn)
+            .unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let cmids: Vec<i64> = diesel::sql_query("SELECT id FROM mdl_course_modules")
+            .load::<Id>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let source = usestats::store::source::Source::new("mdl_").unwrap();
+        let labels = source
+            .module_labels(&mut conn, &cmids)
+            .expect("no error for one bad table");
+        let forums: Vec<_> = labels.values().filter(|l| l.modname == "forum").collect();
+        assert!(!forums.is_empty());
+        assert!(forums.iter().all(|l| l.name.is_empty()));
+        assert!(
+            labels
+                .values()
+                .any(|l| l.modname == "page" && !l.name.is_empty())
+        );
+    }
+}

@@ -610,7 +610,7 @@ impl Source {
         for (modname, list) in by_type {
             let names: HashMap<i64, String> = if valid_modname(&modname) {
                 let instances: Vec<i64> = list.iter().map(|cm| cm.instance).collect();
-                let rows: Vec<InstanceName> = query::load(
+                let rows: QueryResult<Vec<InstanceName>> = query::load(
                     conn,
                     &format!(
                         "SELECT id, name FROM {} WHERE {}",
@@ -618,8 +618,16 @@ impl Source {
                         in_list(backend, "id", 1)
                     ),
                     vec![Bind::IntList(instances)],
-                )?;
-                rows.into_iter().map(|r| (r.id, r.name)).collect()
+                );
+                match rows {
+                    Ok(rows) => rows.into_iter().map(|r| (r.id, r.name)).collect(),
+                    // A module table we may not read (a read-only role granted on a few
+                    // tables) costs that module its name, not the whole answer.
+                    Err(e) => {
+                        tracing::warn!(modname = %modname, error = %e, "module instance names unreadable; left empty");
+                        HashMap::new()
+                    }
+                }
             } else {
                 tracing::warn!(modname = %modname, "module type name unfit for SQL; instance names left empty");
                 HashMap::new()
