@@ -158,6 +158,25 @@ async fn tls_handshake(
     }
 }
 
+/// The request path below our wwwroot: a wwwroot such as `https://host/usestats` makes
+/// Moodle call `/usestats/mnet/xmlrpc/server.php`. Paths without the prefix are served too,
+/// for a reverse proxy that strips it.
+fn local_path<'a>(app: &App, path: &'a str) -> &'a str {
+    let wwwroot = app.wwwroot();
+    let prefix = wwwroot
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("");
+    if prefix.is_empty() {
+        return path;
+    }
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
 /// The endpoints that do real work: they count against the concurrency cap and the
 /// per-address rate limit.
 fn is_guarded(path: &str) -> bool {
@@ -172,7 +191,7 @@ pub async fn route(
     request: Request<Incoming>,
     remote: Option<SocketAddr>,
 ) -> HttpResponse {
-    let path = request.uri().path().to_string();
+    let path = local_path(&app, request.uri().path()).to_string();
     if !is_guarded(&path) {
         return dispatch(app, request, remote).await;
     }
@@ -225,7 +244,7 @@ async fn dispatch(
     request: Request<Incoming>,
     remote: Option<SocketAddr>,
 ) -> HttpResponse {
-    let path = request.uri().path().to_string();
+    let path = local_path(&app, request.uri().path()).to_string();
     match (request.method().clone(), path.as_str()) {
         (Method::POST, "/mnet/xmlrpc/server.php") | (Method::POST, "/api/xmlrpc/server.php") => {
             mnet_endpoint(app, request, remote).await

@@ -275,3 +275,38 @@ async fn a_key_is_never_learnt_from_an_unauthenticated_keyswap_during_a_refresh(
         "P's real certificate is still the one on file"
     );
 }
+
+#[tokio::test]
+async fn a_wwwroot_with_a_path_is_served_below_that_path() {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| {
+            c.site.wwwroot = format!("{}/usestats", c.site.wwwroot)
+        })),
+        ..Default::default()
+    })
+    .await;
+    let b_root = b.app.wwwroot().to_string();
+    assert!(b_root.ends_with("/usestats"));
+    let pem = a
+        .app
+        .client
+        .keyswap(&a.app, &b_root, "moodle", 0, None)
+        .await
+        .unwrap();
+    a.register_cert(&b_root, &pem).await;
+    b.register_cert(&a.wwwroot, &a.app.keyring().current.cert_pem)
+        .await;
+    let peer = a.peer(&b_root).await;
+    a.app
+        .client
+        .call(&a.app, &peer, "system/listServices", vec![])
+        .await
+        .expect("calls reach <wwwroot>/mnet/xmlrpc/server.php");
+    let (status, home) = get(&format!("{b_root}/")).await;
+    assert_eq!(status, 200);
+    assert!(home.contains("<title>usestats</title>"));
+    let (status, served) = get(&format!("{b_root}/mnet/publickey.php")).await;
+    assert_eq!(status, 200);
+    assert_eq!(served, pem);
+}
