@@ -310,3 +310,41 @@ async fn a_wwwroot_with_a_path_is_served_below_that_path() {
     assert_eq!(status, 200);
     assert_eq!(served, pem);
 }
+
+#[tokio::test]
+async fn no_service_row_is_7012_and_an_unpublished_one_is_707() {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions::default()).await;
+    a.add_peer(&b).await;
+    b.add_peer(&a).await;
+    let ask = || async {
+        a.app
+            .client
+            .call(
+                &a.app,
+                &a.peer(&b.wwwroot).await,
+                rpc::GET_STATS,
+                vec![
+                    caller(&a),
+                    Value::from("x"),
+                    Value::from(""),
+                    Value::Int(1),
+                    Value::Int(0),
+                ],
+            )
+            .await
+    };
+    assert!(matches!(
+        ask().await,
+        Err(ClientError::Fault { code: 7012, .. })
+    ));
+    b.set_service(&a.wwwroot, "use_stats", Some(false), Some(true))
+        .await;
+    assert!(matches!(
+        ask().await,
+        Err(ClientError::Fault { code: 707, .. })
+    ));
+    b.set_service(&a.wwwroot, "use_stats", Some(true), None)
+        .await;
+    assert!(ask().await.is_ok(), "published: the method runs");
+}

@@ -513,20 +513,29 @@ async fn dispatch(app: &Arc<App>, context: CallContext, call: MethodCall) -> Res
             format!("No such method: {}", call.name),
         ));
     };
-    let (peer_id, service_name) = (context.peer.id, service.name);
-    let published = app
-        .state
-        .run(move |c| state::is_published(c, peer_id, service_name))
-        .await
-        .map_err(|_| faults::internal("state database unavailable"))?;
-    if !published {
-        return Err(Fault::new(
-            faults::NOT_PUBLISHED,
-            format!(
-                "The service {} is not published to {}",
-                service.name, context.peer.wwwroot
-            ),
-        ));
+    // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
+    // publish is 707.
+    let rows = visible_services(app, context.peer.id).await?;
+    match rows.iter().find(|r| r.service == service.name) {
+        None => {
+            return Err(Fault::new(
+                faults::NO_SUCH_METHOD,
+                format!(
+                    "No service {} is set up for {}",
+                    service.name, context.peer.wwwroot
+                ),
+            ));
+        }
+        Some(row) if !row.publish => {
+            return Err(Fault::new(
+                faults::NOT_PUBLISHED,
+                format!(
+                    "The service {} is not published to {}",
+                    service.name, context.peer.wwwroot
+                ),
+            ));
+        }
+        Some(_) => {}
     }
     (method.handler)(app.clone(), context, call.params).await
 }
