@@ -375,6 +375,15 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        // E12: a missing *or empty* capture list means the default one.
+        if config
+            .engine
+            .capture_modules
+            .iter()
+            .all(|m| m.trim().is_empty())
+        {
+            config.engine.capture_modules = EngineConfig::default().capture_modules;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -582,6 +591,17 @@ mod tests {
         let err = parse("[site]\nwwwroot = \"https://x.org\"\n[keys]\nlifetime_days = \"x\"\n")
             .unwrap_err();
         assert!(err.to_string().contains("lifetime_days"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_capture_list_means_the_default() {
+        let c =
+            parse("[site]\nwwwroot = \"https://x.org\"\n[engine]\ncapture_modules = []\n").unwrap();
+        assert_eq!(c.engine.capture_modules, vec!["learningtimecheck"]);
+        let c =
+            parse("[site]\nwwwroot = \"https://x.org\"\n[engine]\ncapture_modules = [\"scorm\"]\n")
+                .unwrap();
+        assert_eq!(c.engine.capture_modules, vec!["scorm"]);
     }
 
     #[test]
