@@ -255,7 +255,9 @@ pub fn xml_escape(text: &str) -> String {
 /// The person asking, after authentication: their local account and what they may see.
 struct Caller {
     user: User,
-    home_wwwroot: String,
+    /// The person's home host as the source database spells it (`mnet_host.wwwroot`): a
+    /// PHP data host looks it up by exact string when we forward (§1.4.2).
+    home_wwwroot_on_record: String,
     grant: state::Grant,
 }
 
@@ -303,16 +305,21 @@ async fn authenticate(
                     .map_err(to_store)?;
                 match host {
                     None => Ok(None),
-                    Some(id) => Ok(Some(
-                        source
+                    Some(id) => {
+                        let on_record = source
+                            .mnet_host(conn, id)
+                            .map_err(to_store)?
+                            .map(|h| h.wwwroot);
+                        let user = source
                             .find_mnet_user(conn, &username, id)
-                            .map_err(to_store)?,
-                    )),
+                            .map_err(to_store)?;
+                        Ok(Some(user.map(|u| (u, on_record))))
+                    }
                 }
             })
             .await
     };
-    let user = match found {
+    let (user, on_record) = match found {
         Err(e) => return Err(data_unavailable(e)),
         Ok(None) => {
             return Err(Answer::fail(
@@ -326,7 +333,7 @@ async fn authenticate(
                 "Calling user has no local account. Register remote user first",
             ));
         }
-        Ok(Some(Some(user))) => user,
+        Ok(Some(Some((user, on_record)))) => (user, on_record),
     };
     if user.suspended {
         return Err(Answer::fail(
@@ -343,7 +350,7 @@ async fn authenticate(
     match grant {
         Ok(Some(grant)) => Ok(Caller {
             user,
-            home_wwwroot: home,
+            home_wwwroot_on_record: on_record.unwrap_or(home),
             grant,
         }),
         Ok(None) => Err(Answer::fail(
@@ -445,12 +452,8 @@ async fn get_stats_answer(app: &Arc<App>, ctx: &CallContext, params: &[Value]) -
         Ok(p) => p,
         Err(answer) => return answer,
     };
-    if !(SITE_SCOPE..=MODULE_SCOPE).contains(&scope) {
-        return Answer::fail(
-            RPC_FAILURE_DATA,
-            format!("statsscope must be 1, 2 or 3, got {scope}."),
-        );
-    }
+    // The plugin compares the scope with >=: below 1 acts as 1, above 3 as 3.
+    let scope = scope.clamp(SITE_SCOPE, MODULE_SCOPE);
     let allowed = if scope == SITE_SCOPE {
         caller.grant.site
     } else {
@@ -485,7 +488,7 @@ fn relay_caller(app: &App, caller: &Caller) -> Value {
         ),
         (
             "remoteuserhostroot".into(),
-            Value::String(caller.home_wwwroot.clone()),
+            Value::String(caller.home_wwwroot_on_record.clone()),
         ),
         ("remotehostroot".into(), Value::from(app.wwwroot())),
     ])
