@@ -161,22 +161,19 @@ fn free_port() -> u16 {
 
 async fn get_stats(a: &TestApp, b: &TestApp) -> Result<Answer, ClientError> {
     let peer = a.peer(&b.wwwroot).await;
-    a.app
-        .client
-        .call(
-            &a.app,
-            &peer,
-            rpc::GET_STATS,
-            vec![
-                usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
-                Value::from("admin"),
-                Value::from(""),
-                Value::Int(2),
-                Value::Int(0),
-            ],
-        )
-        .await
-        .map(|v| Answer::from_value(&v).expect("a use_stats answer"))
+    a.call_peer(
+        &peer,
+        rpc::GET_STATS,
+        vec![
+            usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
+            Value::from("admin"),
+            Value::from(""),
+            Value::Int(2),
+            Value::Int(0),
+        ],
+    )
+    .await
+    .map(|v| Answer::from_value(&v).expect("a use_stats answer"))
 }
 
 async fn linked_pair(state_url: Option<String>) -> (TestApp, TestApp) {
@@ -362,11 +359,7 @@ async fn a_peer_closing_mid_answer_is_a_clean_error() {
 
     // Directly: a typed transport error.
     let peer = a.peer(&broken).await;
-    let direct = a
-        .app
-        .client
-        .call(&a.app, &peer, "system/listServices", vec![])
-        .await;
+    let direct = a.call_peer(&peer, "system/listServices", vec![]).await;
     assert!(
         matches!(direct, Err(ClientError::Transport { .. })),
         "{direct:?}"
@@ -374,10 +367,7 @@ async fn a_peer_closing_mid_answer_is_a_clean_error() {
     // Through forwarding: status 500 with a one-line error.
     let peer_a = h.peer(&a.wwwroot).await;
     let value = h
-        .app
-        .client
-        .call(
-            &h.app,
+        .call_peer(
             &peer_a,
             rpc::GET_STATS,
             vec![
@@ -506,10 +496,7 @@ async fn a_full_disk_under_the_audit_log_loses_the_audit_not_the_answer() {
     let mut answered = 0;
     for _ in 0..150 {
         let value = a
-            .app
-            .client
-            .call(
-                &a.app,
+            .call_peer(
                 &peer,
                 rpc::GET_STATS,
                 vec![

@@ -66,10 +66,7 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
 
     let peer_a = h.peer(&a.wwwroot).await;
     let value = h
-        .app
-        .client
-        .call(
-            &h.app,
+        .call_peer(
             &peer_a,
             rpc::GET_STATS,
             stats_call(&h.wwwroot, &h.wwwroot, &target, &b.wwwroot, 2),
@@ -97,10 +94,7 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
     // get_scores forwards the same way (the demo's first graded learner may not be this
     // one: any answer from B that is not a transport error proves the hop).
     let value = h
-        .app
-        .client
-        .call(
-            &h.app,
+        .call_peer(
             &peer_a,
             rpc::GET_SCORES,
             vec![
@@ -139,10 +133,7 @@ async fn a_forwarded_call_is_answered_locally_and_never_forwarded_again() {
     let peer_a = h.peer(&a.wwwroot).await;
     let started = Instant::now();
     let value = h
-        .app
-        .client
-        .call(
-            &h.app,
+        .call_peer(
             &peer_a,
             rpc::GET_STATS,
             stats_call(&h.wwwroot, &h.wwwroot, &target, &b.wwwroot, 1),

@@ -80,9 +80,7 @@ async fn identical_calls_from_a_real_client_are_not_replays() {
     b.add_peer(&a).await;
     let peer = a.peer(&b.wwwroot).await;
     for _ in 0..5 {
-        a.app
-            .client
-            .call(&a.app, &peer, "system/listServices", vec![])
+        a.call_peer(&peer, "system/listServices", vec![])
             .await
             .expect("identical calls in the same second are fine");
     }
@@ -154,17 +152,11 @@ async fn per_peer_rate_limit_is_a_fault_for_that_peer() {
     b.add_peer(&a).await;
     let peer = a.peer(&b.wwwroot).await;
     for _ in 0..3 {
-        a.app
-            .client
-            .call(&a.app, &peer, "system/listServices", vec![])
+        a.call_peer(&peer, "system/listServices", vec![])
             .await
             .unwrap();
     }
-    let refused = a
-        .app
-        .client
-        .call(&a.app, &peer, "system/listServices", vec![])
-        .await;
+    let refused = a.call_peer(&peer, "system/listServices", vec![]).await;
     assert!(
         matches!(refused, Err(ClientError::Fault { code: 7042, .. })),
         "{refused:?}"
@@ -246,16 +238,10 @@ async fn metrics_count_calls_rsa_operations_and_peers() {
     a.add_peer(&b).await;
     b.add_peer(&a).await;
     let peer = a.peer(&b.wwwroot).await;
-    a.app
-        .client
-        .call(&a.app, &peer, "system/listServices", vec![])
+    a.call_peer(&peer, "system/listServices", vec![])
         .await
         .unwrap();
-    let _ = a
-        .app
-        .client
-        .call(&a.app, &peer, "mod/x/y.php/z", vec![])
-        .await;
+    let _ = a.call_peer(&peer, "mod/x/y.php/z", vec![]).await;
     let (status, text) = get(&b.url("/metrics")).await;
     assert_eq!(status, 200);
     assert!(text.contains("usestats_requests_total{channel=\"mnet\",method=\"system/listServices\",outcome=\"ok\"} 1"), "{text}");

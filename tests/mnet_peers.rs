@@ -35,24 +35,17 @@ async fn two_peers_keyswap_and_call_each_other() {
     let (a, b) = pair().await;
     let peer_b = a.peer(&b.wwwroot).await;
     let services = a
-        .app
-        .client
-        .call(&a.app, &peer_b, "system/listServices", vec![])
+        .call_peer(&peer_b, "system/listServices", vec![])
         .await
         .unwrap();
     assert_eq!(services.to_json()[0]["name"], "use_stats");
     let methods = a
-        .app
-        .client
-        .call(&a.app, &peer_b, "system/listMethods", vec![])
+        .call_peer(&peer_b, "system/listMethods", vec![])
         .await
         .unwrap();
     assert_eq!(methods.to_json()[0], rpc::GET_STATS);
     let signature = a
-        .app
-        .client
-        .call(
-            &a.app,
+        .call_peer(
             &peer_b,
             "system/methodSignature",
             vec![Value::from(rpc::GET_STATS)],
@@ -63,10 +56,7 @@ async fn two_peers_keyswap_and_call_each_other() {
 
     let (id, username) = busiest_learner(&b).await;
     let value = a
-        .app
-        .client
-        .call(
-            &a.app,
+        .call_peer(
             &peer_b,
             rpc::GET_STATS,
             vec![
@@ -97,10 +87,7 @@ async fn two_peers_keyswap_and_call_each_other() {
     // B calling A: A publishes nothing to B, so the method is refused with 707.
     let peer_a = b.peer(&a.wwwroot).await;
     let refused = b
-        .app
-        .client
-        .call(
-            &b.app,
+        .call_peer(
             &peer_a,
             rpc::GET_STATS,
             vec![
@@ -117,28 +104,18 @@ async fn two_peers_keyswap_and_call_each_other() {
         "{refused:?}"
     );
     let unknown = b
-        .app
-        .client
-        .call(&b.app, &peer_a, "mod/nothing/rpclib.php/nope", vec![])
+        .call_peer(&peer_a, "mod/nothing/rpclib.php/nope", vec![])
         .await;
     assert!(
         matches!(unknown, Err(ClientError::Fault { code: 7012, .. })),
         "{unknown:?}"
     );
-    let dotted = b
-        .app
-        .client
-        .call(&b.app, &peer_a, "system.listServices", vec![])
-        .await;
+    let dotted = b.call_peer(&peer_a, "system.listServices", vec![]).await;
     assert!(
         matches!(dotted, Err(ClientError::Fault { code: 713, .. })),
         "{dotted:?}"
     );
-    let unimplemented = b
-        .app
-        .client
-        .call(&b.app, &peer_a, "system/listFiles", vec![])
-        .await;
+    let unimplemented = b.call_peer(&peer_a, "system/listFiles", vec![]).await;
     assert!(
         matches!(unimplemented, Err(ClientError::Fault { code: 7019, .. })),
         "{unimplemented:?}"
@@ -193,9 +170,7 @@ async fn a_rotated_client_key_is_learnt_through_the_nested_callback() {
     // 7025 with A's new certificate, stores it and verifies.
     let result = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        a.app
-            .client
-            .call(&a.app, &peer_b, "system/listServices", vec![]),
+        a.call_peer(&peer_b, "system/listServices", vec![]),
     )
     .await
     .expect("no deadlock");
@@ -215,11 +190,7 @@ async fn unknown_and_deleted_callers_are_refused() {
         .run(move |c| usestats::store::state::delete_peer(c, id))
         .await
         .unwrap();
-    let refused = a
-        .app
-        .client
-        .call(&a.app, &peer_b, "system/listServices", vec![])
-        .await;
+    let refused = a.call_peer(&peer_b, "system/listServices", vec![]).await;
     assert!(
         matches!(refused, Err(ClientError::Fault { code: 7020, .. })),
         "{refused:?}"
@@ -246,14 +217,7 @@ async fn a_key_is_never_learnt_from_an_unauthenticated_keyswap_during_a_refresh(
     // D knows B, so B's callback to "P" reaches D's decryption and gets a plain 7023.
     d.add_peer(&b).await;
     let forged = d
-        .app
-        .client
-        .call(
-            &d.app,
-            &d.peer(&b.wwwroot).await,
-            "system/listServices",
-            vec![],
-        )
+        .call_peer(&d.peer(&b.wwwroot).await, "system/listServices", vec![])
         .await;
     // B answers 710, encrypted to the certificate on file, which D cannot even open.
     assert!(matches!(forged, Err(ClientError::NoKeyMatch)), "{forged:?}");
@@ -298,9 +262,7 @@ async fn a_wwwroot_with_a_path_is_served_below_that_path() {
     b.register_cert(&a.wwwroot, &a.app.keyring().current.cert_pem)
         .await;
     let peer = a.peer(&b_root).await;
-    a.app
-        .client
-        .call(&a.app, &peer, "system/listServices", vec![])
+    a.call_peer(&peer, "system/listServices", vec![])
         .await
         .expect("calls reach <wwwroot>/mnet/xmlrpc/server.php");
     let (status, home) = get(&format!("{b_root}/")).await;
@@ -318,21 +280,18 @@ async fn no_service_row_is_7012_and_an_unpublished_one_is_707() {
     a.add_peer(&b).await;
     b.add_peer(&a).await;
     let ask = || async {
-        a.app
-            .client
-            .call(
-                &a.app,
-                &a.peer(&b.wwwroot).await,
-                rpc::GET_STATS,
-                vec![
-                    caller(&a),
-                    Value::from("x"),
-                    Value::from(""),
-                    Value::Int(1),
-                    Value::Int(0),
-                ],
-            )
-            .await
+        a.call_peer(
+            &a.peer(&b.wwwroot).await,
+            rpc::GET_STATS,
+            vec![
+                caller(&a),
+                Value::from("x"),
+                Value::from(""),
+                Value::Int(1),
+                Value::Int(0),
+            ],
+        )
+        .await
     };
     assert!(matches!(
         ask().await,

@@ -99,25 +99,14 @@ async fn https_peers_with_each_verification_level() {
     a.add_peer(&b).await;
     b.add_peer(&a).await;
     let peer = a.peer(&b.wwwroot).await;
-    let services = a
-        .app
-        .client
-        .call(&a.app, &peer, "system/listServices", vec![])
-        .await;
+    let services = a.call_peer(&peer, "system/listServices", vec![]).await;
     assert!(services.is_ok(), "{services:?}");
 
     // Plain http to the https port is refused without harming the server.
     let plain = tokio::net::TcpStream::connect(b.addr).await;
     drop(plain);
     let again = a
-        .app
-        .client
-        .call(
-            &a.app,
-            &a.peer(&b.wwwroot).await,
-            "system/listServices",
-            vec![],
-        )
+        .call_peer(&a.peer(&b.wwwroot).await, "system/listServices", vec![])
         .await;
     assert!(again.is_ok());
 }

@@ -165,6 +165,16 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Call `method` on `peer` with this daemon's MNET client.
+    pub async fn call_peer(
+        &self,
+        peer: &state::Peer,
+        method: &str,
+        params: Vec<usestats::xmlrpc::Value>,
+    ) -> Result<usestats::xmlrpc::Value, usestats::mnet::client::ClientError> {
+        self.app.client.call(&self.app, peer, method, params).await
+    }
+
     pub async fn peer(&self, wwwroot: &str) -> state::Peer {
         let w = wwwroot.to_string();
         self.app
