@@ -133,6 +133,50 @@ fn grants_prefer_the_user_over_the_wildcard_and_tokens_follow_them() {
 }
 
 #[test]
+fn a_token_is_revoked_by_its_prefix_even_when_the_prefix_is_all_digits() {
+    with_each_backend(|conn| {
+        let grant = state::put_grant(conn, "http://h", "alice", true, true, 1).unwrap();
+        let mut insert = |hash: &str, prefix: &str| {
+            state::insert_token(
+                conn,
+                &state::NewToken {
+                    token_hash: hash,
+                    token_prefix: prefix,
+                    grant_id: grant.id,
+                    label: "",
+                    expires_at: None,
+                    allowed_ips: "",
+                },
+                5,
+            )
+            .unwrap()
+        };
+        let first = insert("h1", "0badcafe");
+        let digits = insert("h2", "82813551");
+        let third = insert("h3", "feedf00d");
+        let revoked_of = |conn: &mut _| -> Vec<(i64, bool)> {
+            state::list_tokens(conn)
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.id, t.revoked))
+                .collect()
+        };
+        // The regression: an 8-digit prefix used to be read as a row id and matched nothing.
+        assert_eq!(state::revoke_token(conn, "82813551").unwrap(), 1);
+        assert!(revoked_of(conn).contains(&(digits.id, true)));
+        assert!(revoked_of(conn).contains(&(first.id, false)));
+        // A number that is nobody's prefix is still a row id.
+        assert_eq!(state::revoke_token(conn, &third.id.to_string()).unwrap(), 1);
+        assert!(revoked_of(conn).contains(&(third.id, true)));
+        assert!(revoked_of(conn).contains(&(first.id, false)));
+        // Nothing left to match: an already revoked token, or an unknown prefix.
+        assert_eq!(state::revoke_token(conn, "82813551").unwrap(), 0);
+        assert_eq!(state::revoke_token(conn, "ffffffff").unwrap(), 0);
+        assert_eq!(state::revoke_token(conn, "0badcafe").unwrap(), 1);
+    });
+}
+
+#[test]
 fn audit_entries_filter_and_prune() {
     with_each_backend(|conn| {
         for (t, peer) in [(10, "http://a"), (20, "http://b"), (30, "http://a")] {

@@ -701,14 +701,21 @@ pub fn list_tokens(conn: &mut DbConnection) -> Result<Vec<WsToken>, StoreError> 
 
 /// Revoke by id or by the listed prefix. Returns how many tokens were revoked.
 pub fn revoke_token(conn: &mut DbConnection, id_or_prefix: &str) -> Result<usize, StoreError> {
-    let target = ws_tokens::table
+    // A prefix is 8 hex characters and may be all digits, so it is tried first; only a
+    // string that names no token's prefix is taken as a row id.
+    let by_prefix: Vec<i64> = ws_tokens::table
         .filter(ws_tokens::revoked.eq(false))
-        .into_boxed();
-    let target = match id_or_prefix.parse::<i64>() {
-        Ok(id) => target.filter(ws_tokens::id.eq(id)),
-        Err(_) => target.filter(ws_tokens::token_prefix.eq(id_or_prefix)),
+        .filter(ws_tokens::token_prefix.eq(id_or_prefix))
+        .select(ws_tokens::id)
+        .load(conn)?;
+    let ids = match (by_prefix.is_empty(), id_or_prefix.parse::<i64>()) {
+        (true, Ok(id)) => ws_tokens::table
+            .filter(ws_tokens::revoked.eq(false))
+            .filter(ws_tokens::id.eq(id))
+            .select(ws_tokens::id)
+            .load(conn)?,
+        _ => by_prefix,
     };
-    let ids: Vec<i64> = target.select(ws_tokens::id).load(conn)?;
     Ok(
         diesel::update(ws_tokens::table.filter(ws_tokens::id.eq_any(ids)))
             .set(ws_tokens::revoked.eq(true))
