@@ -1,6 +1,7 @@
 //! The running daemon's shared context: configuration, keys, databases, clock, client.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
@@ -62,6 +63,59 @@ pub struct App {
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
     pub peer_keys: crypto::PublicKeyCache,
+    pub background: Arc<BackgroundWrites>,
+}
+
+/// Writes made off the request path (audit rows, a peer's last contact), counted so that
+/// shutdown can let them land instead of dropping them, and so that a caller can wait for
+/// the rows of the calls it has made.
+#[derive(Debug, Default)]
+pub struct BackgroundWrites {
+    pending: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+struct PendingWrite(Arc<BackgroundWrites>);
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl BackgroundWrites {
+    /// Run `write` on the current runtime; without one (a plain CLI command outside tokio)
+    /// it is dropped, as there is no request to protect from it.
+    pub fn spawn(self: &Arc<Self>, write: impl Future<Output = ()> + Send + 'static) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let guard = PendingWrite(self.clone());
+        runtime.spawn(async move {
+            let _guard = guard;
+            write.await;
+        });
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Resolves once every write spawned so far (and any spawned meanwhile) has finished.
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -110,6 +164,7 @@ impl App {
             limits: crate::limits::Limits::new(&config.limits),
             keys_generated_now: generated,
             peer_keys: Default::default(),
+            background: Default::default(),
             config,
         };
         if generated {

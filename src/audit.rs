@@ -39,10 +39,7 @@ pub fn record(
         bytes_out: bytes_out as i64,
     };
     let db = app.state.clone();
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(async move {
+    app.background.spawn(async move {
         if let Err(e) = db.run(move |c| state::insert_audit(c, &entry)).await {
             tracing::warn!(error = %e, "audit entry not written");
         }

@@ -38,7 +38,7 @@ fn xml_fault(fault: Fault) -> HttpResponse {
 }
 
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting and
-/// wait (up to 30 s) for the calls in flight.
+/// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.
 pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
@@ -108,6 +108,16 @@ pub async fn run(
         _ = tokio::time::sleep(Duration::from_secs(30)) => {
             tracing::warn!("calls still running after 30 s; stopping anyway");
         }
+    }
+    // The answered calls' audit rows and contact times are still on their way.
+    if tokio::time::timeout(Duration::from_secs(10), app.background.settled())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = app.background.pending(),
+            "audit rows still unwritten after 10 s; stopping anyway"
+        );
     }
     Ok(())
 }
@@ -229,14 +239,21 @@ pub async fn route(
             ))
         };
     }
+    // A guard, because hyper drops this future when the client goes away mid-call.
+    struct InFlight(Arc<App>);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0
+                .metrics
+                .in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     app.metrics
         .in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let response = dispatch(app.clone(), request, remote).await;
-    app.metrics
-        .in_flight
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    response
+    let _in_flight = InFlight(app.clone());
+    dispatch(app.clone(), request, remote).await
 }
 
 async fn dispatch(

@@ -259,12 +259,7 @@ async fn an_operator_session() {
     })
     .await;
     // The peer saw our calls in its audit log, without secrets.
-    let audit = peer
-        .app
-        .state
-        .run(|c| usestats::store::state::query_audit(c, None, None, 100))
-        .await
-        .unwrap();
+    let audit = peer.audit().await;
     assert!(
         audit
             .iter()

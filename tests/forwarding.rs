@@ -79,13 +79,7 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
     assert_eq!(parsed.minutes, minutes_on_b, "B's numbers, not A's");
 
     // Exactly one get_stats reached B, and it came from A with an empty whereroot.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let on_b = b
-        .app
-        .state
-        .run(|c| usestats::store::state::query_audit(c, None, None, 100))
-        .await
-        .unwrap();
+    let on_b = b.audit().await;
     let calls: Vec<_> = on_b.iter().filter(|e| e.method == rpc::GET_STATS).collect();
     assert_eq!(calls.len(), 1, "{on_b:?}");
     assert_eq!(calls[0].peer, a.wwwroot);
@@ -142,22 +136,12 @@ async fn a_forwarded_call_is_answered_locally_and_never_forwarded_again() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(Answer::from_value(&value).unwrap().status, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let count = |app: &TestApp| {
-        let app = app.app.clone();
-        async move {
-            app.state
-                .run(|c| usestats::store::state::query_audit(c, None, None, 100))
-                .await
-                .unwrap()
-                .iter()
-                .filter(|e| e.method == rpc::GET_STATS)
-                .count()
-        }
+    let get_stats_calls = |audit: Vec<usestats::store::state::AuditEntry>| {
+        audit.iter().filter(|e| e.method == rpc::GET_STATS).count()
     };
-    assert_eq!(count(&a).await, 1, "A received one call");
+    assert_eq!(get_stats_calls(a.audit().await), 1, "A received one call");
     assert_eq!(
-        count(&b).await,
+        get_stats_calls(b.audit().await),
         1,
         "B received one call and did not send it back to A"
     );

@@ -184,7 +184,10 @@ async fn beyond_the_concurrency_cap_the_answer_is_503() {
     })
     .await;
     let held = half_request(b.addr).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the half-sent request holds the only slot", || {
+        b.app.limits.in_flight.available_permits() == 0
+    })
+    .await;
     let (status, body) = post(
         &b.url("/mnet/xmlrpc/server.php"),
         read("01-keyswap/request.body"),
@@ -192,7 +195,10 @@ async fn beyond_the_concurrency_cap_the_answer_is_503() {
     .await;
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the slot is free again", || {
+        b.app.limits.in_flight.available_permits() == 1
+    })
+    .await;
     let (status, _) = post(
         &b.url("/mnet/xmlrpc/server.php"),
         read("01-keyswap/request.body"),
@@ -272,7 +278,10 @@ async fn shutdown_lets_the_call_in_flight_finish() {
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&body[..100]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the server is reading the request", || {
+        b.app.limits.in_flight.available_permits() < b.app.config.limits.max_concurrent_requests
+    })
+    .await;
     // Shut down while the request is half received.
     let stopping = {
         let server = b.server.take().unwrap();

@@ -221,13 +221,7 @@ async fn a_key_is_never_learnt_from_an_unauthenticated_keyswap_during_a_refresh(
         .await;
     // B answers 710, encrypted to the certificate on file, which D cannot even open.
     assert!(matches!(forged, Err(ClientError::NoKeyMatch)), "{forged:?}");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let audit = b
-        .app
-        .state
-        .run(|c| usestats::store::state::query_audit(c, None, None, 10))
-        .await
-        .unwrap();
+    let audit = b.audit().await;
     let call = audit
         .iter()
         .find(|e| e.method == "system/listServices")

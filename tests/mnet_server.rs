@@ -277,13 +277,7 @@ async fn tampered_signature_gets_710_signed_and_encrypted() {
         "keys/B-old.cert.pem"
     ));
     // Nothing ran: no audit entry with status ok for this call.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let entries = b
-        .app
-        .state
-        .run(|c| usestats::store::state::query_audit(c, None, None, 10))
-        .await
-        .unwrap();
+    let entries = b.audit().await;
     assert!(entries.iter().all(|e| e.status != "ok"), "{entries:?}");
 }
 

@@ -1093,25 +1093,8 @@ async fn state_snapshot(ws: &Ws) -> Json {
         .unwrap()
 }
 
-/// The audit row count once earlier calls' rows (written off the request path) are in.
-async fn settled_audit(ws: &Ws) -> usize {
-    let mut last = audit(ws).await.len();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let now = audit(ws).await.len();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-}
-
 async fn audit(ws: &Ws) -> Vec<state::AuditEntry> {
-    ws.t.app
-        .state
-        .run(|c| state::query_audit(c, None, None, 100_000))
-        .await
-        .unwrap()
+    ws.t.audit().await
 }
 
 /// Every error, in both formats; a bad request changes nothing and leaks no token.
@@ -1134,7 +1117,7 @@ async fn errors(ws: &Ws, site: &Site) {
     t.grant(HOME, "siteonly", true, false).await;
     let site_only = new_token(t, "siteonly", None, "").await;
     let before = state_snapshot(ws).await;
-    let audit_before = settled_audit(ws).await;
+    let audit_before = audit(ws).await.len();
 
     let learner = site.user(learners(ws).await[0]).clone();
     let max = t.app.config.ws.max_users_per_call;
@@ -1279,16 +1262,8 @@ async fn errors(ws: &Ws, site: &Site) {
     );
     assert!(!prefixes.contains(&&expired[..8]) && !prefixes.contains(&&site_only[..8]));
 
-    // The audit has one row per call (written off the request path: wait for it), with
-    // the outcome and the grant, never a token.
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = audit(ws).await;
-        if rows.len() >= audit_before + calls {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // The audit has one row per call, with the outcome and the grant, never a token.
+    let rows = audit(ws).await;
     assert_eq!(rows.len(), audit_before + calls);
     let ours = &rows[..calls];
     let status = |s: &str| ours.iter().filter(|r| r.status == s).count();

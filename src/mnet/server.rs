@@ -300,7 +300,7 @@ async fn process(
                     // Bookkeeping must not hold up the answer: a locked or full state
                     // database delays or loses it, the call goes on.
                     let (id, now, db) = (peer.id, app.now(), app.state.clone());
-                    tokio::spawn(async move {
+                    app.background.spawn(async move {
                         if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
                             tracing::warn!(error = %e, "could not record the peer's last contact");
                         }

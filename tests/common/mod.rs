@@ -85,6 +85,17 @@ impl TestApp {
         }
     }
 
+    /// The audit log, newest first, once the rows of every call answered so far are in
+    /// (they are written off the request path).
+    pub async fn audit(&self) -> Vec<usestats::store::state::AuditEntry> {
+        self.app.background.settled().await;
+        self.app
+            .state
+            .run(|c| usestats::store::state::query_audit(c, None, None, 100_000))
+            .await
+            .unwrap()
+    }
+
     /// Register another daemon as a peer of this one, the way `usestats peer add` does.
     pub async fn add_peer(&self, other: &TestApp) -> state::Peer {
         let pem = self
@@ -364,4 +375,13 @@ pub async fn engine_report(app: &TestApp, userid: i64) -> usestats::stats::Repor
         })
         .await
         .unwrap()
+}
+
+/// Wait (up to 20 s, so a loaded machine is not a failure) until `ready()` holds.
+pub async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "still not so after 20 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
