@@ -317,6 +317,56 @@ async fn stats_in_every_format_from_the_demo_site() {
         let id = some_course["id"].as_i64().unwrap().to_string();
         let one = json(config, &["stats", &user, "--course", &id]);
         assert_eq!(one["courses"].as_array().unwrap().len(), 1);
+        assert_eq!(one["courses"][0], *some_course);
+        // Scoped as the web services scope it (D6): only the sessions that touched the course.
+        let (in_course, all) = (&one["sessions"], &report["sessions"]);
+        assert!(in_course["count"].as_u64().unwrap() >= 1);
+        assert!(in_course["count"].as_u64().unwrap() <= all["count"].as_u64().unwrap());
+        assert!(in_course["first"].as_i64().unwrap() >= all["first"].as_i64().unwrap());
+        assert!(in_course["max"].as_i64().unwrap() <= all["max"].as_i64().unwrap());
+        // A shortname that is another course's id: no guessing, but either can be named.
+        {
+            use diesel::{Connection, RunQueryDsl};
+            let db = config.parent().unwrap().join("usestats.sqlite3");
+            let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+            diesel::sql_query(format!(
+                "UPDATE mdl_course SET shortname = '{id}' WHERE id = 1"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        }
+        let ambiguous = usestats(config, &["--json", "stats", &user, "--course", &id]);
+        assert_eq!(ambiguous.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&ambiguous.stderr).contains(&format!("`id:{id}`")),
+            "{}",
+            String::from_utf8_lossy(&ambiguous.stderr)
+        );
+        let by_id = json(config, &["stats", &user, "--course", &format!("id:{id}")]);
+        assert_eq!(by_id["courses"][0]["id"].as_i64().unwrap().to_string(), id);
+        let by_name = json(
+            config,
+            &["stats", &user, "--course", &format!("shortname:{id}")],
+        );
+        assert_eq!(by_name["courses"][0]["id"], 1);
+        // A course asked for with no time in the window still gets its (zero) row.
+        let quiet = json(
+            config,
+            &[
+                "stats",
+                &user,
+                "--course",
+                &format!("id:{id}"),
+                "--from",
+                "2001-01-01",
+                "--to",
+                "2001-01-02",
+            ],
+        );
+        assert_eq!(quiet["courses"].as_array().unwrap().len(), 1);
+        assert_eq!(quiet["courses"][0]["id"].as_i64().unwrap().to_string(), id);
+        assert_eq!(quiet["courses"][0]["coursetotal"], 0);
+        assert_eq!(quiet["sessions"]["count"], 0);
         let windowed = json(
             config,
             &["stats", &user, "--from", "2026-10-01", "--to", "2026-10-15"],

@@ -846,18 +846,47 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             let course_filter = match &course_text {
                 None => None,
                 Some(text) => {
-                    let by_id = source
-                        .find_course(conn, CourseField::Id, text)
-                        .map_err(invalid)?;
-                    let found = match by_id {
-                        Some(c) => Some(c),
-                        None => source
-                            .find_course(conn, CourseField::ShortName, text)
-                            .map_err(invalid)?,
+                    let (by_id, by_shortname) = match (
+                        text.strip_prefix("id:"),
+                        text.strip_prefix("shortname:"),
+                    ) {
+                        (Some(id), _) => (
+                            source
+                                .find_course(conn, CourseField::Id, id)
+                                .map_err(invalid)?,
+                            None,
+                        ),
+                        (_, Some(shortname)) => (
+                            None,
+                            source
+                                .find_course(conn, CourseField::ShortName, shortname)
+                                .map_err(invalid)?,
+                        ),
+                        _ => (
+                            source
+                                .find_course(conn, CourseField::Id, text)
+                                .map_err(invalid)?,
+                            source
+                                .find_course(conn, CourseField::ShortName, text)
+                                .map_err(invalid)?,
+                        ),
                     };
-                    Some(found.ok_or_else(|| {
-                        crate::store::StoreError::Invalid(format!("no course {text}"))
-                    })?)
+                    // Shortnames may be numbers: refuse to guess between two courses.
+                    let found = match (by_id, by_shortname) {
+                        (Some(a), Some(b)) if a.id != b.id => {
+                            return Err(crate::store::StoreError::Invalid(format!(
+                                "--course {text} is ambiguous: it is course id {} and the shortname of course id {}; say `id:{text}` or `shortname:{text}`",
+                                a.id, b.id
+                            )));
+                        }
+                        (Some(c), _) | (None, Some(c)) => c,
+                        (None, None) => {
+                            return Err(crate::store::StoreError::Invalid(format!(
+                                "no course {text}"
+                            )));
+                        }
+                    };
+                    Some(found)
                 }
             };
             let report =
@@ -875,11 +904,19 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
         })
         .await
         .map_err(|e| e.to_string())?;
-    let shown: Vec<&crate::stats::CourseTotals> = report
-        .courses
-        .iter()
-        .filter(|c| course_filter.as_ref().is_none_or(|f| f.id == c.course))
-        .collect();
+    // With --course, the same scoping as the web services (D6): that course's row only, a
+    // zero row when it has no time, and only the sessions that touched it.
+    let zero_row;
+    let (shown, sessions): (Vec<&crate::stats::CourseTotals>, _) = match &course_filter {
+        None => (report.courses.iter().collect(), report.sessions.clone()),
+        Some(filter) => match report.course(filter.id) {
+            Some(row) => (vec![row], row.sessions.clone()),
+            None => {
+                zero_row = crate::stats::CourseTotals::empty(filter.id);
+                (vec![&zero_row], Default::default())
+            }
+        },
+    };
     match (args.format, json_out) {
         (StatsFormat::Json, _) | (_, true) => {
             let courses_json: Vec<_> = shown
@@ -909,9 +946,9 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
                 "total": report.total,
                 "rows": report.rows_extracted,
                 "sessions": {
-                    "count": report.sessions.count, "first": report.sessions.first_start,
-                    "last": report.sessions.last_start, "min": report.sessions.min,
-                    "max": report.sessions.max, "mean": report.sessions.mean(),
+                    "count": sessions.count, "first": sessions.first_start,
+                    "last": sessions.last_start, "min": sessions.min,
+                    "max": sessions.max, "mean": sessions.mean(),
                 },
                 "courses": courses_json,
             }));
@@ -954,12 +991,12 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             );
             println!(
                 "sessions   {} (first {}, last {}, shortest {}, longest {}, mean {})",
-                report.sessions.count,
-                output::time(report.sessions.first_start.unwrap_or(0)),
-                output::time(report.sessions.last_start.unwrap_or(0)),
-                output::duration(report.sessions.min),
-                output::duration(report.sessions.max),
-                output::duration(report.sessions.mean()),
+                sessions.count,
+                output::time(sessions.first_start.unwrap_or(0)),
+                output::time(sessions.last_start.unwrap_or(0)),
+                output::duration(sessions.min),
+                output::duration(sessions.max),
+                output::duration(sessions.mean()),
             );
             let mut table = Table::new(&[
                 "course",

@@ -257,7 +257,9 @@ pub struct StatsArgs {
     /// Window end: unix time or date (UTC). Default: now.
     #[arg(long)]
     pub to: Option<String>,
-    /// Only this course (id or shortname).
+    /// Only this course (id or shortname; `id:N` or `shortname:S` when a shortname is a
+    /// number): its row (zero when it has no time) and the
+    /// sessions that touched it, as the web services scope it. The XML format ignores it.
     #[arg(long)]
     pub course: Option<String>,
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]

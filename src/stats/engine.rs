@@ -351,18 +351,7 @@ impl Engine {
         }
         let slot = self.course_slots.len();
         self.course_slots.push(CourseSlot {
-            totals: CourseTotals {
-                course,
-                coursetime: 0,
-                activitytime: 0,
-                othertime: 0,
-                coursetotal: 0,
-                events: 0,
-                first_time: time,
-                last_time: time,
-                modules: Vec::new(),
-                sessions: SessionStats::default(),
-            },
+            totals: CourseTotals::empty_at(course, time),
             module_slots: HashMap::new(),
             last_session_seq: 0,
         });

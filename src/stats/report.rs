@@ -84,6 +84,27 @@ pub struct CourseTotals {
 }
 
 impl CourseTotals {
+    /// The row of a course with no counted row, timed at `time`.
+    pub fn empty_at(course: i64, time: i64) -> CourseTotals {
+        CourseTotals {
+            course,
+            coursetime: 0,
+            activitytime: 0,
+            othertime: 0,
+            coursetotal: 0,
+            events: 0,
+            first_time: time,
+            last_time: time,
+            modules: Vec::new(),
+            sessions: SessionStats::default(),
+        }
+    }
+
+    /// The zero row of a course that was asked for but has no time (D6).
+    pub fn empty(course: i64) -> CourseTotals {
+        CourseTotals::empty_at(course, 0)
+    }
+
     pub fn module(&self, cmid: i64) -> Option<&ModuleTotals> {
         self.modules.iter().find(|module| module.cmid == cmid)
     }

@@ -381,7 +381,10 @@ pub async fn engine_report(app: &TestApp, userid: i64) -> usestats::stats::Repor
 pub async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ready() {
-        assert!(std::time::Instant::now() < deadline, "still not so after 20 s: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not so after 20 s: {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
