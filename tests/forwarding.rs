@@ -153,10 +153,16 @@ async fn forwarding_failures_are_status_500_with_a_clear_error_quickly() {
     let a = demo_app(vec![h.wwwroot.clone()], 31).await;
     link(&h, &a, &h.wwwroot).await;
     // A dead peer: registered, but nothing listens on its port any more.
-    let dead = spawn_app(AppOptions::default()).await;
+    let mut dead = spawn_app(AppOptions::default()).await;
     link(&a, &dead, &h.wwwroot).await;
     let dead_wwwroot = dead.wwwroot.clone();
-    drop(dead);
+    let dead_addr = dead.addr;
+    dead.stop().await;
+    // Hold the port without listening, so that no other test's server can take it over:
+    // connections to it are refused, as to a host whose daemon is down.
+    let _port_held = tokio::net::TcpSocket::new_v4()
+        .ok()
+        .filter(|socket| socket.set_reuseaddr(true).is_ok() && socket.bind(dead_addr).is_ok());
     // A slow peer: accepts connections and never answers.
     let slow = SlowPeer::start().await;
     let slow_peer = a
@@ -192,7 +198,6 @@ async fn forwarding_failures_are_status_500_with_a_clear_error_quickly() {
             (Answer::from_value(&value).unwrap(), started.elapsed())
         }
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let (answer, took) = ask(dead_wwwroot).await;
     assert_eq!(answer.status, 500);
     assert!(
