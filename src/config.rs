@@ -177,7 +177,8 @@ impl Default for StateConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
-    /// Moodle database to read; empty means the state database (embedded demo/import data).
+    /// Moodle database to read: `postgres://…`, `mysql://…` (MySQL or MariaDB) or a SQLite file;
+    /// empty means the state database (the embedded demo data).
     pub url: String,
     pub prefix: String,
 }
@@ -462,6 +463,12 @@ impl Config {
         if self.state.url.trim().is_empty() {
             return Err(self.invalid("state.url", "must not be empty"));
         }
+        if crate::store::DbKind::of(&self.state.url) == crate::store::DbKind::Mysql {
+            return Err(self.invalid(
+                "state.url",
+                "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use a SQLite file or postgres://",
+            ));
+        }
         if !valid_prefix(&self.source.prefix) {
             return Err(self.invalid(
                 "source.prefix",
@@ -528,7 +535,7 @@ impl Config {
     }
 
     fn database_url(&self, url: &str) -> String {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if crate::store::DbKind::of(url) != crate::store::DbKind::Sqlite {
             url.to_string()
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);

@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::store::DbConnection;
 use crate::store::source::{
-    CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER,
+    Backend, CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER,
     LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, SourceError, backend_of, migrate_source,
     migration_sql, validate_prefix,
 };
@@ -1625,6 +1625,13 @@ const SOURCE_TABLES: &[&str] = &[
     "url",
 ];
 
+/// Session settings the bulk load changes, to put back afterwards.
+enum Saved {
+    Sqlite { sync: i64, cache: i64 },
+    Postgres,
+    Mysql,
+}
+
 #[derive(QueryableByName)]
 struct SyncPragma {
     #[diesel(sql_type = BigInt)]
@@ -1701,26 +1708,39 @@ pub fn build_demo(
     let offset = opts.anchor - plan.last;
     let log_start = plan.first + offset;
 
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
-    let saved = if sqlite {
-        let sync: Vec<SyncPragma> = diesel::sql_query("PRAGMA synchronous").load(conn)?;
-        let cache: Vec<CachePragma> = diesel::sql_query("PRAGMA cache_size").load(conn)?;
-        conn.batch_execute("PRAGMA synchronous = OFF; PRAGMA cache_size = -131072;")?;
-        Some((
-            sync.first().map_or(2, |p| p.synchronous),
-            cache.first().map_or(-2000, |p| p.cache_size),
-        ))
-    } else {
-        conn.batch_execute("SET synchronous_commit = off; SET standard_conforming_strings = on;")?;
-        None
+    let saved = match conn {
+        DbConnection::Sqlite(_) => {
+            let sync: Vec<SyncPragma> = diesel::sql_query("PRAGMA synchronous").load(conn)?;
+            let cache: Vec<CachePragma> = diesel::sql_query("PRAGMA cache_size").load(conn)?;
+            conn.batch_execute("PRAGMA synchronous = OFF; PRAGMA cache_size = -131072;")?;
+            Saved::Sqlite {
+                sync: sync.first().map_or(2, |p| p.synchronous),
+                cache: cache.first().map_or(-2000, |p| p.cache_size),
+            }
+        }
+        DbConnection::Postgres(_) => {
+            conn.batch_execute(
+                "SET synchronous_commit = off; SET standard_conforming_strings = on;",
+            )?;
+            Saved::Postgres
+        }
+        // Our literals double quotes and never use backslashes as escapes.
+        DbConnection::Mysql(_) => {
+            conn.batch_execute(
+                "SET @usestats_sql_mode = @@SESSION.sql_mode; \
+                 SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES');",
+            )?;
+            Saved::Mysql
+        }
     };
     let result = load(conn, prefix, opts, &site, &plan, offset, log_start);
     // Leave the connection as we found it, whatever happened.
     let restore = match saved {
-        Some((sync, cache)) => conn.batch_execute(&format!(
+        Saved::Sqlite { sync, cache } => conn.batch_execute(&format!(
             "PRAGMA synchronous = {sync}; PRAGMA cache_size = {cache};"
         )),
-        None => conn.batch_execute("RESET synchronous_commit;"),
+        Saved::Postgres => conn.batch_execute("RESET synchronous_commit;"),
+        Saved::Mysql => conn.batch_execute("SET SESSION sql_mode = @usestats_sql_mode;"),
     };
     let log_rows = result?;
     restore?;
@@ -1751,17 +1771,24 @@ fn load(
     offset: i64,
     log_start: i64,
 ) -> Result<u64, DemoError> {
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let backend = backend_of(conn);
+    let sqlite = backend == Backend::Sqlite;
     conn.transaction::<_, DemoError, _>(|conn| {
-        if sqlite {
+        if backend == Backend::Postgres {
+            let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();
+            conn.batch_execute(&format!("TRUNCATE {}", list.join(", ")))?;
+        } else {
             for t in SOURCE_TABLES {
                 conn.batch_execute(&format!("DELETE FROM {p}{t}"))?;
             }
-        } else {
-            let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();
-            conn.batch_execute(&format!("TRUNCATE {}", list.join(", ")))?;
         }
-        conn.batch_execute(&format!("DROP INDEX IF EXISTS {p}{LOGSTORE_INDEX_NAME}"))?;
+        if backend == Backend::Mysql {
+            conn.batch_execute(&format!(
+                "DROP INDEX IF EXISTS {p}{LOGSTORE_INDEX_NAME} ON {p}logstore_standard_log"
+            ))?;
+        } else {
+            conn.batch_execute(&format!("DROP INDEX IF EXISTS {p}{LOGSTORE_INDEX_NAME}"))?;
+        }
         write_site(conn, p, opts, site, plan, offset, log_start)?;
         Ok(())
     })?;
@@ -1780,10 +1807,10 @@ fn load(
     let mut events = LogGen::new(site, opts).peekable();
     let mut id = 0u64;
     let table = format!("{p}logstore_standard_log");
-    let mut sink = if sqlite {
-        LogSink::Values(Inserter::new(&table, LOG_COLUMNS))
-    } else {
+    let mut sink = if backend == Backend::Postgres {
         LogSink::PgArrays(Box::new(PgLogColumns::new(table)))
+    } else {
+        LogSink::Values(Inserter::new(&table, LOG_COLUMNS))
     };
     while events.peek().is_some() {
         let before = id;
@@ -1807,6 +1834,9 @@ fn load(
     }
     if sqlite {
         conn.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")?;
+    } else if backend == Backend::Mysql {
+        let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();
+        conn.batch_execute(&format!("ANALYZE TABLE {}", list.join(", ")))?;
     } else {
         for t in SOURCE_TABLES {
             conn.batch_execute(&format!(

@@ -181,7 +181,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             "state database",
             "OK",
             format!(
-                "{:?}, schema {}",
+                "{}, schema {}",
                 app.state.kind(),
                 v.unwrap_or_else(|| "none".into())
             ),
@@ -209,7 +209,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         Ok(n) => out.push(check(
             "source database",
             if n > 0 { "OK" } else { "WARN" },
-            format!("{:?}, {n} log rows under prefix {}", app.source.kind(), app.config.source.prefix),
+            format!("{}, {n} log rows under prefix {}", app.source.kind(), app.config.source.prefix),
         )),
         Err(e) => out.push(check(
             "source database",

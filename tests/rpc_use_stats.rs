@@ -1,6 +1,6 @@
 //! The use_stats methods through the real MNET server: every scope, every error status,
 //! numbers equal to the engine's on the server's own data. Runs with the server's source on
-//! SQLite, and again on PostgreSQL when a server is configured.
+//! SQLite, and again on PostgreSQL and on MySQL/MariaDB when servers are configured.
 
 mod common;
 
@@ -523,6 +523,54 @@ async fn get_stats_error_statuses() {
 #[tokio::test]
 async fn get_scores_reads_this_users_course_grade() {
     scores(&setup(None).await).await;
+}
+
+/// B reads a separate Moodle database on MySQL/MariaDB (read-only), filled with B's demo site
+/// once both daemons' addresses are known.
+#[tokio::test]
+async fn the_same_calls_with_a_moodle_database_on_mysql() {
+    let Some(mysql) = TestDb::mysql() else { return };
+    let a = spawn_app(AppOptions::default()).await;
+    let url = mysql.url();
+    let b = spawn_app(AppOptions {
+        tweak: Some(Box::new(move |c| c.source.url = url)),
+        ..Default::default()
+    })
+    .await;
+    let defaults = AppOptions::default();
+    let demo = usestats::demo::DemoOptions {
+        seed: defaults.demo_seed,
+        users: 20,
+        courses: 4,
+        log_rows: defaults.demo_log_rows,
+        local_wwwroot: b.wwwroot.clone(),
+        remote_hosts: vec![a.wwwroot.clone()],
+        progress: false,
+        ..Default::default()
+    };
+    let url = mysql.url();
+    tokio::task::spawn_blocking(move || {
+        // Our own writable connection: the daemon's are read-only.
+        let mut conn = usestats::store::establish(&url).unwrap();
+        usestats::demo::build_demo(&mut conn, "mdl_", &demo).unwrap();
+    })
+    .await
+    .unwrap();
+    a.add_peer(&b).await;
+    b.add_peer(&a).await;
+    a.set_service(&b.wwwroot, "use_stats", None, Some(true))
+        .await;
+    b.set_service(&a.wwwroot, "use_stats", Some(true), None)
+        .await;
+    b.grant(&a.wwwroot, "admin", true, true).await;
+    let s = Setup {
+        a,
+        b,
+        _pg: Some(mysql),
+    };
+    scopes_and_numbers(&s).await;
+    error_statuses(&s).await;
+    scores(&s).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The source read API against real SQLite and PostgreSQL databases.
+//! The source read API against real SQLite, PostgreSQL and MySQL/MariaDB databases.
 
 mod common;
 
@@ -442,7 +442,7 @@ fn users_log_scan_order(db: &TestDb) {
     assert_eq!(empty, 0);
 }
 
-on_both_backends! {
+on_both_backends! { mysql;
     migrate_idempotent => super::migrate_is_idempotent;
     prefix_respected => super::prefix_is_respected;
     mnet => super::mnet_lookups;

@@ -453,13 +453,17 @@ async fn site(ws: &Ws) -> Site {
             let courses = source.courses_by_ids(c, &course_ids).unwrap();
             // D9/E10 read straight from the tables: the course item (lowest id) of each
             // course, finalgrade else rawgrade, printed as number(10,5).
-            let grades = diesel::sql_query(
+            let double = match c {
+                usestats::store::DbConnection::Mysql(_) => "DOUBLE",
+                _ => "DOUBLE PRECISION",
+            };
+            let grades = diesel::sql_query(format!(
                 "SELECT gg.userid AS u, gi.courseid AS k, \
-                 CAST(COALESCE(gg.finalgrade, gg.rawgrade) AS DOUBLE PRECISION) AS g \
+                 CAST(COALESCE(gg.finalgrade, gg.rawgrade) AS {double}) AS g \
                  FROM mdl_grade_grades gg JOIN mdl_grade_items gi ON gi.id = gg.itemid \
                  WHERE gi.id IN (SELECT MIN(id) FROM mdl_grade_items WHERE itemtype = 'course' \
-                 GROUP BY courseid)",
-            )
+                 GROUP BY courseid)"
+            ))
             .load::<Grade>(c)
             .unwrap()
             .into_iter()
@@ -1355,6 +1359,73 @@ async fn errors_are_moodle_exceptions_and_change_nothing() {
 async fn the_same_calls_with_postgresql_as_the_database() {
     let Some(pg) = postgres_db() else { return };
     everything(&setup(Some(pg)).await).await;
+}
+
+/// The demo site spawn_app builds, built instead into `db` and served from there as a separate,
+/// read-only Moodle database, under a fixed wwwroot so that two backends hold the same rows.
+async fn setup_on_source(db: TestDb) -> Ws {
+    capture_logs();
+    const WWWROOT: &str = "http://lms.example.org";
+    let defaults = AppOptions::default();
+    let demo = usestats::demo::DemoOptions {
+        seed: defaults.demo_seed,
+        users: 20,
+        courses: 4,
+        log_rows: defaults.demo_log_rows,
+        local_wwwroot: WWWROOT.into(),
+        remote_hosts: vec![],
+        progress: false,
+        ..Default::default()
+    };
+    let url = db.url();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = usestats::store::establish(&url).unwrap();
+        usestats::demo::build_demo(&mut conn, "mdl_", &demo).unwrap();
+    })
+    .await
+    .unwrap();
+    let url = db.url();
+    let t = spawn_app(AppOptions {
+        wwwroot: Some(WWWROOT.into()),
+        tweak: Some(Box::new(move |c| c.source.url = url)),
+        ..Default::default()
+    })
+    .await;
+    t.app.clock.pin(NOW);
+    t.grant(HOME, CALLER, false, true).await;
+    let token = new_token(&t, CALLER, None, "").await;
+    Ws {
+        t,
+        token,
+        _pg: Some(db),
+    }
+}
+
+#[tokio::test]
+async fn the_same_calls_with_a_moodle_database_on_mysql() {
+    let Some(mysql) = TestDb::mysql() else { return };
+    let on_mysql = setup_on_source(mysql).await;
+    everything(&on_mysql).await;
+    // Row for row the same site as on SQLite, so every number must be the same.
+    let on_sqlite = setup_on_source(TestDb::sqlite()).await;
+    let site = site(&on_mysql).await;
+    let uids: Vec<String> = site.users.iter().map(|u| u.id.to_string()).collect();
+    let mut params = uid_params(&uids);
+    params.push(("score".into(), "1".into()));
+    let mut answers = Vec::new();
+    for ws in [&on_mysql, &on_sqlite] {
+        answers.push(
+            ws.call_with(&ws.token, Via::Post, Format::Json, GET_USERS_STATS, &params)
+                .await,
+        );
+    }
+    let (mysql_answer, sqlite_answer) = (&answers[0], &answers[1]);
+    assert!(
+        mysql_answer
+            .as_array()
+            .is_some_and(|a| a.len() == uids.len())
+    );
+    assert_eq!(mysql_answer, sqlite_answer);
 }
 
 #[tokio::test]

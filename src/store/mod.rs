@@ -18,18 +18,33 @@ pub mod source;
 pub enum DbConnection {
     Postgres(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
+    /// Only as a source: a Moodle site's MySQL or MariaDB database, read-only.
+    Mysql(diesel::MysqlConnection),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
     Sqlite,
     Postgres,
+    Mysql,
+}
+
+impl std::fmt::Display for DbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbKind::Sqlite => "SQLite",
+            DbKind::Postgres => "PostgreSQL",
+            DbKind::Mysql => "MySQL/MariaDB",
+        })
+    }
 }
 
 impl DbKind {
     pub fn of(url: &str) -> DbKind {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             DbKind::Postgres
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            DbKind::Mysql
         } else {
             DbKind::Sqlite
         }
@@ -38,7 +53,7 @@ impl DbKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot connect to the {kind:?} database: {message}")]
+    #[error("cannot connect to the {kind} database: {message}")]
     Connect { kind: DbKind, message: String },
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
@@ -74,6 +89,7 @@ pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
     let statement = match conn {
         DbConnection::Postgres(_) => "SET default_transaction_read_only = on",
         DbConnection::Sqlite(_) => "PRAGMA query_only = ON",
+        DbConnection::Mysql(_) => "SET SESSION TRANSACTION READ ONLY",
     };
     diesel::sql_query(statement).execute(&mut conn)?;
     Ok(conn)
@@ -89,6 +105,19 @@ pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
         DbKind::Postgres => {
             let conn = diesel::PgConnection::establish(url).map_err(connect_err)?;
             Ok(DbConnection::Postgres(conn))
+        }
+        DbKind::Mysql => {
+            // The driver knows only the mysql:// scheme; mariadb:// is accepted as a courtesy.
+            let url = match url.strip_prefix("mariadb://") {
+                Some(rest) => format!("mysql://{rest}"),
+                None => url.to_string(),
+            };
+            let mut conn = diesel::MysqlConnection::establish(&url).map_err(connect_err)?;
+            // Moodle stores text as utf8mb4; its log times and ids are plain integers.
+            diesel::sql_query("SET NAMES utf8mb4")
+                .execute(&mut conn)
+                .map_err(StoreError::Query)?;
+            Ok(DbConnection::Mysql(conn))
         }
         DbKind::Sqlite => {
             let mut conn = diesel::SqliteConnection::establish(url).map_err(connect_err)?;
@@ -201,6 +230,8 @@ impl Db {
     }
 }
 
+const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use SQLite or PostgreSQL for [state] url";
+
 const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite");
 const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
 
@@ -209,6 +240,7 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(STATE_SQLITE),
         DbConnection::Postgres(c) => c.run_pending_migrations(STATE_POSTGRES),
+        DbConnection::Mysql(_) => return Err(StoreError::Invalid(MYSQL_STATE.into())),
     }
     .map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(applied.iter().map(|v| v.to_string()).collect())
@@ -219,6 +251,7 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
     let versions = match conn {
         DbConnection::Sqlite(c) => c.applied_migrations(),
         DbConnection::Postgres(c) => c.applied_migrations(),
+        DbConnection::Mysql(_) => return Err(StoreError::Invalid(MYSQL_STATE.into())),
     }
     .map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(versions.iter().map(|v| v.to_string()).max())

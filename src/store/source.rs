@@ -14,8 +14,8 @@ use crate::store::DbConnection;
 mod query;
 mod schema;
 
-pub(crate) use query::backend as backend_of;
-use query::{Backend, Bind, in_list};
+pub(crate) use query::{Backend, backend as backend_of};
+use query::{Bind, in_list, text_eq};
 pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql};
 pub use schema::{migrate_source, validate_prefix};
 
@@ -188,6 +188,8 @@ fn grade_text(backend: Backend, column: &str) -> String {
         }
         // numeric(10,5) already prints with five decimals.
         Backend::Postgres => format!("CAST({column} AS TEXT)"),
+        // DECIMAL(10,5) as well.
+        Backend::Mysql => format!("CAST({column} AS CHAR)"),
     }
 }
 
@@ -463,12 +465,21 @@ impl Source {
     ) -> Result<Option<User>, SourceError> {
         let (column, bind) = match field {
             UserField::Id => match value.parse::<i64>() {
-                Ok(id) => ("id", Bind::Int(id)),
+                Ok(id) => ("id = $1".to_string(), Bind::Int(id)),
                 Err(_) => return Ok(None),
             },
-            UserField::Username => ("username", Bind::Text(value.to_owned())),
-            UserField::IdNumber => ("idnumber", Bind::Text(value.to_owned())),
-            UserField::Email => ("email", Bind::Text(value.to_owned())),
+            UserField::Username => (
+                text_eq(query::backend(conn), "username", 1),
+                Bind::Text(value.to_owned()),
+            ),
+            UserField::IdNumber => (
+                text_eq(query::backend(conn), "idnumber", 1),
+                Bind::Text(value.to_owned()),
+            ),
+            UserField::Email => (
+                text_eq(query::backend(conn), "email", 1),
+                Bind::Text(value.to_owned()),
+            ),
         };
         if value.is_empty() {
             return Ok(None);
@@ -476,7 +487,7 @@ impl Source {
         let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
-                "SELECT {USER_COLUMNS} FROM {} WHERE {column} = $1 AND deleted = 0 \
+                "SELECT {USER_COLUMNS} FROM {} WHERE {column} AND deleted = 0 \
                  ORDER BY id LIMIT 1",
                 self.t("user")
             ),
@@ -499,9 +510,10 @@ impl Source {
         let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
-                "SELECT {USER_COLUMNS} FROM {} WHERE username = $1 AND deleted = 0 \
+                "SELECT {USER_COLUMNS} FROM {} WHERE {} AND deleted = 0 \
                  ORDER BY CASE WHEN mnethostid = $2 THEN 0 ELSE 1 END, id LIMIT 1",
-                self.t("user")
+                self.t("user"),
+                text_eq(query::backend(conn), "username", 1)
             ),
             vec![Bind::Text(username.to_owned()), Bind::Int(local)],
         )?;
@@ -522,9 +534,10 @@ impl Source {
         let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
-                "SELECT {USER_COLUMNS} FROM {} WHERE username = $1 AND mnethostid = $2 \
+                "SELECT {USER_COLUMNS} FROM {} WHERE {} AND mnethostid = $2 \
                  AND deleted = 0 ORDER BY id LIMIT 1",
-                self.t("user")
+                self.t("user"),
+                text_eq(query::backend(conn), "username", 1)
             ),
             vec![Bind::Text(username.to_owned()), Bind::Int(mnethostid)],
         )?;
@@ -540,11 +553,17 @@ impl Source {
     ) -> Result<Option<Course>, SourceError> {
         let (column, bind) = match field {
             CourseField::Id => match value.parse::<i64>() {
-                Ok(id) => ("id", Bind::Int(id)),
+                Ok(id) => ("id = $1".to_string(), Bind::Int(id)),
                 Err(_) => return Ok(None),
             },
-            CourseField::IdNumber => ("idnumber", Bind::Text(value.to_owned())),
-            CourseField::ShortName => ("shortname", Bind::Text(value.to_owned())),
+            CourseField::IdNumber => (
+                text_eq(query::backend(conn), "idnumber", 1),
+                Bind::Text(value.to_owned()),
+            ),
+            CourseField::ShortName => (
+                text_eq(query::backend(conn), "shortname", 1),
+                Bind::Text(value.to_owned()),
+            ),
         };
         if value.is_empty() {
             return Ok(None);
@@ -552,7 +571,7 @@ impl Source {
         let rows: Vec<Course> = query::load(
             conn,
             &format!(
-                "SELECT {COURSE_COLUMNS} FROM {} WHERE {column} = $1 ORDER BY id LIMIT 1",
+                "SELECT {COURSE_COLUMNS} FROM {} WHERE {column} ORDER BY id LIMIT 1",
                 self.t("course")
             ),
             vec![bind],

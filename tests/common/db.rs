@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::{PgConnection, SqliteConnection};
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use usestats::store::DbConnection;
 
 pub enum TestDb {
@@ -14,6 +14,12 @@ pub enum TestDb {
         path: String,
     },
     Postgres {
+        admin_url: String,
+        url: String,
+        name: String,
+    },
+    /// MySQL/MariaDB, as a source only (a Moodle site's database).
+    Mysql {
         admin_url: String,
         url: String,
         name: String,
@@ -86,6 +92,38 @@ impl TestDb {
         })
     }
 
+    /// None when MySQL is not configured and not required (the test then passes, saying so).
+    pub fn mysql() -> Option<TestDb> {
+        let admin_url = match std::env::var("USESTATS_TEST_MYSQL_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                if std::env::var("USESTATS_REQUIRE_MYSQL").as_deref() == Ok("1") {
+                    panic!("USESTATS_REQUIRE_MYSQL=1 but USESTATS_TEST_MYSQL_URL is not set");
+                }
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "MySQL tests skipped: USESTATS_TEST_MYSQL_URL not set"
+                );
+                return None;
+            }
+        };
+        let name = unique_name();
+        let mut admin = MysqlConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ))
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(TestDb::Mysql {
+            admin_url,
+            url,
+            name,
+        })
+    }
+
     pub fn connect(&self) -> DbConnection {
         match self {
             TestDb::Sqlite { path, .. } => {
@@ -94,6 +132,7 @@ impl TestDb {
             TestDb::Postgres { url, .. } => {
                 DbConnection::Postgres(PgConnection::establish(url).expect("connect postgres"))
             }
+            TestDb::Mysql { url, .. } => usestats::store::establish(url).expect("connect mysql"),
         }
     }
 
@@ -101,7 +140,7 @@ impl TestDb {
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => path.clone(),
-            TestDb::Postgres { url, .. } => url.clone(),
+            TestDb::Postgres { url, .. } | TestDb::Mysql { url, .. } => url.clone(),
         }
     }
 
@@ -112,6 +151,14 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let TestDb::Mysql {
+            admin_url, name, ..
+        } = self
+            && let Ok(mut admin) = MysqlConnection::establish(admin_url)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
+            return;
+        }
         if let TestDb::Postgres {
             admin_url, name, ..
         } = self
@@ -140,7 +187,7 @@ impl Drop for TestDb {
 }
 
 /// One test body run on SQLite and on PostgreSQL, as two tests `<name>::sqlite` and
-/// `<name>::postgres`.
+/// `<name>::postgres`; and with `mysql` after the list, on MySQL/MariaDB too (`<name>::mysql`).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident => $body:path;)*) => {
@@ -159,5 +206,18 @@ macro_rules! on_both_backends {
                 }
             }
         )*
+    };
+    (mysql; $($name:ident => $body:path;)*) => {
+        $crate::on_both_backends!($($name => $body;)*);
+        mod on_mysql {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = $crate::common::db::TestDb::mysql() {
+                        $body(&db);
+                    }
+                }
+            )*
+        }
     };
 }

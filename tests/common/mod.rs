@@ -17,6 +17,14 @@ pub fn all_dbs() -> Vec<TestDb> {
     dbs
 }
 
+/// Every backend a source (Moodle) database can be on: [`all_dbs`] plus MySQL/MariaDB when
+/// configured.
+pub fn source_dbs() -> Vec<TestDb> {
+    let mut dbs = all_dbs();
+    dbs.extend(TestDb::mysql());
+    dbs
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 //! connection does not offer.
 
 use diesel::connection::DefaultLoadingMode;
+use diesel::mysql::Mysql;
 use diesel::pg::{Pg, PgRowByRowLoadingMode};
 use diesel::prelude::*;
 use diesel::query_builder::BoxedSqlQuery;
@@ -22,12 +23,14 @@ use crate::store::DbConnection;
 pub(crate) enum Backend {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
 pub(crate) fn backend(conn: &DbConnection) -> Backend {
     match conn {
         DbConnection::Sqlite(_) => Backend::Sqlite,
         DbConnection::Postgres(_) => Backend::Postgres,
+        DbConnection::Mysql(_) => Backend::Mysql,
     }
 }
 
@@ -37,7 +40,7 @@ pub(crate) enum Bind {
     Int(i64),
     Text(String),
     /// A list of ids, used through [`in_list`]: a PostgreSQL array, or a JSON array that
-    /// SQLite's `json_each` unpacks. One placeholder whatever the length, so no statement grows
+    /// SQLite's `json_each` or MySQL's `JSON_TABLE` unpacks. One placeholder whatever the length, so no statement grows
     /// with the list and no bind-count limit is reached.
     IntList(Vec<i64>),
 }
@@ -47,7 +50,45 @@ pub(crate) fn in_list(backend: Backend, column: &str, n: usize) -> String {
     match backend {
         Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
         Backend::Postgres => format!("{column} = ANY(${n})"),
+        // MySQL 8.0.4+ and MariaDB 10.6+.
+        Backend::Mysql => format!(
+            "{column} IN (SELECT ids.value FROM JSON_TABLE(${n}, '$[*]' COLUMNS (value BIGINT PATH '$')) AS ids)"
+        ),
     }
+}
+
+/// SQL for "text `column` equals the value at `$n`", exactly, on every backend. Moodle's MySQL
+/// tables use a case- and accent-insensitive collation, where `'chem' = 'CHEM'`; the first
+/// comparison lets the index narrow the rows, the binary one keeps only the exact match.
+pub(crate) fn text_eq(backend: Backend, column: &str, n: usize) -> String {
+    match backend {
+        Backend::Mysql => format!("({column} = ${n} AND {column} = ${n} COLLATE utf8mb4_bin)"),
+        Backend::Sqlite | Backend::Postgres => format!("{column} = ${n}"),
+    }
+}
+
+/// MySQL binds by position only: each `$n` becomes `?`, and the values are laid out in the
+/// order the placeholders appear, repeated where a placeholder is.
+fn mysql_placeholders(sql: &str, binds: &[Bind]) -> (String, Vec<Bind>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut ordered = Vec::with_capacity(binds.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            let mut number = 0usize;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                number = number * 10 + d as usize;
+                chars.next();
+            }
+            out.push('?');
+            if let Some(bind) = number.checked_sub(1).and_then(|i| binds.get(i)) {
+                ordered.push(bind.clone());
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    (out, ordered)
 }
 
 /// Rewrites `$n` placeholders into SQLite's numbered `?n` form, which binds by the same index.
@@ -101,14 +142,32 @@ fn pg_query(sql: &str, binds: Vec<Bind>) -> BoxedSqlQuery<'static, Pg, SqlQuery>
     q
 }
 
+fn mysql_query(sql: &str, binds: Vec<Bind>) -> BoxedSqlQuery<'static, Mysql, SqlQuery> {
+    // The shared SQL casts with the standard type names; MySQL's CAST spells them its own way.
+    let sql = sql
+        .replace(" AS BIGINT)", " AS SIGNED)")
+        .replace(" AS TEXT)", " AS CHAR)");
+    let (sql, binds) = mysql_placeholders(&sql, &binds);
+    let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
+    for b in binds {
+        q = match b {
+            Bind::Int(v) => q.bind::<BigInt, _>(v),
+            Bind::Text(s) => q.bind::<Text, _>(s),
+            Bind::IntList(v) => q.bind::<Text, _>(json_list(&v)),
+        };
+    }
+    q
+}
+
 /// Loads a small result set into memory.
 pub(crate) fn load<R>(conn: &mut DbConnection, sql: &str, binds: Vec<Bind>) -> QueryResult<Vec<R>>
 where
-    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+    R: QueryableByName<Sqlite> + QueryableByName<Pg> + QueryableByName<Mysql> + 'static,
 {
     match conn {
         DbConnection::Sqlite(c) => sqlite_query(sql, binds).load::<R>(c),
         DbConnection::Postgres(c) => pg_query(sql, binds).load::<R>(c),
+        DbConnection::Mysql(c) => mysql_query(sql, binds).load::<R>(c),
     }
 }
 
@@ -121,7 +180,7 @@ pub(crate) fn stream<R, F>(
     mut f: F,
 ) -> QueryResult<u64>
 where
-    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+    R: QueryableByName<Sqlite> + QueryableByName<Pg> + QueryableByName<Mysql> + 'static,
     F: FnMut(R),
 {
     let mut n = 0u64;
@@ -138,6 +197,14 @@ where
                 n += 1;
             }
         }
+        // The MySQL client library buffers the result of a prepared statement; a scan is
+        // one user's (or one batch's) rows, so that stays bounded by the request.
+        DbConnection::Mysql(c) => {
+            for row in mysql_query(sql, binds).load_iter::<R, DefaultLoadingMode>(c)? {
+                f(row?);
+                n += 1;
+            }
+        }
     }
     Ok(n)
 }
@@ -147,6 +214,7 @@ pub(crate) fn execute(conn: &mut DbConnection, sql: &str, binds: Vec<Bind>) -> Q
     match conn {
         DbConnection::Sqlite(c) => sqlite_query(sql, binds).execute(c),
         DbConnection::Postgres(c) => pg_query(sql, binds).execute(c),
+        DbConnection::Mysql(c) => mysql_query(sql, binds).execute(c),
     }
 }
 
@@ -159,6 +227,20 @@ mod tests {
         assert_eq!(
             sqlite_placeholders("a = $1 AND b = $12 AND c = '$x'"),
             "a = ?1 AND b = ?12 AND c = '$x'"
+        );
+    }
+
+    #[test]
+    fn placeholders_laid_out_for_mysql() {
+        let (sql, binds) = mysql_placeholders(
+            "a = $2 AND b = $1 AND c = $2 AND p = '$[*]'",
+            &[Bind::Int(1), Bind::Text("two".into())],
+        );
+        assert_eq!(sql, "a = ? AND b = ? AND c = ? AND p = '$[*]'");
+        let shown: Vec<String> = binds.iter().map(|b| format!("{b:?}")).collect();
+        assert_eq!(
+            shown,
+            ["Text(\"two\")", "Int(1)", "Text(\"two\")"].map(String::from)
         );
     }
 

@@ -18,6 +18,7 @@ struct Migration {
     name: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
+    mysql: &'static str,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -26,12 +27,14 @@ const MIGRATIONS: &[Migration] = &[
         name: "0001_moodle_core",
         sqlite: include_str!("../../../schema/source/sqlite/0001_moodle_core.sql"),
         postgres: include_str!("../../../schema/source/postgres/0001_moodle_core.sql"),
+        mysql: include_str!("../../../schema/source/mysql/0001_moodle_core.sql"),
     },
     Migration {
         version: 2,
         name: "0002_logstore_user_index",
         sqlite: include_str!("../../../schema/source/sqlite/0002_logstore_user_index.sql"),
         postgres: include_str!("../../../schema/source/postgres/0002_logstore_user_index.sql"),
+        mysql: include_str!("../../../schema/source/mysql/0002_logstore_user_index.sql"),
     },
 ];
 
@@ -67,6 +70,7 @@ pub(crate) fn migration_sql(backend: Backend, version: i64, prefix: &str) -> Opt
             match backend {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
+                Backend::Mysql => m.mysql,
             },
             prefix,
         )
@@ -113,6 +117,7 @@ pub fn migrate_source(conn: &mut DbConnection, prefix: &str) -> Result<usize, So
                 match backend {
                     Backend::Sqlite => m.sqlite,
                     Backend::Postgres => m.postgres,
+                    Backend::Mysql => m.mysql,
                 },
                 prefix,
             );
