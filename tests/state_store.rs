@@ -206,3 +206,64 @@ fn audit_entries_filter_and_prune() {
         assert_eq!(state::query_audit(conn, None, None, 100).unwrap().len(), 1);
     });
 }
+
+/// Writers that read first, on many connections at once: none may fail with "database is
+/// locked" (SQLite's deferred transactions did, without waiting, when another writer came
+/// in between), and PostgreSQL must keep every write too.
+#[test]
+fn concurrent_read_then_write_transactions_all_succeed() {
+    for db in common::all_dbs() {
+        let pool = store::Db::open(&db.url(), 8).unwrap();
+        store::migrate_state(&mut pool.get().unwrap()).unwrap();
+        let peer = state::upsert_peer(
+            &mut pool.get().unwrap(),
+            &state::NewPeer {
+                wwwroot: "http://peer.example",
+                name: "Peer",
+                application: "moodle",
+                public_key: "PEM",
+                public_key_expires: 10,
+                ssl_verification: 2,
+            },
+            1,
+        )
+        .unwrap();
+        state::set_service(
+            &mut pool.get().unwrap(),
+            peer.id,
+            "use_stats",
+            Some(true),
+            None,
+        )
+        .unwrap();
+        let workers: Vec<_> = (0..6i64)
+            .map(|worker| {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    for round in 0..40i64 {
+                        let flip = (worker + round) % 2 == 0;
+                        state::set_service(&mut conn, peer.id, "use_stats", Some(flip), None)
+                            .map_err(|e| format!("set_service: {e}"))?;
+                        let user = format!("user{worker}");
+                        state::put_grant(&mut conn, "http://home", &user, true, flip, round)
+                            .map_err(|e| format!("put_grant: {e}"))?;
+                        // A plain write in between, as the audit does.
+                        state::touch_peer(&mut conn, peer.id, round)
+                            .map_err(|e| format!("touch_peer: {e}"))?;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap().unwrap();
+        }
+        let grants = state::list_grants(&mut pool.get().unwrap()).unwrap();
+        assert_eq!(
+            grants.len(),
+            6,
+            "one grant per worker, none lost or doubled"
+        );
+    }
+}

@@ -257,6 +257,36 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
     Ok(versions.iter().map(|v| v.to_string()).max())
 }
 
+/// A transaction that writes. On SQLite it begins with `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads first and then writes fails at once with "database is locked",
+/// without waiting out the busy timeout, when another connection wrote in between.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = work(conn);
+    if let DbConnection::Sqlite(sqlite) = conn {
+        let ended = match &result {
+            Ok(_) => AnsiTransactionManager::commit_transaction(sqlite),
+            Err(_) => AnsiTransactionManager::rollback_transaction(sqlite),
+        };
+        if let Err(e) = ended {
+            // A failed commit leaves nothing written; report it unless the work failed first.
+            if result.is_ok() {
+                let _ = AnsiTransactionManager::rollback_transaction(sqlite);
+                return Err(e.into());
+            }
+        }
+    }
+    result
+}
+
 pub fn probe(conn: &mut DbConnection) -> QueryResult<usize> {
     diesel::sql_query("SELECT 1").execute(conn)
 }

@@ -193,6 +193,19 @@ fn grade_text(backend: Backend, column: &str) -> String {
     }
 }
 
+/// The WHERE condition and bound value that find `value` in `column` (`id` or a text column).
+/// None when nothing can match: an empty value, or an id that is not a number.
+fn lookup_condition(backend: Backend, column: &str, value: &str) -> Option<(String, Bind)> {
+    if value.is_empty() {
+        return None;
+    }
+    if column == "id" {
+        let id = value.parse::<i64>().ok()?;
+        return Some(("id = $1".to_string(), Bind::Int(id)));
+    }
+    Some((text_eq(backend, column, 1), Bind::Text(value.to_owned())))
+}
+
 fn valid_modname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
@@ -463,27 +476,15 @@ impl Source {
         field: UserField,
         value: &str,
     ) -> Result<Option<User>, SourceError> {
-        let (column, bind) = match field {
-            UserField::Id => match value.parse::<i64>() {
-                Ok(id) => ("id = $1".to_string(), Bind::Int(id)),
-                Err(_) => return Ok(None),
-            },
-            UserField::Username => (
-                text_eq(query::backend(conn), "username", 1),
-                Bind::Text(value.to_owned()),
-            ),
-            UserField::IdNumber => (
-                text_eq(query::backend(conn), "idnumber", 1),
-                Bind::Text(value.to_owned()),
-            ),
-            UserField::Email => (
-                text_eq(query::backend(conn), "email", 1),
-                Bind::Text(value.to_owned()),
-            ),
+        let column = match field {
+            UserField::Id => "id",
+            UserField::Username => "username",
+            UserField::IdNumber => "idnumber",
+            UserField::Email => "email",
         };
-        if value.is_empty() {
+        let Some((column, bind)) = lookup_condition(query::backend(conn), column, value) else {
             return Ok(None);
-        }
+        };
         let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
@@ -551,23 +552,14 @@ impl Source {
         field: CourseField,
         value: &str,
     ) -> Result<Option<Course>, SourceError> {
-        let (column, bind) = match field {
-            CourseField::Id => match value.parse::<i64>() {
-                Ok(id) => ("id = $1".to_string(), Bind::Int(id)),
-                Err(_) => return Ok(None),
-            },
-            CourseField::IdNumber => (
-                text_eq(query::backend(conn), "idnumber", 1),
-                Bind::Text(value.to_owned()),
-            ),
-            CourseField::ShortName => (
-                text_eq(query::backend(conn), "shortname", 1),
-                Bind::Text(value.to_owned()),
-            ),
+        let column = match field {
+            CourseField::Id => "id",
+            CourseField::IdNumber => "idnumber",
+            CourseField::ShortName => "shortname",
         };
-        if value.is_empty() {
+        let Some((column, bind)) = lookup_condition(query::backend(conn), column, value) else {
             return Ok(None);
-        }
+        };
         let rows: Vec<Course> = query::load(
             conn,
             &format!(

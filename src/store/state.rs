@@ -187,7 +187,7 @@ pub fn upsert_peer(
     if wwwroot.is_empty() {
         return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
     }
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         match peer_by_wwwroot(conn, &wwwroot)? {
             Some(existing) => {
                 if existing.public_key != new.public_key && !existing.public_key.is_empty() {
@@ -249,7 +249,7 @@ pub fn set_peer_key(
     expires: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let Some(peer) = peer_by_id(conn, peer_id)? else {
             return Err(StoreError::Invalid(format!("no peer with id {peer_id}")));
         };
@@ -307,7 +307,7 @@ pub fn record_peer_outcome(
     error: Option<&str>,
     clock_offset: Option<i64>,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         if let Some(message) = error {
             diesel::update(peers::table.find(peer_id))
                 .set((
@@ -381,7 +381,7 @@ pub fn set_service(
     publish: Option<bool>,
     subscribe: Option<bool>,
 ) -> Result<PeerService, StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let existing: Option<PeerService> = peer_services::table
             .filter(peer_services::peer_id.eq(peer_id))
             .filter(peer_services::service.eq(service))
@@ -482,7 +482,7 @@ pub fn record_own_key(
     expires: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::update(own_keys::table.filter(own_keys::archived_at.is_null()))
             .filter(own_keys::fingerprint.ne(fingerprint))
             .set(own_keys::archived_at.eq(Some(now)))
@@ -553,7 +553,7 @@ pub fn put_grant(
             "a grant must allow --site, --course or both".into(),
         ));
     }
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let updated = diesel::update(
             grants::table
                 .filter(grants::home_wwwroot.eq(&home))
@@ -594,7 +594,7 @@ pub fn remove_grant(
     username: &str,
 ) -> Result<bool, StoreError> {
     let home = crate::config::normalize_wwwroot(home_wwwroot);
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let Some(grant) = grants::table
             .filter(grants::home_wwwroot.eq(&home))
             .filter(grants::username.eq(username))

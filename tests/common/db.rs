@@ -54,6 +54,26 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{}/{}{}", &base[..host_part_end], db, query)
 }
 
+/// `USESTATS_TEST_{name}_URL`, or None when it is unset and `USESTATS_REQUIRE_{name}` is not 1.
+fn server_url(what: &str, name: &str) -> Option<String> {
+    let (url_var, require_var) = (
+        format!("USESTATS_TEST_{name}_URL"),
+        format!("USESTATS_REQUIRE_{name}"),
+    );
+    match std::env::var(&url_var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var(&require_var).as_deref() == Ok("1") {
+                panic!("{require_var}=1 but {url_var} is not set");
+            }
+            // Straight to the process's stderr: the harness would swallow eprintln! output.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{what} tests skipped: {url_var} not set");
+            None
+        }
+    }
+}
+
 impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -63,21 +83,7 @@ impl TestDb {
 
     /// None when PostgreSQL is not configured and not required (the test then passes, saying so).
     pub fn postgres() -> Option<TestDb> {
-        let admin_url = match std::env::var("USESTATS_TEST_PG_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                if std::env::var("USESTATS_REQUIRE_PG").as_deref() == Ok("1") {
-                    panic!("USESTATS_REQUIRE_PG=1 but USESTATS_TEST_PG_URL is not set");
-                }
-                // Straight to the process's stderr: the harness would swallow eprintln! output.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "PostgreSQL tests skipped: USESTATS_TEST_PG_URL not set"
-                );
-                return None;
-            }
-        };
+        let admin_url = server_url("PostgreSQL", "PG")?;
         let name = unique_name();
         let mut admin = PgConnection::establish(&admin_url)
             .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
@@ -94,20 +100,7 @@ impl TestDb {
 
     /// None when MySQL is not configured and not required (the test then passes, saying so).
     pub fn mysql() -> Option<TestDb> {
-        let admin_url = match std::env::var("USESTATS_TEST_MYSQL_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                if std::env::var("USESTATS_REQUIRE_MYSQL").as_deref() == Ok("1") {
-                    panic!("USESTATS_REQUIRE_MYSQL=1 but USESTATS_TEST_MYSQL_URL is not set");
-                }
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "MySQL tests skipped: USESTATS_TEST_MYSQL_URL not set"
-                );
-                return None;
-            }
-        };
+        let admin_url = server_url("MySQL", "MYSQL")?;
         let name = unique_name();
         let mut admin = MysqlConnection::establish(&admin_url)
             .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
