@@ -8,8 +8,10 @@
 //!
 //! `USESTATS_BENCH_USERS` sets the demo's local accounts (default 2 000; a call takes at most
 //! `ws.max_users_per_call`, raised here to fit). The site is built by `usestats::demo` in a
-//! temporary SQLite file, or in a scratch PostgreSQL database when `USESTATS_BENCH_PG_URL`
-//! names a server whose role may create databases. Then, on the same database:
+//! temporary SQLite file, in a scratch PostgreSQL database when `USESTATS_BENCH_PG_URL`
+//! names a server whose role may create databases, and in a scratch MySQL/MariaDB database
+//! read as a separate source when `USESTATS_BENCH_MYSQL_URL` names one
+//! (`USESTATS_BENCH_SKIP_SQLITE=1` leaves SQLite out). Then, on the same database:
 //!
 //! * engine: `reports::users_reports` (one ordered scan for all users) plus
 //!   `Source::grades_for_users` (one query), against `reports::user_report` plus
@@ -226,11 +228,21 @@ async fn http_paths(app: &Arc<App>, ids: &[i64], label: &str) {
     let _ = server.await;
 }
 
-async fn run(label: &str, dir: &std::path::Path, state_url: String, rows: u64, users: u32) {
+/// `source_url`: a separate Moodle database (MySQL), filled through a writable connection of
+/// our own because the daemon reads a separate source read-only.
+async fn run(
+    label: &str,
+    dir: &std::path::Path,
+    state_url: String,
+    source_url: Option<String>,
+    rows: u64,
+    users: u32,
+) {
     let mut config = Config::for_wwwroot("http://127.0.0.1:1");
     config.path = dir.join("usestats.toml");
     config.base_dir = dir.to_path_buf();
     config.state.url = state_url;
+    config.source.url = source_url.clone().unwrap_or_default();
     // Every user in one call: the point of the measurement.
     config.ws.max_users_per_call = config.ws.max_users_per_call.max(users as usize + 100);
     config.audit.enabled = false;
@@ -246,11 +258,21 @@ async fn run(label: &str, dir: &std::path::Path, state_url: String, rows: u64, u
         progress: rows >= 1_000_000,
         ..DemoOptions::default()
     };
-    let summary = app
-        .source
-        .run(move |c| build_demo(c, "mdl_", &opts).map_err(|e| StoreError::Invalid(e.to_string())))
+    let summary = match source_url {
+        Some(url) => tokio::task::spawn_blocking(move || {
+            let mut conn = usestats::store::establish(&url).expect("source");
+            build_demo(&mut conn, "mdl_", &opts).expect("demo load")
+        })
         .await
-        .expect("demo load");
+        .unwrap(),
+        None => app
+            .source
+            .run(move |c| {
+                build_demo(c, "mdl_", &opts).map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .await
+            .expect("demo load"),
+    };
     println!(
         "{label}: demo site: {} users, {} courses, {} log rows, built in {:.1} s",
         summary.users, summary.courses, summary.log_rows, summary.seconds
@@ -314,6 +336,7 @@ fn main() {
                 "sqlite",
                 dir.path(),
                 path.to_string_lossy().into_owned(),
+                None,
                 rows,
                 users,
             )
@@ -333,11 +356,38 @@ fn main() {
                 "postgres",
                 dir.path(),
                 format!("{base}/{name}"),
+                None,
                 rows,
                 users,
             )
             .await;
             drop_database(&mut admin, &name);
+        }
+        if let Ok(admin_url) = std::env::var("USESTATS_BENCH_MYSQL_URL") {
+            let name = format!("usestats_wsbench_{}", std::process::id());
+            let mut admin = diesel::MysqlConnection::establish(&admin_url).expect("mysql");
+            admin
+                .batch_execute(&format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ))
+                .unwrap();
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |x| x.0);
+            let dir = tempfile::tempdir().unwrap();
+            run(
+                "mysql",
+                dir.path(),
+                dir.path()
+                    .join("state.sqlite3")
+                    .to_string_lossy()
+                    .into_owned(),
+                Some(format!("{base}/{name}")),
+                rows,
+                users,
+            )
+            .await;
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
         }
     });
 }
