@@ -207,9 +207,9 @@ fn audit_entries_filter_and_prune() {
     });
 }
 
-/// Writers that read first, on many connections at once: none may fail with "database is
-/// locked" (SQLite's deferred transactions did, without waiting, when another writer came
-/// in between), and PostgreSQL must keep every write too.
+/// Writers that read first, on many connections at once: none may fail. SQLite's deferred
+/// transactions failed with "database is locked", without waiting, when another writer came
+/// in between; on PostgreSQL two first inserts of one row met a unique-key error.
 #[test]
 fn concurrent_read_then_write_transactions_all_succeed() {
     for db in common::all_dbs() {
@@ -248,6 +248,16 @@ fn concurrent_read_then_write_transactions_all_succeed() {
                         let user = format!("user{worker}");
                         state::put_grant(&mut conn, "http://home", &user, true, flip, round)
                             .map_err(|e| format!("put_grant: {e}"))?;
+                        // Every worker adds the same new row at once: one inserts, the
+                        // others must see it and update.
+                        state::set_service(
+                            &mut conn,
+                            peer.id,
+                            &format!("service{}", round % 8),
+                            None,
+                            Some(flip),
+                        )
+                        .map_err(|e| format!("set_service (new row): {e}"))?;
                         // A plain write in between, as the audit does.
                         state::touch_peer(&mut conn, peer.id, round)
                             .map_err(|e| format!("touch_peer: {e}"))?;

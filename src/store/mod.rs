@@ -257,17 +257,29 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
     Ok(versions.iter().map(|v| v.to_string()).max())
 }
 
-/// A transaction that writes. On SQLite it begins with `BEGIN IMMEDIATE`: a deferred
-/// transaction that reads first and then writes fails at once with "database is locked",
-/// without waiting out the busy timeout, when another connection wrote in between.
+/// A transaction that writes, run one at a time per state database, so that a transaction
+/// that reads and then writes (insert the row if it is missing) never races another.
+/// SQLite: `BEGIN IMMEDIATE`; a deferred transaction would instead fail at once with
+/// "database is locked", without waiting out the busy timeout, when another connection wrote
+/// in between. PostgreSQL: a transaction-scoped advisory lock; otherwise two first inserts of
+/// the same row would meet a unique-key error. Single-statement writes (audit, contact time)
+/// do not take it.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    /// "usestats" in ASCII: the advisory lock key of state writes.
+    const STATE_WRITE_LOCK: i64 = 0x7573_6573_7461_7473;
     let DbConnection::Sqlite(sqlite) = conn else {
-        return conn.transaction(work);
+        return conn.transaction(|conn| {
+            if let DbConnection::Postgres(_) = conn {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({STATE_WRITE_LOCK})"))
+                    .execute(conn)?;
+            }
+            work(conn)
+        });
     };
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     let result = work(conn);
