@@ -366,6 +366,7 @@ async fn stats_in_every_format_from_the_demo_site() {
         assert_eq!(quiet["courses"].as_array().unwrap().len(), 1);
         assert_eq!(quiet["courses"][0]["id"].as_i64().unwrap().to_string(), id);
         assert_eq!(quiet["courses"][0]["coursetotal"], 0);
+        assert_eq!(quiet["courses"][0]["shortname"], some_course["shortname"]);
         assert_eq!(quiet["sessions"]["count"], 0);
         let windowed = json(
             config,

@@ -196,6 +196,10 @@ fn user_lookups(db: &TestDb) {
     // Two accounts share the username; the lower id wins.
     assert_eq!(find(&mut conn, UserField::Username, "anna.meyer"), Some(3));
     assert_eq!(find(&mut conn, UserField::Username, "nobody"), None);
+    // Exact on every backend, even under MySQL's case-insensitive, space-padding collations.
+    assert_eq!(find(&mut conn, UserField::Username, "anna.meyer "), None);
+    assert_eq!(find(&mut conn, UserField::Username, "Anna.Meyer"), None);
+    assert_eq!(find(&mut conn, UserField::Email, "ADMIN@example.org"), None);
     assert_eq!(find(&mut conn, UserField::IdNumber, "DUP"), Some(6));
     assert_eq!(find(&mut conn, UserField::IdNumber, ""), None);
     assert_eq!(
@@ -256,6 +260,8 @@ fn course_lookups(db: &TestDb) {
     assert_eq!(find(&mut conn, CourseField::IdNumber, ""), None);
     assert_eq!(find(&mut conn, CourseField::ShortName, "CHEM"), Some(3));
     assert_eq!(find(&mut conn, CourseField::ShortName, "chem"), None);
+    assert_eq!(find(&mut conn, CourseField::ShortName, "CHEM  "), None);
+    assert_eq!(find(&mut conn, CourseField::IdNumber, "c-stat"), None);
     let c = s
         .find_course(&mut conn, CourseField::ShortName, "STAT101")
         .unwrap()

@@ -136,7 +136,7 @@ fn grants_prefer_the_user_over_the_wildcard_and_tokens_follow_them() {
 fn a_token_is_revoked_by_its_prefix_even_when_the_prefix_is_all_digits() {
     with_each_backend(|conn| {
         let grant = state::put_grant(conn, "http://h", "alice", true, true, 1).unwrap();
-        let mut insert = |hash: &str, prefix: &str| {
+        let insert = |conn: &mut store::DbConnection, hash: &str, prefix: &str| {
             state::insert_token(
                 conn,
                 &state::NewToken {
@@ -151,9 +151,9 @@ fn a_token_is_revoked_by_its_prefix_even_when_the_prefix_is_all_digits() {
             )
             .unwrap()
         };
-        let first = insert("h1", "0badcafe");
-        let digits = insert("h2", "82813551");
-        let third = insert("h3", "feedf00d");
+        let first = insert(conn, "h1", "0badcafe");
+        let digits = insert(conn, "h2", "82813551");
+        let third = insert(conn, "h3", "feedf00d");
         let revoked_of = |conn: &mut _| -> Vec<(i64, bool)> {
             state::list_tokens(conn)
                 .unwrap()
@@ -169,7 +169,18 @@ fn a_token_is_revoked_by_its_prefix_even_when_the_prefix_is_all_digits() {
         assert_eq!(state::revoke_token(conn, &third.id.to_string()).unwrap(), 1);
         assert!(revoked_of(conn).contains(&(third.id, true)));
         assert!(revoked_of(conn).contains(&(first.id, false)));
-        // Nothing left to match: an already revoked token, or an unknown prefix.
+        // Nothing left to match: an already revoked token (not then read as a row id, though
+        // a token with that id exists), or an unknown prefix.
+        let numbered = insert(conn, "h4", &format!("{:08}", first.id));
+        assert_eq!(
+            state::revoke_token(conn, &numbered.token_prefix).unwrap(),
+            1
+        );
+        assert_eq!(
+            state::revoke_token(conn, &numbered.token_prefix).unwrap(),
+            0
+        );
+        assert!(revoked_of(conn).contains(&(first.id, false)));
         assert_eq!(state::revoke_token(conn, "82813551").unwrap(), 0);
         assert_eq!(state::revoke_token(conn, "ffffffff").unwrap(), 0);
         assert_eq!(state::revoke_token(conn, "0badcafe").unwrap(), 1);

@@ -892,7 +892,9 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             let report =
                 crate::reports::user_report(conn, &source, &settings, user.id, window, true)
                     .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
-            let ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+            let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+            // The course asked for may have no time: its zero row still wants its names.
+            ids.extend(course_filter.as_ref().map(|c| c.id));
             let courses = source.courses_by_ids(conn, &ids).map_err(invalid)?;
             let cmids: Vec<i64> = report
                 .courses
@@ -985,9 +987,14 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
             println!("estimator  {}", report.estimator);
             println!("log rows   {}", report.rows_extracted);
             println!(
-                "total      {} ({} s)",
+                "total      {} ({} s){}",
                 output::duration(report.total),
-                report.total
+                report.total,
+                if course_filter.is_some() {
+                    ", all courses"
+                } else {
+                    ""
+                }
             );
             println!(
                 "sessions   {} (first {}, last {}, shortest {}, longest {}, mean {})",

@@ -91,7 +91,8 @@ pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
         DbConnection::Sqlite(_) => "PRAGMA query_only = ON",
         DbConnection::Mysql(_) => "SET SESSION TRANSACTION READ ONLY",
     };
-    diesel::sql_query(statement).execute(&mut conn)?;
+    // The text protocol: MySQL does not take every SET as a prepared statement.
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, statement)?;
     Ok(conn)
 }
 
@@ -114,8 +115,7 @@ pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
             };
             let mut conn = diesel::MysqlConnection::establish(&url).map_err(connect_err)?;
             // Moodle stores text as utf8mb4; its log times and ids are plain integers.
-            diesel::sql_query("SET NAMES utf8mb4")
-                .execute(&mut conn)
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, "SET NAMES utf8mb4")
                 .map_err(StoreError::Query)?;
             Ok(DbConnection::Mysql(conn))
         }

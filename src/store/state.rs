@@ -701,14 +701,20 @@ pub fn list_tokens(conn: &mut DbConnection) -> Result<Vec<WsToken>, StoreError> 
 
 /// Revoke by id or by the listed prefix. Returns how many tokens were revoked.
 pub fn revoke_token(conn: &mut DbConnection, id_or_prefix: &str) -> Result<usize, StoreError> {
-    // A prefix is 8 hex characters and may be all digits, so it is tried first; only a
-    // string that names no token's prefix is taken as a row id.
-    let by_prefix: Vec<i64> = ws_tokens::table
-        .filter(ws_tokens::revoked.eq(false))
+    // A prefix is 8 hex characters and may be all digits, so it is tried first, over revoked
+    // tokens too (revoking one twice must not fall through to a row id); only a string that
+    // is nobody's prefix is taken as a row id.
+    let by_prefix: Vec<(i64, bool)> = ws_tokens::table
         .filter(ws_tokens::token_prefix.eq(id_or_prefix))
-        .select(ws_tokens::id)
+        .select((ws_tokens::id, ws_tokens::revoked))
         .load(conn)?;
-    let ids = match (by_prefix.is_empty(), id_or_prefix.parse::<i64>()) {
+    let named_by_prefix = !by_prefix.is_empty();
+    let by_prefix: Vec<i64> = by_prefix
+        .into_iter()
+        .filter(|(_, revoked)| !revoked)
+        .map(|(id, _)| id)
+        .collect();
+    let ids = match (!named_by_prefix, id_or_prefix.parse::<i64>()) {
         (true, Ok(id)) => ws_tokens::table
             .filter(ws_tokens::revoked.eq(false))
             .filter(ws_tokens::id.eq(id))

@@ -58,11 +58,14 @@ pub(crate) fn in_list(backend: Backend, column: &str, n: usize) -> String {
 }
 
 /// SQL for "text `column` equals the value at `$n`", exactly, on every backend. Moodle's MySQL
-/// tables use a case- and accent-insensitive collation, where `'chem' = 'CHEM'`; the first
-/// comparison lets the index narrow the rows, the binary one keeps only the exact match.
+/// tables use a case- and accent-insensitive collation that also ignores trailing spaces,
+/// where `'chem ' = 'CHEM'`; the first comparison lets the index narrow the rows, the
+/// comparison of the bytes keeps only the exact match.
 pub(crate) fn text_eq(backend: Backend, column: &str, n: usize) -> String {
     match backend {
-        Backend::Mysql => format!("({column} = ${n} AND {column} = ${n} COLLATE utf8mb4_bin)"),
+        Backend::Mysql => {
+            format!("({column} = ${n} AND CAST({column} AS BINARY) = CAST(${n} AS BINARY))")
+        }
         Backend::Sqlite | Backend::Postgres => format!("{column} = ${n}"),
     }
 }

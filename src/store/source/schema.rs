@@ -3,7 +3,9 @@
 //! diesel_migrations embeds static SQL, which cannot take a prefix, so the source schema is a
 //! short ordered list of templated SQL files applied here and recorded in
 //! `{prefix}usestats_schema`. Never run this against a real Moodle database: there the tables
-//! already exist (the first CREATE TABLE fails and the transaction rolls back, harmlessly).
+//! already exist (the first CREATE TABLE fails and the transaction rolls back, harmlessly; on
+//! MySQL, where DDL commits at once, a migration that fails half-way leaves its first tables
+//! behind, which only ever concerns the test and demo databases it is meant for).
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
