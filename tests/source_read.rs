@@ -446,6 +446,38 @@ fn users_log_scan_order(db: &TestDb) {
     s.for_each_users_log(&mut conn, &[], 0, i64::MAX, |_| empty += 1)
         .unwrap();
     assert_eq!(empty, 0);
+
+    // Hundreds of users in one call, with rows far apart in the id order (MySQL scans them
+    // in groups): the same rows, in the same order, as one scan per user.
+    conn.batch_execute(
+        "INSERT INTO mdl_logstore_standard_log \
+         (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+          contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES \
+         (100, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 400, 2, 1200, 'web', NULL), \
+         (101, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 400, 2, 1100, 'web', NULL), \
+         (102, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 250, 2, 1300, 'web', NULL)",
+    )
+    .unwrap();
+    let mut many: Vec<i64> = (1..=450).rev().collect();
+    many.push(3);
+    let mut rows = Vec::new();
+    s.for_each_users_log(&mut conn, &many, 1000, 2000, |r| {
+        rows.push((r.userid, r.id))
+    })
+    .unwrap();
+    let mut expected = Vec::new();
+    for user in 1..=450 {
+        s.for_each_user_log(&mut conn, user, 1000, 2000, |r| {
+            expected.push((r.userid, r.id))
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        rows.len(),
+        12 + 3,
+        "users 3 and 7 as above, then 250 and 400"
+    );
+    assert_eq!(rows, expected);
 }
 
 on_both_backends! { mysql;

@@ -360,6 +360,9 @@ struct InstanceName {
 
 /// Filters of spec §2.1 that can be decided in SQL, with D10's reading of NULL origin.
 /// `courseid <> 0 OR (courseid = 0 AND …)` drops NULL courseids, as Moodle's query does.
+/// Users per log query of a batch on MySQL (see [`Source::for_each_users_log`]).
+const MYSQL_USERS_PER_SCAN: usize = 50;
+
 const LOG_FILTERS: &str = "l.timecreated >= $2 AND l.timecreated <= $3 \
      AND (l.origin IS NULL OR l.origin <> 'cli') \
      AND l.action <> 'failed' \
@@ -864,18 +867,33 @@ impl Source {
         if userids.is_empty() {
             return Ok(0);
         }
-        let cond = in_list(query::backend(conn), "l.userid", 1);
+        let backend = query::backend(conn);
+        let cond = in_list(backend, "l.userid", 1);
         let sql = self.log_sql(&cond, "l.userid, l.timecreated, l.id");
-        Ok(stream_logs(
-            conn,
-            &sql,
-            vec![
-                Bind::IntList(userids.to_vec()),
-                Bind::Int(from),
-                Bind::Int(to),
-            ],
-            &mut f,
-        )?)
+        // The MySQL client library holds a query's whole result before the first row is
+        // read, so there the users go in groups, in id order: memory stays bounded by one
+        // group's rows and the rows still arrive ordered by (userid, time, id).
+        let groups: Vec<Vec<i64>> = if backend == Backend::Mysql {
+            let mut sorted = userids.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted
+                .chunks(MYSQL_USERS_PER_SCAN)
+                .map(<[i64]>::to_vec)
+                .collect()
+        } else {
+            vec![userids.to_vec()]
+        };
+        let mut rows = 0;
+        for group in groups {
+            rows += stream_logs(
+                conn,
+                &sql,
+                vec![Bind::IntList(group), Bind::Int(from), Bind::Int(to)],
+                &mut f,
+            )?;
+        }
+        Ok(rows)
     }
 }
 
