@@ -552,6 +552,27 @@ impl Config {
     }
 }
 
+/// A database URL fit to print: the password of `scheme://user:password@host/…` masked.
+pub fn redacted_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
 pub fn valid_prefix(prefix: &str) -> bool {
     prefix.len() <= 20
         && prefix
@@ -565,6 +586,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(text, Path::new("/etc/usestats/usestats.toml"))
+    }
+
+    #[test]
+    fn database_passwords_are_masked_for_printing() {
+        assert_eq!(
+            redacted_url("postgres://usestats:s3cr@t@db.example.org:5432/moodle"),
+            "postgres://usestats:***@db.example.org:5432/moodle"
+        );
+        assert_eq!(
+            redacted_url("mysql://ro:pw@127.0.0.1/moodle?ssl-mode=required"),
+            "mysql://ro:***@127.0.0.1/moodle?ssl-mode=required"
+        );
+        assert_eq!(redacted_url("postgres://db/moodle"), "postgres://db/moodle");
+        assert_eq!(
+            redacted_url("postgres://ro@db/moodle"),
+            "postgres://ro@db/moodle"
+        );
+        assert_eq!(
+            redacted_url("/var/lib/usestats/a@b.sqlite3"),
+            "/var/lib/usestats/a@b.sqlite3"
+        );
     }
 
     #[test]

@@ -210,7 +210,7 @@ async fn demo(path: &Path, args: DemoArgs, json_out: bool) -> CmdResult {
         summary.courses,
         summary.log_rows,
         summary.seconds,
-        app.config.source_url()
+        crate::config::redacted_url(&app.config.source_url())
     );
     println!("usernames to try: {}", summary.sample_usernames.join(", "));
     if let (false, Some(first)) = (args.quiet, summary.sample_usernames.first()) {
