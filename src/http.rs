@@ -389,19 +389,30 @@ fn home_page(app: &App) -> HttpResponse {
     respond(StatusCode::OK, "text/html; charset=utf-8", body)
 }
 
+/// 200 when the state database answers, and the source too when it is a separate database
+/// (a Moodle's): without it no number can be served.
 async fn health(app: &Arc<App>) -> HttpResponse {
-    let database = app
-        .state
-        .run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
-        .await;
-    match database {
-        Ok(_) => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
-        Err(e) => respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            format!("state database unavailable: {e}\n"),
-        ),
+    let probe = |db: &crate::store::Db| {
+        let db = db.clone();
+        async move {
+            db.run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
+                .await
+        }
+    };
+    let mut databases = vec![("state", &app.state)];
+    if app.config.source_url() != app.config.state_url() {
+        databases.push(("source", &app.source));
     }
+    for (name, db) in databases {
+        if let Err(e) = probe(db).await {
+            return respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("{name} database unavailable: {e}\n"),
+            );
+        }
+    }
+    respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
 }
 
 /// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation

@@ -102,3 +102,44 @@ fn an_unreadable_module_table_costs_only_its_names() {
         );
     }
 }
+
+/// A separate source that goes away (its database dropped, every connection ended): the web
+/// services answer Moodle's database exception and `/healthz` says the source is down, while
+/// the daemon keeps running.
+#[tokio::test]
+async fn healthz_reports_a_source_database_that_went_away() {
+    let Some(db) = TestDb::postgres() else { return };
+    let url = db.url();
+    tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            let mut conn = store::establish(&url).unwrap();
+            let options = usestats::demo::DemoOptions {
+                log_rows: 500,
+                users: 4,
+                courses: 1,
+                local_wwwroot: "http://moodle.example".into(),
+                remote_hosts: vec![],
+                progress: false,
+                ..Default::default()
+            };
+            usestats::demo::build_demo(&mut conn, "mdl_", &options).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let source_url = url.clone();
+    let mut app = spawn_app(AppOptions {
+        tweak: Some(Box::new(move |c| c.source.url = source_url)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(get(&app.url("/healthz")).await, (200, "ok\n".to_string()));
+    drop(db);
+    let (status, body) = get(&app.url("/healthz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("source database unavailable"), "{body}");
+    let (status, _) = get(&app.url("/metrics")).await;
+    assert_eq!(status, 200, "the daemon is still serving");
+    app.stop().await;
+}
