@@ -263,7 +263,7 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
 /// "database is locked", without waiting out the busy timeout, when another connection wrote
 /// in between. PostgreSQL: a transaction-scoped advisory lock; otherwise two first inserts of
 /// the same row would meet a unique-key error. Single-statement writes (audit, contact time)
-/// do not take it.
+/// do not take it. Not re-entrant: on SQLite, calling it inside another transaction fails.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
