@@ -25,16 +25,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use diesel::{PgConnection, RunQueryDsl};
 use serde_json::Value as Json;
 use usestats::app::App;
 use usestats::config::Config;
 use usestats::demo::{DemoOptions, build_demo};
 use usestats::stats::{Report, Window};
 use usestats::store::source::{Source, UserField};
-use usestats::store::{StoreError, state};
+use usestats::store::{DbConnection, StoreError, state};
 
 const HOME: &str = "https://bench.example.org";
 
@@ -302,7 +301,7 @@ async fn run(
 
 /// Plain DROP DATABASE waits for an autovacuum worker to leave; WITH (FORCE) would try to
 /// kill it and fail for a role without pg_signal_backend.
-fn drop_database(admin: &mut PgConnection, name: &str) {
+fn drop_database(admin: &mut DbConnection, name: &str) {
     for _ in 0..10 {
         if admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -313,6 +312,18 @@ fn drop_database(admin: &mut PgConnection, name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     eprintln!("could not drop database {name}");
+}
+
+/// A scratch database on the server at `admin_url`: the admin connection, its name, its URL.
+fn scratch_database(admin_url: &str, options: &str) -> (DbConnection, String, String) {
+    let name = format!("usestats_wsbench_{}", std::process::id());
+    let mut admin = usestats::store::establish(admin_url).expect("database server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}{options}"))
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |x| x.0);
+    let url = format!("{base}/{name}");
+    (admin, name, url)
 }
 
 fn main() {
@@ -343,51 +354,21 @@ fn main() {
             .await;
         }
         if let Ok(admin_url) = std::env::var("USESTATS_BENCH_PG_URL") {
-            let name = format!("usestats_wsbench_{}", std::process::id());
-            let mut admin = PgConnection::establish(&admin_url).expect("postgres");
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |x| x.0);
+            let (mut admin, name, url) = scratch_database(&admin_url, "");
             let dir = tempfile::tempdir().unwrap();
-            run(
-                "postgres",
-                dir.path(),
-                format!("{base}/{name}"),
-                None,
-                rows,
-                users,
-            )
-            .await;
+            run("postgres", dir.path(), url, None, rows, users).await;
             drop_database(&mut admin, &name);
         }
         if let Ok(admin_url) = std::env::var("USESTATS_BENCH_MYSQL_URL") {
-            let name = format!("usestats_wsbench_{}", std::process::id());
-            let mut admin = diesel::MysqlConnection::establish(&admin_url).expect("mysql");
-            admin
-                .batch_execute(&format!(
-                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                ))
-                .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |x| x.0);
+            let (mut admin, name, url) = scratch_database(
+                &admin_url,
+                " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            );
             let dir = tempfile::tempdir().unwrap();
-            run(
-                "mysql",
-                dir.path(),
-                dir.path()
-                    .join("state.sqlite3")
-                    .to_string_lossy()
-                    .into_owned(),
-                Some(format!("{base}/{name}")),
-                rows,
-                users,
-            )
-            .await;
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
+            let state = dir.path().join("state.sqlite3");
+            let state = state.to_string_lossy().into_owned();
+            run("mysql", dir.path(), state, Some(url), rows, users).await;
+            drop_database(&mut admin, &name);
         }
     });
 }

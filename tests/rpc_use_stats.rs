@@ -29,6 +29,11 @@ async fn setup(pg: Option<TestDb>) -> Setup {
         ..Default::default()
     })
     .await;
+    link(a, b, pg).await
+}
+
+/// A calls B's use_stats, and B grants A's admin site and course detail.
+async fn link(a: TestApp, b: TestApp, db: Option<TestDb>) -> Setup {
     a.add_peer(&b).await;
     b.add_peer(&a).await;
     a.set_service(&b.wwwroot, "use_stats", None, Some(true))
@@ -36,7 +41,7 @@ async fn setup(pg: Option<TestDb>) -> Setup {
     b.set_service(&a.wwwroot, "use_stats", Some(true), None)
         .await;
     b.grant(&a.wwwroot, "admin", true, true).await;
-    Setup { a, b, _pg: pg }
+    Setup { a, b, _pg: db }
 }
 
 /// A remote user of B whose home is A, other than admin (no grant unless a test adds one).
@@ -537,37 +542,9 @@ async fn the_same_calls_with_a_moodle_database_on_mysql() {
         ..Default::default()
     })
     .await;
-    let defaults = AppOptions::default();
-    let demo = usestats::demo::DemoOptions {
-        seed: defaults.demo_seed,
-        users: 20,
-        courses: 4,
-        log_rows: defaults.demo_log_rows,
-        local_wwwroot: b.wwwroot.clone(),
-        remote_hosts: vec![a.wwwroot.clone()],
-        progress: false,
-        ..Default::default()
-    };
-    let url = mysql.url();
-    tokio::task::spawn_blocking(move || {
-        // Our own writable connection: the daemon's are read-only.
-        let mut conn = usestats::store::establish(&url).unwrap();
-        usestats::demo::build_demo(&mut conn, "mdl_", &demo).unwrap();
-    })
-    .await
-    .unwrap();
-    a.add_peer(&b).await;
-    b.add_peer(&a).await;
-    a.set_service(&b.wwwroot, "use_stats", None, Some(true))
-        .await;
-    b.set_service(&a.wwwroot, "use_stats", Some(true), None)
-        .await;
-    b.grant(&a.wwwroot, "admin", true, true).await;
-    let s = Setup {
-        a,
-        b,
-        _pg: Some(mysql),
-    };
+    let demo = AppOptions::default().demo_site(&b.wwwroot, vec![a.wwwroot.clone()]);
+    build_demo_at(&mysql.url(), demo).await;
+    let s = link(a, b, Some(mysql)).await;
     scopes_and_numbers(&s).await;
     error_statuses(&s).await;
     scores(&s).await;

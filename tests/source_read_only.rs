@@ -7,10 +7,9 @@ use common::*;
 use diesel::RunQueryDsl;
 use usestats::store::{self, Db};
 
-/// A small demo site written into the database at `url` through a connection of our own.
-fn fill_with_demo(url: &str, log_rows: u64, users: u32) -> store::DbConnection {
-    let mut conn = store::establish(url).unwrap();
-    let options = usestats::demo::DemoOptions {
+/// A small demo site of a Moodle at http://moodle.example.
+fn small_site(log_rows: u64, users: u32) -> usestats::demo::DemoOptions {
+    usestats::demo::DemoOptions {
         log_rows,
         users,
         courses: 2,
@@ -18,23 +17,14 @@ fn fill_with_demo(url: &str, log_rows: u64, users: u32) -> store::DbConnection {
         remote_hosts: vec![],
         progress: false,
         ..Default::default()
-    };
-    usestats::demo::build_demo(&mut conn, "mdl_", &options).unwrap();
-    conn
-}
-
-async fn fill_with_demo_async(url: &str, log_rows: u64, users: u32) {
-    let url = url.to_string();
-    tokio::task::spawn_blocking(move || drop(fill_with_demo(&url, log_rows, users)))
-        .await
-        .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn the_source_is_read_only_and_still_serves() {
     for db in source_dbs() {
         let url = db.url();
-        fill_with_demo_async(&url, 2_000, 8).await;
+        build_demo_at(&url, small_site(2_000, 8)).await;
         let pool = Db::open_read_only(&url, 2).unwrap();
         let mut conn = pool.get().unwrap();
         assert!(
@@ -69,7 +59,8 @@ async fn the_source_is_read_only_and_still_serves() {
 #[test]
 fn an_unreadable_module_table_costs_only_its_names() {
     for db in source_dbs() {
-        let mut conn = fill_with_demo(&db.url(), 1_000, 5);
+        let mut conn = store::establish(&db.url()).unwrap();
+        usestats::demo::build_demo(&mut conn, "mdl_", &small_site(1_000, 5)).unwrap();
         diesel::sql_query("DROP TABLE mdl_forum")
             .execute(&mut conn)
             .unwrap();
@@ -106,7 +97,7 @@ fn an_unreadable_module_table_costs_only_its_names() {
 async fn healthz_reports_a_source_database_that_went_away() {
     let Some(db) = TestDb::postgres() else { return };
     let url = db.url();
-    fill_with_demo_async(&url, 500, 4).await;
+    build_demo_at(&url, small_site(500, 4)).await;
     let source_url = url.clone();
     let mut app = spawn_app(AppOptions {
         tweak: Some(Box::new(move |c| c.source.url = source_url)),

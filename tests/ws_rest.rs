@@ -1366,24 +1366,7 @@ async fn the_same_calls_with_postgresql_as_the_database() {
 async fn setup_on_source(db: TestDb) -> Ws {
     capture_logs();
     const WWWROOT: &str = "http://lms.example.org";
-    let defaults = AppOptions::default();
-    let demo = usestats::demo::DemoOptions {
-        seed: defaults.demo_seed,
-        users: 20,
-        courses: 4,
-        log_rows: defaults.demo_log_rows,
-        local_wwwroot: WWWROOT.into(),
-        remote_hosts: vec![],
-        progress: false,
-        ..Default::default()
-    };
-    let url = db.url();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = usestats::store::establish(&url).unwrap();
-        usestats::demo::build_demo(&mut conn, "mdl_", &demo).unwrap();
-    })
-    .await
-    .unwrap();
+    build_demo_at(&db.url(), AppOptions::default().demo_site(WWWROOT, vec![])).await;
     let url = db.url();
     let t = spawn_app(AppOptions {
         wwwroot: Some(WWWROOT.into()),

@@ -485,13 +485,13 @@ impl Source {
             UserField::IdNumber => "idnumber",
             UserField::Email => "email",
         };
-        let Some((column, bind)) = lookup_condition(query::backend(conn), column, value) else {
+        let Some((condition, bind)) = lookup_condition(query::backend(conn), column, value) else {
             return Ok(None);
         };
         let rows: Vec<RawUser> = query::load(
             conn,
             &format!(
-                "SELECT {USER_COLUMNS} FROM {} WHERE {column} AND deleted = 0 \
+                "SELECT {USER_COLUMNS} FROM {} WHERE {condition} AND deleted = 0 \
                  ORDER BY id LIMIT 1",
                 self.t("user")
             ),
@@ -560,13 +560,13 @@ impl Source {
             CourseField::IdNumber => "idnumber",
             CourseField::ShortName => "shortname",
         };
-        let Some((column, bind)) = lookup_condition(query::backend(conn), column, value) else {
+        let Some((condition, bind)) = lookup_condition(query::backend(conn), column, value) else {
             return Ok(None);
         };
         let rows: Vec<Course> = query::load(
             conn,
             &format!(
-                "SELECT {COURSE_COLUMNS} FROM {} WHERE {column} ORDER BY id LIMIT 1",
+                "SELECT {COURSE_COLUMNS} FROM {} WHERE {condition} ORDER BY id LIMIT 1",
                 self.t("course")
             ),
             vec![bind],

@@ -74,6 +74,24 @@ fn server_url(what: &str, name: &str) -> Option<String> {
     }
 }
 
+/// A new, empty database on the server named by `USESTATS_TEST_{name}_URL`:
+/// (admin URL, URL of the new database, its name).
+fn fresh_server_database(
+    what: &str,
+    name: &str,
+    options: &str,
+) -> Option<(String, String, String)> {
+    let admin_url = server_url(what, name)?;
+    let database = unique_name();
+    let mut admin = usestats::store::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}{options}"))
+        .expect("create test database");
+    let url = with_database(&admin_url, &database);
+    Some((admin_url, url, database))
+}
+
 impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -83,14 +101,7 @@ impl TestDb {
 
     /// None when PostgreSQL is not configured and not required (the test then passes, saying so).
     pub fn postgres() -> Option<TestDb> {
-        let admin_url = server_url("PostgreSQL", "PG")?;
-        let name = unique_name();
-        let mut admin = PgConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create test database");
-        let url = with_database(&admin_url, &name);
+        let (admin_url, url, name) = fresh_server_database("PostgreSQL", "PG", "")?;
         Some(TestDb::Postgres {
             admin_url,
             url,
@@ -100,16 +111,11 @@ impl TestDb {
 
     /// None when MySQL is not configured and not required (the test then passes, saying so).
     pub fn mysql() -> Option<TestDb> {
-        let admin_url = server_url("MySQL", "MYSQL")?;
-        let name = unique_name();
-        let mut admin = MysqlConnection::establish(&admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            ))
-            .expect("create test database");
-        let url = with_database(&admin_url, &name);
+        let (admin_url, url, name) = fresh_server_database(
+            "MySQL",
+            "MYSQL",
+            " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        )?;
         Some(TestDb::Mysql {
             admin_url,
             url,

@@ -213,7 +213,39 @@ impl Drop for TestApp {
     }
 }
 
-pub async fn spawn_app(options: AppOptions) -> TestApp {
+impl AppOptions {
+    /// The demo site these options give a daemon whose wwwroot is `local_wwwroot`.
+    pub fn demo_site(
+        &self,
+        local_wwwroot: &str,
+        remote_hosts: Vec<String>,
+    ) -> usestats::demo::DemoOptions {
+        usestats::demo::DemoOptions {
+            seed: self.demo_seed,
+            users: 20,
+            courses: 4,
+            log_rows: self.demo_log_rows,
+            local_wwwroot: local_wwwroot.to_string(),
+            remote_hosts,
+            progress: false,
+            ..Default::default()
+        }
+    }
+}
+
+/// Build a demo site into the database at `url` through a writable connection of our own
+/// (a daemon reads a separate source read-only).
+pub async fn build_demo_at(url: &str, demo: usestats::demo::DemoOptions) {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = usestats::store::establish(&url).unwrap();
+        usestats::demo::build_demo(&mut conn, "mdl_", &demo).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+pub async fn spawn_app(mut options: AppOptions) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let wwwroot = options.wwwroot.clone().unwrap_or_else(|| {
@@ -238,7 +270,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         config.server.tls_cert = Some(cert.to_string_lossy().into_owned());
         config.server.tls_key = Some(key.to_string_lossy().into_owned());
     }
-    if let Some(tweak) = options.tweak {
+    if let Some(tweak) = options.tweak.take() {
         tweak(&mut config);
     }
     config.validate().unwrap();
@@ -257,17 +289,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         .await
         .unwrap()
         .unwrap();
-    if let Some(remote_hosts) = options.demo_remote_hosts {
-        let demo = usestats::demo::DemoOptions {
-            seed: options.demo_seed,
-            users: 20,
-            courses: 4,
-            log_rows: options.demo_log_rows,
-            local_wwwroot: wwwroot.clone(),
-            remote_hosts,
-            progress: false,
-            ..Default::default()
-        };
+    if let Some(remote_hosts) = options.demo_remote_hosts.clone() {
+        let demo = options.demo_site(&wwwroot, remote_hosts);
         let prefix = app.config.source.prefix.clone();
         app.source
             .run(move |c| {
