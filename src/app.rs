@@ -137,12 +137,11 @@ impl App {
             let mut conn = state.get()?;
             store::migrate_state(&mut conn)?;
         }
-        let source_url = config.source_url();
-        let source = if source_url == state_url {
-            state.clone()
-        } else {
+        let source = if config.source_is_separate() {
             // A separate source is someone's Moodle: the connections themselves refuse writes.
-            Db::open_read_only(&source_url, 16)?
+            Db::open_read_only(&config.source_url(), 16)?
+        } else {
+            state.clone()
         };
         let clock = Clock::default();
         let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);

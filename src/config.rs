@@ -534,6 +534,11 @@ impl Config {
         }
     }
 
+    /// The source is a database of its own (a Moodle's), not the state database.
+    pub fn source_is_separate(&self) -> bool {
+        self.source_url() != self.state_url()
+    }
+
     fn database_url(&self, url: &str) -> String {
         if crate::store::DbKind::of(url) != crate::store::DbKind::Sqlite {
             url.to_string()

@@ -1772,7 +1772,6 @@ fn load(
     log_start: i64,
 ) -> Result<u64, DemoError> {
     let backend = backend_of(conn);
-    let sqlite = backend == Backend::Sqlite;
     conn.transaction::<_, DemoError, _>(|conn| {
         if backend == Backend::Postgres {
             let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();
@@ -1832,7 +1831,7 @@ fn load(
     if let Some(sql) = migration_sql(backend_of(conn), LOGSTORE_INDEX_VERSION, p) {
         conn.batch_execute(&sql)?;
     }
-    if sqlite {
+    if backend == Backend::Sqlite {
         conn.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")?;
     } else if backend == Backend::Mysql {
         let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();

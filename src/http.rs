@@ -392,19 +392,15 @@ fn home_page(app: &App) -> HttpResponse {
 /// 200 when the state database answers, and the source too when it is a separate database
 /// (a Moodle's): without it no number can be served.
 async fn health(app: &Arc<App>) -> HttpResponse {
-    let probe = |db: &crate::store::Db| {
-        let db = db.clone();
-        async move {
-            db.run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
-                .await
-        }
-    };
     let mut databases = vec![("state", &app.state)];
-    if app.config.source_url() != app.config.state_url() {
+    if app.config.source_is_separate() {
         databases.push(("source", &app.source));
     }
     for (name, db) in databases {
-        if let Err(e) = probe(db).await {
+        let probed = db
+            .run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
+            .await;
+        if let Err(e) = probed {
             return respond(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain; charset=utf-8",

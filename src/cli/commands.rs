@@ -166,10 +166,10 @@ async fn demo(path: &Path, args: DemoArgs, json_out: bool) -> CmdResult {
         }
     }
     let config = load_config(path)?;
-    if !config.source.url.trim().is_empty() {
+    if config.source_is_separate() {
         return Err(format!(
             "[source] url points at a separate database ({}): `demo` writes the source tables, and usestats never writes into a Moodle database. Remove [source] url to build the demo in the embedded database.",
-            redact_url(&config.source.url)
+            crate::config::redacted_url(&config.source.url)
         ));
     }
     let app = open(path)?;
@@ -843,52 +843,10 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
                         "no user {username} in the source database"
                     ))
                 })?;
-            let course_filter = match &course_text {
-                None => None,
-                Some(text) => {
-                    let (by_id, by_shortname) = match (
-                        text.strip_prefix("id:"),
-                        text.strip_prefix("shortname:"),
-                    ) {
-                        (Some(id), _) => (
-                            source
-                                .find_course(conn, CourseField::Id, id)
-                                .map_err(invalid)?,
-                            None,
-                        ),
-                        (_, Some(shortname)) => (
-                            None,
-                            source
-                                .find_course(conn, CourseField::ShortName, shortname)
-                                .map_err(invalid)?,
-                        ),
-                        _ => (
-                            source
-                                .find_course(conn, CourseField::Id, text)
-                                .map_err(invalid)?,
-                            source
-                                .find_course(conn, CourseField::ShortName, text)
-                                .map_err(invalid)?,
-                        ),
-                    };
-                    // Shortnames may be numbers: refuse to guess between two courses.
-                    let found = match (by_id, by_shortname) {
-                        (Some(a), Some(b)) if a.id != b.id => {
-                            return Err(crate::store::StoreError::Invalid(format!(
-                                "--course {text} is ambiguous: it is course id {} and the shortname of course id {}; say `id:{text}` or `shortname:{text}`",
-                                a.id, b.id
-                            )));
-                        }
-                        (Some(c), _) | (None, Some(c)) => c,
-                        (None, None) => {
-                            return Err(crate::store::StoreError::Invalid(format!(
-                                "no course {text}"
-                            )));
-                        }
-                    };
-                    Some(found)
-                }
-            };
+            let course_filter = course_text
+                .as_deref()
+                .map(|text| course_for_cli(conn, &source, text))
+                .transpose()?;
             let report =
                 crate::reports::user_report(conn, &source, &settings, user.id, window, true)
                     .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
@@ -1305,17 +1263,35 @@ async fn doctor(path: &Path, json_out: bool) -> CmdResult {
     Ok(())
 }
 
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+/// The course `--course` names: an id or a shortname, or `id:N` / `shortname:S` to say which.
+/// A bare text that is one course's id and another's shortname is refused, not guessed.
+fn course_for_cli(
+    conn: &mut crate::store::DbConnection,
+    source: &Source,
+    text: &str,
+) -> Result<crate::store::source::Course, crate::store::StoreError> {
+    let mut find = |field, value| {
+        source
+            .find_course(conn, field, value)
+            .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
+    };
+    let (by_id, by_shortname) = match (text.strip_prefix("id:"), text.strip_prefix("shortname:")) {
+        (Some(id), _) => (find(CourseField::Id, id)?, None),
+        (_, Some(shortname)) => (None, find(CourseField::ShortName, shortname)?),
+        _ => (
+            find(CourseField::Id, text)?,
+            find(CourseField::ShortName, text)?,
+        ),
+    };
+    match (by_id, by_shortname) {
+        (Some(a), Some(b)) if a.id != b.id => Err(crate::store::StoreError::Invalid(format!(
+            "--course {text} is ambiguous: it is course id {} and the shortname of course id {}; say `id:{text}` or `shortname:{text}`",
+            a.id, b.id
+        ))),
+        (Some(course), _) | (None, Some(course)) => Ok(course),
+        (None, None) => Err(crate::store::StoreError::Invalid(format!(
+            "no course {text}"
+        ))),
     }
 }
 
