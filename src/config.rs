@@ -464,10 +464,7 @@ impl Config {
             return Err(self.invalid("state.url", "must not be empty"));
         }
         if crate::store::DbKind::of(&self.state.url) == crate::store::DbKind::Mysql {
-            return Err(self.invalid(
-                "state.url",
-                "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use a SQLite file or postgres://",
-            ));
+            return Err(self.invalid("state.url", crate::store::MYSQL_STATE));
         }
         if !valid_prefix(&self.source.prefix) {
             return Err(self.invalid(

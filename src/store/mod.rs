@@ -230,7 +230,7 @@ impl Db {
     }
 }
 
-const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use SQLite or PostgreSQL for [state] url";
+pub const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use a SQLite file or postgres://";
 
 const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite");
 const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
