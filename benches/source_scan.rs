@@ -5,11 +5,14 @@
 //! `USESTATS_BENCH_PG_URL` names a server whose role may create databases, then times the
 //! per-user and the many-user scans. `USESTATS_BENCH_SKIP_SQLITE=1` runs PostgreSQL only.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use std::time::Instant;
 
-use diesel::connection::SimpleConnection;
+use diesel::SqliteConnection;
 use diesel::prelude::*;
-use diesel::{PgConnection, SqliteConnection};
+use scratch::{drop_database, scratch_database};
 use usestats::demo::{DemoOptions, build_demo};
 use usestats::store::DbConnection;
 use usestats::store::source::{Source, UserField};
@@ -64,21 +67,6 @@ fn run(label: &str, conn: &mut DbConnection, rows: u64) {
     );
 }
 
-/// Plain DROP DATABASE waits for an autovacuum worker to leave; WITH (FORCE) would try to
-/// kill it and fail for a role without pg_signal_backend.
-fn drop_database(admin: &mut PgConnection, name: &str) {
-    for _ in 0..10 {
-        if admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .is_ok()
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    eprintln!("could not drop database {name}");
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not, and then a small
     // smoke run keeps the target working without a long debug-build load.
@@ -102,17 +90,8 @@ fn main() {
     }
 
     if let Ok(admin_url) = std::env::var("USESTATS_BENCH_PG_URL") {
-        let name = format!("usestats_bench_{}", std::process::id());
-        let mut admin = PgConnection::establish(&admin_url).expect("postgres");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |x| x.0);
-        let mut conn = DbConnection::Postgres(
-            PgConnection::establish(&format!("{base}/{name}")).expect("bench database"),
-        );
+        let (mut admin, name, url) = scratch_database(&admin_url, "");
+        let mut conn = usestats::store::establish(&url).expect("bench database");
         run("postgres", &mut conn, rows);
         drop(conn);
         drop_database(&mut admin, &name);

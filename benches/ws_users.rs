@@ -21,19 +21,22 @@
 //! * HTTP: one `block_use_stats_get_users_stats` call naming every user, against one
 //!   `block_use_stats_get_user_stats` call per user, through a real daemon on 127.0.0.1.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use diesel::RunQueryDsl;
-use diesel::connection::SimpleConnection;
+use scratch::{drop_database, scratch_database};
 use serde_json::Value as Json;
 use usestats::app::App;
 use usestats::config::Config;
 use usestats::demo::{DemoOptions, build_demo};
 use usestats::stats::{Report, Window};
 use usestats::store::source::{Source, UserField};
-use usestats::store::{DbConnection, StoreError, state};
+use usestats::store::{StoreError, state};
 
 const HOME: &str = "https://bench.example.org";
 
@@ -297,33 +300,6 @@ async fn run(
     };
     engine_paths(&app, Arc::new(ids.clone()), window, label).await;
     http_paths(&app, &ids, label).await;
-}
-
-/// Plain DROP DATABASE waits for an autovacuum worker to leave; WITH (FORCE) would try to
-/// kill it and fail for a role without pg_signal_backend.
-fn drop_database(admin: &mut DbConnection, name: &str) {
-    for _ in 0..10 {
-        if admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .is_ok()
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    eprintln!("could not drop database {name}");
-}
-
-/// A scratch database on the server at `admin_url`: the admin connection, its name, its URL.
-fn scratch_database(admin_url: &str, options: &str) -> (DbConnection, String, String) {
-    let name = format!("usestats_wsbench_{}", std::process::id());
-    let mut admin = usestats::store::establish(admin_url).expect("database server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}{options}"))
-        .unwrap();
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |x| x.0);
-    let url = format!("{base}/{name}");
-    (admin, name, url)
 }
 
 fn main() {

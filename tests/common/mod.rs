@@ -114,28 +114,14 @@ impl TestApp {
             .expect("keyswap");
         let cert = usestats::crypto::parse_cert_pem(&pem).unwrap();
         let info = usestats::crypto::check_credentials(&cert, &other.wwwroot).unwrap();
-        let (w, now) = (other.wwwroot.clone(), self.app.now());
-        self.app
-            .state
-            .run(move |c| {
-                state::upsert_peer(
-                    c,
-                    &state::NewPeer {
-                        wwwroot: &w,
-                        name: "peer",
-                        application: "moodle",
-                        public_key: &pem,
-                        public_key_expires: info.not_after,
-                        ssl_verification: 0,
-                    },
-                    now,
-                )
-            })
-            .await
-            .unwrap()
+        self.register(&other.wwwroot, &pem, info.not_after).await
     }
 
     pub async fn register_cert(&self, wwwroot: &str, pem: &str) -> state::Peer {
+        self.register(wwwroot, pem, 0).await
+    }
+
+    async fn register(&self, wwwroot: &str, pem: &str, expires: i64) -> state::Peer {
         let (w, p, now) = (wwwroot.to_string(), pem.to_string(), self.app.now());
         self.app
             .state
@@ -147,7 +133,7 @@ impl TestApp {
                         name: "peer",
                         application: "moodle",
                         public_key: &p,
-                        public_key_expires: 0,
+                        public_key_expires: expires,
                         ssl_verification: 0,
                     },
                     now,
