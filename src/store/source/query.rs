@@ -146,10 +146,9 @@ fn pg_query(sql: &str, binds: Vec<Bind>) -> BoxedSqlQuery<'static, Pg, SqlQuery>
 }
 
 fn mysql_query(sql: &str, binds: Vec<Bind>) -> BoxedSqlQuery<'static, Mysql, SqlQuery> {
-    // The shared SQL casts with the standard type names; MySQL's CAST spells them its own way.
-    let sql = sql
-        .replace(" AS BIGINT)", " AS SIGNED)")
-        .replace(" AS TEXT)", " AS CHAR)");
+    // The shared SQL is PostgreSQL's dialect, rewritten here as it is for SQLite: besides
+    // the placeholders, only the integer cast (for Moodle's SMALLINT flags) is spelt otherwise.
+    let sql = sql.replace(" AS BIGINT)", " AS SIGNED)");
     let (sql, binds) = mysql_placeholders(&sql, &binds);
     let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
     for b in binds {
