@@ -64,6 +64,11 @@ pub struct App {
     pub keys_generated_now: bool,
     pub peer_keys: crypto::PublicKeyCache,
     pub background: Arc<BackgroundWrites>,
+    /// RSA, RC4 and the parsing of unauthenticated input run here, never on the async
+    /// workers.
+    pub cpu: crate::blocking::CpuPool,
+    /// Guarded requests whose body is being received (they hold no request slot yet).
+    pub receiving: AtomicUsize,
 }
 
 /// Writes made off the request path (audit rows, a peer's last contact), counted so that
@@ -164,6 +169,8 @@ impl App {
             keys_generated_now: generated,
             peer_keys: Default::default(),
             background: Default::default(),
+            cpu: crate::blocking::CpuPool::new(config.server.cpu_threads),
+            receiving: AtomicUsize::new(0),
             config,
         };
         if generated {

@@ -88,6 +88,17 @@ pub struct ServerConfig {
     /// Optional TLS for sites whose wwwroot is https and that are not behind a proxy.
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// A request that is not encrypted can only be `system/keyswap` (about 2 KB): larger
+    /// ones are refused before they are parsed.
+    pub max_plain_body_bytes: usize,
+    /// Open connections at most (kept below the file-descriptor limit in any case); at the
+    /// cap the connection idle the longest is closed to make room.
+    pub max_connections: usize,
+    /// A connection with no request in progress that sends nothing for this long is closed,
+    /// counted from accept.
+    pub idle_timeout_secs: u64,
+    /// Threads for RSA, RC4 and parsing unauthenticated input (0 = one per core).
+    pub cpu_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +110,10 @@ impl Default for ServerConfig {
             max_xml_elements: 1_000_000,
             tls_cert: None,
             tls_key: None,
+            max_plain_body_bytes: 16 * 1024,
+            max_connections: 1024,
+            idle_timeout_secs: 15,
+            cpu_threads: 0,
         }
     }
 }
@@ -415,6 +430,18 @@ impl Config {
         }
         if self.server.max_body_bytes < 4096 {
             return Err(self.invalid("server.max_body_bytes", "must be at least 4096"));
+        }
+        if self.server.max_plain_body_bytes < 4096 {
+            return Err(self.invalid(
+                "server.max_plain_body_bytes",
+                "must be at least 4096 (a keyswap carries a certificate)",
+            ));
+        }
+        if self.server.max_connections < 8 {
+            return Err(self.invalid("server.max_connections", "must be at least 8"));
+        }
+        if self.server.idle_timeout_secs == 0 {
+            return Err(self.invalid("server.idle_timeout_secs", "must be at least 1 second"));
         }
         if self.server.max_xml_depth < 8 {
             return Err(self.invalid("server.max_xml_depth", "must be at least 8"));

@@ -12,13 +12,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::mnet::faults;
 use crate::xmlrpc::{self, Fault};
+
+pub mod conn;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -39,6 +40,9 @@ fn xml_fault(fault: Fault) -> HttpResponse {
 
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting and
 /// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.
+///
+/// HTTP/1.1 only: Moodle and Mahara call over HTTP/1.1 (curl), and HTTP/2's many streams
+/// per connection would let two connections hold every request slot.
 pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
@@ -52,13 +56,17 @@ pub async fn run(
         )?),
         _ => None,
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let connections = conn::Connections::new(
+        conn::connection_cap(app.config.server.max_connections, conn::fd_limit()),
+        Duration::from_secs(app.config.server.idle_timeout_secs),
+    );
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(
             app.config.limits.header_read_timeout_secs,
         ));
+    let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -66,37 +74,60 @@ pub async fn run(
                 let (stream, remote) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backoff.failed(&e).await;
                         continue;
                     }
                 };
+                backoff.succeeded();
+                let Some(admitted) = connections.admit() else {
+                    // Every connection is busy answering: refuse this one at once rather
+                    // than run out of descriptors.
+                    drop(stream);
+                    continue;
+                };
                 let app = app.clone();
+                let state = admitted.state.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(app, request, Some(remote)).await) }
+                    let busy = state.busy();
+                    async move {
+                        let _busy = busy;
+                        Ok::<_, Infallible>(route(app, request, Some(remote)).await)
+                    }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
+                let connections = connections.clone();
                 tokio::spawn(async move {
-                    let served = match tls {
-                        None => {
-                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                        Some(acceptor) => {
-                            let Some(stream) = tls_handshake(&acceptor, stream).await else {
-                                return;
-                            };
-                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(connection.into_owned()).await
+                    let state = admitted.state.clone();
+                    let stream = connections.track(stream, state.clone());
+                    let serve = async {
+                        match tls {
+                            None => {
+                                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                                watcher.watch(connection).await
+                            }
+                            Some(acceptor) => {
+                                let Some(stream) = tls_handshake(&acceptor, stream).await else {
+                                    return Ok(());
+                                };
+                                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                                watcher.watch(connection).await
+                            }
                         }
                     };
-                    if let Err(e) = served {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    tokio::select! {
+                        served = serve => {
+                            if let Err(e) = served {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        _ = connections.closing(&state) => {
+                            tracing::debug!("closed an idle connection");
+                        }
                     }
+                    drop(admitted);
                 });
             }
             _ = &mut shutdown => break,
@@ -120,6 +151,35 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// Accept errors (out of descriptors, mostly) back off exponentially up to a second and are
+/// logged once a second with a count, instead of spinning and flooding the log.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay_ms: u64,
+    failures: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    async fn failed(&mut self, error: &std::io::Error) {
+        self.failures += 1;
+        self.delay_ms = (self.delay_ms * 2).clamp(10, 1000);
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %error, failures = self.failures, "accept failed");
+            self.last_logged = Some(std::time::Instant::now());
+            self.failures = 0;
+        }
+        tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+    }
+
+    fn succeeded(&mut self) {
+        self.delay_ms = 0;
+    }
 }
 
 /// TLS for sites whose wwwroot is https and that are not behind a proxy: OpenSSL with
@@ -147,10 +207,13 @@ pub fn tls_acceptor(
 }
 
 /// A client that does not finish its handshake in 10 s is dropped.
-async fn tls_handshake(
+async fn tls_handshake<S>(
     acceptor: &openssl::ssl::SslAcceptor,
-    stream: tokio::net::TcpStream,
-) -> Option<tokio_openssl::SslStream<tokio::net::TcpStream>> {
+    stream: S,
+) -> Option<tokio_openssl::SslStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
     let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
     match tokio::time::timeout(
@@ -205,20 +268,6 @@ pub async fn route(
     if !is_guarded(&path) {
         return dispatch(app, request, remote).await;
     }
-    let Ok(_permit) = app.limits.in_flight.try_acquire() else {
-        app.metrics
-            .rejected_busy
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut response = respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "too many requests in progress, retry shortly\n",
-        );
-        response
-            .headers_mut()
-            .insert("Retry-After", HeaderValue::from_static("1"));
-        return response;
-    };
     if let Some(ip) = remote.map(|r| r.ip())
         && !app.limits.per_ip.allow(&ip.to_string())
     {
@@ -239,6 +288,31 @@ pub async fn route(
             ))
         };
     }
+    // The body is read before a request slot is taken: a slot is held only while a request
+    // is processed, so clients that send their bodies slowly (or never) cannot take every
+    // slot. They hold only their own connection, until the body deadline.
+    let (parts, body) = request.into_parts();
+    let receiving = Receiving::new(&app);
+    let body = read_guarded_body(&app, &parts, &path, body).await;
+    drop(receiving);
+    let body = match body {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Ok(_permit) = app.limits.in_flight.try_acquire() else {
+        app.metrics
+            .rejected_busy
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut response = respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "too many requests in progress, retry shortly\n",
+        );
+        response
+            .headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
+        return response;
+    };
     // A guard, because hyper drops this future when the client goes away mid-call.
     struct InFlight(Arc<App>);
     impl Drop for InFlight {
@@ -253,30 +327,108 @@ pub async fn route(
         .in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _in_flight = InFlight(app.clone());
-    dispatch(app.clone(), request, remote).await
+    match (parts.method.clone(), path.as_str()) {
+        (Method::POST, "/mnet/xmlrpc/server.php") | (Method::POST, "/api/xmlrpc/server.php") => {
+            mnet_endpoint(app.clone(), body, remote).await
+        }
+        (Method::GET | Method::POST, "/webservice/rest/server.php") if app.config.ws.enabled => {
+            crate::ws::endpoint(app.clone(), &parts, body, remote).await
+        }
+        _ => not_guarded(&path),
+    }
+}
+
+/// Counts a request in [`App::receiving`] while its body comes in; a guard, because hyper
+/// drops the future when the client goes away.
+struct Receiving<'a>(&'a App);
+
+impl<'a> Receiving<'a> {
+    fn new(app: &'a App) -> Receiving<'a> {
+        app.receiving
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Receiving(app)
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0
+            .receiving
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The answer for a guarded path asked with a method it does not serve.
+fn not_guarded(path: &str) -> HttpResponse {
+    if path.starts_with("/webservice") {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        );
+    }
+    let mut response = respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        "MNET requests are POSTed XML-RPC\n",
+    );
+    response
+        .headers_mut()
+        .insert("Allow", HeaderValue::from_static("POST"));
+    response
+}
+
+/// The body of a guarded request within its endpoint's size limit and the body deadline,
+/// or the endpoint's own answer for a body too large or not sent in time.
+async fn read_guarded_body(
+    app: &App,
+    parts: &http::request::Parts,
+    path: &str,
+    body: Incoming,
+) -> Result<Bytes, HttpResponse> {
+    let within = Duration::from_secs(app.config.limits.body_read_timeout_secs);
+    let mnet = !path.starts_with("/webservice");
+    let limit = if mnet {
+        app.config.server.max_body_bytes
+    } else {
+        crate::ws::MAX_FORM_BYTES
+    };
+    if parts.method != Method::POST {
+        return Ok(Bytes::new());
+    }
+    match read_body_within(&parts.headers, body, limit, within).await {
+        Ok(body) => Ok(body),
+        Err(BodyError::TooLarge(limit)) if mnet => {
+            tracing::info!(limit, "refused an oversized MNET request");
+            Err(xml_fault(Fault::new(
+                faults::BODY_TOO_LARGE,
+                format!("Request body larger than {limit} bytes"),
+            )))
+        }
+        Err(BodyError::TooLarge(_)) => Err(respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain; charset=utf-8",
+            "request body too large\n",
+        )),
+        Err(BodyError::Unreadable) if mnet => Err(xml_fault(Fault::new(
+            15,
+            "Invalid request payload: the body could not be read in time",
+        ))),
+        Err(BodyError::Unreadable) => Err(respond(
+            StatusCode::REQUEST_TIMEOUT,
+            "text/plain; charset=utf-8",
+            "request body not received in time\n",
+        )),
+    }
 }
 
 async fn dispatch(
     app: Arc<App>,
     request: Request<Incoming>,
-    remote: Option<SocketAddr>,
+    _remote: Option<SocketAddr>,
 ) -> HttpResponse {
     let path = local_path(&app, request.uri().path()).to_string();
     match (request.method().clone(), path.as_str()) {
-        (Method::POST, "/mnet/xmlrpc/server.php") | (Method::POST, "/api/xmlrpc/server.php") => {
-            mnet_endpoint(app, request, remote).await
-        }
-        (_, "/mnet/xmlrpc/server.php") | (_, "/api/xmlrpc/server.php") => {
-            let mut response = respond(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                "MNET requests are POSTed XML-RPC\n",
-            );
-            response
-                .headers_mut()
-                .insert("Allow", HeaderValue::from_static("POST"));
-            response
-        }
         (Method::GET, "/mnet/publickey.php") | (Method::GET, "/api/xmlrpc/publickey.php") => {
             respond(
                 StatusCode::OK,
@@ -287,12 +439,6 @@ async fn dispatch(
         (Method::GET, "/") | (Method::HEAD, "/") => home_page(&app),
         (Method::GET, "/healthz") => health(&app).await,
         (Method::GET, "/metrics") => metrics(&app).await,
-        (Method::GET, "/webservice/rest/server.php")
-        | (Method::POST, "/webservice/rest/server.php")
-            if app.config.ws.enabled =>
-        {
-            crate::ws::endpoint(app, request, remote).await
-        }
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
@@ -301,71 +447,45 @@ async fn dispatch(
     }
 }
 
-/// Read at most `limit` bytes of body. `Err` carries the answer to send instead.
-pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Option<usize>> {
-    read_body_within(request, limit, Duration::from_secs(30)).await
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body could not be read in time")]
+    Unreadable,
 }
 
-/// As [`read_body`], giving up when the client has not sent the whole body in `within`.
+/// Read at most `limit` bytes of body, giving up when the client has not sent the whole
+/// body in `within`.
 pub async fn read_body_within(
-    request: Request<Incoming>,
+    headers: &http::HeaderMap,
+    body: Incoming,
     limit: usize,
     within: Duration,
-) -> Result<Bytes, Option<usize>> {
-    match tokio::time::timeout(within, read_body_unbounded(request, limit)).await {
-        Ok(result) => result,
-        Err(_) => Err(None),
-    }
-}
-
-async fn read_body_unbounded(
-    request: Request<Incoming>,
-    limit: usize,
-) -> Result<Bytes, Option<usize>> {
-    let declared = request
-        .headers()
+) -> Result<Bytes, BodyError> {
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Some(limit));
+        return Err(BodyError::TooLarge(limit));
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(within, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(Some(limit))
+            Err(BodyError::TooLarge(limit))
         }
-        Err(_) => Err(None),
+        Ok(Err(_)) | Err(_) => Err(BodyError::Unreadable),
     }
 }
 
-async fn mnet_endpoint(
-    app: Arc<App>,
-    request: Request<Incoming>,
-    remote: Option<SocketAddr>,
-) -> HttpResponse {
-    let limit = app.config.server.max_body_bytes;
-    let within = Duration::from_secs(app.config.limits.body_read_timeout_secs);
-    let body = match read_body_within(request, limit, within).await {
-        Ok(body) => body,
-        Err(Some(limit)) => {
-            tracing::info!(?remote, limit, "refused an oversized MNET request");
-            return xml_fault(Fault::new(
-                faults::BODY_TOO_LARGE,
-                format!("Request body larger than {limit} bytes"),
-            ));
-        }
-        Err(None) => {
-            return xml_fault(Fault::new(
-                15,
-                "Invalid request payload: the body could not be read",
-            ));
-        }
-    };
-    let outcome = crate::mnet::server::handle(app, &body, remote).await;
+async fn mnet_endpoint(app: Arc<App>, body: Bytes, remote: Option<SocketAddr>) -> HttpResponse {
+    let outcome = crate::mnet::server::handle(app, body, remote).await;
     respond(StatusCode::OK, XML, outcome.body)
 }
 
@@ -414,6 +534,15 @@ async fn health(app: &Arc<App>) -> HttpResponse {
 /// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
 /// before expiry, audit retention) alongside.
 pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    // The connection cap is derived from the open-files limit: make that as high as allowed.
+    match conn::raise_fd_limit() {
+        Some(limit) => tracing::info!(
+            open_files = limit,
+            max_connections = conn::connection_cap(app.config.server.max_connections, Some(limit)),
+            "connection limits"
+        ),
+        None => tracing::warn!("could not read the open-files limit"),
+    }
     let maintenance = tokio::spawn(maintenance_loop(app.clone()));
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();

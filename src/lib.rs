@@ -7,6 +7,7 @@
 pub mod app;
 pub mod audit;
 pub mod bench;
+pub mod blocking;
 pub mod cli;
 pub mod collect;
 pub mod config;

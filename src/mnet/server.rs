@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use openssl::pkey::{PKey, Private};
 
 use crate::app::App;
@@ -52,19 +54,11 @@ enum Answer {
     Value(Value),
 }
 
-pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>) -> Outcome {
+pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>) -> Outcome {
     let started = Instant::now();
     let mut flags = Flags::default();
     let mut call: Option<MethodCall> = None;
-    let answer = process(&app, body, remote_addr, &mut flags, &mut call).await;
-    let keyring = app.keyring();
-    // A 7025 is signed with the old key that opened the request, so that the caller can
-    // verify it with the certificate it holds.
-    let signing_key: &PKey<Private> = flags
-        .archived_key
-        .and_then(|i| keyring.archived.get(i))
-        .map(|id| &id.key)
-        .unwrap_or(&keyring.current.key);
+    let answer = process(&app, &body, remote_addr, &mut flags, &mut call).await;
     let (xml, fault_code, plain) = match &answer {
         Answer::Plain(f) => (xmlrpc::serialize_fault(f), Some(f.code), true),
         Answer::Fault(f) => (xmlrpc::serialize_fault(f), Some(f.code), false),
@@ -73,7 +67,21 @@ pub async fn handle(app: Arc<App>, body: &[u8], remote_addr: Option<SocketAddr>)
     let answer_body = if plain {
         xml
     } else {
-        wrap(&app, xml, &flags, signing_key)
+        let wrapping = app.clone();
+        let sealing = Sealing::of(&flags);
+        app.cpu
+            .run(move || {
+                let keyring = wrapping.keyring();
+                // A 7025 is signed with the old key that opened the request, so that the
+                // caller can verify it with the certificate it holds.
+                let signing_key: &PKey<Private> = sealing
+                    .archived_key
+                    .and_then(|i| keyring.archived.get(i))
+                    .map(|id| &id.key)
+                    .unwrap_or(&keyring.current.key);
+                wrap(&wrapping, xml, &sealing, signing_key)
+            })
+            .await
     };
     let outcome = Outcome {
         body: answer_body,
@@ -140,7 +148,31 @@ fn caller_of(call: &MethodCall) -> String {
     }
 }
 
-fn wrap(app: &App, xml: Vec<u8>, flags: &Flags, signing_key: &PKey<Private>) -> Vec<u8> {
+/// How the answer is to be wrapped: what [`wrap`] needs of the request's [`Flags`], owned so
+/// that the wrapping can run on the CPU pool.
+struct Sealing {
+    signed: bool,
+    encrypted: bool,
+    archived_key: Option<usize>,
+    peer_key: String,
+}
+
+impl Sealing {
+    fn of(flags: &Flags) -> Sealing {
+        Sealing {
+            signed: flags.signed,
+            encrypted: flags.encrypted,
+            archived_key: flags.archived_key,
+            peer_key: flags
+                .peer
+                .as_ref()
+                .map(|p| p.public_key.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn wrap(app: &App, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>) -> Vec<u8> {
     let mut out = xml;
     if flags.signed {
         match envelope::build_signed(&out, signing_key, app.wwwroot(), app.now()) {
@@ -149,10 +181,9 @@ fn wrap(app: &App, xml: Vec<u8>, flags: &Flags, signing_key: &PKey<Private>) -> 
         }
     }
     if flags.encrypted {
-        let cert = flags
-            .peer
-            .as_ref()
-            .and_then(|p| app.peer_keys.get(&p.public_key).ok());
+        let cert = Some(&flags.peer_key)
+            .filter(|pem| !pem.is_empty())
+            .and_then(|pem| app.peer_keys.get(pem).ok());
         match cert {
             Some(public) => match envelope::build_encrypted(&out, &public, app.wwwroot()) {
                 Ok(sealed) => out = sealed,
@@ -181,7 +212,7 @@ async fn lookup_peer(app: &Arc<App>, wwwroot: &str) -> Result<Option<Peer>, Faul
 
 async fn process(
     app: &Arc<App>,
-    body: &[u8],
+    body: &Bytes,
     remote_addr: Option<SocketAddr>,
     flags: &mut Flags,
     call_out: &mut Option<MethodCall>,
@@ -190,12 +221,27 @@ async fn process(
         max_depth: app.config.server.max_xml_depth,
         max_elements: app.config.server.max_xml_elements,
     };
-    let keyring = app.keyring();
 
-    // 1. Strip encryption.
-    let signed_doc: Option<Vec<u8>> = match envelope::document_kind(body) {
-        DocumentKind::Encrypted => {
-            let message = match envelope::parse_encrypted(body) {
+    // 1. What was sent. Only an encrypted request can be authenticated; anything else can
+    // only be system/keyswap (about 2 KB), so it is refused unread beyond a few KB.
+    let envelope = {
+        let body = body.clone();
+        app.cpu.run(move || Envelope::read(&body)).await
+    };
+    let plain_limit = app.config.server.max_plain_body_bytes;
+    if !matches!(envelope, Envelope::Encrypted(_)) && body.len() > plain_limit {
+        return Answer::Plain(Fault::new(
+            faults::BODY_TOO_LARGE,
+            format!(
+                "A request that is not encrypted may only be system/keyswap, of at most {plain_limit} bytes"
+            ),
+        ));
+    }
+
+    // 2. Strip encryption and the signature.
+    let xml: Bytes = match envelope {
+        Envelope::Encrypted(message) => {
+            let message = match message {
                 Ok(m) => m,
                 Err(EnvelopeError::Missing("wwwroot")) => {
                     return Answer::Plain(faults::unknown_host(""));
@@ -218,27 +264,88 @@ async fn process(
                 Ok(None) => return Answer::Plain(faults::unknown_host(&message.wwwroot)),
                 Err(fault) => return Answer::Plain(fault),
             };
-            let keys = std::iter::once(&keyring.current.key)
-                .chain(keyring.archived.iter().map(|id| &id.key));
-            let Some((plain, index)) = envelope::open_with(&message, keys) else {
-                tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
-                return Answer::Plain(faults::no_key_match());
+            flags.sealed_key = message.key.clone();
+            let opened = {
+                let (opening, sender) = (app.clone(), peer.clone());
+                app.cpu
+                    .run(move || open_and_verify(&opening, &sender, &message))
+                    .await
+            };
+            let opened = match opened {
+                Ok(opened) => opened,
+                Err(Unsealed::NoKey) => {
+                    tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
+                    return Answer::Plain(faults::no_key_match());
+                }
+                Err(Unsealed::Fault { signed, fault }) => {
+                    flags.encrypted = true;
+                    flags.signed = signed;
+                    flags.peer = Some(peer);
+                    return Answer::Fault(fault);
+                }
             };
             flags.encrypted = true;
-            flags.sealed_key = message.key.clone();
-            flags.peer = Some(peer);
-            flags.archived_key = index.checked_sub(1);
-            Some(plain)
+            flags.signed = true;
+            flags.peer = Some(peer.clone());
+            flags.archived_key = opened.archived_key;
+            if opened.archived_key.is_some() {
+                // The caller holds an old certificate of ours: tell it the new one and do
+                // not run the call (§5.4). It resends once.
+                return Answer::Fault(Fault::new(
+                    faults::STALE_KEY,
+                    app.keyring().current.cert_pem.clone(),
+                ));
+            }
+            flags.verified = opened.verified;
+            let signed = opened.signed;
+            if !flags.verified
+                && !peer.public_key.is_empty()
+                && let Some(refreshed) = refresh_peer_key(app, &peer).await
+            {
+                let (checking, object, signature) =
+                    (app.clone(), signed.object.clone(), signed.signature.clone());
+                let with = refreshed.clone();
+                flags.verified = app
+                    .cpu
+                    .run(move || verify_with(&checking, &with, &object, &signature))
+                    .await;
+                flags.peer = Some(refreshed);
+            }
+            if flags.verified {
+                // Checked once the peer is proven, so the fault goes back signed and
+                // encrypted and the peer's client can read it.
+                if !app.limits.per_peer.allow(&peer.wwwroot) {
+                    app.metrics
+                        .rejected_rate
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Answer::Fault(Fault::new(
+                        faults::RATE_LIMITED,
+                        "Too many calls from your host: slow down and try again in a minute",
+                    ));
+                }
+                if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
+                    return Answer::Fault(fault);
+                }
+                // Bookkeeping must not hold up the answer: a locked or full state
+                // database delays or loses it, the call goes on.
+                let (id, now, db) = (peer.id, app.now(), app.state.clone());
+                app.background.spawn(async move {
+                    if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
+                        tracing::warn!(error = %e, "could not record the peer's last contact");
+                    }
+                });
+            }
+            Bytes::from(signed.object)
         }
-        DocumentKind::Signed => Some(body.to_vec()),
-        DocumentKind::Other => None,
-    };
-
-    // 2. Strip the signature.
-    let xml: Vec<u8> = match signed_doc {
-        Some(doc) => {
-            let signed = match envelope::parse_signed(&doc) {
-                Ok(s) => s,
+        Envelope::Signed(signed) => {
+            // Signed but not encrypted: never executed (7021) unless it is a keyswap, so
+            // the signature is not checked and no peer is looked up or called back; the
+            // answer is signed as Moodle signs it.
+            match signed {
+                Ok(signed) => {
+                    flags.signed = true;
+                    Bytes::from(signed.object)
+                }
                 Err(EnvelopeError::Missing("SignatureValue")) => {
                     return Answer::Fault(faults::not_signed());
                 }
@@ -248,72 +355,15 @@ async fn process(
                         format!("Invalid request payload: signed envelope: {e}"),
                     ));
                 }
-            };
-            flags.signed = true;
-            match &flags.peer {
-                Some(peer) => {
-                    if normalize_wwwroot(&signed.wwwroot) != peer.wwwroot {
-                        return Answer::Fault(Fault::new(
-                            faults::BAD_SIGNATURE,
-                            "The signed and the encrypted envelope name different hosts",
-                        ));
-                    }
-                }
-                None => match lookup_peer(app, &signed.wwwroot).await {
-                    Ok(peer) => flags.peer = peer,
-                    Err(fault) => return Answer::Fault(fault),
-                },
             }
-            if flags.archived_key.is_some() {
-                // The caller holds an old certificate of ours: tell it the new one and do
-                // not run the call (§5.4). It resends once.
-                return Answer::Fault(Fault::new(
-                    faults::STALE_KEY,
-                    keyring.current.cert_pem.clone(),
-                ));
-            }
-            if let Some(peer) = flags.peer.clone() {
-                flags.verified = verify_with(app, &peer, &signed.object, &signed.signature);
-                if !flags.verified
-                    && !peer.public_key.is_empty()
-                    && let Some(refreshed) = refresh_peer_key(app, &peer).await
-                {
-                    flags.verified =
-                        verify_with(app, &refreshed, &signed.object, &signed.signature);
-                    flags.peer = Some(refreshed);
-                }
-                if flags.verified {
-                    // Checked once the peer is proven, so the fault goes back signed and
-                    // encrypted and the peer's client can read it.
-                    if !app.limits.per_peer.allow(&peer.wwwroot) {
-                        app.metrics
-                            .rejected_rate
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Answer::Fault(Fault::new(
-                            faults::RATE_LIMITED,
-                            "Too many calls from your host: slow down and try again in a minute",
-                        ));
-                    }
-                    if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
-                        return Answer::Fault(fault);
-                    }
-                    // Bookkeeping must not hold up the answer: a locked or full state
-                    // database delays or loses it, the call goes on.
-                    let (id, now, db) = (peer.id, app.now(), app.state.clone());
-                    app.background.spawn(async move {
-                        if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
-                            tracing::warn!(error = %e, "could not record the peer's last contact");
-                        }
-                    });
-                }
-            }
-            signed.object
         }
-        None => body.to_vec(),
+        Envelope::Plain => body.clone(),
     };
 
-    // 3. The XML-RPC call itself.
-    let call = match xmlrpc::parse_call(&xml, &limits) {
+    // 3. The XML-RPC call itself: parsed on the CPU pool, since for a plain request (and
+    // for a verified peer's large one) it is the bulk of the work.
+    let parsed = app.cpu.run(move || xmlrpc::parse_call(&xml, &limits)).await;
+    let call = match parsed {
         Ok(call) => call,
         Err(e) => return Answer::Fault(e.to_fault()),
     };
@@ -345,6 +395,86 @@ async fn process(
         Ok(value) => Answer::Value(value),
         Err(fault) => Answer::Fault(fault),
     }
+}
+
+/// A request body as first read: its outer envelope, parsed as far as it can be without
+/// knowing the sender.
+enum Envelope {
+    Encrypted(Result<envelope::EncryptedMessage, EnvelopeError>),
+    Signed(Result<envelope::SignedMessage, EnvelopeError>),
+    Plain,
+}
+
+impl Envelope {
+    fn read(body: &[u8]) -> Envelope {
+        match envelope::document_kind(body) {
+            DocumentKind::Encrypted => Envelope::Encrypted(envelope::parse_encrypted(body)),
+            DocumentKind::Signed => Envelope::Signed(envelope::parse_signed(body)),
+            DocumentKind::Other => Envelope::Plain,
+        }
+    }
+}
+
+/// An encrypted request opened with one of our keys, its signed layer read and checked
+/// against the certificate on file.
+struct Opened {
+    signed: envelope::SignedMessage,
+    /// Index into our archived keys of the key that opened the request ("pushkey").
+    archived_key: Option<usize>,
+    verified: bool,
+}
+
+enum Unsealed {
+    /// No key of ours opens it: a plain 7023.
+    NoKey,
+    /// Opened, but unusable: answered with this fault, signed when the signed layer was
+    /// readable.
+    Fault { signed: bool, fault: Fault },
+}
+
+/// RSA and RC4 to open the request, then the signature check: the CPU-heavy part of an
+/// MNET request, run on the CPU pool.
+fn open_and_verify(
+    app: &App,
+    peer: &Peer,
+    message: &envelope::EncryptedMessage,
+) -> Result<Opened, Unsealed> {
+    let keyring = app.keyring();
+    let keys =
+        std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
+    let (plain, index) = envelope::open_with(message, keys).ok_or(Unsealed::NoKey)?;
+    let signed = match envelope::parse_signed(&plain) {
+        Ok(s) => s,
+        Err(EnvelopeError::Missing("SignatureValue")) => {
+            return Err(Unsealed::Fault {
+                signed: false,
+                fault: faults::not_signed(),
+            });
+        }
+        Err(e) => {
+            return Err(Unsealed::Fault {
+                signed: false,
+                fault: Fault::new(15, format!("Invalid request payload: signed envelope: {e}")),
+            });
+        }
+    };
+    if normalize_wwwroot(&signed.wwwroot) != peer.wwwroot {
+        return Err(Unsealed::Fault {
+            signed: true,
+            fault: Fault::new(
+                faults::BAD_SIGNATURE,
+                "The signed and the encrypted envelope name different hosts",
+            ),
+        });
+    }
+    let archived_key = index.checked_sub(1);
+    let verified =
+        archived_key.is_none() && verify_with(app, peer, &signed.object, &signed.signature);
+    Ok(Opened {
+        signed,
+        archived_key,
+        verified,
+    })
 }
 
 /// Protections beyond Moodle (§4.5, P29), lenient so real Moodle clients pass: the

@@ -12,12 +12,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Map, Value as Json, json};
 
 use crate::app::App;
-use crate::http::{HttpResponse, read_body, respond};
+use crate::http::{HttpResponse, respond};
 use crate::stats::{Report, SessionStats, Window};
 use crate::store::source::{Course, CourseField, Source, User, UserField};
 
@@ -26,7 +25,7 @@ pub const GET_USERS_STATS: &str = "block_use_stats_get_users_stats";
 pub const GET_USERS_COURSE_STATS: &str = "block_use_stats_get_users_course_stats";
 
 /// Form bodies are small; anything larger is not a use_stats request.
-const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
 
 /// A Moodle exception as the REST server prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,27 +249,17 @@ enum Format {
     Xml,
 }
 
+/// One REST call: `parts` and `body` as the HTTP layer read them (within
+/// [`MAX_FORM_BYTES`] and the body deadline).
 pub async fn endpoint(
     app: Arc<App>,
-    request: Request<Incoming>,
+    parts: &http::request::Parts,
+    body: bytes::Bytes,
     remote: Option<SocketAddr>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let query = request.uri().query().unwrap_or("").to_string();
-    let body = if request.method() == Method::POST {
-        match read_body(request, MAX_FORM_BYTES).await {
-            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
-            Err(_) => {
-                return respond(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "text/plain; charset=utf-8",
-                    "request body too large\n",
-                );
-            }
-        }
-    } else {
-        String::new()
-    };
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let body = String::from_utf8_lossy(&body).into_owned();
     let params = Params::parse(&[&query, &body]);
     let format = match params.get("moodlewsrestformat") {
         Some("json") => Format::Json,
