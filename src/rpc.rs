@@ -263,7 +263,8 @@ struct Caller {
 
 /// §1.3 with the decisions: the struct must be complete, `remotehostroot` must be the peer
 /// that signed the request, the person's home host must be known, they must have a local
-/// (not deleted, not suspended) account, and a grant.
+/// (not deleted, not suspended) account, and a grant that the signing peer may use (their
+/// home host, or a relay the grant names).
 async fn authenticate(
     app: &Arc<App>,
     ctx: &CallContext,
@@ -348,12 +349,14 @@ async fn authenticate(
             .await
     };
     match grant {
-        Ok(Some(grant)) => Ok(Caller {
+        // A grant the signing peer may not use is answered as no grant at all, so that a
+        // peer learns nothing about which grants exist.
+        Ok(Some(grant)) if grant.honoured_from(&ctx.peer.wwwroot) => Ok(Caller {
             user,
             home_wwwroot_on_record: on_record.unwrap_or(home),
             grant,
         }),
-        Ok(None) => Err(Answer::fail(
+        Ok(_) => Err(Answer::fail(
             RPC_FAILURE_CAPABILITY,
             "Local user's identity has no capability to run",
         )),

@@ -16,7 +16,8 @@ async fn learner_minutes(app: &TestApp) -> (String, i64) {
     (username, engine_report(app, id).await.total / 60)
 }
 
-/// `caller` may call `callee`'s use_stats, and admin@`home` is granted at `callee`.
+/// `caller` may call `callee`'s use_stats, and admin@`home` is granted at `callee`, with
+/// `caller` as an allowed relay when it is not admin's home (decisions: a relay needs `--via`).
 async fn link(caller: &TestApp, callee: &TestApp, home: &str) {
     caller.add_peer(callee).await;
     callee.add_peer(caller).await;
@@ -26,7 +27,13 @@ async fn link(caller: &TestApp, callee: &TestApp, home: &str) {
     callee
         .set_service(&caller.wwwroot, "use_stats", Some(true), None)
         .await;
-    callee.grant(home, "admin", true, true).await;
+    if home == caller.wwwroot {
+        callee.grant(home, "admin", true, true).await;
+    } else {
+        callee
+            .grant_via(home, "admin", true, true, &[&caller.wwwroot])
+            .await;
+    }
 }
 
 async fn demo_app(remote_hosts: Vec<String>, seed: u64) -> TestApp {

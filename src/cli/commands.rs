@@ -747,19 +747,24 @@ async fn grant(app: &Arc<App>, action: GrantAction, json_out: bool) -> CmdResult
             username,
             site,
             course,
+            via,
         } => {
             let now = app.now();
             let grant = app
                 .state
-                .run(move |c| state::put_grant(c, &wwwroot, &username, site, course, now))
+                .run(move |c| state::put_grant_via(c, &wwwroot, &username, site, course, &via, now))
                 .await
                 .map_err(|e| e.to_string())?;
             if json_out {
                 print_json(&grant);
             } else {
                 println!(
-                    "{}@{}: site={} course={}",
-                    grant.username, grant.home_wwwroot, grant.site, grant.course
+                    "{}@{}: site={} course={} via={}",
+                    grant.username,
+                    grant.home_wwwroot,
+                    grant.site,
+                    grant.course,
+                    via_text(&grant.via)
                 );
             }
             Ok(())
@@ -774,13 +779,15 @@ async fn grant(app: &Arc<App>, action: GrantAction, json_out: bool) -> CmdResult
                 print_json(&grants);
                 return Ok(());
             }
-            let mut table = Table::new(&["home wwwroot", "username", "site", "course", "since"]);
+            let mut table =
+                Table::new(&["home wwwroot", "username", "site", "course", "via", "since"]);
             for g in grants {
                 table.row(vec![
                     g.home_wwwroot,
                     g.username,
                     g.site.to_string(),
                     g.course.to_string(),
+                    via_text(&g.via),
                     output::time(g.created_at),
                 ]);
             }
@@ -804,6 +811,15 @@ async fn grant(app: &Arc<App>, action: GrantAction, json_out: bool) -> CmdResult
             println!("removed the grant of {username}@{wwwroot} and its tokens");
             Ok(())
         }
+    }
+}
+
+/// The relays of a grant as `grant add`/`grant list` print them.
+fn via_text(via: &state::ViaList) -> String {
+    if via.is_empty() {
+        "home only".into()
+    } else {
+        via.to_string()
     }
 }
 

@@ -233,6 +233,10 @@ pub enum GrantAction {
         /// May see course and activity detail (scopes 2 and 3, grades).
         #[arg(long)]
         course: bool,
+        /// A registered peer that may relay this person's calls besides their home host
+        /// (repeatable; '*' = any peer). Re-adding a grant replaces its list.
+        #[arg(long = "via", value_name = "PEER")]
+        via: Vec<String>,
     },
     List,
     Remove {

@@ -60,6 +60,7 @@ pub mod schema {
             site -> Bool,
             course -> Bool,
             created_at -> BigInt,
+            via -> Text,
         }
     }
     diesel::table! {
@@ -531,9 +532,102 @@ pub struct Grant {
     pub site: bool,
     pub course: bool,
     pub created_at: i64,
+    /// Peers besides the home host that may sign calls for this grant's people.
+    #[diesel(deserialize_as = String)]
+    pub via: ViaList,
 }
 
-/// Add or replace the grant of (home wwwroot, username or `*`).
+impl Grant {
+    /// Decisions, Authorisation: a grant speaks only through the person's home host or a
+    /// relay it names, so a peer can never borrow the grants of another host's people.
+    /// Both wwwroots are compared normalised (D13).
+    pub fn honoured_from(&self, signing_peer: &str) -> bool {
+        let signer = crate::config::normalize_wwwroot(signing_peer);
+        signer == self.home_wwwroot || self.via.allows(&signer)
+    }
+}
+
+/// The relays of a grant: normalised wwwroots, sorted, without duplicates; `*` alone when
+/// any peer may relay. Stored as one space-separated text column (wwwroots hold no spaces).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ViaList(Vec<String>);
+
+/// `--via '*'`: any registered peer may relay.
+pub const ANY_PEER: &str = "*";
+
+impl ViaList {
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn allows(&self, normalised_peer: &str) -> bool {
+        self.0.iter().any(|p| p == ANY_PEER || p == normalised_peer)
+    }
+
+    fn to_column(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+impl From<String> for ViaList {
+    fn from(column: String) -> ViaList {
+        ViaList(column.split_whitespace().map(str::to_string).collect())
+    }
+}
+
+impl std::fmt::Display for ViaList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
+}
+
+/// An operator's text, shortened and with control characters escaped, for an error message.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(80).collect();
+    let more = if cut.len() < text.len() { "…" } else { "" };
+    format!("{}{more}", cut.escape_debug())
+}
+
+/// The via list as given: each entry `*` or the wwwroot of a registered, not deleted peer.
+/// `*` makes the others redundant, so it is kept alone.
+fn checked_via(conn: &mut DbConnection, via: &[String]) -> Result<ViaList, StoreError> {
+    let mut peers = Vec::new();
+    for raw in via {
+        if raw.trim() == ANY_PEER {
+            return Ok(ViaList(vec![ANY_PEER.to_string()]));
+        }
+        let wwwroot = crate::config::normalize_wwwroot(raw);
+        if let Some(problem) = crate::config::wwwroot_problem(&wwwroot) {
+            return Err(StoreError::Invalid(format!(
+                "--via `{}` is not a peer wwwroot: it {problem}",
+                shown(raw)
+            )));
+        }
+        match peer_by_wwwroot(conn, &wwwroot)? {
+            Some(peer) if !peer.deleted => peers.push(wwwroot),
+            Some(_) => {
+                return Err(StoreError::Invalid(format!(
+                    "--via {wwwroot}: that peer was removed; add it again with `usestats peer add`"
+                )));
+            }
+            None => {
+                return Err(StoreError::Invalid(format!(
+                    "--via {wwwroot} is not a registered peer (`usestats peer add {wwwroot}` first, or --via '*' for any peer)"
+                )));
+            }
+        }
+    }
+    peers.sort();
+    peers.dedup();
+    Ok(ViaList(peers))
+}
+
+/// Add or replace the home-only grant of (home wwwroot, username or `*`).
 pub fn put_grant(
     conn: &mut DbConnection,
     home_wwwroot: &str,
@@ -542,11 +636,32 @@ pub fn put_grant(
     course: bool,
     now: i64,
 ) -> Result<Grant, StoreError> {
+    put_grant_via(conn, home_wwwroot, username, site, course, &[], now)
+}
+
+/// Add or replace the grant of (home wwwroot, username or `*`), relayed by the peers in `via`
+/// (`*` = any peer). Re-adding a grant replaces its rights and its whole via list, so the
+/// command line as last typed is what holds; an empty list makes it home-only again.
+pub fn put_grant_via(
+    conn: &mut DbConnection,
+    home_wwwroot: &str,
+    username: &str,
+    site: bool,
+    course: bool,
+    via: &[String],
+    now: i64,
+) -> Result<Grant, StoreError> {
     let home = crate::config::normalize_wwwroot(home_wwwroot);
     if home.is_empty() || username.is_empty() {
         return Err(StoreError::Invalid(
             "a grant needs a home wwwroot and a username (or *)".into(),
         ));
+    }
+    if let Some(problem) = crate::config::wwwroot_problem(&home) {
+        return Err(StoreError::Invalid(format!(
+            "the home wwwroot `{}` is not a Moodle wwwroot: it {problem}",
+            shown(home_wwwroot)
+        )));
     }
     if !site && !course {
         return Err(StoreError::Invalid(
@@ -554,12 +669,17 @@ pub fn put_grant(
         ));
     }
     super::write_transaction(conn, |conn| {
+        let via = checked_via(conn, via)?.to_column();
         let updated = diesel::update(
             grants::table
                 .filter(grants::home_wwwroot.eq(&home))
                 .filter(grants::username.eq(username)),
         )
-        .set((grants::site.eq(site), grants::course.eq(course)))
+        .set((
+            grants::site.eq(site),
+            grants::course.eq(course),
+            grants::via.eq(&via),
+        ))
         .execute(conn)?;
         if updated == 0 {
             diesel::insert_into(grants::table)
@@ -569,6 +689,7 @@ pub fn put_grant(
                     grants::site.eq(site),
                     grants::course.eq(course),
                     grants::created_at.eq(now),
+                    grants::via.eq(&via),
                 ))
                 .execute(conn)?;
         }

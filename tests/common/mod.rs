@@ -170,6 +170,24 @@ impl TestApp {
             .unwrap();
     }
 
+    /// A grant that the peers in `via` may use on behalf of people of `home` ('*' = any peer).
+    pub async fn grant_via(
+        &self,
+        home: &str,
+        username: &str,
+        site: bool,
+        course: bool,
+        via: &[&str],
+    ) {
+        let (h, u, now) = (home.to_string(), username.to_string(), self.app.now());
+        let via: Vec<String> = via.iter().map(|p| p.to_string()).collect();
+        self.app
+            .state
+            .run(move |c| state::put_grant_via(c, &h, &u, site, course, &via, now))
+            .await
+            .unwrap();
+    }
+
     /// Call `method` on `peer` with this daemon's MNET client.
     pub async fn call_peer(
         &self,
