@@ -132,10 +132,7 @@ pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> Result<
         .ok_or_else(|| format!("no peer {wanted}"))?;
     let (name, home) = match args.as_user.as_deref() {
         None => ("admin".to_string(), app.wwwroot().to_string()),
-        Some(text) => text
-            .split_once('@')
-            .map(|(n, h)| (n.to_string(), h.to_string()))
-            .ok_or_else(|| format!("--as {text}: expected username@home-wwwroot"))?,
+        Some(text) => crate::cli::parse_as_user(text)?,
     };
     let result = run(
         app,

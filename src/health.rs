@@ -109,6 +109,63 @@ fn check(name: &str, status: &'static str, detail: impl Into<String>) -> Check {
     }
 }
 
+/// Our certificate must name our wwwroot as Moodle's `check_credentials` reads it (CN = the
+/// wwwroot cut to 64 characters, subjectAltName attribute = the whole wwwroot): peers
+/// refuse any other, so a mismatch (a wwwroot edited in the config) fails loudly.
+fn certificate_check(app: &App) -> Check {
+    let current = app.keyring().current.clone();
+    match crypto::check_credentials(&current.cert, app.wwwroot()) {
+        Ok(info) => check(
+            "certificate",
+            "OK",
+            format!(
+                "names {}",
+                info.subject_alt_name
+                    .or(info.common_name)
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(problem) => check(
+            "certificate",
+            "FAIL",
+            format!(
+                "{problem}: peers will refuse our keyswap and calls; run `usestats keys rotate` to make a key pair for {}",
+                app.wwwroot()
+            ),
+        ),
+    }
+}
+
+/// Files holding secrets readable by others (made by an older version, or copied): named
+/// so the operator can close them.
+fn file_modes_check(app: &App) -> Check {
+    let mut files = vec![app.config.path.clone()];
+    let state = app.config.state_url();
+    if app.state.kind() == crate::store::DbKind::Sqlite && !state.starts_with("file:") {
+        files.push(state.into());
+    }
+    let loose: Vec<String> = files
+        .iter()
+        .filter_map(|f| crate::files::loose_mode(f).map(|m| format!("{} ({m:o})", f.display())))
+        .collect();
+    if loose.is_empty() {
+        check(
+            "file modes",
+            "OK",
+            "config and state database readable by their owner only",
+        )
+    } else {
+        check(
+            "file modes",
+            "WARN",
+            format!(
+                "readable by others: {}; they may hold passwords and tokens: chmod 600",
+                loose.join(", ")
+            ),
+        )
+    }
+}
+
 pub async fn doctor(path: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let config = match Config::load(path) {
@@ -175,6 +232,8 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             app.keystore.dir().display()
         ),
     ));
+    out.push(certificate_check(&app));
+    out.push(file_modes_check(&app));
     let version = app.state.run(crate::store::state_schema_version).await;
     match version {
         Ok(v) => out.push(check(

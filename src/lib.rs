@@ -13,6 +13,8 @@ pub mod collect;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod echo;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod limits;

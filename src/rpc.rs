@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::config::normalize_wwwroot;
+use crate::echo::echo;
 use crate::mnet::services::{CallContext, Method, MethodFuture, Param, Service};
 use crate::reports;
 use crate::stats::{Report, Window};
@@ -290,7 +291,8 @@ async fn authenticate(
         return Err(Answer::fail(
             RPC_FAILURE,
             format!(
-                "Calling host {host_root} is not the host that signed this request ({}).",
+                "Calling host {} is not the host that signed this request ({}).",
+                echo(&host_root),
                 ctx.peer.wwwroot
             ),
         ));
@@ -325,7 +327,7 @@ async fn authenticate(
         Ok(None) => {
             return Err(Answer::fail(
                 RPC_FAILURE_USER,
-                format!("Calling user host {user_home} is not registered."),
+                format!("Calling user host {} is not registered.", echo(&user_home)),
             ));
         }
         Ok(Some(None)) => {
@@ -389,14 +391,22 @@ fn int_param(value: Option<&Value>, default: i64, name: &str) -> Result<(i64, St
         Some(Value::String(s)) => s
             .trim()
             .parse::<i64>()
-            .map(|i| (i, s.trim().to_string()))
+            .map(|i| {
+                // `<FROM>` repeats the text as given (as the plugin does), but leading zeros
+                // would let a caller make it megabytes long: past any i64's length, the
+                // number's own digits are used.
+                let text = s.trim();
+                let text = if text.len() > 20 {
+                    i.to_string()
+                } else {
+                    text.to_string()
+                };
+                (i, text)
+            })
             .map_err(|_| {
                 Answer::fail(
                     RPC_FAILURE_DATA,
-                    format!(
-                        "{name} must be an integer, got \"{}\".",
-                        s.chars().take(40).collect::<String>()
-                    ),
+                    format!("{name} must be an integer, got \"{}\".", echo(s)),
                 )
             }),
         Some(other) => Err(Answer::fail(
@@ -525,13 +535,19 @@ async fn forward(
         Ok(None) => {
             return Answer::fail(
                 RPC_FAILURE,
-                format!("whereroot {remote} is not a known MNET peer of this host."),
+                format!(
+                    "whereroot {} is not a known MNET peer of this host.",
+                    echo(remote)
+                ),
             );
         }
         Ok(Some((_, false))) => {
             return Answer::fail(
                 RPC_FAILURE,
-                format!("This host does not subscribe to use_stats on {remote}."),
+                format!(
+                    "This host does not subscribe to use_stats on {}.",
+                    echo(remote)
+                ),
             );
         }
         Ok(Some((peer, true))) => peer,

@@ -111,7 +111,8 @@ async fn dispatch(cli: Cli) -> CmdResult {
 
 fn write_config(path: &Path, config: &Config) -> CmdResult {
     let header = "# usestats configuration. Every setting not written here takes its documented\n# default: see examples/usestats.toml for the full list with comments.\n\n";
-    std::fs::write(path, format!("{header}{}", config.to_toml()))
+    // Owner-only whatever the umask: a config may hold database passwords.
+    crate::files::write_private(path, format!("{header}{}", config.to_toml()).as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -132,6 +133,13 @@ fn init(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
         config.server.listen = listen;
     }
     if let Some(name) = args.name {
+        // Peers show it as our page title and it goes into our certificate: one line of
+        // text, of a length Moodle's own site names keep to.
+        if name.chars().any(char::is_control) || name.chars().count() > 255 {
+            return Err(
+                "--name: one line of at most 255 characters, without control characters".into(),
+            );
+        }
         config.site.name = name;
     }
     config.path = path.to_path_buf();
@@ -143,11 +151,19 @@ fn init(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
     config.validate().map_err(|e| e.to_string())?;
     write_config(path, &config)?;
     let app = App::open(config).map_err(|e| e.to_string())?;
+    let replaced = replace_foreign_key(&app)?;
     let info = app.keyring().current.info();
     if json_out {
-        print_json(&json!({"config": path, "wwwroot": wwwroot, "certificate": info}));
+        print_json(
+            &json!({"config": path, "wwwroot": wwwroot, "certificate": info, "replaced_certificate_of": replaced}),
+        );
     } else {
         println!("wrote {}", path.display());
+        if let Some(old) = &replaced {
+            println!(
+                "keys         the key pair in place named {old}: a new one was generated for {wwwroot} (the old one is archived)"
+            );
+        }
         println!("wwwroot      {wwwroot}");
         println!("keys         {}", app.keystore.dir().display());
         println!("fingerprint  {}", info.fingerprint_sha1);
@@ -155,6 +171,26 @@ fn init(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
         println!("\nnext: `usestats demo` for demo data, `usestats serve` to run the peer.");
     }
     Ok(())
+}
+
+/// `init --force` over an existing key directory: a certificate that names another wwwroot
+/// is useless to us (peers check it against the wwwroot they know us by, as Moodle's
+/// `check_credentials` does), so it is rotated away. `init` is the command that sets the
+/// wwwroot; refusing here would leave the operator a config and keys that disagree, with
+/// `keys rotate` as the only way out. Rotation archives the old key, so nothing is lost.
+/// Returns the wwwroot the replaced certificate named.
+fn replace_foreign_key(app: &App) -> Result<Option<String>, String> {
+    let current = app.keyring().current.clone();
+    if app.keys_generated_now || crypto::check_credentials(&current.cert, app.wwwroot()).is_ok() {
+        return Ok(None);
+    }
+    let info = current.info();
+    let named = info
+        .subject_alt_name
+        .or(info.common_name)
+        .unwrap_or_else(|| "another host".into());
+    app.rotate_keys().map_err(|e| e.to_string())?;
+    Ok(Some(named))
 }
 
 async fn demo(path: &Path, args: DemoArgs, json_out: bool) -> CmdResult {
@@ -1031,12 +1067,7 @@ async fn stats(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
 fn parse_as_user(app: &App, as_user: Option<&str>) -> Result<(String, String), String> {
     match as_user {
         None => Ok(("admin".into(), app.wwwroot().to_string())),
-        Some(text) => match text.split_once('@') {
-            Some((name, home)) if !name.is_empty() && !home.is_empty() => {
-                Ok((name.into(), home.into()))
-            }
-            _ => Err(format!("--as {text}: expected username@home-wwwroot")),
-        },
+        Some(text) => super::parse_as_user(text),
     }
 }
 
@@ -1110,6 +1141,18 @@ async fn collect(app: &Arc<App>, args: CollectArgs, json_out: bool) -> CmdResult
     Ok(())
 }
 
+/// A token's label is printed in `token list` tables: plain text of one line, bounded.
+fn check_label(label: &str) -> CmdResult {
+    const MAX: usize = 100;
+    if label.chars().any(char::is_control) {
+        return Err("--label: control characters (newlines, escapes) are not allowed".into());
+    }
+    if label.chars().count() > MAX {
+        return Err(format!("--label: at most {MAX} characters"));
+    }
+    Ok(())
+}
+
 async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult {
     match action {
         TokenAction::Create {
@@ -1120,7 +1163,17 @@ async fn token(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult
             allowed_ips,
         } => {
             let expires = expires.as_deref().map(output::parse_time).transpose()?;
-            crate::ws::tokens::validate_ranges(&allowed_ips)?;
+            if let Some(at) = expires
+                && at <= app.now()
+            {
+                return Err(format!(
+                    "--expires {} is in the past: the token could never be used (give a later date, or no --expires for a token that does not expire)",
+                    output::time(at)
+                ));
+            }
+            crate::ws::tokens::validate_ranges(&allowed_ips)
+                .map_err(|e| format!("--allowed-ips: {e}"))?;
+            check_label(&label)?;
             let (plain, created) =
                 crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
                     .await?;

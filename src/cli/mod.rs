@@ -8,6 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The longest per-peer timeout `peer set` takes: a call that has not answered in ten
+/// minutes will not, and larger values only hold connections open.
+pub const MAX_TIMEOUT_MS: i64 = 600_000;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "usestats",
@@ -81,7 +85,8 @@ pub enum Command {
         /// Unix time or date (UTC).
         #[arg(long)]
         since: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many rows (1 to 100000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
     },
     /// Check configuration, keys, crypto, databases, clock and peers.
@@ -193,9 +198,11 @@ pub enum PeerAction {
     /// Per-peer settings.
     Set {
         peer: String,
-        #[arg(long)]
+        /// 1 ms to 10 minutes.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_TIMEOUT_MS))]
         connect_timeout_ms: Option<i64>,
-        #[arg(long)]
+        /// 1 ms to 10 minutes.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_TIMEOUT_MS))]
         timeout_ms: Option<i64>,
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..=2))]
         ssl_verification: Option<i32>,
@@ -281,7 +288,7 @@ pub struct CollectArgs {
     #[arg(long = "as")]
     pub as_user: Option<String>,
     /// 1 site, 2 courses, 3 activities.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub scope: i64,
     #[arg(long)]
     pub from: Option<String>,
@@ -318,15 +325,41 @@ pub struct BenchArgs {
     pub peer: String,
     /// Target username.
     pub username: String,
-    #[arg(long, default_value_t = 16)]
+    /// Concurrent clients, 1 to 1024.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub clients: usize,
-    #[arg(long, default_value_t = 10)]
+    /// 1 to 3600.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub seconds: u64,
     /// The calling person, as `username@home-wwwroot` (default: admin@our wwwroot).
     #[arg(long = "as")]
     pub as_user: Option<String>,
-    #[arg(long, default_value_t = 2)]
+    /// 1 site, 2 courses, 3 activities.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub scope: i64,
+}
+
+/// `--as username@home-wwwroot`: the last `@` separates them, since Moodle usernames may
+/// be e-mail addresses; the home must be a wwwroot we could compare with a peer's.
+pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
+    let expected = || {
+        format!(
+            "--as {}: expected username@home-wwwroot",
+            crate::echo::echo(text)
+        )
+    };
+    let (name, home) = text.rsplit_once('@').ok_or_else(expected)?;
+    if name.trim().is_empty() || home.is_empty() {
+        return Err(expected());
+    }
+    let home = home.trim_end_matches('/');
+    if let Some(problem) = crate::config::wwwroot_problem(home) {
+        return Err(format!(
+            "--as {}: {home}: {problem}",
+            crate::echo::echo(text)
+        ));
+    }
+    Ok((name.to_string(), home.to_string()))
 }
 
 /// Parse the command line and run it; returns the process exit code.

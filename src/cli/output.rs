@@ -95,36 +95,75 @@ pub fn time(t: i64) -> String {
     )
 }
 
-/// A unix time, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC).
+/// The latest time the command line takes: 9999-12-31 23:59:59Z. Later values (and the
+/// arithmetic on them) have no meaning for a log and would overflow.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A unix time, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), between 1970 and 9999. A date
+/// that does not exist (2026-02-30, 25:00) is refused rather than rolled over.
 pub fn parse_time(text: &str) -> Result<i64, String> {
     let text = text.trim();
+    let bad = || {
+        format!(
+            "`{}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)",
+            crate::echo::echo(text)
+        )
+    };
     if let Ok(t) = text.parse::<i64>() {
-        return Ok(t);
+        return if (0..=MAX_TIME).contains(&t) {
+            Ok(t)
+        } else {
+            Err(bad())
+        };
     }
-    let bad = || format!("`{text}` is not a unix time or a date such as 2026-11-01");
     let (date, clock) = match text.split_once(['T', ' ']) {
         Some((date, clock)) => (date, Some(clock.trim_end_matches('Z'))),
         None => (text, None),
     };
     let parts: Vec<&str> = date.split('-').collect();
-    if parts.len() != 3 {
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y) && digits(m) && digits(d)) {
         return Err(bad());
     }
-    let y: i64 = parts[0].parse().map_err(|_| bad())?;
-    let m: u32 = parts[1].parse().map_err(|_| bad())?;
-    let d: u32 = parts[2].parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let y: i64 = y.parse().map_err(|_| bad())?;
+    let m: u32 = m.parse().map_err(|_| bad())?;
+    let d: u32 = d.parse().map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=days_in_month(y, m)).contains(&d)
+    {
         return Err(bad());
     }
     let mut seconds = days_from_civil(y, m, d) * 86_400;
     if let Some(clock) = clock {
         let hms: Vec<&str> = clock.split(':').collect();
-        let field = |i: usize| -> Result<i64, String> {
-            hms.get(i)
-                .map(|v| v.parse::<i64>().map_err(|_| bad()))
-                .unwrap_or(Ok(0))
-        };
-        seconds += field(0)? * 3600 + field(1)? * 60 + field(2)?;
+        if hms.len() > 3 {
+            return Err(bad());
+        }
+        let limits = [23, 59, 59];
+        for (i, (part, max)) in hms.iter().zip(limits).enumerate() {
+            let value: i64 = if digits(part) {
+                part.parse().map_err(|_| bad())?
+            } else {
+                return Err(bad());
+            };
+            if value > max {
+                return Err(bad());
+            }
+            seconds += value * [3600, 60, 1][i];
+        }
     }
     Ok(seconds)
 }
@@ -152,6 +191,24 @@ mod tests {
         assert_eq!(parse_time("2026-11-01").unwrap(), 1_793_491_200);
         assert_eq!(parse_time("42").unwrap(), 42);
         assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_time("2024-02-29T23:59:59").unwrap(), 1_709_251_199);
+        for wrong in [
+            "2026-02-30",
+            "2025-02-29",
+            "2026-04-31",
+            "2026-01-01T24:00",
+            "2026-01-01T10:60",
+            "2026-01-01T-1:00",
+            "99999999999999-01-01",
+            "1969-12-31",
+            "-5",
+            "253402300800",
+            "2026-1-1-1",
+            "+2026-01-01",
+        ] {
+            assert!(parse_time(wrong).is_err(), "{wrong} accepted");
+        }
+        assert_eq!(parse_time(&MAX_TIME.to_string()).unwrap(), MAX_TIME);
         assert_eq!(time(0), "-");
     }
 

@@ -115,10 +115,10 @@ impl KeyStore {
     }
 
     fn ensure_dirs(&self) -> Result<(), CryptoError> {
+        // Created 0700 from the start: create-then-chmod would leave a window in which a
+        // umask of 000 makes the directory of our private keys world-writable.
         for dir in [self.dir.clone(), self.archive_dir()] {
-            fs::create_dir_all(&dir).map_err(|e| store_err(&dir, e))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| store_err(&dir, e))?;
+            crate::files::private_dir(&dir).map_err(|e| store_err(&dir, e))?;
         }
         Ok(())
     }
@@ -187,7 +187,14 @@ impl KeyStore {
         now: i64,
     ) -> Result<(Keyring, bool), CryptoError> {
         match self.load()? {
-            Some(ring) => Ok((ring, false)),
+            Some(ring) => {
+                // A key directory left open by an older version or a loose umask is closed
+                // now; failing to (a directory owned by someone else) must not stop us.
+                if let Err(e) = self.ensure_dirs() {
+                    tracing::warn!(error = %e, "cannot make the key directory private (mode 0700)");
+                }
+                Ok((ring, false))
+            }
             None => Ok((self.rotate(subject, lifetime_days, now)?, true)),
         }
     }

@@ -43,8 +43,12 @@ pub const RATE_LIMITED: i64 = 7042;
 pub const INTERNAL: i64 = 17;
 
 pub fn unknown_host(wwwroot: &str) -> Fault {
-    // Moodle builds this text from the caller's wwwroot (vector 06).
-    Fault::new(UNKNOWN_HOST, format!("{wwwroot}/wrong-wwwroot"))
+    // Moodle builds this text from the caller's wwwroot (vector 06); the caller chose it, so
+    // it is cut like any echoed value.
+    Fault::new(
+        UNKNOWN_HOST,
+        format!("{}/wrong-wwwroot", crate::echo::echo(wwwroot)),
+    )
 }
 
 pub fn no_key_match() -> Fault {

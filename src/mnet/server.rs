@@ -255,7 +255,10 @@ async fn process(
                 Err(e) => {
                     return Answer::Plain(Fault::new(
                         faults::NO_KEY_MATCH,
-                        format!("Unreadable encrypted envelope: {e}"),
+                        format!(
+                            "Unreadable encrypted envelope: {}",
+                            crate::echo::error_text(&e)
+                        ),
                     ));
                 }
             };
@@ -352,7 +355,10 @@ async fn process(
                 Err(e) => {
                     return Answer::Fault(Fault::new(
                         15,
-                        format!("Invalid request payload: signed envelope: {e}"),
+                        format!(
+                            "Invalid request payload: signed envelope: {}",
+                            crate::echo::error_text(&e)
+                        ),
                     ));
                 }
             }
@@ -387,7 +393,7 @@ async fn process(
     if !valid_method_name(&call.name) {
         return Answer::Fault(Fault::new(
             faults::BAD_METHOD_NAME,
-            format!("Invalid method name: {}", call.name),
+            format!("Invalid method name: {}", crate::echo::echo(&call.name)),
         ));
     }
     let context = CallContext { peer, remote_addr };
@@ -640,7 +646,7 @@ async fn dispatch(app: &Arc<App>, context: CallContext, call: MethodCall) -> Res
     let Some((service, method)) = app.services.find(&call.name) else {
         return Err(Fault::new(
             faults::NO_SUCH_METHOD,
-            format!("No such method: {}", call.name),
+            format!("No such method: {}", crate::echo::echo(&call.name)),
         ));
     };
     // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
@@ -746,11 +752,11 @@ async fn system_method(
             .unwrap_or(Value::Bool(false))),
         "listFiles" | "retrieveFile" => Err(Fault::new(
             faults::UNIMPLEMENTED_SYSTEM_METHOD,
-            format!("system/{name} is not implemented"),
+            format!("system/{} is not implemented", crate::echo::echo(name)),
         )),
         _ => Err(Fault::new(
             faults::UNKNOWN_SYSTEM_METHOD,
-            format!("Unknown system method: system/{name}"),
+            format!("Unknown system method: system/{}", crate::echo::echo(name)),
         )),
     }
 }

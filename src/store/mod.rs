@@ -188,6 +188,9 @@ impl Db {
 
     fn open_with(url: &str, max_connections: u32, read_only: bool) -> Result<Db, StoreError> {
         let kind = DbKind::of(url);
+        if kind == DbKind::Sqlite && !read_only {
+            create_private_sqlite(url)?;
+        }
         // One connection first, so a bad URL fails with the driver's message rather than
         // a pool timeout.
         if read_only {
@@ -228,6 +231,21 @@ impl Db {
         .await
         .map_err(|e| StoreError::Invalid(format!("database task failed: {e}")))?
     }
+}
+
+/// SQLite would create a missing database file 0644 (less the umask); ours holds peers,
+/// grants and token hashes, so it is created 0600 before SQLite opens it (and SQLite gives
+/// the `-wal` and `-shm` files the database file's mode).
+fn create_private_sqlite(url: &str) -> Result<(), StoreError> {
+    if url.is_empty() || url == ":memory:" || url.starts_with("file:") {
+        return Ok(());
+    }
+    crate::files::create_private_if_missing(std::path::Path::new(url)).map_err(|e| {
+        StoreError::Connect {
+            kind: DbKind::Sqlite,
+            message: format!("cannot create {url}: {e}"),
+        }
+    })
 }
 
 pub const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle database) but not the state database: use a SQLite file or postgres://";

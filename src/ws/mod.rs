@@ -16,6 +16,7 @@ use hyper::StatusCode;
 use serde_json::{Map, Value as Json, json};
 
 use crate::app::App;
+use crate::echo::echo;
 use crate::http::{HttpResponse, respond};
 use crate::stats::{Report, SessionStats, Window};
 use crate::store::source::{Course, CourseField, Source, User, UserField};
@@ -382,7 +383,8 @@ fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, W
     };
     if !value.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(WsError::invalid_parameter(format!(
-            "{name}: letters only (PARAM_ALPHA), got \"{value}\""
+            "{name}: letters only (PARAM_ALPHA), got \"{}\"",
+            echo(&value)
         )));
     }
     Ok(value)
@@ -392,10 +394,7 @@ fn int(params: &Params, name: &str, default: i64) -> Result<i64, WsError> {
     match params.get(name) {
         None | Some("") => Ok(default),
         Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            WsError::invalid_parameter(format!(
-                "{name}: integer expected, got \"{}\"",
-                v.chars().take(40).collect::<String>()
-            ))
+            WsError::invalid_parameter(format!("{name}: integer expected, got \"{}\"", echo(v)))
         }),
     }
 }
@@ -408,7 +407,10 @@ fn boolean(params: &Params, name: &str, default: bool) -> Result<bool, WsError> 
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
             _ => v.parse::<i64>().map(|n| n != 0).map_err(|_| {
-                WsError::invalid_parameter(format!("{name}: boolean expected, got \"{v}\""))
+                WsError::invalid_parameter(format!(
+                    "{name}: boolean expected, got \"{}\"",
+                    echo(&v)
+                ))
             }),
         },
     }
@@ -423,7 +425,8 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         "email" => UserField::Email,
         other => {
             return Err(WsError::invalid_parameter(format!(
-                "uidsource: one of id, idnumber, username, email, got \"{other}\""
+                "uidsource: one of id, idnumber, username, email, got \"{}\"",
+                echo(other)
             )));
         }
     };
@@ -461,7 +464,8 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         "shortname" => Some(CourseField::ShortName),
         other => {
             return Err(WsError::invalid_parameter(format!(
-                "cidsource: one of id, idnumber, shortname, got \"{other}\""
+                "cidsource: one of id, idnumber, shortname, got \"{}\"",
+                echo(other)
             )));
         }
     };
@@ -536,8 +540,9 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                     Some(user) => users.push(user),
                     None => {
                         return Ok(Err(WsError::invalid_parameter(format!(
-                            "Invalid user by {} {uid}",
-                            req.uidsource_text
+                            "Invalid user by {} {}",
+                            req.uidsource_text,
+                            echo(uid)
                         ))));
                     }
                 }
@@ -549,7 +554,8 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                         Some(course) => Some(course),
                         None => {
                             return Ok(Err(WsError::invalid_parameter(format!(
-                                "Invalid course by {field_text} {cid}"
+                                "Invalid course by {field_text} {}",
+                                echo(cid)
                             ))));
                         }
                     }

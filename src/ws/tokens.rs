@@ -33,16 +33,20 @@ impl Range {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let network: IpAddr = address
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address or CIDR range"))?;
+        let network: IpAddr = address.parse().map_err(|_| {
+            format!(
+                "`{}` is not an IP address or CIDR range",
+                crate::echo::echo(text)
+            )
+        })?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}`: prefix length must be 0..={max}"))?,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                format!(
+                    "`{}`: prefix length must be 0..={max}",
+                    crate::echo::echo(text)
+                )
+            })?,
             None => max,
         };
         Ok(Range { network, prefix })
@@ -76,8 +80,17 @@ impl Range {
 }
 
 pub fn validate_ranges(list: &str) -> Result<(), String> {
+    let mut ranges = 0;
     for item in list.split(',').filter(|s| !s.trim().is_empty()) {
         Range::parse(item)?;
+        ranges += 1;
+    }
+    // Only separators would be stored as "any address": not what whoever typed it meant.
+    if ranges == 0 && !list.trim().is_empty() {
+        return Err(format!(
+            "`{}` names no address or range",
+            crate::echo::echo(list)
+        ));
     }
     Ok(())
 }

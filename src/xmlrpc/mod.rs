@@ -289,6 +289,7 @@ impl XmlRpcError {
 
     /// The fault to send back for this error.
     pub fn to_fault(&self) -> Fault {
-        Fault::new(self.fault_code(), self.to_string())
+        // The message may quote the request (a value, an element name): cut it.
+        Fault::new(self.fault_code(), crate::echo::error_text(self))
     }
 }
