@@ -406,6 +406,7 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
         latency_ms: 3,
         bytes_in: 3000,
         bytes_out: 2500,
+        verified: true,
     };
     report(
         "insert_audit (INSERT audit_log)",

@@ -1,11 +1,14 @@
 //! The audit trail: one row per MNET or web-service call, written off the request path so
 //! that a slow or full state database never delays or fails an answer. Nothing secret is
-//! recorded (no tokens, no message bodies).
+//! recorded (no tokens, no message bodies). Text fields are escaped and bounded
+//! ([`untrusted`]): most of them come from the caller, and `verified` says whether the
+//! caller was proven to be who the row names.
 
 use std::net::SocketAddr;
 
 use crate::app::App;
 use crate::store::state::{self, AuditEntry};
+use crate::untrusted;
 
 #[allow(clippy::too_many_arguments)]
 pub fn record(
@@ -20,6 +23,7 @@ pub fn record(
     latency_ms: i64,
     bytes_in: usize,
     bytes_out: usize,
+    verified: bool,
 ) {
     if !app.config.audit.enabled {
         return;
@@ -28,15 +32,16 @@ pub fn record(
         id: 0,
         time: app.now(),
         channel: channel.into(),
-        peer: peer.into(),
+        peer: untrusted::field(peer),
         remote_addr: remote_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        method: truncate(method, 200),
-        caller: truncate(caller, 200),
-        target: truncate(target, 200),
-        status: truncate(status, 100),
+        method: untrusted::field(method),
+        caller: untrusted::field(caller),
+        target: untrusted::field(target),
+        status: untrusted::escape(status, 100),
         latency_ms,
         bytes_in: bytes_in as i64,
         bytes_out: bytes_out as i64,
+        verified,
     };
     let db = app.state.clone();
     app.background.spawn(async move {
@@ -44,8 +49,4 @@ pub fn record(
             tracing::warn!(error = %e, "audit entry not written");
         }
     });
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }

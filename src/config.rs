@@ -236,14 +236,27 @@ pub struct LimitsConfig {
     /// MNET calls per minute from one peer (0 = no limit).
     pub per_peer_per_minute: u32,
     /// A signed request executed once is refused if it comes again within this many
-    /// seconds (0 = off).
+    /// seconds (0 = off). Far longer than the timestamp window: the timestamp is not
+    /// signed, and RC4 lets anyone rewrite it in a captured request. Kept in the state
+    /// database, so a restart does not forget.
     pub replay_window_secs: i64,
+    /// Replay keys held in memory at most (about 80 bytes each); beyond, the oldest are
+    /// looked up in the state database instead.
+    pub replay_keys_in_memory: usize,
     /// Signed requests whose timestamp is further than this from our clock are refused
     /// (0 = off; Moodle itself never checks).
     pub timestamp_window_secs: i64,
     /// Time a client has to send its request headers, and to send its body.
     pub header_read_timeout_secs: u64,
     pub body_read_timeout_secs: u64,
+    /// With `mnet.auto_register`: hosts registered by keyswap per minute, in all and from
+    /// one client address (0 = no limit). Each registration costs an outbound GET of the
+    /// claimed wwwroot, so strangers must not be able to make many.
+    pub auto_register_per_minute: u32,
+    pub auto_register_per_address_per_minute: u32,
+    /// With `mnet.auto_register`: self-registered peers kept at most; beyond, keyswap still
+    /// answers our certificate but registers nobody.
+    pub auto_register_max_peers: u32,
 }
 
 impl Default for LimitsConfig {
@@ -252,10 +265,14 @@ impl Default for LimitsConfig {
             max_concurrent_requests: 256,
             per_ip_per_minute: 6000,
             per_peer_per_minute: 6000,
-            replay_window_secs: 300,
+            replay_window_secs: 86_400,
+            replay_keys_in_memory: 100_000,
             timestamp_window_secs: 300,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 30,
+            auto_register_per_minute: 6,
+            auto_register_per_address_per_minute: 2,
+            auto_register_max_peers: 50,
         }
     }
 }
@@ -510,6 +527,23 @@ impl Config {
         }
         if self.limits.replay_window_secs < 0 || self.limits.timestamp_window_secs < 0 {
             return Err(self.invalid("limits.replay_window_secs", "windows must not be negative"));
+        }
+        if self.limits.replay_window_secs != 0
+            && self.limits.replay_window_secs < self.limits.timestamp_window_secs
+        {
+            return Err(self.invalid(
+                "limits.replay_window_secs",
+                "must be at least limits.timestamp_window_secs (or 0 = off)",
+            ));
+        }
+        if self.limits.replay_keys_in_memory == 0 {
+            return Err(self.invalid("limits.replay_keys_in_memory", "must be at least 1"));
+        }
+        if self.limits.auto_register_max_peers == 0 {
+            return Err(self.invalid(
+                "limits.auto_register_max_peers",
+                "must be at least 1 (turn mnet.auto_register off instead)",
+            ));
         }
         if self.limits.header_read_timeout_secs == 0 || self.limits.body_read_timeout_secs == 0 {
             return Err(self.invalid(

@@ -48,6 +48,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    crate::limits::load_replay_keys_at_start(&app).await;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(
@@ -608,6 +609,7 @@ pub async fn maintenance_once(app: &Arc<App>) {
             }
         }
     }
+    crate::limits::prune_replay_keys(app).await;
     let retention = i64::from(app.config.audit.retention_days);
     if retention > 0 {
         let cutoff = app.now() - retention * 86_400;

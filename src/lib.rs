@@ -24,5 +24,6 @@ pub mod reports;
 pub mod rpc;
 pub mod stats;
 pub mod store;
+pub mod untrusted;
 pub mod ws;
 pub mod xmlrpc;

@@ -68,50 +68,173 @@ impl RateLimiter {
     }
 }
 
-/// Keys with the time they were first seen, and the same keys in arrival order for expiry.
-type SeenKeys = (HashMap<String, i64>, VecDeque<(i64, String)>);
+/// What identifies one sealed request: the first 16 bytes of a SHA-256 over the peer, the
+/// signature and the RSA-wrapped session key. Short and fixed-size, so memory per request
+/// is bounded whatever the sender puts in it; 128 bits leave no room for collisions.
+pub type ReplayKey = [u8; 16];
 
-/// Signed requests already executed, so a captured request sent again is refused.
+pub fn replay_key(peer_id: i64, signature: &[u8], sealed_key: &[u8]) -> ReplayKey {
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(&peer_id.to_be_bytes());
+    // The length keeps (signature, key) pairs from sliding into one another.
+    hasher.update(&(signature.len() as u64).to_be_bytes());
+    hasher.update(signature);
+    hasher.update(sealed_key);
+    let digest = hasher.finish();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// What the replay cache knows about a key it was just shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    New,
+    Replay,
+    /// Not in memory, but memory was full and let go of keys still inside the window:
+    /// only the state database can tell.
+    AskDatabase,
+}
+
+#[derive(Default)]
+struct SeenKeys {
+    first_seen: HashMap<ReplayKey, i64>,
+    /// The same keys in arrival order, for expiry and eviction.
+    order: VecDeque<(i64, ReplayKey)>,
+    /// The newest first-seen time of a key evicted for room (not for age).
+    evicted_up_to: Option<i64>,
+}
+
+/// Signed requests already executed, so a captured request sent again is refused. Memory
+/// holds the newest `capacity` keys; every key also goes to the state database (by the
+/// caller, off the request path), which answers once memory had to let keys go.
 pub struct ReplayCache {
     window: i64,
+    capacity: usize,
     seen: Mutex<SeenKeys>,
 }
 
 impl ReplayCache {
-    pub fn new(window_secs: i64) -> ReplayCache {
+    pub fn new(window_secs: i64, capacity: usize) -> ReplayCache {
         ReplayCache {
             window: window_secs,
-            seen: Mutex::new((HashMap::new(), VecDeque::new())),
+            capacity: capacity.max(1),
+            seen: Mutex::new(SeenKeys::default()),
         }
     }
 
-    /// Record `key` at `now`; true if it was already seen inside the window.
-    pub fn seen_before(&self, key: &str, now: i64) -> bool {
+    pub fn window(&self) -> i64 {
+        self.window
+    }
+
+    /// Keys seen at this time or later still count.
+    pub fn cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(self.window)
+    }
+
+    /// Record `key` at `now` and say whether it was seen inside the window.
+    pub fn check(&self, key: &ReplayKey, now: i64) -> Seen {
         if self.window <= 0 {
-            return false;
+            return Seen::New;
         }
-        let Ok(mut guard) = self.seen.lock() else {
-            return false;
+        let Ok(mut seen) = self.seen.lock() else {
+            return Seen::AskDatabase;
         };
-        let (map, order) = &mut *guard;
-        while let Some((at, oldest)) = order.front() {
-            if *at + self.window < now || order.len() > MAX_TRACKED {
-                if map.get(oldest) == Some(at) {
-                    map.remove(oldest);
-                }
-                order.pop_front();
-            } else {
+        let cutoff = self.cutoff(now);
+        seen.expire(cutoff);
+        if seen.first_seen.get(key).is_some_and(|at| *at >= cutoff) {
+            return Seen::Replay;
+        }
+        seen.insert(*key, now, self.capacity);
+        if seen.evicted_up_to.is_some_and(|at| at >= cutoff) {
+            Seen::AskDatabase
+        } else {
+            Seen::New
+        }
+    }
+
+    /// Fill memory at start with keys from the state database, newest first. `complete`
+    /// says whether these are all the keys inside the window.
+    pub fn preload(&self, keys: impl IntoIterator<Item = (ReplayKey, i64)>, complete: bool) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let mut keys: Vec<(ReplayKey, i64)> = keys.into_iter().collect();
+        keys.sort_by_key(|(_, at)| *at);
+        if !complete && let Some((_, oldest)) = keys.first() {
+            seen.evicted_up_to = Some(*oldest);
+        }
+        for (key, at) in keys {
+            seen.insert(key, at, self.capacity);
+        }
+    }
+
+    /// Treat every key seen up to `at` as possibly forgotten (see [`Seen::AskDatabase`]).
+    pub fn assume_incomplete_until(&self, at: i64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.evicted_up_to = Some(seen.evicted_up_to.map_or(at, |e| e.max(at)));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.lock().map(|s| s.first_seen.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SeenKeys {
+    fn expire(&mut self, cutoff: i64) {
+        while let Some((at, oldest)) = self.order.front().copied() {
+            if at >= cutoff {
                 break;
             }
+            self.forget(at, &oldest);
         }
-        if let Some(at) = map.get(key)
-            && *at + self.window >= now
-        {
-            return true;
+        if self.evicted_up_to.is_some_and(|at| at < cutoff) {
+            self.evicted_up_to = None;
         }
-        map.insert(key.to_string(), now);
-        order.push_back((now, key.to_string()));
-        false
+    }
+
+    fn insert(&mut self, key: ReplayKey, at: i64, capacity: usize) {
+        self.first_seen.insert(key, at);
+        self.order.push_back((at, key));
+        while self.first_seen.len() > capacity || self.order.len() > capacity.saturating_mul(2) {
+            let Some((at, oldest)) = self.order.front().copied() else {
+                break;
+            };
+            if self.forget(at, &oldest) {
+                self.evicted_up_to = Some(self.evicted_up_to.map_or(at, |e| e.max(at)));
+            }
+        }
+    }
+
+    /// Drop the oldest arrival; true when it removed a live key (not a stale duplicate).
+    fn forget(&mut self, at: i64, key: &ReplayKey) -> bool {
+        self.order.pop_front();
+        if self.first_seen.get(key) == Some(&at) {
+            self.first_seen.remove(key);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Who may register by keyswap, and how fast (`mnet.auto_register`).
+pub struct Registrations {
+    overall: RateLimiter,
+    per_address: RateLimiter,
+    pub max_peers: i64,
+}
+
+impl Registrations {
+    /// Take a registration slot for a request from `address` (None: not over TCP).
+    pub fn allow(&self, address: Option<std::net::IpAddr>) -> bool {
+        let address = address.map(|a| a.to_string()).unwrap_or_default();
+        self.per_address.allow(&address) && self.overall.allow("")
     }
 }
 
@@ -120,6 +243,7 @@ pub struct Limits {
     pub per_peer: RateLimiter,
     pub replay: ReplayCache,
     pub in_flight: Semaphore,
+    pub registrations: Registrations,
 }
 
 impl Limits {
@@ -127,9 +251,81 @@ impl Limits {
         Limits {
             per_ip: RateLimiter::new(config.per_ip_per_minute),
             per_peer: RateLimiter::new(config.per_peer_per_minute),
-            replay: ReplayCache::new(config.replay_window_secs),
+            replay: ReplayCache::new(config.replay_window_secs, config.replay_keys_in_memory),
             in_flight: Semaphore::new(config.max_concurrent_requests),
+            registrations: Registrations {
+                overall: RateLimiter::new(config.auto_register_per_minute),
+                per_address: RateLimiter::new(config.auto_register_per_address_per_minute),
+                max_peers: i64::from(config.auto_register_max_peers),
+            },
         }
+    }
+}
+
+/// Replay keys from the state database into memory, so that a request captured before a
+/// restart is still refused after it.
+pub fn load_replay_keys(
+    cache: &ReplayCache,
+    conn: &mut crate::store::DbConnection,
+    now: i64,
+) -> Result<usize, crate::store::StoreError> {
+    if cache.window() <= 0 {
+        return Ok(0);
+    }
+    let limit = cache.capacity as i64;
+    let rows = crate::store::state::recent_replay_keys(conn, cache.cutoff(now), limit + 1)?;
+    let complete = rows.len() as i64 <= limit;
+    let keys: Vec<(ReplayKey, i64)> = rows
+        .iter()
+        .take(cache.capacity)
+        .filter_map(|(text, at)| Some((key_from_hex(text)?, *at)))
+        .collect();
+    let loaded = keys.len();
+    cache.preload(keys, complete);
+    Ok(loaded)
+}
+
+/// At the start of `serve`: [`load_replay_keys`] off the async workers. If the state
+/// database cannot be read, memory says it knows nothing, so every key is looked up there
+/// until the window has passed: a replay is refused rather than let through.
+pub async fn load_replay_keys_at_start(app: &std::sync::Arc<crate::app::App>) {
+    let now = app.now();
+    let loading = app.clone();
+    let loaded = app
+        .state
+        .run(move |c| load_replay_keys(&loading.limits.replay, c, now))
+        .await;
+    match loaded {
+        Ok(count) => tracing::debug!(count, "replay keys loaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "replay keys not loaded: checking each request against the state database");
+            app.limits.replay.assume_incomplete_until(now);
+        }
+    }
+}
+
+pub fn key_to_hex(key: &ReplayKey) -> String {
+    hex::encode(key)
+}
+
+fn key_from_hex(text: &str) -> Option<ReplayKey> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+/// Maintenance: drop replay keys past the window from the state database (memory drops
+/// its own as it goes).
+pub async fn prune_replay_keys(app: &crate::app::App) {
+    let cache = &app.limits.replay;
+    if cache.window() <= 0 {
+        return;
+    }
+    let cutoff = cache.cutoff(app.now());
+    if let Err(e) = app
+        .state
+        .run(move |c| crate::store::state::prune_replay_keys(c, cutoff))
+        .await
+    {
+        tracing::warn!(error = %e, "old replay keys not pruned");
     }
 }
 
@@ -148,13 +344,45 @@ mod tests {
 
     #[test]
     fn replays_are_seen_inside_the_window_only() {
-        let cache = ReplayCache::new(300);
-        assert!(!cache.seen_before("k", 1000));
-        assert!(cache.seen_before("k", 1200));
-        assert!(
-            !cache.seen_before("k", 1301),
+        let cache = ReplayCache::new(300, 10);
+        let k = replay_key(1, b"sig", b"key");
+        assert_eq!(cache.check(&k, 1000), Seen::New);
+        assert_eq!(cache.check(&k, 1200), Seen::Replay);
+        assert_eq!(
+            cache.check(&k, 1301),
+            Seen::New,
             "outside the window it is new again"
         );
-        assert!(!ReplayCache::new(0).seen_before("k", 1));
+        assert_eq!(ReplayCache::new(0, 10).check(&k, 1), Seen::New);
+        assert_ne!(k, replay_key(2, b"sig", b"key"), "keys are per peer");
+        assert_ne!(replay_key(1, b"sigk", b"ey"), k);
+    }
+
+    #[test]
+    fn a_full_cache_stays_bounded_and_defers_to_the_database() {
+        let cache = ReplayCache::new(300, 3);
+        let keys: Vec<ReplayKey> = (0..10).map(|i| replay_key(i, b"s", b"k")).collect();
+        assert_eq!(cache.check(&keys[0], 1000), Seen::New);
+        assert_eq!(cache.check(&keys[1], 1000), Seen::New);
+        assert_eq!(cache.check(&keys[2], 1000), Seen::New);
+        // The fourth pushes the first out while it is still inside the window.
+        assert_eq!(cache.check(&keys[3], 1001), Seen::AskDatabase);
+        assert_eq!(cache.len(), 3);
+        for (i, key) in keys.iter().enumerate().skip(4) {
+            assert_eq!(cache.check(key, 1002 + i as i64), Seen::AskDatabase);
+        }
+        assert_eq!(cache.len(), 3);
+        // Once the evicted keys are past the window, memory is the whole truth again.
+        assert_eq!(cache.check(&keys[0], 1400), Seen::New);
+    }
+
+    #[test]
+    fn preloaded_keys_are_replays() {
+        let cache = ReplayCache::new(300, 2);
+        let keys: Vec<ReplayKey> = (0..3).map(|i| replay_key(i, b"s", b"k")).collect();
+        cache.preload([(keys[1], 990), (keys[2], 995)], false);
+        assert_eq!(cache.check(&keys[2], 1000), Seen::Replay);
+        assert_eq!(cache.check(&keys[0], 1000), Seen::AskDatabase);
+        assert_eq!(key_from_hex(&key_to_hex(&keys[0])), Some(keys[0]));
     }
 }

@@ -32,14 +32,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record(&self, channel: &str, method: &str, outcome: &str, latency: Duration) {
-        // Unknown method names come from callers: keep the label set bounded.
-        let method = if method.len() > 80 || method.contains(['"', '\\', '\n']) {
-            "invalid"
-        } else if method.is_empty() {
-            "-"
-        } else {
-            method
-        };
+        let method = method_label(channel, method);
         if let Ok(mut requests) = self.requests.lock() {
             *requests
                 .entry((channel.to_string(), method.to_string(), outcome.to_string()))
@@ -147,6 +140,49 @@ impl Metrics {
             ));
         }
         out
+    }
+}
+
+/// Methods with a label of their own: the ones we serve. Anything else a caller names is
+/// `other`, so a stranger sending thousands of made-up names adds one series, not thousands.
+const SYSTEM_METHODS: [&str; 8] = [
+    "system/keyswap",
+    "system.keyswap",
+    "system/listServices",
+    "system/listMethods",
+    "system/methodSignature",
+    "system/methodHelp",
+    "system/listFiles",
+    "system/retrieveFile",
+];
+
+static MNET_METHODS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let services = crate::mnet::services::Services::standard();
+    let served = services
+        .list
+        .iter()
+        .flat_map(|s| s.methods.iter().map(|m| m.path));
+    SYSTEM_METHODS.into_iter().chain(served).collect()
+});
+
+const WS_FUNCTIONS: [&str; 3] = [
+    crate::ws::GET_USER_STATS,
+    crate::ws::GET_USERS_STATS,
+    crate::ws::GET_USERS_COURSE_STATS,
+];
+
+fn method_label<'a>(channel: &str, method: &'a str) -> &'a str {
+    let known = match channel {
+        "mnet" => MNET_METHODS.contains(&method),
+        "ws" => WS_FUNCTIONS.contains(&method),
+        _ => false,
+    };
+    if method.is_empty() {
+        "-"
+    } else if known {
+        method
+    } else {
+        "other"
     }
 }
 

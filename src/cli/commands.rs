@@ -1291,19 +1291,23 @@ async fn audit(
         return Ok(());
     }
     let mut table = Table::new(&[
-        "time", "channel", "peer", "from", "method", "caller", "target", "status", "ms", "in",
-        "out",
+        "time", "channel", "peer", "verified", "from", "method", "caller", "target", "status",
+        "ms", "in", "out",
     ]);
+    // Rows written before escaping on the way in may hold raw control characters: a
+    // terminal must never receive them.
+    let shown = |text: &str| crate::untrusted::for_terminal(text);
     for e in entries {
         table.row(vec![
             output::time(e.time),
-            e.channel,
-            e.peer,
-            e.remote_addr,
-            e.method,
-            e.caller,
-            e.target,
-            e.status,
+            shown(&e.channel),
+            shown(&e.peer),
+            if e.verified { "yes" } else { "NO (claimed)" }.to_string(),
+            shown(&e.remote_addr),
+            shown(&e.method),
+            shown(&e.caller),
+            shown(&e.target),
+            shown(&e.status),
             e.latency_ms.to_string(),
             e.bytes_in.to_string(),
             e.bytes_out.to_string(),

@@ -14,13 +14,16 @@ use openssl::pkey::{PKey, Private};
 use crate::app::App;
 use crate::config::normalize_wwwroot;
 use crate::crypto;
+use crate::limits::Seen;
 use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
 use crate::mnet::faults;
 use crate::mnet::services::{CallContext, valid_method_name};
 use crate::store::state::{self, Peer};
+use crate::untrusted;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 
-/// What the HTTP layer sends back, plus what the audit log and metrics want to know.
+/// What the HTTP layer sends back, plus what the audit log and metrics want to know (text
+/// fields escaped, method names outside Moodle's charset replaced).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub body: Vec<u8>,
@@ -31,6 +34,8 @@ pub struct Outcome {
     /// `ok` or `fault <code>`.
     pub status: String,
     pub fault_code: Option<i64>,
+    /// The peer was proven by its signature; otherwise peer, caller and target are claims.
+    pub verified: bool,
 }
 
 /// How the request arrived; the answer mirrors it (§7.1).
@@ -83,26 +88,32 @@ pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>)
             })
             .await
     };
+    let raw_peer = flags
+        .peer
+        .as_ref()
+        .map(|p| p.wwwroot.clone())
+        .unwrap_or_default();
+    let raw_caller = call.as_ref().map(caller_of).unwrap_or_default();
+    let raw_target = call
+        .as_ref()
+        .and_then(|c| c.params.get(1))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // Until the signature verified, the peer, caller and target are only claims: escaped
+    // wherever they go, and marked as unverified in the log and the audit.
     let outcome = Outcome {
         body: answer_body,
-        peer: flags
-            .peer
-            .as_ref()
-            .map(|p| p.wwwroot.clone())
-            .unwrap_or_default(),
-        method: call.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
-        caller: call.as_ref().map(caller_of).unwrap_or_default(),
-        target: call
-            .as_ref()
-            .and_then(|c| c.params.get(1))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        peer: untrusted::field(&raw_peer),
+        method: recorded_method(call.as_ref().map(|c| c.name.as_str()).unwrap_or("")),
+        caller: untrusted::field(&raw_caller),
+        target: untrusted::field(&raw_target),
         status: match fault_code {
             Some(code) => format!("fault {code}"),
             None => "ok".into(),
         },
         fault_code,
+        verified: flags.verified,
     };
     let latency_ms = started.elapsed().as_millis() as i64;
     let outcome_label = match fault_code {
@@ -115,23 +126,45 @@ pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>)
         peer = %outcome.peer,
         method = %outcome.method,
         status = %outcome.status,
+        verified = outcome.verified,
         latency_ms,
         "mnet call"
     );
     crate::audit::record(
         &app,
         "mnet",
-        &outcome.peer,
+        &raw_peer,
         remote_addr,
         &outcome.method,
-        &outcome.caller,
-        &outcome.target,
+        &raw_caller,
+        &raw_target,
         &outcome.status,
         latency_ms,
         body.len(),
         outcome.body.len(),
+        outcome.verified,
     );
     outcome
+}
+
+/// Recorded instead of a method name outside Moodle's charset, whose text is the sender's
+/// to choose (a newline and a fake log line, terminal escapes, megabytes).
+pub const INVALID_METHOD_NAME: &str = "(invalid method name)";
+
+/// Longest method name recorded as is; Moodle's own are well under 100 characters.
+const MAX_RECORDED_METHOD: usize = 200;
+
+/// The method name as logs, audit and metrics may show it.
+fn recorded_method(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else if name == "system.keyswap"
+        || (name.len() <= MAX_RECORDED_METHOD && valid_method_name(name))
+    {
+        name.to_string()
+    } else {
+        INVALID_METHOD_NAME.to_string()
+    }
 }
 
 fn caller_of(call: &MethodCall) -> String {
@@ -326,7 +359,7 @@ async fn process(
                         "Too many calls from your host: slow down and try again in a minute",
                     ));
                 }
-                if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key) {
+                if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key).await {
                     return Answer::Fault(fault);
                 }
                 // Bookkeeping must not hold up the answer: a locked or full state
@@ -377,7 +410,7 @@ async fn process(
 
     // 4. Only keyswap may come plain; everything else must be encrypted, signed, verified.
     if call.name == "system/keyswap" || call.name == "system.keyswap" {
-        return keyswap(app, &call.params).await;
+        return keyswap(app, &call.params, remote_addr).await;
     }
     if !flags.encrypted {
         return Answer::Fault(faults::not_encrypted());
@@ -490,8 +523,10 @@ fn open_and_verify(
 /// cover only the XML-RPC, so a Moodle repeating an identical call in the same second, or
 /// resending after 7025 (vectors 05a/05b), signs the same bytes again, but always seals them
 /// with a fresh random session key. Bit-flipping the unsigned timestamp through RC4 keeps
-/// the wrapped key, so such a replay is still caught.
-fn replay_or_stale(
+/// the wrapped key, so such a replay is still caught — as long as the key is remembered,
+/// which is why keys are kept for `replay_window_secs` (a day), far past the timestamp
+/// window, and in the state database across restarts.
+async fn replay_or_stale(
     app: &App,
     peer: &Peer,
     signed: &envelope::SignedMessage,
@@ -499,25 +534,48 @@ fn replay_or_stale(
 ) -> Option<Fault> {
     let now = app.now();
     let window = app.config.limits.timestamp_window_secs;
-    if window > 0 && (signed.timestamp - now).abs() > window {
+    // abs_diff: a timestamp near i64::MIN or MAX must not wrap into the window.
+    let skew = signed.timestamp.abs_diff(now);
+    if window > 0 && skew > window.unsigned_abs() {
         app.metrics
             .rejected_replay
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let side = if signed.timestamp > now {
+            "ahead of"
+        } else {
+            "behind"
+        };
         return Some(Fault::new(
             faults::STALE_TIMESTAMP,
             format!(
-                "The request's timestamp is {} s away from our clock (limit {window} s): check the clocks",
-                signed.timestamp - now
+                "The request's timestamp is {skew} s {side} our clock (limit {window} s): check the clocks"
             ),
         ));
     }
-    let key = format!(
-        "{}|{}|{}",
-        peer.id,
-        hex::encode(openssl::sha::sha1(&signed.signature)),
-        hex::encode(openssl::sha::sha1(sealed_key))
-    );
-    if app.limits.replay.seen_before(&key, now) {
+    let key = crate::limits::replay_key(peer.id, &signed.signature, sealed_key);
+    let replayed = match app.limits.replay.check(&key, now) {
+        Seen::New => false,
+        Seen::Replay => true,
+        Seen::AskDatabase => {
+            let (hex, since) = (
+                crate::limits::key_to_hex(&key),
+                app.limits.replay.cutoff(now),
+            );
+            match app
+                .state
+                .run(move |c| state::replay_key_seen(c, &hex, since))
+                .await
+            {
+                Ok(seen) => seen,
+                Err(e) => {
+                    // Refusing is the safe side: the peer retries with a fresh envelope.
+                    tracing::warn!(error = %e, "replay check: state database unavailable");
+                    return Some(faults::internal("state database unavailable"));
+                }
+            }
+        }
+    };
+    if replayed {
         app.metrics
             .rejected_replay
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -525,6 +583,19 @@ fn replay_or_stale(
             faults::REPLAYED,
             "This signed request was already received: replays are refused",
         ));
+    }
+    if app.limits.replay.window() > 0 {
+        // Off the request path: memory already refuses the key; the database is for a
+        // restart and for when memory is full.
+        let (hex, db) = (crate::limits::key_to_hex(&key), app.state.clone());
+        app.background.spawn(async move {
+            if let Err(e) = db
+                .run(move |c| state::insert_replay_key(c, &hex, now))
+                .await
+            {
+                tracing::warn!(error = %e, "replay key not persisted");
+            }
+        });
     }
     None
 }
@@ -570,22 +641,37 @@ async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
 
 /// `system/keyswap(wwwroot, pem, application)`: open to anyone; answers with our
 /// certificate. It registers the caller only when auto-registration is on, the caller is
-/// not known yet, and its certificate matches its wwwroot. A known peer's record is never
-/// changed by keyswap: that would let anyone replace a peer's key.
-async fn keyswap(app: &Arc<App>, params: &[Value]) -> Answer {
+/// not known yet, its certificate matches its wwwroot, and the registration limits allow
+/// (`limits.auto_register_*`: a stranger's keyswap costs us an outbound GET of the wwwroot
+/// it claims, and a row). A known peer's record is never changed by keyswap: that would let
+/// anyone replace a peer's key.
+async fn keyswap(app: &Arc<App>, params: &[Value], remote_addr: Option<SocketAddr>) -> Answer {
     let ours = Value::String(app.keyring().current.cert_pem.clone());
-    if !app.config.mnet.auto_register {
-        return Answer::Value(ours);
+    if app.config.mnet.auto_register
+        && let Some(candidate) = registration_candidate(app, params).await
+    {
+        register_caller(app, candidate, remote_addr).await;
     }
+    Answer::Value(ours)
+}
+
+/// A keyswap caller we could register: unknown wwwroot, certificate valid for it.
+struct Candidate {
+    wwwroot: String,
+    pem: String,
+    not_after: i64,
+}
+
+async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Candidate> {
     let (Some(wwwroot), Some(pem)) = (
         params.first().and_then(Value::as_str),
         params.get(1).and_then(Value::as_str),
     ) else {
-        return Answer::Value(ours);
+        return None;
     };
     if let Some(problem) = crate::config::wwwroot_problem(wwwroot) {
-        tracing::info!(%wwwroot, problem, "keyswap: not registering the caller");
-        return Answer::Value(ours);
+        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+        return None;
     }
     let wwwroot = normalize_wwwroot(wwwroot);
     let known = {
@@ -593,50 +679,82 @@ async fn keyswap(app: &Arc<App>, params: &[Value]) -> Answer {
         app.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
     };
     if !matches!(known, Ok(None)) {
-        return Answer::Value(ours);
+        return None;
     }
     let Some(canonical) = crypto::canonical_pem(pem) else {
-        tracing::info!(%wwwroot, "keyswap: the caller's certificate is not canonical PEM");
-        return Answer::Value(ours);
+        tracing::info!(wwwroot = %untrusted::field(&wwwroot), "keyswap: the caller's certificate is not canonical PEM");
+        return None;
     };
-    let cert = match crypto::parse_cert_pem(&canonical)
+    match crypto::parse_cert_pem(&canonical)
         .map_err(|e| e.to_string())
         .and_then(|c| crypto::check_credentials(&c, &wwwroot))
     {
-        Ok(info) => info,
+        Ok(info) => Some(Candidate {
+            wwwroot,
+            pem: canonical,
+            not_after: info.not_after,
+        }),
         Err(problem) => {
-            tracing::info!(%wwwroot, %problem, "keyswap: not registering the caller");
-            return Answer::Value(ours);
+            tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+            None
         }
-    };
+    }
+}
+
+/// The limits come before the outbound GET of the caller's page, so a refused
+/// registration costs nothing but the answer.
+async fn register_caller(app: &Arc<App>, candidate: Candidate, remote_addr: Option<SocketAddr>) {
+    let registrations = &app.limits.registrations;
+    let max_peers = registrations.max_peers;
+    let full = app
+        .state
+        .run(move |c| state::count_auto_registered(c).map(|n| n >= max_peers))
+        .await
+        .unwrap_or(true);
+    if full {
+        tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), max_peers, "keyswap: not registering the caller: limits.auto_register_max_peers reached");
+        return;
+    }
+    if !registrations.allow(remote_addr.map(|a| a.ip())) {
+        app.metrics
+            .rejected_rate
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), "keyswap: not registering the caller: too many registrations, see limits.auto_register_per_minute");
+        return;
+    }
     let name = app
         .client
-        .fetch_site_title(app, &wwwroot)
+        .fetch_site_title(app, &candidate.wwwroot)
         .await
-        .unwrap_or_else(|| wwwroot.clone());
+        .unwrap_or_else(|| candidate.wwwroot.clone());
     let now = app.now();
     let registered = app
         .state
         .run(move |c| {
-            state::upsert_peer(
+            state::register_auto_peer(
                 c,
                 &state::NewPeer {
-                    wwwroot: &wwwroot,
+                    wwwroot: &candidate.wwwroot,
                     name: &name,
                     application: "moodle",
-                    public_key: &canonical,
-                    public_key_expires: cert.not_after,
+                    public_key: &candidate.pem,
+                    public_key_expires: candidate.not_after,
                     ssl_verification: 2,
                 },
                 now,
+                max_peers,
             )
         })
         .await;
     match registered {
-        Ok(peer) => tracing::info!(peer = %peer.wwwroot, "keyswap: registered a new peer"),
+        Ok(Some(peer)) => {
+            tracing::info!(peer = %untrusted::field(&peer.wwwroot), "keyswap: registered a new peer")
+        }
+        Ok(None) => tracing::info!(
+            "keyswap: not registering the caller: known meanwhile, or the cap was reached"
+        ),
         Err(e) => tracing::warn!(error = %e, "keyswap: could not register the caller"),
     }
-    Answer::Value(ours)
 }
 
 async fn dispatch(app: &Arc<App>, context: CallContext, call: MethodCall) -> Result<Value, Fault> {

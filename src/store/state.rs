@@ -24,6 +24,7 @@ pub mod schema {
             connect_timeout_ms -> Nullable<BigInt>,
             request_timeout_ms -> Nullable<BigInt>,
             created_at -> BigInt,
+            auto_registered -> Bool,
         }
     }
     diesel::table! {
@@ -91,6 +92,13 @@ pub mod schema {
             latency_ms -> BigInt,
             bytes_in -> BigInt,
             bytes_out -> BigInt,
+            verified -> Bool,
+        }
+    }
+    diesel::table! {
+        replay_keys (key_hash) {
+            key_hash -> Text,
+            seen_at -> BigInt,
         }
     }
     diesel::allow_tables_to_appear_in_same_query!(
@@ -205,24 +213,66 @@ pub fn upsert_peer(
                     ))
                     .execute(conn)?;
             }
-            None => {
-                diesel::insert_into(peers::table)
-                    .values((
-                        peers::wwwroot.eq(&wwwroot),
-                        peers::name.eq(new.name),
-                        peers::application.eq(new.application),
-                        peers::public_key.eq(new.public_key),
-                        peers::public_key_expires.eq(new.public_key_expires),
-                        peers::ssl_verification.eq(new.ssl_verification),
-                        peers::deleted.eq(false),
-                        peers::last_connect_time.eq(0i64),
-                        peers::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
-            }
+            None => insert_peer(conn, &wwwroot, new, now, false)?,
         }
         peer_by_wwwroot(conn, &wwwroot)?
             .ok_or_else(|| StoreError::Invalid("peer vanished after writing".into()))
+    })
+}
+
+fn insert_peer(
+    conn: &mut DbConnection,
+    wwwroot: &str,
+    new: &NewPeer<'_>,
+    now: i64,
+    auto_registered: bool,
+) -> Result<(), StoreError> {
+    diesel::insert_into(peers::table)
+        .values((
+            peers::wwwroot.eq(wwwroot),
+            peers::name.eq(new.name),
+            peers::application.eq(new.application),
+            peers::public_key.eq(new.public_key),
+            peers::public_key_expires.eq(new.public_key_expires),
+            peers::ssl_verification.eq(new.ssl_verification),
+            peers::deleted.eq(false),
+            peers::last_connect_time.eq(0i64),
+            peers::created_at.eq(now),
+            peers::auto_registered.eq(auto_registered),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Live peers that registered themselves by keyswap (`mnet.auto_register`).
+pub fn count_auto_registered(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(peers::table
+        .filter(peers::auto_registered.eq(true))
+        .filter(peers::deleted.eq(false))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Register a host that introduced itself by keyswap, unless its wwwroot is on file
+/// already (a keyswap never changes a known peer, deleted or not) or `max_peers`
+/// self-registered peers exist. Counting and inserting in one write transaction keeps
+/// concurrent keyswaps from overshooting the cap. `None` when nothing was registered.
+pub fn register_auto_peer(
+    conn: &mut DbConnection,
+    new: &NewPeer<'_>,
+    now: i64,
+    max_peers: i64,
+) -> Result<Option<Peer>, StoreError> {
+    let wwwroot = crate::config::normalize_wwwroot(new.wwwroot);
+    if wwwroot.is_empty() {
+        return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
+    }
+    super::write_transaction(conn, |conn| {
+        if peer_by_wwwroot(conn, &wwwroot)?.is_some() || count_auto_registered(conn)? >= max_peers {
+            return Ok(None);
+        }
+        insert_peer(conn, &wwwroot, new, now, true)?;
+        peer_by_wwwroot(conn, &wwwroot)
     })
 }
 
@@ -872,6 +922,9 @@ pub struct AuditEntry {
     pub latency_ms: i64,
     pub bytes_in: i64,
     pub bytes_out: i64,
+    /// False when the peer, caller and target are only what an unauthenticated request
+    /// claimed.
+    pub verified: bool,
 }
 
 pub fn insert_audit(conn: &mut DbConnection, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -888,6 +941,7 @@ pub fn insert_audit(conn: &mut DbConnection, entry: &AuditEntry) -> Result<(), S
             audit_log::latency_ms.eq(entry.latency_ms),
             audit_log::bytes_in.eq(entry.bytes_in),
             audit_log::bytes_out.eq(entry.bytes_out),
+            audit_log::verified.eq(entry.verified),
         ))
         .execute(conn)?;
     Ok(())
@@ -915,4 +969,67 @@ pub fn query_audit(
 
 pub fn prune_audit(conn: &mut DbConnection, older_than: i64) -> Result<usize, StoreError> {
     Ok(diesel::delete(audit_log::table.filter(audit_log::time.lt(older_than))).execute(conn)?)
+}
+
+/// Remember a replay key (hex of a short hash). A key already there (another instance of
+/// a shared state database saw it) is left as it is.
+pub fn insert_replay_key(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    seen_at: i64,
+) -> Result<(), StoreError> {
+    let row = (
+        replay_keys::key_hash.eq(key_hash),
+        replay_keys::seen_at.eq(seen_at),
+    );
+    match conn {
+        DbConnection::Sqlite(c) => {
+            diesel::insert_or_ignore_into(replay_keys::table)
+                .values(row)
+                .execute(c)?;
+        }
+        DbConnection::Postgres(c) => {
+            diesel::insert_into(replay_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        DbConnection::Mysql(_) => return Err(StoreError::Invalid(super::MYSQL_STATE.into())),
+    }
+    Ok(())
+}
+
+/// Whether `key_hash` was seen at `since` or later.
+pub fn replay_key_seen(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    Ok(replay_keys::table
+        .filter(replay_keys::key_hash.eq(key_hash))
+        .filter(replay_keys::seen_at.ge(since))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// The newest replay keys seen at `since` or later, at most `limit`, newest first.
+pub fn recent_replay_keys(
+    conn: &mut DbConnection,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(replay_keys::table
+        .filter(replay_keys::seen_at.ge(since))
+        .order(replay_keys::seen_at.desc())
+        .limit(limit)
+        .select((replay_keys::key_hash, replay_keys::seen_at))
+        .load(conn)?)
+}
+
+pub fn prune_replay_keys(conn: &mut DbConnection, older_than: i64) -> Result<usize, StoreError> {
+    Ok(
+        diesel::delete(replay_keys::table.filter(replay_keys::seen_at.lt(older_than)))
+            .execute(conn)?,
+    )
 }

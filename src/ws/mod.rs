@@ -292,7 +292,7 @@ pub async fn endpoint(
         started.elapsed(),
     );
     // Never the token: the audit and the log name the grant instead.
-    tracing::info!(function = %function, caller = %caller, status = %status, latency_ms, "ws call");
+    tracing::info!(function = %crate::untrusted::field(&function), caller = %crate::untrusted::field(&caller), status = %status, latency_ms, "ws call");
     crate::audit::record(
         &app,
         "ws",
@@ -305,6 +305,8 @@ pub async fn endpoint(
         latency_ms,
         query.len() + body.len(),
         answer.len(),
+        // A caller is named only once its token was accepted.
+        !caller.is_empty(),
     );
     let content_type = match format {
         Format::Json => "application/json",
