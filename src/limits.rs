@@ -120,7 +120,13 @@ pub struct Limits {
     pub per_peer: RateLimiter,
     pub replay: ReplayCache,
     pub in_flight: Semaphore,
+    /// Key refreshes per claimed peer: every request that fails verification under a peer's
+    /// name would otherwise make us call that peer's URL.
+    pub key_refresh: RateLimiter,
 }
+
+/// At most one key refresh per peer per minute; a real rotation needs only one.
+const KEY_REFRESHES_PER_MINUTE: u32 = 1;
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Limits {
@@ -129,6 +135,7 @@ impl Limits {
             per_peer: RateLimiter::new(config.per_peer_per_minute),
             replay: ReplayCache::new(config.replay_window_secs),
             in_flight: Semaphore::new(config.max_concurrent_requests),
+            key_refresh: RateLimiter::new(KEY_REFRESHES_PER_MINUTE),
         }
     }
 }

@@ -51,6 +51,12 @@ pub enum ClientError {
     Fault { code: i64, string: String },
     #[error("the peer rotated its key but sent an unusable certificate: {0}")]
     BadNewCertificate(String),
+    /// A 7025 must be signed with the key we hold for the peer: one signed only by the key
+    /// it announces proves nothing about who sent it (decisions.md, Authorisation).
+    #[error(
+        "the peer announced a new certificate in a 7025 that does not verify with the certificate on file; the key was not changed (if the peer really changed its key, register it again with `usestats peer add`)"
+    )]
+    UnverifiedRotation,
     #[error("keyswap failed: {0}")]
     Keyswap(String),
     #[error("unreadable answer: {0}")]
@@ -124,6 +130,10 @@ fn https_connector(
 /// chain and host name verified.
 fn transport_authenticated(peer: &Peer) -> bool {
     peer.wwwroot.starts_with("https://") && peer.ssl_verification >= 2
+}
+
+fn is_mahara(peer: &Peer) -> bool {
+    peer.application.eq_ignore_ascii_case("mahara")
 }
 
 pub fn server_path(application: &str) -> &'static str {
@@ -460,9 +470,9 @@ impl MnetClient {
                 Err(fault)
             }
             Attempt::MaybeStaleKey(fault) => {
-                // P20/K5/K6: the peer could not open our message, most likely because it
-                // has a new key we never learnt. Fetch it; if it changed, use it once. Only
-                // over verified https: a keyswap answer is otherwise anyone's word.
+                // Mahara's non-PEM 7025: it could not open our message, most likely because
+                // it has a new key we never learnt. Fetch it; if it changed, use it once.
+                // Only over verified https: a keyswap answer is otherwise anyone's word.
                 match self.refetch_changed_key(app, &peer).await {
                     Some(new_peer) => match self.attempt(app, &new_peer, &call).await {
                         Attempt::Done(value, offset) => Ok((value, offset, true)),
@@ -544,13 +554,9 @@ impl MnetClient {
         let answer = trim_ascii(&answer);
         if envelope::document_kind(answer) != DocumentKind::Encrypted {
             // Plain faults (7020, 7023, 7021…) come this way.
+            // A plain 7023 is not followed by a keyswap: only a 7025 signed with the key on
+            // file may change a peer's key (decisions.md, Authorisation).
             return match xmlrpc::parse_response(answer, &Limits::default()) {
-                Ok(Response::Fault(f)) if f.code == faults::NO_KEY_MATCH => {
-                    Ok(Attempt::MaybeStaleKey(ClientError::Fault {
-                        code: f.code,
-                        string: f.string,
-                    }))
-                }
                 Ok(Response::Fault(f)) => Err(ClientError::Fault {
                     code: f.code,
                     string: f.string,
@@ -600,8 +606,10 @@ impl MnetClient {
         }
     }
 
-    /// A 7025 carries the peer's new certificate. Moodle signs it with the old key, Mahara
-    /// with the new one; either must verify before we store anything.
+    /// A 7025 carries the peer's new certificate. It is stored only when the fault is signed
+    /// with the key we already hold (Moodle signs it with the old key, vector 05a). Mahara
+    /// signs with its new key, which anyone could claim; such a 7025 is refused and the
+    /// operator re-adds the peer.
     async fn follow_rotation(
         &self,
         app: &Arc<App>,
@@ -610,11 +618,18 @@ impl MnetClient {
         signed: &envelope::SignedMessage,
     ) -> Result<Attempt, ClientError> {
         let Some(pem) = crypto::canonical_pem(fault_string) else {
-            // Mahara says "We know nothing about the key…" when it cannot open us at all.
-            return Ok(Attempt::MaybeStaleKey(ClientError::Fault {
+            // Mahara says "We know nothing about the key…" when it cannot open us at all:
+            // the one case where re-fetching its key by keyswap is allowed, and only for a
+            // peer the operator registered as Mahara.
+            let fault = ClientError::Fault {
                 code: faults::STALE_KEY,
                 string: fault_string.chars().take(200).collect(),
-            }));
+            };
+            return Ok(if is_mahara(peer) {
+                Attempt::MaybeStaleKey(fault)
+            } else {
+                Attempt::Failed(fault)
+            });
         };
         let new_cert = crypto::parse_cert_pem(&pem)
             .map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
@@ -622,11 +637,13 @@ impl MnetClient {
             .ok()
             .and_then(|c| c.public_key().ok())
             .is_some_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
-        let by_new = new_cert
-            .public_key()
-            .is_ok_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
-        if !by_old && !by_new {
-            return Err(ClientError::InvalidSignature);
+        if !by_old {
+            tracing::warn!(
+                peer = %peer.wwwroot,
+                fingerprint = %crypto::fingerprint_sha1(&new_cert),
+                "refused a 7025 not signed with the certificate on file"
+            );
+            return Err(ClientError::UnverifiedRotation);
         }
         let new_peer = self.store_key(app, peer, &pem).await?;
         Ok(Attempt::Rekeyed(new_peer))
@@ -638,7 +655,8 @@ enum Attempt {
     Failed(ClientError),
     /// The peer rotated its key; the new certificate is stored: resend once.
     Rekeyed(Peer),
-    /// The peer could not open our message; maybe we hold a stale certificate.
+    /// A Mahara peer could not open our message (non-PEM 7025); maybe we hold a stale
+    /// certificate.
     MaybeStaleKey(ClientError),
 }
 
