@@ -325,3 +325,373 @@ async fn forwarding_to_the_attackers_url_does_not_change_its_key() {
         "the forwarding host kept B's certificate"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Item 11: malicious peers answering our calls.
+
+/// A use_stats answer as a peer's `get_stats` returns it (JSON text in an XML-RPC string).
+fn stats_answer(status: i64, errors: serde_json::Value, message: &str) -> Vec<u8> {
+    let json = serde_json::json!({"status": status, "errors": errors, "message": message});
+    xmlrpc::serialize_response(&Value::String(json.to_string()))
+}
+
+/// A peer whose key is on file (it is a real, registered peer) but that answers every
+/// encrypted call with `answer()`, properly signed and encrypted, or plain when `sealed` is
+/// false.
+fn answering(answer: Arc<Mutex<(bool, Vec<u8>)>>) -> Behaviour {
+    Arc::new(move |rogue: &Rogue, path: &str, body: &[u8]| {
+        if path == "/" {
+            return (200, Vec::new());
+        }
+        if is_keyswap(body) {
+            return (200, rogue.keyswap());
+        }
+        let (sealed, xml) = answer.lock().unwrap().clone();
+        if sealed {
+            (200, rogue.sealed(&xml))
+        } else {
+            (200, xml)
+        }
+    })
+}
+
+fn user_message(elapsed: &str) -> String {
+    format!(
+        "<USE_STATS>\n<USER>\n\t<USERNAME>learner</USERNAME>\n\t<FIRSTNAME>L</FIRSTNAME>\n\t<LASTNAME></LASTNAME>\n\t<FROM>0</FROM>\n\t<ELAPSED>{elapsed}</ELAPSED>\n\n</USER>\n</USE_STATS>"
+    )
+}
+
+#[tokio::test]
+async fn collect_refuses_numbers_a_peer_makes_up() {
+    let answer = Arc::new(Mutex::new((true, Vec::new())));
+    let (rogue, _task) = Rogue::start(answering(answer.clone())).await;
+    let a = spawn_app(AppOptions::default()).await;
+    rogue.target(&a);
+    register(&a, &rogue.wwwroot, &rogue.identity.cert_pem).await;
+
+    let collect_once = |message: String| {
+        *answer.lock().unwrap() = (true, stats_answer(200, serde_json::json!([]), &message));
+        let (app, wwwroot) = (a.app.clone(), rogue.wwwroot.clone());
+        async move {
+            let peer = app
+                .state
+                .run(move |c| usestats::store::state::peer_by_wwwroot(c, &wwwroot))
+                .await
+                .unwrap()
+                .unwrap();
+            usestats::collect::collect(&app, vec![peer], ("admin", "http://h"), "learner", 1, 0)
+                .await
+        }
+    };
+
+    // An honest answer is merged.
+    let honest = collect_once(user_message("42")).await;
+    assert_eq!(
+        honest.hosts[0].status,
+        usestats::collect::PeerStatus::Ok,
+        "{honest:?}"
+    );
+    assert_eq!(honest.total_minutes, 42);
+
+    let extra_user = format!(
+        "{}<USER><ELAPSED>999999</ELAPSED></USER>",
+        user_message("1").trim_end_matches("</USE_STATS>")
+    ) + "</USE_STATS>";
+    let lies = [
+        (user_message("9223372036854775807"), "out of range"),
+        (user_message("-50"), "not a non-negative whole number"),
+        (user_message("NaN"), "not a non-negative whole number"),
+        (user_message("abc"), "not a non-negative whole number"),
+        (user_message("12345678901234567890"), "out of range"),
+        (extra_user, "more than one"),
+        (
+            user_message("5").replace("</USER>", "<ELAPSED>77</ELAPSED></USER>"),
+            "more than one site total",
+        ),
+        (
+            user_message("5").replace("<FROM>", "<BOGUS>1</BOGUS><FROM>"),
+            "unexpected element <BOGUS>",
+        ),
+    ];
+    for (message, problem) in lies {
+        let collection = collect_once(message.clone()).await;
+        let host = &collection.hosts[0];
+        assert_eq!(
+            host.status,
+            usestats::collect::PeerStatus::Error,
+            "{message}: {collection:?}"
+        );
+        assert!(
+            host.error.as_deref().unwrap_or_default().contains(problem),
+            "{message}: {:?}",
+            host.error
+        );
+        assert_eq!(host.minutes, None);
+        assert_eq!(collection.total_minutes, 0, "{message}");
+    }
+}
+
+#[tokio::test]
+async fn answers_are_capped_by_what_was_asked() {
+    let answer = Arc::new(Mutex::new((false, Vec::new())));
+    let (rogue, _task) = Rogue::start(answering(answer.clone())).await;
+    let a = spawn_app(AppOptions::default()).await;
+    rogue.target(&a);
+    let peer = register(&a, &rogue.wwwroot, &rogue.identity.cert_pem).await;
+
+    // 3 MB for a use_stats call, whose answers are a few KB.
+    *answer.lock().unwrap() = (false, vec![b' '; 3 * 1024 * 1024]);
+    let started = std::time::Instant::now();
+    let result = a
+        .call_peer(&peer, usestats::rpc::GET_STATS, vec![Value::from("x")])
+        .await;
+    let error = result.expect_err("refused").to_string();
+    assert!(error.contains("sent more than 2097152 bytes"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // 1.5 MB for a system method.
+    *answer.lock().unwrap() = (false, vec![b' '; 1536 * 1024]);
+    let error = a
+        .call_peer(&peer, "system/listServices", vec![])
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("sent more than 1048576 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn a_keyswap_answer_is_capped() {
+    let behaviour: Behaviour = Arc::new(|_: &Rogue, _: &str, _: &[u8]| {
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        pem.push_str(&"QUFB\n".repeat(40_000));
+        pem.push_str("-----END CERTIFICATE-----\n");
+        (200, xmlrpc::serialize_response(&Value::String(pem)))
+    });
+    let (rogue, _task) = Rogue::start(behaviour).await;
+    let a = spawn_app(AppOptions::default()).await;
+    let error = a
+        .app
+        .client
+        .keyswap(&a.app, &rogue.wwwroot, "moodle", 0, None)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("sent more than 65536 bytes"), "{error}");
+}
+
+/// ESC sequences, BEL, CR/LF, NUL and 600 KB of text (under every answer cap) in a fault
+/// nobody signed.
+fn hostile_fault() -> Vec<u8> {
+    let mut text = String::from("\u{1b}[2J\u{1b}]0;owned\u{7}\r\nFAKE ROW ok ok\u{0}");
+    text.push_str(&"A".repeat(600 * 1024));
+    xmlrpc::serialize_fault(&Fault::new(7020, text))
+}
+
+#[tokio::test]
+async fn forwarding_never_relays_unauthenticated_text_and_caps_error_lists() {
+    let answer = Arc::new(Mutex::new((false, hostile_fault())));
+    let (rogue, _task) = Rogue::start(answering(answer.clone())).await;
+    let h = spawn_app(AppOptions::default()).await;
+    let a = spawn_app(AppOptions {
+        demo_remote_hosts: Some(vec![h.wwwroot.clone()]),
+        demo_log_rows: 2_000,
+        ..Default::default()
+    })
+    .await;
+    rogue.target(&a);
+    h.add_peer(&a).await;
+    a.add_peer(&h).await;
+    h.set_service(&a.wwwroot, "use_stats", None, Some(true))
+        .await;
+    a.set_service(&h.wwwroot, "use_stats", Some(true), None)
+        .await;
+    a.grant(&h.wwwroot, "admin", true, true).await;
+    register(&a, &rogue.wwwroot, &rogue.identity.cert_pem).await;
+    let forward = || {
+        let (h_app, peer, home, whereroot) = (
+            h.app.clone(),
+            h.peer(&a.wwwroot),
+            h.wwwroot.clone(),
+            rogue.wwwroot.clone(),
+        );
+        async move {
+            let value = h_app
+                .client
+                .call(
+                    &h_app,
+                    &peer.await,
+                    usestats::rpc::GET_STATS,
+                    vec![
+                        usestats::collect::caller_struct("admin", &home, &home),
+                        Value::from("learner"),
+                        Value::from(whereroot.as_str()),
+                        Value::Int(1),
+                        Value::Int(0),
+                    ],
+                )
+                .await
+                .unwrap();
+            let text = match &value {
+                Value::String(s) => s.len(),
+                _ => 0,
+            };
+            (usestats::rpc::Answer::from_value(&value).unwrap(), text)
+        }
+    };
+
+    // A plain fault: its text stays at A.
+    let (relayed, size) = forward().await;
+    assert_eq!(relayed.status, 500);
+    let joined = serde_json::Value::Array(relayed.errors.clone()).to_string();
+    assert!(joined.contains("unauthenticated fault 7020"), "{joined}");
+    assert!(
+        !joined.contains("FAKE ROW") && !joined.contains("AAAA"),
+        "{joined}"
+    );
+    assert!(size < 4096, "{size} bytes relayed");
+    // A's record of the peer keeps a short, clean, marked error.
+    let stored = a.peer(&rogue.wwwroot).await.last_error.unwrap();
+    assert!(stored.chars().count() <= 500, "{} chars", stored.len());
+    assert!(stored.contains("unauthenticated"), "{stored}");
+    assert!(!stored.chars().any(char::is_control), "{stored:?}");
+
+    // A signed failure with 20 000 errors: at most 20 are relayed, each short.
+    let errors: Vec<String> = (0..20_000).map(|i| format!("error {i}")).collect();
+    *answer.lock().unwrap() = (true, stats_answer(500, serde_json::json!(errors), ""));
+    let (relayed, size) = forward().await;
+    assert_eq!(relayed.status, 500);
+    let list = relayed
+        .errors
+        .get(1)
+        .and_then(|l| l.as_array())
+        .unwrap_or_else(|| panic!("{:?}", relayed.errors));
+    assert!(list.len() <= 21, "{} errors relayed", list.len());
+    assert!(size < 16 * 1024, "{size} bytes relayed");
+}
+
+fn usestats(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const HOSTILE_TITLE: &str = "<html><head><title>&lt;script&gt;alert(1)&lt;/script&gt;\u{1b}[2J\u{1b}]0;x\u{7}\r\nFAKE ROW\u{0}\u{202e}evil</title></head></html>";
+
+/// No byte that a terminal would act on.
+fn terminal_safe(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c))
+}
+
+#[tokio::test]
+async fn the_cli_stores_and_prints_peer_text_safely() {
+    let answer = Arc::new(Mutex::new((false, hostile_fault())));
+    let inner = answering(answer.clone());
+    let behaviour: Behaviour = Arc::new(move |rogue: &Rogue, path: &str, body: &[u8]| {
+        if path == "/" {
+            (200, HOSTILE_TITLE.as_bytes().to_vec())
+        } else {
+            inner(rogue, path, body)
+        }
+    });
+    let (rogue, _task) = Rogue::start(behaviour).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    let url = rogue.wwwroot.clone();
+    let (out_list, out_show, show_json) = tokio::task::spawn_blocking(move || {
+        let init = usestats(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
+        assert!(init.status.success(), "{init:?}");
+        let add = usestats(
+            &config,
+            &["peer", "add", &url, "--yes", "--ssl-verification", "0"],
+        );
+        assert!(add.status.success(), "{add:?}");
+        // The peer answers the check with a plain fault full of escape codes.
+        let _ = usestats(&config, &["peer", "check", &url]);
+        let list = usestats(&config, &["peer", "list"]);
+        let show = usestats(&config, &["peer", "show", &url]);
+        let json = usestats(&config, &["--json", "peer", "show", &url]);
+        (list, show, json)
+    })
+    .await
+    .unwrap();
+    let list = String::from_utf8(out_list.stdout).unwrap();
+    let show = String::from_utf8(out_show.stdout).unwrap();
+    assert!(terminal_safe(&list), "{list:?}");
+    assert!(terminal_safe(&show), "{show:?}");
+    assert!(
+        !list.contains("<script>") && !show.contains("<script>"),
+        "{show}"
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&show_json.stdout).unwrap();
+    let name = stored["peer"]["name"].as_str().unwrap();
+    assert!(terminal_safe(name) && !name.contains('\n'), "{name:?}");
+    assert!(
+        !name.contains(['<', '>']) && name.chars().count() <= 80,
+        "{name:?}"
+    );
+    assert!(name.contains("scriptalert(1)/script"), "{name:?}");
+    let last_error = stored["peer"]["last_error"].as_str().unwrap();
+    assert!(
+        last_error.chars().count() <= 500,
+        "{} chars",
+        last_error.len()
+    );
+    assert!(last_error.contains("unauthenticated"), "{last_error}");
+    assert!(terminal_safe(last_error), "{last_error:?}");
+    let state_bytes: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    assert!(state_bytes < 1024 * 1024, "{state_bytes} bytes on disk");
+}
+
+#[tokio::test]
+async fn peer_add_refuses_an_expired_certificate_unless_told() {
+    // A certificate for the attacker's URL that expired two days ago.
+    let behaviour: Behaviour = Arc::new(|rogue: &Rogue, _: &str, _: &[u8]| {
+        let expired = crypto::generate_identity(
+            &usestats::app::cert_subject(&usestats::config::Config::for_wwwroot(&rogue.wwwroot)),
+            28,
+            unix_now() - 30 * 86_400,
+        )
+        .unwrap();
+        (
+            200,
+            xmlrpc::serialize_response(&Value::String(expired.cert_pem)),
+        )
+    });
+    let (rogue, _task) = Rogue::start(behaviour).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    let url = rogue.wwwroot.clone();
+    let (refused, listed, forced) = tokio::task::spawn_blocking(move || {
+        let init = usestats(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
+        assert!(init.status.success(), "{init:?}");
+        let add = [
+            "peer",
+            "add",
+            url.as_str(),
+            "--yes",
+            "--ssl-verification",
+            "0",
+        ];
+        let refused = usestats(&config, &add);
+        let listed = usestats(&config, &["--json", "peer", "list"]);
+        let forced = usestats(&config, &[&add[..], &["--allow-expired"]].concat());
+        (refused, listed, forced)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(stderr.contains("expired"), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    assert!(forced.status.success(), "{forced:?}");
+}
