@@ -132,7 +132,7 @@ pub async fn collect(
         hosts.push(peer_result(wwwroot, latency, result));
     }
     hosts.sort_by(|a, b| a.wwwroot.cmp(&b.wwwroot));
-    let total_minutes = hosts.iter().filter_map(|h| h.minutes).sum();
+    let total_minutes = checked_total(&mut hosts);
     Collection {
         username: username.to_string(),
         caller: format!("{}@{}", caller.0, caller.1),
@@ -142,6 +142,26 @@ pub async fn collect(
         total_minutes,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
+}
+
+/// The sum of the hosts' totals. Each is bounded, so this cannot overflow for any real number
+/// of peers; were it to, the host that overflows is reported as an error and left out.
+fn checked_total(hosts: &mut [PeerResult]) -> i64 {
+    let mut total: i64 = 0;
+    for host in hosts.iter_mut() {
+        let Some(minutes) = host.minutes else {
+            continue;
+        };
+        match total.checked_add(minutes) {
+            Some(sum) => total = sum,
+            None => {
+                host.status = PeerStatus::Error;
+                host.minutes = None;
+                host.error = Some("its total overflows the sum".into());
+            }
+        }
+    }
+    total
 }
 
 pub fn peer_result(
@@ -178,8 +198,8 @@ pub fn peer_result(
         );
     }
     let message = answer.message.unwrap_or_default();
-    match parse_use_stats(&message) {
-        Some(parsed) => PeerResult {
+    match read_use_stats(&message) {
+        Ok(parsed) => PeerResult {
             wwwroot,
             status: PeerStatus::Ok,
             latency_ms,
@@ -188,20 +208,26 @@ pub fn peer_result(
             empty: parsed.empty,
             error: None,
         },
-        None => failed(PeerStatus::Error, "unreadable USE_STATS message".into()),
+        Err(problem) => failed(
+            PeerStatus::Error,
+            format!("unusable USE_STATS message: {problem}"),
+        ),
     }
 }
 
+/// A peer's error list as one bounded line of plain text.
 fn flatten_errors(errors: &[serde_json::Value]) -> String {
-    errors
+    let joined = errors
         .iter()
+        .take(20)
         .map(|e| match e {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         })
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    crate::peer_text::one_line(&joined, crate::peer_text::FAULT_TEXT_MAX_CHARS)
 }
 
 pub struct ParsedStats {
@@ -210,8 +236,57 @@ pub struct ParsedStats {
     pub empty: bool,
 }
 
+/// No count of minutes a peer reports can exceed ten years of them: anything larger is a
+/// lie or garbage, and bounding it keeps every sum far from overflow.
+pub const MAX_REPORTED_MINUTES: i64 = 10 * 366 * 24 * 60;
+
+/// The elements a `<USE_STATS>` message may hold (use-stats-spec §1.4.3), by parent.
+fn allowed_child(parent: &str, name: &str) -> bool {
+    matches!(
+        (parent, name),
+        ("", "USE_STATS")
+            | ("USE_STATS", "EMPTYSET" | "USER" | "COURSES")
+            | (
+                "USER",
+                "USERNAME" | "FIRSTNAME" | "LASTNAME" | "FROM" | "ELAPSED"
+            )
+            | ("COURSES", "COURSE")
+            | (
+                "COURSE",
+                "NAME" | "SHORTNAME" | "IDNUMBER" | "ELAPSED" | "MODULES"
+            )
+            | ("MODULES", "MODULE")
+            | ("MODULE", "NAME" | "TYPE" | "IDNUMBER" | "ELAPSED")
+    )
+}
+
+/// A count of minutes as a peer must send it: digits only, within [`MAX_REPORTED_MINUTES`].
+fn minutes_value(text: &str, what: &str) -> Result<i64, String> {
+    let digits = text.trim();
+    let shown = crate::peer_text::one_line(digits, 24);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{what} is not a non-negative whole number: `{shown}`"
+        ));
+    }
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|m| *m <= MAX_REPORTED_MINUTES)
+        .ok_or_else(|| {
+            format!("{what} is out of range (at most {MAX_REPORTED_MINUTES} minutes): `{shown}`")
+        })
+}
+
 /// Read a `<USE_STATS>` message (ours or the PHP plugin's).
 pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
+    read_use_stats(message).ok()
+}
+
+/// Read and check a `<USE_STATS>` message: exactly the elements of the format, one site total,
+/// one total per course, every count a bounded non-negative integer. The error names the
+/// first problem.
+pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
     let mut reader = Reader::from_str(message);
     let mut path: Vec<String> = Vec::new();
     let mut parsed = ParsedStats {
@@ -219,34 +294,61 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
         courses: Vec::new(),
         empty: false,
     };
-    let mut current: Option<CourseMinutes> = None;
+    let mut site_total: Option<i64> = None;
+    let mut roots = 0;
+    let mut current: Option<(CourseMinutes, bool)> = None;
     let mut text = String::new();
-    let mut saw_root = false;
+    let enter = |path: &[String], name: &str| -> Result<(), String> {
+        let parent = path.last().map(String::as_str).unwrap_or("");
+        if allowed_child(parent, name) {
+            Ok(())
+        } else {
+            let (name, parent) = (
+                crate::peer_text::one_line(name, 40),
+                crate::peer_text::one_line(parent, 40),
+            );
+            Err(format!("unexpected element <{name}> in <{parent}>"))
+        }
+    };
     loop {
-        match reader.read_event().ok()? {
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "not well-formed XML: {}",
+                crate::peer_text::one_line(&e.to_string(), 120)
+            )
+        })?;
+        match event {
             Event::Start(e) => {
                 let name = e.local_name().as_ref().to_ascii_uppercase();
-                if name == "USE_STATS" {
-                    saw_root = true;
-                }
-                if name == "COURSE" {
-                    current = Some(CourseMinutes {
-                        name: String::new(),
-                        shortname: String::new(),
-                        idnumber: String::new(),
-                        minutes: 0,
-                    });
+                enter(&path, &name)?;
+                match name.as_str() {
+                    "USE_STATS" => roots += 1,
+                    "USER" if site_total.is_some() => {
+                        return Err("more than one <USER> element".into());
+                    }
+                    "COURSE" => {
+                        current = Some((
+                            CourseMinutes {
+                                name: String::new(),
+                                shortname: String::new(),
+                                idnumber: String::new(),
+                                minutes: 0,
+                            },
+                            false,
+                        ))
+                    }
+                    _ => {}
                 }
                 path.push(name);
                 text.clear();
             }
             Event::Empty(e) => {
                 let name = e.local_name().as_ref().to_ascii_uppercase();
-                if name == "EMPTYSET" {
-                    parsed.empty = true;
-                }
-                if name == "USE_STATS" {
-                    saw_root = true;
+                enter(&path, &name)?;
+                match name.as_str() {
+                    "EMPTYSET" => parsed.empty = true,
+                    "USE_STATS" => roots += 1,
+                    _ => {}
                 }
             }
             Event::Text(t) => text.push_str(&t),
@@ -268,23 +370,37 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
                 let name = path.pop().unwrap_or_default();
                 let parent = path.last().map(String::as_str).unwrap_or("");
                 match (parent, name.as_str()) {
-                    ("USER", "ELAPSED") => parsed.minutes = text.trim().parse().unwrap_or(0),
+                    ("USER", "ELAPSED") => {
+                        if site_total.is_some() {
+                            return Err("more than one site total <USER><ELAPSED>".into());
+                        }
+                        site_total = Some(minutes_value(&text, "the site total")?);
+                    }
+                    ("MODULE", "ELAPSED") => {
+                        minutes_value(&text, "a module's minutes")?;
+                    }
                     ("COURSE", field) => {
-                        if let Some(course) = current.as_mut() {
+                        if let Some((course, seen_elapsed)) = current.as_mut() {
+                            let field_text = || crate::peer_text::one_line(&text, 255);
                             match field {
-                                "NAME" => course.name = text.clone(),
-                                "SHORTNAME" => course.shortname = text.clone(),
-                                "IDNUMBER" => course.idnumber = text.clone(),
-                                "ELAPSED" => course.minutes = text.trim().parse().unwrap_or(0),
+                                "NAME" => course.name = field_text(),
+                                "SHORTNAME" => course.shortname = field_text(),
+                                "IDNUMBER" => course.idnumber = field_text(),
+                                "ELAPSED" => {
+                                    if *seen_elapsed {
+                                        return Err("a course with more than one <ELAPSED>".into());
+                                    }
+                                    course.minutes = minutes_value(&text, "a course's minutes")?;
+                                    *seen_elapsed = true;
+                                }
                                 _ => {}
                             }
                         }
                     }
-                    (_, "COURSE") => {
-                        if let Some(course) = current.take() {
-                            parsed.courses.push(course);
-                        }
-                    }
+                    (_, "COURSE") => match current.take() {
+                        Some((course, true)) => parsed.courses.push(course),
+                        _ => return Err("a course without <ELAPSED>".into()),
+                    },
                     _ => {}
                 }
                 text.clear();
@@ -293,7 +409,17 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
             _ => {}
         }
     }
-    saw_root.then_some(parsed)
+    match (roots, site_total, parsed.empty) {
+        (0, _, _) => Err("no <USE_STATS> element".into()),
+        (1, Some(minutes), false) => {
+            parsed.minutes = minutes;
+            Ok(parsed)
+        }
+        (1, None, true) if parsed.courses.is_empty() => Ok(parsed),
+        (1, None, false) => Err("no site total <USER><ELAPSED>".into()),
+        (1, _, _) => Err("<EMPTYSET> together with data".into()),
+        _ => Err("more than one <USE_STATS> element".into()),
+    }
 }
 
 /// This host's own numbers for the same user, in the same shape as a peer's.

@@ -20,6 +20,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod mnet;
+pub mod peer_text;
 pub mod reports;
 pub mod rpc;
 pub mod stats;

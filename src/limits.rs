@@ -244,7 +244,13 @@ pub struct Limits {
     pub replay: ReplayCache,
     pub in_flight: Semaphore,
     pub registrations: Registrations,
+    /// Key refreshes per claimed peer: every request that fails verification under a peer's
+    /// name would otherwise make us call that peer's URL.
+    pub key_refresh: RateLimiter,
 }
+
+/// At most one key refresh per peer per minute; a real rotation needs only one.
+const KEY_REFRESHES_PER_MINUTE: u32 = 1;
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Limits {
@@ -258,6 +264,7 @@ impl Limits {
                 per_address: RateLimiter::new(config.auto_register_per_address_per_minute),
                 max_peers: i64::from(config.auto_register_max_peers),
             },
+            key_refresh: RateLimiter::new(KEY_REFRESHES_PER_MINUTE),
         }
     }
 }

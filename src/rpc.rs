@@ -553,7 +553,7 @@ async fn forward(
         Ok(Some((peer, true))) => peer,
     };
     match app.client.call(app, &peer, method, params).await {
-        Err(e) => Answer::fail(RPC_FAILURE, format!("REMOTE : {e}")),
+        Err(e) => Answer::fail(RPC_FAILURE, format!("REMOTE : {}", e.relayable())),
         Ok(value) => match Answer::from_value(&value) {
             None => Answer::fail(
                 RPC_FAILURE,
@@ -572,12 +572,38 @@ async fn forward(
                 status: RPC_FAILURE,
                 errors: vec![
                     json!("Remote application error : "),
-                    serde_json::Value::Array(remote_answer.errors),
+                    serde_json::Value::Array(relayed_errors(&remote_answer.errors)),
                 ],
                 message: None,
             },
         },
     }
+}
+
+/// Errors relayed from the data host are passed on: the remote host signed them. Bounded all
+/// the same, so one peer cannot make our answer huge, and each entry is plain one-line text.
+const RELAYED_ERRORS_MAX: usize = 20;
+
+fn relayed_errors(errors: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let max_chars = crate::peer_text::FAULT_TEXT_MAX_CHARS;
+    let mut relayed: Vec<serde_json::Value> = errors
+        .iter()
+        .take(RELAYED_ERRORS_MAX)
+        .map(|e| {
+            let text = match e {
+                serde_json::Value::String(s) => crate::peer_text::one_line(s, max_chars),
+                other => crate::peer_text::one_line(&other.to_string(), max_chars),
+            };
+            json!(text)
+        })
+        .collect();
+    if errors.len() > RELAYED_ERRORS_MAX {
+        relayed.push(json!(format!(
+            "({} more errors not relayed)",
+            errors.len() - RELAYED_ERRORS_MAX
+        )));
+    }
+    relayed
 }
 
 /// The local path without any caller: what this host would answer for `target`.

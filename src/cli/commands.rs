@@ -33,7 +33,8 @@ pub fn run(cli: Cli) -> i32 {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => 0,
         Err(message) => {
-            eprintln!("error: {message}");
+            // Errors can quote what a peer sent.
+            eprintln!("error: {}", crate::peer_text::escape_for_terminal(&message));
             1
         }
     }
@@ -384,6 +385,7 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             yes,
             name,
             ssl_verification,
+            allow_expired,
         } => {
             let wwwroot = url.trim_end_matches('/').to_string();
             if let Some(problem) = wwwroot_problem(&wwwroot) {
@@ -400,6 +402,13 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             let cert = crypto::parse_cert_pem(&pem).map_err(|e| e.to_string())?;
             let info = crypto::check_credentials(&cert, &wwwroot)
                 .map_err(|e| format!("{wwwroot}: {e}"))?;
+            if info.not_after < app.now() && !allow_expired {
+                // Moodle refuses an expired certificate at registration too.
+                return Err(format!(
+                    "the certificate {wwwroot} sent expired on {}: ask its administrator to renew the site's key (Moodle renews it on cron), or pass --allow-expired to register it anyway",
+                    output::time(info.not_after)
+                ));
+            }
             if !json_out {
                 println!("peer         {wwwroot} ({})", application.name());
                 println!("subject      {}", info.subject);
@@ -409,9 +418,9 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             if !yes && !confirm("Register this peer with this certificate?") {
                 return Err("not registered".into());
             }
-            let name = match name {
-                Some(name) => name,
-                None => app
+            let name = match name.map(|n| crate::peer_text::plain_name(&n)) {
+                Some(name) if !name.is_empty() => name,
+                _ => app
                     .client
                     .fetch_site_title(app, &wwwroot)
                     .await
@@ -442,7 +451,9 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             } else {
                 println!(
                     "registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.",
-                    peer.wwwroot, peer.name, peer.wwwroot
+                    peer.wwwroot,
+                    crate::peer_text::escape_for_terminal(&peer.name),
+                    peer.wwwroot
                 );
                 if app.config.source.url.trim().is_empty()
                     && !source_knows_host(app, &peer.wwwroot).await
@@ -555,7 +566,10 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
                 return Ok(());
             }
             println!("wwwroot          {}", peer.wwwroot);
-            println!("name             {}", peer.name);
+            println!(
+                "name             {}",
+                crate::peer_text::escape_for_terminal(&peer.name)
+            );
             println!("application      {}", peer.application);
             println!("deleted          {}", peer.deleted);
             println!("tls verification {}", peer.ssl_verification);
@@ -575,7 +589,7 @@ async fn peer(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
             );
             println!(
                 "last error       {}",
-                peer.last_error.clone().unwrap_or_else(|| "-".into())
+                crate::peer_text::escape_for_terminal(peer.last_error.as_deref().unwrap_or("-"))
             );
             println!(
                 "timeouts         connect {} ms, total {} ms",

@@ -177,6 +177,9 @@ pub enum PeerAction {
         /// TLS verification for calls to it: 0 none, 1 host name, 2 host name and chain.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=2))]
         ssl_verification: i32,
+        /// Register the peer even though its certificate has expired (refused otherwise).
+        #[arg(long)]
+        allow_expired: bool,
     },
     /// Registered peers with their health.
     List {

@@ -14,8 +14,15 @@ impl Table {
         }
     }
 
+    /// Cells may hold text peers chose (names, errors): controls are shown escaped so that
+    /// none can move the cursor, clear the screen or start a fake row.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .iter()
+                .map(|c| crate::peer_text::escape_for_terminal(c))
+                .collect(),
+        );
     }
 
     pub fn is_empty(&self) -> bool {

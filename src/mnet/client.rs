@@ -19,11 +19,37 @@ use crate::config::{Config, normalize_wwwroot};
 use crate::crypto;
 use crate::mnet::envelope::{self, DocumentKind};
 use crate::mnet::faults;
+use crate::peer_text;
 use crate::store::state::{self, Peer};
 use crate::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
-/// Answers larger than this are refused; use_stats answers are a few KB.
-const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Caps on answers, by what was asked: a keyswap answer is one certificate, system
+/// methods answer short lists, a use_stats answer is a few KB. Anything bigger is an attack
+/// on our memory (three 30 MB answers took `collect` to 580 MB).
+const KEYSWAP_ANSWER_MAX_BYTES: usize = 64 * 1024;
+const SYSTEM_ANSWER_MAX_BYTES: usize = 1024 * 1024;
+const ANSWER_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+fn answer_cap(method: &str) -> usize {
+    if method.starts_with("system/") || method.starts_with("system.") {
+        SYSTEM_ANSWER_MAX_BYTES
+    } else {
+        ANSWER_MAX_BYTES
+    }
+}
+
+/// Text from the peer, made safe to keep, log and show.
+fn peer_says(text: &str) -> String {
+    peer_text::one_line(text, peer_text::FAULT_TEXT_MAX_CHARS)
+}
+
+fn unauthenticated_note(authenticated: &bool) -> &'static str {
+    if *authenticated {
+        ""
+    } else {
+        " (unauthenticated: not signed by the peer)"
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ClientError {
@@ -47,10 +73,25 @@ pub enum ClientError {
     ClockDrift { offset: i64, limit: i64 },
     #[error("the answer's signature does not verify with the peer's certificate")]
     InvalidSignature,
-    #[error("remote fault {code}: {string}")]
-    Fault { code: i64, string: String },
+    #[error("remote fault {code}{}: {string}", unauthenticated_note(authenticated))]
+    Fault {
+        code: i64,
+        /// Cut and cleaned by [`ClientError::fault`].
+        string: String,
+        /// Whether the fault came signed by the peer's key on file; a plain fault is
+        /// anyone's word and is never relayed to a caller.
+        authenticated: bool,
+    },
+    #[error("{url} sent more than {limit} bytes, the cap for this kind of answer")]
+    TooLarge { url: String, limit: usize },
     #[error("the peer rotated its key but sent an unusable certificate: {0}")]
     BadNewCertificate(String),
+    /// A 7025 must be signed with the key we hold for the peer: one signed only by the key
+    /// it announces proves nothing about who sent it (decisions.md, Authorisation).
+    #[error(
+        "the peer announced a new certificate in a 7025 that does not verify with the certificate on file; the key was not changed (if the peer really changed its key, register it again with `usestats peer add`)"
+    )]
+    UnverifiedRotation,
     #[error("keyswap failed: {0}")]
     Keyswap(String),
     #[error("unreadable answer: {0}")]
@@ -62,6 +103,31 @@ pub enum ClientError {
 impl ClientError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, ClientError::Timeout { .. })
+    }
+
+    /// A fault from the peer, its text cut and cleaned.
+    pub fn fault(code: i64, string: &str, authenticated: bool) -> ClientError {
+        ClientError::Fault {
+            code,
+            string: peer_says(string),
+            authenticated,
+        }
+    }
+
+    /// What may be passed on to whoever asked us to call the peer (forwarding): never text
+    /// the peer did not sign.
+    pub fn relayable(&self) -> String {
+        match self {
+            ClientError::Fault {
+                code,
+                authenticated: false,
+                ..
+            } => format!("unauthenticated fault {code} from the peer (its text is not relayed)"),
+            ClientError::Keyswap(_) | ClientError::Protocol(_) => {
+                "the peer's answer is unreadable".into()
+            }
+            other => other.to_string(),
+        }
     }
 }
 
@@ -126,6 +192,10 @@ fn transport_authenticated(peer: &Peer) -> bool {
     peer.wwwroot.starts_with("https://") && peer.ssl_verification >= 2
 }
 
+fn is_mahara(peer: &Peer) -> bool {
+    peer.application.eq_ignore_ascii_case("mahara")
+}
+
 pub fn server_path(application: &str) -> &'static str {
     if application.eq_ignore_ascii_case("mahara") {
         "/api/xmlrpc/server.php"
@@ -187,6 +257,7 @@ impl MnetClient {
         body: Vec<u8>,
         ssl_level: i32,
         (connect, total): (Duration, Duration),
+        cap: usize,
     ) -> Result<Bytes, ClientError> {
         let client = self.http(ssl_level, connect)?;
         let request = hyper::Request::post(url)
@@ -215,12 +286,21 @@ impl MnetClient {
                 }
             })?;
             let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            let body = Limited::new(response.into_body(), cap)
                 .collect()
                 .await
-                .map_err(|e| ClientError::Transport {
-                    url: url.into(),
-                    message: format!("reading the answer: {e}"),
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ClientError::TooLarge {
+                            url: url.into(),
+                            limit: cap,
+                        }
+                    } else {
+                        ClientError::Transport {
+                            url: url.into(),
+                            message: format!("reading the answer: {e}"),
+                        }
+                    }
                 })?
                 .to_bytes();
             if status != hyper::StatusCode::OK {
@@ -271,6 +351,7 @@ impl MnetClient {
                 body,
                 ssl_level,
                 timeouts.unwrap_or(self.timeouts(None)),
+                KEYSWAP_ANSWER_MAX_BYTES,
             )
             .await?;
         let pem = match xmlrpc::parse_response(&answer, &Limits::default()) {
@@ -281,23 +362,20 @@ impl MnetClient {
                     other.type_name()
                 )));
             }
-            Ok(Response::Fault(f)) => {
-                return Err(ClientError::Fault {
-                    code: f.code,
-                    string: f.string,
-                });
-            }
-            Err(e) => return Err(ClientError::Keyswap(e.to_string())),
+            Ok(Response::Fault(f)) => return Err(ClientError::fault(f.code, &f.string, false)),
+            Err(e) => return Err(ClientError::Keyswap(peer_says(&e.to_string()))),
         };
         let canonical = crypto::canonical_pem(&pem)
             .ok_or_else(|| ClientError::Keyswap("the answer is not a PEM certificate".into()))?;
-        let cert =
-            crypto::parse_cert_pem(&canonical).map_err(|e| ClientError::Keyswap(e.to_string()))?;
+        let cert = crypto::parse_cert_pem(&canonical)
+            .map_err(|e| ClientError::Keyswap(peer_says(&e.to_string())))?;
         let info = crypto::cert_info(&cert);
-        let host = info
-            .subject_alt_name
-            .or(info.common_name)
-            .unwrap_or_default();
+        let host = peer_says(
+            &info
+                .subject_alt_name
+                .or(info.common_name)
+                .unwrap_or_default(),
+        );
         if host.is_empty() || !normalize_wwwroot(&url).contains(&normalize_wwwroot(&host)) {
             return Err(ClientError::Keyswap(format!(
                 "the certificate names `{host}`, which is not part of {url}"
@@ -334,8 +412,9 @@ impl MnetClient {
             let start = lower.find("<title")?;
             let open_end = lower[start..].find('>')? + start + 1;
             let end = lower[open_end..].find("</title>")? + open_end;
-            let title = html_unescape(text[open_end..end].trim());
-            (!title.is_empty()).then(|| title.chars().take(80).collect())
+            // Stored and shown as a name: plain text, one line, bounded.
+            let title = peer_text::plain_name(&text[open_end..end]);
+            (!title.is_empty()).then_some(title)
         };
         tokio::time::timeout(Duration::from_secs(10), fetch)
             .await
@@ -380,7 +459,13 @@ impl MnetClient {
         let result = self.call_with_recovery(app, peer, method, params).await;
         let (error, offset) = match &result {
             Ok((_, offset, _)) => (None, Some(*offset)),
-            Err(e) => (Some(e.to_string()), None),
+            Err(e) => (
+                Some(peer_text::one_line(
+                    &e.to_string(),
+                    peer_text::LAST_ERROR_MAX_CHARS,
+                )),
+                None,
+            ),
         };
         let (id, now) = (peer.id, app.now());
         let recorded = app
@@ -450,19 +535,20 @@ impl MnetClient {
             Attempt::Rekeyed(new_peer) => match self.attempt(app, &new_peer, &call).await {
                 Attempt::Done(value, offset) => Ok((value, offset, true)),
                 Attempt::Failed(e) => Err(e),
-                Attempt::Rekeyed(_) => Err(ClientError::Fault {
-                    code: faults::STALE_KEY,
-                    string: "the peer asked for a second re-key in one call".into(),
-                }),
+                Attempt::Rekeyed(_) => Err(ClientError::fault(
+                    faults::STALE_KEY,
+                    "the peer asked for a second re-key in one call",
+                    true,
+                )),
                 Attempt::MaybeStaleKey(fault) => Err(fault),
             },
             Attempt::MaybeStaleKey(fault) if !(allow_refetch && transport_authenticated(&peer)) => {
                 Err(fault)
             }
             Attempt::MaybeStaleKey(fault) => {
-                // P20/K5/K6: the peer could not open our message, most likely because it
-                // has a new key we never learnt. Fetch it; if it changed, use it once. Only
-                // over verified https: a keyswap answer is otherwise anyone's word.
+                // Mahara's non-PEM 7025: it could not open our message, most likely because
+                // it has a new key we never learnt. Fetch it; if it changed, use it once.
+                // Only over verified https: a keyswap answer is otherwise anyone's word.
                 match self.refetch_changed_key(app, &peer).await {
                     Some(new_peer) => match self.attempt(app, &new_peer, &call).await {
                         Attempt::Done(value, offset) => Ok((value, offset, true)),
@@ -491,9 +577,9 @@ impl MnetClient {
 
     async fn store_key(&self, app: &Arc<App>, peer: &Peer, pem: &str) -> Result<Peer, ClientError> {
         let cert = crypto::parse_cert_pem(pem)
-            .map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+            .map_err(|e| ClientError::BadNewCertificate(peer_says(&e.to_string())))?;
         let info = crypto::check_credentials(&cert, &peer.wwwroot)
-            .map_err(ClientError::BadNewCertificate)?;
+            .map_err(|e| ClientError::BadNewCertificate(peer_says(&e)))?;
         let (id, pem, now) = (peer.id, pem.to_string(), app.now());
         let stored = app
             .state
@@ -537,38 +623,37 @@ impl MnetClient {
         let sent_ms = unix_now_ms();
         let sent = app.now();
         let answer = self
-            .post(&url, body, peer.ssl_verification, self.timeouts(Some(peer)))
+            .post(
+                &url,
+                body,
+                peer.ssl_verification,
+                self.timeouts(Some(peer)),
+                answer_cap(&call.name),
+            )
             .await?;
         let received_ms = unix_now_ms();
 
         let answer = trim_ascii(&answer);
         if envelope::document_kind(answer) != DocumentKind::Encrypted {
             // Plain faults (7020, 7023, 7021…) come this way.
+            // A plain 7023 is not followed by a keyswap: only a 7025 signed with the key on
+            // file may change a peer's key (decisions.md, Authorisation).
             return match xmlrpc::parse_response(answer, &Limits::default()) {
-                Ok(Response::Fault(f)) if f.code == faults::NO_KEY_MATCH => {
-                    Ok(Attempt::MaybeStaleKey(ClientError::Fault {
-                        code: f.code,
-                        string: f.string,
-                    }))
-                }
-                Ok(Response::Fault(f)) => Err(ClientError::Fault {
-                    code: f.code,
-                    string: f.string,
-                }),
+                Ok(Response::Fault(f)) => Err(ClientError::fault(f.code, &f.string, false)),
                 Ok(Response::Success(_)) => Err(ClientError::NotEncrypted),
-                Err(e) => Err(ClientError::Protocol(e.to_string())),
+                Err(e) => Err(ClientError::Protocol(peer_says(&e.to_string()))),
             };
         }
-        let message =
-            envelope::parse_encrypted(answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let message = envelope::parse_encrypted(answer)
+            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
         let keys =
             std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
         let (plain, _) = envelope::open_with(&message, keys).ok_or(ClientError::NoKeyMatch)?;
         if !envelope::looks_signed(&plain) {
             return Err(ClientError::NotSigned);
         }
-        let signed =
-            envelope::parse_signed(&plain).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let signed = envelope::parse_signed(&plain)
+            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
 
         // Moodle's formula: the peer's time at the midpoint of the exchange, minus ours.
         let round_trip = (received_ms - sent_ms).max(0) / 1000;
@@ -581,7 +666,7 @@ impl MnetClient {
         }
 
         let response = xmlrpc::parse_response(&signed.object, &Limits::default())
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
         if let Response::Fault(f) = &response
             && f.code == faults::STALE_KEY
         {
@@ -593,15 +678,14 @@ impl MnetClient {
         }
         match response {
             Response::Success(value) => Ok(Attempt::Done(value, offset)),
-            Response::Fault(f) => Err(ClientError::Fault {
-                code: f.code,
-                string: f.string,
-            }),
+            Response::Fault(f) => Err(ClientError::fault(f.code, &f.string, true)),
         }
     }
 
-    /// A 7025 carries the peer's new certificate. Moodle signs it with the old key, Mahara
-    /// with the new one; either must verify before we store anything.
+    /// A 7025 carries the peer's new certificate. It is stored only when the fault is signed
+    /// with the key we already hold (Moodle signs it with the old key, vector 05a). Mahara
+    /// signs with its new key, which anyone could claim; such a 7025 is refused and the
+    /// operator re-adds the peer.
     async fn follow_rotation(
         &self,
         app: &Arc<App>,
@@ -610,23 +694,29 @@ impl MnetClient {
         signed: &envelope::SignedMessage,
     ) -> Result<Attempt, ClientError> {
         let Some(pem) = crypto::canonical_pem(fault_string) else {
-            // Mahara says "We know nothing about the key…" when it cannot open us at all.
-            return Ok(Attempt::MaybeStaleKey(ClientError::Fault {
-                code: faults::STALE_KEY,
-                string: fault_string.chars().take(200).collect(),
-            }));
+            // Mahara says "We know nothing about the key…" when it cannot open us at all:
+            // the one case where re-fetching its key by keyswap is allowed, and only for a
+            // peer the operator registered as Mahara.
+            let fault = ClientError::fault(faults::STALE_KEY, fault_string, false);
+            return Ok(if is_mahara(peer) {
+                Attempt::MaybeStaleKey(fault)
+            } else {
+                Attempt::Failed(fault)
+            });
         };
         let new_cert = crypto::parse_cert_pem(&pem)
-            .map_err(|e| ClientError::BadNewCertificate(e.to_string()))?;
+            .map_err(|e| ClientError::BadNewCertificate(peer_says(&e.to_string())))?;
         let by_old = crypto::parse_cert_pem(&peer.public_key)
             .ok()
             .and_then(|c| c.public_key().ok())
             .is_some_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
-        let by_new = new_cert
-            .public_key()
-            .is_ok_and(|k| crypto::verify_sha1(&k, &signed.object, &signed.signature));
-        if !by_old && !by_new {
-            return Err(ClientError::InvalidSignature);
+        if !by_old {
+            tracing::warn!(
+                peer = %peer.wwwroot,
+                fingerprint = %crypto::fingerprint_sha1(&new_cert),
+                "refused a 7025 not signed with the certificate on file"
+            );
+            return Err(ClientError::UnverifiedRotation);
         }
         let new_peer = self.store_key(app, peer, &pem).await?;
         Ok(Attempt::Rekeyed(new_peer))
@@ -638,7 +728,8 @@ enum Attempt {
     Failed(ClientError),
     /// The peer rotated its key; the new certificate is stored: resend once.
     Rekeyed(Peer),
-    /// The peer could not open our message; maybe we hold a stale certificate.
+    /// A Mahara peer could not open our message (non-PEM 7025); maybe we hold a stale
+    /// certificate.
     MaybeStaleKey(ClientError),
 }
 
@@ -652,12 +743,4 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &bytes[start..end]
-}
-
-fn html_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }

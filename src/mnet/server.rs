@@ -610,8 +610,14 @@ fn verify_with(app: &App, peer: &Peer, object: &[u8], signature: &[u8]) -> bool 
 /// §4.3 step 6: the signature failed with the certificate on file. Ask the peer (plain
 /// keyswap) whether its key changed; if so, make an authenticated call encrypted to the old
 /// certificate so that the peer answers 7025 with its new one, which the client stores.
-/// Returns the peer as now on file when its key changed.
+/// Returns the peer as now on file when its key changed. The new key is stored only from a
+/// 7025 signed with the certificate on file (the client refuses any other), and at most one
+/// refresh per peer per minute is tried: anyone can send a request naming a peer.
 async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
+    if !app.limits.key_refresh.allow(&peer.wwwroot) {
+        tracing::info!(peer = %peer.wwwroot, "key refresh: already tried within the last minute");
+        return None;
+    }
     let fetched = match app.client.fetch_certificate(app, peer).await {
         Ok(fetched) => fetched,
         Err(e) => {
