@@ -612,12 +612,24 @@ impl MnetClient {
                 peer.wwwroot
             ))
         })?;
-        let keyring = app.keyring();
-        let xml = xmlrpc::serialize_call(call);
-        let signed = envelope::build_signed(&xml, &keyring.current.key, app.wwwroot(), app.now())
-            .map_err(|e| ClientError::Local(e.to_string()))?;
-        let body = envelope::build_encrypted(&signed, &peer_key, app.wwwroot())
-            .map_err(|e| ClientError::Local(e.to_string()))?;
+        // Signing, sealing and opening are RSA work: on the CPU pool, never on the async
+        // workers that serve other calls.
+        let body = {
+            let (keyring, peer_key) = (app.keyring(), peer_key.clone());
+            let (xml, wwwroot, now) = (
+                xmlrpc::serialize_call(call),
+                app.wwwroot().to_string(),
+                app.now(),
+            );
+            app.cpu
+                .run(move || {
+                    let signed = envelope::build_signed(&xml, &keyring.current.key, &wwwroot, now)
+                        .map_err(|e| ClientError::Local(e.to_string()))?;
+                    envelope::build_encrypted(&signed, &peer_key, &wwwroot)
+                        .map_err(|e| ClientError::Local(e.to_string()))
+                })
+                .await?
+        };
         let url = format!("{}{}", peer.wwwroot, server_path(&peer.application));
 
         let sent_ms = unix_now_ms();
@@ -633,27 +645,12 @@ impl MnetClient {
             .await?;
         let received_ms = unix_now_ms();
 
-        let answer = trim_ascii(&answer);
-        if envelope::document_kind(answer) != DocumentKind::Encrypted {
-            // Plain faults (7020, 7023, 7021…) come this way.
-            // A plain 7023 is not followed by a keyswap: only a 7025 signed with the key on
-            // file may change a peer's key (decisions.md, Authorisation).
-            return match xmlrpc::parse_response(answer, &Limits::default()) {
-                Ok(Response::Fault(f)) => Err(ClientError::fault(f.code, &f.string, false)),
-                Ok(Response::Success(_)) => Err(ClientError::NotEncrypted),
-                Err(e) => Err(ClientError::Protocol(peer_says(&e.to_string()))),
-            };
-        }
-        let message = envelope::parse_encrypted(answer)
-            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
-        let keys =
-            std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
-        let (plain, _) = envelope::open_with(&message, keys).ok_or(ClientError::NoKeyMatch)?;
-        if !envelope::looks_signed(&plain) {
-            return Err(ClientError::NotSigned);
-        }
-        let signed = envelope::parse_signed(&plain)
-            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
+        let (signed, response, verified) = {
+            let (keyring, peer_key) = (app.keyring(), peer_key.clone());
+            app.cpu
+                .run(move || open_answer(&keyring, &peer_key, &answer))
+                .await?
+        };
 
         // Moodle's formula: the peer's time at the midpoint of the exchange, minus ours.
         let round_trip = (received_ms - sent_ms).max(0) / 1000;
@@ -665,14 +662,11 @@ impl MnetClient {
             });
         }
 
-        let response = xmlrpc::parse_response(&signed.object, &Limits::default())
-            .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
         if let Response::Fault(f) = &response
             && f.code == faults::STALE_KEY
         {
             return self.follow_rotation(app, peer, &f.string, &signed).await;
         }
-        let verified = crypto::verify_sha1(&peer_key, &signed.object, &signed.signature);
         if !verified {
             return Err(ClientError::InvalidSignature);
         }
@@ -721,6 +715,40 @@ impl MnetClient {
         let new_peer = self.store_key(app, peer, &pem).await?;
         Ok(Attempt::Rekeyed(new_peer))
     }
+}
+
+/// Open a peer's answer with our keys, read it, and check its signature against the peer's
+/// certificate on file. A plain answer is always an error: a fault (7020, 7023, 7021…) or
+/// an answer we cannot trust.
+fn open_answer(
+    keyring: &crate::crypto::Keyring,
+    peer_key: &openssl::pkey::PKey<openssl::pkey::Public>,
+    answer: &[u8],
+) -> Result<(envelope::SignedMessage, Response, bool), ClientError> {
+    let answer = trim_ascii(answer);
+    if envelope::document_kind(answer) != DocumentKind::Encrypted {
+        // A plain 7023 is not followed by a keyswap: only a 7025 signed with the key on
+        // file may change a peer's key (decisions.md, Authorisation).
+        return Err(match xmlrpc::parse_response(answer, &Limits::default()) {
+            Ok(Response::Fault(f)) => ClientError::fault(f.code, &f.string, false),
+            Ok(Response::Success(_)) => ClientError::NotEncrypted,
+            Err(e) => ClientError::Protocol(peer_says(&e.to_string())),
+        });
+    }
+    let message = envelope::parse_encrypted(answer)
+        .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
+    let keys =
+        std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
+    let (plain, _) = envelope::open_with(&message, keys).ok_or(ClientError::NoKeyMatch)?;
+    if !envelope::looks_signed(&plain) {
+        return Err(ClientError::NotSigned);
+    }
+    let signed = envelope::parse_signed(&plain)
+        .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
+    let response = xmlrpc::parse_response(&signed.object, &Limits::default())
+        .map_err(|e| ClientError::Protocol(peer_says(&e.to_string())))?;
+    let verified = crypto::verify_sha1(peer_key, &signed.object, &signed.signature);
+    Ok((signed, response, verified))
 }
 
 enum Attempt {
