@@ -77,6 +77,12 @@ async fn a_plain_request_beyond_a_keyswaps_size_is_refused_unread() {
         started.elapsed()
     );
     assert!(during < Duration::from_secs(2), "/healthz took {during:?}");
+    eprintln!(
+        "figure: 2 x {} B plain bodies refused in {:?}; /healthz meanwhile {:?}",
+        body.len(),
+        started.elapsed(),
+        during
+    );
     // A real keyswap is still served in plaintext.
     let (status, answer) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
     assert_eq!(status, 200);
@@ -109,6 +115,7 @@ fn a_struct_of_many_distinct_members_is_read_in_linear_time() {
     assert_eq!(members.len(), 300_000);
     assert_eq!(members[299_999].0, "m299999");
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    eprintln!("figure: 300k distinct members read in {elapsed:?}");
     // PHP semantics kept: first position, last value.
     let repeated = b"<methodCall><methodName>x</methodName><params><param><value><struct>\
         <member><name>a</name><value><int>1</int></value></member>\
@@ -286,6 +293,10 @@ async fn idle_connections_are_closed_and_make_room_at_the_cap() {
             started.elapsed()
         );
     }
+    eprintln!(
+        "figure: /healthz at the cap {during:?}; 60 idle connections closed within {:?}",
+        started.elapsed()
+    );
     // A keep-alive connection that goes quiet after a request is closed too.
     let mut stream = TcpStream::connect(b.addr).await.unwrap();
     stream
