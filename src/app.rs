@@ -69,6 +69,8 @@ pub struct App {
     pub cpu: crate::blocking::CpuPool,
     /// Guarded requests whose body is being received (they hold no request slot yet).
     pub receiving: AtomicUsize,
+    /// KiB of request bodies that may be held in memory at once (`server.max_receiving_bytes`).
+    pub body_budget: tokio::sync::Semaphore,
 }
 
 /// Writes made off the request path (audit rows, a peer's last contact), counted so that
@@ -171,6 +173,9 @@ impl App {
             background: Default::default(),
             cpu: crate::blocking::CpuPool::new(config.server.cpu_threads),
             receiving: AtomicUsize::new(0),
+            body_budget: tokio::sync::Semaphore::new(
+                config.server.max_receiving_bytes.div_ceil(1024),
+            ),
             config,
         };
         if generated {

@@ -99,6 +99,9 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Threads for RSA, RC4 and parsing unauthenticated input (0 = one per core).
     pub cpu_threads: usize,
+    /// Request bodies held in memory at once, all connections together (received or being
+    /// received, until answered); beyond, HTTP 503 with Retry-After.
+    pub max_receiving_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -114,6 +117,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             idle_timeout_secs: 15,
             cpu_threads: 0,
+            max_receiving_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -456,6 +460,12 @@ impl Config {
         }
         if self.server.max_connections < 8 {
             return Err(self.invalid("server.max_connections", "must be at least 8"));
+        }
+        if self.server.max_receiving_bytes < self.server.max_body_bytes {
+            return Err(self.invalid(
+                "server.max_receiving_bytes",
+                "must be at least server.max_body_bytes",
+            ));
         }
         if self.server.idle_timeout_secs == 0 {
             return Err(self.invalid("server.idle_timeout_secs", "must be at least 1 second"));

@@ -89,12 +89,8 @@ pub async fn run(
                 let app = app.clone();
                 let state = admitted.state.clone();
                 let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    let busy = state.busy();
-                    async move {
-                        let _busy = busy;
-                        Ok::<_, Infallible>(route(app, request, Some(remote)).await)
-                    }
+                    let (app, state) = (app.clone(), state.clone());
+                    async move { Ok::<_, Infallible>(route(app, request, Some(remote), Some(state)).await) }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -260,13 +256,18 @@ fn is_guarded(path: &str) -> bool {
     )
 }
 
+/// Answer one request. `conn` is the connection it came on: while a request is processed
+/// (not while its body is still arriving) the connection is busy, so it is neither closed as
+/// idle nor evicted at the connection cap.
 pub async fn route(
     app: Arc<App>,
     request: Request<Incoming>,
     remote: Option<SocketAddr>,
+    conn: Option<Arc<conn::ConnState>>,
 ) -> HttpResponse {
     let path = local_path(&app, request.uri().path()).to_string();
     if !is_guarded(&path) {
+        let _busy = conn.as_ref().map(|c| c.busy());
         return dispatch(app, request, remote).await;
     }
     if let Some(ip) = remote.map(|r| r.ip())
@@ -293,6 +294,14 @@ pub async fn route(
     // is processed, so clients that send their bodies slowly (or never) cannot take every
     // slot. They hold only their own connection, until the body deadline.
     let (parts, body) = request.into_parts();
+    // Bodies being received are held in memory: their total is bounded by a byte budget,
+    // whatever the number of connections.
+    let Some(_budget) = body_budget(&app, &parts, &path) else {
+        app.metrics
+            .rejected_busy
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return busy_response();
+    };
     let receiving = Receiving::new(&app);
     let body = read_guarded_body(&app, &parts, &path, body).await;
     drop(receiving);
@@ -300,19 +309,12 @@ pub async fn route(
         Ok(body) => body,
         Err(response) => return response,
     };
+    let _busy = conn.as_ref().map(|c| c.busy());
     let Ok(_permit) = app.limits.in_flight.try_acquire() else {
         app.metrics
             .rejected_busy
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut response = respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "too many requests in progress, retry shortly\n",
-        );
-        response
-            .headers_mut()
-            .insert("Retry-After", HeaderValue::from_static("1"));
-        return response;
+        return busy_response();
     };
     // A guard, because hyper drops this future when the client goes away mid-call.
     struct InFlight(Arc<App>);
@@ -337,6 +339,45 @@ pub async fn route(
         }
         _ => not_guarded(&path),
     }
+}
+
+fn busy_response() -> HttpResponse {
+    let mut response = respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        "too many requests in progress, retry shortly\n",
+    );
+    response
+        .headers_mut()
+        .insert("Retry-After", HeaderValue::from_static("1"));
+    response
+}
+
+/// Reserve room for this request's body in the byte budget (`server.max_receiving_bytes`):
+/// its declared length, or the endpoint's limit when none is declared. `None` when the
+/// budget is spent; the permit returns it when the request is answered.
+fn body_budget<'a>(
+    app: &'a App,
+    parts: &http::request::Parts,
+    path: &str,
+) -> Option<tokio::sync::SemaphorePermit<'a>> {
+    if parts.method != Method::POST {
+        return app.body_budget.try_acquire_many(0).ok();
+    }
+    let limit = if path.starts_with("/webservice") {
+        crate::ws::MAX_FORM_BYTES
+    } else {
+        app.config.server.max_body_bytes
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(limit as u64)
+        .min(limit as u64);
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    app.body_budget.try_acquire_many(kib).ok()
 }
 
 /// Counts a request in [`App::receiving`] while its body comes in; a guard, because hyper

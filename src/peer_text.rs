@@ -30,9 +30,12 @@ pub fn decode_entities(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let decoded = rest[1..]
-            .find(';')
-            .filter(|end| *end <= 10)
+        // A reference is short: look for its `;` in the next few bytes only, so a title of
+        // a million `&` costs linear time, not quadratic.
+        let decoded = rest.as_bytes()[1..]
+            .iter()
+            .take(11)
+            .position(|b| *b == b';')
             .and_then(|end| entity(&rest[1..=end]).map(|c| (c, end + 2)));
         match decoded {
             Some((c, len)) => {

@@ -353,11 +353,15 @@ async fn authenticate(
     match grant {
         // A grant the signing peer may not use is answered as no grant at all, so that a
         // peer learns nothing about which grants exist.
-        Ok(Some(grant)) if grant.honoured_from(&ctx.peer.wwwroot) => Ok(Caller {
-            user,
-            home_wwwroot_on_record: on_record.unwrap_or(home),
-            grant,
-        }),
+        // A self-registered peer's name is anyone's first claim: it counts for no grant,
+        // neither as the person's home nor as a relay, until the operator adds it.
+        Ok(Some(grant)) if !ctx.peer.auto_registered && grant.honoured_from(&ctx.peer.wwwroot) => {
+            Ok(Caller {
+                user,
+                home_wwwroot_on_record: on_record.unwrap_or(home),
+                grant,
+            })
+        }
         Ok(_) => Err(Answer::fail(
             RPC_FAILURE_CAPABILITY,
             "Local user's identity has no capability to run",

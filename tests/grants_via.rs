@@ -449,3 +449,29 @@ async fn grant_add_checks_home_and_via_and_grant_list_shows_via() {
     .await
     .unwrap();
 }
+
+/// Review finding: with `auto_register` on, a stranger could register itself under the name
+/// of a grant's home host (anyone's first claim) and then sign for that host's people. A
+/// self-registered peer counts for no grant until the operator adds it.
+#[tokio::test]
+async fn a_self_registered_peer_counts_for_no_grant() {
+    let m = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions {
+        demo_remote_hosts: Some(vec![m.wwwroot.clone()]),
+        demo_log_rows: 5_000,
+        auto_register: true,
+        ..Default::default()
+    })
+    .await;
+    b.grant(&m.wwwroot, "*", true, true).await;
+    b.set_service("", "use_stats", Some(true), None).await;
+    // M introduces itself by keyswap and B registers it on its own word.
+    m.add_peer(&b).await;
+    assert!(b.peer(&m.wwwroot).await.auto_registered);
+    let target = remote_learner(&b, &m.wwwroot).await;
+    refused_as_without_grant(&ask(&m, &b, "admin", &m.wwwroot, &target).await);
+    // Once the operator adds it (`peer add`), it is a peer like any other.
+    b.add_peer(&m).await;
+    assert!(!b.peer(&m.wwwroot).await.auto_registered);
+    scope_3_data(&ask(&m, &b, "admin", &m.wwwroot, &target).await);
+}

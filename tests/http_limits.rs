@@ -310,3 +310,66 @@ async fn idle_connections_are_closed_and_make_room_at_the_cap() {
     let closed = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the quiet keep-alive connection was closed");
 }
+
+/// Review finding: a connection whose body has not arrived was counted busy, so one address
+/// with slow bodies on every connection left no room at the cap. Only a request being
+/// processed makes a connection busy; a stalled body is as evictable as an idle connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_on_every_connection_still_leave_room_at_the_cap() {
+    let b = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| {
+            c.server.max_connections = 16;
+            c.limits.body_read_timeout_secs = 30;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(slow_body(&b, "/mnet/xmlrpc/server.php").await);
+    }
+    let during = healthz_latency(&b).await;
+    assert!(during < Duration::from_secs(2), "/healthz took {during:?}");
+    let (status, answer) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
+    assert_eq!(status, 200);
+    assert_eq!(fault_code(&answer), None);
+    drop(held);
+}
+
+/// Review finding: with bodies read before a slot is taken, memory for bodies was bounded
+/// only by connections × body size. Bodies in memory share a byte budget; beyond it the
+/// answer is 503, and the budget comes back when the holders go.
+#[tokio::test]
+async fn bodies_in_memory_share_a_byte_budget() {
+    let b = spawn_app(AppOptions {
+        tweak: Some(Box::new(|c| {
+            c.server.max_body_bytes = 64 * 1024;
+            c.server.max_receiving_bytes = 128 * 1024;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(b.addr).await.unwrap();
+        stream
+            .write_all(b"POST /mnet/xmlrpc/server.php HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n<")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    eventually("both bodies are being received", || {
+        b.app.receiving.load(std::sync::atomic::Ordering::Relaxed) == 2
+    })
+    .await;
+    let (status, _) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
+    assert_eq!(status, 503, "the budget is spent");
+    drop(held);
+    eventually("the budget is back", || {
+        b.app.receiving.load(std::sync::atomic::Ordering::Relaxed) == 0
+    })
+    .await;
+    let (status, answer) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
+    assert_eq!(status, 200);
+    assert_eq!(fault_code(&answer), None);
+}

@@ -158,7 +158,9 @@ impl Connections {
             let wait = if now >= due { idle_ms } else { due - now };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait.max(10))) => {}
-                _ = state.evict.notified() => return,
+                // A request may have started since it was picked: then it finishes, and the
+                // idle deadline closes the connection afterwards.
+                _ = state.evict.notified() => if !state.is_busy() { return },
             }
         }
     }

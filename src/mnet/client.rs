@@ -402,12 +402,22 @@ impl MnetClient {
         let uri: hyper::Uri = format!("{}/", wwwroot.trim_end_matches('/')).parse().ok()?;
         let fetch = async {
             let response = client.get(uri).await.ok()?;
-            let body = Limited::new(response.into_body(), 1024 * 1024)
-                .collect()
-                .await
-                .ok()?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&body);
+            // A home page's <title> is near its top: the first 64 KiB are read, never more.
+            const HEAD_BYTES: usize = 64 * 1024;
+            let mut body = response.into_body();
+            let mut head = Vec::new();
+            while head.len() < HEAD_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            head.extend_from_slice(&data);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            head.truncate(HEAD_BYTES);
+            let text = String::from_utf8_lossy(&head);
             let lower = text.to_ascii_lowercase();
             let start = lower.find("<title")?;
             let open_end = lower[start..].find('>')? + start + 1;
@@ -654,7 +664,11 @@ impl MnetClient {
 
         // Moodle's formula: the peer's time at the midpoint of the exchange, minus ours.
         let round_trip = (received_ms - sent_ms).max(0) / 1000;
-        let offset = signed.timestamp - round_trip / 2 - sent;
+        // The timestamp is the peer's word (not signed): saturating, so no value overflows.
+        let offset = signed
+            .timestamp
+            .saturating_sub(round_trip / 2)
+            .saturating_sub(sent);
         if offset > self.drift_threshold {
             return Err(ClientError::ClockDrift {
                 offset,

@@ -257,20 +257,13 @@ async fn process(
 
     // 1. What was sent. Only an encrypted request can be authenticated; anything else can
     // only be system/keyswap (about 2 KB), so it is refused unread beyond a few KB.
+    let plain_limit = app.config.server.max_plain_body_bytes;
     let envelope = {
         let body = body.clone();
-        app.cpu.run(move || Envelope::read(&body)).await
+        app.cpu
+            .run(move || Envelope::read(&body, plain_limit))
+            .await
     };
-    let plain_limit = app.config.server.max_plain_body_bytes;
-    if !matches!(envelope, Envelope::Encrypted(_)) && body.len() > plain_limit {
-        return Answer::Plain(Fault::new(
-            faults::BODY_TOO_LARGE,
-            format!(
-                "A request that is not encrypted may only be system/keyswap, of at most {plain_limit} bytes"
-            ),
-        ));
-    }
-
     // 2. Strip encryption and the signature.
     let xml: Bytes = match envelope {
         Envelope::Encrypted(message) => {
@@ -397,7 +390,22 @@ async fn process(
             }
         }
         Envelope::Plain => body.clone(),
+        Envelope::TooLarge => {
+            return Answer::Plain(Fault::new(
+                faults::BODY_TOO_LARGE,
+                format!(
+                    "A request that is not encrypted may only be system/keyswap, of at most {plain_limit} bytes"
+                ),
+            ));
+        }
     };
+
+    // An encrypted request whose signature failed is refused before its call is read: a
+    // keyswap never comes encrypted, so nothing in it could be served, and reading it would
+    // be unauthenticated work of the sender's choosing.
+    if flags.encrypted && !flags.verified {
+        return Answer::Fault(faults::bad_signature());
+    }
 
     // 3. The XML-RPC call itself: parsed on the CPU pool, since for a plain request (and
     // for a verified peer's large one) it is the bulk of the work.
@@ -442,12 +450,17 @@ enum Envelope {
     Encrypted(Result<envelope::EncryptedMessage, EnvelopeError>),
     Signed(Result<envelope::SignedMessage, EnvelopeError>),
     Plain,
+    /// Not encrypted and over the plaintext limit.
+    TooLarge,
 }
 
 impl Envelope {
-    fn read(body: &[u8]) -> Envelope {
+    /// Only an encrypted request is read whatever its size: anything else can only be a
+    /// keyswap and is refused unread beyond `plain_limit` bytes.
+    fn read(body: &[u8], plain_limit: usize) -> Envelope {
         match envelope::document_kind(body) {
             DocumentKind::Encrypted => Envelope::Encrypted(envelope::parse_encrypted(body)),
+            _ if body.len() > plain_limit => Envelope::TooLarge,
             DocumentKind::Signed => Envelope::Signed(envelope::parse_signed(body)),
             DocumentKind::Other => Envelope::Plain,
         }

@@ -134,6 +134,9 @@ pub struct Peer {
     pub connect_timeout_ms: Option<i64>,
     pub request_timeout_ms: Option<i64>,
     pub created_at: i64,
+    /// Registered by its own keyswap (`mnet.auto_register`), not by the operator: anyone
+    /// could have claimed that name first, so such a peer never counts for a grant.
+    pub auto_registered: bool,
 }
 
 impl Peer {
@@ -210,6 +213,8 @@ pub fn upsert_peer(
                         peers::public_key_expires.eq(new.public_key_expires),
                         peers::ssl_verification.eq(new.ssl_verification),
                         peers::deleted.eq(false),
+                        // The operator vouches for the peer now.
+                        peers::auto_registered.eq(false),
                     ))
                     .execute(conn)?;
             }
