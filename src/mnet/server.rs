@@ -265,7 +265,7 @@ async fn process(
             .await
     };
     // 2. Strip encryption and the signature.
-    let xml: Bytes = match envelope {
+    let xml: CallText = match envelope {
         Envelope::Encrypted(message) => {
             let message = match message {
                 Ok(m) => m,
@@ -297,7 +297,7 @@ async fn process(
             let opened = {
                 let (opening, sender) = (app.clone(), peer.clone());
                 app.cpu
-                    .run(move || open_and_verify(&opening, &sender, &message))
+                    .run(move || open_and_verify(&opening, &sender, &message, &limits))
                     .await
             };
             let opened = match opened {
@@ -364,7 +364,10 @@ async fn process(
                     }
                 });
             }
-            Bytes::from(signed.object)
+            match opened.call {
+                Some(parsed) => CallText::Parsed(parsed),
+                None => CallText::Raw(Bytes::from(signed.object)),
+            }
         }
         Envelope::Signed(signed) => {
             // Signed but not encrypted: never executed (7021) unless it is a keyswap, so
@@ -373,7 +376,7 @@ async fn process(
             match signed {
                 Ok(signed) => {
                     flags.signed = true;
-                    Bytes::from(signed.object)
+                    CallText::Raw(Bytes::from(signed.object))
                 }
                 Err(EnvelopeError::Missing("SignatureValue")) => {
                     return Answer::Fault(faults::not_signed());
@@ -389,7 +392,7 @@ async fn process(
                 }
             }
         }
-        Envelope::Plain => body.clone(),
+        Envelope::Plain => CallText::Raw(body.clone()),
         Envelope::TooLarge => {
             return Answer::Plain(Fault::new(
                 faults::BODY_TOO_LARGE,
@@ -409,7 +412,10 @@ async fn process(
 
     // 3. The XML-RPC call itself: parsed on the CPU pool, since for a plain request (and
     // for a verified peer's large one) it is the bulk of the work.
-    let parsed = app.cpu.run(move || xmlrpc::parse_call(&xml, &limits)).await;
+    let parsed = match xml {
+        CallText::Parsed(parsed) => parsed,
+        CallText::Raw(xml) => app.cpu.run(move || xmlrpc::parse_call(&xml, &limits)).await,
+    };
     let call = match parsed {
         Ok(call) => call,
         Err(e) => return Answer::Fault(e.to_fault()),
@@ -444,6 +450,13 @@ async fn process(
     }
 }
 
+/// The XML-RPC call of a request: still to be read, or read already on the pool together
+/// with the signature check.
+enum CallText {
+    Raw(Bytes),
+    Parsed(Result<MethodCall, xmlrpc::XmlRpcError>),
+}
+
 /// A request body as first read: its outer envelope, parsed as far as it can be without
 /// knowing the sender.
 enum Envelope {
@@ -474,6 +487,9 @@ struct Opened {
     /// Index into our archived keys of the key that opened the request ("pushkey").
     archived_key: Option<usize>,
     verified: bool,
+    /// The call, read in the same job once the signature verified (one trip to the pool
+    /// instead of two).
+    call: Option<Result<MethodCall, xmlrpc::XmlRpcError>>,
 }
 
 enum Unsealed {
@@ -490,6 +506,7 @@ fn open_and_verify(
     app: &App,
     peer: &Peer,
     message: &envelope::EncryptedMessage,
+    limits: &Limits,
 ) -> Result<Opened, Unsealed> {
     let keyring = app.keyring();
     let keys =
@@ -522,10 +539,12 @@ fn open_and_verify(
     let archived_key = index.checked_sub(1);
     let verified =
         archived_key.is_none() && verify_with(app, peer, &signed.object, &signed.signature);
+    let call = verified.then(|| xmlrpc::parse_call(&signed.object, limits));
     Ok(Opened {
         signed,
         archived_key,
         verified,
+        call,
     })
 }
 
