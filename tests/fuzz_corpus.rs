@@ -1,5 +1,6 @@
 //! Replays every committed fuzz input (fuzz/corpus/TARGET, the minimised AFL corpus, and
-//! fuzz/regressions/TARGET, inputs that once failed) through the fuzz targets' own checks, so
+//! fuzz/regressions/TARGET, inputs that once failed, fuzz/seeds/TARGET, and the recorded Moodle
+//! traffic the fuzzing started from) through the fuzz targets' own checks, so
 //! a regression shows in `cargo test` without AFL. The checks are the fuzz crate's library,
 //! included by path: the main package never depends on cargo-afl.
 
@@ -9,6 +10,22 @@ mod checks;
 use std::path::{Path, PathBuf};
 
 const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/moodle");
+
+/// The recorded traffic each target was seeded with (fuzz/seed.sh), by file name.
+fn vector_names(target: &str) -> &'static [&'static str] {
+    match target {
+        "xmlrpc_call" => &["request.xmlrpc.xml", "callback.request.body"],
+        "xmlrpc_response" => &["response.xmlrpc.xml", "callback.response.body"],
+        "envelope" => &[
+            "request.body",
+            "response.body",
+            "request.signed.xml",
+            "response.signed.xml",
+        ],
+        _ => &[],
+    }
+}
 
 fn inputs(target: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -18,6 +35,15 @@ fn inputs(target: &str) -> Vec<PathBuf> {
             continue;
         };
         files.extend(entries.map(|e| e.expect("readable directory entry").path()));
+    }
+    let vector_dirs = std::fs::read_dir(VECTORS).expect("tests/vectors/moodle");
+    for dir in vector_dirs.map(|e| e.expect("readable directory entry").path()) {
+        for name in vector_names(target) {
+            let file = dir.join(name);
+            if file.is_file() {
+                files.push(file);
+            }
+        }
     }
     files.sort();
     files
