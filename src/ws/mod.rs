@@ -180,7 +180,12 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
+            // PHP's urldecode takes exactly two hex digits; `from_str_radix` alone would also
+            // take a sign, decoding `%+1` to a control byte (found by fuzz/ws_params).
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
                 match u8::from_str_radix(
                     std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
                     16,
@@ -416,6 +421,13 @@ fn boolean(params: &Params, name: &str, default: bool) -> Result<bool, WsError> 
             }),
         },
     }
+}
+
+/// The parameter checks of one call without running it, so that the fuzz targets and
+/// `tests/fuzz_corpus.rs` drive the same validation the endpoint does.
+#[doc(hidden)]
+pub fn check_parameters(function: &str, params: &Params, max_users: usize) -> Result<(), WsError> {
+    parse_request(function, params, max_users).map(|_| ())
 }
 
 fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<WsRequest, WsError> {
