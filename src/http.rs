@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::app::App;
 use crate::mnet::faults;
@@ -294,19 +295,12 @@ pub async fn route(
     // is processed, so clients that send their bodies slowly (or never) cannot take every
     // slot. They hold only their own connection, until the body deadline.
     let (parts, body) = request.into_parts();
-    // Bodies being received are held in memory: their total is bounded by a byte budget,
-    // whatever the number of connections.
-    let Some(_budget) = body_budget(&app, &parts, &path) else {
-        app.metrics
-            .rejected_busy
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return busy_response();
-    };
     let receiving = Receiving::new(&app);
     let body = read_guarded_body(&app, &parts, &path, body).await;
     drop(receiving);
-    let body = match body {
-        Ok(body) => body,
+    // The budget's share of this body is held until the request is answered.
+    let (body, _budget) = match body {
+        Ok(read) => read,
         Err(response) => return response,
     };
     let _busy = conn.as_ref().map(|c| c.busy());
@@ -353,33 +347,6 @@ fn busy_response() -> HttpResponse {
     response
 }
 
-/// Reserve room for this request's body in the byte budget (`server.max_receiving_bytes`):
-/// its declared length, or the endpoint's limit when none is declared. `None` when the
-/// budget is spent; the permit returns it when the request is answered.
-fn body_budget<'a>(
-    app: &'a App,
-    parts: &http::request::Parts,
-    path: &str,
-) -> Option<tokio::sync::SemaphorePermit<'a>> {
-    if parts.method != Method::POST {
-        return app.body_budget.try_acquire_many(0).ok();
-    }
-    let limit = if path.starts_with("/webservice") {
-        crate::ws::MAX_FORM_BYTES
-    } else {
-        app.config.server.max_body_bytes
-    };
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(limit as u64)
-        .min(limit as u64);
-    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    app.body_budget.try_acquire_many(kib).ok()
-}
-
 /// Counts a request in [`App::receiving`] while its body comes in; a guard, because hyper
 /// drops the future when the client goes away.
 struct Receiving<'a>(&'a App);
@@ -422,12 +389,12 @@ fn not_guarded(path: &str) -> HttpResponse {
 
 /// The body of a guarded request within its endpoint's size limit and the body deadline,
 /// or the endpoint's own answer for a body too large or not sent in time.
-async fn read_guarded_body(
-    app: &App,
+async fn read_guarded_body<'a>(
+    app: &'a App,
     parts: &http::request::Parts,
     path: &str,
     body: Incoming,
-) -> Result<Bytes, HttpResponse> {
+) -> Result<(Bytes, Option<SemaphorePermit<'a>>), HttpResponse> {
     let within = Duration::from_secs(app.config.limits.body_read_timeout_secs);
     let mnet = !path.starts_with("/webservice");
     let limit = if mnet {
@@ -436,10 +403,10 @@ async fn read_guarded_body(
         crate::ws::MAX_FORM_BYTES
     };
     if parts.method != Method::POST {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), None));
     }
-    match read_body_within(&parts.headers, body, limit, within).await {
-        Ok(body) => Ok(body),
+    match read_body_within(&parts.headers, body, limit, within, &app.body_budget).await {
+        Ok(read) => Ok(read),
         Err(BodyError::TooLarge(limit)) if mnet => {
             tracing::info!(limit, "refused an oversized MNET request");
             Err(xml_fault(Fault::new(
@@ -452,6 +419,12 @@ async fn read_guarded_body(
             "text/plain; charset=utf-8",
             "request body too large\n",
         )),
+        Err(BodyError::OverBudget) => {
+            app.metrics
+                .rejected_busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(busy_response())
+        }
         Err(BodyError::Unreadable) if mnet => Err(xml_fault(Fault::new(
             15,
             "Invalid request payload: the body could not be read in time",
@@ -494,18 +467,23 @@ async fn dispatch(
 pub enum BodyError {
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the bodies held in memory are at their budget")]
+    OverBudget,
     #[error("the body could not be read in time")]
     Unreadable,
 }
 
 /// Read at most `limit` bytes of body, giving up when the client has not sent the whole
-/// body in `within`.
-pub async fn read_body_within(
+/// body in `within`. Every KiB received is taken from `budget` (KiB permits) as it
+/// arrives, never reserved ahead from a declared length: a client that announces a large
+/// body and sends little holds little. The permits come back with the body.
+pub async fn read_body_within<'a>(
     headers: &http::HeaderMap,
     body: Incoming,
     limit: usize,
     within: Duration,
-) -> Result<Bytes, BodyError> {
+    budget: &'a Semaphore,
+) -> Result<(Bytes, Option<SemaphorePermit<'a>>), BodyError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -513,16 +491,38 @@ pub async fn read_body_within(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(within, collect).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge(limit))
+    let mut held: Option<SemaphorePermit<'a>> = None;
+    let mut held_kib = 0usize;
+    let mut received = bytes::BytesMut::new();
+    let mut body = body;
+    let collect = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| BodyError::Unreadable)?.into_data() else {
+                continue;
+            };
+            if received.len() + data.len() > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            received.extend_from_slice(&data);
+            let need_kib = received.len().div_ceil(1024);
+            if need_kib > held_kib {
+                let more = u32::try_from(need_kib - held_kib).map_err(|_| BodyError::OverBudget)?;
+                let permit = budget
+                    .try_acquire_many(more)
+                    .map_err(|_| BodyError::OverBudget)?;
+                match held.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+                held_kib = need_kib;
+            }
         }
-        Ok(Err(_)) | Err(_) => Err(BodyError::Unreadable),
+        Ok(())
+    };
+    match tokio::time::timeout(within, collect).await {
+        Ok(Ok(())) => Ok((received.freeze(), held)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BodyError::Unreadable),
     }
 }
 

@@ -337,8 +337,9 @@ async fn slow_bodies_on_every_connection_still_leave_room_at_the_cap() {
 }
 
 /// Review finding: with bodies read before a slot is taken, memory for bodies was bounded
-/// only by connections × body size. Bodies in memory share a byte budget; beyond it the
-/// answer is 503, and the budget comes back when the holders go.
+/// only by connections × body size. Bodies in memory share a byte budget, taken as bytes
+/// arrive: announcing large bodies and sending little holds little, while bodies really
+/// held up to the budget make further requests answer 503 until they go.
 #[tokio::test]
 async fn bodies_in_memory_share_a_byte_budget() {
     let b = spawn_app(AppOptions {
@@ -349,24 +350,41 @@ async fn bodies_in_memory_share_a_byte_budget() {
         ..Default::default()
     })
     .await;
+    let announce = |sent: usize| async move {
+        let mut stream = TcpStream::connect(b.addr).await.unwrap();
+        let mut request =
+            b"POST /mnet/xmlrpc/server.php HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n"
+                .to_vec();
+        request.extend(std::iter::repeat_n(b' ', sent));
+        stream.write_all(&request).await.unwrap();
+        stream
+    };
+    // Announced, not sent: 40 × 64 KiB announced is far over the budget, yet holds ~40 KiB.
+    let mut announced = Vec::new();
+    for _ in 0..40 {
+        announced.push(announce(1).await);
+    }
+    eventually("the announced bodies are being received", || {
+        b.app.receiving.load(std::sync::atomic::Ordering::Relaxed) == 40
+    })
+    .await;
+    let (status, _) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
+    assert_eq!(status, 200, "announcing costs nothing");
+    drop(announced);
+    // Sent and held: two bodies one byte short of 64 KiB fill the 128 KiB budget.
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(b.addr).await.unwrap();
-        stream
-            .write_all(b"POST /mnet/xmlrpc/server.php HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n<")
-            .await
-            .unwrap();
-        held.push(stream);
+        held.push(announce(64 * 1024 - 1).await);
     }
-    eventually("both bodies are being received", || {
-        b.app.receiving.load(std::sync::atomic::Ordering::Relaxed) == 2
+    eventually("both bodies are in", || {
+        b.app.body_budget.available_permits() == 0
     })
     .await;
     let (status, _) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;
     assert_eq!(status, 503, "the budget is spent");
     drop(held);
     eventually("the budget is back", || {
-        b.app.receiving.load(std::sync::atomic::Ordering::Relaxed) == 0
+        b.app.body_budget.available_permits() == 128
     })
     .await;
     let (status, answer) = post(&b.url("/mnet/xmlrpc/server.php"), keyswap_body()).await;

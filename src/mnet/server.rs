@@ -371,13 +371,11 @@ async fn process(
         }
         Envelope::Signed(signed) => {
             // Signed but not encrypted: never executed (7021) unless it is a keyswap, so
-            // the signature is not checked and no peer is looked up or called back; the
-            // answer is signed as Moodle signs it.
+            // the signature is not checked, no peer is looked up or called back, and the
+            // answer goes plain: signing it would give any stranger an RSA private-key
+            // operation of ours for a few bytes (Moodle never sends such a request).
             match signed {
-                Ok(signed) => {
-                    flags.signed = true;
-                    CallText::Raw(Bytes::from(signed.object))
-                }
+                Ok(signed) => CallText::Raw(Bytes::from(signed.object)),
                 Err(EnvelopeError::Missing("SignatureValue")) => {
                     return Answer::Fault(faults::not_signed());
                 }
