@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: HTTP → envelope → XML-RPC → method → store → engine → renderer →
 //! XML-RPC → envelope → HTTP.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod audit;

@@ -4,31 +4,13 @@
 
 use std::time::Duration;
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
+const CLOCK_PROCESS_CPUTIME_ID: nix::time::ClockId = nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID;
+const CLOCK_THREAD_CPUTIME_ID: nix::time::ClockId = nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID;
 
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
-fn clock(id: i32) -> Duration {
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the struct we pass, which has the C layout of
-    // `struct timespec` on 64-bit Linux.
-    let rc = unsafe { clock_gettime(id, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+fn clock(id: nix::time::ClockId) -> Duration {
+    nix::time::clock_gettime(id)
+        .map(|ts| Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+        .unwrap_or(Duration::ZERO)
 }
 
 /// CPU time of the whole process (all threads, user + system), nanosecond resolution.
