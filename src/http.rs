@@ -426,7 +426,7 @@ async fn read_guarded_body<'a>(
             Err(busy_response())
         }
         Err(BodyError::Unreadable) if mnet => Err(xml_fault(Fault::new(
-            15,
+            faults::INVALID_REQUEST,
             "Invalid request payload: the body could not be read in time",
         ))),
         Err(BodyError::Unreadable) => Err(respond(

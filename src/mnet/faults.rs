@@ -41,6 +41,8 @@ pub const REPLAYED: i64 = 7041;
 pub const RATE_LIMITED: i64 = 7042;
 /// phpxmlrpc's "internal server error": a handler failed for a reason that is ours.
 pub const INTERNAL: i64 = 17;
+/// phpxmlrpc's "invalid request payload": well-formed XML that is not a usable request.
+pub const INVALID_REQUEST: i64 = crate::xmlrpc::FAULT_INVALID_REQUEST;
 
 pub fn unknown_host(wwwroot: &str) -> Fault {
     // Moodle builds this text from the caller's wwwroot (vector 06); the caller chose it, so

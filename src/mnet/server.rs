@@ -381,7 +381,7 @@ async fn process(
                 }
                 Err(e) => {
                     return Answer::Fault(Fault::new(
-                        15,
+                        faults::INVALID_REQUEST,
                         format!(
                             "Invalid request payload: signed envelope: {}",
                             crate::echo::error_text(&e)
@@ -521,7 +521,10 @@ fn open_and_verify(
         Err(e) => {
             return Err(Unsealed::Fault {
                 signed: false,
-                fault: Fault::new(15, format!("Invalid request payload: signed envelope: {e}")),
+                fault: Fault::new(
+                    faults::INVALID_REQUEST,
+                    format!("Invalid request payload: signed envelope: {e}"),
+                ),
             });
         }
     };

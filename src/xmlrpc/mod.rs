@@ -271,6 +271,11 @@ pub enum XmlRpcError {
     TooManyElements,
 }
 
+/// phpxmlrpc's fault for XML that is not well-formed: 100 + expat's generic "syntax error".
+pub const FAULT_NOT_WELL_FORMED: i64 = 102;
+/// phpxmlrpc's "invalid request payload": XML that is not an acceptable XML-RPC document.
+pub const FAULT_INVALID_REQUEST: i64 = 15;
+
 impl XmlRpcError {
     /// The fault code phpxmlrpc would answer with: 100 + expat's error number for XML that is
     /// not well-formed (we do not track expat's numbering and always use its generic
@@ -278,12 +283,12 @@ impl XmlRpcError {
     /// but is not an acceptable XML-RPC document, including our own limits and refusals.
     pub fn fault_code(&self) -> i64 {
         match self {
-            XmlRpcError::NotXml(_) => 102,
+            XmlRpcError::NotXml(_) => FAULT_NOT_WELL_FORMED,
             XmlRpcError::Doctype
             | XmlRpcError::WrongRoot(_)
             | XmlRpcError::Malformed(_)
             | XmlRpcError::TooDeep
-            | XmlRpcError::TooManyElements => 15,
+            | XmlRpcError::TooManyElements => FAULT_INVALID_REQUEST,
         }
     }
 
