@@ -164,7 +164,7 @@ impl App {
             source,
             clock,
             client: MnetClient::new(&config),
-            services: Services::standard(),
+            services: Services::new(vec![crate::services::use_stats::use_stats_service()]),
             crypto,
             metrics: Default::default(),
             limits: crate::limits::Limits::new(&config.limits),

@@ -23,7 +23,9 @@ pub mod metrics;
 pub mod mnet;
 pub mod peer_text;
 pub mod reports;
-pub mod rpc;
+/// The use_stats methods under their former path.
+pub use services::use_stats as rpc;
+pub mod services;
 pub mod stats;
 pub mod store;
 pub mod untrusted;

@@ -157,7 +157,8 @@ const SYSTEM_METHODS: [&str; 8] = [
 ];
 
 static MNET_METHODS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
-    let services = crate::mnet::services::Services::standard();
+    let services =
+        crate::mnet::services::Services::new(vec![crate::services::use_stats::use_stats_service()]);
     let served = services
         .list
         .iter()

@@ -48,10 +48,10 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn standard() -> Services {
-        Services {
-            list: vec![crate::rpc::use_stats_service()],
-        }
+    /// The registry is assembled where the app is built (`App::open`), so this layer never
+    /// names a service.
+    pub fn new(list: Vec<Service>) -> Services {
+        Services { list }
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

@@ -1,0 +1,104 @@
+//! `use_stats_rpc_get_scores`: a user's course grade.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::app::App;
+use crate::mnet::services::CallContext;
+use crate::store::source::CourseField;
+use crate::xmlrpc::Value;
+
+pub async fn get_scores(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
+    let json_response = json_response_param(params.get(6));
+    get_scores_answer(&app, &ctx, &params)
+        .await
+        .into_value(json_response)
+}
+
+pub(super) async fn get_scores_answer(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    params: &[Value],
+) -> Answer {
+    let caller = match authenticate(app, ctx, params.first()).await {
+        Ok(caller) => caller,
+        Err(answer) => return answer,
+    };
+    let parsed = (|| {
+        Ok::<_, Answer>((
+            string_param(params.get(1), "targetuser")?,
+            string_param(params.get(2), "whereroot")?,
+            string_param(params.get(3), "scorescope")?,
+            string_param(params.get(4), "courseidfield")?,
+            string_param(params.get(5), "courseidentifier")?,
+        ))
+    })();
+    let (target, whereroot, scorescope, field, identifier) = match parsed {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    // Grades are course detail: the course grant is needed.
+    if !caller.grant.course {
+        return Answer::fail(
+            RPC_FAILURE_CAPABILITY,
+            "Local user's identity has no capability to run",
+        );
+    }
+    if let Some(remote) = forward_target(app, &whereroot) {
+        let params = vec![
+            relay_caller(app, &caller),
+            Value::String(target),
+            Value::String(String::new()),
+            Value::String(scorescope),
+            Value::String(field),
+            Value::String(identifier),
+        ];
+        return forward(app, &remote, GET_SCORES, params, false).await;
+    }
+    let course_field = match field.as_str() {
+        "id" => CourseField::Id,
+        "shortname" => CourseField::ShortName,
+        "idnumber" => CourseField::IdNumber,
+        _ => return Answer::fail(RPC_FAILURE_RECORD, "Unknown course."),
+    };
+    let source = match source(app) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let found = app
+        .source
+        .run(move |conn| {
+            let Some(course) = source
+                .find_course(conn, course_field, &identifier)
+                .map_err(to_store)?
+            else {
+                return Ok(Err(Answer::fail(RPC_FAILURE_RECORD, "Unknown course.")));
+            };
+            let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {
+                return Ok(Err(Answer::fail(
+                    RPC_FAILURE_RECORD,
+                    "Target user does not exist.",
+                )));
+            };
+            let grade = source
+                .course_grade(conn, user.id, course.id)
+                .map_err(to_store)?;
+            Ok(Ok((user, grade)))
+        })
+        .await;
+    let (user, grade) = match found {
+        Err(e) => return data_unavailable(e),
+        Ok(Err(answer)) => return answer,
+        Ok(Ok(found)) => found,
+    };
+    if scorescope != "notes/global" {
+        return Answer::ok("<USER_SCORES>\n<ERROR>Not implemented</ERROR>\n</USER_SCORES>".into());
+    }
+    Answer::ok(format!(
+        "<USER_SCORES>\n<USER>\n\t<USERNAME>{}</USERNAME>\n\t<FIRSTNAME>{}</FIRSTNAME>\n\t<LASTNAME>{}</LASTNAME>\n\n</USER><SCORE>{}</SCORE>\n</USER_SCORES>",
+        xml_escape(&user.username),
+        xml_escape(&user.firstname),
+        xml_escape(&user.lastname),
+        xml_escape(grade.as_deref().unwrap_or("")),
+    ))
+}

@@ -1,0 +1,138 @@
+//! `use_stats_rpc_get_stats`: time spent by a user, here or (forwarded) on another peer.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::app::App;
+use crate::mnet::services::CallContext;
+use crate::reports;
+use crate::stats::Window;
+use crate::xmlrpc::Value;
+
+pub async fn get_stats(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
+    let json_response = json_response_param(params.get(5));
+    get_stats_answer(&app, &ctx, &params)
+        .await
+        .into_value(json_response)
+}
+
+pub(super) async fn get_stats_answer(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    params: &[Value],
+) -> Answer {
+    let caller = match authenticate(app, ctx, params.first()).await {
+        Ok(caller) => caller,
+        Err(answer) => return answer,
+    };
+    let parsed = (|| {
+        let target = string_param(params.get(1), "targetuser")?;
+        let whereroot = string_param(params.get(2), "whereroot")?;
+        let (scope, _) = int_param(params.get(3), SITE_SCOPE, "statsscope")?;
+        let (timefrom, timefrom_text) = int_param(params.get(4), 0, "timefrom")?;
+        Ok::<_, Answer>((target, whereroot, scope, timefrom, timefrom_text))
+    })();
+    let (target, whereroot, scope, timefrom, timefrom_text) = match parsed {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    // The plugin compares the scope with >=: below 1 acts as 1, above 3 as 3.
+    let scope = scope.clamp(SITE_SCOPE, MODULE_SCOPE);
+    let allowed = if scope == SITE_SCOPE {
+        caller.grant.site
+    } else {
+        caller.grant.course
+    };
+    if !allowed {
+        return Answer::fail(
+            RPC_FAILURE_CAPABILITY,
+            "Local user's identity has no capability to run",
+        );
+    }
+    if let Some(remote) = forward_target(app, &whereroot) {
+        let params = vec![
+            relay_caller(app, &caller),
+            Value::String(target),
+            Value::String(String::new()),
+            Value::String(scope.to_string()),
+            Value::Int(timefrom),
+        ];
+        return forward(app, &remote, GET_STATS, params, true).await;
+    }
+    local_stats(app, &target, scope, timefrom, &timefrom_text).await
+}
+
+/// The local path without any caller: what this host would answer for `target`.
+pub async fn local_stats_value(app: &Arc<App>, target: &str, scope: i64, timefrom: i64) -> Value {
+    local_stats(app, target, scope, timefrom, &timefrom.to_string())
+        .await
+        .into_value(true)
+}
+
+pub(super) async fn local_stats(
+    app: &Arc<App>,
+    target: &str,
+    scope: i64,
+    timefrom: i64,
+    timefrom_text: &str,
+) -> Answer {
+    let source = match source(app) {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let settings = reports::settings(&app.config.engine);
+    let now = app.now();
+    let target = target.to_string();
+    let computed = app
+        .source
+        .run(move |conn| {
+            let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {
+                return Ok(None);
+            };
+            let window = Window {
+                from: timefrom,
+                to: now,
+                now,
+            };
+            let report = reports::user_report(conn, &source, &settings, user.id, window, false)
+                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+            let course_ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+            let courses = source.courses_by_ids(conn, &course_ids).map_err(to_store)?;
+            let cmids: Vec<i64> = report
+                .courses
+                .iter()
+                .flat_map(|c| c.modules.iter().map(|m| m.cmid))
+                .collect();
+            let labels = if scope >= MODULE_SCOPE {
+                source.module_labels(conn, &cmids).map_err(to_store)?
+            } else {
+                Default::default()
+            };
+            Ok(Some((user, report, courses, labels)))
+        })
+        .await;
+    match computed {
+        Err(e) => data_unavailable(e),
+        Ok(None) => Answer::fail(RPC_FAILURE_RECORD, "Target user does not exist."),
+        Ok(Some((user, report, courses, labels))) => {
+            tracing::debug!(
+                target_user = %user.username,
+                rows = report.rows_extracted,
+                total_s = report.total,
+                estimator = %report.estimator,
+                "use_stats computed"
+            );
+            if report.rows_extracted == 0 {
+                return Answer::ok("<USE_STATS><EMPTYSET /></USE_STATS>".into());
+            }
+            Answer::ok(stats_message(
+                &user,
+                &report,
+                scope,
+                timefrom_text,
+                &courses,
+                &labels,
+            ))
+        }
+    }
+}

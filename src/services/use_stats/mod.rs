@@ -1,0 +1,135 @@
+//! The use_stats MNET service: `use_stats_rpc_get_stats` and `use_stats_rpc_get_scores`
+//! (use-stats-spec.md §1.3–§1.6), wire-compatible with block_use_stats, not bug-compatible.
+//!
+//! Every answer is the wrapper `{status, errors, message}`: as a JSON string when
+//! `json_response` is true or absent, as a struct when it is false. Application errors are
+//! statuses inside the wrapper, never XML-RPC faults, as the PHP plugin does.
+
+mod answer;
+mod auth;
+mod forward;
+mod get_scores;
+mod get_stats;
+mod params;
+mod render;
+
+use std::sync::Arc;
+
+use crate::mnet::services::{Method, MethodFuture, Param, Service};
+
+pub use answer::{Answer, php_json};
+use auth::*;
+use forward::*;
+pub use get_scores::get_scores;
+pub use get_stats::{get_stats, local_stats_value};
+use params::*;
+pub use render::{stats_message, xml_escape};
+
+pub const SERVICE: &str = "use_stats";
+pub const GET_STATS: &str = "blocks/use_stats/rpclib.php/use_stats_rpc_get_stats";
+pub const GET_SCORES: &str = "blocks/use_stats/rpclib.php/use_stats_rpc_get_scores";
+
+pub const RPC_TEST: i64 = 100;
+pub const RPC_SUCCESS: i64 = 200;
+pub const RPC_FAILURE: i64 = 500;
+pub const RPC_FAILURE_USER: i64 = 501;
+pub const RPC_FAILURE_DATA: i64 = 503;
+pub const RPC_FAILURE_CAPABILITY: i64 = 510;
+pub const RPC_FAILURE_RECORD: i64 = 520;
+
+pub const SITE_SCOPE: i64 = 1;
+pub const COURSE_SCOPE: i64 = 2;
+pub const MODULE_SCOPE: i64 = 3;
+
+pub fn use_stats_service() -> Service {
+    let p = |name, kind, description| Param {
+        name,
+        kind,
+        description,
+    };
+    Service {
+        name: SERVICE,
+        apiversion: 1,
+        methods: vec![
+            Method {
+                path: GET_STATS,
+                help: "Time a user spent on this site (or on whereroot), in minutes: site total, per course (scope 2), per activity (scope 3).",
+                params: vec![
+                    p(
+                        "callinguser",
+                        "array",
+                        "username, remoteuserhostroot, remotehostroot of the person asking",
+                    ),
+                    p(
+                        "targetuser",
+                        "string",
+                        "username of the user whose time is wanted",
+                    ),
+                    p(
+                        "whereroot",
+                        "string",
+                        "host holding the logs; empty for this host",
+                    ),
+                    p(
+                        "statsscope",
+                        "int",
+                        "1 site, 2 courses, 3 courses and activities",
+                    ),
+                    p(
+                        "timefrom",
+                        "int",
+                        "start of the window (unix time); the window ends now",
+                    ),
+                    p(
+                        "json_response",
+                        "bool",
+                        "true (default): answer as JSON text",
+                    ),
+                ],
+                returns: (
+                    "string",
+                    "JSON {status, errors, message}; message is the USE_STATS XML",
+                ),
+                handler: Arc::new(|app, ctx, params| -> MethodFuture {
+                    Box::pin(async move { Ok(get_stats(app, ctx, params).await) })
+                }),
+            },
+            Method {
+                path: GET_SCORES,
+                help: "A user's course total grade in one course.",
+                params: vec![
+                    p(
+                        "callinguser",
+                        "array",
+                        "username, remoteuserhostroot, remotehostroot of the person asking",
+                    ),
+                    p(
+                        "targetuser",
+                        "string",
+                        "username of the user whose grade is wanted",
+                    ),
+                    p(
+                        "whereroot",
+                        "string",
+                        "host holding the grades; empty for this host",
+                    ),
+                    p("scorescope", "string", "notes/global (course total)"),
+                    p("courseidfield", "string", "id, shortname or idnumber"),
+                    p("courseidentifier", "string", "value of that field"),
+                    p(
+                        "json_response",
+                        "bool",
+                        "true (default): answer as JSON text",
+                    ),
+                ],
+                returns: (
+                    "string",
+                    "JSON {status, errors, message}; message is the USER_SCORES XML",
+                ),
+                handler: Arc::new(|app, ctx, params| -> MethodFuture {
+                    Box::pin(async move { Ok(get_scores(app, ctx, params).await) })
+                }),
+            },
+        ],
+    }
+}
