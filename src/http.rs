@@ -20,6 +20,9 @@ use crate::app::App;
 use crate::mnet::faults;
 use crate::xmlrpc::{self, Fault};
 
+/// Kept under its former path for callers of `http::maintenance_once`.
+pub use crate::maintenance::maintenance_once;
+
 pub mod conn;
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -585,7 +588,7 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
         ),
         None => tracing::warn!("could not read the open-files limit"),
     }
-    let maintenance = tokio::spawn(maintenance_loop(app.clone()));
+    let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -611,57 +614,6 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     let result = run(app, listener, shutdown).await;
     maintenance.abort();
     result
-}
-
-/// Once a minute: rotate our key when its certificate is about to expire (peers follow
-/// through 7025), and drop audit entries past their retention.
-pub async fn maintenance_loop(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        maintenance_once(&app).await;
-    }
-}
-
-pub async fn maintenance_once(app: &Arc<App>) {
-    // `usestats keys rotate` run by an operator changes the files under a running daemon.
-    let on_disk = std::fs::read_to_string(app.keystore.dir().join("current.cert.pem")).ok();
-    if on_disk.is_some_and(|pem| pem != app.keyring().current.cert_pem) {
-        match app.reload_keys() {
-            Ok(()) => tracing::info!(
-                fingerprint = %app.keyring().current.info().fingerprint_sha1,
-                "picked up a key pair rotated on disk"
-            ),
-            Err(e) => tracing::error!(error = %e, "could not reload the rotated key pair"),
-        }
-    }
-    let before_days = i64::from(app.config.keys.rotate_before_days);
-    if before_days > 0 {
-        let expires = app.keyring().current.info().not_after;
-        if expires - before_days * 86_400 <= app.now() {
-            let rotating = app.clone();
-            match tokio::task::spawn_blocking(move || rotating.rotate_keys()).await {
-                Ok(Ok(ring)) => tracing::info!(
-                    fingerprint = %ring.current.info().fingerprint_sha1,
-                    "rotated our key before it expires"
-                ),
-                Ok(Err(e)) => tracing::error!(error = %e, "automatic key rotation failed"),
-                Err(e) => tracing::error!(error = %e, "automatic key rotation failed"),
-            }
-        }
-    }
-    crate::limits::prune_replay_keys(app).await;
-    let retention = i64::from(app.config.audit.retention_days);
-    if retention > 0 {
-        let cutoff = app.now() - retention * 86_400;
-        if let Err(e) = app
-            .state
-            .run(move |c| crate::store::state::prune_audit(c, cutoff))
-            .await
-        {
-            tracing::warn!(error = %e, "audit retention not applied");
-        }
-    }
 }
 
 async fn metrics(app: &Arc<App>) -> HttpResponse {

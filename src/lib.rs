@@ -19,6 +19,7 @@ pub mod files;
 pub mod health;
 pub mod http;
 pub mod limits;
+pub mod maintenance;
 pub mod metrics;
 pub mod mnet;
 pub mod peer_text;
