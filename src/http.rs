@@ -1,20 +1,16 @@
 //! The HTTP surface: hyper 1 on tokio. `run(app, listener, shutdown)` serves until the
 //! shutdown future resolves, then lets in-flight requests finish.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::SemaphorePermit;
 
 use crate::app::App;
 use crate::mnet::faults;
@@ -23,7 +19,14 @@ use crate::xmlrpc::{self, Fault};
 /// Kept under its former path for callers of `http::maintenance_once`.
 pub use crate::maintenance::maintenance_once;
 
+pub mod body;
 pub mod conn;
+mod serve;
+mod tls;
+
+pub use body::{BodyError, read_body_within};
+pub use serve::{run, serve_forever};
+pub use tls::tls_acceptor;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -40,196 +43,6 @@ pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -
 
 fn xml_fault(fault: Fault) -> HttpResponse {
     respond(StatusCode::OK, XML, xmlrpc::serialize_fault(&fault))
-}
-
-/// Serve connections from `listener` until `shutdown` completes; then stop accepting and
-/// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.
-///
-/// HTTP/1.1 only: Moodle and Mahara call over HTTP/1.1 (curl), and HTTP/2's many streams
-/// per connection would let two connections hold every request slot.
-pub async fn run(
-    app: Arc<App>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    crate::limits::load_replay_keys_at_start(&app).await;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(
-            &app.config.resolve(cert),
-            &app.config.resolve(key),
-        )?),
-        _ => None,
-    };
-    let connections = conn::Connections::new(
-        conn::connection_cap(app.config.server.max_connections, conn::fd_limit()),
-        Duration::from_secs(app.config.server.idle_timeout_secs),
-    );
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(
-            app.config.limits.header_read_timeout_secs,
-        ));
-    let mut backoff = AcceptBackoff::default();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        backoff.failed(&e).await;
-                        continue;
-                    }
-                };
-                backoff.succeeded();
-                let Some(admitted) = connections.admit() else {
-                    // Every connection is busy answering: refuse this one at once rather
-                    // than run out of descriptors.
-                    drop(stream);
-                    continue;
-                };
-                let app = app.clone();
-                let state = admitted.state.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let (app, state) = (app.clone(), state.clone());
-                    async move { Ok::<_, Infallible>(route(app, request, Some(remote), Some(state)).await) }
-                });
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let tls = tls.clone();
-                let connections = connections.clone();
-                tokio::spawn(async move {
-                    let state = admitted.state.clone();
-                    let stream = connections.track(stream, state.clone());
-                    let serve = async {
-                        match tls {
-                            None => {
-                                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                                watcher.watch(connection).await
-                            }
-                            Some(acceptor) => {
-                                let Some(stream) = tls_handshake(&acceptor, stream).await else {
-                                    return Ok(());
-                                };
-                                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                                watcher.watch(connection).await
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        served = serve => {
-                            if let Err(e) = served {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        }
-                        _ = connections.closing(&state) => {
-                            tracing::debug!("closed an idle connection");
-                        }
-                    }
-                    drop(admitted);
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => {
-            tracing::warn!("calls still running after 30 s; stopping anyway");
-        }
-    }
-    // The answered calls' audit rows and contact times are still on their way.
-    if tokio::time::timeout(Duration::from_secs(10), app.background.settled())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = app.background.pending(),
-            "audit rows still unwritten after 10 s; stopping anyway"
-        );
-    }
-    Ok(())
-}
-
-/// Accept errors (out of descriptors, mostly) back off exponentially up to a second and are
-/// logged once a second with a count, instead of spinning and flooding the log.
-#[derive(Default)]
-struct AcceptBackoff {
-    delay_ms: u64,
-    failures: u64,
-    last_logged: Option<std::time::Instant>,
-}
-
-impl AcceptBackoff {
-    async fn failed(&mut self, error: &std::io::Error) {
-        self.failures += 1;
-        self.delay_ms = (self.delay_ms * 2).clamp(10, 1000);
-        if self
-            .last_logged
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            tracing::warn!(error = %error, failures = self.failures, "accept failed");
-            self.last_logged = Some(std::time::Instant::now());
-            self.failures = 0;
-        }
-        tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
-    }
-
-    fn succeeded(&mut self) {
-        self.delay_ms = 0;
-    }
-}
-
-/// TLS for sites whose wwwroot is https and that are not behind a proxy: OpenSSL with
-/// Mozilla's intermediate profile, certificate chain and key from PEM files.
-pub fn tls_acceptor(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> std::io::Result<Arc<openssl::ssl::SslAcceptor>> {
-    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
-    let io_error = |what: &str, e: openssl::error::ErrorStack| {
-        std::io::Error::other(format!("TLS {what}: {e}"))
-    };
-    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
-        .map_err(|e| io_error("setup", e))?;
-    builder
-        .set_certificate_chain_file(cert)
-        .map_err(|e| io_error(&format!("certificate {}", cert.display()), e))?;
-    builder
-        .set_private_key_file(key, SslFiletype::PEM)
-        .map_err(|e| io_error(&format!("key {}", key.display()), e))?;
-    builder
-        .check_private_key()
-        .map_err(|e| io_error("key does not match the certificate", e))?;
-    Ok(Arc::new(builder.build()))
-}
-
-/// A client that does not finish its handshake in 10 s is dropped.
-async fn tls_handshake<S>(
-    acceptor: &openssl::ssl::SslAcceptor,
-    stream: S,
-) -> Option<tokio_openssl::SslStream<S>>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
-    let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        std::pin::Pin::new(&mut stream).accept(),
-    )
-    .await
-    {
-        Ok(Ok(())) => Some(stream),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => None,
-    }
 }
 
 /// The request path below our wwwroot: a wwwroot such as `https://host/usestats` makes
@@ -465,70 +278,6 @@ async fn dispatch(
     }
 }
 
-/// Why a request body was not read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    #[error("the body is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("the bodies held in memory are at their budget")]
-    OverBudget,
-    #[error("the body could not be read in time")]
-    Unreadable,
-}
-
-/// Read at most `limit` bytes of body, giving up when the client has not sent the whole
-/// body in `within`. Every KiB received is taken from `budget` (KiB permits) as it
-/// arrives, never reserved ahead from a declared length: a client that announces a large
-/// body and sends little holds little. The permits come back with the body.
-pub async fn read_body_within<'a>(
-    headers: &http::HeaderMap,
-    body: Incoming,
-    limit: usize,
-    within: Duration,
-    budget: &'a Semaphore,
-) -> Result<(Bytes, Option<SemaphorePermit<'a>>), BodyError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge(limit));
-    }
-    let mut held: Option<SemaphorePermit<'a>> = None;
-    let mut held_kib = 0usize;
-    let mut received = bytes::BytesMut::new();
-    let mut body = body;
-    let collect = async {
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame.map_err(|_| BodyError::Unreadable)?.into_data() else {
-                continue;
-            };
-            if received.len() + data.len() > limit {
-                return Err(BodyError::TooLarge(limit));
-            }
-            received.extend_from_slice(&data);
-            let need_kib = received.len().div_ceil(1024);
-            if need_kib > held_kib {
-                let more = u32::try_from(need_kib - held_kib).map_err(|_| BodyError::OverBudget)?;
-                let permit = budget
-                    .try_acquire_many(more)
-                    .map_err(|_| BodyError::OverBudget)?;
-                match held.as_mut() {
-                    Some(held) => held.merge(permit),
-                    None => held = Some(permit),
-                }
-                held_kib = need_kib;
-            }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(within, collect).await {
-        Ok(Ok(())) => Ok((received.freeze(), held)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(BodyError::Unreadable),
-    }
-}
-
 async fn mnet_endpoint(app: Arc<App>, body: Bytes, remote: Option<SocketAddr>) -> HttpResponse {
     let outcome = crate::mnet::server::handle(app, body, remote).await;
     respond(StatusCode::OK, XML, outcome.body)
@@ -574,46 +323,6 @@ async fn health(app: &Arc<App>) -> HttpResponse {
         }
     }
     respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
-}
-
-/// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
-/// before expiry, audit retention) alongside.
-pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
-    // The connection cap is derived from the open-files limit: make that as high as allowed.
-    match conn::raise_fd_limit() {
-        Some(limit) => tracing::info!(
-            open_files = limit,
-            max_connections = conn::connection_cap(app.config.server.max_connections, Some(limit)),
-            "connection limits"
-        ),
-        None => tracing::warn!("could not read the open-files limit"),
-    }
-    let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("shutting down: finishing the calls in flight");
-    };
-    let result = run(app, listener, shutdown).await;
-    maintenance.abort();
-    result
 }
 
 async fn metrics(app: &Arc<App>) -> HttpResponse {

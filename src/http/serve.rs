@@ -1,0 +1,197 @@
+//! The serve loop: accept (with back-off), admit each connection under the cap, serve it
+//! over HTTP/1.1 (TLS when configured) until it ends or goes idle, and shut down gracefully.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+
+use super::conn;
+use super::route;
+use super::tls::{tls_acceptor, tls_handshake};
+
+/// Serve connections from `listener` until `shutdown` completes; then stop accepting and
+/// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.
+///
+/// HTTP/1.1 only: Moodle and Mahara call over HTTP/1.1 (curl), and HTTP/2's many streams
+/// per connection would let two connections hold every request slot.
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    crate::limits::load_replay_keys_at_start(&app).await;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(
+            &app.config.resolve(cert),
+            &app.config.resolve(key),
+        )?),
+        _ => None,
+    };
+    let connections = conn::Connections::new(
+        conn::connection_cap(app.config.server.max_connections, conn::fd_limit()),
+        Duration::from_secs(app.config.server.idle_timeout_secs),
+    );
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(
+            app.config.limits.header_read_timeout_secs,
+        ));
+    let mut backoff = AcceptBackoff::default();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        backoff.failed(&e).await;
+                        continue;
+                    }
+                };
+                backoff.succeeded();
+                let Some(admitted) = connections.admit() else {
+                    // Every connection is busy answering: refuse this one at once rather
+                    // than run out of descriptors.
+                    drop(stream);
+                    continue;
+                };
+                let app = app.clone();
+                let state = admitted.state.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let (app, state) = (app.clone(), state.clone());
+                    async move { Ok::<_, Infallible>(route(app, request, Some(remote), Some(state)).await) }
+                });
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
+                let connections = connections.clone();
+                tokio::spawn(async move {
+                    let state = admitted.state.clone();
+                    let stream = connections.track(stream, state.clone());
+                    let serve = async {
+                        match tls {
+                            None => {
+                                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                                watcher.watch(connection).await
+                            }
+                            Some(acceptor) => {
+                                let Some(stream) = tls_handshake(&acceptor, stream).await else {
+                                    return Ok(());
+                                };
+                                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                                watcher.watch(connection).await
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        served = serve => {
+                            if let Err(e) = served {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        _ = connections.closing(&state) => {
+                            tracing::debug!("closed an idle connection");
+                        }
+                    }
+                    drop(admitted);
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!("calls still running after 30 s; stopping anyway");
+        }
+    }
+    // The answered calls' audit rows and contact times are still on their way.
+    if tokio::time::timeout(Duration::from_secs(10), app.background.settled())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = app.background.pending(),
+            "audit rows still unwritten after 10 s; stopping anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Accept errors (out of descriptors, mostly) back off exponentially up to a second and are
+/// logged once a second with a count, instead of spinning and flooding the log.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay_ms: u64,
+    failures: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    async fn failed(&mut self, error: &std::io::Error) {
+        self.failures += 1;
+        self.delay_ms = (self.delay_ms * 2).clamp(10, 1000);
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %error, failures = self.failures, "accept failed");
+            self.last_logged = Some(std::time::Instant::now());
+            self.failures = 0;
+        }
+        tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+    }
+
+    fn succeeded(&mut self) {
+        self.delay_ms = 0;
+    }
+}
+
+/// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
+/// before expiry, audit retention) alongside.
+pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    // The connection cap is derived from the open-files limit: make that as high as allowed.
+    match conn::raise_fd_limit() {
+        Some(limit) => tracing::info!(
+            open_files = limit,
+            max_connections = conn::connection_cap(app.config.server.max_connections, Some(limit)),
+            "connection limits"
+        ),
+        None => tracing::warn!("could not read the open-files limit"),
+    }
+    let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down: finishing the calls in flight");
+    };
+    let result = run(app, listener, shutdown).await;
+    maintenance.abort();
+    result
+}
