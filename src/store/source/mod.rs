@@ -1,0 +1,82 @@
+//! Read side of the Moodle-shaped source database.
+//!
+//! Everything here is a SELECT with bound values. Table names carry the configured prefix
+//! (validated once in [`Source::new`]); the only other identifier ever put into SQL text is a
+//! module type name read from `{prefix}modules`, validated before use.
+//!
+//! This file holds the handle, its error and what the queries share; the queries live in
+//! `users`, `courses`, `grades` and `logs`, one file per group of tables.
+
+mod courses;
+mod grades;
+mod logs;
+mod query;
+mod schema;
+mod users;
+
+pub use courses::{Course, CourseField, ModuleLabel};
+pub use users::{MnetHost, User, UserField};
+
+pub(crate) use query::{Backend, backend as backend_of};
+use query::{Bind, text_eq};
+pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql};
+pub use schema::{migrate_source, validate_prefix};
+
+pub const CONTEXT_SYSTEM: i64 = 10;
+pub const CONTEXT_USER: i64 = 30;
+pub const CONTEXT_COURSECAT: i64 = 40;
+pub const CONTEXT_COURSE: i64 = 50;
+pub const CONTEXT_MODULE: i64 = 70;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "invalid table prefix {0:?}: use a lower-case letter, then [a-z0-9_], at most 20 characters"
+    )]
+    InvalidPrefix(String),
+    #[error("source schema migration {name} failed: {source}")]
+    Migration {
+        name: &'static str,
+        source: diesel::result::Error,
+    },
+    #[error("source database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+pub use crate::stats::{LogRow, ModuleInfo};
+
+/// The WHERE condition and bound value that find `value` in `column` (`id` or a text column).
+/// None when nothing can match: an empty value, or an id that is not a number.
+fn lookup_condition(backend: Backend, column: &str, value: &str) -> Option<(String, Bind)> {
+    if value.is_empty() {
+        return None;
+    }
+    if column == "id" {
+        let id = value.parse::<i64>().ok()?;
+        return Some(("id = $1".to_string(), Bind::Int(id)));
+    }
+    Some((text_eq(backend, column, 1), Bind::Text(value.to_owned())))
+}
+
+/// Handle on the source tables under one prefix. Cheap to clone; holds no connection.
+#[derive(Debug, Clone)]
+pub struct Source {
+    prefix: String,
+}
+
+impl Source {
+    pub fn new(prefix: &str) -> Result<Self, SourceError> {
+        validate_prefix(prefix)?;
+        Ok(Source {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("{}{}", self.prefix, table)
+    }
+}

@@ -1,0 +1,249 @@
+//! Users of the source site, and the MNET hosts they come from: lookups by a chosen field,
+//! by the username an MNET call names, and by (username, home host).
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+
+use super::query::{self, Bind, text_eq};
+use super::{Source, SourceError, lookup_condition};
+use crate::config::normalize_wwwroot;
+use crate::store::DbConnection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    Id,
+    Username,
+    IdNumber,
+    Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub mnethostid: i64,
+    pub firstname: String,
+    pub lastname: String,
+    pub idnumber: String,
+    pub email: String,
+    pub deleted: bool,
+    pub suspended: bool,
+}
+
+#[derive(QueryableByName)]
+struct RawUser {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = BigInt)]
+    mnethostid: i64,
+    #[diesel(sql_type = Text)]
+    firstname: String,
+    #[diesel(sql_type = Text)]
+    lastname: String,
+    #[diesel(sql_type = Text)]
+    idnumber: String,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+    #[diesel(sql_type = BigInt)]
+    suspended: i64,
+}
+
+impl From<RawUser> for User {
+    fn from(r: RawUser) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            mnethostid: r.mnethostid,
+            firstname: r.firstname,
+            lastname: r.lastname,
+            idnumber: r.idnumber,
+            email: r.email,
+            deleted: r.deleted != 0,
+            suspended: r.suspended != 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MnetHost {
+    pub id: i64,
+    pub wwwroot: String,
+    pub name: String,
+    pub deleted: bool,
+}
+
+#[derive(QueryableByName)]
+struct RawHost {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    wwwroot: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+}
+
+impl From<RawHost> for MnetHost {
+    fn from(r: RawHost) -> Self {
+        MnetHost {
+            id: r.id,
+            wwwroot: r.wwwroot,
+            name: r.name,
+            deleted: r.deleted != 0,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct OneText {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+const USER_COLUMNS: &str = "id, username, mnethostid, firstname, lastname, \
+     COALESCE(idnumber, '') AS idnumber, COALESCE(email, '') AS email, \
+     CAST(deleted AS BIGINT) AS deleted, CAST(suspended AS BIGINT) AS suspended";
+
+impl Source {
+    /// `config.mnet_localhost_id`, the id of this site's own `mnet_host` row.
+    pub fn local_mnet_host_id(&self, conn: &mut DbConnection) -> Result<Option<i64>, SourceError> {
+        let rows: Vec<OneText> = query::load(
+            conn,
+            &format!(
+                "SELECT value AS v FROM {} WHERE name = $1",
+                self.t("config")
+            ),
+            vec![Bind::Text("mnet_localhost_id".into())],
+        )?;
+        Ok(rows.first().and_then(|r| r.v.trim().parse().ok()))
+    }
+
+    /// The non-deleted host whose wwwroot equals `wwwroot` once both are normalised (D13).
+    /// The table is small (one row per peer), so the comparison runs here, not in SQL.
+    pub fn mnet_host_id_by_wwwroot(
+        &self,
+        conn: &mut DbConnection,
+        wwwroot: &str,
+    ) -> Result<Option<i64>, SourceError> {
+        let wanted = normalize_wwwroot(wwwroot);
+        if wanted.is_empty() {
+            // The "All Hosts" pseudo-host has an empty wwwroot; nobody calls from there.
+            return Ok(None);
+        }
+        Ok(self
+            .mnet_hosts(conn)?
+            .into_iter()
+            .find(|h| !h.deleted && normalize_wwwroot(&h.wwwroot) == wanted)
+            .map(|h| h.id))
+    }
+
+    pub fn mnet_host(
+        &self,
+        conn: &mut DbConnection,
+        id: i64,
+    ) -> Result<Option<MnetHost>, SourceError> {
+        let rows: Vec<RawHost> = query::load(
+            conn,
+            &format!(
+                "SELECT id, wwwroot, name, CAST(deleted AS BIGINT) AS deleted FROM {} WHERE id = $1",
+                self.t("mnet_host")
+            ),
+            vec![Bind::Int(id)],
+        )?;
+        Ok(rows.into_iter().next().map(Into::into))
+    }
+
+    pub fn mnet_hosts(&self, conn: &mut DbConnection) -> Result<Vec<MnetHost>, SourceError> {
+        let rows: Vec<RawHost> = query::load(
+            conn,
+            &format!(
+                "SELECT id, wwwroot, name, CAST(deleted AS BIGINT) AS deleted FROM {} ORDER BY id",
+                self.t("mnet_host")
+            ),
+            vec![],
+        )?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// First non-deleted user (lowest id) whose `field` equals `value`. An empty value, or an id
+    /// that is not a number, finds nobody: many rows have an empty idnumber or email.
+    pub fn find_user(
+        &self,
+        conn: &mut DbConnection,
+        field: UserField,
+        value: &str,
+    ) -> Result<Option<User>, SourceError> {
+        let column = match field {
+            UserField::Id => "id",
+            UserField::Username => "username",
+            UserField::IdNumber => "idnumber",
+            UserField::Email => "email",
+        };
+        let Some((condition, bind)) = lookup_condition(query::backend(conn), column, value) else {
+            return Ok(None);
+        };
+        let rows: Vec<RawUser> = query::load(
+            conn,
+            &format!(
+                "SELECT {USER_COLUMNS} FROM {} WHERE {condition} AND deleted = 0 \
+                 ORDER BY id LIMIT 1",
+                self.t("user")
+            ),
+            vec![bind],
+        )?;
+        Ok(rows.into_iter().next().map(Into::into))
+    }
+
+    /// Target user of an MNET call, named by username only: several hosts can share one
+    /// username, so the local host's account wins, then the lowest id (B17).
+    pub fn find_user_for_rpc(
+        &self,
+        conn: &mut DbConnection,
+        username: &str,
+    ) -> Result<Option<User>, SourceError> {
+        if username.is_empty() {
+            return Ok(None);
+        }
+        let local = self.local_mnet_host_id(conn)?.unwrap_or(-1);
+        let rows: Vec<RawUser> = query::load(
+            conn,
+            &format!(
+                "SELECT {USER_COLUMNS} FROM {} WHERE {} AND deleted = 0 \
+                 ORDER BY CASE WHEN mnethostid = $2 THEN 0 ELSE 1 END, id LIMIT 1",
+                self.t("user"),
+                text_eq(query::backend(conn), "username", 1)
+            ),
+            vec![Bind::Text(username.to_owned()), Bind::Int(local)],
+        )?;
+        Ok(rows.into_iter().next().map(Into::into))
+    }
+
+    /// The local account of a person from host `mnethostid` (spec §1.3 step 5). Deleted
+    /// accounts are never returned; `suspended` is left for the caller to judge.
+    pub fn find_mnet_user(
+        &self,
+        conn: &mut DbConnection,
+        username: &str,
+        mnethostid: i64,
+    ) -> Result<Option<User>, SourceError> {
+        if username.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<RawUser> = query::load(
+            conn,
+            &format!(
+                "SELECT {USER_COLUMNS} FROM {} WHERE {} AND mnethostid = $2 \
+                 AND deleted = 0 ORDER BY id LIMIT 1",
+                self.t("user"),
+                text_eq(query::backend(conn), "username", 1)
+            ),
+            vec![Bind::Text(username.to_owned()), Bind::Int(mnethostid)],
+        )?;
+        Ok(rows.into_iter().next().map(Into::into))
+    }
+}

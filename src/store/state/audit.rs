@@ -1,0 +1,71 @@
+//! The audit_log table: one row per call, kept until retention prunes it.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::*;
+use crate::store::{DbConnection, StoreError};
+
+#[derive(Debug, Clone, Default, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub time: i64,
+    pub channel: String,
+    pub peer: String,
+    pub remote_addr: String,
+    pub method: String,
+    pub caller: String,
+    pub target: String,
+    pub status: String,
+    pub latency_ms: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    /// False when the peer, caller and target are only what an unauthenticated request
+    /// claimed.
+    pub verified: bool,
+}
+
+pub fn insert_audit(conn: &mut DbConnection, entry: &AuditEntry) -> Result<(), StoreError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::time.eq(entry.time),
+            audit_log::channel.eq(&entry.channel),
+            audit_log::peer.eq(&entry.peer),
+            audit_log::remote_addr.eq(&entry.remote_addr),
+            audit_log::method.eq(&entry.method),
+            audit_log::caller.eq(&entry.caller),
+            audit_log::target.eq(&entry.target),
+            audit_log::status.eq(&entry.status),
+            audit_log::latency_ms.eq(entry.latency_ms),
+            audit_log::bytes_in.eq(entry.bytes_in),
+            audit_log::bytes_out.eq(entry.bytes_out),
+            audit_log::verified.eq(entry.verified),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn query_audit(
+    conn: &mut DbConnection,
+    peer: Option<&str>,
+    since: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut query = audit_log::table
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(AuditEntry::as_select())
+        .into_boxed();
+    if let Some(peer) = peer {
+        query = query.filter(audit_log::peer.eq(crate::config::normalize_wwwroot(peer)));
+    }
+    if let Some(since) = since {
+        query = query.filter(audit_log::time.ge(since));
+    }
+    Ok(query.load(conn)?)
+}
+
+pub fn prune_audit(conn: &mut DbConnection, older_than: i64) -> Result<usize, StoreError> {
+    Ok(diesel::delete(audit_log::table.filter(audit_log::time.lt(older_than))).execute(conn)?)
+}

@@ -1,0 +1,127 @@
+//! Our own tables: peers and their certificates, per-peer services, our key history,
+//! grants, web-service tokens, the audit log and replay keys. This file holds the diesel
+//! schema and the constants the tables share; the queries live one file per table, and are
+//! re-exported here so callers keep writing `store::state::X`.
+
+mod audit;
+mod grants;
+mod keys;
+mod peers;
+mod replay;
+mod services;
+mod tokens;
+
+pub use audit::*;
+pub use grants::*;
+pub use keys::*;
+pub use peers::*;
+pub use replay::*;
+pub use services::*;
+pub use tokens::*;
+
+pub mod schema {
+    diesel::table! {
+        peers (id) {
+            id -> BigInt,
+            wwwroot -> Text,
+            name -> Text,
+            application -> Text,
+            public_key -> Text,
+            public_key_expires -> BigInt,
+            ssl_verification -> Integer,
+            deleted -> Bool,
+            last_connect_time -> BigInt,
+            last_error -> Nullable<Text>,
+            last_error_time -> Nullable<BigInt>,
+            clock_offset -> Nullable<BigInt>,
+            connect_timeout_ms -> Nullable<BigInt>,
+            request_timeout_ms -> Nullable<BigInt>,
+            created_at -> BigInt,
+            auto_registered -> Bool,
+        }
+    }
+    diesel::table! {
+        peer_certificates (id) {
+            id -> BigInt,
+            peer_id -> BigInt,
+            public_key -> Text,
+            fingerprint -> Text,
+            expires -> BigInt,
+            retired_at -> BigInt,
+        }
+    }
+    diesel::table! {
+        peer_services (peer_id, service) {
+            peer_id -> BigInt,
+            service -> Text,
+            publish -> Bool,
+            subscribe -> Bool,
+        }
+    }
+    diesel::table! {
+        own_keys (fingerprint) {
+            fingerprint -> Text,
+            created_at -> BigInt,
+            expires -> BigInt,
+            archived_at -> Nullable<BigInt>,
+        }
+    }
+    diesel::table! {
+        grants (id) {
+            id -> BigInt,
+            home_wwwroot -> Text,
+            username -> Text,
+            site -> Bool,
+            course -> Bool,
+            created_at -> BigInt,
+            via -> Text,
+        }
+    }
+    diesel::table! {
+        ws_tokens (id) {
+            id -> BigInt,
+            token_hash -> Text,
+            token_prefix -> Text,
+            grant_id -> BigInt,
+            label -> Text,
+            created_at -> BigInt,
+            expires_at -> Nullable<BigInt>,
+            allowed_ips -> Text,
+            last_used_at -> Nullable<BigInt>,
+            revoked -> Bool,
+        }
+    }
+    diesel::table! {
+        audit_log (id) {
+            id -> BigInt,
+            time -> BigInt,
+            channel -> Text,
+            peer -> Text,
+            remote_addr -> Text,
+            method -> Text,
+            caller -> Text,
+            target -> Text,
+            status -> Text,
+            latency_ms -> BigInt,
+            bytes_in -> BigInt,
+            bytes_out -> BigInt,
+            verified -> Bool,
+        }
+    }
+    diesel::table! {
+        replay_keys (key_hash) {
+            key_hash -> Text,
+            seen_at -> BigInt,
+        }
+    }
+    diesel::allow_tables_to_appear_in_same_query!(
+        peers,
+        peer_certificates,
+        peer_services,
+        grants,
+        ws_tokens
+    );
+}
+
+/// The pseudo-peer whose publish/subscribe rows apply to every peer.
+pub const ALL_HOSTS: &str = "";

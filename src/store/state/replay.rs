@@ -1,0 +1,71 @@
+//! The replay_keys table: the keys of recent requests, so a replayed one is refused.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+use crate::store::{DbConnection, StoreError};
+
+/// Remember a replay key (hex of a short hash). A key already there (another instance of
+/// a shared state database saw it) is left as it is.
+pub fn insert_replay_key(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    seen_at: i64,
+) -> Result<(), StoreError> {
+    let row = (
+        replay_keys::key_hash.eq(key_hash),
+        replay_keys::seen_at.eq(seen_at),
+    );
+    match conn {
+        DbConnection::Sqlite(c) => {
+            diesel::insert_or_ignore_into(replay_keys::table)
+                .values(row)
+                .execute(c)?;
+        }
+        DbConnection::Postgres(c) => {
+            diesel::insert_into(replay_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        DbConnection::Mysql(_) => {
+            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `key_hash` was seen at `since` or later.
+pub fn replay_key_seen(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    Ok(replay_keys::table
+        .filter(replay_keys::key_hash.eq(key_hash))
+        .filter(replay_keys::seen_at.ge(since))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// The newest replay keys seen at `since` or later, at most `limit`, newest first.
+pub fn recent_replay_keys(
+    conn: &mut DbConnection,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(replay_keys::table
+        .filter(replay_keys::seen_at.ge(since))
+        .order(replay_keys::seen_at.desc())
+        .limit(limit)
+        .select((replay_keys::key_hash, replay_keys::seen_at))
+        .load(conn)?)
+}
+
+pub fn prune_replay_keys(conn: &mut DbConnection, older_than: i64) -> Result<usize, StoreError> {
+    Ok(
+        diesel::delete(replay_keys::table.filter(replay_keys::seen_at.lt(older_than)))
+            .execute(conn)?,
+    )
+}
