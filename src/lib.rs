@@ -7,7 +7,6 @@
 
 pub mod app;
 pub mod audit;
-pub mod bench;
 pub mod blocking;
 pub mod cli;
 pub mod collect;

@@ -1,7 +1,8 @@
 //! The `usestats` command line. Every command takes the global `--config FILE` (default
 //! `./usestats.toml`); listings print aligned tables, or JSON with `--json`.
 
-mod commands;
+pub mod bench;
+mod cmd;
 pub mod output;
 
 use std::path::PathBuf;
@@ -368,5 +369,5 @@ pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
 /// Parse the command line and run it; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    commands::run(cli)
+    cmd::run(cli)
 }

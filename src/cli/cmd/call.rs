@@ -1,0 +1,32 @@
+//! `usestats call`: one method on a peer, the decoded result printed as JSON.
+
+use std::sync::Arc;
+
+use super::CmdResult;
+use super::common::{find_peer, print_json};
+use crate::app::App;
+use crate::xmlrpc::Value;
+
+pub(super) async fn run(
+    app: &Arc<App>,
+    peer: &str,
+    method: &str,
+    params: Option<&str>,
+) -> CmdResult {
+    let peer = find_peer(app, peer).await?;
+    let params: Vec<Value> = match params {
+        None => Vec::new(),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Array(items)) => items.iter().map(Value::from_json).collect(),
+            Ok(_) => return Err("parameters must be a JSON array, e.g. '[\"a\", 2]'".into()),
+            Err(e) => return Err(format!("parameters are not valid JSON: {e}")),
+        },
+    };
+    let value = app
+        .client
+        .call(app, &peer, method, params)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_json(&value.to_json());
+    Ok(())
+}

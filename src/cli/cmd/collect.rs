@@ -1,0 +1,86 @@
+//! `usestats collect`: one user's time across peers, asked concurrently.
+
+use std::sync::Arc;
+
+use super::CmdResult;
+use super::common::print_json;
+use crate::app::App;
+use crate::cli::CollectArgs;
+use crate::cli::output::{self, Table};
+
+pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> CmdResult {
+    let (caller_name, caller_home) = parse_as_user(app, args.as_user.as_deref())?;
+    let timefrom = args
+        .from
+        .as_deref()
+        .map(output::parse_time)
+        .transpose()?
+        .unwrap_or(0);
+    let peers = crate::collect::target_peers(app, &args.peers).await?;
+    if peers.is_empty() && !args.include_local {
+        return Err("no peers to ask: subscribe to use_stats on some (`usestats peer subscribe PEER use_stats`)".into());
+    }
+    let mut collection = crate::collect::collect(
+        app,
+        peers,
+        (&caller_name, &caller_home),
+        &args.username,
+        args.scope,
+        timefrom,
+    )
+    .await;
+    if args.include_local {
+        collection.hosts.insert(
+            0,
+            crate::collect::local_result(app, &args.username, args.scope, timefrom).await,
+        );
+        collection.total_minutes = collection.hosts.iter().filter_map(|h| h.minutes).sum();
+    }
+    if json_out {
+        print_json(&collection);
+        return Ok(());
+    }
+    println!(
+        "user {} asked as {}, scope {}, from {}",
+        collection.username,
+        collection.caller,
+        collection.scope,
+        output::time(collection.timefrom)
+    );
+    let mut table = Table::new(&["host", "outcome", "latency", "minutes", "courses", "error"]);
+    for h in &collection.hosts {
+        table.row(vec![
+            h.wwwroot.clone(),
+            format!("{:?}", h.status).to_lowercase(),
+            format!("{} ms", h.latency_ms),
+            h.minutes
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            h.courses
+                .iter()
+                .map(|c| format!("{} {}m", c.shortname, c.minutes))
+                .collect::<Vec<_>>()
+                .join(", "),
+            h.error.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table.render());
+    println!(
+        "total {} minutes over {} hosts ({} ms)",
+        collection.total_minutes,
+        collection
+            .hosts
+            .iter()
+            .filter(|h| h.minutes.is_some())
+            .count(),
+        collection.elapsed_ms
+    );
+    Ok(())
+}
+
+fn parse_as_user(app: &App, as_user: Option<&str>) -> Result<(String, String), String> {
+    match as_user {
+        None => Ok(("admin".into(), app.wwwroot().to_string())),
+        Some(text) => crate::cli::parse_as_user(text),
+    }
+}

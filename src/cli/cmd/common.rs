@@ -1,0 +1,73 @@
+//! What several commands share: loading the configuration, opening the app, logging,
+//! JSON output and finding a registered peer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::CmdResult;
+use crate::app::App;
+use crate::config::{Config, LogFormat, normalize_wwwroot};
+use crate::store::state::{self, Peer};
+
+pub(super) fn init_logging(config: Option<&Config>, serving: bool) {
+    let level = config
+        .map(|c| c.log.level.clone())
+        .unwrap_or_else(|| "warn".into());
+    // Commands print their own results; only the daemon logs at the configured level.
+    let level = if serving { level } else { "warn".into() };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("USESTATS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let json = config.is_some_and(|c| c.log.format == LogFormat::Json);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub(super) fn load_config(path: &Path) -> Result<Config, String> {
+    if !path.exists() {
+        return Err(format!(
+            "no configuration file at {} (create one with `usestats init --wwwroot URL`, or pass --config FILE)",
+            path.display()
+        ));
+    }
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+pub(super) fn open(path: &Path) -> Result<Arc<App>, String> {
+    let config = load_config(path)?;
+    init_logging(Some(&config), false);
+    App::open(config).map_err(|e| e.to_string())
+}
+
+pub(super) fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+pub(super) fn write_config(path: &Path, config: &Config) -> CmdResult {
+    let header = "# usestats configuration. Every setting not written here takes its documented\n# default: see examples/usestats.toml for the full list with comments.\n\n";
+    // Owner-only whatever the umask: a config may hold database passwords.
+    crate::files::write_private(path, format!("{header}{}", config.to_toml()).as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+pub(super) async fn find_peer(app: &Arc<App>, text: &str) -> Result<Peer, String> {
+    let wanted = normalize_wwwroot(text);
+    let lookup = wanted.clone();
+    app.state
+        .run(move |c| state::peer_by_wwwroot(c, &lookup))
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|p| !p.is_all_hosts())
+        .ok_or_else(|| format!("no peer {wanted} (see `usestats peer list`)"))
+}

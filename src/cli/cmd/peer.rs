@@ -1,0 +1,478 @@
+//! `usestats peer add|list|show|remove|publish|subscribe|set|check`: MNET peers.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::CmdResult;
+use super::common::{find_peer, print_json};
+use crate::app::App;
+use crate::cli::output::{self, Table};
+use crate::cli::{Application, PeerAction, ServiceArgs};
+use crate::config::{normalize_wwwroot, wwwroot_problem};
+use crate::crypto;
+use crate::store::source::Source;
+use crate::store::state;
+
+pub(super) async fn run(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
+    match action {
+        PeerAction::Add {
+            url,
+            application,
+            yes,
+            name,
+            ssl_verification,
+            allow_expired,
+        } => {
+            add(
+                app,
+                url,
+                application,
+                yes,
+                name,
+                ssl_verification,
+                allow_expired,
+                json_out,
+            )
+            .await
+        }
+        PeerAction::List { all } => list(app, all, json_out).await,
+        PeerAction::Show { peer } => show(app, peer, json_out).await,
+        PeerAction::Remove { peer } => remove(app, peer).await,
+        PeerAction::Publish(args) => set_service(app, args, true, json_out).await,
+        PeerAction::Subscribe(args) => set_service(app, args, false, json_out).await,
+        PeerAction::Set {
+            peer,
+            connect_timeout_ms,
+            timeout_ms,
+            ssl_verification,
+        } => set(app, peer, connect_timeout_ms, timeout_ms, ssl_verification).await,
+        PeerAction::Check { peer } => check(app, peer, json_out).await,
+    }
+}
+
+// One parameter per flag of `peer add`, as clap parsed them.
+#[allow(clippy::too_many_arguments)]
+async fn add(
+    app: &Arc<App>,
+    url: String,
+    application: Application,
+    yes: bool,
+    name: Option<String>,
+    ssl_verification: i32,
+    allow_expired: bool,
+    json_out: bool,
+) -> CmdResult {
+    let wwwroot = url.trim_end_matches('/').to_string();
+    if let Some(problem) = wwwroot_problem(&wwwroot) {
+        return Err(format!("{wwwroot}: {problem}"));
+    }
+    if normalize_wwwroot(&wwwroot) == normalize_wwwroot(app.wwwroot()) {
+        return Err("that is our own wwwroot".into());
+    }
+    let pem = app
+        .client
+        .keyswap(app, &wwwroot, application.name(), ssl_verification, None)
+        .await
+        .map_err(|e| format!("keyswap with {wwwroot} failed: {e}"))?;
+    let cert = crypto::parse_cert_pem(&pem).map_err(|e| e.to_string())?;
+    let info = crypto::check_credentials(&cert, &wwwroot).map_err(|e| format!("{wwwroot}: {e}"))?;
+    if info.not_after < app.now() && !allow_expired {
+        // Moodle refuses an expired certificate at registration too.
+        return Err(format!(
+            "the certificate {wwwroot} sent expired on {}: ask its administrator to renew the site's key (Moodle renews it on cron), or pass --allow-expired to register it anyway",
+            output::time(info.not_after)
+        ));
+    }
+    if !json_out {
+        println!("peer         {wwwroot} ({})", application.name());
+        println!("subject      {}", info.subject);
+        println!("fingerprint  {}", info.fingerprint_sha1);
+        println!("expires      {}", output::time(info.not_after));
+    }
+    if !yes && !confirm("Register this peer with this certificate?") {
+        return Err("not registered".into());
+    }
+    let name = match name.map(|n| crate::peer_text::plain_name(&n)) {
+        Some(name) if !name.is_empty() => name,
+        _ => app
+            .client
+            .fetch_site_title(app, &wwwroot)
+            .await
+            .unwrap_or_else(|| wwwroot.clone()),
+    };
+    let now = app.now();
+    let (application, w) = (application.name(), wwwroot.clone());
+    let peer = app
+        .state
+        .run(move |c| {
+            state::upsert_peer(
+                c,
+                &state::NewPeer {
+                    wwwroot: &w,
+                    name: &name,
+                    application,
+                    public_key: &pem,
+                    public_key_expires: info.not_after,
+                    ssl_verification,
+                },
+                now,
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if json_out {
+        print_json(&peer);
+    } else {
+        println!(
+            "registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.",
+            peer.wwwroot,
+            crate::peer_text::escape_for_terminal(&peer.name),
+            peer.wwwroot
+        );
+        if app.config.source.url.trim().is_empty() && !source_knows_host(app, &peer.wwwroot).await {
+            println!(
+                "note: the embedded (demo) database has no users from {0}; its people cannot call use_stats here until they have accounts: `usestats demo --remote-host {0}` adds some (an admin and a few learners).",
+                peer.wwwroot
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn list(app: &Arc<App>, all: bool, json_out: bool) -> CmdResult {
+    let peers = app
+        .state
+        .run(move |c| state::all_peers(c, all))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut services = Vec::new();
+    for peer in &peers {
+        let id = peer.id;
+        services.push(
+            app.state
+                .run(move |c| state::effective_services(c, id))
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if json_out {
+        let list: Vec<_> = peers
+            .iter()
+            .zip(&services)
+            .map(|(p, s)| json!({"peer": p, "services": s}))
+            .collect();
+        print_json(&list);
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "wwwroot",
+        "name",
+        "app",
+        "publish",
+        "subscribe",
+        "last contact",
+        "offset",
+        "key expires",
+        "last error",
+    ]);
+    for (peer, services) in peers.iter().zip(&services) {
+        let names = |f: fn(&state::PeerService) -> bool| {
+            let list: Vec<&str> = services
+                .iter()
+                .filter(|s| f(s))
+                .map(|s| s.service.as_str())
+                .collect();
+            if list.is_empty() {
+                "-".to_string()
+            } else {
+                list.join(",")
+            }
+        };
+        table.row(vec![
+            format!(
+                "{}{}",
+                peer.wwwroot,
+                if peer.deleted { " (deleted)" } else { "" }
+            ),
+            peer.name.clone(),
+            peer.application.clone(),
+            names(|s| s.publish),
+            names(|s| s.subscribe),
+            output::time(peer.last_connect_time),
+            peer.clock_offset
+                .map(|o| format!("{o:+} s"))
+                .unwrap_or_else(|| "-".into()),
+            output::time(peer.public_key_expires),
+            peer.last_error
+                .clone()
+                .map(|e| e.chars().take(60).collect())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    if table.is_empty() {
+        println!("no peers yet: `usestats peer add URL`");
+    } else {
+        print!("{}", table.render());
+    }
+    Ok(())
+}
+
+async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
+    let peer = find_peer(app, &peer).await?;
+    let id = peer.id;
+    let (services, history) = app
+        .state
+        .run(move |c| {
+            Ok((
+                state::own_services(c, id)?,
+                state::peer_certificate_history(c, id)?,
+            ))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = crypto::parse_cert_pem(&peer.public_key)
+        .ok()
+        .map(|c| crypto::cert_info(&c));
+    if json_out {
+        print_json(
+            &json!({"peer": peer, "certificate": info, "services": services, "certificate_history": history}),
+        );
+        return Ok(());
+    }
+    println!("wwwroot          {}", peer.wwwroot);
+    println!(
+        "name             {}",
+        crate::peer_text::escape_for_terminal(&peer.name)
+    );
+    println!("application      {}", peer.application);
+    println!("deleted          {}", peer.deleted);
+    println!("tls verification {}", peer.ssl_verification);
+    if let Some(info) = info {
+        println!("subject          {}", info.subject);
+        println!("fingerprint      {}", info.fingerprint_sha1);
+        println!("key expires      {}", output::time(info.not_after));
+    } else {
+        println!("certificate      none on file");
+    }
+    println!("last contact     {}", output::time(peer.last_connect_time));
+    println!(
+        "clock offset     {}",
+        peer.clock_offset
+            .map(|o| format!("{o:+} s"))
+            .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "last error       {}",
+        crate::peer_text::escape_for_terminal(peer.last_error.as_deref().unwrap_or("-"))
+    );
+    println!(
+        "timeouts         connect {} ms, total {} ms",
+        peer.connect_timeout_ms
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "default".into()),
+        peer.request_timeout_ms
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "default".into())
+    );
+    for s in services {
+        println!(
+            "service          {} publish={} subscribe={}",
+            s.service, s.publish, s.subscribe
+        );
+    }
+    for h in history {
+        println!(
+            "old certificate  {} retired {}",
+            h.fingerprint,
+            output::time(h.retired_at)
+        );
+    }
+    Ok(())
+}
+
+async fn remove(app: &Arc<App>, peer: String) -> CmdResult {
+    let peer = find_peer(app, &peer).await?;
+    let id = peer.id;
+    app.state
+        .run(move |c| state::delete_peer(c, id))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("deleted {}", peer.wwwroot);
+    Ok(())
+}
+
+async fn set(
+    app: &Arc<App>,
+    peer: String,
+    connect_timeout_ms: Option<i64>,
+    timeout_ms: Option<i64>,
+    ssl_verification: Option<i32>,
+) -> CmdResult {
+    let peer = find_peer(app, &peer).await?;
+    let id = peer.id;
+    let connect = connect_timeout_ms.or(peer.connect_timeout_ms);
+    let total = timeout_ms.or(peer.request_timeout_ms);
+    if connect.is_some_and(|v| v <= 0) || total.is_some_and(|v| v <= 0) {
+        return Err("timeouts must be positive milliseconds".into());
+    }
+    app.state
+        .run(move |c| {
+            state::set_peer_timeouts(c, id, connect, total)?;
+            if let Some(level) = ssl_verification {
+                state::set_peer_ssl_verification(c, id, level)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("updated {}", peer.wwwroot);
+    Ok(())
+}
+
+async fn check(app: &Arc<App>, peer: Option<String>, json_out: bool) -> CmdResult {
+    let peers = match peer {
+        Some(p) => vec![find_peer(app, &p).await?],
+        None => app
+            .state
+            .run(|c| state::all_peers(c, false))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let results = crate::health::check_peers(app, peers).await;
+    if json_out {
+        print_json(&results);
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "wwwroot",
+        "keyswap",
+        "call",
+        "latency",
+        "offset",
+        "key expires",
+        "problem",
+    ]);
+    for r in &results {
+        table.row(vec![
+            r.wwwroot.clone(),
+            if r.keyswap_ok {
+                "ok".into()
+            } else {
+                "FAILED".into()
+            },
+            if r.call_ok {
+                "ok".into()
+            } else {
+                "FAILED".into()
+            },
+            format!("{} ms", r.latency_ms),
+            r.clock_offset
+                .map(|o| format!("{o:+} s"))
+                .unwrap_or_else(|| "-".into()),
+            output::time(r.key_expires),
+            r.problem.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    print!("{}", table.render());
+    if results.iter().any(|r| r.problem.is_some()) {
+        return Err("some peers have problems".into());
+    }
+    Ok(())
+}
+
+/// `peer publish` (`publish` true) and `peer subscribe`: one service for a peer or all hosts.
+async fn set_service(
+    app: &Arc<App>,
+    args: ServiceArgs,
+    publish: bool,
+    json_out: bool,
+) -> CmdResult {
+    // With --all-hosts the one positional argument is the service.
+    let (peer_text, service) = match (args.all_hosts, args.peer, args.service) {
+        (true, Some(service), None) => (None, service),
+        (true, None, Some(service)) => (None, service),
+        (false, Some(peer), Some(service)) => (Some(peer), service),
+        _ => {
+            return Err(
+                "usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into(),
+            );
+        }
+    };
+    if app.services.service(&service).is_none() && publish {
+        return Err(format!(
+            "we do not offer a service named {service} (offered: {})",
+            app.services
+                .list
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let target = match peer_text {
+        Some(p) => find_peer(app, &p).await?,
+        None => app
+            .state
+            .run(state::all_hosts)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let on = !args.off;
+    let (id, svc) = (target.id, service.clone());
+    let row = app
+        .state
+        .run(move |c| {
+            if publish {
+                state::set_service(c, id, &svc, Some(on), None)
+            } else {
+                state::set_service(c, id, &svc, None, Some(on))
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if json_out {
+        print_json(&row);
+    } else {
+        let who = if target.is_all_hosts() {
+            "all hosts".to_string()
+        } else {
+            target.wwwroot.clone()
+        };
+        println!(
+            "{service} for {who}: publish={} subscribe={}",
+            row.publish, row.subscribe
+        );
+    }
+    Ok(())
+}
+
+fn confirm(question: &str) -> bool {
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
+/// Whether the source database has an `mnet_host` row for `wwwroot` (false when it cannot
+/// be read at all, e.g. before `usestats demo`).
+async fn source_knows_host(app: &Arc<App>, wwwroot: &str) -> bool {
+    let Ok(source) = Source::new(&app.config.source.prefix) else {
+        return false;
+    };
+    let wwwroot = wwwroot.to_string();
+    app.source
+        .run(move |c| {
+            Ok(source
+                .mnet_host_id_by_wwwroot(c, &wwwroot)
+                .ok()
+                .flatten()
+                .is_some())
+        })
+        .await
+        .unwrap_or(false)
+}

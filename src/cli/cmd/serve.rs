@@ -1,0 +1,32 @@
+//! `usestats serve`: run the MNET peer and the web services until stopped.
+
+use std::path::Path;
+
+use super::CmdResult;
+use super::common::{init_logging, load_config};
+use crate::app::App;
+
+pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
+    let mut config = load_config(path)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+        config.validate().map_err(|e| e.to_string())?;
+    }
+    init_logging(Some(&config), true);
+    let address = config.server.listen.clone();
+    let app = App::open(config).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let status = &app.crypto;
+    tracing::info!(
+        wwwroot = %app.wwwroot(),
+        listen = %address,
+        openssl = %status.openssl_version,
+        rc4 = ?status.rc4,
+        "usestats serving"
+    );
+    crate::http::serve_forever(app, listener)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,165 @@
+//! `usestats token create|list|revoke`: web-service tokens.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::CmdResult;
+use super::common::print_json;
+use crate::app::App;
+use crate::cli::TokenAction;
+use crate::cli::output::{self, Table};
+use crate::store::state;
+
+pub(super) async fn run(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult {
+    match action {
+        TokenAction::Create {
+            wwwroot,
+            username,
+            label,
+            expires,
+            allowed_ips,
+        } => {
+            create(
+                app,
+                wwwroot,
+                username,
+                label,
+                expires,
+                allowed_ips,
+                json_out,
+            )
+            .await
+        }
+        TokenAction::List => list(app, json_out).await,
+        TokenAction::Revoke { token } => revoke(app, token).await,
+    }
+}
+
+async fn create(
+    app: &Arc<App>,
+    wwwroot: String,
+    username: String,
+    label: String,
+    expires: Option<String>,
+    allowed_ips: String,
+    json_out: bool,
+) -> CmdResult {
+    let expires = expires.as_deref().map(output::parse_time).transpose()?;
+    if let Some(at) = expires
+        && at <= app.now()
+    {
+        return Err(format!(
+            "--expires {} is in the past: the token could never be used (give a later date, or no --expires for a token that does not expire)",
+            output::time(at)
+        ));
+    }
+    crate::ws::tokens::validate_ranges(&allowed_ips).map_err(|e| format!("--allowed-ips: {e}"))?;
+    check_label(&label)?;
+    let (plain, created) =
+        crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips).await?;
+    if json_out {
+        print_json(&json!({"token": plain, "id": created.id, "prefix": created.token_prefix}));
+    } else {
+        println!("token {plain}");
+        println!(
+            "(shown once: store it now; `usestats token list` shows it as {}…)",
+            created.token_prefix
+        );
+    }
+    Ok(())
+}
+
+async fn list(app: &Arc<App>, json_out: bool) -> CmdResult {
+    let rows = app
+        .state
+        .run(|c| {
+            let tokens = state::list_tokens(c)?;
+            let mut out = Vec::new();
+            for t in tokens {
+                let grant = state::grant_by_id(c, t.grant_id)?;
+                out.push((t, grant));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if json_out {
+        print_json(
+            &rows
+                .iter()
+                .map(|(t, g)| json!({"token": t, "grant": g}))
+                .collect::<Vec<_>>(),
+        );
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "id",
+        "prefix",
+        "grant",
+        "label",
+        "created",
+        "expires",
+        "allowed ips",
+        "last used",
+        "state",
+    ]);
+    for (t, g) in rows {
+        table.row(vec![
+            t.id.to_string(),
+            format!("{}…", t.token_prefix),
+            g.map(|g| format!("{}@{}", g.username, g.home_wwwroot))
+                .unwrap_or_else(|| "-".into()),
+            t.label,
+            output::time(t.created_at),
+            t.expires_at
+                .map(output::time)
+                .unwrap_or_else(|| "never".into()),
+            if t.allowed_ips.is_empty() {
+                "any".into()
+            } else {
+                t.allowed_ips
+            },
+            t.last_used_at
+                .map(output::time)
+                .unwrap_or_else(|| "-".into()),
+            if t.revoked {
+                "revoked".into()
+            } else {
+                "active".into()
+            },
+        ]);
+    }
+    if table.is_empty() {
+        println!("no tokens yet: `usestats token create WWWROOT USERNAME`");
+    } else {
+        print!("{}", table.render());
+    }
+    Ok(())
+}
+
+async fn revoke(app: &Arc<App>, token: String) -> CmdResult {
+    let t = token.trim_end_matches('…').to_string();
+    let n = app
+        .state
+        .run(move |c| state::revoke_token(c, &t))
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err(format!("no active token {token}"));
+    }
+    println!("revoked {n} token(s)");
+    Ok(())
+}
+
+/// A token's label is printed in `token list` tables: plain text of one line, bounded.
+fn check_label(label: &str) -> CmdResult {
+    const MAX: usize = 100;
+    if label.chars().any(char::is_control) {
+        return Err("--label: control characters (newlines, escapes) are not allowed".into());
+    }
+    if label.chars().count() > MAX {
+        return Err(format!("--label: at most {MAX} characters"));
+    }
+    Ok(())
+}

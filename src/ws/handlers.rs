@@ -1,0 +1,507 @@
+//! The three use_stats functions: authenticating a call by its token, parsing its
+//! parameters into a [`WsRequest`] once, running it on the source database and shaping the
+//! answer as Moodle's block_use_stats does.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json, json};
+
+use super::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS, Params, WsError, tokens};
+use crate::app::App;
+use crate::echo::echo;
+use crate::stats::{Report, SessionStats, Window};
+use crate::store::source::{Course, CourseField, Source, User, UserField};
+
+/// Authenticate and run one function. Returns the result, the caller (for the audit) and
+/// the target users.
+pub(super) async fn call(
+    app: &Arc<App>,
+    params: &Params,
+    remote: Option<SocketAddr>,
+) -> (Result<Json, WsError>, String, String) {
+    let token = params.get("wstoken").unwrap_or("");
+    let (token_row, grant) = match tokens::check(app, token, remote.map(|r| r.ip())).await {
+        Err(e) => {
+            tracing::error!(error = %e, "state database unavailable");
+            return (Err(WsError::unavailable()), String::new(), String::new());
+        }
+        Ok(Err(tokens::TokenProblem::Unknown)) => {
+            return (Err(WsError::invalid_token()), String::new(), String::new());
+        }
+        Ok(Err(tokens::TokenProblem::Expired)) => {
+            return (Err(WsError::expired_token()), String::new(), String::new());
+        }
+        Ok(Err(tokens::TokenProblem::IpNotAllowed(ip))) => {
+            return (
+                Err(WsError::ip_not_allowed(ip)),
+                String::new(),
+                String::new(),
+            );
+        }
+        Ok(Ok(found)) => found,
+    };
+    let caller = format!("{}@{}", grant.username, grant.home_wwwroot);
+    let function = params.get("wsfunction").unwrap_or("");
+    let known = [GET_USER_STATS, GET_USERS_STATS, GET_USERS_COURSE_STATS];
+    if !known.contains(&function) {
+        return (Err(WsError::unknown_function()), caller, String::new());
+    }
+    if !grant.course {
+        return (Err(WsError::no_permission()), caller, String::new());
+    }
+    let request = match parse_request(function, params, app.config.ws.max_users_per_call) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), caller, String::new()),
+    };
+    let target = request.uids.join(",").chars().take(200).collect();
+    let result = run(app, function, request).await;
+    if result.is_ok() {
+        tokens::mark_used(app, token_row.id).await;
+    }
+    (result, caller, target)
+}
+
+#[derive(Debug, Clone)]
+struct WsRequest {
+    uidsource: UserField,
+    uidsource_text: String,
+    uids: Vec<String>,
+    /// None: every course.
+    course: Option<(CourseField, String, String)>,
+    from: i64,
+    to: i64,
+    score: bool,
+}
+
+fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, WsError> {
+    let value = match params.get(name) {
+        Some(v) => v.to_string(),
+        None => default.map(str::to_string).ok_or_else(|| {
+            WsError::invalid_parameter(format!("Missing required key in single structure: {name}"))
+        })?,
+    };
+    if !value.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(WsError::invalid_parameter(format!(
+            "{name}: letters only (PARAM_ALPHA), got \"{}\"",
+            echo(&value)
+        )));
+    }
+    Ok(value)
+}
+
+fn int(params: &Params, name: &str, default: i64) -> Result<i64, WsError> {
+    match params.get(name) {
+        None | Some("") => Ok(default),
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            WsError::invalid_parameter(format!("{name}: integer expected, got \"{}\"", echo(v)))
+        }),
+    }
+}
+
+fn boolean(params: &Params, name: &str, default: bool) -> Result<bool, WsError> {
+    match params.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v.is_empty() => Ok(default),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => v.parse::<i64>().map(|n| n != 0).map_err(|_| {
+                WsError::invalid_parameter(format!(
+                    "{name}: boolean expected, got \"{}\"",
+                    echo(&v)
+                ))
+            }),
+        },
+    }
+}
+
+/// The parameter checks of one call without running it, so that the fuzz targets and
+/// `tests/fuzz_corpus.rs` drive the same validation the endpoint does.
+#[doc(hidden)]
+pub fn check_parameters(function: &str, params: &Params, max_users: usize) -> Result<(), WsError> {
+    parse_request(function, params, max_users).map(|_| ())
+}
+
+fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<WsRequest, WsError> {
+    let uidsource_text = alpha(params, "uidsource", None)?;
+    let uidsource = match uidsource_text.as_str() {
+        "id" => UserField::Id,
+        "idnumber" => UserField::IdNumber,
+        "username" => UserField::Username,
+        "email" => UserField::Email,
+        other => {
+            return Err(WsError::invalid_parameter(format!(
+                "uidsource: one of id, idnumber, username, email, got \"{}\"",
+                echo(other)
+            )));
+        }
+    };
+    let uids = if function == GET_USER_STATS {
+        vec![
+            params
+                .get("uid")
+                .ok_or_else(|| {
+                    WsError::invalid_parameter("Missing required key in single structure: uid")
+                })?
+                .to_string(),
+        ]
+    } else {
+        let list = params.list("uids").ok_or_else(|| {
+            WsError::invalid_parameter("Missing required key in single structure: uids")
+        })?;
+        if list.is_empty() {
+            return Err(WsError::invalid_parameter("uids: at least one user"));
+        }
+        list
+    };
+    if uids.len() > max_users {
+        return Err(WsError::invalid_parameter(format!(
+            "uids: {} users asked, at most {max_users} per call (ws.max_users_per_call)",
+            uids.len()
+        )));
+    }
+    let cidsource_text = alpha(params, "cidsource", Some("idnumber"))?;
+    // '' is the spec's "no course"; anything else must name a field even when cid is 0, so
+    // a typo is reported instead of silently meaning "all courses".
+    let field = match cidsource_text.as_str() {
+        "" => None,
+        "id" => Some(CourseField::Id),
+        "idnumber" => Some(CourseField::IdNumber),
+        "shortname" => Some(CourseField::ShortName),
+        other => {
+            return Err(WsError::invalid_parameter(format!(
+                "cidsource: one of id, idnumber, shortname, got \"{}\"",
+                echo(other)
+            )));
+        }
+    };
+    let cid = params.get("cid").unwrap_or("0").trim().to_string();
+    // W2: cid 0 or empty means every course whatever cidsource says.
+    let course = match field {
+        Some(field) if !cid.is_empty() && cid != "0" => Some((field, cidsource_text.clone(), cid)),
+        _ => None,
+    };
+    if function == GET_USERS_COURSE_STATS && course.is_none() {
+        return Err(WsError::invalid_parameter(
+            "cid: a course is required for get_users_course_stats",
+        ));
+    }
+    let from = int(params, "from", 0)?;
+    let to = int(params, "to", 0)?;
+    if from < 0 || to < 0 {
+        return Err(WsError::invalid_parameter("from/to: must not be negative"));
+    }
+    let score = if function == GET_USER_STATS {
+        int(params, "score", 1)? != 0
+    } else {
+        boolean(params, "score", true)?
+    };
+    Ok(WsRequest {
+        uidsource,
+        uidsource_text,
+        uids,
+        course,
+        from,
+        to,
+        score,
+    })
+}
+
+struct Computed {
+    users: Vec<User>,
+    course: Option<Course>,
+    reports: HashMap<i64, Report>,
+    courses: HashMap<i64, Course>,
+    site_course: i64,
+    grades: HashMap<(i64, i64), String>,
+    window: Window,
+}
+
+async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json, WsError> {
+    let source = Source::new(&app.config.source.prefix)
+        .map_err(|e| WsError::invalid_parameter(e.to_string()))?;
+    let settings = crate::reports::settings(&app.config.engine);
+    let now = app.now();
+    let window = Window {
+        from: request.from,
+        to: if request.to == 0 { now } else { request.to },
+        now,
+    };
+    if window.to < window.from {
+        return Err(WsError::invalid_parameter("to: before from"));
+    }
+    let req = request.clone();
+    let computed = app
+        .source
+        .run(move |conn| {
+            let invalid = |e: crate::store::source::SourceError| {
+                crate::store::StoreError::Invalid(e.to_string())
+            };
+            let mut users = Vec::with_capacity(req.uids.len());
+            for uid in &req.uids {
+                match source
+                    .find_user(conn, req.uidsource, uid)
+                    .map_err(invalid)?
+                {
+                    Some(user) => users.push(user),
+                    None => {
+                        return Ok(Err(WsError::invalid_parameter(format!(
+                            "Invalid user by {} {}",
+                            req.uidsource_text,
+                            echo(uid)
+                        ))));
+                    }
+                }
+            }
+            let course = match &req.course {
+                None => None,
+                Some((field, field_text, cid)) => {
+                    match source.find_course(conn, *field, cid).map_err(invalid)? {
+                        Some(course) => Some(course),
+                        None => {
+                            return Ok(Err(WsError::invalid_parameter(format!(
+                                "Invalid course by {field_text} {}",
+                                echo(cid)
+                            ))));
+                        }
+                    }
+                }
+            };
+            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+            let reports = crate::reports::users_reports(conn, &source, &settings, &ids, window)
+                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+            let mut course_ids: Vec<i64> = reports
+                .values()
+                .flat_map(|r| r.courses.iter().map(|c| c.course))
+                .collect();
+            course_ids.sort_unstable();
+            course_ids.dedup();
+            let courses = source.courses_by_ids(conn, &course_ids).map_err(invalid)?;
+            let site_course = source.site_course_id(conn).map_err(invalid)?;
+            let mut grades = HashMap::new();
+            if req.score {
+                match &course {
+                    Some(course) => {
+                        for (user, grade) in source
+                            .users_course_grades(conn, &ids, course.id)
+                            .map_err(invalid)?
+                        {
+                            grades.insert((user, course.id), grade);
+                        }
+                    }
+                    None => {
+                        grades = source.grades_for_users(conn, &ids).map_err(invalid)?;
+                    }
+                }
+            }
+            Ok(Ok(Computed {
+                users,
+                course,
+                reports,
+                courses,
+                site_course,
+                grades,
+                window,
+            }))
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "source database query failed");
+            WsError::unavailable()
+        })??;
+    let estimator = computed
+        .reports
+        .values()
+        .next()
+        .map(|r| r.estimator.to_string())
+        .unwrap_or_else(|| {
+            crate::stats::Estimator::for_settings(&crate::reports::settings(&app.config.engine))
+                .to_string()
+        });
+    let items: Vec<Json> = computed
+        .users
+        .iter()
+        .map(|user| user_answer(function, user, &computed, &request, &estimator))
+        .collect();
+    if function == GET_USER_STATS {
+        Ok(items.into_iter().next().unwrap_or(Json::Null))
+    } else {
+        Ok(Json::Array(items))
+    }
+}
+
+fn session_json(stats: &SessionStats, had_logs: bool) -> Json {
+    let mut object = Map::new();
+    if !had_logs {
+        return Json::Object(object);
+    }
+    object.insert("sessions".into(), json!(stats.count));
+    if stats.count > 0 {
+        object.insert("firstsession".into(), json!(stats.first_start));
+        object.insert("lastsession".into(), json!(stats.last_start));
+    }
+    object.insert("sessionmin".into(), json!(stats.min));
+    object.insert("sessionmax".into(), json!(stats.max));
+    object.insert("meansession".into(), json!(stats.mean()));
+    Json::Object(object)
+}
+
+fn course_json(
+    course_id: i64,
+    user: &User,
+    computed: &Computed,
+    report: &Report,
+    score: bool,
+) -> Map<String, Json> {
+    let totals = report.course(course_id);
+    let record = computed
+        .courses
+        .get(&course_id)
+        .or(computed.course.as_ref().filter(|c| c.id == course_id));
+    let sitecoursetime = report
+        .course(computed.site_course)
+        .map(|c| c.coursetime)
+        .unwrap_or(0);
+    let mut row = Map::new();
+    row.insert("id".into(), json!(course_id));
+    row.insert(
+        "idnumber".into(),
+        json!(record.map(|c| c.idnumber.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "shortname".into(),
+        json!(record.map(|c| c.shortname.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "fullname".into(),
+        json!(record.map(|c| c.fullname.clone()).unwrap_or_default()),
+    );
+    row.insert(
+        "activitytime".into(),
+        json!(totals.map(|t| t.activitytime).unwrap_or(0)),
+    );
+    row.insert(
+        "coursetime".into(),
+        json!(totals.map(|t| t.coursetime).unwrap_or(0)),
+    );
+    row.insert(
+        "coursetotal".into(),
+        json!(totals.map(|t| t.coursetotal).unwrap_or(0)),
+    );
+    row.insert(
+        "othertime".into(),
+        json!(totals.map(|t| t.othertime).unwrap_or(0)),
+    );
+    row.insert("sitecoursetime".into(), json!(sitecoursetime));
+    if score {
+        let grade = computed
+            .grades
+            .get(&(user.id, course_id))
+            .cloned()
+            .unwrap_or_else(|| "-".into());
+        row.insert("score".into(), json!(grade));
+    }
+    row
+}
+
+fn user_answer(
+    function: &str,
+    user: &User,
+    computed: &Computed,
+    request: &WsRequest,
+    estimator: &str,
+) -> Json {
+    let empty;
+    let report = match computed.reports.get(&user.id) {
+        Some(r) => r,
+        None => {
+            empty = crate::stats::Engine::new(&Default::default(), computed.window, HashMap::new())
+                .finish();
+            &empty
+        }
+    };
+    let had_logs = report.rows_extracted > 0;
+    let user_json = json!({"id": user.id, "idnumber": user.idnumber, "username": user.username});
+    if function == GET_USERS_COURSE_STATS {
+        let course_id = computed.course.as_ref().map(|c| c.id).unwrap_or(0);
+        let mut data = course_json(course_id, user, computed, report, false);
+        if let Some(stats) = report
+            .course(course_id)
+            .map(|c| &c.sessions)
+            .filter(|s| s.count > 0)
+        {
+            data.insert("firstsession".into(), json!(stats.first_start));
+            data.insert("lastsession".into(), json!(stats.last_start));
+        }
+        if request.score {
+            let grade = computed
+                .grades
+                .get(&(user.id, course_id))
+                .cloned()
+                .unwrap_or_else(|| "-".into());
+            data.insert("score".into(), json!(grade));
+        }
+        return json!({"user": user_json, "coursedata": Json::Object(data)});
+    }
+    let sessions = match &computed.course {
+        Some(course) => {
+            let stats = report
+                .course(course.id)
+                .map(|c| c.sessions.clone())
+                .unwrap_or_default();
+            session_json(&stats, had_logs)
+        }
+        None => session_json(&report.sessions, had_logs),
+    };
+    let courses: Vec<Json> = match &computed.course {
+        Some(course) => vec![Json::Object(course_json(
+            course.id,
+            user,
+            computed,
+            report,
+            request.score,
+        ))],
+        None => report
+            .courses
+            .iter()
+            .filter(|c| c.course != 0 && c.course != computed.site_course)
+            .map(|c| Json::Object(course_json(c.course, user, computed, report, request.score)))
+            .collect(),
+    };
+    json!({
+        "user": user_json,
+        "query": {"from": request.from, "to": computed.window.to, "estimator": estimator},
+        "sessions": sessions,
+        "courses": courses,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_validation_names_the_parameter() {
+        let p = Params::parse(&["uidsource=nickname&uid=1"]);
+        let e = parse_request(GET_USER_STATS, &p, 10).unwrap_err();
+        assert!(e.debuginfo.unwrap().contains("uidsource"));
+        let p = Params::parse(&["uidsource=id&uid=1&from=yesterday"]);
+        let e = parse_request(GET_USER_STATS, &p, 10).unwrap_err();
+        assert!(e.debuginfo.unwrap().contains("from"));
+        let p = Params::parse(&["uidsource=id&uids[0]=1&uids[1]=2"]);
+        assert!(
+            parse_request(GET_USERS_STATS, &p, 1)
+                .unwrap_err()
+                .debuginfo
+                .unwrap()
+                .contains("at most 1")
+        );
+        let p = Params::parse(&["uidsource=id&uids[0]=1&cid=0"]);
+        assert!(parse_request(GET_USERS_COURSE_STATS, &p, 5).is_err());
+        let p = Params::parse(&["uidsource=id&uid=7&cidsource=idnumber&cid=0"]);
+        let r = parse_request(GET_USER_STATS, &p, 5).unwrap();
+        assert!(r.course.is_none() && r.score);
+    }
+}
