@@ -2,9 +2,6 @@
 //! drawing from it that the site and the log use. Every demo row depends on this stream, so it
 //! is pinned by a test.
 
-// ---------------------------------------------------------------------------------------------
-// Deterministic randomness
-
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
