@@ -1,41 +1,26 @@
-//! The demo's random numbers: xoshiro256** seeded through splitmix64, with the few ways of
+//! The demo's random numbers: `rand_xoshiro`'s xoshiro256** seeded through splitmix64, with the few ways of
 //! drawing from it that the site and the log use. Every demo row depends on this stream, so it
 //! is pinned by a test.
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use rand::SeedableRng;
+use rand::rand_core::Rng as _;
+use rand_xoshiro::Xoshiro256StarStar;
 
-/// xoshiro256** seeded through splitmix64; `stream` gives independent sequences from one seed
+/// xoshiro256** seeded through splitmix64 (`rand_xoshiro`, whose output for a seed is fixed by
+/// its documentation, unlike rand's `StdRng`); `stream` gives independent sequences from one seed
 /// so that, say, adding a course does not shift every log row of every user.
 #[derive(Clone)]
-pub(super) struct Rng([u64; 4]);
+pub(super) struct Rng(Xoshiro256StarStar);
 
 impl Rng {
     pub(super) fn new(seed: u64, stream: u64) -> Rng {
-        let mut sm = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let mut s = [0u64; 4];
-        for x in &mut s {
-            *x = splitmix64(&mut sm);
-        }
-        Rng(s)
+        Rng(Xoshiro256StarStar::seed_from_u64(
+            seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        ))
     }
 
     pub(super) fn next_u64(&mut self) -> u64 {
-        let s = &mut self.0;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (0 when n is 0).
