@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// TLS for sites whose wwwroot is https and that are not behind a proxy: OpenSSL with
 /// Mozilla's intermediate profile, certificate chain and key from PEM files.
 pub fn tls_acceptor(
