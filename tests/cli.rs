@@ -4,21 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
-fn usestats(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_usestats"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn ok(config: &Path, args: &[&str]) -> String {
-    let out = usestats(config, args);
+    let out = usestats_cli(config, args);
     assert!(
         out.status.success(),
         "{args:?} failed: {}{}",
@@ -64,7 +55,7 @@ async fn an_operator_session() {
         );
         assert!(out.contains("fingerprint"));
         assert!(
-            usestats(config, &["init", "--wwwroot", "http://127.0.0.1:9"])
+            usestats_cli(config, &["init", "--wwwroot", "http://127.0.0.1:9"])
                 .status
                 .code()
                 == Some(1),
@@ -79,7 +70,7 @@ async fn an_operator_session() {
             .to_string();
         assert_eq!(keys["current"]["common_name"], "http://127.0.0.1:9");
         assert_eq!(keys["current"]["subject_alt_name"], "http://127.0.0.1:9");
-        let refused = usestats(config, &["keys", "generate"]);
+        let refused = usestats_cli(config, &["keys", "generate"]);
         assert_eq!(refused.status.code(), Some(1));
         let rotated = json(config, &["keys", "rotate"]);
         assert_ne!(rotated["current"]["fingerprint_sha1"], first.as_str());
@@ -115,7 +106,7 @@ async fn an_operator_session() {
         assert_eq!(added["name"], "usestats", "named after the peer's <title>");
         ok(config, &["peer", "publish", &p, "use_stats"]);
         ok(config, &["peer", "subscribe", "--all-hosts", "use_stats"]);
-        let unknown_service = usestats(config, &["peer", "publish", &p, "nothing"]);
+        let unknown_service = usestats_cli(config, &["peer", "publish", &p, "nothing"]);
         assert_eq!(unknown_service.status.code(), Some(1));
         let list = json(config, &["peer", "list"]);
         let services = &list[0]["services"][0];
@@ -155,7 +146,7 @@ async fn an_operator_session() {
         // A call to the peer, printed as JSON.
         let services = json(config, &["call", &p, "system/listServices"]);
         assert!(services.is_array());
-        let bad = usestats(config, &["call", &p, "system/listServices", "{not json"]);
+        let bad = usestats_cli(config, &["call", &p, "system/listServices", "{not json"]);
         assert_eq!(bad.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid JSON"));
 
@@ -172,7 +163,7 @@ async fn an_operator_session() {
         );
         assert_eq!(grant["home_wwwroot"], "https://moodle.example.org");
         assert_eq!(
-            usestats(config, &["grant", "add", "https://m.example", "bob"])
+            usestats_cli(config, &["grant", "add", "https://m.example", "bob"])
                 .status
                 .code(),
             Some(1)
@@ -197,7 +188,7 @@ async fn an_operator_session() {
             "shown once only"
         );
         assert_eq!(
-            usestats(
+            usestats_cli(
                 config,
                 &[
                     "token",
@@ -335,7 +326,7 @@ async fn stats_in_every_format_from_the_demo_site() {
             .execute(&mut conn)
             .unwrap();
         }
-        let ambiguous = usestats(config, &["--json", "stats", &user, "--course", &id]);
+        let ambiguous = usestats_cli(config, &["--json", "stats", &user, "--course", &id]);
         assert_eq!(ambiguous.status.code(), Some(1));
         assert!(
             String::from_utf8_lossy(&ambiguous.stderr).contains(&format!("`id:{id}`")),
@@ -373,10 +364,10 @@ async fn stats_in_every_format_from_the_demo_site() {
             &["stats", &user, "--from", "2026-10-01", "--to", "2026-10-15"],
         );
         assert!(windowed["total"].as_i64().unwrap() < total);
-        let missing = usestats(config, &["stats", "nobody.at.all"]);
+        let missing = usestats_cli(config, &["stats", "nobody.at.all"]);
         assert_eq!(missing.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&missing.stderr).contains("no user nobody.at.all"));
-        let bad_date = usestats(config, &["stats", &user, "--from", "last tuesday"]);
+        let bad_date = usestats_cli(config, &["stats", &user, "--from", "last tuesday"]);
         assert!(String::from_utf8_lossy(&bad_date.stderr).contains("not a unix time or a date"));
     })
     .await;
@@ -387,7 +378,7 @@ fn configuration_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("usestats.toml");
     std::fs::write(&config, "[site]\nwwwroot = \"http://x.example/\"\n").unwrap();
-    let out = usestats(&config, &["keys", "show"]);
+    let out = usestats_cli(&config, &["keys", "show"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -399,9 +390,10 @@ fn configuration_errors_name_the_key() {
         "[site]\nwwwroot = \"http://x.example\"\n[engine]\nthreshold_minutes = \"sixty\"\n",
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&usestats(&config, &["keys", "show"]).stderr).into_owned();
+    let err =
+        String::from_utf8_lossy(&usestats_cli(&config, &["keys", "show"]).stderr).into_owned();
     assert!(err.contains("threshold_minutes"), "{err}");
-    let missing = usestats(&dir.path().join("nope.toml"), &["peer", "list"]);
+    let missing = usestats_cli(&dir.path().join("nope.toml"), &["peer", "list"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("usestats init --wwwroot"));
 }
 
@@ -472,7 +464,7 @@ fn demo_refuses_to_write_into_a_separate_source_database() {
         "[site]\nwwwroot = \"http://x.example\"\n[source]\nurl = \"postgres://moodle:secret@127.0.0.1:1/moodle\"\n",
     )
     .unwrap();
-    let out = usestats(&config, &["demo"]);
+    let out = usestats_cli(&config, &["demo"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("never writes into a Moodle database"), "{err}");

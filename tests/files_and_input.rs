@@ -31,15 +31,6 @@ fn usestats_umask_000(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn usestats(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_usestats"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -56,7 +47,7 @@ fn ok(out: Output) -> String {
 fn json(config: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&ok(usestats(config, &all))).unwrap()
+    serde_json::from_str(&ok(usestats_cli(config, &all))).unwrap()
 }
 
 /// A refusal: exit code `code` (1 for our errors, 2 for clap's usage errors), a message on
@@ -161,13 +152,13 @@ fn config_database_and_keys_are_private_under_umask_000() {
     assert_eq!(mode(&shm), 0o600, "-shm");
     drop(daemon);
 
-    let doctor = text(&usestats(&config, &["doctor"]));
+    let doctor = text(&usestats_cli(&config, &["doctor"]));
     assert!(
         doctor.contains("OK    file modes"),
         "doctor on private files: {doctor}"
     );
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let doctor = text(&usestats(&config, &["doctor"]));
+    let doctor = text(&usestats_cli(&config, &["doctor"]));
     assert!(
         doctor.contains("WARN  file modes") && doctor.contains("(644)"),
         "doctor names a readable config: {doctor}"
@@ -193,10 +184,10 @@ fn init_force_with_a_new_wwwroot_gives_a_certificate_naming_it() {
     // Long enough that the CN is cut to 64 characters while subjectAltName keeps it whole.
     let new = format!("https://stats.example.org/{}", "moodle-network/".repeat(4));
     let new = new.trim_end_matches('/').to_string();
-    ok(usestats(&config, &["init", "--wwwroot", old]));
+    ok(usestats_cli(&config, &["init", "--wwwroot", old]));
     let (first, _) = fingerprint(&config);
 
-    let out = ok(usestats(
+    let out = ok(usestats_cli(
         &config,
         &["init", "--force", "--wwwroot", new.as_str()],
     ));
@@ -212,12 +203,12 @@ fn init_force_with_a_new_wwwroot_gives_a_certificate_naming_it() {
         keys["archived"][0]["fingerprint_sha1"], first,
         "the old key is archived, as rotation does"
     );
-    let doctor = usestats(&config, &["doctor"]);
+    let doctor = usestats_cli(&config, &["doctor"]);
     assert!(doctor.status.success(), "{}", text(&doctor));
     assert!(text(&doctor).contains("OK    certificate"));
 
     // Same wwwroot again: nothing to replace.
-    ok(usestats(
+    ok(usestats_cli(
         &config,
         &["init", "--force", "--wwwroot", new.as_str()],
     ));
@@ -228,12 +219,12 @@ fn init_force_with_a_new_wwwroot_gives_a_certificate_naming_it() {
         .unwrap()
         .replace(&new, "https://elsewhere.example.org");
     std::fs::write(&config, edited).unwrap();
-    let doctor = usestats(&config, &["doctor"]);
+    let doctor = usestats_cli(&config, &["doctor"]);
     refused(doctor, 1, "usestats keys rotate");
-    let doctor = text(&usestats(&config, &["doctor"]));
+    let doctor = text(&usestats_cli(&config, &["doctor"]));
     assert!(doctor.contains("FAIL  certificate"), "{doctor}");
-    ok(usestats(&config, &["keys", "rotate"]));
-    let doctor = usestats(&config, &["doctor"]);
+    ok(usestats_cli(&config, &["keys", "rotate"]));
+    let doctor = usestats_cli(&config, &["doctor"]);
     assert!(doctor.status.success(), "{}", text(&doctor));
 }
 
@@ -241,11 +232,11 @@ fn init_force_with_a_new_wwwroot_gives_a_certificate_naming_it() {
 fn operator() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("usestats.toml");
-    ok(usestats(
+    ok(usestats_cli(
         &config,
         &["init", "--wwwroot", "http://127.0.0.1:9"],
     ));
-    ok(usestats(
+    ok(usestats_cli(
         &config,
         &[
             "grant",
@@ -264,7 +255,7 @@ fn token_create_refuses_what_could_never_work() {
     let create = |extra: &[&str]| {
         let mut args = vec!["token", "create", "https://erp.example.org", "reports"];
         args.extend_from_slice(extra);
-        usestats(&config, &args)
+        usestats_cli(&config, &args)
     };
     refused(create(&["--expires", "2020-01-01"]), 1, "in the past");
     refused(create(&["--expires", "2026-02-30"]), 1, "not a unix time");
@@ -309,7 +300,7 @@ fn token_create_refuses_what_could_never_work() {
 #[test]
 fn out_of_range_numbers_dates_and_names_are_refused() {
     let (_dir, config) = operator();
-    let run = |args: &[&str]| usestats(&config, args);
+    let run = |args: &[&str]| usestats_cli(&config, args);
     // Usage errors, refused by the argument parser with the range.
     refused(run(&["audit", "--limit", "0"]), 2, "1..=100000");
     refused(run(&["audit", "--limit=-1"]), 2, "1..=100000");

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 use usestats::collect::{PeerStatus, caller_struct, parse_use_stats};
@@ -323,15 +322,6 @@ fn grants_made_before_the_via_column_migrate_as_home_only() {
         let token = state::token_by_hash(&mut conn, "hash").unwrap().unwrap();
         assert_eq!(token.grant_id, old.id, "tokens stay bound to their grant");
     }
-}
-
-fn usestats_cli(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_usestats"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn refused(config: &Path, args: &[&str]) -> String {

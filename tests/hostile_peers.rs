@@ -569,15 +569,6 @@ async fn forwarding_never_relays_unauthenticated_text_and_caps_error_lists() {
     assert!(size < 16 * 1024, "{size} bytes relayed");
 }
 
-fn usestats(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 const HOSTILE_TITLE: &str = "<html><head><title>&lt;script&gt;alert(1)&lt;/script&gt;\u{1b}[2J\u{1b}]0;x\u{7}\r\nFAKE ROW\u{0}\u{202e}evil</title></head></html>";
 
 /// No byte that a terminal would act on.
@@ -603,18 +594,18 @@ async fn the_cli_stores_and_prints_peer_text_safely() {
     let config = dir.path().join("usestats.toml");
     let url = rogue.wwwroot.clone();
     let (out_list, out_show, show_json) = tokio::task::spawn_blocking(move || {
-        let init = usestats(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
+        let init = usestats_cli(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
         assert!(init.status.success(), "{init:?}");
-        let add = usestats(
+        let add = usestats_cli(
             &config,
             &["peer", "add", &url, "--yes", "--ssl-verification", "0"],
         );
         assert!(add.status.success(), "{add:?}");
         // The peer answers the check with a plain fault full of escape codes.
-        let _ = usestats(&config, &["peer", "check", &url]);
-        let list = usestats(&config, &["peer", "list"]);
-        let show = usestats(&config, &["peer", "show", &url]);
-        let json = usestats(&config, &["--json", "peer", "show", &url]);
+        let _ = usestats_cli(&config, &["peer", "check", &url]);
+        let list = usestats_cli(&config, &["peer", "list"]);
+        let show = usestats_cli(&config, &["peer", "show", &url]);
+        let json = usestats_cli(&config, &["--json", "peer", "show", &url]);
         (list, show, json)
     })
     .await
@@ -672,7 +663,7 @@ async fn peer_add_refuses_an_expired_certificate_unless_told() {
     let config = dir.path().join("usestats.toml");
     let url = rogue.wwwroot.clone();
     let (refused, listed, forced) = tokio::task::spawn_blocking(move || {
-        let init = usestats(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
+        let init = usestats_cli(&config, &["init", "--wwwroot", "http://127.0.0.1:9"]);
         assert!(init.status.success(), "{init:?}");
         let add = [
             "peer",
@@ -682,9 +673,9 @@ async fn peer_add_refuses_an_expired_certificate_unless_told() {
             "--ssl-verification",
             "0",
         ];
-        let refused = usestats(&config, &add);
-        let listed = usestats(&config, &["--json", "peer", "list"]);
-        let forced = usestats(&config, &[&add[..], &["--allow-expired"]].concat());
+        let refused = usestats_cli(&config, &add);
+        let listed = usestats_cli(&config, &["--json", "peer", "list"]);
+        let forced = usestats_cli(&config, &[&add[..], &["--allow-expired"]].concat());
         (refused, listed, forced)
     })
     .await

@@ -423,3 +423,13 @@ pub async fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Run the real `usestats` binary with `--config config` and `args`.
+pub fn usestats_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
