@@ -1,0 +1,136 @@
+//! Running a verified call: the publish/subscribe checks (7012, 707), the `system/*` methods,
+//! and the registered services' methods.
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::mnet::faults;
+use crate::mnet::services::CallContext;
+use crate::store::state::{self};
+use crate::xmlrpc::{Fault, MethodCall, Value};
+
+pub(super) async fn dispatch(
+    app: &Arc<App>,
+    context: CallContext,
+    call: MethodCall,
+) -> Result<Value, Fault> {
+    if let Some(system) = call.name.strip_prefix("system/") {
+        return system_method(app, &context, system, &call.params).await;
+    }
+    let Some((service, method)) = app.services.find(&call.name) else {
+        return Err(Fault::new(
+            faults::NO_SUCH_METHOD,
+            format!("No such method: {}", crate::echo::echo(&call.name)),
+        ));
+    };
+    // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
+    // publish is 707.
+    let rows = visible_services(app, context.peer.id).await?;
+    match rows.iter().find(|r| r.service == service.name) {
+        None => {
+            return Err(Fault::new(
+                faults::NO_SUCH_METHOD,
+                format!(
+                    "No service {} is set up for {}",
+                    service.name, context.peer.wwwroot
+                ),
+            ));
+        }
+        Some(row) if !row.publish => {
+            return Err(Fault::new(
+                faults::NOT_PUBLISHED,
+                format!(
+                    "The service {} is not published to {}",
+                    service.name, context.peer.wwwroot
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    (method.handler)(app.clone(), context, call.params).await
+}
+
+/// Services offered to this peer: each published or subscribed row, ours or All Hosts'.
+async fn visible_services(app: &Arc<App>, peer_id: i64) -> Result<Vec<state::PeerService>, Fault> {
+    app.state
+        .run(move |c| state::effective_services(c, peer_id))
+        .await
+        .map_err(|_| faults::internal("state database unavailable"))
+}
+
+async fn system_method(
+    app: &Arc<App>,
+    context: &CallContext,
+    name: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
+    let rows = visible_services(app, context.peer.id).await?;
+    let published: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.publish)
+        .map(|r| r.service.as_str())
+        .collect();
+    let published_method = |path: &str| {
+        app.services
+            .find(path)
+            .filter(|(s, _)| published.contains(&s.name))
+            .map(|(_, m)| m)
+    };
+    match name {
+        "listServices" => {
+            // Strings, as Moodle's database layer returns them (vector 04a).
+            let flag = |b: bool| Value::String(if b { "1" } else { "0" }.into());
+            let list = rows
+                .iter()
+                .filter(|r| r.publish || r.subscribe)
+                .map(|r| {
+                    let apiversion = app
+                        .services
+                        .service(&r.service)
+                        .map(|s| s.apiversion)
+                        .unwrap_or(1);
+                    Value::Struct(vec![
+                        ("name".into(), Value::String(r.service.clone())),
+                        ("apiversion".into(), Value::String(apiversion.to_string())),
+                        ("publish".into(), flag(r.publish)),
+                        ("subscribe".into(), flag(r.subscribe)),
+                    ])
+                })
+                .collect();
+            Ok(Value::Array(list))
+        }
+        "listMethods" => {
+            let only = params.first().and_then(Value::as_str);
+            // Declaration order, which is the order Moodle answers with (vector 04b).
+            let paths: Vec<Value> = app
+                .services
+                .list
+                .iter()
+                .filter(|s| published.contains(&s.name))
+                .filter(|s| only.is_none_or(|o| o == s.name))
+                .flat_map(|s| s.methods.iter().map(|m| Value::from(m.path)))
+                .collect();
+            Ok(Value::Array(paths))
+        }
+        "methodSignature" => Ok(params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(published_method)
+            .map(|m| m.signature())
+            .unwrap_or(Value::Bool(false))),
+        "methodHelp" => Ok(params
+            .first()
+            .and_then(Value::as_str)
+            .and_then(published_method)
+            .map(|m| Value::from(m.help))
+            .unwrap_or(Value::Bool(false))),
+        "listFiles" | "retrieveFile" => Err(Fault::new(
+            faults::UNIMPLEMENTED_SYSTEM_METHOD,
+            format!("system/{} is not implemented", crate::echo::echo(name)),
+        )),
+        _ => Err(Fault::new(
+            faults::UNKNOWN_SYSTEM_METHOD,
+            format!("Unknown system method: system/{}", crate::echo::echo(name)),
+        )),
+    }
+}

@@ -1,0 +1,135 @@
+//! `system/keyswap`, the one method served to anyone, and self-registration
+//! (`mnet.auto_register`) with its limits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::Answer;
+use crate::app::App;
+use crate::config::normalize_wwwroot;
+use crate::crypto;
+use crate::store::state::{self};
+use crate::untrusted;
+use crate::xmlrpc::Value;
+
+/// `system/keyswap(wwwroot, pem, application)`: open to anyone; answers with our
+/// certificate. It registers the caller only when auto-registration is on, the caller is
+/// not known yet, its certificate matches its wwwroot, and the registration limits allow
+/// (`limits.auto_register_*`: a stranger's keyswap costs us an outbound GET of the wwwroot
+/// it claims, and a row). A known peer's record is never changed by keyswap: that would let
+/// anyone replace a peer's key.
+pub(super) async fn keyswap(
+    app: &Arc<App>,
+    params: &[Value],
+    remote_addr: Option<SocketAddr>,
+) -> Answer {
+    let ours = Value::String(app.keyring().current.cert_pem.clone());
+    if app.config.mnet.auto_register
+        && let Some(candidate) = registration_candidate(app, params).await
+    {
+        register_caller(app, candidate, remote_addr).await;
+    }
+    Answer::Value(ours)
+}
+
+/// A keyswap caller we could register: unknown wwwroot, certificate valid for it.
+struct Candidate {
+    wwwroot: String,
+    pem: String,
+    not_after: i64,
+}
+
+async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Candidate> {
+    let (Some(wwwroot), Some(pem)) = (
+        params.first().and_then(Value::as_str),
+        params.get(1).and_then(Value::as_str),
+    ) else {
+        return None;
+    };
+    if let Some(problem) = crate::config::wwwroot_problem(wwwroot) {
+        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+        return None;
+    }
+    let wwwroot = normalize_wwwroot(wwwroot);
+    let known = {
+        let w = wwwroot.clone();
+        app.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
+    };
+    if !matches!(known, Ok(None)) {
+        return None;
+    }
+    let Some(canonical) = crypto::canonical_pem(pem) else {
+        tracing::info!(wwwroot = %untrusted::field(&wwwroot), "keyswap: the caller's certificate is not canonical PEM");
+        return None;
+    };
+    match crypto::parse_cert_pem(&canonical)
+        .map_err(|e| e.to_string())
+        .and_then(|c| crypto::check_credentials(&c, &wwwroot))
+    {
+        Ok(info) => Some(Candidate {
+            wwwroot,
+            pem: canonical,
+            not_after: info.not_after,
+        }),
+        Err(problem) => {
+            tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+            None
+        }
+    }
+}
+
+/// The limits come before the outbound GET of the caller's page, so a refused
+/// registration costs nothing but the answer.
+async fn register_caller(app: &Arc<App>, candidate: Candidate, remote_addr: Option<SocketAddr>) {
+    let registrations = &app.limits.registrations;
+    let max_peers = registrations.max_peers;
+    let full = app
+        .state
+        .run(move |c| state::count_auto_registered(c).map(|n| n >= max_peers))
+        .await
+        .unwrap_or(true);
+    if full {
+        tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), max_peers, "keyswap: not registering the caller: limits.auto_register_max_peers reached");
+        return;
+    }
+    if !registrations.allow(remote_addr.map(|a| a.ip())) {
+        app.metrics
+            .rejected_rate
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), "keyswap: not registering the caller: too many registrations, see limits.auto_register_per_minute");
+        return;
+    }
+    let name = app
+        .client
+        .fetch_site_title(app, &candidate.wwwroot)
+        .await
+        .unwrap_or_else(|| candidate.wwwroot.clone());
+    let now = app.now();
+    let registered = app
+        .state
+        .run(move |c| {
+            state::register_auto_peer(
+                c,
+                &state::NewPeer {
+                    wwwroot: &candidate.wwwroot,
+                    name: &name,
+                    application: "moodle",
+                    public_key: &candidate.pem,
+                    public_key_expires: candidate.not_after,
+                    ssl_verification: 2,
+                },
+                now,
+                max_peers,
+            )
+        })
+        .await;
+    match registered {
+        Ok(Some(peer)) => {
+            tracing::info!(peer = %untrusted::field(&peer.wwwroot), "keyswap: registered a new peer")
+        }
+        Ok(None) => tracing::info!(
+            "keyswap: not registering the caller: known meanwhile, or the cap was reached"
+        ),
+        Err(e) => tracing::warn!(error = %e, "keyswap: could not register the caller"),
+    }
+}
