@@ -10,31 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usestats::mnet::client::ClientError;
 use usestats::xmlrpc::{self, Limits, Response};
 
-const A: &str = "http://127.0.0.1:18281";
-const B: &str = "http://127.0.0.1:18282";
-const CAPTURED_AT: i64 = 1_795_610_693;
-
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(vectors().join(rel)).unwrap()
-}
-
-/// B playing the vectors' peer, with A registered and use_stats published.
-async fn vector_peer(tweak: Option<Tweak>) -> TestApp {
-    let b = spawn_app(AppOptions {
-        wwwroot: Some(B.into()),
-        keys: vec![(
-            vectors().join("keys/B-old.key.pem"),
-            vectors().join("keys/B-old.cert.pem"),
-        )],
-        tweak,
-        ..Default::default()
-    })
-    .await;
-    b.register_cert(A, &String::from_utf8(read("keys/A.cert.pem")).unwrap())
-        .await;
-    b.set_service(A, "use_stats", Some(true), None).await;
-    b
-}
+use common::vector::{CAPTURED_AT, peer as vector_peer, read};
 
 /// Open B's answer with A's key (or read it plain) and return the fault code, if any.
 fn fault_of(body: &[u8]) -> Option<i64> {

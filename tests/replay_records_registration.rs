@@ -19,43 +19,10 @@ use usestats::mnet::envelope;
 use usestats::store::state;
 use usestats::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
-const A: &str = "http://127.0.0.1:18281";
-const B: &str = "http://127.0.0.1:18282";
-/// The timestamp inside the recorded Moodle requests of the vectors.
-const CAPTURED_AT: i64 = 1_795_610_693;
-
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(vectors().join(rel)).unwrap()
-}
+use common::vector::{A, CAPTURED_AT, peer as vector_peer, read};
 
 fn key(rel: &str) -> PKey<Private> {
     PKey::private_key_from_pem(&read(rel)).unwrap()
-}
-
-/// B playing the vectors' peer, with A registered and use_stats published.
-async fn vector_peer(tweak: Option<Tweak>) -> TestApp {
-    let b = spawn_app(AppOptions {
-        wwwroot: Some(B.into()),
-        keys: vec![(
-            vectors().join("keys/B-old.key.pem"),
-            vectors().join("keys/B-old.cert.pem"),
-        )],
-        tweak,
-        ..Default::default()
-    })
-    .await;
-    if b.app
-        .state
-        .run(|c| state::peer_by_wwwroot(c, A))
-        .await
-        .unwrap()
-        .is_none()
-    {
-        b.register_cert(A, &String::from_utf8(read("keys/A.cert.pem")).unwrap())
-            .await;
-        b.set_service(A, "use_stats", Some(true), None).await;
-    }
-    b
 }
 
 /// Open B's answer with A's key (or read it plain) and return the fault code, if any.

@@ -433,3 +433,45 @@ pub fn usestats_cli(config: &std::path::Path, args: &[&str]) -> std::process::Ou
         .output()
         .unwrap()
 }
+
+/// The recorded Moodle traffic of `tests/vectors/moodle`: A is the Moodle that sent it, B
+/// the host it was sent to, whose keys the vectors carry.
+pub mod vector {
+    use super::*;
+
+    pub const A: &str = "http://127.0.0.1:18281";
+    pub const B: &str = "http://127.0.0.1:18282";
+    /// The timestamp inside the recorded requests.
+    pub const CAPTURED_AT: i64 = 1_795_610_693;
+
+    pub fn read(rel: &str) -> Vec<u8> {
+        std::fs::read(vectors().join(rel)).unwrap()
+    }
+
+    /// A daemon playing B, with A registered (unless its state already has A, as after a
+    /// restart on the same database) and use_stats published to it.
+    pub async fn peer(tweak: Option<Tweak>) -> TestApp {
+        let b = spawn_app(AppOptions {
+            wwwroot: Some(B.into()),
+            keys: vec![(
+                vectors().join("keys/B-old.key.pem"),
+                vectors().join("keys/B-old.cert.pem"),
+            )],
+            tweak,
+            ..Default::default()
+        })
+        .await;
+        if b.app
+            .state
+            .run(|c| state::peer_by_wwwroot(c, A))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            b.register_cert(A, &String::from_utf8(read("keys/A.cert.pem")).unwrap())
+                .await;
+            b.set_service(A, "use_stats", Some(true), None).await;
+        }
+        b
+    }
+}
