@@ -77,7 +77,7 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
                 .map(str::trim)
                 .filter(|w| !w.is_empty())
             {
-                let normalised = crate::config::normalize_wwwroot(wanted);
+                let normalised = crate::wwwroot::Wwwroot::normalized(wanted);
                 match peers.iter().find(|p| p.wwwroot == normalised) {
                     Some(peer) => chosen.push(peer.clone()),
                     None => return Ok(Err(format!("{wanted} is not a registered peer"))),

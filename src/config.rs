@@ -323,54 +323,6 @@ impl Default for LogConfig {
     }
 }
 
-/// A wwwroot in the form every comparison uses (D13): lower-case scheme and host, no
-/// trailing slash. The path keeps its case because web servers treat it case-sensitively.
-pub fn normalize_wwwroot(raw: &str) -> String {
-    let trimmed = raw.trim().trim_end_matches('/');
-    match trimmed.find("://") {
-        Some(scheme_end) => {
-            let (scheme, rest) = trimmed.split_at(scheme_end);
-            let rest = &rest[3..];
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            let (host, path) = rest.split_at(host_end);
-            format!(
-                "{}://{}{}",
-                scheme.to_ascii_lowercase(),
-                host.to_ascii_lowercase(),
-                path
-            )
-        }
-        None => trimmed.to_string(),
-    }
-}
-
-/// Why a wwwroot cannot serve as an MNET identity, if it cannot.
-pub fn wwwroot_problem(wwwroot: &str) -> Option<String> {
-    let Some((scheme, rest)) = wwwroot.split_once("://") else {
-        return Some("must start with http:// or https://".into());
-    };
-    if scheme != "http" && scheme != "https" {
-        return Some(format!("scheme `{scheme}` is not http or https"));
-    }
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Some("has no host".into());
-    }
-    if wwwroot.ends_with('/') {
-        return Some("must not end with a slash".into());
-    }
-    if !wwwroot.is_ascii() {
-        return Some("must be ASCII (use the punycode form of the host name)".into());
-    }
-    if wwwroot
-        .chars()
-        .any(|c| c.is_whitespace() || c == '<' || c == '&')
-    {
-        return Some("contains spaces or XML special characters".into());
-    }
-    None
-}
-
 impl Config {
     pub fn for_wwwroot(wwwroot: &str) -> Config {
         Config {
@@ -434,7 +386,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(problem) = wwwroot_problem(&self.site.wwwroot) {
+        if let Some(problem) = crate::wwwroot::problem(&self.site.wwwroot) {
             return Err(self.invalid("site.wwwroot", problem));
         }
         if self.site.name.trim().is_empty() {
@@ -724,20 +676,6 @@ mod tests {
             parse("[site]\nwwwroot = \"https://x.org\"\n[engine]\ncapture_modules = [\"scorm\"]\n")
                 .unwrap();
         assert_eq!(c.engine.capture_modules, vec!["scorm"]);
-    }
-
-    #[test]
-    fn wwwroot_normalisation() {
-        assert_eq!(
-            normalize_wwwroot("HTTPS://Moodle.Example.ORG/Sub/"),
-            "https://moodle.example.org/Sub"
-        );
-        assert_eq!(
-            normalize_wwwroot("http://127.0.0.1:18281"),
-            "http://127.0.0.1:18281"
-        );
-        assert_eq!(normalize_wwwroot(" http://a.b// "), "http://a.b");
-        assert_eq!(normalize_wwwroot(""), "");
     }
 
     #[test]

@@ -30,4 +30,5 @@ pub mod stats;
 pub mod store;
 pub mod untrusted;
 pub mod ws;
+pub mod wwwroot;
 pub mod xmlrpc;

@@ -121,7 +121,7 @@ pub async fn run(
 }
 
 pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> Result<(), String> {
-    let wanted = crate::config::normalize_wwwroot(&args.peer);
+    let wanted = crate::wwwroot::Wwwroot::normalized(&args.peer);
     let lookup = wanted.clone();
     let peer = app
         .state

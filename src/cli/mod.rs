@@ -357,7 +357,7 @@ pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
         return Err(expected());
     }
     let home = home.trim_end_matches('/');
-    if let Some(problem) = crate::config::wwwroot_problem(home) {
+    if let Some(problem) = crate::wwwroot::problem(home) {
         return Err(format!(
             "--as {}: {home}: {problem}",
             crate::echo::echo(text)

@@ -460,9 +460,9 @@ pub fn cert_info(cert: &X509) -> CertInfo {
 /// on the normalised forms (D13) so that a peer typed with an upper-case host still matches.
 pub fn check_credentials(cert: &X509, wwwroot: &str) -> Result<CertInfo, String> {
     let info = cert_info(cert);
-    let want = crate::config::normalize_wwwroot(wwwroot);
+    let want = crate::wwwroot::Wwwroot::normalized(wwwroot);
     if let Some(san) = &info.subject_alt_name
-        && crate::config::normalize_wwwroot(san) != want
+        && crate::wwwroot::Wwwroot::normalized(san) != want
     {
         return Err(format!(
             "certificate subjectAltName `{san}` does not match wwwroot `{wwwroot}`"
@@ -470,7 +470,7 @@ pub fn check_credentials(cert: &X509, wwwroot: &str) -> Result<CertInfo, String>
     }
     let cn = info.common_name.clone().unwrap_or_default();
     let want_cn: String = want.chars().take(64).collect();
-    if crate::config::normalize_wwwroot(&cn) != crate::config::normalize_wwwroot(&want_cn) {
+    if crate::wwwroot::Wwwroot::normalized(&cn) != crate::wwwroot::Wwwroot::normalized(&want_cn) {
         return Err(format!(
             "certificate CN `{cn}` does not match wwwroot `{wwwroot}`"
         ));

@@ -15,12 +15,13 @@ use hyper_util::rt::TokioExecutor;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use crate::app::App;
-use crate::config::{Config, normalize_wwwroot};
+use crate::config::Config;
 use crate::crypto;
 use crate::mnet::envelope::{self, DocumentKind};
 use crate::mnet::faults;
 use crate::peer_text;
 use crate::store::state::{self, Peer};
+use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
 /// Caps on answers, by what was asked: a keyswap answer is one certificate, system
@@ -376,7 +377,9 @@ impl MnetClient {
                 .or(info.common_name)
                 .unwrap_or_default(),
         );
-        if host.is_empty() || !normalize_wwwroot(&url).contains(&normalize_wwwroot(&host)) {
+        if host.is_empty()
+            || !Wwwroot::normalized(&url).contains(Wwwroot::normalized(&host).as_str())
+        {
             return Err(ClientError::Keyswap(format!(
                 "the certificate names `{host}`, which is not part of {url}"
             )));

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use openssl::pkey::{PKey, Private};
 
 use crate::app::App;
-use crate::config::normalize_wwwroot;
 use crate::crypto;
 use crate::limits::Seen;
 use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
@@ -20,6 +19,7 @@ use crate::mnet::faults;
 use crate::mnet::services::{CallContext, valid_method_name};
 use crate::store::state::{self, Peer};
 use crate::untrusted;
+use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 
 mod dispatch;
@@ -534,7 +534,7 @@ fn open_and_verify(
             });
         }
     };
-    if normalize_wwwroot(&signed.wwwroot) != peer.wwwroot {
+    if Wwwroot::normalized(&signed.wwwroot) != peer.wwwroot {
         return Err(Unsealed::Fault {
             signed: true,
             fault: Fault::new(

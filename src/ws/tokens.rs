@@ -116,7 +116,7 @@ pub async fn create(
     let token_hash = hash(&token);
     let prefix = token[..8].to_string();
     let (home, user, label, ips, now) = (
-        crate::config::normalize_wwwroot(home_wwwroot),
+        crate::wwwroot::Wwwroot::normalized(home_wwwroot),
         username.to_string(),
         label.to_string(),
         allowed_ips.trim().to_string(),

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::CmdResult;
 use crate::app::App;
-use crate::config::{Config, LogFormat, normalize_wwwroot};
+use crate::config::{Config, LogFormat};
 use crate::store::state::{self, Peer};
+use crate::wwwroot::Wwwroot;
 
 pub(super) fn init_logging(config: Option<&Config>, serving: bool) {
     let level = config
@@ -62,7 +63,7 @@ pub(super) fn write_config(path: &Path, config: &Config) -> CmdResult {
 }
 
 pub(super) async fn find_peer(app: &Arc<App>, text: &str) -> Result<Peer, String> {
-    let wanted = normalize_wwwroot(text);
+    let wanted = Wwwroot::normalized(text);
     let lookup = wanted.clone();
     app.state
         .run(move |c| state::peer_by_wwwroot(c, &lookup))

@@ -9,8 +9,9 @@ use super::common::{init_logging, print_json, write_config};
 use crate::app::App;
 use crate::cli::InitArgs;
 use crate::cli::output;
-use crate::config::{Config, wwwroot_problem};
+use crate::config::Config;
 use crate::crypto;
+use crate::wwwroot;
 
 pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
     init_logging(None, false);
@@ -21,7 +22,7 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
         ));
     }
     let wwwroot = args.wwwroot.trim_end_matches('/').to_string();
-    if let Some(problem) = wwwroot_problem(&wwwroot) {
+    if let Some(problem) = wwwroot::problem(&wwwroot) {
         return Err(format!("--wwwroot {wwwroot}: {problem}"));
     }
     let mut config = Config::for_wwwroot(&wwwroot);

@@ -10,10 +10,10 @@ use super::common::{find_peer, print_json};
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{Application, PeerAction, ServiceArgs};
-use crate::config::{normalize_wwwroot, wwwroot_problem};
 use crate::crypto;
 use crate::store::source::Source;
 use crate::store::state;
+use crate::wwwroot::{self, Wwwroot};
 
 pub(super) async fn run(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
     match action {
@@ -65,10 +65,10 @@ async fn add(
     json_out: bool,
 ) -> CmdResult {
     let wwwroot = url.trim_end_matches('/').to_string();
-    if let Some(problem) = wwwroot_problem(&wwwroot) {
+    if let Some(problem) = wwwroot::problem(&wwwroot) {
         return Err(format!("{wwwroot}: {problem}"));
     }
-    if normalize_wwwroot(&wwwroot) == normalize_wwwroot(app.wwwroot()) {
+    if Wwwroot::normalized(&wwwroot) == Wwwroot::normalized(app.wwwroot()) {
         return Err("that is our own wwwroot".into());
     }
     let pem = app

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::Answer;
 use crate::app::App;
-use crate::config::normalize_wwwroot;
 use crate::crypto;
 use crate::store::state::{self};
 use crate::untrusted;
+use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 
 /// `system/keyswap(wwwroot, pem, application)`: open to anyone; answers with our
@@ -46,11 +46,11 @@ async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Cand
     ) else {
         return None;
     };
-    if let Some(problem) = crate::config::wwwroot_problem(wwwroot) {
-        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+    if let Some(problem) = crate::wwwroot::problem(wwwroot) {
+        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %problem, "keyswap: not registering the caller");
         return None;
     }
-    let wwwroot = normalize_wwwroot(wwwroot);
+    let wwwroot = Wwwroot::normalized(wwwroot);
     let known = {
         let w = wwwroot.clone();
         app.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
@@ -67,7 +67,7 @@ async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Cand
         .and_then(|c| crypto::check_credentials(&c, &wwwroot))
     {
         Ok(info) => Some(Candidate {
-            wwwroot,
+            wwwroot: wwwroot.into_string(),
             pem: canonical,
             not_after: info.not_after,
         }),

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use super::*;
 use crate::app::App;
-use crate::config::normalize_wwwroot;
 use crate::echo::echo;
 use crate::mnet::services::CallContext;
 use crate::store::source::{Source, User};
 use crate::store::state;
+use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 
 /// The person asking, after authentication: their local account and what they may see.
@@ -46,7 +46,7 @@ pub(super) async fn authenticate(
     if username.trim().is_empty() {
         return Err(Answer::fail(RPC_FAILURE_USER, "Empty username."));
     }
-    if normalize_wwwroot(&host_root) != ctx.peer.wwwroot {
+    if Wwwroot::normalized(&host_root) != ctx.peer.wwwroot {
         return Err(Answer::fail(
             RPC_FAILURE,
             format!(
@@ -57,7 +57,7 @@ pub(super) async fn authenticate(
         ));
     }
     let source = source(app)?;
-    let home = normalize_wwwroot(&user_home);
+    let home = Wwwroot::normalized(&user_home);
     let found = {
         let (source, home, username) = (source.clone(), home.clone(), username.clone());
         app.source
@@ -117,7 +117,7 @@ pub(super) async fn authenticate(
         Ok(Some(grant)) if !ctx.peer.auto_registered && grant.honoured_from(&ctx.peer.wwwroot) => {
             Ok(Caller {
                 user,
-                home_wwwroot_on_record: on_record.unwrap_or(home),
+                home_wwwroot_on_record: on_record.unwrap_or(home.into_string()),
                 grant,
             })
         }

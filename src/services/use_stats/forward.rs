@@ -7,15 +7,16 @@ use serde_json::json;
 
 use super::*;
 use crate::app::App;
-use crate::config::normalize_wwwroot;
 use crate::echo::echo;
 use crate::store::state;
+use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 
 /// Is `whereroot` another host? Empty or our own wwwroot (normalised, D13) means here.
 pub(super) fn forward_target(app: &App, whereroot: &str) -> Option<String> {
-    let target = normalize_wwwroot(whereroot);
-    (!target.is_empty() && target != normalize_wwwroot(app.wwwroot())).then_some(target)
+    let target = Wwwroot::normalized(whereroot);
+    (!target.is_empty() && target != Wwwroot::normalized(app.wwwroot()))
+        .then_some(target.into_string())
 }
 
 /// The struct a relay sends on: the person as the relay knows them (§1.4.2), with the

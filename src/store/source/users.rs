@@ -6,8 +6,8 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::query::{self, Bind, text_eq};
 use super::{Source, SourceError, lookup_condition};
-use crate::config::normalize_wwwroot;
 use crate::store::DbConnection;
+use crate::wwwroot::Wwwroot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserField {
@@ -130,7 +130,7 @@ impl Source {
         conn: &mut DbConnection,
         wwwroot: &str,
     ) -> Result<Option<i64>, SourceError> {
-        let wanted = normalize_wwwroot(wwwroot);
+        let wanted = Wwwroot::normalized(wwwroot);
         if wanted.is_empty() {
             // The "All Hosts" pseudo-host has an empty wwwroot; nobody calls from there.
             return Ok(None);
@@ -138,7 +138,7 @@ impl Source {
         Ok(self
             .mnet_hosts(conn)?
             .into_iter()
-            .find(|h| !h.deleted && normalize_wwwroot(&h.wwwroot) == wanted)
+            .find(|h| !h.deleted && Wwwroot::normalized(&h.wwwroot) == wanted)
             .map(|h| h.id))
     }
 

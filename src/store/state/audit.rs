@@ -58,7 +58,8 @@ pub fn query_audit(
         .select(AuditEntry::as_select())
         .into_boxed();
     if let Some(peer) = peer {
-        query = query.filter(audit_log::peer.eq(crate::config::normalize_wwwroot(peer)));
+        query = query
+            .filter(audit_log::peer.eq(crate::wwwroot::Wwwroot::normalized(peer).into_string()));
     }
     if let Some(since) = since {
         query = query.filter(audit_log::time.ge(since));

@@ -27,7 +27,7 @@ impl Grant {
     /// relay it names, so a peer can never borrow the grants of another host's people.
     /// Both wwwroots are compared normalised (D13).
     pub fn honoured_from(&self, signing_peer: &str) -> bool {
-        let signer = crate::config::normalize_wwwroot(signing_peer);
+        let signer = crate::wwwroot::Wwwroot::normalized(signing_peer);
         signer == self.home_wwwroot || self.via.allows(&signer)
     }
 }
@@ -86,15 +86,15 @@ fn checked_via(conn: &mut DbConnection, via: &[String]) -> Result<ViaList, Store
         if raw.trim() == ANY_PEER {
             return Ok(ViaList(vec![ANY_PEER.to_string()]));
         }
-        let wwwroot = crate::config::normalize_wwwroot(raw);
-        if let Some(problem) = crate::config::wwwroot_problem(&wwwroot) {
+        let wwwroot = crate::wwwroot::Wwwroot::normalized(raw);
+        if let Some(problem) = crate::wwwroot::problem(&wwwroot) {
             return Err(StoreError::Invalid(format!(
                 "--via `{}` is not a peer wwwroot: it {problem}",
                 shown(raw)
             )));
         }
         match peer_by_wwwroot(conn, &wwwroot)? {
-            Some(peer) if !peer.deleted => peers.push(wwwroot),
+            Some(peer) if !peer.deleted => peers.push(wwwroot.into_string()),
             Some(_) => {
                 return Err(StoreError::Invalid(format!(
                     "--via {wwwroot}: that peer was removed; add it again with `usestats peer add`"
@@ -136,13 +136,13 @@ pub fn put_grant_via(
     via: &[String],
     now: i64,
 ) -> Result<Grant, StoreError> {
-    let home = crate::config::normalize_wwwroot(home_wwwroot);
+    let home = crate::wwwroot::Wwwroot::normalized(home_wwwroot);
     if home.is_empty() || username.is_empty() {
         return Err(StoreError::Invalid(
             "a grant needs a home wwwroot and a username (or *)".into(),
         ));
     }
-    if let Some(problem) = crate::config::wwwroot_problem(&home) {
+    if let Some(problem) = crate::wwwroot::problem(&home) {
         return Err(StoreError::Invalid(format!(
             "the home wwwroot `{}` is not a Moodle wwwroot: it {problem}",
             shown(home_wwwroot)
@@ -157,7 +157,7 @@ pub fn put_grant_via(
         let via = checked_via(conn, via)?.to_column();
         let updated = diesel::update(
             grants::table
-                .filter(grants::home_wwwroot.eq(&home))
+                .filter(grants::home_wwwroot.eq(home.as_str()))
                 .filter(grants::username.eq(username)),
         )
         .set((
@@ -169,7 +169,7 @@ pub fn put_grant_via(
         if updated == 0 {
             diesel::insert_into(grants::table)
                 .values((
-                    grants::home_wwwroot.eq(&home),
+                    grants::home_wwwroot.eq(home.as_str()),
                     grants::username.eq(username),
                     grants::site.eq(site),
                     grants::course.eq(course),
@@ -179,7 +179,7 @@ pub fn put_grant_via(
                 .execute(conn)?;
         }
         Ok(grants::table
-            .filter(grants::home_wwwroot.eq(&home))
+            .filter(grants::home_wwwroot.eq(home.as_str()))
             .filter(grants::username.eq(username))
             .select(Grant::as_select())
             .first(conn)?)
@@ -199,10 +199,10 @@ pub fn remove_grant(
     home_wwwroot: &str,
     username: &str,
 ) -> Result<bool, StoreError> {
-    let home = crate::config::normalize_wwwroot(home_wwwroot);
+    let home = crate::wwwroot::Wwwroot::normalized(home_wwwroot);
     crate::store::write_transaction(conn, |conn| {
         let Some(grant) = grants::table
-            .filter(grants::home_wwwroot.eq(&home))
+            .filter(grants::home_wwwroot.eq(home.as_str()))
             .filter(grants::username.eq(username))
             .select(Grant::as_select())
             .first(conn)
@@ -223,9 +223,9 @@ pub fn grant_for(
     home_wwwroot: &str,
     username: &str,
 ) -> Result<Option<Grant>, StoreError> {
-    let home = crate::config::normalize_wwwroot(home_wwwroot);
+    let home = crate::wwwroot::Wwwroot::normalized(home_wwwroot);
     let rows: Vec<Grant> = grants::table
-        .filter(grants::home_wwwroot.eq(&home))
+        .filter(grants::home_wwwroot.eq(home.as_str()))
         .filter(grants::username.eq_any([username, "*"]))
         .select(Grant::as_select())
         .load(conn)?;

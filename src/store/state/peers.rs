@@ -62,9 +62,9 @@ pub fn all_peers(conn: &mut DbConnection, include_deleted: bool) -> Result<Vec<P
 }
 
 pub fn peer_by_wwwroot(conn: &mut DbConnection, wwwroot: &str) -> Result<Option<Peer>, StoreError> {
-    let wanted = crate::config::normalize_wwwroot(wwwroot);
+    let wanted = crate::wwwroot::Wwwroot::normalized(wwwroot);
     Ok(peers::table
-        .filter(peers::wwwroot.eq(wanted))
+        .filter(peers::wwwroot.eq(wanted.as_str()))
         .select(Peer::as_select())
         .first(conn)
         .optional()?)
@@ -89,7 +89,7 @@ pub fn upsert_peer(
     new: &NewPeer<'_>,
     now: i64,
 ) -> Result<Peer, StoreError> {
-    let wwwroot = crate::config::normalize_wwwroot(new.wwwroot);
+    let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
     if wwwroot.is_empty() {
         return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
     }
@@ -162,7 +162,7 @@ pub fn register_auto_peer(
     now: i64,
     max_peers: i64,
 ) -> Result<Option<Peer>, StoreError> {
-    let wwwroot = crate::config::normalize_wwwroot(new.wwwroot);
+    let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
     if wwwroot.is_empty() {
         return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
     }
