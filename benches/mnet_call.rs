@@ -325,11 +325,8 @@ fn full_calls(
     // Warm up: connection pool, caches.
     let warm = {
         let (app, peer, params) = (app.clone(), peer.clone(), params.clone());
-        client_rt.block_on(async move {
-            app.client
-                .call_uninstrumented(&app, &peer, method, params)
-                .await
-        })
+        client_rt
+            .block_on(async move { app.client.call_uninstrumented(&peer, method, params).await })
     };
     if let Err(e) = warm {
         panic!("{label}: warm-up call failed: {e}");
@@ -346,7 +343,7 @@ fn full_calls(
             for _ in 0..n {
                 match app
                     .client
-                    .call_uninstrumented(&app, &peer, method, params.clone())
+                    .call_uninstrumented(&peer, method, params.clone())
                     .await
                 {
                     Ok(value) => {

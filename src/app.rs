@@ -1,12 +1,18 @@
 //! The running daemon's shared context: configuration, keys, databases, clock, client.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
+use crate::audit::Audit;
+pub use crate::background::BackgroundWrites;
+use crate::blocking::CpuPool;
+pub use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::{self, CertSubject, CryptoStatus, KeyStore, Keyring};
-use crate::mnet::client::MnetClient;
+use crate::crypto::{self, CertSubject, CryptoStatus, KeyStore, Keyring, KeyringCell};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::mnet::client::{ClientHandles, MnetClient};
+pub use crate::mnet::node::Node;
 use crate::mnet::services::Services;
 use crate::store::{self, Db, StoreError, state};
 
@@ -18,110 +24,27 @@ pub enum AppError {
     Store(#[from] StoreError),
 }
 
-/// Wall-clock seconds, with an adjustable offset so tests can play a peer whose clock is
-/// wrong, or pin "now" to a recorded vector's time.
-#[derive(Debug, Default)]
-pub struct Clock {
-    offset: AtomicI64,
-    pinned: AtomicI64,
-}
-
-impl Clock {
-    pub fn now(&self) -> i64 {
-        let pinned = self.pinned.load(Ordering::Relaxed);
-        if pinned != 0 {
-            return pinned;
-        }
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        real + self.offset.load(Ordering::Relaxed)
-    }
-
-    pub fn set_offset(&self, seconds: i64) {
-        self.offset.store(seconds, Ordering::Relaxed);
-    }
-
-    pub fn pin(&self, at: i64) {
-        self.pinned.store(at, Ordering::Relaxed);
-    }
-}
-
+/// Everything the daemon holds. The MNET layer and the services see only the [`Node`]
+/// part; the HTTP front, the web services, the CLI and maintenance see all of it (through
+/// `Deref`, `app.state` is the node's state database).
 pub struct App {
-    pub config: Config,
-    pub keystore: KeyStore,
-    keyring: RwLock<Arc<Keyring>>,
-    pub state: Db,
+    pub node: Arc<Node>,
+    /// The Moodle database the numbers come from (the state database on the demo).
     pub source: Db,
-    pub clock: Clock,
-    pub client: MnetClient,
-    pub services: Services,
+    pub keystore: KeyStore,
     pub crypto: CryptoStatus,
-    pub metrics: crate::metrics::Metrics,
-    pub limits: crate::limits::Limits,
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
-    pub peer_keys: crypto::PublicKeyCache,
-    pub background: Arc<BackgroundWrites>,
-    /// RSA, RC4 and the parsing of unauthenticated input run here, never on the async
-    /// workers.
-    pub cpu: crate::blocking::CpuPool,
     /// Guarded requests whose body is being received (they hold no request slot yet).
     pub receiving: AtomicUsize,
     /// KiB of request bodies that may be held in memory at once (`server.max_receiving_bytes`).
     pub body_budget: tokio::sync::Semaphore,
 }
 
-/// Writes made off the request path (audit rows, a peer's last contact), counted so that
-/// shutdown can let them land instead of dropping them, and so that a caller can wait for
-/// the rows of the calls it has made.
-#[derive(Debug, Default)]
-pub struct BackgroundWrites {
-    pending: AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-struct PendingWrite(Arc<BackgroundWrites>);
-
-impl Drop for PendingWrite {
-    fn drop(&mut self) {
-        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl BackgroundWrites {
-    /// Run `write` on the current runtime; without one (a plain CLI command outside tokio)
-    /// it is dropped, as there is no request to protect from it.
-    pub fn spawn(self: &Arc<Self>, write: impl Future<Output = ()> + Send + 'static) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        let guard = PendingWrite(self.clone());
-        runtime.spawn(async move {
-            let _guard = guard;
-            write.await;
-        });
-    }
-
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    /// Resolves once every write spawned so far (and any spawned meanwhile) has finished.
-    pub async fn settled(&self) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if self.pending() == 0 {
-                return;
-            }
-            idle.await;
-        }
+impl std::ops::Deref for App {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
     }
 }
 
@@ -150,54 +73,66 @@ impl App {
         } else {
             state.clone()
         };
-        let clock = Clock::default();
+        let clock = Arc::new(Clock::default());
         let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);
         let (keyring, generated) = keystore.load_or_generate(
             &cert_subject(&config),
             config.keys.lifetime_days,
             clock.now(),
         )?;
-        let app = App {
-            keyring: RwLock::new(Arc::new(keyring)),
-            keystore,
+        let config = Arc::new(config);
+        let keys = Arc::new(KeyringCell::new(keyring));
+        let peer_keys = Arc::new(crypto::PublicKeyCache::default());
+        let background = Arc::new(BackgroundWrites::default());
+        let cpu = CpuPool::new(config.server.cpu_threads);
+        let client = MnetClient::new(
+            &config,
+            ClientHandles {
+                wwwroot: config.wwwroot().to_string(),
+                keys: keys.clone(),
+                state: state.clone(),
+                clock: clock.clone(),
+                peer_keys: peer_keys.clone(),
+                cpu: cpu.clone(),
+            },
+        );
+        let node = Node {
+            services: Services::new(vec![crate::services::use_stats::use_stats_service(
+                source.clone(),
+            )]),
+            limits: Limits::new(&config.limits),
+            metrics: Metrics::default(),
+            audit: Audit::new(
+                config.audit.enabled,
+                state.clone(),
+                clock.clone(),
+                background.clone(),
+            ),
+            config: config.clone(),
+            keys,
             state,
-            source,
             clock,
-            client: MnetClient::new(&config),
-            services: Services::new(vec![crate::services::use_stats::use_stats_service()]),
+            client,
+            cpu,
+            peer_keys,
+            background,
+        };
+        let app = App {
+            node: Arc::new(node),
+            keystore,
+            source,
             crypto,
-            metrics: Default::default(),
-            limits: crate::limits::Limits::new(&config.limits),
             keys_generated_now: generated,
-            peer_keys: Default::default(),
-            background: Default::default(),
-            cpu: crate::blocking::CpuPool::new(config.server.cpu_threads),
             receiving: AtomicUsize::new(0),
             body_budget: tokio::sync::Semaphore::new(
                 config.server.max_receiving_bytes.div_ceil(1024),
             ),
-            config,
         };
         if generated {
             tracing::info!(dir = %app.keystore.dir().display(), "generated our first key pair");
         }
         app.record_current_key()?;
         Ok(Arc::new(app))
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
-    pub fn wwwroot(&self) -> &str {
-        self.config.wwwroot()
-    }
-
-    pub fn keyring(&self) -> Arc<Keyring> {
-        match self.keyring.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
     }
 
     fn record_current_key(&self) -> Result<(), AppError> {
@@ -221,10 +156,7 @@ impl App {
             self.config.keys.lifetime_days,
             self.now(),
         )?);
-        match self.keyring.write() {
-            Ok(mut guard) => *guard = ring.clone(),
-            Err(poisoned) => *poisoned.into_inner() = ring.clone(),
-        }
+        self.keys.replace(ring.clone());
         self.record_current_key()?;
         Ok(ring)
     }
@@ -233,10 +165,7 @@ impl App {
     /// rotated them).
     pub fn reload_keys(&self) -> Result<(), AppError> {
         if let Some(ring) = self.keystore.load()? {
-            match self.keyring.write() {
-                Ok(mut guard) => *guard = Arc::new(ring),
-                Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
-            }
+            self.keys.replace(Arc::new(ring));
         }
         Ok(())
     }

@@ -5,48 +5,103 @@
 //! caller was proven to be who the row names.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::app::App;
+use crate::background::BackgroundWrites;
+use crate::clock::Clock;
+use crate::store::Db;
 use crate::store::state::{self, AuditEntry};
 use crate::untrusted;
 
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    app: &App,
-    channel: &str,
-    peer: &str,
-    remote_addr: Option<SocketAddr>,
-    method: &str,
-    caller: &str,
-    target: &str,
-    status: &str,
-    latency_ms: i64,
-    bytes_in: usize,
-    bytes_out: usize,
-    verified: bool,
-) {
-    if !app.config.audit.enabled {
-        return;
-    }
-    let entry = AuditEntry {
-        id: 0,
-        time: app.now(),
-        channel: channel.into(),
-        peer: untrusted::field(peer),
-        remote_addr: remote_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        method: untrusted::field(method),
-        caller: untrusted::field(caller),
-        target: untrusted::field(target),
-        status: untrusted::escape(status, 100),
-        latency_ms,
-        bytes_in: bytes_in as i64,
-        bytes_out: bytes_out as i64,
-        verified,
-    };
-    let db = app.state.clone();
-    app.background.spawn(async move {
-        if let Err(e) = db.run(move |c| state::insert_audit(c, &entry)).await {
-            tracing::warn!(error = %e, "audit entry not written");
+/// Which door a call came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// An MNET XML-RPC call.
+    Mnet,
+    /// A Moodle-style REST web-service call.
+    Ws,
+}
+
+impl Channel {
+    /// The name stored in `audit_log.channel` and used as the metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mnet => "mnet",
+            Channel::Ws => "ws",
         }
-    });
+    }
+}
+
+/// One call as the audit trail records it. The text fields are as the caller sent them:
+/// [`Audit::record`] bounds and escapes them.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub channel: Channel,
+    /// The peer the request claims to come from (MNET), empty for web services.
+    pub peer: &'a str,
+    pub remote_addr: Option<SocketAddr>,
+    pub method: &'a str,
+    pub caller: &'a str,
+    pub target: &'a str,
+    pub status: &'a str,
+    pub latency_ms: i64,
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+    /// The caller was proven to be who `peer`/`caller` name.
+    pub verified: bool,
+}
+
+/// The handle that writes the trail: the state database, off the request path.
+#[derive(Clone)]
+pub struct Audit {
+    enabled: bool,
+    state: Db,
+    clock: Arc<Clock>,
+    background: Arc<BackgroundWrites>,
+}
+
+impl Audit {
+    pub fn new(
+        enabled: bool,
+        state: Db,
+        clock: Arc<Clock>,
+        background: Arc<BackgroundWrites>,
+    ) -> Audit {
+        Audit {
+            enabled,
+            state,
+            clock,
+            background,
+        }
+    }
+
+    pub fn record(&self, call: Call<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let entry = AuditEntry {
+            id: 0,
+            time: self.clock.now(),
+            channel: call.channel.as_str().into(),
+            peer: untrusted::field(call.peer),
+            remote_addr: call
+                .remote_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            method: untrusted::field(call.method),
+            caller: untrusted::field(call.caller),
+            target: untrusted::field(call.target),
+            status: untrusted::escape(call.status, 100),
+            latency_ms: call.latency_ms,
+            bytes_in: call.bytes_in as i64,
+            bytes_out: call.bytes_out as i64,
+            verified: call.verified,
+        };
+        let db = self.state.clone();
+        self.background.spawn(async move {
+            if let Err(e) = db.run(move |c| state::insert_audit(c, &entry)).await {
+                tracing::warn!(error = %e, "audit entry not written");
+            }
+        });
+    }
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+/// Clones share one set of slots.
+#[derive(Clone)]
 pub struct CpuPool {
     permits: Arc<Semaphore>,
     size: usize,

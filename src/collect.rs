@@ -120,7 +120,7 @@ pub async fn collect(
         ];
         tasks.push(tokio::spawn(async move {
             let begun = Instant::now();
-            let result = app.client.call(&app, &peer, rpc::GET_STATS, params).await;
+            let result = app.client.call(&peer, rpc::GET_STATS, params).await;
             (peer.wwwroot.clone(), begun.elapsed(), result)
         }));
     }
@@ -425,7 +425,16 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
 /// This host's own numbers for the same user, in the same shape as a peer's.
 pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: i64) -> PeerResult {
     let started = Instant::now();
-    let value = rpc::local_stats_value(app, username, scope, timefrom).await;
+    let value = rpc::local_stats_value(
+        &rpc::Site {
+            node: app.node.clone(),
+            source: app.source.clone(),
+        },
+        username,
+        scope,
+        timefrom,
+    )
+    .await;
     peer_result(app.wwwroot().to_string(), started.elapsed(), Ok(value))
 }
 

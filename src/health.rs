@@ -46,7 +46,7 @@ pub async fn check_peers(app: &Arc<App>, peers: Vec<Peer>) -> Vec<PeerCheck> {
 async fn check_peer(app: &Arc<App>, peer: Peer) -> PeerCheck {
     let started = Instant::now();
     let mut problems = Vec::new();
-    let fetched = app.client.fetch_certificate(app, &peer).await;
+    let fetched = app.client.fetch_certificate(&peer).await;
     let keyswap_ok = fetched.is_ok();
     let certificate_current = match &fetched {
         Ok(pem) => *pem == peer.public_key,
@@ -60,7 +60,7 @@ async fn check_peer(app: &Arc<App>, peer: Peer) -> PeerCheck {
     }
     let call = app
         .client
-        .call_detailed(app, &peer, "system/listServices", Vec::new())
+        .call_detailed(&peer, "system/listServices", Vec::new())
         .await;
     let (call_ok, clock_offset) = match &call {
         Ok(reply) => (true, Some(reply.clock_offset)),

@@ -145,7 +145,8 @@ pub async fn route(
             mnet_endpoint(app.clone(), body, remote).await
         }
         (Method::GET | Method::POST, "/webservice/rest/server.php") if app.config.ws.enabled => {
-            crate::ws::endpoint(app.clone(), &parts, body, remote).await
+            let answer = crate::ws::endpoint(app.clone(), &parts, body, remote).await;
+            respond(StatusCode::OK, answer.content_type, answer.body)
         }
         _ => not_guarded(&path),
     }
@@ -279,7 +280,7 @@ async fn dispatch(
 }
 
 async fn mnet_endpoint(app: Arc<App>, body: Bytes, remote: Option<SocketAddr>) -> HttpResponse {
-    let outcome = crate::mnet::server::handle(app, body, remote).await;
+    let outcome = crate::mnet::server::handle(app.node.clone(), body, remote).await;
     respond(StatusCode::OK, XML, outcome.body)
 }
 

@@ -7,8 +7,10 @@
 
 pub mod app;
 pub mod audit;
+pub mod background;
 pub mod blocking;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod crypto;

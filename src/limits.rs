@@ -292,48 +292,12 @@ pub fn load_replay_keys(
     Ok(loaded)
 }
 
-/// At the start of `serve`: [`load_replay_keys`] off the async workers. If the state
-/// database cannot be read, memory says it knows nothing, so every key is looked up there
-/// until the window has passed: a replay is refused rather than let through.
-pub async fn load_replay_keys_at_start(app: &std::sync::Arc<crate::app::App>) {
-    let now = app.now();
-    let loading = app.clone();
-    let loaded = app
-        .state
-        .run(move |c| load_replay_keys(&loading.limits.replay, c, now))
-        .await;
-    match loaded {
-        Ok(count) => tracing::debug!(count, "replay keys loaded"),
-        Err(e) => {
-            tracing::warn!(error = %e, "replay keys not loaded: checking each request against the state database");
-            app.limits.replay.assume_incomplete_until(now);
-        }
-    }
-}
-
 pub fn key_to_hex(key: &ReplayKey) -> String {
     hex::encode(key)
 }
 
 fn key_from_hex(text: &str) -> Option<ReplayKey> {
     hex::decode(text).ok()?.try_into().ok()
-}
-
-/// Maintenance: drop replay keys past the window from the state database (memory drops
-/// its own as it goes).
-pub async fn prune_replay_keys(app: &crate::app::App) {
-    let cache = &app.limits.replay;
-    if cache.window() <= 0 {
-        return;
-    }
-    let cutoff = cache.cutoff(app.now());
-    if let Err(e) = app
-        .state
-        .run(move |c| crate::store::state::prune_replay_keys(c, cutoff))
-        .await
-    {
-        tracing::warn!(error = %e, "old replay keys not pruned");
-    }
 }
 
 #[cfg(test)]

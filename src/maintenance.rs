@@ -43,7 +43,7 @@ pub async fn maintenance_once(app: &Arc<App>) {
             }
         }
     }
-    crate::limits::prune_replay_keys(app).await;
+    prune_replay_keys(app).await;
     let retention = i64::from(app.config.audit.retention_days);
     if retention > 0 {
         let cutoff = app.now() - retention * 86_400;
@@ -54,5 +54,41 @@ pub async fn maintenance_once(app: &Arc<App>) {
         {
             tracing::warn!(error = %e, "audit retention not applied");
         }
+    }
+}
+
+/// At the start of `serve`: [`crate::limits::load_replay_keys`] off the async workers. If the state
+/// database cannot be read, memory says it knows nothing, so every key is looked up there
+/// until the window has passed: a replay is refused rather than let through.
+pub async fn load_replay_keys_at_start(app: &std::sync::Arc<crate::app::App>) {
+    let now = app.now();
+    let loading = app.clone();
+    let loaded = app
+        .state
+        .run(move |c| crate::limits::load_replay_keys(&loading.limits.replay, c, now))
+        .await;
+    match loaded {
+        Ok(count) => tracing::debug!(count, "replay keys loaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "replay keys not loaded: checking each request against the state database");
+            app.limits.replay.assume_incomplete_until(now);
+        }
+    }
+}
+
+/// Maintenance: drop replay keys past the window from the state database (memory drops
+/// its own as it goes).
+pub async fn prune_replay_keys(app: &crate::app::App) {
+    let cache = &app.limits.replay;
+    if cache.window() <= 0 {
+        return;
+    }
+    let cutoff = cache.cutoff(app.now());
+    if let Err(e) = app
+        .state
+        .run(move |c| crate::store::state::prune_replay_keys(c, cutoff))
+        .await
+    {
+        tracing::warn!(error = %e, "old replay keys not pruned");
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::audit::Channel;
+
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -31,8 +33,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, channel: &str, method: &str, outcome: &str, latency: Duration) {
-        let method = method_label(channel, method);
+    /// One answered call. `method` is the name of a method we serve, or [`OTHER_METHOD`].
+    pub fn record(&self, channel: Channel, method: &str, outcome: &str, latency: Duration) {
+        let channel = channel.as_str();
+        let method = method_label(method);
         if let Ok(mut requests) = self.requests.lock() {
             *requests
                 .entry((channel.to_string(), method.to_string(), outcome.to_string()))
@@ -143,48 +147,13 @@ impl Metrics {
     }
 }
 
-/// Methods with a label of their own: the ones we serve. Anything else a caller names is
-/// `other`, so a stranger sending thousands of made-up names adds one series, not thousands.
-const SYSTEM_METHODS: [&str; 8] = [
-    "system/keyswap",
-    "system.keyswap",
-    "system/listServices",
-    "system/listMethods",
-    "system/methodSignature",
-    "system/methodHelp",
-    "system/listFiles",
-    "system/retrieveFile",
-];
+/// The label of a call to a method we do not serve. Callers pass a method's own name only
+/// for the methods they serve, so a stranger sending thousands of made-up names adds one
+/// series, not thousands.
+pub const OTHER_METHOD: &str = "other";
 
-static MNET_METHODS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
-    let services =
-        crate::mnet::services::Services::new(vec![crate::services::use_stats::use_stats_service()]);
-    let served = services
-        .list
-        .iter()
-        .flat_map(|s| s.methods.iter().map(|m| m.path));
-    SYSTEM_METHODS.into_iter().chain(served).collect()
-});
-
-const WS_FUNCTIONS: [&str; 3] = [
-    crate::ws::GET_USER_STATS,
-    crate::ws::GET_USERS_STATS,
-    crate::ws::GET_USERS_COURSE_STATS,
-];
-
-fn method_label<'a>(channel: &str, method: &'a str) -> &'a str {
-    let known = match channel {
-        "mnet" => MNET_METHODS.contains(&method),
-        "ws" => WS_FUNCTIONS.contains(&method),
-        _ => false,
-    };
-    if method.is_empty() {
-        "-"
-    } else if known {
-        method
-    } else {
-        "other"
-    }
+fn method_label(method: &str) -> &str {
+    if method.is_empty() { "-" } else { method }
 }
 
 fn label(text: &str) -> String {

@@ -195,7 +195,6 @@ async fn forwarding_failures_are_status_500_with_a_clear_error_quickly() {
             let value = h_app
                 .client
                 .call(
-                    &h_app,
                     &peer_a,
                     rpc::GET_STATS,
                     stats_call(&home, &home, "x", &whereroot, 1),

@@ -305,12 +305,7 @@ async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
     let reply = a
         .app
         .client
-        .call_detailed(
-            &a.app,
-            &a.peer(&b.wwwroot).await,
-            "system/listServices",
-            vec![],
-        )
+        .call_detailed(&a.peer(&b.wwwroot).await, "system/listServices", vec![])
         .await
         .unwrap();
     assert!(reply.rekeyed);

@@ -472,7 +472,7 @@ async fn a_keyswap_answer_is_capped() {
     let error = a
         .app
         .client
-        .keyswap(&a.app, &rogue.wwwroot, "moodle", 0, None)
+        .keyswap(&rogue.wwwroot, "moodle", 0, None)
         .await
         .expect_err("refused")
         .to_string();
@@ -518,7 +518,6 @@ async fn forwarding_never_relays_unauthenticated_text_and_caps_error_lists() {
             let value = h_app
                 .client
                 .call(
-                    &h_app,
                     &peer.await,
                     usestats::rpc::GET_STATS,
                     vec![

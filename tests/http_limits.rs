@@ -222,7 +222,7 @@ async fn beyond_the_concurrency_cap_the_answer_is_503() {
     let call = tokio::spawn(async move {
         caller
             .client
-            .call(&caller, &peer, "system/listServices", Vec::new())
+            .call(&peer, "system/listServices", Vec::new())
             .await
     });
     eventually("the call holds the only slot", || {

@@ -134,7 +134,7 @@ async fn a_rotated_server_key_is_followed_with_one_resend() {
     let reply = a
         .app
         .client
-        .call_detailed(&a.app, &peer_b, "system/listServices", vec![])
+        .call_detailed(&peer_b, "system/listServices", vec![])
         .await
         .expect("the call succeeds through 7025");
     assert!(reply.rekeyed);
@@ -147,12 +147,7 @@ async fn a_rotated_server_key_is_followed_with_one_resend() {
     let again = a
         .app
         .client
-        .call_detailed(
-            &a.app,
-            &a.peer(&b.wwwroot).await,
-            "system/listServices",
-            vec![],
-        )
+        .call_detailed(&a.peer(&b.wwwroot).await, "system/listServices", vec![])
         .await
         .unwrap();
     assert!(!again.rekeyed);
@@ -250,7 +245,7 @@ async fn a_wwwroot_with_a_path_is_served_below_that_path() {
     let pem = a
         .app
         .client
-        .keyswap(&a.app, &b_root, "moodle", 0, None)
+        .keyswap(&b_root, "moodle", 0, None)
         .await
         .unwrap();
     a.register_cert(&b_root, &pem).await;

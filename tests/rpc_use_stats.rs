@@ -72,7 +72,7 @@ async fn call(s: &Setup, method: &str, params: Vec<Value>) -> Answer {
     let value =
         s.a.app
             .client
-            .call(&s.a.app, &peer, method, params)
+            .call(&peer, method, params)
             .await
             .expect("MNET call");
     Answer::from_value(&value).expect("a use_stats answer")
@@ -216,7 +216,7 @@ async fn scopes_and_numbers(s: &Setup) {
     let value =
         s.a.app
             .client
-            .call(&s.a.app, &peer, rpc::GET_STATS, params)
+            .call(&peer, rpc::GET_STATS, params)
             .await
             .unwrap();
     assert_eq!(value.type_name(), "struct");

@@ -73,7 +73,7 @@ pub async fn run(
                 let begun = Instant::now();
                 let outcome = app
                     .client
-                    .call_uninstrumented(&app, &peer, rpc::GET_STATS, params)
+                    .call_uninstrumented(&peer, rpc::GET_STATS, params)
                     .await;
                 latencies.push(begun.elapsed());
                 match outcome {

@@ -20,6 +20,32 @@ pub struct Keyring {
     pub archived: Vec<Identity>,
 }
 
+/// The keyring in use, shared by the server and the client: read for every message,
+/// replaced whole when keys rotate, so a reader never sees half a rotation.
+#[derive(Debug)]
+pub struct KeyringCell(std::sync::RwLock<std::sync::Arc<Keyring>>);
+
+impl KeyringCell {
+    pub fn new(ring: Keyring) -> KeyringCell {
+        KeyringCell(std::sync::RwLock::new(std::sync::Arc::new(ring)))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<Keyring> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            // A writer that panicked left a whole keyring behind (it swaps one Arc).
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, ring: std::sync::Arc<Keyring>) {
+        match self.0.write() {
+            Ok(mut guard) => *guard = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+    }
+}
+
 pub struct KeyStore {
     dir: PathBuf,
     keep_archived: usize,

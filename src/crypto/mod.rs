@@ -23,7 +23,7 @@ use openssl::symm::{Cipher, Crypter, Mode};
 use openssl::x509::{X509, X509Builder, X509NameBuilder, X509NameRef};
 use rc4::{KeyInit, StreamCipher};
 
-pub use keyring::{KeyStore, Keyring};
+pub use keyring::{KeyStore, Keyring, KeyringCell};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

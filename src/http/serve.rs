@@ -25,7 +25,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    crate::limits::load_replay_keys_at_start(&app).await;
+    crate::maintenance::load_replay_keys_at_start(&app).await;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(

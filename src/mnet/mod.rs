@@ -3,5 +3,6 @@
 pub mod client;
 pub mod envelope;
 pub mod faults;
+pub mod node;
 pub mod server;
 pub mod services;

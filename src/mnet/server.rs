@@ -11,11 +11,12 @@ use bytes::Bytes;
 
 use openssl::pkey::{PKey, Private};
 
-use crate::app::App;
+use crate::audit::{Call, Channel};
 use crate::crypto;
 use crate::limits::Seen;
 use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
 use crate::mnet::faults;
+use crate::mnet::node::Node;
 use crate::mnet::services::{CallContext, valid_method_name};
 use crate::store::state::{self, Peer};
 use crate::untrusted;
@@ -65,11 +66,11 @@ enum Answer {
     Value(Value),
 }
 
-pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>) -> Outcome {
+pub async fn handle(node: Arc<Node>, body: Bytes, remote_addr: Option<SocketAddr>) -> Outcome {
     let started = Instant::now();
     let mut flags = Flags::default();
     let mut call: Option<MethodCall> = None;
-    let answer = process(&app, &body, remote_addr, &mut flags, &mut call).await;
+    let answer = process(&node, &body, remote_addr, &mut flags, &mut call).await;
     let (xml, fault_code, plain) = match &answer {
         Answer::Plain(f) => (xmlrpc::serialize_fault(f), Some(f.code), true),
         Answer::Fault(f) => (xmlrpc::serialize_fault(f), Some(f.code), false),
@@ -78,9 +79,9 @@ pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>)
     let answer_body = if plain {
         xml
     } else {
-        let wrapping = app.clone();
+        let wrapping = node.clone();
         let sealing = Sealing::of(&flags);
-        app.cpu
+        node.cpu
             .run(move || {
                 let keyring = wrapping.keyring();
                 // A 7025 is signed with the old key that opened the request, so that the
@@ -126,8 +127,19 @@ pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>)
         Some(code) => format!("fault_{code}"),
         None => "ok".to_string(),
     };
-    app.metrics
-        .record("mnet", &outcome.method, &outcome_label, started.elapsed());
+    let served = outcome.method.is_empty()
+        || SYSTEM_METHODS.contains(&outcome.method.as_str())
+        || node.services.find(&outcome.method).is_some();
+    node.metrics.record(
+        Channel::Mnet,
+        if served {
+            &outcome.method
+        } else {
+            crate::metrics::OTHER_METHOD
+        },
+        &outcome_label,
+        started.elapsed(),
+    );
     tracing::info!(
         peer = %outcome.peer,
         method = %outcome.method,
@@ -136,26 +148,37 @@ pub async fn handle(app: Arc<App>, body: Bytes, remote_addr: Option<SocketAddr>)
         latency_ms,
         "mnet call"
     );
-    crate::audit::record(
-        &app,
-        "mnet",
-        &raw_peer,
+    node.audit.record(Call {
+        channel: Channel::Mnet,
+        peer: &raw_peer,
         remote_addr,
-        &outcome.method,
-        &raw_caller,
-        &raw_target,
-        &outcome.status,
+        method: &outcome.method,
+        caller: &raw_caller,
+        target: &raw_target,
+        status: &outcome.status,
         latency_ms,
-        body.len(),
-        outcome.body.len(),
-        outcome.verified,
-    );
+        bytes_in: body.len(),
+        bytes_out: outcome.body.len(),
+        verified: outcome.verified,
+    });
     outcome
 }
 
 /// Recorded instead of a method name outside Moodle's charset, whose text is the sender's
 /// to choose (a newline and a fake log line, terminal escapes, megabytes).
 pub const INVALID_METHOD_NAME: &str = "(invalid method name)";
+
+/// The `system/` methods we answer (and Moodle's old dotted keyswap name).
+const SYSTEM_METHODS: [&str; 8] = [
+    "system/keyswap",
+    "system.keyswap",
+    "system/listServices",
+    "system/listMethods",
+    "system/methodSignature",
+    "system/methodHelp",
+    "system/listFiles",
+    "system/retrieveFile",
+];
 
 /// Longest method name recorded as is; Moodle's own are well under 100 characters.
 const MAX_RECORDED_METHOD: usize = 200;
@@ -211,10 +234,10 @@ impl Sealing {
     }
 }
 
-fn wrap(app: &App, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>) -> Vec<u8> {
+fn wrap(node: &Node, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>) -> Vec<u8> {
     let mut out = xml;
     if flags.signed {
-        match envelope::build_signed(&out, signing_key, app.wwwroot(), app.now()) {
+        match envelope::build_signed(&out, signing_key, node.wwwroot(), node.now()) {
             Ok(signed) => out = signed,
             Err(e) => tracing::error!(error = %e, "could not sign an answer"),
         }
@@ -222,9 +245,9 @@ fn wrap(app: &App, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>) -
     if flags.encrypted {
         let cert = Some(&flags.peer_key)
             .filter(|pem| !pem.is_empty())
-            .and_then(|pem| app.peer_keys.get(pem).ok());
+            .and_then(|pem| node.peer_keys.get(pem).ok());
         match cert {
-            Some(public) => match envelope::build_encrypted(&out, &public, app.wwwroot()) {
+            Some(public) => match envelope::build_encrypted(&out, &public, node.wwwroot()) {
                 Ok(sealed) => out = sealed,
                 Err(e) => tracing::error!(error = %e, "could not encrypt an answer"),
             },
@@ -236,9 +259,9 @@ fn wrap(app: &App, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>) -
     out
 }
 
-async fn lookup_peer(app: &Arc<App>, wwwroot: &str) -> Result<Option<Peer>, Fault> {
+async fn lookup_peer(node: &Arc<Node>, wwwroot: &str) -> Result<Option<Peer>, Fault> {
     let wwwroot = wwwroot.to_string();
-    let peer = app
+    let peer = node
         .state
         .run(move |conn| state::peer_by_wwwroot(conn, &wwwroot))
         .await
@@ -250,23 +273,23 @@ async fn lookup_peer(app: &Arc<App>, wwwroot: &str) -> Result<Option<Peer>, Faul
 }
 
 async fn process(
-    app: &Arc<App>,
+    node: &Arc<Node>,
     body: &Bytes,
     remote_addr: Option<SocketAddr>,
     flags: &mut Flags,
     call_out: &mut Option<MethodCall>,
 ) -> Answer {
     let limits = Limits {
-        max_depth: app.config.server.max_xml_depth,
-        max_elements: app.config.server.max_xml_elements,
+        max_depth: node.config.server.max_xml_depth,
+        max_elements: node.config.server.max_xml_elements,
     };
 
     // 1. What was sent. Only an encrypted request can be authenticated; anything else can
     // only be system/keyswap (about 2 KB), so it is refused unread beyond a few KB.
-    let plain_limit = app.config.server.max_plain_body_bytes;
+    let plain_limit = node.config.server.max_plain_body_bytes;
     let envelope = {
         let body = body.clone();
-        app.cpu
+        node.cpu
             .run(move || Envelope::read(&body, plain_limit))
             .await
     };
@@ -294,15 +317,15 @@ async fn process(
                     ));
                 }
             };
-            let peer = match lookup_peer(app, &message.wwwroot).await {
+            let peer = match lookup_peer(node, &message.wwwroot).await {
                 Ok(Some(peer)) => peer,
                 Ok(None) => return Answer::Plain(faults::unknown_host(&message.wwwroot)),
                 Err(fault) => return Answer::Plain(fault),
             };
             flags.sealed_key = message.key.clone();
             let opened = {
-                let (opening, sender) = (app.clone(), peer.clone());
-                app.cpu
+                let (opening, sender) = (node.clone(), peer.clone());
+                node.cpu
                     .run(move || open_and_verify(&opening, &sender, &message, &limits))
                     .await
             };
@@ -328,19 +351,22 @@ async fn process(
                 // not run the call (§5.4). It resends once.
                 return Answer::Fault(Fault::new(
                     faults::STALE_KEY,
-                    app.keyring().current.cert_pem.clone(),
+                    node.keyring().current.cert_pem.clone(),
                 ));
             }
             flags.verified = opened.verified;
             let signed = opened.signed;
             if !flags.verified
                 && !peer.public_key.is_empty()
-                && let Some(refreshed) = refresh_peer_key(app, &peer).await
+                && let Some(refreshed) = refresh_peer_key(node, &peer).await
             {
-                let (checking, object, signature) =
-                    (app.clone(), signed.object.clone(), signed.signature.clone());
+                let (checking, object, signature) = (
+                    node.clone(),
+                    signed.object.clone(),
+                    signed.signature.clone(),
+                );
                 let with = refreshed.clone();
-                flags.verified = app
+                flags.verified = node
                     .cpu
                     .run(move || verify_with(&checking, &with, &object, &signature))
                     .await;
@@ -349,8 +375,8 @@ async fn process(
             if flags.verified {
                 // Checked once the peer is proven, so the fault goes back signed and
                 // encrypted and the peer's client can read it.
-                if !app.limits.per_peer.allow(&peer.wwwroot) {
-                    app.metrics
+                if !node.limits.per_peer.allow(&peer.wwwroot) {
+                    node.metrics
                         .rejected_rate
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Answer::Fault(Fault::new(
@@ -358,13 +384,14 @@ async fn process(
                         "Too many calls from your host: slow down and try again in a minute",
                     ));
                 }
-                if let Some(fault) = replay_or_stale(app, &peer, &signed, &flags.sealed_key).await {
+                if let Some(fault) = replay_or_stale(node, &peer, &signed, &flags.sealed_key).await
+                {
                     return Answer::Fault(fault);
                 }
                 // Bookkeeping must not hold up the answer: a locked or full state
                 // database delays or loses it, the call goes on.
-                let (id, now, db) = (peer.id, app.now(), app.state.clone());
-                app.background.spawn(async move {
+                let (id, now, db) = (peer.id, node.now(), node.state.clone());
+                node.background.spawn(async move {
                     if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
                         tracing::warn!(error = %e, "could not record the peer's last contact");
                     }
@@ -418,7 +445,11 @@ async fn process(
     // for a verified peer's large one) it is the bulk of the work.
     let parsed = match xml {
         CallText::Parsed(parsed) => parsed,
-        CallText::Raw(xml) => app.cpu.run(move || xmlrpc::parse_call(&xml, &limits)).await,
+        CallText::Raw(xml) => {
+            node.cpu
+                .run(move || xmlrpc::parse_call(&xml, &limits))
+                .await
+        }
     };
     let call = match parsed {
         Ok(call) => call,
@@ -428,7 +459,7 @@ async fn process(
 
     // 4. Only keyswap may come plain; everything else must be encrypted, signed, verified.
     if call.name == "system/keyswap" || call.name == "system.keyswap" {
-        return keyswap(app, &call.params, remote_addr).await;
+        return keyswap(node, &call.params, remote_addr).await;
     }
     if !flags.encrypted {
         return Answer::Fault(faults::not_encrypted());
@@ -448,7 +479,7 @@ async fn process(
         ));
     }
     let context = CallContext { peer, remote_addr };
-    match dispatch(app, context, call).await {
+    match dispatch(node, context, call).await {
         Ok(value) => Answer::Value(value),
         Err(fault) => Answer::Fault(fault),
     }
@@ -507,12 +538,12 @@ enum Unsealed {
 /// RSA and RC4 to open the request, then the signature check: the CPU-heavy part of an
 /// MNET request, run on the CPU pool.
 fn open_and_verify(
-    app: &App,
+    node: &Node,
     peer: &Peer,
     message: &envelope::EncryptedMessage,
     limits: &Limits,
 ) -> Result<Opened, Unsealed> {
-    let keyring = app.keyring();
+    let keyring = node.keyring();
     let keys =
         std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
     let (plain, index) = envelope::open_with(message, keys).ok_or(Unsealed::NoKey)?;
@@ -545,7 +576,7 @@ fn open_and_verify(
     }
     let archived_key = index.checked_sub(1);
     let verified =
-        archived_key.is_none() && verify_with(app, peer, &signed.object, &signed.signature);
+        archived_key.is_none() && verify_with(node, peer, &signed.object, &signed.signature);
     let call = verified.then(|| xmlrpc::parse_call(&signed.object, limits));
     Ok(Opened {
         signed,
@@ -566,17 +597,17 @@ fn open_and_verify(
 /// which is why keys are kept for `replay_window_secs` (a day), far past the timestamp
 /// window, and in the state database across restarts.
 async fn replay_or_stale(
-    app: &App,
+    node: &Node,
     peer: &Peer,
     signed: &envelope::SignedMessage,
     sealed_key: &[u8],
 ) -> Option<Fault> {
-    let now = app.now();
-    let window = app.config.limits.timestamp_window_secs;
+    let now = node.now();
+    let window = node.config.limits.timestamp_window_secs;
     // abs_diff: a timestamp near i64::MIN or MAX must not wrap into the window.
     let skew = signed.timestamp.abs_diff(now);
     if window > 0 && skew > window.unsigned_abs() {
-        app.metrics
+        node.metrics
             .rejected_replay
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let side = if signed.timestamp > now {
@@ -592,15 +623,15 @@ async fn replay_or_stale(
         ));
     }
     let key = crate::limits::replay_key(peer.id, &signed.signature, sealed_key);
-    let replayed = match app.limits.replay.check(&key, now) {
+    let replayed = match node.limits.replay.check(&key, now) {
         Seen::New => false,
         Seen::Replay => true,
         Seen::AskDatabase => {
             let (hex, since) = (
                 crate::limits::key_to_hex(&key),
-                app.limits.replay.cutoff(now),
+                node.limits.replay.cutoff(now),
             );
-            match app
+            match node
                 .state
                 .run(move |c| state::replay_key_seen(c, &hex, since))
                 .await
@@ -615,7 +646,7 @@ async fn replay_or_stale(
         }
     };
     if replayed {
-        app.metrics
+        node.metrics
             .rejected_replay
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Some(Fault::new(
@@ -623,11 +654,11 @@ async fn replay_or_stale(
             "This signed request was already received: replays are refused",
         ));
     }
-    if app.limits.replay.window() > 0 {
+    if node.limits.replay.window() > 0 {
         // Off the request path: memory already refuses the key; the database is for a
         // restart and for when memory is full.
-        let (hex, db) = (crate::limits::key_to_hex(&key), app.state.clone());
-        app.background.spawn(async move {
+        let (hex, db) = (crate::limits::key_to_hex(&key), node.state.clone());
+        node.background.spawn(async move {
             if let Err(e) = db
                 .run(move |c| state::insert_replay_key(c, &hex, now))
                 .await
@@ -639,8 +670,8 @@ async fn replay_or_stale(
     None
 }
 
-fn verify_with(app: &App, peer: &Peer, object: &[u8], signature: &[u8]) -> bool {
-    app.peer_keys
+fn verify_with(node: &Node, peer: &Peer, object: &[u8], signature: &[u8]) -> bool {
+    node.peer_keys
         .get(&peer.public_key)
         .map(|key| crypto::verify_sha1(&key, object, signature))
         .unwrap_or(false)
@@ -652,12 +683,12 @@ fn verify_with(app: &App, peer: &Peer, object: &[u8], signature: &[u8]) -> bool 
 /// Returns the peer as now on file when its key changed. The new key is stored only from a
 /// 7025 signed with the certificate on file (the client refuses any other), and at most one
 /// refresh per peer per minute is tried: anyone can send a request naming a peer.
-async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
-    if !app.limits.key_refresh.allow(&peer.wwwroot) {
+async fn refresh_peer_key(node: &Arc<Node>, peer: &Peer) -> Option<Peer> {
+    if !node.limits.key_refresh.allow(&peer.wwwroot) {
         tracing::info!(peer = %peer.wwwroot, "key refresh: already tried within the last minute");
         return None;
     }
-    let fetched = match app.client.fetch_certificate(app, peer).await {
+    let fetched = match node.client.fetch_certificate(peer).await {
         Ok(fetched) => fetched,
         Err(e) => {
             tracing::info!(peer = %peer.wwwroot, error = %e, "key refresh: keyswap failed");
@@ -667,15 +698,15 @@ async fn refresh_peer_key(app: &Arc<App>, peer: &Peer) -> Option<Peer> {
     if crypto::canonical_pem(&fetched).as_deref() == Some(peer.public_key.as_str()) {
         return None;
     }
-    if let Err(e) = app
+    if let Err(e) = node
         .client
-        .call_rekey_by_7025_only(app, peer, "system/listServices", Vec::new())
+        .call_rekey_by_7025_only(peer, "system/listServices", Vec::new())
         .await
     {
         tracing::info!(peer = %peer.wwwroot, error = %e, "key refresh: listServices failed");
     }
     let id = peer.id;
-    let now_on_file = app
+    let now_on_file = node
         .state
         .run(move |c| state::peer_by_id(c, id))
         .await

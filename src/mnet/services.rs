@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::app::App;
+use crate::mnet::node::Node;
 use crate::store::state::Peer;
 use crate::xmlrpc::{Fault, Value};
 
 pub type MethodFuture = Pin<Box<dyn Future<Output = Result<Value, Fault>> + Send>>;
-pub type Handler = Arc<dyn Fn(Arc<App>, CallContext, Vec<Value>) -> MethodFuture + Send + Sync>;
+pub type Handler = Arc<dyn Fn(Arc<Node>, CallContext, Vec<Value>) -> MethodFuture + Send + Sync>;
 
 /// Who is calling: the peer whose signature verified, and from where.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ pub struct Services {
 }
 
 impl Services {
-    /// The registry is assembled where the app is built (`App::open`), so this layer never
+    /// The registry is assembled where the node is built (`Node::open`), so this layer never
     /// names a service.
     pub fn new(list: Vec<Service>) -> Services {
         Services { list }

@@ -15,10 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::StatusCode;
-
 use crate::app::App;
-use crate::http::{HttpResponse, respond};
+use crate::audit::{Call, Channel};
 
 pub use error::WsError;
 pub use handlers::check_parameters;
@@ -38,6 +36,13 @@ enum Format {
     Xml,
 }
 
+/// What a REST call answers: always HTTP 200, as Moodle does, errors included.
+#[derive(Debug)]
+pub struct WsAnswer {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
 /// One REST call: `parts` and `body` as the HTTP layer read them (within
 /// [`MAX_FORM_BYTES`] and the body deadline).
 pub async fn endpoint(
@@ -45,7 +50,7 @@ pub async fn endpoint(
     parts: &http::request::Parts,
     body: bytes::Bytes,
     remote: Option<SocketAddr>,
-) -> HttpResponse {
+) -> WsAnswer {
     let started = Instant::now();
     let query = parts.uri.query().unwrap_or("").to_string();
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -73,32 +78,40 @@ pub async fn endpoint(
         (Err(e), Format::Xml) => e.to_xml(),
     };
     let latency_ms = started.elapsed().as_millis() as i64;
+    let served =
+        [GET_USER_STATS, GET_USERS_STATS, GET_USERS_COURSE_STATS].contains(&function.as_str());
     app.metrics.record(
-        "ws",
-        &function,
+        Channel::Ws,
+        if served || function.is_empty() {
+            &function
+        } else {
+            crate::metrics::OTHER_METHOD
+        },
         if result.is_ok() { "ok" } else { "error" },
         started.elapsed(),
     );
     // Never the token: the audit and the log name the grant instead.
     tracing::info!(function = %crate::untrusted::field(&function), caller = %crate::untrusted::field(&caller), status = %status, latency_ms, "ws call");
-    crate::audit::record(
-        &app,
-        "ws",
-        "",
-        remote,
-        &function,
-        &caller,
-        &target,
-        &status,
+    app.audit.record(Call {
+        channel: Channel::Ws,
+        peer: "",
+        remote_addr: remote,
+        method: &function,
+        caller: &caller,
+        target: &target,
+        status: &status,
         latency_ms,
-        query.len() + body.len(),
-        answer.len(),
+        bytes_in: query.len() + body.len(),
+        bytes_out: answer.len(),
         // A caller is named only once its token was accepted.
-        !caller.is_empty(),
-    );
+        verified: !caller.is_empty(),
+    });
     let content_type = match format {
         Format::Json => "application/json",
         Format::Xml => "application/xml; charset=utf-8",
     };
-    respond(StatusCode::OK, content_type, answer)
+    WsAnswer {
+        content_type,
+        body: answer,
+    }
 }

@@ -109,7 +109,7 @@ impl TestApp {
         let pem = self
             .app
             .client
-            .keyswap(&self.app, &other.wwwroot, "moodle", 0, None)
+            .keyswap(&other.wwwroot, "moodle", 0, None)
             .await
             .expect("keyswap");
         let cert = usestats::crypto::parse_cert_pem(&pem).unwrap();
@@ -195,7 +195,7 @@ impl TestApp {
         method: &str,
         params: Vec<usestats::xmlrpc::Value>,
     ) -> Result<usestats::xmlrpc::Value, usestats::mnet::client::ClientError> {
-        self.app.client.call(&self.app, peer, method, params).await
+        self.app.client.call(peer, method, params).await
     }
 
     pub async fn peer(&self, wwwroot: &str) -> state::Peer {

@@ -24,7 +24,7 @@ pub(super) async fn run(
     };
     let value = app
         .client
-        .call(app, &peer, method, params)
+        .call(&peer, method, params)
         .await
         .map_err(|e| e.to_string())?;
     print_json(&value.to_json());

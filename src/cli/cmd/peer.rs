@@ -73,7 +73,7 @@ async fn add(
     }
     let pem = app
         .client
-        .keyswap(app, &wwwroot, application.name(), ssl_verification, None)
+        .keyswap(&wwwroot, application.name(), ssl_verification, None)
         .await
         .map_err(|e| format!("keyswap with {wwwroot} failed: {e}"))?;
     let cert = crypto::parse_cert_pem(&pem).map_err(|e| e.to_string())?;
@@ -98,7 +98,7 @@ async fn add(
         Some(name) if !name.is_empty() => name,
         _ => app
             .client
-            .fetch_site_title(app, &wwwroot)
+            .fetch_site_title(&wwwroot)
             .await
             .unwrap_or_else(|| wwwroot.clone()),
     };

@@ -3,21 +3,21 @@
 
 use std::sync::Arc;
 
-use crate::app::App;
 use crate::mnet::faults;
+use crate::mnet::node::Node;
 use crate::mnet::services::CallContext;
 use crate::store::state::{self};
 use crate::xmlrpc::{Fault, MethodCall, Value};
 
 pub(super) async fn dispatch(
-    app: &Arc<App>,
+    node: &Arc<Node>,
     context: CallContext,
     call: MethodCall,
 ) -> Result<Value, Fault> {
     if let Some(system) = call.name.strip_prefix("system/") {
-        return system_method(app, &context, system, &call.params).await;
+        return system_method(node, &context, system, &call.params).await;
     }
-    let Some((service, method)) = app.services.find(&call.name) else {
+    let Some((service, method)) = node.services.find(&call.name) else {
         return Err(Fault::new(
             faults::NO_SUCH_METHOD,
             format!("No such method: {}", crate::echo::echo(&call.name)),
@@ -25,7 +25,7 @@ pub(super) async fn dispatch(
     };
     // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
     // publish is 707.
-    let rows = visible_services(app, context.peer.id).await?;
+    let rows = visible_services(node, context.peer.id).await?;
     match rows.iter().find(|r| r.service == service.name) {
         None => {
             return Err(Fault::new(
@@ -47,31 +47,34 @@ pub(super) async fn dispatch(
         }
         Some(_) => {}
     }
-    (method.handler)(app.clone(), context, call.params).await
+    (method.handler)(node.clone(), context, call.params).await
 }
 
 /// Services offered to this peer: each published or subscribed row, ours or All Hosts'.
-async fn visible_services(app: &Arc<App>, peer_id: i64) -> Result<Vec<state::PeerService>, Fault> {
-    app.state
+async fn visible_services(
+    node: &Arc<Node>,
+    peer_id: i64,
+) -> Result<Vec<state::PeerService>, Fault> {
+    node.state
         .run(move |c| state::effective_services(c, peer_id))
         .await
         .map_err(|_| faults::internal("state database unavailable"))
 }
 
 async fn system_method(
-    app: &Arc<App>,
+    node: &Arc<Node>,
     context: &CallContext,
     name: &str,
     params: &[Value],
 ) -> Result<Value, Fault> {
-    let rows = visible_services(app, context.peer.id).await?;
+    let rows = visible_services(node, context.peer.id).await?;
     let published: Vec<&str> = rows
         .iter()
         .filter(|r| r.publish)
         .map(|r| r.service.as_str())
         .collect();
     let published_method = |path: &str| {
-        app.services
+        node.services
             .find(path)
             .filter(|(s, _)| published.contains(&s.name))
             .map(|(_, m)| m)
@@ -84,7 +87,7 @@ async fn system_method(
                 .iter()
                 .filter(|r| r.publish || r.subscribe)
                 .map(|r| {
-                    let apiversion = app
+                    let apiversion = node
                         .services
                         .service(&r.service)
                         .map(|s| s.apiversion)
@@ -102,7 +105,7 @@ async fn system_method(
         "listMethods" => {
             let only = params.first().and_then(Value::as_str);
             // Declaration order, which is the order Moodle answers with (vector 04b).
-            let paths: Vec<Value> = app
+            let paths: Vec<Value> = node
                 .services
                 .list
                 .iter()

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Answer;
-use crate::app::App;
 use crate::crypto;
+use crate::mnet::node::Node;
 use crate::store::state::{self};
 use crate::untrusted;
 use crate::wwwroot::Wwwroot;
@@ -19,15 +19,15 @@ use crate::xmlrpc::Value;
 /// it claims, and a row). A known peer's record is never changed by keyswap: that would let
 /// anyone replace a peer's key.
 pub(super) async fn keyswap(
-    app: &Arc<App>,
+    node: &Arc<Node>,
     params: &[Value],
     remote_addr: Option<SocketAddr>,
 ) -> Answer {
-    let ours = Value::String(app.keyring().current.cert_pem.clone());
-    if app.config.mnet.auto_register
-        && let Some(candidate) = registration_candidate(app, params).await
+    let ours = Value::String(node.keyring().current.cert_pem.clone());
+    if node.config.mnet.auto_register
+        && let Some(candidate) = registration_candidate(node, params).await
     {
-        register_caller(app, candidate, remote_addr).await;
+        register_caller(node, candidate, remote_addr).await;
     }
     Answer::Value(ours)
 }
@@ -39,7 +39,7 @@ struct Candidate {
     not_after: i64,
 }
 
-async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Candidate> {
+async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Candidate> {
     let (Some(wwwroot), Some(pem)) = (
         params.first().and_then(Value::as_str),
         params.get(1).and_then(Value::as_str),
@@ -53,7 +53,7 @@ async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Cand
     let wwwroot = Wwwroot::normalized(wwwroot);
     let known = {
         let w = wwwroot.clone();
-        app.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
+        node.state.run(move |c| state::peer_by_wwwroot(c, &w)).await
     };
     if !matches!(known, Ok(None)) {
         return None;
@@ -80,10 +80,10 @@ async fn registration_candidate(app: &Arc<App>, params: &[Value]) -> Option<Cand
 
 /// The limits come before the outbound GET of the caller's page, so a refused
 /// registration costs nothing but the answer.
-async fn register_caller(app: &Arc<App>, candidate: Candidate, remote_addr: Option<SocketAddr>) {
-    let registrations = &app.limits.registrations;
+async fn register_caller(node: &Arc<Node>, candidate: Candidate, remote_addr: Option<SocketAddr>) {
+    let registrations = &node.limits.registrations;
     let max_peers = registrations.max_peers;
-    let full = app
+    let full = node
         .state
         .run(move |c| state::count_auto_registered(c).map(|n| n >= max_peers))
         .await
@@ -93,19 +93,19 @@ async fn register_caller(app: &Arc<App>, candidate: Candidate, remote_addr: Opti
         return;
     }
     if !registrations.allow(remote_addr.map(|a| a.ip())) {
-        app.metrics
+        node.metrics
             .rejected_rate
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), "keyswap: not registering the caller: too many registrations, see limits.auto_register_per_minute");
         return;
     }
-    let name = app
+    let name = node
         .client
-        .fetch_site_title(app, &candidate.wwwroot)
+        .fetch_site_title(&candidate.wwwroot)
         .await
         .unwrap_or_else(|| candidate.wwwroot.clone());
-    let now = app.now();
-    let registered = app
+    let now = node.now();
+    let registered = node
         .state
         .run(move |c| {
             state::register_auto_peer(

@@ -1,10 +1,8 @@
 //! Who is asking: the calling person checked against the signing peer, the source database and
 //! our grants (decisions.md, Authorisation).
 
-use std::sync::Arc;
-
+use super::Site;
 use super::*;
-use crate::app::App;
 use crate::echo::echo;
 use crate::mnet::services::CallContext;
 use crate::store::source::{Source, User};
@@ -26,7 +24,7 @@ pub(super) struct Caller {
 /// (not deleted, not suspended) account, and a grant that the signing peer may use (their
 /// home host, or a relay the grant names).
 pub(super) async fn authenticate(
-    app: &Arc<App>,
+    site: &Site,
     ctx: &CallContext,
     callinguser: Option<&Value>,
 ) -> Result<Caller, Answer> {
@@ -56,11 +54,11 @@ pub(super) async fn authenticate(
             ),
         ));
     }
-    let source = source(app)?;
+    let source = source(site)?;
     let home = Wwwroot::normalized(&user_home);
     let found = {
         let (source, home, username) = (source.clone(), home.clone(), username.clone());
-        app.source
+        site.source
             .run(move |conn| {
                 let host = source
                     .mnet_host_id_by_wwwroot(conn, &home)
@@ -105,7 +103,7 @@ pub(super) async fn authenticate(
     }
     let grant = {
         let (home, username) = (home.clone(), username.clone());
-        app.state
+        site.state
             .run(move |conn| state::grant_for(conn, &home, &username))
             .await
     };
@@ -141,6 +139,6 @@ pub(super) fn data_unavailable(e: impl std::fmt::Display) -> Answer {
     )
 }
 
-pub(super) fn source(app: &App) -> Result<Source, Answer> {
-    Source::new(&app.config.source.prefix).map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
+pub(super) fn source(site: &Site) -> Result<Source, Answer> {
+    Source::new(&site.config.source.prefix).map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
 }

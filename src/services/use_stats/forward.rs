@@ -1,27 +1,25 @@
 //! Forwarding a call whose `whereroot` names another peer (one hop), and what of the remote
 //! answer may be relayed.
 
-use std::sync::Arc;
-
 use serde_json::json;
 
+use super::Site;
 use super::*;
-use crate::app::App;
 use crate::echo::echo;
 use crate::store::state;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 
 /// Is `whereroot` another host? Empty or our own wwwroot (normalised, D13) means here.
-pub(super) fn forward_target(app: &App, whereroot: &str) -> Option<String> {
+pub(super) fn forward_target(site: &Site, whereroot: &str) -> Option<String> {
     let target = Wwwroot::normalized(whereroot);
-    (!target.is_empty() && target != Wwwroot::normalized(app.wwwroot()))
+    (!target.is_empty() && target != Wwwroot::normalized(site.wwwroot()))
         .then_some(target.into_string())
 }
 
 /// The struct a relay sends on: the person as the relay knows them (§1.4.2), with the
 /// relay itself as the calling host.
-pub(super) fn relay_caller(app: &App, caller: &Caller) -> Value {
+pub(super) fn relay_caller(site: &Site, caller: &Caller) -> Value {
     Value::Struct(vec![
         (
             "username".into(),
@@ -31,21 +29,21 @@ pub(super) fn relay_caller(app: &App, caller: &Caller) -> Value {
             "remoteuserhostroot".into(),
             Value::String(caller.home_wwwroot_on_record.clone()),
         ),
-        ("remotehostroot".into(), Value::from(app.wwwroot())),
+        ("remotehostroot".into(), Value::from(site.wwwroot())),
     ])
 }
 
 /// Forward a call to the host that holds the data (one hop: the forwarded call carries an
 /// empty whereroot, D13), and map its answer as §1.4.2 says.
 pub(super) async fn forward(
-    app: &Arc<App>,
+    site: &Site,
     remote: &str,
     method: &str,
     params: Vec<Value>,
     test_point: bool,
 ) -> Answer {
     let wwwroot = remote.to_string();
-    let peer = match app
+    let peer = match site
         .state
         .run(move |conn| {
             let peer = state::peer_by_wwwroot(conn, &wwwroot)?;
@@ -80,7 +78,7 @@ pub(super) async fn forward(
         }
         Ok(Some((peer, true))) => peer,
     };
-    match app.client.call(app, &peer, method, params).await {
+    match site.client.call(&peer, method, params).await {
         Err(e) => Answer::fail(RPC_FAILURE, format!("REMOTE : {}", e.relayable())),
         Ok(value) => match Answer::from_value(&value) {
             None => Answer::fail(

@@ -1,26 +1,20 @@
 //! `use_stats_rpc_get_scores`: a user's course grade.
 
-use std::sync::Arc;
-
+use super::Site;
 use super::*;
-use crate::app::App;
 use crate::mnet::services::CallContext;
 use crate::store::source::CourseField;
 use crate::xmlrpc::Value;
 
-pub async fn get_scores(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
+pub async fn get_scores(site: Site, ctx: CallContext, params: Vec<Value>) -> Value {
     let json_response = json_response_param(params.get(6));
-    get_scores_answer(&app, &ctx, &params)
+    get_scores_answer(&site, &ctx, &params)
         .await
         .into_value(json_response)
 }
 
-pub(super) async fn get_scores_answer(
-    app: &Arc<App>,
-    ctx: &CallContext,
-    params: &[Value],
-) -> Answer {
-    let caller = match authenticate(app, ctx, params.first()).await {
+pub(super) async fn get_scores_answer(site: &Site, ctx: &CallContext, params: &[Value]) -> Answer {
+    let caller = match authenticate(site, ctx, params.first()).await {
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
@@ -44,16 +38,16 @@ pub(super) async fn get_scores_answer(
             "Local user's identity has no capability to run",
         );
     }
-    if let Some(remote) = forward_target(app, &whereroot) {
+    if let Some(remote) = forward_target(site, &whereroot) {
         let params = vec![
-            relay_caller(app, &caller),
+            relay_caller(site, &caller),
             Value::String(target),
             Value::String(String::new()),
             Value::String(scorescope),
             Value::String(field),
             Value::String(identifier),
         ];
-        return forward(app, &remote, GET_SCORES, params, false).await;
+        return forward(site, &remote, GET_SCORES, params, false).await;
     }
     let course_field = match field.as_str() {
         "id" => CourseField::Id,
@@ -61,11 +55,11 @@ pub(super) async fn get_scores_answer(
         "idnumber" => CourseField::IdNumber,
         _ => return Answer::fail(RPC_FAILURE_RECORD, "Unknown course."),
     };
-    let source = match source(app) {
+    let source = match source(site) {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let found = app
+    let found = site
         .source
         .run(move |conn| {
             let Some(course) = source

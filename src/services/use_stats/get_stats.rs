@@ -1,27 +1,21 @@
 //! `use_stats_rpc_get_stats`: time spent by a user, here or (forwarded) on another peer.
 
-use std::sync::Arc;
-
+use super::Site;
 use super::*;
-use crate::app::App;
 use crate::mnet::services::CallContext;
 use crate::reports;
 use crate::stats::Window;
 use crate::xmlrpc::Value;
 
-pub async fn get_stats(app: Arc<App>, ctx: CallContext, params: Vec<Value>) -> Value {
+pub async fn get_stats(site: Site, ctx: CallContext, params: Vec<Value>) -> Value {
     let json_response = json_response_param(params.get(5));
-    get_stats_answer(&app, &ctx, &params)
+    get_stats_answer(&site, &ctx, &params)
         .await
         .into_value(json_response)
 }
 
-pub(super) async fn get_stats_answer(
-    app: &Arc<App>,
-    ctx: &CallContext,
-    params: &[Value],
-) -> Answer {
-    let caller = match authenticate(app, ctx, params.first()).await {
+pub(super) async fn get_stats_answer(site: &Site, ctx: &CallContext, params: &[Value]) -> Answer {
+    let caller = match authenticate(site, ctx, params.first()).await {
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
@@ -49,41 +43,41 @@ pub(super) async fn get_stats_answer(
             "Local user's identity has no capability to run",
         );
     }
-    if let Some(remote) = forward_target(app, &whereroot) {
+    if let Some(remote) = forward_target(site, &whereroot) {
         let params = vec![
-            relay_caller(app, &caller),
+            relay_caller(site, &caller),
             Value::String(target),
             Value::String(String::new()),
             Value::String(scope.to_string()),
             Value::Int(timefrom),
         ];
-        return forward(app, &remote, GET_STATS, params, true).await;
+        return forward(site, &remote, GET_STATS, params, true).await;
     }
-    local_stats(app, &target, scope, timefrom, &timefrom_text).await
+    local_stats(site, &target, scope, timefrom, &timefrom_text).await
 }
 
 /// The local path without any caller: what this host would answer for `target`.
-pub async fn local_stats_value(app: &Arc<App>, target: &str, scope: i64, timefrom: i64) -> Value {
-    local_stats(app, target, scope, timefrom, &timefrom.to_string())
+pub async fn local_stats_value(site: &Site, target: &str, scope: i64, timefrom: i64) -> Value {
+    local_stats(site, target, scope, timefrom, &timefrom.to_string())
         .await
         .into_value(true)
 }
 
 pub(super) async fn local_stats(
-    app: &Arc<App>,
+    site: &Site,
     target: &str,
     scope: i64,
     timefrom: i64,
     timefrom_text: &str,
 ) -> Answer {
-    let source = match source(app) {
+    let source = match source(site) {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let settings = reports::settings(&app.config.engine);
-    let now = app.now();
+    let settings = reports::settings(&site.config.engine);
+    let now = site.now();
     let target = target.to_string();
-    let computed = app
+    let computed = site
         .source
         .run(move |conn| {
             let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {

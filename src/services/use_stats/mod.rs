@@ -15,7 +15,9 @@ mod render;
 
 use std::sync::Arc;
 
+use crate::mnet::node::Node;
 use crate::mnet::services::{Method, MethodFuture, Param, Service};
+use crate::store::Db;
 
 pub use answer::{Answer, php_json};
 use auth::*;
@@ -41,7 +43,24 @@ pub const SITE_SCOPE: i64 = 1;
 pub const COURSE_SCOPE: i64 = 2;
 pub const MODULE_SCOPE: i64 = 3;
 
-pub fn use_stats_service() -> Service {
+/// What the use_stats methods work with: the MNET node (keys, state, client, clock,
+/// configuration) and the Moodle database the numbers come from.
+#[derive(Clone)]
+pub struct Site {
+    pub node: Arc<Node>,
+    pub source: Db,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+/// The service as the registry lists it; its methods read `source`.
+pub fn use_stats_service(source: Db) -> Service {
+    let stats_source = source.clone();
     let p = |name, kind, description| Param {
         name,
         kind,
@@ -90,8 +109,12 @@ pub fn use_stats_service() -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USE_STATS XML",
                 ),
-                handler: Arc::new(|app, ctx, params| -> MethodFuture {
-                    Box::pin(async move { Ok(get_stats(app, ctx, params).await) })
+                handler: Arc::new(move |node, ctx, params| -> MethodFuture {
+                    let site = Site {
+                        node,
+                        source: stats_source.clone(),
+                    };
+                    Box::pin(async move { Ok(get_stats(site, ctx, params).await) })
                 }),
             },
             Method {
@@ -126,8 +149,12 @@ pub fn use_stats_service() -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USER_SCORES XML",
                 ),
-                handler: Arc::new(|app, ctx, params| -> MethodFuture {
-                    Box::pin(async move { Ok(get_scores(app, ctx, params).await) })
+                handler: Arc::new(move |node, ctx, params| -> MethodFuture {
+                    let site = Site {
+                        node,
+                        source: source.clone(),
+                    };
+                    Box::pin(async move { Ok(get_scores(site, ctx, params).await) })
                 }),
             },
         ],
