@@ -11,7 +11,7 @@ use crate::background::BackgroundWrites;
 use crate::clock::Clock;
 use crate::store::Db;
 use crate::store::state::{self, AuditEntry};
-use crate::untrusted;
+use crate::text::untrusted;
 
 /// Which door a call came in by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -227,7 +227,7 @@ fn flatten_errors(errors: &[serde_json::Value]) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    crate::peer_text::one_line(&joined, crate::peer_text::FAULT_TEXT_MAX_CHARS)
+    crate::text::from_peer::one_line(&joined, crate::text::from_peer::FAULT_TEXT_MAX_CHARS)
 }
 
 pub struct ParsedStats {
@@ -263,7 +263,7 @@ fn allowed_child(parent: &str, name: &str) -> bool {
 /// A count of minutes as a peer must send it: digits only, within [`MAX_REPORTED_MINUTES`].
 fn minutes_value(text: &str, what: &str) -> Result<i64, String> {
     let digits = text.trim();
-    let shown = crate::peer_text::one_line(digits, 24);
+    let shown = crate::text::from_peer::one_line(digits, 24);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
             "{what} is not a non-negative whole number: `{shown}`"
@@ -304,8 +304,8 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
             Ok(())
         } else {
             let (name, parent) = (
-                crate::peer_text::one_line(name, 40),
-                crate::peer_text::one_line(parent, 40),
+                crate::text::from_peer::one_line(name, 40),
+                crate::text::from_peer::one_line(parent, 40),
             );
             Err(format!("unexpected element <{name}> in <{parent}>"))
         }
@@ -314,7 +314,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
         let event = reader.read_event().map_err(|e| {
             format!(
                 "not well-formed XML: {}",
-                crate::peer_text::one_line(&e.to_string(), 120)
+                crate::text::from_peer::one_line(&e.to_string(), 120)
             )
         })?;
         match event {
@@ -381,7 +381,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
                     }
                     ("COURSE", field) => {
                         if let Some((course, seen_elapsed)) = current.as_mut() {
-                            let field_text = || crate::peer_text::one_line(&text, 255);
+                            let field_text = || crate::text::from_peer::one_line(&text, 255);
                             match field {
                                 "NAME" => course.name = field_text(),
                                 "SHORTNAME" => course.shortname = field_text(),

@@ -284,17 +284,10 @@ async fn mnet_endpoint(app: Arc<App>, body: Bytes, remote: Option<SocketAddr>) -
     respond(StatusCode::OK, XML, outcome.body)
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Moodle reads the `<title>` of this page to name a new peer.
 fn home_page(app: &App) -> HttpResponse {
-    let name = html_escape(&app.config.site.name);
-    let wwwroot = html_escape(app.wwwroot());
+    let name = crate::text::markup::html(&app.config.site.name);
+    let wwwroot = crate::text::markup::html(app.wwwroot());
     let info = app.keyring().current.info();
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>usestats {version}: a Moodle MNET peer serving use_stats for {wwwroot}.</p>\n<ul>\n<li>MNET endpoint: <code>{wwwroot}/mnet/xmlrpc/server.php</code> (register as application \"moodle\")</li>\n<li>Certificate: <a href=\"mnet/publickey.php\">mnet/publickey.php</a>, SHA-1 fingerprint <code>{fp}</code></li>\n<li>Web services: <code>{wwwroot}/webservice/rest/server.php</code></li>\n</ul>\n</body></html>\n",

@@ -187,7 +187,7 @@ mod tests {
             Wwwroot::parse("ftp://x"),
             Err(WwwrootError::Scheme("ftp".into()))
         );
-        assert_eq!(Wwwroot::parse("https://"), Err(WwwrootError::NoHost));
+        assert_eq!(Wwwroot::parse("https:///path"), Err(WwwrootError::NoHost));
         assert_eq!(check("https://a.b/"), Err(WwwrootError::TrailingSlash));
         assert_eq!(
             Wwwroot::parse("https://é.example"),

@@ -349,7 +349,7 @@ pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
     let expected = || {
         format!(
             "--as {}: expected username@home-wwwroot",
-            crate::echo::echo(text)
+            crate::text::echo::echo(text)
         )
     };
     let (name, home) = text.rsplit_once('@').ok_or_else(expected)?;
@@ -360,7 +360,7 @@ pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
     if let Some(problem) = crate::wwwroot::problem(home) {
         return Err(format!(
             "--as {}: {home}: {problem}",
-            crate::echo::echo(text)
+            crate::text::echo::echo(text)
         ));
     }
     Ok((name.to_string(), home.to_string()))

@@ -17,12 +17,8 @@ impl Table {
     /// Cells may hold text peers chose (names, errors): controls are shown escaped so that
     /// none can move the cursor, clear the screen or start a fake row.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(
-            cells
-                .iter()
-                .map(|c| crate::peer_text::escape_for_terminal(c))
-                .collect(),
-        );
+        self.rows
+            .push(cells.iter().map(|c| crate::text::terminal(c)).collect());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -122,7 +118,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     let bad = || {
         format!(
             "`{}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)",
-            crate::echo::echo(text)
+            crate::text::echo::echo(text)
         )
     };
     if let Ok(t) = text.parse::<i64>() {

@@ -49,7 +49,7 @@ pub fn unknown_host(wwwroot: &str) -> Fault {
     // it is cut like any echoed value.
     Fault::new(
         UNKNOWN_HOST,
-        format!("{}/wrong-wwwroot", crate::echo::echo(wwwroot)),
+        format!("{}/wrong-wwwroot", crate::text::echo::echo(wwwroot)),
     )
 }
 

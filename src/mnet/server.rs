@@ -19,7 +19,7 @@ use crate::mnet::faults;
 use crate::mnet::node::Node;
 use crate::mnet::services::{CallContext, valid_method_name};
 use crate::store::state::{self, Peer};
-use crate::untrusted;
+use crate::text::untrusted;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 
@@ -312,7 +312,7 @@ async fn process(
                         faults::NO_KEY_MATCH,
                         format!(
                             "Unreadable encrypted envelope: {}",
-                            crate::echo::error_text(&e)
+                            crate::text::echo::error_text(&e)
                         ),
                     ));
                 }
@@ -417,7 +417,7 @@ async fn process(
                         faults::INVALID_REQUEST,
                         format!(
                             "Invalid request payload: signed envelope: {}",
-                            crate::echo::error_text(&e)
+                            crate::text::echo::error_text(&e)
                         ),
                     ));
                 }
@@ -475,7 +475,10 @@ async fn process(
     if !valid_method_name(&call.name) {
         return Answer::Fault(Fault::new(
             faults::BAD_METHOD_NAME,
-            format!("Invalid method name: {}", crate::echo::echo(&call.name)),
+            format!(
+                "Invalid method name: {}",
+                crate::text::echo::echo(&call.name)
+            ),
         ));
     }
     let context = CallContext { peer, remote_addr };

@@ -10,9 +10,9 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS, Params, WsError, tokens};
 use crate::app::App;
-use crate::echo::echo;
 use crate::stats::{Report, SessionStats, Window};
 use crate::store::source::{Course, CourseField, Source, User, UserField};
+use crate::text::echo::echo;
 
 /// Authenticate and run one function. Returns the result, the caller (for the audit) and
 /// the target users.

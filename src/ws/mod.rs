@@ -91,7 +91,7 @@ pub async fn endpoint(
         started.elapsed(),
     );
     // Never the token: the audit and the log name the grant instead.
-    tracing::info!(function = %crate::untrusted::field(&function), caller = %crate::untrusted::field(&caller), status = %status, latency_ms, "ws call");
+    tracing::info!(function = %crate::text::untrusted::field(&function), caller = %crate::text::untrusted::field(&caller), status = %status, latency_ms, "ws call");
     app.audit.record(Call {
         channel: Channel::Ws,
         peer: "",

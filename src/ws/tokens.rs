@@ -36,7 +36,7 @@ impl Range {
         let network: IpAddr = address.parse().map_err(|_| {
             format!(
                 "`{}` is not an IP address or CIDR range",
-                crate::echo::echo(text)
+                crate::text::echo::echo(text)
             )
         })?;
         let max = if network.is_ipv4() { 32 } else { 128 };
@@ -44,7 +44,7 @@ impl Range {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
                 format!(
                     "`{}`: prefix length must be 0..={max}",
-                    crate::echo::echo(text)
+                    crate::text::echo::echo(text)
                 )
             })?,
             None => max,
@@ -89,7 +89,7 @@ pub fn validate_ranges(list: &str) -> Result<(), String> {
     if ranges == 0 && !list.trim().is_empty() {
         return Err(format!(
             "`{}` names no address or range",
-            crate::echo::echo(list)
+            crate::text::echo::echo(list)
         ));
     }
     Ok(())

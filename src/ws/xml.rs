@@ -2,13 +2,7 @@
 
 use serde_json::Value as Json;
 
-pub(super) fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#039;")
-}
+pub(super) use crate::text::markup::html as xml_escape;
 
 /// Moodle's REST XML: SINGLE for objects, MULTIPLE for lists, VALUE for scalars.
 pub fn to_moodle_xml(value: &Json) -> String {

@@ -295,6 +295,6 @@ impl XmlRpcError {
     /// The fault to send back for this error.
     pub fn to_fault(&self) -> Fault {
         // The message may quote the request (a value, an element name): cut it.
-        Fault::new(self.fault_code(), crate::echo::error_text(self))
+        Fault::new(self.fault_code(), crate::text::echo::error_text(self))
     }
 }

@@ -31,7 +31,7 @@ pub(super) async fn run(
     ]);
     // Rows written before escaping on the way in may hold raw control characters: a
     // terminal must never receive them.
-    let shown = |text: &str| crate::untrusted::for_terminal(text);
+    let shown = |text: &str| crate::text::terminal(text);
     for e in entries {
         table.row(vec![
             output::time(e.time),

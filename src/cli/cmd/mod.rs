@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(message) => {
             // Errors can quote what a peer sent.
-            eprintln!("error: {}", crate::peer_text::escape_for_terminal(&message));
+            eprintln!("error: {}", crate::text::terminal(&message));
             1
         }
     }

@@ -94,7 +94,7 @@ async fn add(
     if !yes && !confirm("Register this peer with this certificate?") {
         return Err("not registered".into());
     }
-    let name = match name.map(|n| crate::peer_text::plain_name(&n)) {
+    let name = match name.map(|n| crate::text::from_peer::plain_name(&n)) {
         Some(name) if !name.is_empty() => name,
         _ => app
             .client
@@ -128,7 +128,7 @@ async fn add(
         println!(
             "registered {} as \"{}\". Next: `usestats peer publish {} use_stats` and/or `peer subscribe`.",
             peer.wwwroot,
-            crate::peer_text::escape_for_terminal(&peer.name),
+            crate::text::terminal(&peer.name),
             peer.wwwroot
         );
         if app.config.source.url.trim().is_empty() && !source_knows_host(app, &peer.wwwroot).await {
@@ -242,10 +242,7 @@ async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
         return Ok(());
     }
     println!("wwwroot          {}", peer.wwwroot);
-    println!(
-        "name             {}",
-        crate::peer_text::escape_for_terminal(&peer.name)
-    );
+    println!("name             {}", crate::text::terminal(&peer.name));
     println!("application      {}", peer.application);
     println!("deleted          {}", peer.deleted);
     println!("tls verification {}", peer.ssl_verification);
@@ -265,7 +262,7 @@ async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
     );
     println!(
         "last error       {}",
-        crate::peer_text::escape_for_terminal(peer.last_error.as_deref().unwrap_or("-"))
+        crate::text::terminal(peer.last_error.as_deref().unwrap_or("-"))
     );
     println!(
         "timeouts         connect {} ms, total {} ms",

@@ -1,10 +1,10 @@
 //! Every way a call to a peer can fail, and what of it may be passed on.
 
-use crate::peer_text;
+use crate::text::from_peer;
 
 /// Text from the peer, made safe to keep, log and show.
 pub(super) fn peer_says(text: &str) -> String {
-    peer_text::one_line(text, peer_text::FAULT_TEXT_MAX_CHARS)
+    from_peer::one_line(text, from_peer::FAULT_TEXT_MAX_CHARS)
 }
 
 fn unauthenticated_note(authenticated: &bool) -> &'static str {

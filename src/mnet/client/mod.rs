@@ -15,9 +15,9 @@ use crate::config::Config;
 use crate::crypto::{self, KeyringCell, PublicKeyCache};
 use crate::mnet::envelope;
 use crate::mnet::faults;
-use crate::peer_text;
 use crate::store::Db;
 use crate::store::state::{self, Peer};
+use crate::text::from_peer;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
@@ -217,9 +217,9 @@ impl MnetClient {
         let (error, offset) = match &result {
             Ok((_, offset, _)) => (None, Some(*offset)),
             Err(e) => (
-                Some(peer_text::one_line(
+                Some(from_peer::one_line(
                     &e.to_string(),
-                    peer_text::LAST_ERROR_MAX_CHARS,
+                    from_peer::LAST_ERROR_MAX_CHARS,
                 )),
                 None,
             ),

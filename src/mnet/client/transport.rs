@@ -14,8 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use super::ClientError;
-use crate::peer_text;
 use crate::store::state::Peer;
+use crate::text::from_peer;
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -196,7 +196,7 @@ impl Transport {
             let open_end = lower[start..].find('>')? + start + 1;
             let end = lower[open_end..].find("</title>")? + open_end;
             // Stored and shown as a name: plain text, one line, bounded.
-            let title = peer_text::plain_name(&text[open_end..end]);
+            let title = from_peer::plain_name(&text[open_end..end]);
             (!title.is_empty()).then_some(title)
         };
         tokio::time::timeout(Duration::from_secs(10), fetch)

@@ -20,7 +20,7 @@ pub(super) async fn dispatch(
     let Some((service, method)) = node.services.find(&call.name) else {
         return Err(Fault::new(
             faults::NO_SUCH_METHOD,
-            format!("No such method: {}", crate::echo::echo(&call.name)),
+            format!("No such method: {}", crate::text::echo::echo(&call.name)),
         ));
     };
     // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
@@ -129,11 +129,17 @@ async fn system_method(
             .unwrap_or(Value::Bool(false))),
         "listFiles" | "retrieveFile" => Err(Fault::new(
             faults::UNIMPLEMENTED_SYSTEM_METHOD,
-            format!("system/{} is not implemented", crate::echo::echo(name)),
+            format!(
+                "system/{} is not implemented",
+                crate::text::echo::echo(name)
+            ),
         )),
         _ => Err(Fault::new(
             faults::UNKNOWN_SYSTEM_METHOD,
-            format!("Unknown system method: system/{}", crate::echo::echo(name)),
+            format!(
+                "Unknown system method: system/{}",
+                crate::text::echo::echo(name)
+            ),
         )),
     }
 }

@@ -8,7 +8,7 @@ use super::Answer;
 use crate::crypto;
 use crate::mnet::node::Node;
 use crate::store::state::{self};
-use crate::untrusted;
+use crate::text::untrusted;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 

@@ -3,10 +3,10 @@
 
 use super::Site;
 use super::*;
-use crate::echo::echo;
 use crate::mnet::services::CallContext;
 use crate::store::source::{Source, User};
 use crate::store::state;
+use crate::text::echo::echo;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::Site;
 use super::*;
-use crate::echo::echo;
 use crate::store::state;
+use crate::text::echo::echo;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
 
@@ -111,14 +111,14 @@ pub(super) async fn forward(
 pub(super) const RELAYED_ERRORS_MAX: usize = 20;
 
 pub(super) fn relayed_errors(errors: &[serde_json::Value]) -> Vec<serde_json::Value> {
-    let max_chars = crate::peer_text::FAULT_TEXT_MAX_CHARS;
+    let max_chars = crate::text::from_peer::FAULT_TEXT_MAX_CHARS;
     let mut relayed: Vec<serde_json::Value> = errors
         .iter()
         .take(RELAYED_ERRORS_MAX)
         .map(|e| {
             let text = match e {
-                serde_json::Value::String(s) => crate::peer_text::one_line(s, max_chars),
-                other => crate::peer_text::one_line(&other.to_string(), max_chars),
+                serde_json::Value::String(s) => crate::text::from_peer::one_line(s, max_chars),
+                other => crate::text::from_peer::one_line(&other.to_string(), max_chars),
             };
             json!(text)
         })

@@ -2,7 +2,7 @@
 //! the `json_response` flag.
 
 use super::*;
-use crate::echo::echo;
+use crate::text::echo::echo;
 use crate::xmlrpc::Value;
 
 /// An int, or a string holding one (decisions: statsscope/timefrom). Returns the value and

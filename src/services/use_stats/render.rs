@@ -10,20 +10,7 @@ pub(super) const COURSE_MIN_MINUTES: i64 = 5;
 pub(super) const MODULE_MIN_MINUTES: i64 = 2;
 
 /// E11: values in the XML messages are escaped; consumers compare parsed values.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::text::markup::xml as xml_escape;
 
 /// The `<USE_STATS>` message of §1.4.3, minutes floored, values escaped (E8, E11, E14).
 pub fn stats_message(

@@ -14,10 +14,10 @@ pub fn escape(text: &str, max: usize) -> String {
     escape_with(text, max, true)
 }
 
-/// For printing text that was stored escaped already (so its backslashes are left alone),
-/// or that may predate escaping: control characters still never reach the terminal.
-pub fn for_terminal(text: &str) -> String {
-    escape_with(text, MAX_FIELD_CHARS * 2, false)
+/// Controls made visible without doubling backslashes (the text may have been escaped
+/// already when stored) and without a cut: [`super::terminal`].
+pub(super) fn escape_visible(text: &str) -> String {
+    escape_with(text, usize::MAX, false)
 }
 
 fn escape_with(text: &str, max: usize, double_backslashes: bool) -> String {
@@ -66,7 +66,7 @@ mod tests {
         );
         assert_eq!(escape("plain/text.php", 100), "plain/text.php");
         assert_eq!(escape("héllo", 100), "héllo");
-        assert_eq!(for_terminal("a\\nb\u{1b}"), "a\\nb\\u{1b}");
+        assert_eq!(super::super::terminal("a\\nb\u{1b}"), "a\\nb\\u{1b}");
     }
 
     #[test]

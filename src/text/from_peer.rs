@@ -104,23 +104,6 @@ pub fn plain_name(raw: &str) -> String {
     one_line(&decoded, NAME_MAX_CHARS)
 }
 
-/// For a terminal: every control or bidi character shown as `\u{..}`, the rest unchanged.
-/// Applied when printing, so rows stored before sanitising was added print safely too.
-pub fn escape_for_terminal(text: &str) -> String {
-    if !text.chars().any(is_unsafe) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if is_unsafe(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,8 +136,8 @@ mod tests {
 
     #[test]
     fn terminal_escaping_shows_controls() {
-        assert_eq!(escape_for_terminal("ok"), "ok");
-        assert_eq!(escape_for_terminal("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
-        assert_eq!(escape_for_terminal("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(crate::text::terminal("ok"), "ok");
+        assert_eq!(crate::text::terminal("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(crate::text::terminal("x\u{202e}y"), "x\\u{202e}y");
     }
 }
