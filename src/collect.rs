@@ -13,8 +13,48 @@ use serde::Serialize;
 use crate::app::App;
 use crate::mnet::client::ClientError;
 use crate::rpc::{self, Answer};
+use crate::store::StoreError;
 use crate::store::state::{self, Peer};
 use crate::xmlrpc::Value;
+
+/// Why the peers to ask could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} is not a registered peer")]
+    UnknownPeer(String),
+}
+
+/// What is wrong with a `<USE_STATS>` message a peer sent. Texts quoted from the message
+/// are cut to one short line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UseStatsError {
+    #[error("not well-formed XML: {0}")]
+    NotWellFormed(String),
+    #[error("unexpected element <{name}> in <{parent}>")]
+    UnexpectedElement { name: String, parent: String },
+    #[error("more than one <USER> element")]
+    SecondUser,
+    #[error("more than one site total <USER><ELAPSED>")]
+    SecondSiteTotal,
+    #[error("{what} is not a non-negative whole number: `{shown}`")]
+    NotMinutes { what: &'static str, shown: String },
+    #[error("{what} is out of range (at most {MAX_REPORTED_MINUTES} minutes): `{shown}`")]
+    TooManyMinutes { what: &'static str, shown: String },
+    #[error("a course with more than one <ELAPSED>")]
+    SecondCourseElapsed,
+    #[error("a course without <ELAPSED>")]
+    CourseWithoutElapsed,
+    #[error("no <USE_STATS> element")]
+    NoRoot,
+    #[error("no site total <USER><ELAPSED>")]
+    NoSiteTotal,
+    #[error("<EMPTYSET> together with data")]
+    EmptySetWithData,
+    #[error("more than one <USE_STATS> element")]
+    SecondRoot,
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -57,7 +97,7 @@ pub struct Collection {
 }
 
 /// The peers we subscribe to use_stats on, or the named ones (which must exist).
-pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, String> {
+pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, CollectError> {
     let selection = selection.trim().to_string();
     app.state
         .run(move |conn| {
@@ -80,13 +120,12 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
                 let normalised = crate::wwwroot::Wwwroot::normalized(wanted);
                 match peers.iter().find(|p| p.wwwroot == normalised) {
                     Some(peer) => chosen.push(peer.clone()),
-                    None => return Ok(Err(format!("{wanted} is not a registered peer"))),
+                    None => return Ok(Err(CollectError::UnknownPeer(wanted.to_string()))),
                 }
             }
             Ok(Ok(chosen))
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
 }
 
 pub fn caller_struct(username: &str, home: &str, calling_host: &str) -> Value {
@@ -261,21 +300,17 @@ fn allowed_child(parent: &str, name: &str) -> bool {
 }
 
 /// A count of minutes as a peer must send it: digits only, within [`MAX_REPORTED_MINUTES`].
-fn minutes_value(text: &str, what: &str) -> Result<i64, String> {
+fn minutes_value(text: &str, what: &'static str) -> Result<i64, UseStatsError> {
     let digits = text.trim();
     let shown = crate::text::from_peer::one_line(digits, 24);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{what} is not a non-negative whole number: `{shown}`"
-        ));
+        return Err(UseStatsError::NotMinutes { what, shown });
     }
     digits
         .parse::<i64>()
         .ok()
         .filter(|m| *m <= MAX_REPORTED_MINUTES)
-        .ok_or_else(|| {
-            format!("{what} is out of range (at most {MAX_REPORTED_MINUTES} minutes): `{shown}`")
-        })
+        .ok_or(UseStatsError::TooManyMinutes { what, shown })
 }
 
 /// Read a `<USE_STATS>` message (ours or the PHP plugin's).
@@ -286,7 +321,7 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
 /// Read and check a `<USE_STATS>` message: exactly the elements of the format, one site total,
 /// one total per course, every count a bounded non-negative integer. The error names the
 /// first problem.
-pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
+pub fn read_use_stats(message: &str) -> Result<ParsedStats, UseStatsError> {
     let mut reader = Reader::from_str(message);
     let mut path: Vec<String> = Vec::new();
     let mut parsed = ParsedStats {
@@ -298,24 +333,20 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
     let mut roots = 0;
     let mut current: Option<(CourseMinutes, bool)> = None;
     let mut text = String::new();
-    let enter = |path: &[String], name: &str| -> Result<(), String> {
+    let enter = |path: &[String], name: &str| -> Result<(), UseStatsError> {
         let parent = path.last().map(String::as_str).unwrap_or("");
         if allowed_child(parent, name) {
             Ok(())
         } else {
-            let (name, parent) = (
-                crate::text::from_peer::one_line(name, 40),
-                crate::text::from_peer::one_line(parent, 40),
-            );
-            Err(format!("unexpected element <{name}> in <{parent}>"))
+            Err(UseStatsError::UnexpectedElement {
+                name: crate::text::from_peer::one_line(name, 40),
+                parent: crate::text::from_peer::one_line(parent, 40),
+            })
         }
     };
     loop {
         let event = reader.read_event().map_err(|e| {
-            format!(
-                "not well-formed XML: {}",
-                crate::text::from_peer::one_line(&e.to_string(), 120)
-            )
+            UseStatsError::NotWellFormed(crate::text::from_peer::one_line(&e.to_string(), 120))
         })?;
         match event {
             Event::Start(e) => {
@@ -324,7 +355,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
                 match name.as_str() {
                     "USE_STATS" => roots += 1,
                     "USER" if site_total.is_some() => {
-                        return Err("more than one <USER> element".into());
+                        return Err(UseStatsError::SecondUser);
                     }
                     "COURSE" => {
                         current = Some((
@@ -372,7 +403,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
                 match (parent, name.as_str()) {
                     ("USER", "ELAPSED") => {
                         if site_total.is_some() {
-                            return Err("more than one site total <USER><ELAPSED>".into());
+                            return Err(UseStatsError::SecondSiteTotal);
                         }
                         site_total = Some(minutes_value(&text, "the site total")?);
                     }
@@ -388,7 +419,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
                                 "IDNUMBER" => course.idnumber = field_text(),
                                 "ELAPSED" => {
                                     if *seen_elapsed {
-                                        return Err("a course with more than one <ELAPSED>".into());
+                                        return Err(UseStatsError::SecondCourseElapsed);
                                     }
                                     course.minutes = minutes_value(&text, "a course's minutes")?;
                                     *seen_elapsed = true;
@@ -399,7 +430,7 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
                     }
                     (_, "COURSE") => match current.take() {
                         Some((course, true)) => parsed.courses.push(course),
-                        _ => return Err("a course without <ELAPSED>".into()),
+                        _ => return Err(UseStatsError::CourseWithoutElapsed),
                     },
                     _ => {}
                 }
@@ -410,15 +441,15 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, String> {
         }
     }
     match (roots, site_total, parsed.empty) {
-        (0, _, _) => Err("no <USE_STATS> element".into()),
+        (0, _, _) => Err(UseStatsError::NoRoot),
         (1, Some(minutes), false) => {
             parsed.minutes = minutes;
             Ok(parsed)
         }
         (1, None, true) if parsed.courses.is_empty() => Ok(parsed),
-        (1, None, false) => Err("no site total <USER><ELAPSED>".into()),
-        (1, _, _) => Err("<EMPTYSET> together with data".into()),
-        _ => Err("more than one <USE_STATS> element".into()),
+        (1, None, false) => Err(UseStatsError::NoSiteTotal),
+        (1, _, _) => Err(UseStatsError::EmptySetWithData),
+        _ => Err(UseStatsError::SecondRoot),
     }
 }
 
@@ -453,5 +484,31 @@ mod tests {
         let empty = parse_use_stats("<USE_STATS><EMPTYSET /></USE_STATS>").unwrap();
         assert!(empty.empty);
         assert!(parse_use_stats("not xml <").is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let said = |message: &str| read_use_stats(message).err().map(|e| e.to_string());
+        assert_eq!(
+            said("<USE_STATS/>").as_deref(),
+            Some("no site total <USER><ELAPSED>")
+        );
+        assert_eq!(
+            said("<USE_STATS><USER><ELAPSED>x1</ELAPSED></USER></USE_STATS>").as_deref(),
+            Some("the site total is not a non-negative whole number: `x1`")
+        );
+        assert_eq!(
+            said("<USE_STATS><USER><ELAPSED>99999999</ELAPSED></USER></USE_STATS>").as_deref(),
+            Some("the site total is out of range (at most 5270400 minutes): `99999999`")
+        );
+        assert_eq!(
+            said("<USE_STATS><B/></USE_STATS>").as_deref(),
+            Some("unexpected element <B> in <USE_STATS>")
+        );
+        assert_eq!(
+            said("<USE_STATS><COURSES><COURSE></COURSE></COURSES><USER><ELAPSED>1</ELAPSED></USER></USE_STATS>")
+                .as_deref(),
+            Some("a course without <ELAPSED>")
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::app::App;
@@ -120,16 +121,16 @@ pub async fn run(
     }
 }
 
-pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> Result<(), String> {
+pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> anyhow::Result<()> {
     let wanted = crate::wwwroot::Wwwroot::normalized(&args.peer);
     let lookup = wanted.clone();
     let peer = app
         .state
         .run(move |c| state::peer_by_wwwroot(c, &lookup))
         .await
-        .map_err(|e| e.to_string())?
+        .with_context(|| format!("looking up peer {wanted}"))?
         .filter(|p| !p.deleted && !p.is_all_hosts())
-        .ok_or_else(|| format!("no peer {wanted}"))?;
+        .with_context(|| format!("no peer {wanted}"))?;
     let (name, home) = match args.as_user.as_deref() {
         None => ("admin".to_string(), app.wwwroot().to_string()),
         Some(text) => crate::cli::parse_as_user(text)?,
@@ -167,7 +168,7 @@ pub async fn run_cli(app: &Arc<App>, args: BenchArgs, json_out: bool) -> Result<
         }
     }
     if result.errors > 0 {
-        return Err(format!("{} calls failed", result.errors));
+        bail!("{} calls failed", result.errors);
     }
     Ok(())
 }

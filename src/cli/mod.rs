@@ -345,9 +345,9 @@ pub struct BenchArgs {
 
 /// `--as username@home-wwwroot`: the last `@` separates them, since Moodle usernames may
 /// be e-mail addresses; the home must be a wwwroot we could compare with a peer's.
-pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
+pub fn parse_as_user(text: &str) -> anyhow::Result<(String, String)> {
     let expected = || {
-        format!(
+        anyhow::anyhow!(
             "--as {}: expected username@home-wwwroot",
             crate::text::echo::echo(text)
         )
@@ -358,10 +358,7 @@ pub fn parse_as_user(text: &str) -> Result<(String, String), String> {
     }
     let home = home.trim_end_matches('/');
     if let Some(problem) = crate::wwwroot::problem(home) {
-        return Err(format!(
-            "--as {}: {home}: {problem}",
-            crate::text::echo::echo(text)
-        ));
+        anyhow::bail!("--as {}: {home}: {problem}", crate::text::echo::echo(text));
     }
     Ok((name.to_string(), home.to_string()))
 }

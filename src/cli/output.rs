@@ -1,5 +1,7 @@
 //! Human output: aligned tables and readable times. Scripts use `--json` instead.
 
+use time::{Date, Month, OffsetDateTime};
+
 /// A plain text table with columns padded to their widest cell.
 pub struct Table {
     headers: Vec<String>,
@@ -59,68 +61,40 @@ impl Table {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `2026-11-25 13:14:00Z`; `-` for 0 (never).
+/// `2026-11-25 13:14:00Z`; `-` for 0 (never). A time beyond the years ±999999, which no
+/// log or certificate holds, is shown as its number of seconds.
 pub fn time(t: i64) -> String {
     if t == 0 {
         return "-".into();
     }
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    match OffsetDateTime::from_unix_timestamp(t) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => t.to_string(),
+    }
 }
 
 /// The latest time the command line takes: 9999-12-31 23:59:59Z. Later values (and the
 /// arithmetic on them) have no meaning for a log and would overflow.
 pub const MAX_TIME: i64 = 253_402_300_799;
 
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
+/// A time option the command line could not read.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)")]
+pub struct NotATime(String);
 
 /// A unix time, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), between 1970 and 9999. A date
 /// that does not exist (2026-02-30, 25:00) is refused rather than rolled over.
-pub fn parse_time(text: &str) -> Result<i64, String> {
+pub fn parse_time(text: &str) -> Result<i64, NotATime> {
     let text = text.trim();
-    let bad = || {
-        format!(
-            "`{}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)",
-            crate::text::echo::echo(text)
-        )
-    };
+    let bad = || NotATime(crate::text::echo::echo(text));
     if let Ok(t) = text.parse::<i64>() {
         return if (0..=MAX_TIME).contains(&t) {
             Ok(t)
@@ -136,20 +110,20 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     let [y, m, d] = parts.as_slice() else {
         return Err(bad());
     };
+    // Digits only: `parse` alone would take a sign.
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !(digits(y) && digits(m) && digits(d)) {
         return Err(bad());
     }
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let m: u32 = m.parse().map_err(|_| bad())?;
-    let d: u32 = d.parse().map_err(|_| bad())?;
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&m)
-        || !(1..=days_in_month(y, m)).contains(&d)
-    {
+    let y: i32 = y.parse().map_err(|_| bad())?;
+    let m: u8 = m.parse().map_err(|_| bad())?;
+    let d: u8 = d.parse().map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y) {
         return Err(bad());
     }
-    let mut seconds = days_from_civil(y, m, d) * 86_400;
+    let month = Month::try_from(m).map_err(|_| bad())?;
+    let day = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
+    let mut seconds = day.midnight().assume_utc().unix_timestamp();
     if let Some(clock) = clock {
         let hms: Vec<&str> = clock.split(':').collect();
         if hms.len() > 3 {
@@ -186,6 +160,58 @@ pub fn duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dates checked by hand (and, before the `time` crate replaced the hand-written
+    /// calendar arithmetic, against it over the whole range: commit 05e776f).
+    #[test]
+    fn known_dates() {
+        for (t, text) in [
+            (1, "1970-01-01 00:00:01Z"),
+            (-1, "1969-12-31 23:59:59Z"),
+            (86_400, "1970-01-02 00:00:00Z"),
+            (951_782_400, "2000-02-29 00:00:00Z"),
+            (4_107_542_400, "2100-03-01 00:00:00Z"),
+            (MAX_TIME, "9999-12-31 23:59:59Z"),
+            (253_402_300_800, "10000-01-01 00:00:00Z"),
+            (-62_167_219_200, "0000-01-01 00:00:00Z"),
+            (-62_167_219_201, "-001-12-31 23:59:59Z"),
+            (-377_705_116_800, "-9999-01-01 00:00:00Z"),
+            (-31_619_087_596_800, "-999999-01-01 00:00:00Z"),
+            (31_494_784_780_799, "999999-12-31 23:59:59Z"),
+            (31_494_784_780_800, "31494784780800"),
+        ] {
+            assert_eq!(time(t), text, "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        /// What `time` prints, `parse_time` reads back to the same second.
+        #[test]
+        fn printed_times_parse_back(t in 1i64..=MAX_TIME) {
+            let text = time(t);
+            proptest::prop_assert_eq!(parse_time(&text).ok(), Some(t), "{}", text);
+            proptest::prop_assert_eq!(parse_time(&text.replace(' ', "T")).ok(), Some(t));
+        }
+
+        /// From one midnight to the next the date moves by one day: the same month and the
+        /// next day, or from a month's last day (28 to 31) to the 1st of the next month.
+        #[test]
+        fn days_follow_each_other(day in 1i64..2_932_896) {
+            let (today, tomorrow) = (time(day * 86_400), time((day + 1) * 86_400));
+            let field = |text: &str, range: std::ops::Range<usize>| -> u32 {
+                text[range].parse().unwrap_or(0)
+            };
+            proptest::prop_assert!(today.ends_with(" 00:00:00Z"), "{}", today);
+            let (d, next_d) = (field(&today, 8..10), field(&tomorrow, 8..10));
+            if next_d == 1 {
+                proptest::prop_assert!((28..=31).contains(&d), "{} {}", today, tomorrow);
+                proptest::prop_assert_ne!(&today[..7], &tomorrow[..7]);
+            } else {
+                proptest::prop_assert_eq!(next_d, d + 1);
+                proptest::prop_assert_eq!(&today[..7], &tomorrow[..7]);
+            }
+        }
+    }
 
     #[test]
     fn times_round_trip() {

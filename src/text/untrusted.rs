@@ -21,7 +21,7 @@ pub(super) fn escape_visible(text: &str) -> String {
 }
 
 fn escape_with(text: &str, max: usize, double_backslashes: bool) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 2));
+    let mut out = String::with_capacity(text.len().min(max.saturating_mul(2)));
     for (count, c) in text.chars().enumerate() {
         if count >= max {
             out.push('…');

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use super::CmdResult;
 use super::common::print_json;
 use crate::app::App;
@@ -20,7 +22,7 @@ pub(super) async fn run(
         .state
         .run(move |c| state::query_audit(c, peer.as_deref(), since, limit.clamp(1, 100_000)))
         .await
-        .map_err(|e| e.to_string())?;
+        .context("reading the audit log")?;
     if json_out {
         print_json(&entries);
         return Ok(());

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
+
 use super::CmdResult;
 use super::common::{find_peer, print_json};
 use crate::app::App;
@@ -18,15 +20,15 @@ pub(super) async fn run(
         None => Vec::new(),
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Array(items)) => items.iter().map(Value::from_json).collect(),
-            Ok(_) => return Err("parameters must be a JSON array, e.g. '[\"a\", 2]'".into()),
-            Err(e) => return Err(format!("parameters are not valid JSON: {e}")),
+            Ok(_) => bail!("parameters must be a JSON array, e.g. '[\"a\", 2]'"),
+            Err(e) => return Err(e).context("parameters are not valid JSON"),
         },
     };
     let value = app
         .client
         .call(&peer, method, params)
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("calling {method} on {}", peer.wwwroot))?;
     print_json(&value.to_json());
     Ok(())
 }

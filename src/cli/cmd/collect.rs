@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
+
 use super::CmdResult;
 use super::common::print_json;
 use crate::app::App;
@@ -16,9 +18,13 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
         .map(output::parse_time)
         .transpose()?
         .unwrap_or(0);
-    let peers = crate::collect::target_peers(app, &args.peers).await?;
+    let peers = crate::collect::target_peers(app, &args.peers)
+        .await
+        .context("choosing the peers to ask")?;
     if peers.is_empty() && !args.include_local {
-        return Err("no peers to ask: subscribe to use_stats on some (`usestats peer subscribe PEER use_stats`)".into());
+        bail!(
+            "no peers to ask: subscribe to use_stats on some (`usestats peer subscribe PEER use_stats`)"
+        );
     }
     let mut collection = crate::collect::collect(
         app,
@@ -78,7 +84,7 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
     Ok(())
 }
 
-fn parse_as_user(app: &App, as_user: Option<&str>) -> Result<(String, String), String> {
+fn parse_as_user(app: &App, as_user: Option<&str>) -> anyhow::Result<(String, String)> {
     match as_user {
         None => Ok(("admin".into(), app.wwwroot().to_string())),
         Some(text) => crate::cli::parse_as_user(text),

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
+
 use super::CmdResult;
 use crate::app::App;
 use crate::config::{Config, LogFormat};
@@ -32,20 +34,31 @@ pub(super) fn init_logging(config: Option<&Config>, serving: bool) {
     };
 }
 
-pub(super) fn load_config(path: &Path) -> Result<Config, String> {
+pub(super) fn load_config(path: &Path) -> anyhow::Result<Config> {
     if !path.exists() {
-        return Err(format!(
+        bail!(
             "no configuration file at {} (create one with `usestats init --wwwroot URL`, or pass --config FILE)",
             path.display()
-        ));
+        );
     }
-    Config::load(path).map_err(|e| e.to_string())
+    // The error names the file and the key.
+    Ok(Config::load(path)?)
 }
 
-pub(super) fn open(path: &Path) -> Result<Arc<App>, String> {
+pub(super) fn open(path: &Path) -> anyhow::Result<Arc<App>> {
     let config = load_config(path)?;
     init_logging(Some(&config), false);
-    App::open(config).map_err(|e| e.to_string())
+    open_app(config, path)
+}
+
+/// The app of a loaded configuration: its databases and key pair.
+pub(super) fn open_app(config: Config, path: &Path) -> anyhow::Result<Arc<App>> {
+    App::open(config).with_context(|| {
+        format!(
+            "opening the databases and keys that {} configures",
+            path.display()
+        )
+    })
 }
 
 pub(super) fn print_json(value: &impl serde::Serialize) {
@@ -59,16 +72,16 @@ pub(super) fn write_config(path: &Path, config: &Config) -> CmdResult {
     let header = "# usestats configuration. Every setting not written here takes its documented\n# default: see examples/usestats.toml for the full list with comments.\n\n";
     // Owner-only whatever the umask: a config may hold database passwords.
     crate::files::write_private(path, format!("{header}{}", config.to_toml()).as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub(super) async fn find_peer(app: &Arc<App>, text: &str) -> Result<Peer, String> {
+pub(super) async fn find_peer(app: &Arc<App>, text: &str) -> anyhow::Result<Peer> {
     let wanted = Wwwroot::normalized(text);
     let lookup = wanted.clone();
     app.state
         .run(move |c| state::peer_by_wwwroot(c, &lookup))
         .await
-        .map_err(|e| e.to_string())?
+        .with_context(|| format!("looking up peer {wanted}"))?
         .filter(|p| !p.is_all_hosts())
-        .ok_or_else(|| format!("no peer {wanted} (see `usestats peer list`)"))
+        .with_context(|| format!("no peer {wanted} (see `usestats peer list`)"))
 }

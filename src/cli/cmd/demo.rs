@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -19,10 +20,10 @@ pub(super) async fn run(path: &Path, args: DemoArgs, json_out: bool) -> CmdResul
     }
     let config = load_config(path)?;
     if config.source_is_separate() {
-        return Err(format!(
+        bail!(
             "[source] url points at a separate database ({}): `demo` writes the source tables, and usestats never writes into a Moodle database. Remove [source] url to build the demo in the embedded database.",
             crate::config::redacted_url(&config.source.url)
-        ));
+        );
     }
     let app = open(path)?;
     let defaults = crate::demo::DemoOptions::default();
@@ -41,14 +42,16 @@ pub(super) async fn run(path: &Path, args: DemoArgs, json_out: bool) -> CmdResul
         progress: !json_out && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let prefix = app.config.source.prefix.clone();
+    // The demo's own error rides inside the store's Ok, so that it reaches the operator
+    // whole rather than as the store's text.
     let summary = app
         .source
-        .run(move |conn| {
-            crate::demo::build_demo(conn, &prefix, &options)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
+            Ok(crate::demo::build_demo(conn, &prefix, &options))
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .context("opening the source database for the demo")?
+        .context("building the demo site")?;
     if json_out {
         print_json(&json!({
             "users": summary.users, "courses": summary.courses, "log_rows": summary.log_rows,

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use anyhow::bail;
+
 use super::CmdResult;
 use super::common::print_json;
 
@@ -15,7 +17,7 @@ pub(super) async fn run(path: &Path, json_out: bool) -> CmdResult {
         }
     }
     if report.iter().any(|c| c.status == "FAIL") {
-        return Err("some checks failed".into());
+        bail!("some checks failed");
     }
     Ok(())
 }

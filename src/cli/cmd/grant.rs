@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
+
 use super::CmdResult;
 use super::common::print_json;
 use crate::app::App;
@@ -33,11 +35,12 @@ async fn add(
     json_out: bool,
 ) -> CmdResult {
     let now = app.now();
+    let who = format!("{username}@{wwwroot}");
     let grant = app
         .state
         .run(move |c| state::put_grant_via(c, &wwwroot, &username, site, course, &via, now))
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("granting {who}"))?;
     if json_out {
         print_json(&grant);
     } else {
@@ -58,7 +61,7 @@ async fn list(app: &Arc<App>, json_out: bool) -> CmdResult {
         .state
         .run(state::list_grants)
         .await
-        .map_err(|e| e.to_string())?;
+        .context("listing grants")?;
     if json_out {
         print_json(&grants);
         return Ok(());
@@ -88,9 +91,9 @@ async fn remove(app: &Arc<App>, wwwroot: String, username: String) -> CmdResult 
         .state
         .run(move |c| state::remove_grant(c, &w, &u))
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("removing the grant of {username}@{wwwroot}"))?;
     if !removed {
-        return Err(format!("no grant for {username}@{wwwroot}"));
+        bail!("no grant for {username}@{wwwroot}");
     }
     println!("removed the grant of {username}@{wwwroot} and its tokens");
     Ok(())

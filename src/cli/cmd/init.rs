@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
-use super::common::{init_logging, print_json, write_config};
+use super::common::{init_logging, open_app, print_json, write_config};
 use crate::app::App;
 use crate::cli::InitArgs;
 use crate::cli::output;
@@ -16,14 +17,14 @@ use crate::wwwroot;
 pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
     init_logging(None, false);
     if path.exists() && !args.force {
-        return Err(format!(
+        bail!(
             "{} already exists (use --force to overwrite it)",
             path.display()
-        ));
+        );
     }
     let wwwroot = args.wwwroot.trim_end_matches('/').to_string();
     if let Some(problem) = wwwroot::problem(&wwwroot) {
-        return Err(format!("--wwwroot {wwwroot}: {problem}"));
+        bail!("--wwwroot {wwwroot}: {problem}");
     }
     let mut config = Config::for_wwwroot(&wwwroot);
     if let Some(listen) = args.listen {
@@ -33,9 +34,7 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
         // Peers show it as our page title and it goes into our certificate: one line of
         // text, of a length Moodle's own site names keep to.
         if name.chars().any(char::is_control) || name.chars().count() > 255 {
-            return Err(
-                "--name: one line of at most 255 characters, without control characters".into(),
-            );
+            bail!("--name: one line of at most 255 characters, without control characters");
         }
         config.site.name = name;
     }
@@ -45,9 +44,9 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ".".into());
-    config.validate().map_err(|e| e.to_string())?;
+    config.validate()?;
     write_config(path, &config)?;
-    let app = App::open(config).map_err(|e| e.to_string())?;
+    let app = open_app(config, path)?;
     let replaced = replace_foreign_key(&app)?;
     let info = app.keyring().current.info();
     if json_out {
@@ -76,7 +75,7 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
 /// wwwroot; refusing here would leave the operator a config and keys that disagree, with
 /// `keys rotate` as the only way out. Rotation archives the old key, so nothing is lost.
 /// Returns the wwwroot the replaced certificate named.
-fn replace_foreign_key(app: &App) -> Result<Option<String>, String> {
+fn replace_foreign_key(app: &App) -> anyhow::Result<Option<String>> {
     let current = app.keyring().current.clone();
     if app.keys_generated_now || crypto::check_credentials(&current.cert, app.wwwroot()).is_ok() {
         return Ok(None);
@@ -86,6 +85,7 @@ fn replace_foreign_key(app: &App) -> Result<Option<String>, String> {
         .subject_alt_name
         .or(info.common_name)
         .unwrap_or_else(|| "another host".into());
-    app.rotate_keys().map_err(|e| e.to_string())?;
+    app.rotate_keys()
+        .with_context(|| format!("replacing the key pair that names {named}"))?;
     Ok(Some(named))
 }

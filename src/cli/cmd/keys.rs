@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -22,18 +23,15 @@ async fn generate(app: &Arc<App>, force: bool, json_out: bool) -> CmdResult {
     // Opening the app generates the first key pair when there is none.
     if !app.keys_generated_now {
         if !force {
-            return Err(
-                "a key pair exists already (use --force to replace it; the old one is archived)"
-                    .into(),
-            );
+            bail!("a key pair exists already (use --force to replace it; the old one is archived)");
         }
-        app.rotate_keys().map_err(|e| e.to_string())?;
+        app.rotate_keys().context("replacing our key pair")?;
     }
     show(app, false, json_out).await
 }
 
 async fn rotate(app: &Arc<App>, json_out: bool) -> CmdResult {
-    app.rotate_keys().map_err(|e| e.to_string())?;
+    app.rotate_keys().context("rotating our key pair")?;
     if !json_out {
         println!("rotated: peers that still hold the old certificate get 7025 and follow.");
     }

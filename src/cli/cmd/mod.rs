@@ -1,6 +1,7 @@
 //! What each command does: one file per command, one function per sub-action, and
-//! `common` for what several of them use. Errors are printed as one clear line and exit
-//! with code 1 (2 for usage problems, which clap reports itself).
+//! `common` for what several of them use. Errors are printed as one clear line, what was
+//! being done first and the cause last, and exit with code 1 (2 for usage problems, which
+//! clap reports itself).
 
 mod audit;
 mod call;
@@ -19,7 +20,7 @@ mod token;
 use super::{Cli, Command};
 use common::open;
 
-type CmdResult = Result<(), String>;
+type CmdResult = anyhow::Result<()>;
 
 pub fn run(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -34,12 +35,33 @@ pub fn run(cli: Cli) -> i32 {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => 0,
-        Err(message) => {
+        Err(err) => {
             // Errors can quote what a peer sent.
-            eprintln!("error: {}", crate::text::terminal(&message));
+            eprintln!("error: {}", crate::text::terminal(&one_line(&err)));
             1
         }
     }
+}
+
+/// The error and its causes joined by `: `, as anyhow's `{:#}` does, except that a cause
+/// its parent already quotes is not said twice: the lower layers' thiserror types both
+/// write their source into their message (`database error: {0}`) and expose it as the
+/// source, so `{:#}` would print it twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut parent = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parent.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        parent = text;
+    }
+    out
 }
 
 async fn dispatch(cli: Cli) -> CmdResult {
@@ -64,5 +86,32 @@ async fn dispatch(cli: Cli) -> CmdResult {
         }
         Command::Doctor => doctor::run(&cli.config, json_out).await,
         Command::Bench(args) => super::bench::run_cli(&open(&cli.config)?, args, json_out).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::one_line;
+
+    #[test]
+    fn causes_are_said_once_in_order() {
+        let io = std::io::Error::other("disk full");
+        let quoted = crate::config::ConfigError::Write {
+            path: "x.toml".into(),
+            source: io,
+        };
+        let err = Err::<(), _>(quoted)
+            .context("writing the configuration")
+            .unwrap_err();
+        assert_eq!(
+            one_line(&err),
+            "writing the configuration: cannot write config file x.toml: disk full"
+        );
+        let plain = Err::<(), _>(std::io::Error::other("refused"))
+            .context("cannot listen on 127.0.0.1:1")
+            .unwrap_err();
+        assert_eq!(one_line(&plain), "cannot listen on 127.0.0.1:1: refused");
     }
 }

@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -66,24 +67,28 @@ async fn add(
 ) -> CmdResult {
     let wwwroot = url.trim_end_matches('/').to_string();
     if let Some(problem) = wwwroot::problem(&wwwroot) {
-        return Err(format!("{wwwroot}: {problem}"));
+        bail!("{wwwroot}: {problem}");
     }
     if Wwwroot::normalized(&wwwroot) == Wwwroot::normalized(app.wwwroot()) {
-        return Err("that is our own wwwroot".into());
+        bail!("that is our own wwwroot");
     }
     let pem = app
         .client
         .keyswap(&wwwroot, application.name(), ssl_verification, None)
         .await
-        .map_err(|e| format!("keyswap with {wwwroot} failed: {e}"))?;
-    let cert = crypto::parse_cert_pem(&pem).map_err(|e| e.to_string())?;
-    let info = crypto::check_credentials(&cert, &wwwroot).map_err(|e| format!("{wwwroot}: {e}"))?;
+        .with_context(|| format!("keyswap with {wwwroot} failed"))?;
+    let cert = crypto::parse_cert_pem(&pem)
+        .with_context(|| format!("reading the certificate {wwwroot} sent"))?;
+    // check_credentials says what is wrong in plain text.
+    let info = crypto::check_credentials(&cert, &wwwroot)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("checking the certificate {wwwroot} sent"))?;
     if info.not_after < app.now() && !allow_expired {
         // Moodle refuses an expired certificate at registration too.
-        return Err(format!(
+        bail!(
             "the certificate {wwwroot} sent expired on {}: ask its administrator to renew the site's key (Moodle renews it on cron), or pass --allow-expired to register it anyway",
             output::time(info.not_after)
-        ));
+        );
     }
     if !json_out {
         println!("peer         {wwwroot} ({})", application.name());
@@ -92,7 +97,7 @@ async fn add(
         println!("expires      {}", output::time(info.not_after));
     }
     if !yes && !confirm("Register this peer with this certificate?") {
-        return Err("not registered".into());
+        bail!("not registered");
     }
     let name = match name.map(|n| crate::text::from_peer::plain_name(&n)) {
         Some(name) if !name.is_empty() => name,
@@ -121,7 +126,7 @@ async fn add(
             )
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("registering {wwwroot}"))?;
     if json_out {
         print_json(&peer);
     } else {
@@ -146,7 +151,7 @@ async fn list(app: &Arc<App>, all: bool, json_out: bool) -> CmdResult {
         .state
         .run(move |c| state::all_peers(c, all))
         .await
-        .map_err(|e| e.to_string())?;
+        .context("listing peers")?;
     let mut services = Vec::new();
     for peer in &peers {
         let id = peer.id;
@@ -154,7 +159,7 @@ async fn list(app: &Arc<App>, all: bool, json_out: bool) -> CmdResult {
             app.state
                 .run(move |c| state::effective_services(c, id))
                 .await
-                .map_err(|e| e.to_string())?,
+                .with_context(|| format!("reading the services of {}", peer.wwwroot))?,
         );
     }
     if json_out {
@@ -231,7 +236,12 @@ async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
             ))
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| {
+            format!(
+                "reading the services and past certificates of {}",
+                peer.wwwroot
+            )
+        })?;
     let info = crypto::parse_cert_pem(&peer.public_key)
         .ok()
         .map(|c| crypto::cert_info(&c));
@@ -295,7 +305,7 @@ async fn remove(app: &Arc<App>, peer: String) -> CmdResult {
     app.state
         .run(move |c| state::delete_peer(c, id))
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("deleting {}", peer.wwwroot))?;
     println!("deleted {}", peer.wwwroot);
     Ok(())
 }
@@ -312,7 +322,7 @@ async fn set(
     let connect = connect_timeout_ms.or(peer.connect_timeout_ms);
     let total = timeout_ms.or(peer.request_timeout_ms);
     if connect.is_some_and(|v| v <= 0) || total.is_some_and(|v| v <= 0) {
-        return Err("timeouts must be positive milliseconds".into());
+        bail!("timeouts must be positive milliseconds");
     }
     app.state
         .run(move |c| {
@@ -323,7 +333,7 @@ async fn set(
             Ok(())
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("updating {}", peer.wwwroot))?;
     println!("updated {}", peer.wwwroot);
     Ok(())
 }
@@ -335,7 +345,7 @@ async fn check(app: &Arc<App>, peer: Option<String>, json_out: bool) -> CmdResul
             .state
             .run(|c| state::all_peers(c, false))
             .await
-            .map_err(|e| e.to_string())?,
+            .context("listing peers")?,
     };
     let results = crate::health::check_peers(app, peers).await;
     if json_out {
@@ -374,7 +384,7 @@ async fn check(app: &Arc<App>, peer: Option<String>, json_out: bool) -> CmdResul
     }
     print!("{}", table.render());
     if results.iter().any(|r| r.problem.is_some()) {
-        return Err("some peers have problems".into());
+        bail!("some peers have problems");
     }
     Ok(())
 }
@@ -392,13 +402,11 @@ async fn set_service(
         (true, None, Some(service)) => (None, service),
         (false, Some(peer), Some(service)) => (Some(peer), service),
         _ => {
-            return Err(
-                "usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE".into(),
-            );
+            bail!("usage: peer publish|subscribe PEER SERVICE, or --all-hosts SERVICE");
         }
     };
     if app.services.service(&service).is_none() && publish {
-        return Err(format!(
+        bail!(
             "we do not offer a service named {service} (offered: {})",
             app.services
                 .list
@@ -406,7 +414,7 @@ async fn set_service(
                 .map(|s| s.name)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        );
     }
     let target = match peer_text {
         Some(p) => find_peer(app, &p).await?,
@@ -414,9 +422,14 @@ async fn set_service(
             .state
             .run(state::all_hosts)
             .await
-            .map_err(|e| e.to_string())?,
+            .context("reading the All Hosts row")?,
     };
     let on = !args.off;
+    let who = if target.is_all_hosts() {
+        "all hosts".to_string()
+    } else {
+        target.wwwroot.clone()
+    };
     let (id, svc) = (target.id, service.clone());
     let row = app
         .state
@@ -428,15 +441,10 @@ async fn set_service(
             }
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("setting {service} for {who}"))?;
     if json_out {
         print_json(&row);
     } else {
-        let who = if target.is_all_hosts() {
-            "all hosts".to_string()
-        } else {
-            target.wwwroot.clone()
-        };
         println!(
             "{service} for {who}: publish={} subscribe={}",
             row.publish, row.subscribe

@@ -2,22 +2,23 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use super::CmdResult;
-use super::common::{init_logging, load_config};
-use crate::app::App;
+use super::common::{init_logging, load_config, open_app};
 
 pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     let mut config = load_config(path)?;
     if let Some(listen) = listen {
         config.server.listen = listen;
-        config.validate().map_err(|e| e.to_string())?;
+        config.validate()?;
     }
     init_logging(Some(&config), true);
     let address = config.server.listen.clone();
-    let app = App::open(config).map_err(|e| e.to_string())?;
+    let app = open_app(config, path)?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        .with_context(|| format!("cannot listen on {address}"))?;
     let status = &app.crypto;
     tracing::info!(
         wwwroot = %app.wwwroot(),
@@ -28,5 +29,5 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     );
     crate::http::serve_forever(app, listener)
         .await
-        .map_err(|e| e.to_string())
+        .with_context(|| format!("serving on {address}"))
 }

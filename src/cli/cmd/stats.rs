@@ -1,8 +1,10 @@
 //! `usestats stats`: one user's time on this site, from the source database, as a table,
 //! JSON or the use_stats XML message.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -10,8 +12,9 @@ use super::common::print_json;
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{StatsArgs, StatsFormat};
-use crate::stats::Window;
-use crate::store::source::{CourseField, Source};
+use crate::stats::{Report, Settings, Window};
+use crate::store::DbConnection;
+use crate::store::source::{Course, CourseField, ModuleLabel, Source, User};
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
@@ -28,48 +31,36 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
         .transpose()?
         .unwrap_or(now);
     if to < from {
-        return Err("--to is before --from".into());
+        bail!("--to is before --from");
     }
-    let source = Source::new(&app.config.source.prefix).map_err(|e| e.to_string())?;
+    let source =
+        Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
     let settings = crate::reports::settings(&app.config.engine);
     let username = args.username.clone();
     let course_text = args.course.clone();
     let window = Window { from, to, now };
-    let (user, report, courses, labels, course_filter) = app
+    // The report's own errors ride inside the store's Ok, so that they reach the operator
+    // whole rather than as the store's text.
+    let Found {
+        user,
+        report,
+        courses,
+        labels,
+        course_filter,
+    } = app
         .source
-        .run(move |conn| {
-            let invalid = |e: crate::store::source::SourceError| {
-                crate::store::StoreError::Invalid(e.to_string())
-            };
-            let user = source
-                .find_user_for_rpc(conn, &username)
-                .map_err(invalid)?
-                .ok_or_else(|| {
-                    crate::store::StoreError::Invalid(format!(
-                        "no user {username} in the source database"
-                    ))
-                })?;
-            let course_filter = course_text
-                .as_deref()
-                .map(|text| course_for_cli(conn, &source, text))
-                .transpose()?;
-            let report =
-                crate::reports::user_report(conn, &source, &settings, user.id, window, true)
-                    .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
-            let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
-            // The course asked for may have no time: its zero row still wants its names.
-            ids.extend(course_filter.as_ref().map(|c| c.id));
-            let courses = source.courses_by_ids(conn, &ids).map_err(invalid)?;
-            let cmids: Vec<i64> = report
-                .courses
-                .iter()
-                .flat_map(|c| c.modules.iter().map(|m| m.cmid))
-                .collect();
-            let labels = source.module_labels(conn, &cmids).map_err(invalid)?;
-            Ok((user, report, courses, labels, course_filter))
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
+            Ok(find(
+                conn,
+                &source,
+                &settings,
+                &username,
+                course_text.as_deref(),
+                window,
+            ))
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .context("opening the source database")??;
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let zero_row;
@@ -218,17 +209,62 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     Ok(())
 }
 
+/// What `stats` shows, read in one go from the source database.
+struct Found {
+    user: User,
+    report: Report,
+    courses: HashMap<i64, Course>,
+    labels: HashMap<i64, ModuleLabel>,
+    course_filter: Option<Course>,
+}
+
+fn find(
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    username: &str,
+    course_text: Option<&str>,
+    window: Window,
+) -> anyhow::Result<Found> {
+    let user = source
+        .find_user_for_rpc(conn, username)
+        .with_context(|| format!("looking up user {username}"))?
+        .with_context(|| format!("no user {username} in the source database"))?;
+    let course_filter = course_text
+        .map(|text| course_for_cli(conn, source, text))
+        .transpose()?;
+    let report = crate::reports::user_report(conn, source, settings, user.id, window, true)
+        .with_context(|| format!("computing the time of {username}"))?;
+    let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+    // The course asked for may have no time: its zero row still wants its names.
+    ids.extend(course_filter.as_ref().map(|c| c.id));
+    let courses = source
+        .courses_by_ids(conn, &ids)
+        .context("reading course names")?;
+    let cmids: Vec<i64> = report
+        .courses
+        .iter()
+        .flat_map(|c| c.modules.iter().map(|m| m.cmid))
+        .collect();
+    let labels = source
+        .module_labels(conn, &cmids)
+        .context("reading activity names")?;
+    Ok(Found {
+        user,
+        report,
+        courses,
+        labels,
+        course_filter,
+    })
+}
+
 /// The course `--course` names: an id or a shortname, or `id:N` / `shortname:S` to say which.
 /// A bare text that is one course's id and another's shortname is refused, not guessed.
-fn course_for_cli(
-    conn: &mut crate::store::DbConnection,
-    source: &Source,
-    text: &str,
-) -> Result<crate::store::source::Course, crate::store::StoreError> {
+fn course_for_cli(conn: &mut DbConnection, source: &Source, text: &str) -> anyhow::Result<Course> {
     let mut find = |field, value| {
         source
             .find_course(conn, field, value)
-            .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))
+            .with_context(|| format!("looking up course {text}"))
     };
     let (by_id, by_shortname) = match (text.strip_prefix("id:"), text.strip_prefix("shortname:")) {
         (Some(id), _) => (find(CourseField::Id, id)?, None),
@@ -239,13 +275,12 @@ fn course_for_cli(
         ),
     };
     match (by_id, by_shortname) {
-        (Some(a), Some(b)) if a.id != b.id => Err(crate::store::StoreError::Invalid(format!(
+        (Some(a), Some(b)) if a.id != b.id => bail!(
             "--course {text} is ambiguous: it is course id {} and the shortname of course id {}; say `id:{text}` or `shortname:{text}`",
-            a.id, b.id
-        ))),
+            a.id,
+            b.id
+        ),
         (Some(course), _) | (None, Some(course)) => Ok(course),
-        (None, None) => Err(crate::store::StoreError::Invalid(format!(
-            "no course {text}"
-        ))),
+        (None, None) => bail!("no course {text}"),
     }
 }

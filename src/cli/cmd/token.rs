@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -49,15 +50,21 @@ async fn create(
     if let Some(at) = expires
         && at <= app.now()
     {
-        return Err(format!(
+        bail!(
             "--expires {} is in the past: the token could never be used (give a later date, or no --expires for a token that does not expire)",
             output::time(at)
-        ));
+        );
     }
-    crate::ws::tokens::validate_ranges(&allowed_ips).map_err(|e| format!("--allowed-ips: {e}"))?;
+    // The web-service layer states its refusals as plain text.
+    crate::ws::tokens::validate_ranges(&allowed_ips)
+        .map_err(anyhow::Error::msg)
+        .context("--allowed-ips")?;
     check_label(&label)?;
     let (plain, created) =
-        crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips).await?;
+        crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("creating a token for {username}@{wwwroot}"))?;
     if json_out {
         print_json(&json!({"token": plain, "id": created.id, "prefix": created.token_prefix}));
     } else {
@@ -83,7 +90,7 @@ async fn list(app: &Arc<App>, json_out: bool) -> CmdResult {
             Ok(out)
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .context("listing tokens")?;
     if json_out {
         print_json(
             &rows
@@ -144,9 +151,9 @@ async fn revoke(app: &Arc<App>, token: String) -> CmdResult {
         .state
         .run(move |c| state::revoke_token(c, &t))
         .await
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("revoking token {token}"))?;
     if n == 0 {
-        return Err(format!("no active token {token}"));
+        bail!("no active token {token}");
     }
     println!("revoked {n} token(s)");
     Ok(())
@@ -156,10 +163,10 @@ async fn revoke(app: &Arc<App>, token: String) -> CmdResult {
 fn check_label(label: &str) -> CmdResult {
     const MAX: usize = 100;
     if label.chars().any(char::is_control) {
-        return Err("--label: control characters (newlines, escapes) are not allowed".into());
+        bail!("--label: control characters (newlines, escapes) are not allowed");
     }
     if label.chars().count() > MAX {
-        return Err(format!("--label: at most {MAX} characters"));
+        bail!("--label: at most {MAX} characters");
     }
     Ok(())
 }
