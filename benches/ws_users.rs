@@ -281,7 +281,7 @@ async fn run(
     );
     let ids: Vec<i64> = app
         .source
-        .run(|c| {
+        .run::<_, usestats::store::StoreError, _>(|c| {
             Ok(
                 diesel::sql_query("SELECT id FROM mdl_user WHERE deleted = 0 ORDER BY id")
                     .load::<Id>(c)?

@@ -100,7 +100,7 @@ pub struct Collection {
 pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, CollectError> {
     let selection = selection.trim().to_string();
     app.state
-        .run(move |conn| {
+        .run::<_, crate::store::StoreError, _>(move |conn| {
             let peers = state::all_peers(conn, false)?;
             if selection == "all" {
                 let mut chosen = Vec::new();

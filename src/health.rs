@@ -250,7 +250,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
     let prefix = app.config.source.prefix.clone();
     let logs = app
         .source
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             use diesel::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct Count {

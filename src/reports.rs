@@ -17,6 +17,32 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
+impl ReportError {
+    /// The database could not be reached (connection, pool), as opposed to a query or a
+    /// configuration that fails whenever it is tried.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ReportError::Store(
+                StoreError::Connect { .. } | StoreError::Pool(_) | StoreError::Task(_)
+            )
+        ) || matches!(self, ReportError::Source(SourceError::Query(e)) | ReportError::Store(StoreError::Query(e)) if is_connection_error(e))
+    }
+}
+
+/// Diesel reports a lost connection as a database error of kind `ClosedConnection` or as
+/// an unrecognised one from the driver; both mean "try again later".
+fn is_connection_error(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | diesel::result::Error::BrokenTransactionManager
+    )
+}
+
 pub fn settings(config: &EngineConfig) -> Settings {
     config.clone()
 }

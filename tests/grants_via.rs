@@ -72,7 +72,7 @@ async fn remote_learner(app: &TestApp, home: &str) -> String {
     let home = home.to_string();
     app.app
         .source
-        .run(move |c| {
+        .run::<_, usestats::store::StoreError, _>(move |c| {
             use diesel::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct Row {

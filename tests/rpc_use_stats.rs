@@ -49,7 +49,7 @@ async fn remote_learner(s: &Setup) -> String {
     let home = s.a.wwwroot.clone();
     s.b.app
         .source
-        .run(move |c| {
+        .run::<_, usestats::store::StoreError, _>(move |c| {
             use diesel::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct Row {
@@ -106,7 +106,7 @@ async fn learner(
     let courses =
         s.b.app
             .source
-            .run(move |c| {
+            .run::<_, usestats::store::StoreError, _>(move |c| {
                 Ok(Source::new("mdl_")
                     .unwrap()
                     .courses_by_ids(c, &ids)
@@ -430,7 +430,7 @@ async fn scores(s: &Setup) {
     let u = username.clone();
     let (course, grade) = app
         .source
-        .run(move |c| {
+        .run::<_, usestats::store::StoreError, _>(move |c| {
             let source = Source::new("mdl_").unwrap();
             let user = source.find_user_for_rpc(c, &u).unwrap().unwrap();
             let grades = source.user_course_grades(c, user.id).unwrap();

@@ -437,7 +437,7 @@ fn ids(c: &mut usestats::store::DbConnection, sql: &str) -> Vec<i64> {
 async fn site(ws: &Ws) -> Site {
     ws.t.app
         .source
-        .run(|c| {
+        .run::<_, usestats::store::StoreError, _>(|c| {
             let source = Source::new("mdl_").unwrap();
             let users: Vec<User> = ids(c, "SELECT id FROM mdl_user WHERE deleted = 0 ORDER BY id")
                 .into_iter()
@@ -493,7 +493,7 @@ async fn engine(ws: &Ws, userid: i64, from: i64, to: i64) -> Report {
     let settings = usestats::reports::settings(&ws.t.app.config.engine);
     ws.t.app
         .source
-        .run(move |c| {
+        .run::<_, usestats::store::StoreError, _>(move |c| {
             let source = Source::new("mdl_").unwrap();
             Ok(usestats::reports::user_report(
                 c,
@@ -513,7 +513,7 @@ async fn engine(ws: &Ws, userid: i64, from: i64, to: i64) -> Report {
 async fn learners(ws: &Ws) -> Vec<i64> {
     ws.t.app
         .source
-        .run(|c| {
+        .run::<_, usestats::store::StoreError, _>(|c| {
             Ok(ids(
                 c,
                 "SELECT u.id AS id FROM mdl_user u JOIN mdl_logstore_standard_log l ON l.userid = u.id \
@@ -1088,7 +1088,7 @@ async fn users_course_stats(ws: &Ws, site: &Site) {
 async fn state_snapshot(ws: &Ws) -> Json {
     ws.t.app
         .state
-        .run(|c| {
+        .run::<_, usestats::store::StoreError, _>(|c| {
             let tokens = state::list_tokens(c)?;
             let grants = state::list_grants(c)?;
             Ok(json!({"tokens": tokens, "grants": grants}))

@@ -455,28 +455,41 @@ pub fn cert_info(cert: &X509) -> CertInfo {
     }
 }
 
+/// Why a certificate cannot stand for a wwwroot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("certificate subjectAltName `{san}` does not match wwwroot `{wwwroot}`")]
+    SubjectAltName { san: String, wwwroot: String },
+    #[error("certificate CN `{cn}` does not match wwwroot `{wwwroot}`")]
+    CommonName { cn: String, wwwroot: String },
+    #[error("unsupported RSA key size {0} bits")]
+    KeySize(u32),
+}
+
 /// Moodle's `check_credentials` (§6.4): a subjectAltName attribute, when present, must equal
 /// the wwwroot, and the CN must equal the first 64 characters of the wwwroot. Comparison is
 /// on the normalised forms (D13) so that a peer typed with an upper-case host still matches.
-pub fn check_credentials(cert: &X509, wwwroot: &str) -> Result<CertInfo, String> {
+pub fn check_credentials(cert: &X509, wwwroot: &str) -> Result<CertInfo, CredentialsError> {
     let info = cert_info(cert);
     let want = crate::wwwroot::Wwwroot::normalized(wwwroot);
     if let Some(san) = &info.subject_alt_name
         && crate::wwwroot::Wwwroot::normalized(san) != want
     {
-        return Err(format!(
-            "certificate subjectAltName `{san}` does not match wwwroot `{wwwroot}`"
-        ));
+        return Err(CredentialsError::SubjectAltName {
+            san: san.clone(),
+            wwwroot: wwwroot.to_string(),
+        });
     }
     let cn = info.common_name.clone().unwrap_or_default();
     let want_cn: String = want.chars().take(64).collect();
     if crate::wwwroot::Wwwroot::normalized(&cn) != crate::wwwroot::Wwwroot::normalized(&want_cn) {
-        return Err(format!(
-            "certificate CN `{cn}` does not match wwwroot `{wwwroot}`"
-        ));
+        return Err(CredentialsError::CommonName {
+            cn,
+            wwwroot: wwwroot.to_string(),
+        });
     }
     if info.key_bits < 1024 || info.key_bits > 8192 {
-        return Err(format!("unsupported RSA key size {} bits", info.key_bits));
+        return Err(CredentialsError::KeySize(info.key_bits));
     }
     Ok(info)
 }

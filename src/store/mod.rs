@@ -61,6 +61,8 @@ pub enum StoreError {
     Migration(String),
     #[error("database busy: {0}")]
     Pool(String),
+    #[error("a database task failed: {0}")]
+    Task(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -218,18 +220,24 @@ impl Db {
     }
 
     /// Run blocking database work off the async executor.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Run `work` on a pooled connection, off the async workers. The error is the caller's
+    /// own (as in [`write_transaction`]), so a query layer's typed error comes back whole
+    /// instead of as text; the pool's own failures arrive as a [`StoreError`] inside it.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(StoreError::Pool(e.to_string())))?;
             work(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Invalid(format!("database task failed: {e}")))?
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
 }
 

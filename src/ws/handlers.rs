@@ -3,6 +3,8 @@
 //! answer as Moodle's block_use_stats does.
 
 use std::collections::HashMap;
+
+use crate::reports::ReportError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -235,16 +237,10 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
     let req = request.clone();
     let computed = app
         .source
-        .run(move |conn| {
-            let invalid = |e: crate::store::source::SourceError| {
-                crate::store::StoreError::Invalid(e.to_string())
-            };
+        .run::<_, ReportError, _>(move |conn| {
             let mut users = Vec::with_capacity(req.uids.len());
             for uid in &req.uids {
-                match source
-                    .find_user(conn, req.uidsource, uid)
-                    .map_err(invalid)?
-                {
+                match source.find_user(conn, req.uidsource, uid)? {
                     Some(user) => users.push(user),
                     None => {
                         return Ok(Err(WsError::invalid_parameter(format!(
@@ -257,42 +253,36 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
             }
             let course = match &req.course {
                 None => None,
-                Some((field, field_text, cid)) => {
-                    match source.find_course(conn, *field, cid).map_err(invalid)? {
-                        Some(course) => Some(course),
-                        None => {
-                            return Ok(Err(WsError::invalid_parameter(format!(
-                                "Invalid course by {field_text} {}",
-                                echo(cid)
-                            ))));
-                        }
+                Some((field, field_text, cid)) => match source.find_course(conn, *field, cid)? {
+                    Some(course) => Some(course),
+                    None => {
+                        return Ok(Err(WsError::invalid_parameter(format!(
+                            "Invalid course by {field_text} {}",
+                            echo(cid)
+                        ))));
                     }
-                }
+                },
             };
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let reports = crate::reports::users_reports(conn, &source, &settings, &ids, window)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+            let reports = crate::reports::users_reports(conn, &source, &settings, &ids, window)?;
             let mut course_ids: Vec<i64> = reports
                 .values()
                 .flat_map(|r| r.courses.iter().map(|c| c.course))
                 .collect();
             course_ids.sort_unstable();
             course_ids.dedup();
-            let courses = source.courses_by_ids(conn, &course_ids).map_err(invalid)?;
-            let site_course = source.site_course_id(conn).map_err(invalid)?;
+            let courses = source.courses_by_ids(conn, &course_ids)?;
+            let site_course = source.site_course_id(conn)?;
             let mut grades = HashMap::new();
             if req.score {
                 match &course {
                     Some(course) => {
-                        for (user, grade) in source
-                            .users_course_grades(conn, &ids, course.id)
-                            .map_err(invalid)?
-                        {
+                        for (user, grade) in source.users_course_grades(conn, &ids, course.id)? {
                             grades.insert((user, course.id), grade);
                         }
                     }
                     None => {
-                        grades = source.grades_for_users(conn, &ids).map_err(invalid)?;
+                        grades = source.grades_for_users(conn, &ids)?;
                     }
                 }
             }

@@ -13,9 +13,28 @@ pub fn hash(token: &str) -> String {
 
 /// Moodle tokens are 32 hex characters; ours are the same shape so clients that check the
 /// format accept them.
-fn fresh_token() -> Result<String, String> {
+/// Why a token or an address range was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("`{0}` is not an IP address or CIDR range")]
+    NotAnAddress(String),
+    #[error("`{text}`: prefix length must be 0..={max}")]
+    Prefix { text: String, max: u8 },
+    #[error("`{0}` names no address or range")]
+    NoRange(String),
+    #[error(
+        "no grant for {user}@{home}: add one first (`usestats grant add {home} {user} --course`)"
+    )]
+    NoGrant { user: String, home: String },
+    #[error("no random bytes for a token: {0}")]
+    Random(#[from] openssl::error::ErrorStack),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+fn fresh_token() -> Result<String, TokenError> {
     let mut bytes = [0u8; 16];
-    openssl::rand::rand_bytes(&mut bytes).map_err(|e| e.to_string())?;
+    openssl::rand::rand_bytes(&mut bytes)?;
     Ok(hex::encode(bytes))
 }
 
@@ -27,28 +46,26 @@ pub struct Range {
 }
 
 impl Range {
-    pub fn parse(text: &str) -> Result<Range, String> {
+    pub fn parse(text: &str) -> Result<Range, TokenError> {
         let text = text.trim();
         let (address, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let network: IpAddr = address.parse().map_err(|_| {
-            format!(
-                "`{}` is not an IP address or CIDR range",
-                crate::text::echo::echo(text)
-            )
-        })?;
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| TokenError::NotAnAddress(crate::text::echo::echo(text)))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
-                format!(
-                    "`{}`: prefix length must be 0..={max}",
-                    crate::text::echo::echo(text)
-                )
-            })?,
-            None => max,
-        };
+        let prefix =
+            match prefix {
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                    TokenError::Prefix {
+                        text: crate::text::echo::echo(text),
+                        max,
+                    }
+                })?,
+                None => max,
+            };
         Ok(Range { network, prefix })
     }
 
@@ -79,7 +96,7 @@ impl Range {
     }
 }
 
-pub fn validate_ranges(list: &str) -> Result<(), String> {
+pub fn validate_ranges(list: &str) -> Result<(), TokenError> {
     let mut ranges = 0;
     for item in list.split(',').filter(|s| !s.trim().is_empty()) {
         Range::parse(item)?;
@@ -87,10 +104,7 @@ pub fn validate_ranges(list: &str) -> Result<(), String> {
     }
     // Only separators would be stored as "any address": not what whoever typed it meant.
     if ranges == 0 && !list.trim().is_empty() {
-        return Err(format!(
-            "`{}` names no address or range",
-            crate::text::echo::echo(list)
-        ));
+        return Err(TokenError::NoRange(crate::text::echo::echo(list)));
     }
     Ok(())
 }
@@ -111,7 +125,7 @@ pub async fn create(
     label: &str,
     expires_at: Option<i64>,
     allowed_ips: &str,
-) -> Result<(String, WsToken), String> {
+) -> Result<(String, WsToken), TokenError> {
     let token = fresh_token()?;
     let token_hash = hash(&token);
     let prefix = token[..8].to_string();
@@ -124,15 +138,16 @@ pub async fn create(
     );
     let created = app
         .state
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             let grants = state::list_grants(c)?;
             let Some(grant) = grants
                 .into_iter()
                 .find(|g| g.home_wwwroot == home && g.username == user)
             else {
-                return Ok(Err(format!(
-                    "no grant for {user}@{home}: add one first (`usestats grant add {home} {user} --course`)"
-                )));
+                return Ok(Err(TokenError::NoGrant {
+                    user: user.clone(),
+                    home: home.to_string(),
+                }));
             };
             Ok(Ok(state::insert_token(
                 c,
@@ -147,8 +162,7 @@ pub async fn create(
                 now,
             )?))
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await??;
     Ok((token, created))
 }
 
@@ -173,7 +187,7 @@ pub async fn check(
     let now = app.now();
     let found = app
         .state
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             let Some(row) = state::token_by_hash(c, &token_hash)? else {
                 return Ok(None);
             };

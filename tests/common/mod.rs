@@ -366,7 +366,7 @@ pub async fn busiest_learner(app: &TestApp) -> (i64, String) {
     let prefix = app.app.config.source.prefix.clone();
     app.app
         .source
-        .run(move |c| {
+        .run::<_, usestats::store::StoreError, _>(move |c| {
             use diesel::RunQueryDsl;
             #[derive(diesel::QueryableByName)]
             struct Row {

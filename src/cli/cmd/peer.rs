@@ -79,9 +79,7 @@ async fn add(
         .with_context(|| format!("keyswap with {wwwroot} failed"))?;
     let cert = crypto::parse_cert_pem(&pem)
         .with_context(|| format!("reading the certificate {wwwroot} sent"))?;
-    // check_credentials says what is wrong in plain text.
     let info = crypto::check_credentials(&cert, &wwwroot)
-        .map_err(anyhow::Error::msg)
         .with_context(|| format!("checking the certificate {wwwroot} sent"))?;
     if info.not_after < app.now() && !allow_expired {
         // Moodle refuses an expired certificate at registration too.
@@ -229,7 +227,7 @@ async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
     let id = peer.id;
     let (services, history) = app
         .state
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             Ok((
                 state::own_services(c, id)?,
                 state::peer_certificate_history(c, id)?,
@@ -325,7 +323,7 @@ async fn set(
         bail!("timeouts must be positive milliseconds");
     }
     app.state
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             state::set_peer_timeouts(c, id, connect, total)?;
             if let Some(level) = ssl_verification {
                 state::set_peer_ssl_verification(c, id, level)?;
@@ -471,7 +469,7 @@ async fn source_knows_host(app: &Arc<App>, wwwroot: &str) -> bool {
     };
     let wwwroot = wwwroot.to_string();
     app.source
-        .run(move |c| {
+        .run::<_, crate::store::StoreError, _>(move |c| {
             Ok(source
                 .mnet_host_id_by_wwwroot(c, &wwwroot)
                 .ok()

@@ -55,15 +55,11 @@ async fn create(
             output::time(at)
         );
     }
-    // The web-service layer states its refusals as plain text.
-    crate::ws::tokens::validate_ranges(&allowed_ips)
-        .map_err(anyhow::Error::msg)
-        .context("--allowed-ips")?;
+    crate::ws::tokens::validate_ranges(&allowed_ips).context("--allowed-ips")?;
     check_label(&label)?;
     let (plain, created) =
         crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
             .await
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("creating a token for {username}@{wwwroot}"))?;
     if json_out {
         print_json(&json!({"token": plain, "id": created.id, "prefix": created.token_prefix}));
@@ -80,7 +76,7 @@ async fn create(
 async fn list(app: &Arc<App>, json_out: bool) -> CmdResult {
     let rows = app
         .state
-        .run(|c| {
+        .run::<_, crate::store::StoreError, _>(|c| {
             let tokens = state::list_tokens(c)?;
             let mut out = Vec::new();
             for t in tokens {

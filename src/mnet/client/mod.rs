@@ -334,7 +334,7 @@ impl MnetClient {
         let cert = crypto::parse_cert_pem(pem)
             .map_err(|e| ClientError::BadNewCertificate(peer_says(&e.to_string())))?;
         let info = crypto::check_credentials(&cert, &peer.wwwroot)
-            .map_err(|e| ClientError::BadNewCertificate(peer_says(&e)))?;
+            .map_err(|e| ClientError::BadNewCertificate(peer_says(&e.to_string())))?;
         let (id, pem, now) = (peer.id, pem.to_string(), self.own.clock.now());
         let stored = self
             .own

@@ -62,17 +62,24 @@ async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Ca
         tracing::info!(wwwroot = %untrusted::field(&wwwroot), "keyswap: the caller's certificate is not canonical PEM");
         return None;
     };
-    match crypto::parse_cert_pem(&canonical)
-        .map_err(|e| e.to_string())
-        .and_then(|c| crypto::check_credentials(&c, &wwwroot))
-    {
+    let refuse = |problem: &dyn std::fmt::Display| {
+        tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&problem.to_string()), "keyswap: not registering the caller");
+    };
+    let cert = match crypto::parse_cert_pem(&canonical) {
+        Ok(cert) => cert,
+        Err(e) => {
+            refuse(&e);
+            return None;
+        }
+    };
+    match crypto::check_credentials(&cert, &wwwroot) {
         Ok(info) => Some(Candidate {
             wwwroot: wwwroot.into_string(),
             pem: canonical,
             not_after: info.not_after,
         }),
-        Err(problem) => {
-            tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&problem), "keyswap: not registering the caller");
+        Err(e) => {
+            refuse(&e);
             None
         }
     }

@@ -59,20 +59,13 @@ pub(super) async fn authenticate(
     let found = {
         let (source, home, username) = (source.clone(), home.clone(), username.clone());
         site.source
-            .run(move |conn| {
-                let host = source
-                    .mnet_host_id_by_wwwroot(conn, &home)
-                    .map_err(to_store)?;
+            .run::<_, ReportError, _>(move |conn| {
+                let host = source.mnet_host_id_by_wwwroot(conn, &home)?;
                 match host {
                     None => Ok(None),
                     Some(id) => {
-                        let on_record = source
-                            .mnet_host(conn, id)
-                            .map_err(to_store)?
-                            .map(|h| h.wwwroot);
-                        let user = source
-                            .find_mnet_user(conn, &username, id)
-                            .map_err(to_store)?;
+                        let on_record = source.mnet_host(conn, id)?.map(|h| h.wwwroot);
+                        let user = source.find_mnet_user(conn, &username, id)?;
                         Ok(Some(user.map(|u| (u, on_record))))
                     }
                 }
@@ -127,16 +120,18 @@ pub(super) async fn authenticate(
     }
 }
 
-pub(super) fn to_store(e: crate::store::source::SourceError) -> crate::store::StoreError {
-    crate::store::StoreError::Invalid(e.to_string())
-}
-
-pub(super) fn data_unavailable(e: impl std::fmt::Display) -> Answer {
-    tracing::error!(error = %e, "source database query failed");
-    Answer::fail(
-        RPC_FAILURE,
-        "The statistics database is unavailable; try again later.",
-    )
+/// A failure reading Moodle's database or ours, as the caller sees it: "unavailable" only
+/// when the database could not be reached; the full error goes to the log, never to the
+/// caller.
+pub(super) fn data_unavailable(e: impl Into<ReportError>) -> Answer {
+    let e = e.into();
+    tracing::error!(error = %e, "use_stats could not read its data");
+    let message = if e.is_unavailable() {
+        "The statistics database is unavailable; try again later."
+    } else {
+        "The statistics could not be computed; the site's log says why."
+    };
+    Answer::fail(RPC_FAILURE, message)
 }
 
 pub(super) fn source(site: &Site) -> Result<Source, Answer> {

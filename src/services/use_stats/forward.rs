@@ -45,7 +45,7 @@ pub(super) async fn forward(
     let wwwroot = remote.to_string();
     let peer = match site
         .state
-        .run(move |conn| {
+        .run::<_, crate::store::StoreError, _>(move |conn| {
             let peer = state::peer_by_wwwroot(conn, &wwwroot)?;
             match peer {
                 Some(p) if !p.deleted => {

@@ -61,22 +61,17 @@ pub(super) async fn get_scores_answer(site: &Site, ctx: &CallContext, params: &[
     };
     let found = site
         .source
-        .run(move |conn| {
-            let Some(course) = source
-                .find_course(conn, course_field, &identifier)
-                .map_err(to_store)?
-            else {
+        .run::<_, ReportError, _>(move |conn| {
+            let Some(course) = source.find_course(conn, course_field, &identifier)? else {
                 return Ok(Err(Answer::fail(RPC_FAILURE_RECORD, "Unknown course.")));
             };
-            let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {
+            let Some(user) = source.find_user_for_rpc(conn, &target)? else {
                 return Ok(Err(Answer::fail(
                     RPC_FAILURE_RECORD,
                     "Target user does not exist.",
                 )));
             };
-            let grade = source
-                .course_grade(conn, user.id, course.id)
-                .map_err(to_store)?;
+            let grade = source.course_grade(conn, user.id, course.id)?;
             Ok(Ok((user, grade)))
         })
         .await;

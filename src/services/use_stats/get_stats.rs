@@ -79,8 +79,8 @@ pub(super) async fn local_stats(
     let target = target.to_string();
     let computed = site
         .source
-        .run(move |conn| {
-            let Some(user) = source.find_user_for_rpc(conn, &target).map_err(to_store)? else {
+        .run::<_, ReportError, _>(move |conn| {
+            let Some(user) = source.find_user_for_rpc(conn, &target)? else {
                 return Ok(None);
             };
             let window = Window {
@@ -88,17 +88,16 @@ pub(super) async fn local_stats(
                 to: now,
                 now,
             };
-            let report = reports::user_report(conn, &source, &settings, user.id, window, false)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+            let report = reports::user_report(conn, &source, &settings, user.id, window, false)?;
             let course_ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
-            let courses = source.courses_by_ids(conn, &course_ids).map_err(to_store)?;
+            let courses = source.courses_by_ids(conn, &course_ids)?;
             let cmids: Vec<i64> = report
                 .courses
                 .iter()
                 .flat_map(|c| c.modules.iter().map(|m| m.cmid))
                 .collect();
             let labels = if scope >= MODULE_SCOPE {
-                source.module_labels(conn, &cmids).map_err(to_store)?
+                source.module_labels(conn, &cmids)?
             } else {
                 Default::default()
             };

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::mnet::node::Node;
 use crate::mnet::services::{Method, MethodFuture, Param, Service};
+use crate::reports::ReportError;
 use crate::store::Db;
 
 pub use answer::{Answer, php_json};
