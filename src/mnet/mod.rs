@@ -4,5 +4,6 @@ pub mod client;
 pub mod envelope;
 pub mod faults;
 pub mod node;
+pub mod registration;
 pub mod server;
 pub mod services;

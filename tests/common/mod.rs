@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use usestats::app::App;
 use usestats::config::Config;
+use usestats::mnet::registration::{self, Registration, Sponsor};
 use usestats::store::state;
 
 /// A change to a test daemon's configuration before it starts.
@@ -106,22 +107,29 @@ impl TestApp {
 
     /// Register another daemon as a peer of this one, the way `usestats peer add` does.
     pub async fn add_peer(&self, other: &TestApp) -> state::Peer {
-        let pem = self
-            .app
-            .client
-            .keyswap(&other.wwwroot, "moodle", 0, None)
+        let vetted = registration::fetch(&self.app.client, &other.wwwroot, "moodle", 0)
             .await
             .expect("keyswap");
-        let cert = usestats::crypto::parse_cert_pem(&pem).unwrap();
-        let info = usestats::crypto::check_credentials(&cert, &other.wwwroot).unwrap();
-        self.register(&other.wwwroot, &pem, info.not_after).await
+        registration::register(
+            &self.app.client,
+            &self.app.state,
+            Registration {
+                vetted,
+                application: "moodle".into(),
+                name: Some("peer".into()),
+                ssl_verification: 0,
+                sponsor: Sponsor::Operator,
+            },
+            self.app.now(),
+        )
+        .await
+        .expect("registration")
+        .expect("an operator's registration always stores the peer")
     }
 
+    /// Store a peer with any certificate, unvetted: for tests that play a host whose
+    /// certificate does not match what it claims.
     pub async fn register_cert(&self, wwwroot: &str, pem: &str) -> state::Peer {
-        self.register(wwwroot, pem, 0).await
-    }
-
-    async fn register(&self, wwwroot: &str, pem: &str, expires: i64) -> state::Peer {
         let (w, p, now) = (wwwroot.to_string(), pem.to_string(), self.app.now());
         self.app
             .state
@@ -133,7 +141,7 @@ impl TestApp {
                         name: "peer",
                         application: "moodle",
                         public_key: &p,
-                        public_key_expires: expires,
+                        public_key_expires: 0,
                         ssl_verification: 0,
                     },
                     now,

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{Application, PeerAction, ServiceArgs};
 use crate::crypto;
+use crate::mnet::registration::{self, Registration, Sponsor};
 use crate::store::source::Source;
 use crate::store::state;
 use crate::wwwroot::{self, Wwwroot};
@@ -72,15 +73,9 @@ async fn add(
     if Wwwroot::normalized(&wwwroot) == Wwwroot::normalized(app.wwwroot()) {
         bail!("that is our own wwwroot");
     }
-    let pem = app
-        .client
-        .keyswap(&wwwroot, application.name(), ssl_verification, None)
-        .await
-        .with_context(|| format!("keyswap with {wwwroot} failed"))?;
-    let cert = crypto::parse_cert_pem(&pem)
-        .with_context(|| format!("reading the certificate {wwwroot} sent"))?;
-    let info = crypto::check_credentials(&cert, &wwwroot)
-        .with_context(|| format!("checking the certificate {wwwroot} sent"))?;
+    let vetted =
+        registration::fetch(&app.client, &wwwroot, application.name(), ssl_verification).await?;
+    let info = vetted.info.clone();
     if info.not_after < app.now() && !allow_expired {
         // Moodle refuses an expired certificate at registration too.
         bail!(
@@ -97,34 +92,20 @@ async fn add(
     if !yes && !confirm("Register this peer with this certificate?") {
         bail!("not registered");
     }
-    let name = match name.map(|n| crate::text::from_peer::plain_name(&n)) {
-        Some(name) if !name.is_empty() => name,
-        _ => app
-            .client
-            .fetch_site_title(&wwwroot)
-            .await
-            .unwrap_or_else(|| wwwroot.clone()),
-    };
-    let now = app.now();
-    let (application, w) = (application.name(), wwwroot.clone());
-    let peer = app
-        .state
-        .run(move |c| {
-            state::upsert_peer(
-                c,
-                &state::NewPeer {
-                    wwwroot: &w,
-                    name: &name,
-                    application,
-                    public_key: &pem,
-                    public_key_expires: info.not_after,
-                    ssl_verification,
-                },
-                now,
-            )
-        })
-        .await
-        .with_context(|| format!("registering {wwwroot}"))?;
+    let peer = registration::register(
+        &app.client,
+        &app.state,
+        Registration {
+            vetted,
+            application: application.name().to_string(),
+            name,
+            ssl_verification,
+            sponsor: Sponsor::Operator,
+        },
+        app.now(),
+    )
+    .await?
+    .with_context(|| format!("registering {wwwroot}"))?;
     if json_out {
         print_json(&peer);
     } else {

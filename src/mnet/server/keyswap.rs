@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Answer;
 use crate::crypto;
 use crate::mnet::node::Node;
+use crate::mnet::registration::{self, Registration, Sponsor, Vetted};
 use crate::store::state::{self};
 use crate::text::untrusted;
 use crate::wwwroot::Wwwroot;
@@ -33,13 +34,7 @@ pub(super) async fn keyswap(
 }
 
 /// A keyswap caller we could register: unknown wwwroot, certificate valid for it.
-struct Candidate {
-    wwwroot: String,
-    pem: String,
-    not_after: i64,
-}
-
-async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Candidate> {
+async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Vetted> {
     let (Some(wwwroot), Some(pem)) = (
         params.first().and_then(Value::as_str),
         params.get(1).and_then(Value::as_str),
@@ -62,24 +57,10 @@ async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Ca
         tracing::info!(wwwroot = %untrusted::field(&wwwroot), "keyswap: the caller's certificate is not canonical PEM");
         return None;
     };
-    let refuse = |problem: &dyn std::fmt::Display| {
-        tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&problem.to_string()), "keyswap: not registering the caller");
-    };
-    let cert = match crypto::parse_cert_pem(&canonical) {
-        Ok(cert) => cert,
+    match registration::vet(&wwwroot, &canonical) {
+        Ok(vetted) => Some(vetted),
         Err(e) => {
-            refuse(&e);
-            return None;
-        }
-    };
-    match crypto::check_credentials(&cert, &wwwroot) {
-        Ok(info) => Some(Candidate {
-            wwwroot: wwwroot.into_string(),
-            pem: canonical,
-            not_after: info.not_after,
-        }),
-        Err(e) => {
-            refuse(&e);
+            tracing::info!(wwwroot = %untrusted::field(&wwwroot), problem = %untrusted::field(&e.to_string()), "keyswap: not registering the caller");
             None
         }
     }
@@ -87,7 +68,7 @@ async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Ca
 
 /// The limits come before the outbound GET of the caller's page, so a refused
 /// registration costs nothing but the answer.
-async fn register_caller(node: &Arc<Node>, candidate: Candidate, remote_addr: Option<SocketAddr>) {
+async fn register_caller(node: &Arc<Node>, candidate: Vetted, remote_addr: Option<SocketAddr>) {
     let registrations = &node.limits.registrations;
     let max_peers = registrations.max_peers;
     let full = node
@@ -106,30 +87,19 @@ async fn register_caller(node: &Arc<Node>, candidate: Candidate, remote_addr: Op
         tracing::info!(wwwroot = %untrusted::field(&candidate.wwwroot), "keyswap: not registering the caller: too many registrations, see limits.auto_register_per_minute");
         return;
     }
-    let name = node
-        .client
-        .fetch_site_title(&candidate.wwwroot)
-        .await
-        .unwrap_or_else(|| candidate.wwwroot.clone());
-    let now = node.now();
-    let registered = node
-        .state
-        .run(move |c| {
-            state::register_auto_peer(
-                c,
-                &state::NewPeer {
-                    wwwroot: &candidate.wwwroot,
-                    name: &name,
-                    application: "moodle",
-                    public_key: &candidate.pem,
-                    public_key_expires: candidate.not_after,
-                    ssl_verification: 2,
-                },
-                now,
-                max_peers,
-            )
-        })
-        .await;
+    let registered = registration::register(
+        &node.client,
+        &node.state,
+        Registration {
+            vetted: candidate,
+            application: "moodle".into(),
+            name: None,
+            ssl_verification: 2,
+            sponsor: Sponsor::SelfIntroduced { max_peers },
+        },
+        node.now(),
+    )
+    .await;
     match registered {
         Ok(Some(peer)) => {
             tracing::info!(peer = %untrusted::field(&peer.wwwroot), "keyswap: registered a new peer")
