@@ -462,7 +462,7 @@ pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: 
             source: app.source.clone(),
         },
         username,
-        scope,
+        rpc::Scope::from_plugin(scope),
         timefrom,
     )
     .await;

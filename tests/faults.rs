@@ -488,7 +488,12 @@ async fn a_full_disk_under_the_audit_log_loses_the_audit_not_the_answer() {
     let b_pem = a
         .app
         .client
-        .keyswap(&wwwroot, "moodle", 0, None)
+        .keyswap(
+            &wwwroot,
+            "moodle",
+            usestats::store::state::SslVerification::None,
+            None,
+        )
         .await
         .unwrap();
     a.register_cert(&wwwroot, &b_pem).await;

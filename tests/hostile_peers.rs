@@ -472,7 +472,12 @@ async fn a_keyswap_answer_is_capped() {
     let error = a
         .app
         .client
-        .keyswap(&rogue.wwwroot, "moodle", 0, None)
+        .keyswap(
+            &rogue.wwwroot,
+            "moodle",
+            usestats::store::state::SslVerification::None,
+            None,
+        )
         .await
         .expect_err("refused")
         .to_string();

@@ -245,7 +245,12 @@ async fn a_wwwroot_with_a_path_is_served_below_that_path() {
     let pem = a
         .app
         .client
-        .keyswap(&b_root, "moodle", 0, None)
+        .keyswap(
+            &b_root,
+            "moodle",
+            usestats::store::state::SslVerification::None,
+            None,
+        )
         .await
         .unwrap();
     a.register_cert(&b_root, &pem).await;

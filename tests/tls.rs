@@ -72,7 +72,12 @@ async fn https_peers_with_each_verification_level() {
         let result = a
             .app
             .client
-            .keyswap(&b.wwwroot, "moodle", level, None)
+            .keyswap(
+                &b.wwwroot,
+                "moodle",
+                usestats::store::state::SslVerification::from_level(level),
+                None,
+            )
             .await;
         assert_eq!(result.is_ok(), expect_ok, "level {level}: {result:?}");
         if let Err(e) = result {
@@ -83,14 +88,24 @@ async fn https_peers_with_each_verification_level() {
     assert!(
         a.app
             .client
-            .keyswap(&c.wwwroot, "moodle", 1, None)
+            .keyswap(
+                &c.wwwroot,
+                "moodle",
+                usestats::store::state::SslVerification::HostName,
+                None
+            )
             .await
             .is_err()
     );
     assert!(
         a.app
             .client
-            .keyswap(&c.wwwroot, "moodle", 0, None)
+            .keyswap(
+                &c.wwwroot,
+                "moodle",
+                usestats::store::state::SslVerification::None,
+                None
+            )
             .await
             .is_ok()
     );

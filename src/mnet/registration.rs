@@ -7,7 +7,7 @@
 
 use crate::crypto::{self, CertInfo, CredentialsError, CryptoError};
 use crate::mnet::client::{ClientError, MnetClient};
-use crate::store::state::{self, NewPeer, Peer};
+use crate::store::state::{self, NewPeer, Peer, SslVerification};
 use crate::store::{Db, StoreError};
 
 /// A certificate that was read and found to name the wwwroot it came from.
@@ -64,7 +64,7 @@ pub async fn fetch(
     client: &MnetClient,
     wwwroot: &str,
     application: &str,
-    ssl_verification: i32,
+    ssl_verification: SslVerification,
 ) -> Result<Vetted, RegistrationError> {
     let pem = client
         .keyswap(wwwroot, application, ssl_verification, None)
@@ -93,7 +93,7 @@ pub struct Registration {
     pub application: String,
     /// `None`: the `<title>` of the peer's home page, or its wwwroot.
     pub name: Option<String>,
-    pub ssl_verification: i32,
+    pub ssl_verification: SslVerification,
     pub sponsor: Sponsor,
 }
 
@@ -128,7 +128,7 @@ pub async fn register(
                 application: &application,
                 public_key: &vetted.pem,
                 public_key_expires: vetted.info.not_after,
-                ssl_verification,
+                ssl_verification: ssl_verification.level(),
             };
             match sponsor {
                 Sponsor::Operator => state::upsert_peer(c, &new, now).map(Some),

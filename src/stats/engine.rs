@@ -11,9 +11,7 @@ use std::fmt;
 use super::input::{LogRow, ModuleInfo, Settings, Window};
 use super::report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};
 
-const CONTEXT_SYSTEM: i64 = 10;
-const CONTEXT_USER: i64 = 30;
-const CONTEXT_MODULE: i64 = 70;
+use super::input::{CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER};
 
 /// Why a pushed row was refused. A refused row leaves the engine untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,3 +72,11 @@ pub struct LogRow {
     pub realuserid: Option<i64>,
     pub module: ModuleInfo,
 }
+
+/// Moodle's context levels (`CONTEXT_*` in lib/accesslib.php), as `contextlevel` in a
+/// log row carries them.
+pub const CONTEXT_SYSTEM: i64 = 10;
+pub const CONTEXT_USER: i64 = 30;
+pub const CONTEXT_COURSECAT: i64 = 40;
+pub const CONTEXT_COURSE: i64 = 50;
+pub const CONTEXT_MODULE: i64 = 70;

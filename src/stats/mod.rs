@@ -11,5 +11,8 @@ mod input;
 mod report;
 
 pub use engine::{Engine, OrderError, compute};
-pub use input::{LogRow, ModuleInfo, Settings, Window};
+pub use input::{
+    CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER, LogRow,
+    ModuleInfo, Settings, Window,
+};
 pub use report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};

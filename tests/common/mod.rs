@@ -107,9 +107,14 @@ impl TestApp {
 
     /// Register another daemon as a peer of this one, the way `usestats peer add` does.
     pub async fn add_peer(&self, other: &TestApp) -> state::Peer {
-        let vetted = registration::fetch(&self.app.client, &other.wwwroot, "moodle", 0)
-            .await
-            .expect("keyswap");
+        let vetted = registration::fetch(
+            &self.app.client,
+            &other.wwwroot,
+            "moodle",
+            state::SslVerification::None,
+        )
+        .await
+        .expect("keyswap");
         registration::register(
             &self.app.client,
             &self.app.state,
@@ -117,7 +122,7 @@ impl TestApp {
                 vetted,
                 application: "moodle".into(),
                 name: Some("peer".into()),
-                ssl_verification: 0,
+                ssl_verification: state::SslVerification::None,
                 sponsor: Sponsor::Operator,
             },
             self.app.now(),

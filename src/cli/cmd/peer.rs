@@ -66,6 +66,8 @@ async fn add(
     allow_expired: bool,
     json_out: bool,
 ) -> CmdResult {
+    // clap has held the number to Moodle's 0..=2.
+    let ssl_verification = state::SslVerification::from_level(ssl_verification);
     let wwwroot = url.trim_end_matches('/').to_string();
     if let Some(problem) = wwwroot::problem(&wwwroot) {
         bail!("{wwwroot}: {problem}");

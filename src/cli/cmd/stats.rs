@@ -117,7 +117,7 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
                 crate::rpc::stats_message(
                     &user,
                     &report,
-                    crate::rpc::MODULE_SCOPE,
+                    crate::rpc::Scope::Modules,
                     &from.to_string(),
                     &courses,
                     &labels,

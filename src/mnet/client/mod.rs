@@ -16,7 +16,7 @@ use crate::crypto::{self, KeyringCell, PublicKeyCache};
 use crate::mnet::envelope;
 use crate::mnet::faults;
 use crate::store::Db;
-use crate::store::state::{self, Peer};
+use crate::store::state::{self, Peer, SslVerification};
 use crate::text::from_peer;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::{self, Limits, MethodCall, Response, Value};
@@ -73,7 +73,7 @@ pub struct MnetClient {
 /// Whether answers from the peer's URL come from the peer: https with the certificate
 /// chain and host name verified.
 fn transport_authenticated(peer: &Peer) -> bool {
-    peer.wwwroot.starts_with("https://") && peer.ssl_verification >= 2
+    peer.wwwroot.starts_with("https://") && peer.ssl() == SslVerification::Full
 }
 
 fn is_mahara(peer: &Peer) -> bool {
@@ -112,7 +112,7 @@ impl MnetClient {
         &self,
         wwwroot: &str,
         application: &str,
-        ssl_level: i32,
+        ssl_level: SslVerification,
         timeouts: Option<(Duration, Duration)>,
     ) -> Result<String, ClientError> {
         let url = format!(
@@ -176,7 +176,7 @@ impl MnetClient {
         self.keyswap(
             &peer.wwwroot,
             &peer.application,
-            peer.ssl_verification,
+            peer.ssl(),
             Some(self.transport.timeouts(Some(peer))),
         )
         .await
@@ -390,7 +390,7 @@ impl MnetClient {
             .post(
                 &url,
                 body,
-                peer.ssl_verification,
+                peer.ssl(),
                 self.transport.timeouts(Some(peer)),
                 answer_cap(&call.name),
             )

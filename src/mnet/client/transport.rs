@@ -14,21 +14,19 @@ use hyper_util::rt::TokioExecutor;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use super::ClientError;
-use crate::store::state::Peer;
+use crate::store::state::{Peer, SslVerification};
 use crate::text::from_peer;
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub(super) struct Transport {
-    clients: Mutex<HashMap<(i32, u64), HttpClient>>,
+    clients: Mutex<HashMap<(SslVerification, u64), HttpClient>>,
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
 }
 
-/// TLS verification levels as Moodle's `mnet_host.sslverification`: 0 none, 1 host name
-/// only, 2 host name and chain.
 fn https_connector(
-    level: i32,
+    level: SslVerification,
     connect_timeout: Duration,
 ) -> Result<HttpsConnector<HttpConnector>, ClientError> {
     let mut http = HttpConnector::new();
@@ -38,8 +36,8 @@ fn https_connector(
     let mut ssl = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| ClientError::TlsSetup(e.to_string()))?;
     match level {
-        0 => ssl.set_verify(SslVerifyMode::NONE),
-        1 => {
+        SslVerification::None => ssl.set_verify(SslVerifyMode::NONE),
+        SslVerification::HostName => {
             // Accept any chain problem but not a certificate for another host name or
             // address (X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_MISMATCH, _IP_ADDRESS_MISMATCH).
             const NAME_MISMATCHES: [i32; 3] = [62, 63, 64];
@@ -47,11 +45,11 @@ fn https_connector(
                 preverified || !NAME_MISMATCHES.contains(&ctx.error().as_raw())
             });
         }
-        _ => ssl.set_verify(SslVerifyMode::PEER),
+        SslVerification::Full => ssl.set_verify(SslVerifyMode::PEER),
     }
     let mut connector = HttpsConnector::with_connector(http, ssl)
         .map_err(|e| ClientError::TlsSetup(e.to_string()))?;
-    if level == 0 {
+    if level == SslVerification::None {
         connector.set_callback(|config, _| {
             config.set_verify_hostname(false);
             Ok(())
@@ -69,7 +67,11 @@ impl Transport {
         }
     }
 
-    pub(super) fn http(&self, level: i32, connect: Duration) -> Result<HttpClient, ClientError> {
+    pub(super) fn http(
+        &self,
+        level: SslVerification,
+        connect: Duration,
+    ) -> Result<HttpClient, ClientError> {
         let key = (level, connect.as_millis() as u64);
         // The map only ever gains whole entries: one left by a panicking thread is sound.
         let mut clients = self
@@ -104,7 +106,7 @@ impl Transport {
         &self,
         url: &str,
         body: Vec<u8>,
-        ssl_level: i32,
+        ssl_level: SslVerification,
         (connect, total): (Duration, Duration),
         cap: usize,
     ) -> Result<Bytes, ClientError> {
@@ -171,7 +173,9 @@ impl Transport {
 
     /// The `<title>` of a site's home page: Moodle names new peers after it.
     pub(super) async fn fetch_site_title(&self, wwwroot: &str) -> Option<String> {
-        let client = self.http(0, self.connect_timeout).ok()?;
+        let client = self
+            .http(SslVerification::None, self.connect_timeout)
+            .ok()?;
         let uri: hyper::Uri = format!("{}/", wwwroot.trim_end_matches('/')).parse().ok()?;
         let fetch = async {
             let response = client.get(uri).await.ok()?;

@@ -8,7 +8,7 @@ use super::Answer;
 use crate::crypto;
 use crate::mnet::node::Node;
 use crate::mnet::registration::{self, Registration, Sponsor, Vetted};
-use crate::store::state::{self};
+use crate::store::state::{self, SslVerification};
 use crate::text::untrusted;
 use crate::wwwroot::Wwwroot;
 use crate::xmlrpc::Value;
@@ -94,7 +94,7 @@ async fn register_caller(node: &Arc<Node>, candidate: Vetted, remote_addr: Optio
             vetted: candidate,
             application: "moodle".into(),
             name: None,
-            ssl_verification: 2,
+            ssl_verification: SslVerification::Full,
             sponsor: Sponsor::SelfIntroduced { max_peers },
         },
         node.now(),

@@ -18,16 +18,13 @@ pub(super) async fn get_scores_answer(site: &Site, ctx: &CallContext, params: &[
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
-    let parsed = (|| {
-        Ok::<_, Answer>((
-            string_param(params.get(1), "targetuser")?,
-            string_param(params.get(2), "whereroot")?,
-            string_param(params.get(3), "scorescope")?,
-            string_param(params.get(4), "courseidfield")?,
-            string_param(params.get(5), "courseidentifier")?,
-        ))
-    })();
-    let (target, whereroot, scorescope, field, identifier) = match parsed {
+    let GetScoresParams {
+        target,
+        whereroot,
+        scorescope,
+        course_field: field,
+        course_identifier: identifier,
+    } = match GetScoresParams::parse(params) {
         Ok(p) => p,
         Err(answer) => return answer,
     };

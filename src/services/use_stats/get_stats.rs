@@ -19,20 +19,17 @@ pub(super) async fn get_stats_answer(site: &Site, ctx: &CallContext, params: &[V
         Ok(caller) => caller,
         Err(answer) => return answer,
     };
-    let parsed = (|| {
-        let target = string_param(params.get(1), "targetuser")?;
-        let whereroot = string_param(params.get(2), "whereroot")?;
-        let (scope, _) = int_param(params.get(3), SITE_SCOPE, "statsscope")?;
-        let (timefrom, timefrom_text) = int_param(params.get(4), 0, "timefrom")?;
-        Ok::<_, Answer>((target, whereroot, scope, timefrom, timefrom_text))
-    })();
-    let (target, whereroot, scope, timefrom, timefrom_text) = match parsed {
+    let GetStatsParams {
+        target,
+        whereroot,
+        scope,
+        timefrom,
+        timefrom_text,
+    } = match GetStatsParams::parse(params) {
         Ok(p) => p,
         Err(answer) => return answer,
     };
-    // The plugin compares the scope with >=: below 1 acts as 1, above 3 as 3.
-    let scope = scope.clamp(SITE_SCOPE, MODULE_SCOPE);
-    let allowed = if scope == SITE_SCOPE {
+    let allowed = if scope == Scope::Site {
         caller.grant.site
     } else {
         caller.grant.course
@@ -48,7 +45,7 @@ pub(super) async fn get_stats_answer(site: &Site, ctx: &CallContext, params: &[V
             relay_caller(site, &caller),
             Value::String(target),
             Value::String(String::new()),
-            Value::String(scope.to_string()),
+            Value::String((scope as i64).to_string()),
             Value::Int(timefrom),
         ];
         return forward(site, &remote, GET_STATS, params, true).await;
@@ -57,7 +54,7 @@ pub(super) async fn get_stats_answer(site: &Site, ctx: &CallContext, params: &[V
 }
 
 /// The local path without any caller: what this host would answer for `target`.
-pub async fn local_stats_value(site: &Site, target: &str, scope: i64, timefrom: i64) -> Value {
+pub async fn local_stats_value(site: &Site, target: &str, scope: Scope, timefrom: i64) -> Value {
     local_stats(site, target, scope, timefrom, &timefrom.to_string())
         .await
         .into_value(true)
@@ -66,7 +63,7 @@ pub async fn local_stats_value(site: &Site, target: &str, scope: i64, timefrom: 
 pub(super) async fn local_stats(
     site: &Site,
     target: &str,
-    scope: i64,
+    scope: Scope,
     timefrom: i64,
     timefrom_text: &str,
 ) -> Answer {
@@ -96,7 +93,7 @@ pub(super) async fn local_stats(
                 .iter()
                 .flat_map(|c| c.modules.iter().map(|m| m.cmid))
                 .collect();
-            let labels = if scope >= MODULE_SCOPE {
+            let labels = if scope.modules() {
                 source.module_labels(conn, &cmids)?
             } else {
                 Default::default()

@@ -40,9 +40,39 @@ pub const RPC_FAILURE_DATA: i64 = 503;
 pub const RPC_FAILURE_CAPABILITY: i64 = 510;
 pub const RPC_FAILURE_RECORD: i64 = 520;
 
-pub const SITE_SCOPE: i64 = 1;
-pub const COURSE_SCOPE: i64 = 2;
-pub const MODULE_SCOPE: i64 = 3;
+pub const SITE_SCOPE: i64 = Scope::Site as i64;
+pub const COURSE_SCOPE: i64 = Scope::Courses as i64;
+pub const MODULE_SCOPE: i64 = Scope::Modules as i64;
+
+/// How much detail `get_stats` gives (`statsscope`): each level includes the ones below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// The site total only.
+    Site = 1,
+    /// And the time per course.
+    Courses = 2,
+    /// And the time per activity in each course.
+    Modules = 3,
+}
+
+impl Scope {
+    /// The plugin compares the scope with `>=`: below 1 acts as 1, above 3 as 3.
+    pub fn from_plugin(value: i64) -> Scope {
+        match value {
+            i64::MIN..=1 => Scope::Site,
+            2 => Scope::Courses,
+            _ => Scope::Modules,
+        }
+    }
+
+    pub fn courses(self) -> bool {
+        self >= Scope::Courses
+    }
+
+    pub fn modules(self) -> bool {
+        self >= Scope::Modules
+    }
+}
 
 /// What the use_stats methods work with: the MNET node (keys, state, client, clock,
 /// configuration) and the Moodle database the numbers come from.

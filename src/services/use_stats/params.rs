@@ -1,5 +1,6 @@
-//! Reading the methods' XML-RPC parameters: ints given as ints or numeric strings, strings,
-//! the `json_response` flag.
+//! Reading the methods' XML-RPC parameters into one struct per method, once: ints given as
+//! ints or numeric strings, strings, the `json_response` flag. The calling user (the first
+//! parameter) is read by `auth`, before any of these, as the plugin does.
 
 use super::*;
 use crate::text::echo::echo;
@@ -56,6 +57,57 @@ pub(super) fn string_param(value: Option<&Value>, name: &str) -> Result<String, 
             RPC_FAILURE_DATA,
             format!("{name} is required."),
         )),
+    }
+}
+
+/// `use_stats_rpc_get_stats(callinguser, targetuser, whereroot, statsscope, timefrom,
+/// json_response)` after the calling user.
+#[derive(Debug, Clone)]
+pub(super) struct GetStatsParams {
+    pub target: String,
+    pub whereroot: String,
+    pub scope: Scope,
+    pub timefrom: i64,
+    /// `timefrom` as the caller wrote it: `<FROM>` repeats it.
+    pub timefrom_text: String,
+}
+
+impl GetStatsParams {
+    pub fn parse(params: &[Value]) -> Result<GetStatsParams, Answer> {
+        let target = string_param(params.get(1), "targetuser")?;
+        let whereroot = string_param(params.get(2), "whereroot")?;
+        let (scope, _) = int_param(params.get(3), SITE_SCOPE, "statsscope")?;
+        let (timefrom, timefrom_text) = int_param(params.get(4), 0, "timefrom")?;
+        Ok(GetStatsParams {
+            target,
+            whereroot,
+            scope: Scope::from_plugin(scope),
+            timefrom,
+            timefrom_text,
+        })
+    }
+}
+
+/// `use_stats_rpc_get_scores(callinguser, targetuser, whereroot, scorescope, courseidfield,
+/// courseidentifier, json_response)` after the calling user.
+#[derive(Debug, Clone)]
+pub(super) struct GetScoresParams {
+    pub target: String,
+    pub whereroot: String,
+    pub scorescope: String,
+    pub course_field: String,
+    pub course_identifier: String,
+}
+
+impl GetScoresParams {
+    pub fn parse(params: &[Value]) -> Result<GetScoresParams, Answer> {
+        Ok(GetScoresParams {
+            target: string_param(params.get(1), "targetuser")?,
+            whereroot: string_param(params.get(2), "whereroot")?,
+            scorescope: string_param(params.get(3), "scorescope")?,
+            course_field: string_param(params.get(4), "courseidfield")?,
+            course_identifier: string_param(params.get(5), "courseidentifier")?,
+        })
     }
 }
 

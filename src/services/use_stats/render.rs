@@ -16,7 +16,7 @@ pub use crate::text::markup::xml as xml_escape;
 pub fn stats_message(
     user: &User,
     report: &Report,
-    scope: i64,
+    scope: Scope,
     timefrom_text: &str,
     courses: &std::collections::HashMap<i64, crate::store::source::Course>,
     labels: &std::collections::HashMap<i64, crate::store::source::ModuleLabel>,
@@ -41,7 +41,7 @@ pub fn stats_message(
         report.total.div_euclid(60)
     ));
     out.push_str("\n</USER>");
-    if scope >= COURSE_SCOPE {
+    if scope.courses() {
         out.push_str("<COURSES>\n");
         for totals in &report.courses {
             let minutes = totals.coursetotal.div_euclid(60);
@@ -63,7 +63,7 @@ pub fn stats_message(
                 field(|c| &c.idnumber)
             ));
             out.push_str(&format!("\t<ELAPSED>{minutes}</ELAPSED>\n"));
-            if scope >= MODULE_SCOPE {
+            if scope.modules() {
                 out.push_str("<MODULES>\n");
                 for module in &totals.modules {
                     let minutes = module.elapsed.div_euclid(60);

@@ -22,11 +22,9 @@ use query::{Bind, text_eq};
 pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql};
 pub use schema::{migrate_source, validate_prefix};
 
-pub const CONTEXT_SYSTEM: i64 = 10;
-pub const CONTEXT_USER: i64 = 30;
-pub const CONTEXT_COURSECAT: i64 = 40;
-pub const CONTEXT_COURSE: i64 = 50;
-pub const CONTEXT_MODULE: i64 = 70;
+pub use crate::stats::{
+    CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -33,7 +33,38 @@ pub struct Peer {
     pub auto_registered: bool,
 }
 
+/// How far calls to a peer check its TLS certificate, as Moodle's
+/// `mnet_host.sslverification` (the column keeps Moodle's numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum SslVerification {
+    /// No check at all.
+    None = 0,
+    /// The host name must match; the chain may be anything (self-signed, expired).
+    HostName = 1,
+    /// Host name and chain.
+    Full = 2,
+}
+
+impl SslVerification {
+    /// Moodle's level; anything above 2 is the strictest.
+    pub fn from_level(level: i32) -> SslVerification {
+        match level {
+            i32::MIN..=0 => SslVerification::None,
+            1 => SslVerification::HostName,
+            _ => SslVerification::Full,
+        }
+    }
+
+    pub fn level(self) -> i32 {
+        self as i32
+    }
+}
+
 impl Peer {
+    pub fn ssl(&self) -> SslVerification {
+        SslVerification::from_level(self.ssl_verification)
+    }
+
     pub fn is_all_hosts(&self) -> bool {
         self.wwwroot == ALL_HOSTS
     }
