@@ -1,0 +1,87 @@
+//! The replay check and the timestamp window of a verified request.
+
+use super::*;
+
+/// Protections beyond Moodle (§4.5, P29), lenient so real Moodle clients pass: the
+/// timestamp must be within the window of our clock, and a signed request is executed
+/// once. A replay is the same signature in the same sealed envelope (same wrapped session
+/// key). The signature alone cannot be the key: PKCS#1 v1.5 signatures are deterministic and
+/// cover only the XML-RPC, so a Moodle repeating an identical call in the same second, or
+/// resending after 7025 (vectors 05a/05b), signs the same bytes again, but always seals them
+/// with a fresh random session key. Bit-flipping the unsigned timestamp through RC4 keeps
+/// the wrapped key, so such a replay is still caught — as long as the key is remembered,
+/// which is why keys are kept for `replay_window_secs` (a day), far past the timestamp
+/// window, and in the state database across restarts.
+pub(super) async fn replay_or_stale(
+    node: &Node,
+    peer: &Peer,
+    signed: &envelope::SignedMessage,
+    sealed_key: &[u8],
+) -> Option<Fault> {
+    let now = node.now();
+    let window = node.config.limits.timestamp_window_secs;
+    // abs_diff: a timestamp near i64::MIN or MAX must not wrap into the window.
+    let skew = signed.timestamp.abs_diff(now);
+    if window > 0 && skew > window.unsigned_abs() {
+        node.metrics
+            .rejected_replay
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let side = if signed.timestamp > now {
+            "ahead of"
+        } else {
+            "behind"
+        };
+        return Some(Fault::new(
+            faults::STALE_TIMESTAMP,
+            format!(
+                "The request's timestamp is {skew} s {side} our clock (limit {window} s): check the clocks"
+            ),
+        ));
+    }
+    let key = crate::limits::replay_key(peer.id, &signed.signature, sealed_key);
+    let replayed = match node.limits.replay.check(&key, now) {
+        Seen::New => false,
+        Seen::Replay => true,
+        Seen::AskDatabase => {
+            let (hex, since) = (
+                crate::limits::key_to_hex(&key),
+                node.limits.replay.cutoff(now),
+            );
+            match node
+                .state
+                .run(move |c| state::replay_key_seen(c, &hex, since))
+                .await
+            {
+                Ok(seen) => seen,
+                Err(e) => {
+                    // Refusing is the safe side: the peer retries with a fresh envelope.
+                    tracing::warn!(error = %e, "replay check: state database unavailable");
+                    return Some(faults::internal("state database unavailable"));
+                }
+            }
+        }
+    };
+    if replayed {
+        node.metrics
+            .rejected_replay
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Some(Fault::new(
+            faults::REPLAYED,
+            "This signed request was already received: replays are refused",
+        ));
+    }
+    if node.limits.replay.window() > 0 {
+        // Off the request path: memory already refuses the key; the database is for a
+        // restart and for when memory is full.
+        let (hex, db) = (crate::limits::key_to_hex(&key), node.state.clone());
+        node.background.spawn(async move {
+            if let Err(e) = db
+                .run(move |c| state::insert_replay_key(c, &hex, now))
+                .await
+            {
+                tracing::warn!(error = %e, "replay key not persisted");
+            }
+        });
+    }
+    None
+}
