@@ -2,8 +2,10 @@
 //! requests in flight.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, RwLock};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as GovernorLimiter};
 
 use tokio::sync::Semaphore;
 
@@ -13,58 +15,46 @@ use crate::config::LimitsConfig;
 /// memory whatever an attacker sends.
 const MAX_TRACKED: usize = 100_000;
 
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
-
-/// `per_minute` requests per key, with bursts up to the same number.
+/// `per_minute` requests per key, with bursts up to the same number: governor's GCRA, which
+/// behaves as a token bucket of `per_minute` tokens refilled continuously. Its keyed store
+/// grows with every key it sees, so the key count is bounded here: past [`MAX_TRACKED`],
+/// keys whose bucket is full again are dropped (they carry no information), and if that is
+/// not enough the whole store is started afresh.
 pub struct RateLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    limiter: Option<RwLock<DefaultKeyedRateLimiter<String>>>,
+    quota: Option<Quota>,
 }
 
 impl RateLimiter {
+    /// 0 = unlimited.
     pub fn new(per_minute: u32) -> RateLimiter {
+        let quota = NonZeroU32::new(per_minute).map(Quota::per_minute);
         RateLimiter {
-            per_minute,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: quota.map(|q| RwLock::new(GovernorLimiter::keyed(q))),
+            quota,
         }
     }
 
-    /// Take one token for `key`; false when the key is over its rate. 0 = unlimited.
+    /// Take one token for `key`; false when the key is over its rate.
     pub fn allow(&self, key: &str) -> bool {
-        if self.per_minute == 0 {
-            return true;
-        }
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let (Some(limiter), Some(quota)) = (&self.limiter, self.quota) else {
             return true;
         };
-        let now = Instant::now();
-        let capacity = f64::from(self.per_minute);
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(key) {
-            // Drop full buckets first: they carry no information.
-            let rate = capacity / 60.0;
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < capacity
-            });
-            if buckets.len() >= MAX_TRACKED {
-                buckets.clear();
+        let key = key.to_string();
+        {
+            let current = limiter.read().unwrap_or_else(|p| p.into_inner());
+            if current.len() < MAX_TRACKED {
+                return current.check_key(&key).is_ok();
             }
         }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        let refill = now.duration_since(bucket.updated).as_secs_f64() * capacity / 60.0;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
+        let mut current = limiter.write().unwrap_or_else(|p| p.into_inner());
+        if current.len() >= MAX_TRACKED {
+            current.retain_recent();
+            if current.len() >= MAX_TRACKED {
+                *current = GovernorLimiter::keyed(quota);
+            }
         }
+        current.check_key(&key).is_ok()
     }
 }
 
@@ -311,6 +301,22 @@ mod tests {
         assert!(!limiter.allow("a"));
         assert!(limiter.allow("b"), "keys are independent");
         assert!(RateLimiter::new(0).allow("x"));
+    }
+
+    #[test]
+    fn a_flood_of_keys_stays_bounded_and_limits_still_hold() {
+        let limiter = RateLimiter::new(2);
+        assert!(limiter.allow("busy") && limiter.allow("busy"));
+        for i in 0..(MAX_TRACKED + 5_000) {
+            limiter.allow(&format!("stranger-{i}"));
+        }
+        let tracked = limiter.limiter.as_ref().unwrap().read().unwrap().len();
+        assert!(tracked <= MAX_TRACKED, "{tracked} keys tracked");
+        assert!(
+            limiter.allow("fresh"),
+            "a new key starts with a full bucket"
+        );
+        assert!(limiter.allow("fresh") && !limiter.allow("fresh"));
     }
 
     #[test]
