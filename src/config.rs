@@ -46,6 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub source: SourceConfig,
     #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
     pub engine: EngineConfig,
     #[serde(default)]
     pub ws: WsConfig,
@@ -207,6 +209,38 @@ impl Default for SourceConfig {
         SourceConfig {
             url: String::new(),
             prefix: "mdl_".into(),
+        }
+    }
+}
+
+/// Connection pools to the state and source databases (`[database]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections `serve` opens to each database (state, and source when separate).
+    /// Opened on demand, not at start.
+    pub max_connections: u32,
+    /// An unused connection is closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// What the process is: set by the command, never read from the file.
+    #[serde(skip)]
+    pub role: PoolRole,
+}
+
+/// A command needs a connection or two for its few queries; a server needs a small pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolRole {
+    #[default]
+    Command,
+    Serve,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 4,
+            idle_timeout_secs: 300,
+            role: PoolRole::Command,
         }
     }
 }
@@ -383,6 +417,7 @@ impl Config {
             mnet: MnetConfig::default(),
             state: StateConfig::default(),
             source: SourceConfig::default(),
+            database: DatabaseConfig::default(),
             engine: EngineConfig::default(),
             ws: WsConfig::default(),
             log: LogConfig::default(),
@@ -457,6 +492,12 @@ impl Config {
                 "server.max_plain_body_bytes",
                 "must be at least 4096 (a keyswap carries a certificate)",
             ));
+        }
+        if !(1..=256).contains(&self.database.max_connections) {
+            return Err(self.invalid("database.max_connections", "must be between 1 and 256"));
+        }
+        if self.database.idle_timeout_secs < 1 {
+            return Err(self.invalid("database.idle_timeout_secs", "must be at least 1"));
         }
         if self.server.max_connections < 8 {
             return Err(self.invalid("server.max_connections", "must be at least 8"));

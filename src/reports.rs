@@ -46,9 +46,10 @@ pub fn user_report(
     Ok(engine.finish())
 }
 
-/// Reports for many users in ONE ordered scan (userid, time, id), so thousands of users
-/// cost one pass over the log instead of one query each. Users without rows get an empty
-/// report. Order of the result follows `userids`.
+/// Reports for many users in ONE scan ordered by (time, id), so thousands of users cost one
+/// pass over the log instead of one query each. Every user's rows come in their own order, so
+/// each user has an engine of their own, alive until the scan ends. Users without rows get an
+/// empty report.
 pub fn users_reports(
     conn: &mut DbConnection,
     source: &Source,
@@ -61,25 +62,20 @@ pub fn users_reports(
     } else {
         HashMap::new()
     };
-    let mut done: HashMap<i64, Report> = HashMap::with_capacity(userids.len());
-    let mut current: Option<(i64, Engine)> = None;
+    let mut engines: HashMap<i64, Engine> = HashMap::with_capacity(userids.len());
     source.for_each_users_log(conn, userids, window.from, window.to, |row| {
-        if current.as_ref().is_none_or(|(user, _)| *user != row.userid) {
-            if let Some((user, engine)) = current.take() {
-                done.insert(user, engine.finish());
-            }
+        let engine = engines.entry(row.userid).or_insert_with(|| {
             let user_starts = starts.remove(&row.userid).unwrap_or_default();
-            current = Some((row.userid, Engine::new(settings, window, user_starts)));
-        }
-        if let Some((_, engine)) = current.as_mut()
-            && let Err(e) = engine.push(&row)
-        {
+            Engine::new(settings, window, user_starts)
+        });
+        if let Err(e) = engine.push(&row) {
             tracing::warn!(error = %e, userid = row.userid, "log row out of order, skipped");
         }
     })?;
-    if let Some((user, engine)) = current.take() {
-        done.insert(user, engine.finish());
-    }
+    let mut done: HashMap<i64, Report> = engines
+        .into_iter()
+        .map(|(user, engine)| (user, engine.finish()))
+        .collect();
     for userid in userids {
         done.entry(*userid)
             .or_insert_with(|| Engine::new(settings, window, HashMap::new()).finish());

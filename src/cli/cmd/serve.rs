@@ -8,6 +8,7 @@ use crate::app::App;
 
 pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     let mut config = load_config(path)?;
+    config.database.role = crate::config::PoolRole::Serve;
     if let Some(listen) = listen {
         config.server.listen = listen;
         config.validate().map_err(|e| e.to_string())?;
