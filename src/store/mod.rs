@@ -207,8 +207,8 @@ pub enum PoolTarget {
 /// The pool for `target` in a process of `config.role`. A command runs its queries one after
 /// another: two state connections (one may be held while a second is asked for when the source
 /// is the same file) and one to Moodle. `serve` gets `max_connections` to each, opened as
-/// requests need them and closed after `idle_timeout_secs` unused; a request waits up to 30 s
-/// for one rather than failing at once under a burst.
+/// requests need them and closed after `idle_timeout_secs` unused. A request waits up to 5 s
+/// for one: longer would outlast a peer's call timeout when the database is down.
 pub fn pool_spec(config: &crate::config::DatabaseConfig, target: PoolTarget) -> PoolSpec {
     use crate::config::PoolRole;
     let idle_timeout = Some(Duration::from_secs(config.idle_timeout_secs));
@@ -221,7 +221,7 @@ pub fn pool_spec(config: &crate::config::DatabaseConfig, target: PoolTarget) -> 
         PoolRole::Serve => PoolSpec {
             max_connections: config.max_connections,
             idle_timeout,
-            wait: Duration::from_secs(30),
+            wait: Duration::from_secs(5),
         },
     }
 }
