@@ -69,8 +69,10 @@ impl From<RawLog> for LogRow {
     }
 }
 
-/// Users per log query of a batch on MySQL (see [`Source::for_each_users_log`]).
-const MYSQL_USERS_PER_SCAN: usize = 50;
+/// Log ids per query of a batch read (see [`Source::for_each_users_log`]). Each query reads one
+/// such slice of the primary key: the daemon holds at most this many rows at a time, and the
+/// server never sorts anything larger than the small join tables.
+pub const IDS_PER_BATCH_QUERY: i64 = 50_000;
 
 /// Filters of spec §2.1 that can be decided in SQL, with D10's reading of NULL origin.
 /// `courseid <> 0 OR (courseid = 0 AND …)` drops NULL courseids, as Moodle's query does.
@@ -81,7 +83,7 @@ const LOG_FILTERS: &str = "l.timecreated >= $2 AND l.timecreated <= $3 \
      AND l.realuserid IS NULL";
 
 impl Source {
-    fn log_sql(&self, user_cond: &str, order: &str) -> String {
+    fn log_sql(&self, user_cond: &str, order: Option<&str>) -> String {
         format!(
             "SELECT l.id AS id, l.userid AS userid, l.timecreated AS timecreated, \
              l.courseid AS courseid, l.contextlevel AS contextlevel, l.action AS action, \
@@ -92,8 +94,8 @@ impl Source {
              LEFT JOIN {ctx} ctx ON l.contextlevel = {CONTEXT_MODULE} AND ctx.id = l.contextid \
              LEFT JOIN {cm} cm ON cm.id = ctx.instanceid \
              LEFT JOIN {m} m ON m.id = cm.module \
-             WHERE {user_cond} AND {LOG_FILTERS} \
-             ORDER BY {order}",
+             WHERE {user_cond} AND {LOG_FILTERS}{order}",
+            order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default(),
             log = self.t("logstore_standard_log"),
             ctx = self.t("context"),
             cm = self.t("course_modules"),
@@ -111,7 +113,7 @@ impl Source {
         to: i64,
         mut f: impl FnMut(LogRow),
     ) -> Result<u64, SourceError> {
-        let sql = self.log_sql("l.userid = $1", "l.timecreated, l.id");
+        let sql = self.log_sql("l.userid = $1", Some("l.timecreated, l.id"));
         Ok(stream_logs(
             conn,
             &sql,
@@ -120,12 +122,13 @@ impl Source {
         )?)
     }
 
-    /// Many users' logs in one scan, ordered by (time, id) across all of them: each user's rows
-    /// arrive in the order [`Source::for_each_user_log`] gives them, interleaved with the other
-    /// users'. That order is Moodle's `(timecreated)` index read forward (its entries carry the id
-    /// on MySQL and SQLite; PostgreSQL finishes each second's ties with a small incremental sort),
-    /// so the server never sorts the whole log, whatever share of the users is asked for. The
-    /// id list is one bound parameter (a PostgreSQL array, a JSON array on SQLite and MySQL).
+    /// Many users' logs in one pass over the log, in ascending log id: the primary key read in
+    /// slices of [`IDS_PER_BATCH_QUERY`] ids, one query each, with no ORDER BY (a server-side
+    /// sort of an all-user read spills the whole log to temporary files); each slice is put in
+    /// id order here. Ids follow insertion, not `timecreated`, so a user's rows can come out of
+    /// (time, id) order: putting them in that order is the caller's job (see
+    /// [`crate::reports::users_reports`]). The id list is one bound parameter (a PostgreSQL
+    /// array, a JSON array on SQLite and MySQL).
     pub fn for_each_users_log(
         &self,
         conn: &mut DbConnection,
@@ -137,33 +140,63 @@ impl Source {
         if userids.is_empty() {
             return Ok(0);
         }
-        let backend = query::backend(conn);
-        let cond = in_list(backend, "l.userid", 1);
-        let sql = self.log_sql(&cond, "l.timecreated, l.id");
-        // The MySQL client library holds a query's whole result before the first row is
-        // read, so there the users go in groups: memory stays bounded by one group's rows, and
-        // each user's rows, all in one group, still arrive in (time, id) order.
-        let groups: Vec<Vec<i64>> = if backend == Backend::Mysql {
-            let mut sorted = userids.to_vec();
-            sorted.sort_unstable();
-            sorted.dedup();
-            sorted
-                .chunks(MYSQL_USERS_PER_SCAN)
-                .map(<[i64]>::to_vec)
-                .collect()
-        } else {
-            vec![userids.to_vec()]
+        let mut ids = userids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let Some((first, last)) = self.log_id_bounds(conn)? else {
+            return Ok(0);
         };
+        let cond = format!(
+            "{} AND l.id >= $4 AND l.id < $5",
+            in_list(query::backend(conn), "l.userid", 1)
+        );
+        let sql = self.log_sql(&cond, None);
         let mut rows = 0;
-        for group in groups {
+        let mut slice: Vec<LogRow> = Vec::new();
+        let mut start = first;
+        while start <= last {
+            let end = start.saturating_add(IDS_PER_BATCH_QUERY);
+            slice.clear();
             rows += stream_logs(
                 conn,
                 &sql,
-                vec![Bind::IntList(group), Bind::Int(from), Bind::Int(to)],
-                &mut f,
+                vec![
+                    Bind::IntList(ids.clone()),
+                    Bind::Int(from),
+                    Bind::Int(to),
+                    Bind::Int(start),
+                    Bind::Int(end),
+                ],
+                &mut |row| slice.push(row),
             )?;
+            slice.sort_unstable_by_key(|r| r.id);
+            slice.drain(..).for_each(&mut f);
+            if end == i64::MAX {
+                break;
+            }
+            start = end;
         }
         Ok(rows)
+    }
+
+    /// The lowest and highest log id, both read from the ends of the primary key.
+    fn log_id_bounds(&self, conn: &mut DbConnection) -> Result<Option<(i64, i64)>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Bounds {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            lo: Option<i64>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            hi: Option<i64>,
+        }
+        let rows: Vec<Bounds> = query::load(
+            conn,
+            &format!(
+                "SELECT MIN(id) AS lo, MAX(id) AS hi FROM {}",
+                self.t("logstore_standard_log")
+            ),
+            vec![],
+        )?;
+        Ok(rows.into_iter().next().and_then(|b| Some((b.lo?, b.hi?))))
     }
 }
 
