@@ -524,10 +524,12 @@ fn batch_reports_equal_single_reports(db: &TestDb) {
         to: 10_000,
         now: 10_000,
     };
-    let users = [2, 3, 7, 8, 10, 999];
+    // More users than are read one by one, so the batch makes its pass over the log.
+    let mut users = vec![2, 3, 7, 8, 10, 999];
+    users.extend(5000..5000 + usestats::reports::USERS_READ_ONE_BY_ONE as i64);
     let batch = usestats::reports::users_reports(&mut conn, &s, &settings, &users, window).unwrap();
     assert_eq!(batch.len(), users.len());
-    for user in users {
+    for &user in &users {
         let single =
             usestats::reports::user_report(&mut conn, &s, &settings, user, window, false).unwrap();
         assert_eq!(batch.get(&user), Some(&single), "user {user}");
