@@ -414,3 +414,81 @@ fn postgres_copy_answers_as_sqlite_and_uses_moodles_indexes() {
     assert!(log_plan.contains("Index Cond: (userid ="), "{log_plan}");
     assert!(!log_plan.contains("Seq Scan"), "{log_plan}");
 }
+
+#[derive(QueryableByName)]
+struct TempFiles {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Temporary files written in the current database so far, this session's included.
+fn temp_files(conn: &mut DbConnection) -> i64 {
+    conn.batch_execute("SELECT pg_stat_force_next_flush()")
+        .unwrap();
+    let rows: Vec<TempFiles> = diesel::sql_query(
+        "SELECT temp_files AS n FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .load(conn)
+    .unwrap();
+    rows.first().map(|r| r.n).unwrap()
+}
+
+/// The batch read never sorts the log on the server: one slice's plan, for the exact SQL the
+/// code sends, reads the primary key and has no Sort node; and a whole all-user batch with a
+/// `work_mem` so small that any sort of the log would spill writes no temporary file, where the
+/// (time, id) ordered read it replaced writes some.
+#[test]
+fn postgres_batch_read_sorts_nothing_and_spills_nothing() {
+    let Some(pg) = TestDb::postgres() else {
+        return;
+    };
+    let mut conn = pg.connect();
+    build_demo(&mut conn, "mdl_", &demo()).unwrap();
+    conn.batch_execute("ANALYZE").unwrap();
+    let source = Source::new("mdl_").unwrap();
+    let sql = source.users_log_slice_sql(&mut conn);
+    conn.batch_execute(&format!(
+        "PREPARE slice(bigint[], bigint, bigint, bigint, bigint) AS {sql}"
+    ))
+    .unwrap();
+    let users: Vec<String> = (1..=150).map(|u| u.to_string()).collect();
+    let plan = explain(
+        &mut conn,
+        &format!(
+            "EXECUTE slice('{{{}}}', 0, 2000000000, 1000, 6000)",
+            users.join(",")
+        ),
+    );
+    assert!(!plan.contains("Sort"), "{plan}");
+    assert!(plan.contains("mdl_logstore_standard_log_pkey"), "{plan}");
+    assert!(plan.contains("(id >= '1000'::bigint)"), "{plan}");
+
+    conn.batch_execute("SET work_mem = '64kB'").unwrap();
+    let all: Vec<i64> = (1..=150).collect();
+    let window = Window {
+        from: 0,
+        to: i64::MAX / 2,
+        now: i64::MAX / 2,
+    };
+    let before = temp_files(&mut conn);
+    let reports = users_reports(&mut conn, &source, &Settings::default(), &all, window).unwrap();
+    assert!(reports.values().any(|r| r.total > 0));
+    assert_eq!(
+        temp_files(&mut conn),
+        before,
+        "the batch wrote temporary files"
+    );
+    // The measure can see a spill: the read in (time, id) order writes temporary files here.
+    let ordered = sql
+        .replace("l.id >= $4 AND l.id < $5", "l.id >= 0")
+        .replace("$1", &format!("'{{{}}}'", users.join(",")))
+        .replace("$2", "0")
+        .replace("$3", "2000000000")
+        + " ORDER BY l.timecreated, l.id";
+    let spill = explain(&mut conn, &format!("ANALYZE {ordered}"));
+    assert!(spill.contains("Sort Key: l.timecreated, l.id"), "{spill}");
+    assert!(
+        temp_files(&mut conn) > before,
+        "no spill seen for a sort of the log: {spill}"
+    );
+}

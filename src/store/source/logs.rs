@@ -146,11 +146,7 @@ impl Source {
         let Some((first, last)) = self.log_id_bounds(conn)? else {
             return Ok(0);
         };
-        let cond = format!(
-            "{} AND l.id >= $4 AND l.id < $5",
-            in_list(query::backend(conn), "l.userid", 1)
-        );
-        let sql = self.log_sql(&cond, None);
+        let sql = self.users_log_slice_sql(conn);
         let mut rows = 0;
         let mut slice: Vec<LogRow> = Vec::new();
         let mut start = first;
@@ -177,6 +173,16 @@ impl Source {
             start = end;
         }
         Ok(rows)
+    }
+
+    /// The SQL of one slice of [`Source::for_each_users_log`], as sent on `conn`'s backend:
+    /// `$1` the user ids, `$2`..`$3` the time window, `$4`..`$5` the id range (end excluded).
+    pub fn users_log_slice_sql(&self, conn: &mut DbConnection) -> String {
+        let cond = format!(
+            "{} AND l.id >= $4 AND l.id < $5",
+            in_list(query::backend(conn), "l.userid", 1)
+        );
+        self.log_sql(&cond, None)
     }
 
     /// The lowest and highest log id, both read from the ends of the primary key.
