@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::mnet::client::{ClientHandles, MnetClient};
 pub use crate::mnet::node::Node;
 use crate::mnet::services::Services;
-use crate::store::{self, Db, StoreError, state};
+use crate::store::{self, Db, PoolTarget, StoreError, state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -62,14 +62,30 @@ impl App {
     pub fn open(config: Config) -> Result<Arc<App>, AppError> {
         let crypto = crypto::init()?;
         let state_url = config.state_url();
-        let state = Db::open(&state_url, 16)?;
+        let state = Db::open(
+            &state_url,
+            store::pool_spec(
+                config.database.role,
+                config.database.max_connections,
+                config.database.idle_timeout_secs,
+                PoolTarget::State,
+            ),
+        )?;
         {
             let mut conn = state.get()?;
             store::migrate_state(&mut conn)?;
         }
         let source = if config.source_is_separate() {
             // A separate source is someone's Moodle: the connections themselves refuse writes.
-            Db::open_read_only(&config.source_url(), 16)?
+            Db::open_read_only(
+                &config.source_url(),
+                store::pool_spec(
+                    config.database.role,
+                    config.database.max_connections,
+                    config.database.idle_timeout_secs,
+                    PoolTarget::Source,
+                ),
+            )?
         } else {
             state.clone()
         };

@@ -247,28 +247,29 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         )),
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
-    let prefix = app.config.source.prefix.clone();
-    let logs = app
-        .source
-        .run::<_, crate::store::StoreError, _>(move |c| {
-            use diesel::RunQueryDsl;
-            #[derive(diesel::QueryableByName)]
-            struct Count {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                n: i64,
-            }
-            let rows: Vec<Count> = diesel::sql_query(format!(
-                "SELECT COUNT(*) AS n FROM {prefix}logstore_standard_log"
-            ))
-            .load(c)?;
-            Ok(rows.first().map(|r| r.n).unwrap_or(0))
-        })
-        .await;
+    let source = crate::store::source::Source::new(&app.config.source.prefix);
+    let logs = match source {
+        Ok(source) => {
+            app.source
+                .run::<_, crate::reports::ReportError, _>(move |c| Ok(source.log_size(c)?))
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
     match logs {
-        Ok(n) => out.push(check(
+        Ok(size) => out.push(check(
             "source database",
-            if n > 0 { "OK" } else { "WARN" },
-            format!("{}, {n} log rows under prefix {}", app.source.kind(), app.config.source.prefix),
+            if size.max_id.is_some() { "OK" } else { "WARN" },
+            format!(
+                "{}, {} under prefix {}",
+                app.source.kind(),
+                match (size.max_id, size.estimate) {
+                    (None, _) => "no log rows".to_string(),
+                    (Some(_), Some(n)) => format!("about {n} log rows (estimate: {}, not a count)", size.source),
+                    (Some(max), None) => format!("log ids up to {max} (no row estimate yet: the table was never analysed)"),
+                },
+                app.config.source.prefix
+            ),
         )),
         Err(e) => out.push(check(
             "source database",

@@ -2,10 +2,11 @@
 //! through [`Engine`] and hand back the report. Shared by the MNET methods, the web
 //! services and the command line so all three give the same numbers.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::config::EngineConfig;
-use crate::stats::{Engine, Report, Settings, Window};
+use crate::stats::{Engine, LogRow, Report, Settings, Window};
 use crate::store::source::{Source, SourceError};
 use crate::store::{DbConnection, StoreError};
 
@@ -72,9 +73,75 @@ pub fn user_report(
     Ok(engine.finish())
 }
 
-/// Reports for many users in ONE ordered scan (userid, time, id), so thousands of users
-/// cost one pass over the log instead of one query each. Users without rows get an empty
-/// report. Order of the result follows `userids`.
+/// How far back in time a user's row may arrive in the batch's id order and still be put in
+/// (time, id) order in memory. Moodle writes a request's events at its end, so a user's
+/// overlapping requests interleave ids within seconds of each other; a row later than this
+/// sends the user to a read of their own.
+const REORDER_SECONDS: i64 = 300;
+
+/// One user's part of a batch: rows wait in `held` until a row `REORDER_SECONDS` later
+/// shows that nothing earlier can still come; `None` once a row came too late.
+struct Pending {
+    engine: Option<Engine>,
+    held: BinaryHeap<Reverse<Held>>,
+}
+
+/// A held row, ordered by (time, id) as the engine takes them.
+struct Held(LogRow);
+
+impl Held {
+    fn key(&self) -> (i64, i64) {
+        (self.0.time, self.0.id)
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Pending {
+    /// Hands the engine every held row up to `upto` (time), in (time, id) order. A row the
+    /// engine refuses is earlier than one it already has: this user's rows are then read again
+    /// on their own.
+    fn release(&mut self, upto: i64) {
+        while self.held.peek().is_some_and(|h| h.0.0.time <= upto) {
+            let Some(Reverse(Held(row))) = self.held.pop() else {
+                break;
+            };
+            if let Some(engine) = self.engine.as_mut()
+                && engine.push(&row).is_err()
+            {
+                self.engine = None;
+                self.held.clear();
+            }
+        }
+    }
+}
+
+/// Up to this many users, a batch reads each user's rows through Moodle's `(userid)` index, one
+/// query each, instead of a pass over the whole log: a few users' rows are a small share of a
+/// production log.
+pub const USERS_READ_ONE_BY_ONE: usize = 100;
+
+/// Reports for many users. Up to [`USERS_READ_ONE_BY_ONE`] users, one indexed read each;
+/// beyond, ONE pass over the log (in id order, see [`Source::for_each_users_log`]), so
+/// thousands of users cost one read of the log instead of one query each. Each user has an engine of their own, fed in (time, id) order through a
+/// small reorder window; a user whose rows are out of id order by more than that window is
+/// read again alone, so every report equals [`user_report`]'s. Users without rows get an empty
+/// report.
 pub fn users_reports(
     conn: &mut DbConnection,
     source: &Source,
@@ -82,29 +149,61 @@ pub fn users_reports(
     userids: &[i64],
     window: Window,
 ) -> Result<HashMap<i64, Report>, ReportError> {
+    let mut distinct = userids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= USERS_READ_ONE_BY_ONE {
+        let mut done = HashMap::with_capacity(distinct.len());
+        for user in distinct {
+            done.insert(
+                user,
+                user_report(conn, source, settings, user, window, false)?,
+            );
+        }
+        return Ok(done);
+    }
     let mut starts = if settings.enrolment_filter {
         source.enrolment_starts_for_users(conn, userids)?
     } else {
         HashMap::new()
     };
-    let mut done: HashMap<i64, Report> = HashMap::with_capacity(userids.len());
-    let mut current: Option<(i64, Engine)> = None;
+    let mut pending: HashMap<i64, Pending> = HashMap::with_capacity(userids.len());
     source.for_each_users_log(conn, userids, window.from, window.to, |row| {
-        if current.as_ref().is_none_or(|(user, _)| *user != row.userid) {
-            if let Some((user, engine)) = current.take() {
+        let user = pending.entry(row.userid).or_insert_with(|| Pending {
+            engine: Some(Engine::new(
+                settings,
+                window,
+                starts.remove(&row.userid).unwrap_or_default(),
+            )),
+            held: BinaryHeap::new(),
+        });
+        if user.engine.is_none() {
+            return;
+        }
+        let upto = row.time.saturating_sub(REORDER_SECONDS);
+        user.held.push(Reverse(Held(row)));
+        user.release(upto);
+    })?;
+    let mut done: HashMap<i64, Report> = HashMap::with_capacity(userids.len());
+    let mut again = Vec::new();
+    for (user, mut part) in pending {
+        part.release(i64::MAX);
+        match part.engine {
+            Some(engine) => {
                 done.insert(user, engine.finish());
             }
-            let user_starts = starts.remove(&row.userid).unwrap_or_default();
-            current = Some((row.userid, Engine::new(settings, window, user_starts)));
+            None => again.push(user),
         }
-        if let Some((_, engine)) = current.as_mut()
-            && let Err(e) = engine.push(&row)
-        {
-            tracing::warn!(error = %e, userid = row.userid, "log row out of order, skipped");
-        }
-    })?;
-    if let Some((user, engine)) = current.take() {
-        done.insert(user, engine.finish());
+    }
+    if !again.is_empty() {
+        tracing::debug!(
+            users = again.len(),
+            "log rows far out of id order: those users read one by one"
+        );
+    }
+    for user in again {
+        let report = user_report(conn, source, settings, user, window, false)?;
+        done.insert(user, report);
     }
     for userid in userids {
         done.entry(*userid)

@@ -430,25 +430,31 @@ fn users_log_scan_order(db: &TestDb) {
         .for_each_users_log(&mut conn, &[7, 3, 999, 7], 1000, 2000, |r| rows.push(r))
         .unwrap();
     assert_eq!(n, 12);
-    let pairs: Vec<(i64, i64)> = rows.iter().map(|r| (r.userid, r.id)).collect();
-    let mut expected: Vec<(i64, i64)> = [1, 2, 3, 4, 11, 12, 13, 17, 18, 15]
-        .iter()
-        .map(|&i| (3, i))
-        .collect();
-    expected.extend([(7, 20), (7, 21)]);
-    assert_eq!(pairs, expected);
-    // Each user's part equals the single-user scan.
+    // One pass in log id order, across the users.
+    let keys: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    let ids_of = |u: i64| -> Vec<i64> {
+        rows.iter()
+            .filter(|r| r.userid == u)
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(ids_of(3), [1, 2, 3, 4, 11, 12, 13, 15, 17, 18]);
+    assert_eq!(ids_of(7), [20, 21]);
+    // Each user's part holds the single-user scan's rows, in id order instead of (time, id).
     let mut single = Vec::new();
     s.for_each_user_log(&mut conn, 3, 1000, 2000, |r| single.push(r))
         .unwrap();
-    assert_eq!(single[..], rows[..10]);
+    let mut part: Vec<_> = rows.iter().filter(|r| r.userid == 3).cloned().collect();
+    part.sort_by_key(|r| (r.time, r.id));
+    assert_eq!(single, part);
     let mut empty = 0;
     s.for_each_users_log(&mut conn, &[], 0, i64::MAX, |_| empty += 1)
         .unwrap();
     assert_eq!(empty, 0);
 
-    // Hundreds of users in one call, with rows far apart in the id order (MySQL scans them
-    // in groups): the same rows, in the same order, as one scan per user.
+    // Hundreds of users in one call, with rows far apart in the id order: the same rows as one
+    // scan per user.
     conn.batch_execute(
         "INSERT INTO mdl_logstore_standard_log \
          (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
@@ -477,7 +483,61 @@ fn users_log_scan_order(db: &TestDb) {
         12 + 3,
         "users 3 and 7 as above, then 250 and 400"
     );
-    assert_eq!(rows, expected);
+    // Per user, the batch gives exactly the single-user scans' rows.
+    for user in [3, 7, 250, 400] {
+        let of = |v: &[(i64, i64)]| -> Vec<(i64, i64)> {
+            let mut mine: Vec<_> = v.iter().filter(|p| p.0 == user).copied().collect();
+            mine.sort_unstable();
+            mine
+        };
+        assert_eq!(of(&rows), of(&expected), "user {user}");
+    }
+    let mut sorted = rows.clone();
+    sorted.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(sorted, expected);
+}
+
+/// The batch reports equal the single-user reports when ids and times disagree: rows up to a few
+/// minutes early (users 2 and 3: put in order in memory), a row far earlier than one already
+/// counted (user 8, id 32: that user is read again alone), and rows in different id slices.
+fn batch_reports_equal_single_reports(db: &TestDb) {
+    let (mut conn, s) = source_with_fixture(db);
+    let id_far = 3 * usestats::store::source::IDS_PER_BATCH_QUERY + 7;
+    conn.batch_execute(&format!(
+        "INSERT INTO mdl_logstore_standard_log \
+         (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+          contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES \
+         (31, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 8, 2, 1500, 'web', NULL), \
+         (32, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 8, 2, 100, 'web', NULL), \
+         (40, 'e', 'core', 'loggedin', 'user', 'r', 0, 1, 10, 0, 2, 0, 5000, 'web', NULL), \
+         (41, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 2, 2, 4990, 'web', NULL), \
+         (42, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 2, 3, 5100, 'web', NULL), \
+         ({id_far}, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 8, 2, 950, 'web', NULL), \
+         ({}, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, 2, 2, 2, 5040, 'web', NULL)",
+        id_far + 1
+    ))
+    .unwrap();
+    let settings = usestats::stats::Settings::default();
+    let window = usestats::stats::Window {
+        from: 0,
+        to: 10_000,
+        now: 10_000,
+    };
+    // More users than are read one by one, so the batch makes its pass over the log.
+    let mut users = vec![2, 3, 7, 8, 10, 999];
+    users.extend(5000..5000 + usestats::reports::USERS_READ_ONE_BY_ONE as i64);
+    let batch = usestats::reports::users_reports(&mut conn, &s, &settings, &users, window).unwrap();
+    assert_eq!(batch.len(), users.len());
+    for &user in &users {
+        let single =
+            usestats::reports::user_report(&mut conn, &s, &settings, user, window, false).unwrap();
+        assert_eq!(batch.get(&user), Some(&single), "user {user}");
+    }
+    // Not empty reports compared with empty ones: users 2, 3 and 8 have time.
+    for user in [2, 3, 8] {
+        assert!(batch[&user].total > 0, "user {user}");
+    }
 }
 
 on_both_backends! { mysql;
@@ -492,4 +552,5 @@ on_both_backends! { mysql;
     grades => super::course_grades;
     log_scan => super::log_scan_filters_and_order;
     users_log_scan => super::users_log_scan_order;
+    batch_reports => super::batch_reports_equal_single_reports;
 }

@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub source: SourceConfig,
     #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
     pub engine: EngineConfig,
     #[serde(default)]
     pub ws: WsConfig,
@@ -77,6 +79,7 @@ impl Config {
             mnet: MnetConfig::default(),
             state: StateConfig::default(),
             source: SourceConfig::default(),
+            database: DatabaseConfig::default(),
             engine: EngineConfig::default(),
             ws: WsConfig::default(),
             log: LogConfig::default(),
@@ -151,6 +154,12 @@ impl Config {
                 "server.max_plain_body_bytes",
                 "must be at least 4096 (a keyswap carries a certificate)",
             ));
+        }
+        if !(1..=256).contains(&self.database.max_connections) {
+            return Err(self.invalid("database.max_connections", "must be between 1 and 256"));
+        }
+        if self.database.idle_timeout_secs < 1 {
+            return Err(self.invalid("database.idle_timeout_secs", "must be at least 1"));
         }
         if self.server.max_connections < 8 {
             return Err(self.invalid("server.max_connections", "must be at least 8"));

@@ -152,6 +152,32 @@ impl Default for SourceConfig {
     }
 }
 
+pub use crate::store::PoolRole;
+
+/// Connection pools to the state and source databases (`[database]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections `serve` opens to each database (state, and source when separate).
+    /// Opened on demand, not at start.
+    pub max_connections: u32,
+    /// An unused connection is closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// What the process is: set by the command, never read from the file.
+    #[serde(skip)]
+    pub role: PoolRole,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 4,
+            idle_timeout_secs: 300,
+            role: PoolRole::Command,
+        }
+    }
+}
+
 /// The engine's settings are read straight into the engine's own type.
 pub type EngineConfig = crate::stats::Settings;
 

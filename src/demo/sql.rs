@@ -17,7 +17,8 @@ use super::site_rows::write_site;
 use super::{DemoError, DemoOptions};
 use crate::store::DbConnection;
 use crate::store::source::{
-    Backend, LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, backend_of, migration_sql,
+    Backend, LOGSTORE_INDEX_BASES, LOGSTORE_INDEX_VERSION, backend_of, migration_sql,
+    moodle_index_name,
 };
 
 /// Rows per multi-row INSERT and rows per transaction of the log load.
@@ -169,7 +170,7 @@ pub(super) fn restore_session(conn: &mut DbConnection, saved: Saved) -> QueryRes
     }
 }
 
-/// Replaces the source tables' rows with the site and its log; the log index is dropped during
+/// Replaces the source tables' rows with the site and its log; the log indexes are dropped during
 /// the load and made again after it.
 pub(super) fn load(
     conn: &mut DbConnection,
@@ -191,7 +192,8 @@ pub(super) fn load(
     Ok(rows)
 }
 
-/// Empties every source table and drops the log index, so that the log loads without it.
+/// Empties every source table and drops the log's secondary indexes, so that the log loads
+/// without them.
 fn clear_tables(conn: &mut DbConnection, backend: Backend, p: &str) -> QueryResult<()> {
     if backend == Backend::Postgres {
         let list: Vec<String> = SOURCE_TABLES.iter().map(|t| format!("{p}{t}")).collect();
@@ -201,12 +203,15 @@ fn clear_tables(conn: &mut DbConnection, backend: Backend, p: &str) -> QueryResu
             conn.batch_execute(&format!("DELETE FROM {p}{t}"))?;
         }
     }
-    if backend == Backend::Mysql {
-        conn.batch_execute(&format!(
-            "DROP INDEX IF EXISTS {p}{LOGSTORE_INDEX_NAME} ON {p}logstore_standard_log"
-        ))?;
-    } else {
-        conn.batch_execute(&format!("DROP INDEX IF EXISTS {p}{LOGSTORE_INDEX_NAME}"))?;
+    for base in LOGSTORE_INDEX_BASES {
+        let name = moodle_index_name(p, base, false);
+        if backend == Backend::Mysql {
+            conn.batch_execute(&format!(
+                "DROP INDEX IF EXISTS {name} ON {p}logstore_standard_log"
+            ))?;
+        } else {
+            conn.batch_execute(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
     }
     Ok(())
 }
@@ -263,7 +268,7 @@ fn load_log(
     Ok(id)
 }
 
-/// The log index again, then fresh planner statistics (and, on PostgreSQL, sequences past the
+/// The log's indexes again, then fresh planner statistics (and, on PostgreSQL, sequences past the
 /// ids we wrote).
 fn finish(conn: &mut DbConnection, backend: Backend, p: &str) -> QueryResult<()> {
     if let Some(sql) = migration_sql(backend_of(conn), LOGSTORE_INDEX_VERSION, p) {

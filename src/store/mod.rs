@@ -178,31 +178,97 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// How big a pool is and how long it keeps what it does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub max_connections: u32,
+    /// Unused connections close after this; None keeps them.
+    pub idle_timeout: Option<Duration>,
+    /// How long a caller waits for a free connection before "database busy".
+    pub wait: Duration,
+}
+
+impl From<u32> for PoolSpec {
+    fn from(max_connections: u32) -> PoolSpec {
+        PoolSpec {
+            max_connections,
+            idle_timeout: Some(Duration::from_secs(300)),
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the process is: a command needs a connection or two for its few queries; a server
+/// needs a small pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolRole {
+    #[default]
+    Command,
+    Serve,
+}
+
+/// Which database a pool reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolTarget {
+    State,
+    /// Moodle's database, when it is not the state database.
+    Source,
+}
+
+/// The pool for `target` in a process of `role`. A command runs its queries one after
+/// another: two state connections (one may be held while a second is asked for when the source
+/// is the same file) and one to Moodle. `serve` gets `max_connections` to each, opened as
+/// requests need them and closed after `idle_timeout_secs` unused. A request waits up to 5 s
+/// for one: longer would outlast a peer's call timeout when the database is down.
+pub fn pool_spec(
+    role: PoolRole,
+    max_connections: u32,
+    idle_timeout_secs: u64,
+    target: PoolTarget,
+) -> PoolSpec {
+    let idle_timeout = Some(Duration::from_secs(idle_timeout_secs));
+    match role {
+        PoolRole::Command => PoolSpec {
+            max_connections: if target == PoolTarget::State { 2 } else { 1 },
+            idle_timeout,
+            wait: Duration::from_secs(5),
+        },
+        PoolRole::Serve => PoolSpec {
+            max_connections,
+            idle_timeout,
+            wait: Duration::from_secs(5),
+        },
+    }
+}
+
 impl Db {
-    pub fn open(url: &str, max_connections: u32) -> Result<Db, StoreError> {
-        Self::open_with(url, max_connections, false)
+    pub fn open(url: &str, pool: impl Into<PoolSpec>) -> Result<Db, StoreError> {
+        Self::open_with(url, pool.into(), false)
     }
 
     /// A pool whose connections cannot write (the source, when it is Moodle's database).
-    pub fn open_read_only(url: &str, max_connections: u32) -> Result<Db, StoreError> {
-        Self::open_with(url, max_connections, true)
+    pub fn open_read_only(url: &str, pool: impl Into<PoolSpec>) -> Result<Db, StoreError> {
+        Self::open_with(url, pool.into(), true)
     }
 
-    fn open_with(url: &str, max_connections: u32, read_only: bool) -> Result<Db, StoreError> {
+    fn open_with(url: &str, spec: PoolSpec, read_only: bool) -> Result<Db, StoreError> {
         let kind = DbKind::of(url);
         if kind == DbKind::Sqlite && !read_only {
             create_private_sqlite(url)?;
         }
         // One connection first, so a bad URL fails with the driver's message rather than
-        // a pool timeout.
+        // a pool timeout. The pool itself starts empty and opens connections as they are asked
+        // for (r2d2 would otherwise open max_size of them at once and keep them).
         if read_only {
             establish_read_only(url)?;
         } else {
             establish(url)?;
         }
         let pool = Pool::builder()
-            .max_size(max_connections.max(1))
-            .connection_timeout(Duration::from_secs(5))
+            .max_size(spec.max_connections.max(1))
+            .min_idle(Some(0))
+            .idle_timeout(spec.idle_timeout)
+            .connection_timeout(spec.wait)
             .build(Manager::new(url, read_only))
             .map_err(|e| StoreError::Connect {
                 kind,

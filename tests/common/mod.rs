@@ -302,6 +302,8 @@ pub async fn spawn_app(mut options: AppOptions) -> TestApp {
             store.install(&id).unwrap();
         }
     }
+    // A served app, as `usestats serve` opens it: its pools are the server's.
+    config.database.role = usestats::config::PoolRole::Serve;
     let app = tokio::task::spawn_blocking(move || App::open(config))
         .await
         .unwrap()

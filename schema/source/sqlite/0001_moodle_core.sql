@@ -1,15 +1,26 @@
--- Moodle core tables that usestats reads, in SQLite form: every integer column is INTEGER (id is
--- the rowid alias), char(n) stays VARCHAR(n) (TEXT affinity), number(10,5) is NUMERIC(10,5) and
--- is read back as REAL and printed with five decimals, as Moodle prints it.
--- Only the columns that usestats or the demo site use are present; everything else Moodle has is
--- left out because nothing here writes into a real Moodle database.
+-- Moodle's tables that usestats reads, in SQLite form: every integer column is INTEGER (id is the
+-- rowid alias), char(n) stays VARCHAR(n) (TEXT affinity), number(10,5) is NUMERIC(10,5), read back
+-- as REAL and printed with five decimals as Moodle prints it. Moodle has no SQLite generator; the
+-- tables, nullability, defaults and index names are those of the PostgreSQL and MySQL copies.
+-- Index names are the generator's: prefix, four letters of each word of the table name, three of
+-- each field, a counter when a name repeats, cut to 30 characters, then _ix or _uix; one index per
+-- foreign key.
+--
+-- Every table follows Moodle 4.5 (lib/db/install.xml, mod/*/db/install.xml and the 4.1+
+-- admin/tool/log/store/standard/db/install.xml), unchanged in 5.0 and 5.1 for what is here:
+-- the columns usestats or the demo site use, the columns Moodle indexes, and exactly Moodle's
+-- indexes. Columns nothing reads are left out. learningtimecheck is a contributed module; it
+-- follows the shape of the core activity tables. One deviation: mnet_host.public_key has a default
+-- (Moodle's has none) so that fixtures need not invent keys; nothing reads it.
+-- Index names go through {ix:...}/{uix:...}, which adds the prefix and cuts to 30 characters as
+-- Moodle does, so the names are Moodle's under any prefix.
 
 CREATE TABLE {prefix}config (
     id INTEGER PRIMARY KEY,
     name VARCHAR(255) NOT NULL DEFAULT '',
     value TEXT NOT NULL
 );
-CREATE UNIQUE INDEX {prefix}conf_nam_uix ON {prefix}config (name);
+CREATE UNIQUE INDEX {uix:conf_nam} ON {prefix}config (name);
 
 CREATE TABLE {prefix}mnet_host (
     id INTEGER PRIMARY KEY,
@@ -25,6 +36,8 @@ CREATE TABLE {prefix}mnet_host (
     last_log_id INTEGER NOT NULL DEFAULT 0,
     applicationid INTEGER NOT NULL DEFAULT 1
 );
+CREATE INDEX {ix:mnethost_las} ON {prefix}mnet_host (last_log_id);
+CREATE INDEX {ix:mnethost_app} ON {prefix}mnet_host (applicationid);
 
 CREATE TABLE {prefix}user (
     id INTEGER PRIMARY KEY,
@@ -39,6 +52,8 @@ CREATE TABLE {prefix}user (
     firstname VARCHAR(100) NOT NULL DEFAULT '',
     lastname VARCHAR(100) NOT NULL DEFAULT '',
     email VARCHAR(100) NOT NULL DEFAULT '',
+    city VARCHAR(120) NOT NULL DEFAULT '',
+    country VARCHAR(2) NOT NULL DEFAULT '',
     lang VARCHAR(30) NOT NULL DEFAULT 'en',
     timezone VARCHAR(100) NOT NULL DEFAULT '99',
     firstaccess INTEGER NOT NULL DEFAULT 0,
@@ -46,17 +61,33 @@ CREATE TABLE {prefix}user (
     lastlogin INTEGER NOT NULL DEFAULT 0,
     currentlogin INTEGER NOT NULL DEFAULT 0,
     timecreated INTEGER NOT NULL DEFAULT 0,
-    timemodified INTEGER NOT NULL DEFAULT 0
+    timemodified INTEGER NOT NULL DEFAULT 0,
+    lastnamephonetic VARCHAR(255),
+    firstnamephonetic VARCHAR(255),
+    middlename VARCHAR(255),
+    alternatename VARCHAR(255)
 );
-CREATE UNIQUE INDEX {prefix}user_mneuse_uix ON {prefix}user (mnethostid, username);
-CREATE INDEX {prefix}user_idn_ix ON {prefix}user (idnumber);
-CREATE INDEX {prefix}user_ema_ix ON {prefix}user (email);
+CREATE UNIQUE INDEX {uix:user_mneuse} ON {prefix}user (mnethostid, username);
+CREATE INDEX {ix:user_del} ON {prefix}user (deleted);
+CREATE INDEX {ix:user_con} ON {prefix}user (confirmed);
+CREATE INDEX {ix:user_fir} ON {prefix}user (firstname);
+CREATE INDEX {ix:user_las} ON {prefix}user (lastname);
+CREATE INDEX {ix:user_cit} ON {prefix}user (city);
+CREATE INDEX {ix:user_cou} ON {prefix}user (country);
+CREATE INDEX {ix:user_las2} ON {prefix}user (lastaccess);
+CREATE INDEX {ix:user_ema} ON {prefix}user (email);
+CREATE INDEX {ix:user_aut} ON {prefix}user (auth);
+CREATE INDEX {ix:user_idn} ON {prefix}user (idnumber);
+CREATE INDEX {ix:user_fir2} ON {prefix}user (firstnamephonetic);
+CREATE INDEX {ix:user_las3} ON {prefix}user (lastnamephonetic);
+CREATE INDEX {ix:user_mid} ON {prefix}user (middlename);
+CREATE INDEX {ix:user_alt} ON {prefix}user (alternatename);
 
 CREATE TABLE {prefix}course (
     id INTEGER PRIMARY KEY,
     category INTEGER NOT NULL DEFAULT 0,
     sortorder INTEGER NOT NULL DEFAULT 0,
-    fullname VARCHAR(254) NOT NULL DEFAULT '',
+    fullname VARCHAR(1333) NOT NULL DEFAULT '',
     shortname VARCHAR(255) NOT NULL DEFAULT '',
     idnumber VARCHAR(100) NOT NULL DEFAULT '',
     format VARCHAR(21) NOT NULL DEFAULT 'topics',
@@ -64,29 +95,35 @@ CREATE TABLE {prefix}course (
     enddate INTEGER NOT NULL DEFAULT 0,
     visible INTEGER NOT NULL DEFAULT 1,
     timecreated INTEGER NOT NULL DEFAULT 0,
-    timemodified INTEGER NOT NULL DEFAULT 0
+    timemodified INTEGER NOT NULL DEFAULT 0,
+    originalcourseid INTEGER
 );
-CREATE INDEX {prefix}cour_cat_ix ON {prefix}course (category);
-CREATE INDEX {prefix}cour_idn_ix ON {prefix}course (idnumber);
-CREATE INDEX {prefix}cour_sho_ix ON {prefix}course (shortname);
+CREATE INDEX {ix:cour_cat} ON {prefix}course (category);
+CREATE INDEX {ix:cour_idn} ON {prefix}course (idnumber);
+CREATE INDEX {ix:cour_sho} ON {prefix}course (shortname);
+CREATE INDEX {ix:cour_sor} ON {prefix}course (sortorder);
+CREATE INDEX {ix:cour_ori} ON {prefix}course (originalcourseid);
 
 CREATE TABLE {prefix}course_sections (
     id INTEGER PRIMARY KEY,
     course INTEGER NOT NULL DEFAULT 0,
     section INTEGER NOT NULL DEFAULT 0,
-    name VARCHAR(255),
+    name VARCHAR(1333),
     sequence TEXT,
     visible INTEGER NOT NULL DEFAULT 1,
+    component VARCHAR(100),
+    itemid INTEGER,
     timemodified INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX {prefix}coursect_cousec_uix ON {prefix}course_sections (course, section);
+CREATE UNIQUE INDEX {uix:coursect_cousec} ON {prefix}course_sections (course, section);
+CREATE INDEX {ix:coursect_comite} ON {prefix}course_sections (component, itemid);
 
 CREATE TABLE {prefix}modules (
     id INTEGER PRIMARY KEY,
     name VARCHAR(20) NOT NULL DEFAULT '',
     visible INTEGER NOT NULL DEFAULT 1
 );
-CREATE INDEX {prefix}modu_nam_ix ON {prefix}modules (name);
+CREATE INDEX {ix:modu_nam} ON {prefix}modules (name);
 
 CREATE TABLE {prefix}course_modules (
     id INTEGER PRIMARY KEY,
@@ -97,10 +134,15 @@ CREATE TABLE {prefix}course_modules (
     idnumber VARCHAR(100),
     added INTEGER NOT NULL DEFAULT 0,
     visible INTEGER NOT NULL DEFAULT 1,
+    groupingid INTEGER NOT NULL DEFAULT 0,
     deletioninprogress INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX {prefix}courmodu_cou_ix ON {prefix}course_modules (course);
-CREATE INDEX {prefix}courmodu_modins_ix ON {prefix}course_modules (module, instance);
+CREATE INDEX {ix:courmodu_vis} ON {prefix}course_modules (visible);
+CREATE INDEX {ix:courmodu_cou} ON {prefix}course_modules (course);
+CREATE INDEX {ix:courmodu_mod} ON {prefix}course_modules (module);
+CREATE INDEX {ix:courmodu_ins} ON {prefix}course_modules (instance);
+CREATE INDEX {ix:courmodu_idncou} ON {prefix}course_modules (idnumber, course);
+CREATE INDEX {ix:courmodu_gro} ON {prefix}course_modules (groupingid);
 
 CREATE TABLE {prefix}context (
     id INTEGER PRIMARY KEY,
@@ -110,7 +152,9 @@ CREATE TABLE {prefix}context (
     depth INTEGER NOT NULL DEFAULT 0,
     locked INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX {prefix}cont_conins_uix ON {prefix}context (contextlevel, instanceid);
+CREATE UNIQUE INDEX {uix:cont_conins} ON {prefix}context (contextlevel, instanceid);
+CREATE INDEX {ix:cont_ins} ON {prefix}context (instanceid);
+CREATE INDEX {ix:cont_pat} ON {prefix}context (path);
 
 CREATE TABLE {prefix}enrol (
     id INTEGER PRIMARY KEY,
@@ -122,7 +166,9 @@ CREATE TABLE {prefix}enrol (
     timecreated INTEGER NOT NULL DEFAULT 0,
     timemodified INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX {prefix}enro_cou_ix ON {prefix}enrol (courseid);
+CREATE INDEX {ix:enro_enr} ON {prefix}enrol (enrol);
+CREATE INDEX {ix:enro_cou} ON {prefix}enrol (courseid);
+CREATE INDEX {ix:enro_rol} ON {prefix}enrol (roleid);
 
 CREATE TABLE {prefix}user_enrolments (
     id INTEGER PRIMARY KEY,
@@ -135,24 +181,41 @@ CREATE TABLE {prefix}user_enrolments (
     timecreated INTEGER NOT NULL DEFAULT 0,
     timemodified INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX {prefix}userenro_enruse_uix ON {prefix}user_enrolments (enrolid, userid);
-CREATE INDEX {prefix}userenro_use_ix ON {prefix}user_enrolments (userid);
+CREATE UNIQUE INDEX {uix:userenro_enruse} ON {prefix}user_enrolments (enrolid, userid);
+CREATE INDEX {ix:userenro_enr} ON {prefix}user_enrolments (enrolid);
+CREATE INDEX {ix:userenro_use} ON {prefix}user_enrolments (userid);
+CREATE INDEX {ix:userenro_mod} ON {prefix}user_enrolments (modifierid);
 
 CREATE TABLE {prefix}grade_items (
     id INTEGER PRIMARY KEY,
     courseid INTEGER,
     categoryid INTEGER,
-    itemname VARCHAR(255),
+    itemname VARCHAR(1333),
     itemtype VARCHAR(30) NOT NULL DEFAULT '',
     itemmodule VARCHAR(30),
     iteminstance INTEGER,
+    idnumber VARCHAR(255),
+    gradetype INTEGER NOT NULL DEFAULT 1,
     grademax NUMERIC(10,5) NOT NULL DEFAULT 100,
     grademin NUMERIC(10,5) NOT NULL DEFAULT 0,
+    scaleid INTEGER,
+    outcomeid INTEGER,
     sortorder INTEGER NOT NULL DEFAULT 0,
+    locked INTEGER NOT NULL DEFAULT 0,
+    locktime INTEGER NOT NULL DEFAULT 0,
+    needsupdate INTEGER NOT NULL DEFAULT 0,
     timecreated INTEGER,
     timemodified INTEGER
 );
-CREATE INDEX {prefix}gradite_cou_ix ON {prefix}grade_items (courseid);
+CREATE INDEX {ix:graditem_locloc} ON {prefix}grade_items (locked, locktime);
+CREATE INDEX {ix:graditem_itenee} ON {prefix}grade_items (itemtype, needsupdate);
+CREATE INDEX {ix:graditem_gra} ON {prefix}grade_items (gradetype);
+CREATE INDEX {ix:graditem_idncou} ON {prefix}grade_items (idnumber, courseid);
+CREATE INDEX {ix:graditem_iteiteitecou} ON {prefix}grade_items (itemtype, itemmodule, iteminstance, courseid);
+CREATE INDEX {ix:graditem_cou} ON {prefix}grade_items (courseid);
+CREATE INDEX {ix:graditem_cat} ON {prefix}grade_items (categoryid);
+CREATE INDEX {ix:graditem_sca} ON {prefix}grade_items (scaleid);
+CREATE INDEX {ix:graditem_out} ON {prefix}grade_items (outcomeid);
 
 CREATE TABLE {prefix}grade_grades (
     id INTEGER PRIMARY KEY,
@@ -161,13 +224,23 @@ CREATE TABLE {prefix}grade_grades (
     rawgrade NUMERIC(10,5),
     rawgrademax NUMERIC(10,5) NOT NULL DEFAULT 100,
     rawgrademin NUMERIC(10,5) NOT NULL DEFAULT 0,
+    rawscaleid INTEGER,
+    usermodified INTEGER,
     finalgrade NUMERIC(10,5),
+    locked INTEGER NOT NULL DEFAULT 0,
+    locktime INTEGER NOT NULL DEFAULT 0,
     timecreated INTEGER,
     timemodified INTEGER
 );
-CREATE UNIQUE INDEX {prefix}gradgrad_useite_uix ON {prefix}grade_grades (userid, itemid);
-CREATE INDEX {prefix}gradgrad_ite_ix ON {prefix}grade_grades (itemid);
+CREATE UNIQUE INDEX {uix:gradgrad_useite} ON {prefix}grade_grades (userid, itemid);
+CREATE INDEX {ix:gradgrad_locloc} ON {prefix}grade_grades (locked, locktime);
+CREATE INDEX {ix:gradgrad_ite} ON {prefix}grade_grades (itemid);
+CREATE INDEX {ix:gradgrad_use} ON {prefix}grade_grades (userid);
+CREATE INDEX {ix:gradgrad_raw} ON {prefix}grade_grades (rawscaleid);
+CREATE INDEX {ix:gradgrad_use2} ON {prefix}grade_grades (usermodified);
 
+-- The log's indexes are in 0003_moodle_logstore_indexes, which the demo loader runs again after a
+-- bulk load.
 CREATE TABLE {prefix}logstore_standard_log (
     id INTEGER PRIMARY KEY,
     eventname VARCHAR(255) NOT NULL DEFAULT '',
@@ -192,12 +265,19 @@ CREATE TABLE {prefix}logstore_standard_log (
     realuserid INTEGER
 );
 
--- Module instance tables of the module types the demo site uses. Real Moodle tables have many more
--- columns; usestats only reads the instance name.
-CREATE TABLE {prefix}assign (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}forum (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}learningtimecheck (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}page (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}quiz (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}resource (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
-CREATE TABLE {prefix}url (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(255) NOT NULL DEFAULT '');
+-- Activity tables of the module types the demo site uses: usestats reads the instance name.
+CREATE TABLE {prefix}assign (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '', teamsubmissiongroupingid INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX {ix:assi_cou} ON {prefix}assign (course);
+CREATE INDEX {ix:assi_tea} ON {prefix}assign (teamsubmissiongroupingid);
+CREATE TABLE {prefix}forum (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:foru_cou} ON {prefix}forum (course);
+CREATE TABLE {prefix}learningtimecheck (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:lear_cou} ON {prefix}learningtimecheck (course);
+CREATE TABLE {prefix}page (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:page_cou} ON {prefix}page (course);
+CREATE TABLE {prefix}quiz (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:quiz_cou} ON {prefix}quiz (course);
+CREATE TABLE {prefix}resource (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:reso_cou} ON {prefix}resource (course);
+CREATE TABLE {prefix}url (id INTEGER PRIMARY KEY, course INTEGER NOT NULL DEFAULT 0, name VARCHAR(1333) NOT NULL DEFAULT '');
+CREATE INDEX {ix:url_cou} ON {prefix}url (course);

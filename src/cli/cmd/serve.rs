@@ -9,6 +9,7 @@ use super::common::{init_logging, load_config, open_app};
 
 pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     let mut config = load_config(path)?;
+    config.database.role = crate::config::PoolRole::Serve;
     if let Some(listen) = listen {
         config.server.listen = listen;
         config.validate()?;

@@ -69,8 +69,10 @@ impl From<RawLog> for LogRow {
     }
 }
 
-/// Users per log query of a batch on MySQL (see [`Source::for_each_users_log`]).
-const MYSQL_USERS_PER_SCAN: usize = 50;
+/// Log ids per query of a batch read (see [`Source::for_each_users_log`]). Each query reads one
+/// such slice of the primary key: the daemon holds at most this many rows at a time, and the
+/// server never sorts anything larger than the small join tables.
+pub const IDS_PER_BATCH_QUERY: i64 = 50_000;
 
 /// Filters of spec §2.1 that can be decided in SQL, with D10's reading of NULL origin.
 /// `courseid <> 0 OR (courseid = 0 AND …)` drops NULL courseids, as Moodle's query does.
@@ -81,7 +83,7 @@ const LOG_FILTERS: &str = "l.timecreated >= $2 AND l.timecreated <= $3 \
      AND l.realuserid IS NULL";
 
 impl Source {
-    fn log_sql(&self, user_cond: &str, order: &str) -> String {
+    fn log_sql(&self, user_cond: &str, order: Option<&str>) -> String {
         format!(
             "SELECT l.id AS id, l.userid AS userid, l.timecreated AS timecreated, \
              l.courseid AS courseid, l.contextlevel AS contextlevel, l.action AS action, \
@@ -92,8 +94,8 @@ impl Source {
              LEFT JOIN {ctx} ctx ON l.contextlevel = {CONTEXT_MODULE} AND ctx.id = l.contextid \
              LEFT JOIN {cm} cm ON cm.id = ctx.instanceid \
              LEFT JOIN {m} m ON m.id = cm.module \
-             WHERE {user_cond} AND {LOG_FILTERS} \
-             ORDER BY {order}",
+             WHERE {user_cond} AND {LOG_FILTERS}{order}",
+            order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default(),
             log = self.t("logstore_standard_log"),
             ctx = self.t("context"),
             cm = self.t("course_modules"),
@@ -111,7 +113,7 @@ impl Source {
         to: i64,
         mut f: impl FnMut(LogRow),
     ) -> Result<u64, SourceError> {
-        let sql = self.log_sql("l.userid = $1", "l.timecreated, l.id");
+        let sql = self.log_sql("l.userid = $1", Some("l.timecreated, l.id"));
         Ok(stream_logs(
             conn,
             &sql,
@@ -120,11 +122,13 @@ impl Source {
         )?)
     }
 
-    /// Many users' logs in one scan, ordered by (userid, time, id): each user's rows arrive
-    /// together, in the same order [`Source::for_each_user_log`] gives them. The id list is one
-    /// bound parameter (a PostgreSQL array, a JSON array on SQLite), so any number of users is
-    /// fine. PostgreSQL may choose a bitmap scan plus a server-side sort, which stays within
-    /// `work_mem` (spilling to disk past it); rows still reach us one at a time.
+    /// Many users' logs in one pass over the log, in ascending log id: the primary key read in
+    /// slices of [`IDS_PER_BATCH_QUERY`] ids, one query each, with no ORDER BY (a server-side
+    /// sort of an all-user read spills the whole log to temporary files); each slice is put in
+    /// id order here. Ids follow insertion, not `timecreated`, so a user's rows can come out of
+    /// (time, id) order: putting them in that order is the caller's job (see
+    /// `reports::users_reports`). The id list is one bound parameter (a PostgreSQL
+    /// array, a JSON array on SQLite and MySQL).
     pub fn for_each_users_log(
         &self,
         conn: &mut DbConnection,
@@ -136,33 +140,69 @@ impl Source {
         if userids.is_empty() {
             return Ok(0);
         }
-        let backend = query::backend(conn);
-        let cond = in_list(backend, "l.userid", 1);
-        let sql = self.log_sql(&cond, "l.userid, l.timecreated, l.id");
-        // The MySQL client library holds a query's whole result before the first row is
-        // read, so there the users go in groups, in id order: memory stays bounded by one
-        // group's rows and the rows still arrive ordered by (userid, time, id).
-        let groups: Vec<Vec<i64>> = if backend == Backend::Mysql {
-            let mut sorted = userids.to_vec();
-            sorted.sort_unstable();
-            sorted.dedup();
-            sorted
-                .chunks(MYSQL_USERS_PER_SCAN)
-                .map(<[i64]>::to_vec)
-                .collect()
-        } else {
-            vec![userids.to_vec()]
+        let mut ids = userids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let Some((first, last)) = self.log_id_bounds(conn)? else {
+            return Ok(0);
         };
+        let sql = self.users_log_slice_sql(conn);
         let mut rows = 0;
-        for group in groups {
+        let mut slice: Vec<LogRow> = Vec::new();
+        let mut start = first;
+        while start <= last {
+            let end = start.saturating_add(IDS_PER_BATCH_QUERY);
+            slice.clear();
             rows += stream_logs(
                 conn,
                 &sql,
-                vec![Bind::IntList(group), Bind::Int(from), Bind::Int(to)],
-                &mut f,
+                vec![
+                    Bind::IntList(ids.clone()),
+                    Bind::Int(from),
+                    Bind::Int(to),
+                    Bind::Int(start),
+                    Bind::Int(end),
+                ],
+                &mut |row| slice.push(row),
             )?;
+            slice.sort_unstable_by_key(|r| r.id);
+            slice.drain(..).for_each(&mut f);
+            if end == i64::MAX {
+                break;
+            }
+            start = end;
         }
         Ok(rows)
+    }
+
+    /// The SQL of one slice of [`Source::for_each_users_log`], as sent on `conn`'s backend:
+    /// `$1` the user ids, `$2`..`$3` the time window, `$4`..`$5` the id range (end excluded).
+    pub fn users_log_slice_sql(&self, conn: &mut DbConnection) -> String {
+        let cond = format!(
+            "{} AND l.id >= $4 AND l.id < $5",
+            in_list(query::backend(conn), "l.userid", 1)
+        );
+        self.log_sql(&cond, None)
+    }
+
+    /// The lowest and highest log id, both read from the ends of the primary key.
+    fn log_id_bounds(&self, conn: &mut DbConnection) -> Result<Option<(i64, i64)>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Bounds {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            lo: Option<i64>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            hi: Option<i64>,
+        }
+        let rows: Vec<Bounds> = query::load(
+            conn,
+            &format!(
+                "SELECT MIN(id) AS lo, MAX(id) AS hi FROM {}",
+                self.t("logstore_standard_log")
+            ),
+            vec![],
+        )?;
+        Ok(rows.into_iter().next().and_then(|b| Some((b.lo?, b.hi?))))
     }
 }
 
@@ -173,4 +213,73 @@ fn stream_logs(
     f: &mut dyn FnMut(LogRow),
 ) -> QueryResult<u64> {
     query::stream::<RawLog, _>(conn, sql, binds, |raw| f(raw.into()))
+}
+
+#[derive(QueryableByName)]
+struct OptInt {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    n: Option<i64>,
+}
+
+/// How many rows the log holds, as the database already knows it: never a count, which on a
+/// production log reads every row (tens of seconds at 10^8 rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSize {
+    /// The highest log id, read from the primary key; None when the log is empty.
+    pub max_id: Option<i64>,
+    /// The planner's estimate of the row count, when it has one.
+    pub estimate: Option<i64>,
+    /// Where the estimate comes from, for people.
+    pub source: &'static str,
+}
+
+impl Source {
+    /// The log's size from the primary key and the planner's statistics (PostgreSQL
+    /// `pg_class.reltuples`, MySQL `information_schema.TABLES.TABLE_ROWS`); SQLite keeps no
+    /// such statistic, so there it is `max(id) - min(id) + 1`, an upper bound when rows were
+    /// deleted.
+    pub fn log_size(&self, conn: &mut DbConnection) -> Result<LogSize, SourceError> {
+        let table = self.t("logstore_standard_log");
+        let one =
+            |conn: &mut DbConnection, sql: &str, binds: Vec<Bind>| -> QueryResult<Option<i64>> {
+                let rows: Vec<OptInt> = query::load(conn, sql, binds)?;
+                Ok(rows.into_iter().next().and_then(|r| r.n))
+            };
+        let max_id = one(conn, &format!("SELECT MAX(id) AS n FROM {table}"), vec![])?;
+        let (estimate, source) = match query::backend(conn) {
+            Backend::Postgres => (
+                // -1: never analysed or vacuumed, so no estimate yet.
+                one(
+                    conn,
+                    "SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class \
+                     WHERE oid = to_regclass($1) AND reltuples >= 0",
+                    vec![Bind::Text(table.clone())],
+                )?,
+                "pg_class.reltuples",
+            ),
+            Backend::Mysql => (
+                one(
+                    conn,
+                    "SELECT CAST(TABLE_ROWS AS SIGNED) AS n FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = $1",
+                    vec![Bind::Text(table.clone())],
+                )?,
+                "information_schema.TABLES",
+            ),
+            Backend::Sqlite => (
+                one(
+                    conn,
+                    &format!("SELECT MAX(id) - MIN(id) + 1 AS n FROM {table}"),
+                    vec![],
+                )?
+                .or(Some(0)),
+                "max(id) - min(id) + 1",
+            ),
+        };
+        Ok(LogSize {
+            max_id,
+            estimate,
+            source,
+        })
+    }
 }

@@ -15,12 +15,13 @@ mod schema;
 mod users;
 
 pub use courses::{Course, CourseField, ModuleLabel};
+pub use logs::{IDS_PER_BATCH_QUERY, LogSize};
 pub use users::{MnetHost, User, UserField};
 
 pub(crate) use query::{Backend, backend as backend_of};
 use query::{Bind, text_eq};
-pub(crate) use schema::{LOGSTORE_INDEX_NAME, LOGSTORE_INDEX_VERSION, migration_sql};
-pub use schema::{migrate_source, validate_prefix};
+pub(crate) use schema::{LOGSTORE_INDEX_BASES, LOGSTORE_INDEX_VERSION, migration_sql};
+pub use schema::{migrate_source, moodle_index_name, validate_prefix};
 
 pub use crate::stats::{
     CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER,

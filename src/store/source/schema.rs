@@ -23,6 +23,11 @@ struct Migration {
     mysql: &'static str,
 }
 
+/// Versions are never reused. Version 2 (`0002_logstore_user_index`, a `(userid, timecreated,
+/// id)` index Moodle does not have) is retired: its file is gone, a database that recorded it
+/// keeps the record, and version 3 drops that index and builds Moodle's log indexes in its place.
+/// Version 1 was rewritten to Moodle's shape at the same time; a demo database made before keeps
+/// its older tables (same rows, fewer indexes) until `usestats demo` builds a new file.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -32,18 +37,41 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../../../schema/source/mysql/0001_moodle_core.sql"),
     },
     Migration {
-        version: 2,
-        name: "0002_logstore_user_index",
-        sqlite: include_str!("../../../schema/source/sqlite/0002_logstore_user_index.sql"),
-        postgres: include_str!("../../../schema/source/postgres/0002_logstore_user_index.sql"),
-        mysql: include_str!("../../../schema/source/mysql/0002_logstore_user_index.sql"),
+        version: 3,
+        name: "0003_moodle_logstore_indexes",
+        sqlite: include_str!("../../../schema/source/sqlite/0003_moodle_logstore_indexes.sql"),
+        postgres: include_str!("../../../schema/source/postgres/0003_moodle_logstore_indexes.sql"),
+        mysql: include_str!("../../../schema/source/mysql/0003_moodle_logstore_indexes.sql"),
     },
 ];
 
-/// Name of the migration that holds the logstore scan index; the demo loader re-applies it
-/// after a bulk load (it is written with IF NOT EXISTS for that reason).
-pub(crate) const LOGSTORE_INDEX_VERSION: i64 = 2;
-pub(crate) const LOGSTORE_INDEX_NAME: &str = "logsstanlog_usetimid_ix";
+/// The migration that holds the log's indexes; the demo loader drops them before a bulk load
+/// and re-applies it after (it is written with IF NOT EXISTS for that reason).
+pub(crate) const LOGSTORE_INDEX_VERSION: i64 = 3;
+
+/// Moodle's index names on the log, without the prefix, as `{ix:...}` names them in the SQL.
+pub(crate) const LOGSTORE_INDEX_BASES: &[&str] = &[
+    "logsstanlog_tim",
+    "logsstanlog_couanotim",
+    "logsstanlog_useconconcruedutim",
+    "logsstanlog_con",
+    "logsstanlog_use",
+    "logsstanlog_cou",
+    "logsstanlog_rea",
+    "logsstanlog_rel",
+];
+
+/// Moodle's XMLDB generators cut object names to 30 characters, suffix included.
+const MOODLE_NAME_MAX: usize = 30;
+
+/// The name Moodle's generator gives an index: `prefix + base`, cut so that `_` and the suffix
+/// still fit in 30 characters. `base` is already abbreviated (`user_mneuse`, `user_las2`).
+pub fn moodle_index_name(prefix: &str, base: &str, unique: bool) -> String {
+    let suffix = if unique { "uix" } else { "ix" };
+    let mut name = format!("{prefix}{base}");
+    name.truncate(MOODLE_NAME_MAX - suffix.len() - 1);
+    format!("{name}_{suffix}")
+}
 
 /// A table prefix goes into SQL text, so only a conservative identifier shape is accepted:
 /// a lower-case letter first (an empty prefix would name PostgreSQL's reserved `user`), then
@@ -62,21 +90,49 @@ pub fn validate_prefix(prefix: &str) -> Result<(), SourceError> {
     }
 }
 
-pub(crate) fn templated(sql: &str, prefix: &str) -> String {
-    sql.replace("{prefix}", prefix)
+/// Fills in a schema file: `{prefix}`, index names `{ix:base}` / `{uix:base}` (see
+/// [`moodle_index_name`]), and `{on_log}`, the `ON table` MySQL wants after `DROP INDEX`.
+pub(crate) fn templated(sql: &str, prefix: &str, backend: Backend) -> String {
+    let on_log = if backend == Backend::Mysql {
+        format!(" ON {prefix}logstore_standard_log")
+    } else {
+        String::new()
+    };
+    let mut out = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let Some(end) = tail.find('}') else {
+            break;
+        };
+        let token = &tail[1..end];
+        match token.split_once(':') {
+            Some(("ix", base)) => out.push_str(&moodle_index_name(prefix, base, false)),
+            Some(("uix", base)) => out.push_str(&moodle_index_name(prefix, base, true)),
+            _ if token == "prefix" => out.push_str(prefix),
+            _ if token == "on_log" => out.push_str(&on_log),
+            _ => out.push_str(&tail[..=end]),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn backend_sql(m: &Migration, backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => m.sqlite,
+        Backend::Postgres => m.postgres,
+        Backend::Mysql => m.mysql,
+    }
 }
 
 pub(crate) fn migration_sql(backend: Backend, version: i64, prefix: &str) -> Option<String> {
-    MIGRATIONS.iter().find(|m| m.version == version).map(|m| {
-        templated(
-            match backend {
-                Backend::Sqlite => m.sqlite,
-                Backend::Postgres => m.postgres,
-                Backend::Mysql => m.mysql,
-            },
-            prefix,
-        )
-    })
+    MIGRATIONS
+        .iter()
+        .find(|m| m.version == version)
+        .map(|m| templated(backend_sql(m, backend), prefix, backend))
 }
 
 #[derive(QueryableByName)]
@@ -115,14 +171,7 @@ pub fn migrate_source(conn: &mut DbConnection, prefix: &str) -> Result<usize, So
             if done.iter().any(|v| v.version == m.version) {
                 continue;
             }
-            let sql = templated(
-                match backend {
-                    Backend::Sqlite => m.sqlite,
-                    Backend::Postgres => m.postgres,
-                    Backend::Mysql => m.mysql,
-                },
-                prefix,
-            );
+            let sql = templated(backend_sql(m, backend), prefix, backend);
             conn.batch_execute(&sql)
                 .map_err(|source| SourceError::Migration {
                     name: m.name,
@@ -176,6 +225,31 @@ mod tests {
             assert!(m.postgres.contains("{prefix}"), "{}", m.name);
         }
         let idx = migration_sql(Backend::Sqlite, LOGSTORE_INDEX_VERSION, "x_").unwrap();
-        assert!(idx.contains(&format!("x_{LOGSTORE_INDEX_NAME}")));
+        for base in LOGSTORE_INDEX_BASES {
+            assert!(
+                idx.contains(&moodle_index_name("x_", base, false)),
+                "{base}"
+            );
+        }
+        assert!(!idx.contains('{'), "an unfilled token: {idx}");
+    }
+
+    #[test]
+    fn index_names_are_cut_as_moodle_cuts_them() {
+        let long = "logsstanlog_useconconcruedutim";
+        assert_eq!(
+            moodle_index_name("mdl_", long, false),
+            "mdl_logsstanlog_useconconcr_ix"
+        );
+        assert_eq!(
+            moodle_index_name("mdl5_", long, false),
+            "mdl5_logsstanlog_useconconc_ix"
+        );
+        assert_eq!(
+            moodle_index_name("mdl_", "user_mneuse", true),
+            "mdl_user_mneuse_uix"
+        );
+        let sql = templated("DROP INDEX {prefix}a{on_log}; {x}", "m_", Backend::Mysql);
+        assert_eq!(sql, "DROP INDEX m_a ON m_logstore_standard_log; {x}");
     }
 }

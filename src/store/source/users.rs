@@ -184,6 +184,13 @@ impl Source {
             UserField::IdNumber => "idnumber",
             UserField::Email => "email",
         };
+        if field == UserField::Username {
+            if value.is_empty() {
+                return Ok(None);
+            }
+            let hosts = self.mnet_host_ids(conn)?;
+            return self.first_by_username(conn, value, &hosts);
+        }
         let Some((condition, bind)) = lookup_condition(query::backend(conn), column, value) else {
             return Ok(None);
         };
@@ -209,18 +216,40 @@ impl Source {
         if username.is_empty() {
             return Ok(None);
         }
-        let local = self.local_mnet_host_id(conn)?.unwrap_or(-1);
-        let rows: Vec<RawUser> = query::load(
-            conn,
-            &format!(
-                "SELECT {USER_COLUMNS} FROM {} WHERE {} AND deleted = 0 \
-                 ORDER BY CASE WHEN mnethostid = $2 THEN 0 ELSE 1 END, id LIMIT 1",
-                self.t("user"),
-                text_eq(query::backend(conn), "username", 1)
-            ),
-            vec![Bind::Text(username.to_owned()), Bind::Int(local)],
-        )?;
-        Ok(rows.into_iter().next().map(Into::into))
+        // Moodle's only username index is (mnethostid, username), so the lookup goes host by
+        // host: the local host's account first, then the lowest id among the other hosts.
+        if let Some(local) = self.local_mnet_host_id(conn)?
+            && let Some(user) = self.find_mnet_user(conn, username, local)?
+        {
+            return Ok(Some(user));
+        }
+        let hosts = self.mnet_host_ids(conn)?;
+        self.first_by_username(conn, username, &hosts)
+    }
+
+    /// Every `mnet_host` id, deleted hosts included: their users keep their accounts.
+    fn mnet_host_ids(&self, conn: &mut DbConnection) -> Result<Vec<i64>, SourceError> {
+        Ok(self.mnet_hosts(conn)?.into_iter().map(|h| h.id).collect())
+    }
+
+    /// The non-deleted user with the lowest id among those named `username` on any of `hosts`.
+    /// One indexed lookup per host (a site has a handful): `username = ?` alone cannot use
+    /// `(mnethostid, username)` and would read the whole user table.
+    fn first_by_username(
+        &self,
+        conn: &mut DbConnection,
+        username: &str,
+        hosts: &[i64],
+    ) -> Result<Option<User>, SourceError> {
+        let mut best: Option<User> = None;
+        for &host in hosts {
+            if let Some(user) = self.find_mnet_user(conn, username, host)?
+                && best.as_ref().is_none_or(|b| user.id < b.id)
+            {
+                best = Some(user);
+            }
+        }
+        Ok(best)
     }
 
     /// The local account of a person from host `mnethostid` (spec §1.3 step 5). Deleted
