@@ -24,24 +24,39 @@ impl ReportError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            ReportError::Store(
-                StoreError::Connect { .. } | StoreError::Pool(_) | StoreError::Task(_)
-            )
+            // Not `Task`: a worker that panicked is a bug, not an outage.
+            ReportError::Store(StoreError::Connect { .. } | StoreError::Pool(_))
         ) || matches!(self, ReportError::Source(SourceError::Query(e)) | ReportError::Store(StoreError::Query(e)) if is_connection_error(e))
     }
 }
 
-/// Diesel reports a lost connection as a database error of kind `ClosedConnection` or as
-/// an unrecognised one from the driver; both mean "try again later".
+/// A lost or busy connection means "try again later". Diesel names some of them
+/// (`ClosedConnection`, `UnableToSendCommand`); MySQL's "server has gone away" (2006), "lost
+/// connection during query" (2013, 2055) and SQLite's "database is locked" arrive as
+/// unrecognised errors, known by their text.
 fn is_connection_error(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ClosedConnection
-                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
-            _
-        ) | diesel::result::Error::BrokenTransactionManager
-    )
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | Error::BrokenTransactionManager => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            [
+                "server has gone away",
+                "lost connection",
+                "database is locked",
+                "database is busy",
+                "terminating connection",
+                "connection refused",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
+    }
 }
 
 pub fn settings(config: &EngineConfig) -> Settings {
@@ -84,6 +99,9 @@ const REORDER_SECONDS: i64 = 300;
 struct Pending {
     engine: Option<Engine>,
     held: BinaryHeap<Reverse<Held>>,
+    /// The latest `timecreated` seen for this user: rows up to `REORDER_SECONDS` before it
+    /// are handed to the engine, so `held` never holds more than that span of rows.
+    latest: i64,
 }
 
 /// A held row, ordered by (time, id) as the engine takes them.
@@ -176,11 +194,21 @@ pub fn users_reports(
                 starts.remove(&row.userid).unwrap_or_default(),
             )),
             held: BinaryHeap::new(),
+            latest: i64::MIN,
         });
         if user.engine.is_none() {
             return;
         }
-        let upto = row.time.saturating_sub(REORDER_SECONDS);
+        if row.time < user.latest.saturating_sub(REORDER_SECONDS) {
+            // Earlier than rows that may have reached the engine already: this user is read
+            // again alone. Giving up now, rather than holding on, keeps memory to the window
+            // even for a log written newest first (a restore, a bulk import).
+            user.engine = None;
+            user.held = BinaryHeap::new();
+            return;
+        }
+        user.latest = user.latest.max(row.time);
+        let upto = user.latest.saturating_sub(REORDER_SECONDS);
         user.held.push(Reverse(Held(row)));
         user.release(upto);
     })?;

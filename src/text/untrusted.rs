@@ -50,7 +50,7 @@ fn is_dangerous(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'
+            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
         )
 }
 
@@ -66,6 +66,11 @@ mod tests {
         );
         assert_eq!(escape("plain/text.php", 100), "plain/text.php");
         assert_eq!(escape("héllo", 100), "héllo");
+        assert_eq!(
+            escape("a\u{61c}b", 100),
+            "a\\u{61c}b",
+            "the Arabic letter mark reorders text"
+        );
         assert_eq!(super::super::terminal("a\\nb\u{1b}"), "a\\nb\\u{1b}");
     }
 

@@ -42,7 +42,7 @@ async fn registration_candidate(node: &Arc<Node>, params: &[Value]) -> Option<Ve
         return None;
     };
     if let Some(problem) = crate::wwwroot::problem(wwwroot) {
-        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %problem, "keyswap: not registering the caller");
+        tracing::info!(wwwroot = %untrusted::field(wwwroot), problem = %untrusted::field(&problem.to_string()), "keyswap: not registering the caller");
         return None;
     }
     let wwwroot = Wwwroot::normalized(wwwroot);

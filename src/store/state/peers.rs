@@ -46,10 +46,10 @@ pub enum SslVerification {
 }
 
 impl SslVerification {
-    /// Moodle's level; anything above 2 is the strictest.
+    /// Moodle's level; anything but 0 and 1 is the strictest (a stray value fails closed).
     pub fn from_level(level: i32) -> SslVerification {
         match level {
-            i32::MIN..=0 => SslVerification::None,
+            0 => SslVerification::None,
             1 => SslVerification::HostName,
             _ => SslVerification::Full,
         }
@@ -343,4 +343,22 @@ pub fn delete_peer(conn: &mut DbConnection, peer_id: i64) -> Result<(), StoreErr
         .set(peers::deleted.eq(true))
         .execute(conn)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SslVerification;
+
+    #[test]
+    fn stray_tls_levels_fail_closed() {
+        assert_eq!(SslVerification::from_level(0), SslVerification::None);
+        assert_eq!(SslVerification::from_level(1), SslVerification::HostName);
+        for level in [2, 3, -1, i32::MIN, i32::MAX] {
+            assert_eq!(
+                SslVerification::from_level(level),
+                SslVerification::Full,
+                "{level}"
+            );
+        }
+    }
 }
