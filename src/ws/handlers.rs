@@ -195,6 +195,11 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
     if from < 0 || to < 0 {
         return Err(WsError::invalid_parameter("from/to: must not be negative"));
     }
+    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
+    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
+    if to != 0 && to < from {
+        return Err(WsError::invalid_parameter("to: before from"));
+    }
     let score = if function == GET_USER_STATS {
         int(params, "score", 1)? != 0
     } else {
@@ -231,9 +236,6 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
         to: if request.to == 0 { now } else { request.to },
         now,
     };
-    if window.to < window.from {
-        return Err(WsError::invalid_parameter("to: before from"));
-    }
     let req = request.clone();
     let computed = app
         .source
