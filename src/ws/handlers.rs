@@ -496,4 +496,16 @@ mod tests {
         let r = parse_request(GET_USER_STATS, &p, 5).unwrap();
         assert!(r.course.is_none() && r.score);
     }
+
+    #[test]
+    fn only_a_given_to_can_be_before_from() {
+        let p = Params::parse(&["uidsource=id&uid=1&from=2000&to=1999"]);
+        let e = parse_request(GET_USER_STATS, &p, 5).unwrap_err();
+        assert!(e.debuginfo.unwrap().starts_with("to: "));
+        for to in ["to=0", "to=", "to=2000"] {
+            let p = Params::parse(&["uidsource=id&uid=1&from=2000", to]);
+            let r = parse_request(GET_USER_STATS, &p, 5).unwrap();
+            assert_eq!(r.from, 2000, "{to}");
+        }
+    }
 }
