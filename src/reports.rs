@@ -72,6 +72,10 @@ pub fn user_report(
     window: Window,
     keep_sessions: bool,
 ) -> Result<Report, ReportError> {
+    // A window that ends before it starts (E15: a start later than now) holds no row.
+    if window.from > window.to {
+        return Ok(Engine::new(settings, window, HashMap::new()).finish());
+    }
     let starts = if settings.enrolment_filter {
         source.enrolment_starts(conn, userid)?
     } else {
@@ -167,6 +171,18 @@ pub fn users_reports(
     userids: &[i64],
     window: Window,
 ) -> Result<HashMap<i64, Report>, ReportError> {
+    // As in `user_report`; here it also spares a pass over the whole log.
+    if window.from > window.to {
+        return Ok(userids
+            .iter()
+            .map(|user| {
+                (
+                    *user,
+                    Engine::new(settings, window, HashMap::new()).finish(),
+                )
+            })
+            .collect());
+    }
     let mut distinct = userids.to_vec();
     distinct.sort_unstable();
     distinct.dedup();

@@ -364,6 +364,26 @@ async fn stats_in_every_format_from_the_demo_site() {
             &["stats", &user, "--from", "2026-10-01", "--to", "2026-10-15"],
         );
         assert!(windowed["total"].as_i64().unwrap() < total);
+        // E15: a window wholly in the future (no --to: it ends now) is empty, not an error;
+        // only an explicit --to before --from is refused.
+        let future = json(config, &["stats", &user, "--from", "2100-01-01"]);
+        assert_eq!(future["rows"], 0, "{future}");
+        assert_eq!(future["total"], 0);
+        assert_eq!(future["courses"], serde_json::json!([]));
+        assert_eq!(future["sessions"]["count"], 0);
+        let xml = ok(
+            config,
+            &["stats", &user, "--from", "2100-01-01", "--format", "xml"],
+        );
+        assert_eq!(xml.trim(), "<USE_STATS><EMPTYSET /></USE_STATS>");
+        let table = ok(config, &["stats", &user, "--from", "2100-01-01"]);
+        assert!(table.contains("log rows   0"), "{table}");
+        let reversed = usestats_cli(
+            config,
+            &["stats", &user, "--from", "2026-10-15", "--to", "2026-10-01"],
+        );
+        assert_eq!(reversed.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&reversed.stderr).contains("--to is before --from"));
         let missing = usestats_cli(config, &["stats", "nobody.at.all"]);
         assert_eq!(missing.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&missing.stderr).contains("no user nobody.at.all"));

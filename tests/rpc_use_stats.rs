@@ -515,9 +515,122 @@ async fn scores(s: &Setup) {
     }
 }
 
+/// E15 and E13 on the MNET method: the window is `[timefrom, now]`, so a `timefrom` later
+/// than now is the empty set even when the log holds rows after it (B's "now" is pinned
+/// inside the learner's history), and `timefrom` one second before now still computes.
+async fn future_timefrom(s: &Setup) {
+    let (id, username) = busiest_learner(&s.b).await;
+    let full = engine_report(&s.b, id).await;
+    let last = full.courses.iter().map(|c| c.last_time).max().unwrap();
+    let mut starts: Vec<i64> = full.courses.iter().map(|c| c.first_time).collect();
+    starts.sort_unstable();
+    // A counted row's time, with counted rows after it.
+    let now = starts[starts.len() / 2];
+    assert!(now < last, "{starts:?} {last}");
+    let report_from = |from: i64| {
+        let settings = usestats::reports::settings(&s.b.app.config.engine);
+        async move {
+            s.b.app
+                .source
+                .run(move |c| {
+                    usestats::reports::user_report(
+                        c,
+                        &Source::new("mdl_").unwrap(),
+                        &settings,
+                        id,
+                        usestats::stats::Window { from, to: now, now },
+                        false,
+                    )
+                    .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    s.b.app.clock.pin(now);
+    const EMPTY: &str = "<USE_STATS><EMPTYSET /></USE_STATS>";
+    for timefrom in [
+        Value::Int(now + 1),
+        Value::from((now + 1).to_string()),
+        Value::Int(last + 1),
+        Value::Int(i64::MAX),
+    ] {
+        for scope in 1..=3 {
+            let answer = call(
+                s,
+                rpc::GET_STATS,
+                stats_params(admin(s), &username, Value::Int(scope), timefrom.clone()),
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{timefrom:?} {answer:?}");
+            assert!(answer.errors.is_empty(), "{answer:?}");
+            assert_eq!(
+                answer.message.as_deref(),
+                Some(EMPTY),
+                "{timefrom:?} scope {scope}"
+            );
+        }
+    }
+    // The same as an XML-RPC struct (json_response false).
+    let peer = s.a.peer(&s.b.wwwroot).await;
+    let mut params = stats_params(admin(s), &username, Value::Int(2), Value::Int(now + 1));
+    params.push(Value::Bool(false));
+    let value =
+        s.a.app
+            .client
+            .call(&peer, rpc::GET_STATS, params)
+            .await
+            .unwrap();
+    assert_eq!(value.get("status"), Some(&Value::Int(200)));
+    assert_eq!(value.get("message"), Some(&Value::from(EMPTY)));
+
+    // The boundary: `timefrom` now - 1 and now itself are windows that hold a row.
+    for timefrom in [now - 1, now] {
+        let expected = report_from(timefrom).await;
+        assert!(expected.rows_extracted > 0);
+        let answer = call(
+            s,
+            rpc::GET_STATS,
+            stats_params(admin(s), &username, Value::Int(1), Value::Int(timefrom)),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let message = answer.message.unwrap();
+        assert!(message.starts_with("<USE_STATS>\n<USER>\n"), "{message}");
+        assert!(
+            message.contains(&format!("\t<FROM>{timefrom}</FROM>\n")),
+            "{message}"
+        );
+        assert_eq!(
+            parse_use_stats(&message).unwrap().minutes,
+            expected.total / 60
+        );
+    }
+    // The operator's view of this host (`collect --include-local`) agrees.
+    let local = usestats::collect::local_result(&s.b.app, &username, 2, now + 1).await;
+    assert!(local.empty && local.error.is_none(), "{local:?}");
+    assert_eq!(local.minutes, Some(0));
+    let local = usestats::collect::local_result(&s.b.app, &username, 2, now - 1).await;
+    assert!(!local.empty && local.error.is_none(), "{local:?}");
+    s.b.app.clock.pin(0);
+}
+
 #[tokio::test]
 async fn get_stats_every_scope_matches_the_engine() {
     scopes_and_numbers(&setup(None).await).await;
+}
+
+/// B's clock is pinned in the past, so B stops checking A's timestamps against it.
+#[tokio::test]
+async fn get_stats_with_a_future_timefrom_is_the_empty_set() {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions {
+        demo_remote_hosts: Some(vec![a.wwwroot.clone()]),
+        tweak: Some(Box::new(|c| c.limits.timestamp_window_secs = 0)),
+        ..Default::default()
+    })
+    .await;
+    future_timefrom(&link(a, b, None).await).await;
 }
 
 #[tokio::test]

@@ -1309,6 +1309,194 @@ async fn errors(ws: &Ws, site: &Site) {
     }
 }
 
+/// E15: a reversed window. `to` given and earlier than `from` is `invalidparameter` naming
+/// `to`; `to` 0 (now) with `from` later than now is E9's empty answer, even when the log holds
+/// rows after `from` ("now" is pinned inside the learner's history, so those rows are later
+/// than now and outside the window).
+async fn reversed_windows(ws: &Ws, site: &Site) {
+    let user = site.user(learners(ws).await[0]).clone();
+    let full = engine(ws, user.id, 0, NOW).await;
+    let first = full.courses.iter().map(|c| c.first_time).min().unwrap();
+    let last = full.courses.iter().map(|c| c.last_time).max().unwrap();
+    let now = first + (last - first) / 2;
+    assert!(engine(ws, user.id, now + 1, NOW).await.rows_extracted > 0);
+    let course = full
+        .courses
+        .iter()
+        .find(|c| c.course != 0 && c.course != site.site_course)
+        .unwrap()
+        .course;
+    let cid = course.to_string();
+    let from = (now + 1).to_string();
+    let empty = engine(ws, user.id, now + 1, now).await;
+    assert_eq!(empty.rows_extracted, 0);
+    ws.t.app.clock.pin(now);
+
+    // `to` = 0 and `to` left out both mean now.
+    for to in [Some("0"), None] {
+        let mut params = vec![
+            ("uidsource", "username"),
+            ("uid", user.username.as_str()),
+            ("from", from.as_str()),
+        ];
+        params.extend(to.map(|t| ("to", t)));
+        let answer = ws.json(GET_USER_STATS, &params).await;
+        assert_stats_shape(&answer);
+        assert_eq!(answer["sessions"], json!({}), "{to:?}");
+        assert_eq!(answer["courses"], json!([]), "{to:?}");
+        assert_eq!(answer["query"]["from"], json!(now + 1));
+        assert_eq!(answer["query"]["to"], json!(now));
+        assert_eq!(
+            answer,
+            expected_stats(site, &user, &empty, None, true, now + 1)
+        );
+        for via in [Via::Get, Via::Post] {
+            let xml = ws.call(via, Format::Xml, GET_USER_STATS, &params).await;
+            assert_eq!(xml, stringify(&answer), "{to:?}");
+        }
+        // With a course: its zero row only.
+        params.extend([("cidsource", "id"), ("cid", cid.as_str())]);
+        let answer = ws.json(GET_USER_STATS, &params).await;
+        assert_eq!(answer["sessions"], json!({}));
+        assert_eq!(
+            answer,
+            expected_stats(site, &user, &empty, Some(course), true, now + 1)
+        );
+        assert_eq!(answer["courses"][0]["coursetotal"], json!(0));
+        let xml = ws
+            .call(Via::Get, Format::Xml, GET_USER_STATS, &params)
+            .await;
+        assert_eq!(xml, stringify(&answer));
+    }
+    // The two list functions answer the same way for every user.
+    let uids: Vec<String> = site.users.iter().map(|u| u.id.to_string()).collect();
+    let mut params = uid_params(&uids);
+    params.push(("from".into(), from.clone()));
+    params.push(("to".into(), "0".into()));
+    let answer = ws
+        .call_with(&ws.token, Via::Post, Format::Json, GET_USERS_STATS, &params)
+        .await;
+    let items = answer.as_array().unwrap();
+    assert_eq!(items.len(), site.users.len());
+    for item in items {
+        assert_eq!(item["sessions"], json!({}), "{item}");
+        assert_eq!(item["courses"], json!([]), "{item}");
+        assert_eq!(item["query"]["to"], json!(now));
+    }
+    let xml = ws
+        .call_with(&ws.token, Via::Get, Format::Xml, GET_USERS_STATS, &params)
+        .await;
+    assert_eq!(xml, stringify(&answer));
+    params.push(("cidsource".into(), "id".into()));
+    params.push(("cid".into(), cid.clone()));
+    let answer = ws
+        .call_with(
+            &ws.token,
+            Via::Post,
+            Format::Json,
+            GET_USERS_COURSE_STATS,
+            &params,
+        )
+        .await;
+    for (item, user) in answer.as_array().unwrap().iter().zip(&site.users) {
+        let mut data = course_row(site, user, &empty, course, true);
+        data["score"] = json!(
+            site.grades
+                .get(&(user.id, course))
+                .cloned()
+                .unwrap_or_else(|| "-".into())
+        );
+        assert_eq!(item["coursedata"], data, "{item}");
+    }
+    let xml = ws
+        .call_with(
+            &ws.token,
+            Via::Get,
+            Format::Xml,
+            GET_USERS_COURSE_STATS,
+            &params,
+        )
+        .await;
+    assert_eq!(xml, stringify(&answer));
+
+    // A window wholly in the future, not reversed: empty as well.
+    let later = (now + 100).to_string();
+    let answer = ws
+        .json(
+            GET_USER_STATS,
+            &[
+                ("uidsource", "username"),
+                ("uid", user.username.as_str()),
+                ("from", from.as_str()),
+                ("to", later.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(answer["sessions"], json!({}));
+    assert_eq!(answer["query"]["to"], json!(now + 100));
+    // `to` equal to `from` is a window of one second, not a reversed one.
+    let answer = ws
+        .json(
+            GET_USER_STATS,
+            &[
+                ("uidsource", "username"),
+                ("uid", user.username.as_str()),
+                ("from", from.as_str()),
+                ("to", from.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(answer["query"]["to"], json!(now + 1));
+
+    // `to` given and earlier than `from`, in the past or in the future: `to` is named, in
+    // both formats and for the three functions.
+    for (f, t) in [(now - 10, now - 11), (now + 20, now + 10), (2, 1)] {
+        let (f, t) = (f.to_string(), t.to_string());
+        for (function, mut params) in [
+            (
+                GET_USER_STATS,
+                owned(&[("uidsource", "id"), ("uid", &user.id.to_string())]),
+            ),
+            (
+                GET_USERS_STATS,
+                owned(&[("uidsource", "id"), ("uids[0]", &user.id.to_string())]),
+            ),
+            (
+                GET_USERS_COURSE_STATS,
+                owned(&[
+                    ("uidsource", "id"),
+                    ("uids[0]", &user.id.to_string()),
+                    ("cidsource", "id"),
+                    ("cid", &cid),
+                ]),
+            ),
+        ] {
+            params.extend(owned(&[
+                ("wstoken", &ws.token),
+                ("wsfunction", function),
+                ("from", &f),
+                ("to", &t),
+            ]));
+            let mut json_params = params.clone();
+            json_params.push(("moodlewsrestformat".into(), "json".into()));
+            let reply = ws.raw(Via::Post, &json_params).await;
+            assert_eq!(reply.status, 200);
+            let error: Json = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(
+                error["exception"],
+                json!("invalid_parameter_exception"),
+                "{function} {f} {t}: {error}"
+            );
+            assert_eq!(error["errorcode"], json!("invalidparameter"));
+            let debug = error["debuginfo"].as_str().unwrap();
+            assert!(debug.starts_with("to: "), "{debug}");
+            let reply = ws.raw(Via::Get, &params).await;
+            assert_eq!(parse_moodle_xml(&reply.body), error, "{function}");
+        }
+    }
+    ws.t.app.clock.pin(NOW);
+}
+
 async fn everything(ws: &Ws) {
     let site = site(ws).await;
     user_stats(ws, &site).await;
@@ -1317,6 +1505,7 @@ async fn everything(ws: &Ws) {
     users_stats(ws, &site).await;
     users_course_stats(ws, &site).await;
     errors(ws, &site).await;
+    reversed_windows(ws, &site).await;
 }
 
 #[tokio::test]
@@ -1347,6 +1536,12 @@ async fn get_users_stats_for_every_user_in_one_call() {
 async fn get_users_course_stats_per_user() {
     let ws = setup(None).await;
     users_course_stats(&ws, &site(&ws).await).await;
+}
+
+#[tokio::test]
+async fn a_reversed_or_future_window() {
+    let ws = setup(None).await;
+    reversed_windows(&ws, &site(&ws).await).await;
 }
 
 #[tokio::test]

@@ -195,6 +195,11 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
     if from < 0 || to < 0 {
         return Err(WsError::invalid_parameter("from/to: must not be negative"));
     }
+    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
+    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
+    if to != 0 && to < from {
+        return Err(WsError::invalid_parameter("to: before from"));
+    }
     let score = if function == GET_USER_STATS {
         int(params, "score", 1)? != 0
     } else {
@@ -231,9 +236,6 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
         to: if request.to == 0 { now } else { request.to },
         now,
     };
-    if window.to < window.from {
-        return Err(WsError::invalid_parameter("to: before from"));
-    }
     let req = request.clone();
     let computed = app
         .source
@@ -493,5 +495,17 @@ mod tests {
         let p = Params::parse(&["uidsource=id&uid=7&cidsource=idnumber&cid=0"]);
         let r = parse_request(GET_USER_STATS, &p, 5).unwrap();
         assert!(r.course.is_none() && r.score);
+    }
+
+    #[test]
+    fn only_a_given_to_can_be_before_from() {
+        let p = Params::parse(&["uidsource=id&uid=1&from=2000&to=1999"]);
+        let e = parse_request(GET_USER_STATS, &p, 5).unwrap_err();
+        assert!(e.debuginfo.unwrap().starts_with("to: "));
+        for to in ["to=0", "to=", "to=2000"] {
+            let p = Params::parse(&["uidsource=id&uid=1&from=2000", to]);
+            let r = parse_request(GET_USER_STATS, &p, 5).unwrap();
+            assert_eq!(r.from, 2000, "{to}");
+        }
     }
 }

@@ -24,15 +24,13 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
         .map(output::parse_time)
         .transpose()?
         .unwrap_or(0);
-    let to = args
-        .to
-        .as_deref()
-        .map(output::parse_time)
-        .transpose()?
-        .unwrap_or(now);
-    if to < from {
+    let to_given = args.to.as_deref().map(output::parse_time).transpose()?;
+    // E15: only an explicit --to can be before --from. Without one the window ends now, and
+    // a --from later than now is a window in which nothing has happened yet (an empty report).
+    if to_given.is_some_and(|to| to < from) {
         bail!("--to is before --from");
     }
+    let to = to_given.unwrap_or(now);
     let source =
         Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
     let settings = crate::reports::settings(&app.config.engine);

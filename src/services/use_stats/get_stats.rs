@@ -80,6 +80,8 @@ pub(super) async fn local_stats(
             let Some(user) = source.find_user_for_rpc(conn, &target)? else {
                 return Ok(None);
             };
+            // E13: the window is [timefrom, now]; a `timefrom` later than now (E15) holds
+            // no row, which is the empty set below, a success.
             let window = Window {
                 from: timefrom,
                 to: now,
