@@ -11,6 +11,9 @@
 //!    the audit log on and off, and `use_stats_rpc_get_stats` on a small demo site), the
 //!    client and the server each on their own tokio runtime so that the CPU of each side is
 //!    read from its threads;
+//!    plus `system/listServices` the way Moodle's curl sends it: a client thread outside
+//!    both runtimes builds each signed + encrypted request, opens a new TCP connection per
+//!    call (`Connection: close`), and opens and checks each answer;
 //! 4. the per-call state writes of the server path (peer last-contact update, audit row).
 //!
 //! `USESTATS_BENCH_CALLS` (default 1000) sets the number of full calls per variant and
@@ -425,6 +428,75 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
     );
 }
 
+/// `system/listServices` as Moodle's curl sends it: a new connection per call, each request
+/// built fresh (the server refuses a replay), each answer opened and checked. The client
+/// runs on a plain thread, so the `srv` threads' CPU is the server's alone.
+fn fresh_connection_calls(n: usize, client: &TestApp, server: &TestApp, private_op: Duration) {
+    use std::io::{Read, Write};
+    let (client_ring, server_ring) = (client.app.keyring(), server.app.keyring());
+    let server_public = server_ring.current.cert.public_key().unwrap();
+    let (addr, wwwroot) = (server.addr, client.wwwroot.clone());
+    let limits = Limits::default();
+    let one_call = move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let call = MethodCall {
+            name: "system/listServices".into(),
+            params: Vec::new(),
+        };
+        let xml = xmlrpc::serialize_call(&call);
+        let signed = envelope::build_signed(&xml, &client_ring.current.key, &wwwroot, now).unwrap();
+        let body = envelope::build_encrypted(&signed, &server_public, &wwwroot).unwrap();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let head = format!(
+            "POST /mnet/xmlrpc/server.php HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "HTTP status");
+        let message = envelope::parse_encrypted(&answer[split..]).unwrap();
+        let (plain, _) =
+            envelope::open_with(&message, std::iter::once(&client_ring.current.key)).unwrap();
+        let signed = envelope::parse_signed(&plain).unwrap();
+        match xmlrpc::parse_response(&signed.object, &limits).unwrap() {
+            Response::Success(value) => {
+                black_box(value);
+            }
+            other => panic!("listServices answered {other:?}"),
+        }
+    };
+    let one_call = std::sync::Arc::new(one_call);
+    let warm = one_call.clone();
+    std::thread::spawn(move || warm())
+        .join()
+        .expect("warm-up call");
+    let (srv0, wall0) = (cpu::threads_cpu("srv"), Instant::now());
+    let calls = one_call.clone();
+    std::thread::Builder::new()
+        .name("fresh-client".into())
+        .spawn(move || (0..n).for_each(|_| calls()))
+        .unwrap()
+        .join()
+        .expect("call loop");
+    let (srv, wall) = (cpu::threads_cpu("srv") - srv0, wall0.elapsed());
+    println!(
+        "  system/listServices, new connection per call, audit on: {n} calls, wall {:.1} µs/call",
+        wall.as_secs_f64() * 1e6 / n as f64
+    );
+    println!(
+        "    cpu/call: server threads {:.1} µs ({:.2} private ops)",
+        srv.as_secs_f64() * 1e6 / n as f64,
+        srv.as_secs_f64() / n as f64 / private_op.as_secs_f64()
+    );
+}
+
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let calls = env_count("USESTATS_BENCH_CALLS", 1000, 5, benching);
@@ -475,6 +547,7 @@ fn main() {
         Vec::new(),
         private_op,
     );
+    fresh_connection_calls(calls, &client, &server_audit, private_op);
     let stats_params = vec![
         caller_struct("admin", &client.wwwroot, &client.wwwroot),
         Value::from("admin"),

@@ -112,6 +112,11 @@ impl App {
                 cpu: cpu.clone(),
             },
         );
+        let contacts = crate::mnet::contacts::ContactTimes::new(
+            state.clone(),
+            background.clone(),
+            crate::mnet::contacts::FLUSH_INTERVAL,
+        );
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
@@ -131,6 +136,7 @@ impl App {
             client,
             cpu,
             peer_keys,
+            contacts,
             background,
         };
         let app = App {

@@ -302,3 +302,51 @@ async fn no_service_row_is_7012_and_an_unpublished_one_is_707() {
         .await;
     assert!(ask().await.is_ok(), "published: the method runs");
 }
+
+/// The server side's record of a caller: written in batches, within the flush interval, and
+/// at shutdown for whatever is still in memory.
+#[tokio::test]
+async fn a_callers_last_contact_reaches_the_state_database_in_batches() {
+    use usestats::mnet::contacts::FLUSH_INTERVAL;
+    use usestats::store::state;
+    let (a, mut b) = pair().await;
+    let peer_b = a.peer(&b.wwwroot).await;
+    let a_on_b = b.peer(&a.wwwroot).await.id;
+    let reset = |app: &TestApp| {
+        let db = app.app.state.clone();
+        async move {
+            db.run(move |c| state::touch_peer(c, a_on_b, 0))
+                .await
+                .unwrap()
+        }
+    };
+    reset(&b).await;
+    a.call_peer(&peer_b, "system/listServices", vec![])
+        .await
+        .unwrap();
+    let called = std::time::Instant::now();
+    let deadline = FLUSH_INTERVAL + std::time::Duration::from_secs(3);
+    loop {
+        if b.peer(&a.wwwroot).await.last_connect_time > 0 {
+            break;
+        }
+        assert!(
+            called.elapsed() < deadline,
+            "no contact time after {deadline:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        called.elapsed() >= FLUSH_INTERVAL / 2,
+        "the contact was written per call, not batched"
+    );
+
+    // A contact still in memory when the server stops is written before it is done.
+    reset(&b).await;
+    a.call_peer(&peer_b, "system/listServices", vec![])
+        .await
+        .unwrap();
+    assert_eq!(b.app.contacts.unwritten(), 1);
+    b.stop().await;
+    assert!(b.peer(&a.wwwroot).await.last_connect_time > 0);
+}

@@ -6,6 +6,7 @@
 //! pure-Rust RC4 takes over; SHA-1 signatures have no such fallback, so a host whose
 //! crypto policy forbids them cannot run an MNET peer and `init` says so.
 
+mod direct;
 pub mod keyring;
 
 use std::sync::OnceLock;
@@ -18,8 +19,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::provider::Provider;
 use openssl::rsa::{Padding, Rsa};
-use openssl::sign::{Signer, Verifier};
-use openssl::symm::{Cipher, Crypter, Mode};
+use openssl::sign::Signer;
 use openssl::x509::{X509, X509Builder, X509NameBuilder, X509NameRef};
 use rc4::{KeyInit, StreamCipher};
 
@@ -130,8 +130,19 @@ fn self_test() -> Result<(), CryptoError> {
     let key = PKey::from_rsa(rsa)?;
     let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
     let message = b"<?xml version=\"1.0\"?><signedMessage>self-test</signedMessage>";
-    let signature =
-        sign_sha1(&key, message).map_err(|e| CryptoError::Sha1Forbidden(e.to_string()))?;
+    // Through EVP, so that a crypto policy forbidding SHA-1 signatures is heard here, and
+    // compared with the direct signature the daemon makes (PKCS#1 v1.5 is deterministic).
+    let signature = Signer::new(MessageDigest::sha1(), &key)
+        .and_then(|mut signer| {
+            signer.update(message)?;
+            signer.sign_to_vec()
+        })
+        .map_err(|e| CryptoError::Sha1Forbidden(e.to_string()))?;
+    if sign_sha1(&key, message)? != signature {
+        return Err(CryptoError::SelfTest(
+            "the direct RSA-SHA1 signature differs from OpenSSL's EVP one".into(),
+        ));
+    }
     if !verify_sha1(&public, message, &signature) {
         return Err(CryptoError::Sha1Forbidden(
             "a fresh RSA-SHA1 signature does not verify".into(),
@@ -153,12 +164,7 @@ pub fn rc4(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 fn rc4_openssl(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
-    let mut crypter = Crypter::new(Cipher::rc4(), Mode::Encrypt, key, None)?;
-    let mut out = vec![0u8; data.len() + 16];
-    let mut n = crypter.update(data, &mut out)?;
-    n += crypter.finalize(&mut out[n..])?;
-    out.truncate(n);
-    Ok(out)
+    direct::rc4(key, data)
 }
 
 pub fn rc4_rust(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -172,20 +178,12 @@ pub fn rc4_rust(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 pub fn sign_sha1(key: &PKey<Private>, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
     RSA_SIGN.fetch_add(1, Ordering::Relaxed);
-    let mut signer = Signer::new(MessageDigest::sha1(), key)?;
-    signer.update(data)?;
-    Ok(signer.sign_to_vec()?)
+    Ok(direct::sign_sha1(key, data)?)
 }
 
 pub fn verify_sha1(key: &PKey<Public>, data: &[u8], signature: &[u8]) -> bool {
     RSA_VERIFY.fetch_add(1, Ordering::Relaxed);
-    let Ok(mut verifier) = Verifier::new(MessageDigest::sha1(), key) else {
-        return false;
-    };
-    if verifier.update(data).is_err() {
-        return false;
-    }
-    verifier.verify(signature).unwrap_or(false)
+    direct::verify_sha1(key, data, signature)
 }
 
 /// `openssl_seal(data, …, 'RC4')`: a fresh 16-byte RC4 key, wrapped for the recipient.

@@ -115,6 +115,7 @@ pub async fn run(
         }
     }
     // The answered calls' audit rows and contact times are still on their way.
+    app.contacts.flush();
     if tokio::time::timeout(Duration::from_secs(10), app.background.settled())
         .await
         .is_err()

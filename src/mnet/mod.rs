@@ -1,6 +1,7 @@
 //! MNET: envelopes, the server pipeline, the client, faults and the peer registry.
 
 pub mod client;
+pub mod contacts;
 pub mod envelope;
 pub mod faults;
 pub mod node;

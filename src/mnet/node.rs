@@ -14,6 +14,7 @@ use crate::crypto::{Keyring, KeyringCell, PublicKeyCache};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::mnet::client::MnetClient;
+use crate::mnet::contacts::ContactTimes;
 use crate::mnet::services::Services;
 use crate::store::Db;
 
@@ -32,6 +33,8 @@ pub struct Node {
     pub cpu: CpuPool,
     pub peer_keys: Arc<PublicKeyCache>,
     pub background: Arc<BackgroundWrites>,
+    /// Verified peers' last contact times, written in batches.
+    pub contacts: Arc<ContactTimes>,
 }
 
 impl Node {

@@ -392,14 +392,8 @@ async fn process(
                 {
                     return Answer::Fault(fault);
                 }
-                // Bookkeeping must not hold up the answer: a locked or full state
-                // database delays or loses it, the call goes on.
-                let (id, now, db) = (peer.id, node.now(), node.state.clone());
-                node.background.spawn(async move {
-                    if let Err(e) = db.run(move |c| state::touch_peer(c, id, now)).await {
-                        tracing::warn!(error = %e, "could not record the peer's last contact");
-                    }
-                });
+                // Batched: a write per call would take the database's write lock per call.
+                node.contacts.note(peer.id, node.now());
             }
             match opened.call {
                 Some(parsed) => CallText::Parsed(parsed),

@@ -280,6 +280,23 @@ pub fn touch_peer(conn: &mut DbConnection, peer_id: i64, now: i64) -> Result<(),
     Ok(())
 }
 
+/// Contact times gathered in memory, in one transaction. A time never moves backwards: an
+/// outgoing call may have recorded a later one meanwhile.
+pub fn touch_peers(conn: &mut DbConnection, contacts: &[(i64, i64)]) -> Result<(), StoreError> {
+    crate::store::write_transaction(conn, |conn| {
+        for &(peer_id, now) in contacts {
+            diesel::update(
+                peers::table
+                    .find(peer_id)
+                    .filter(peers::last_connect_time.lt(now)),
+            )
+            .set(peers::last_connect_time.eq(now))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
 /// Health after an outgoing call: contact time, the error if any, the measured offset.
 pub fn record_peer_outcome(
     conn: &mut DbConnection,
