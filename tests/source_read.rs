@@ -554,3 +554,65 @@ on_both_backends! { mysql;
     users_log_scan => super::users_log_scan_order;
     batch_reports => super::batch_reports_equal_single_reports;
 }
+
+/// The batch's reorder window against the reference, on random logs: rows of three users
+/// with times that mostly rise but now and then jump back (a little, within the window, or
+/// far, beyond it), spread over several id slices. Every user's batch report must equal the
+/// single-user read, whatever the order.
+mod batch_order_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn insert_rows(conn: &mut DbConnection, rows: &[(i64, i64, i64, i64)]) {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(id, user, course, time)| {
+                format!(
+                    "({id}, 'e', 'core', 'viewed', 'course', 'r', 2, 2, 50, {course}, {user}, {course}, {time}, 'web', NULL)"
+                )
+            })
+            .collect();
+        for chunk in values.chunks(200) {
+            conn.batch_execute(&format!(
+                "INSERT INTO mdl_logstore_standard_log \
+                 (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+                  contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES {}",
+                chunk.join(", ")
+            ))
+            .unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn batch_reports_equal_single_reports_on_random_logs(
+            steps in proptest::collection::vec((0usize..3, 0usize..2, -1500i64..400, 1i64..3), 1..120),
+        ) {
+            let db = TestDb::sqlite();
+            let (mut conn, s) = source_with_fixture(&db);
+            let users = [2i64, 3, 8];
+            let courses = [2i64, 3];
+            let mut time = 20_000i64;
+            let mut id = 1_000i64;
+            let mut rows = Vec::new();
+            for (user, course, jump, gap) in steps {
+                // Mostly forward; a negative jump sends a row back in time.
+                time = (time + jump).max(10_000);
+                // Ids skip ahead now and then, so rows land in different slices.
+                id += if gap == 2 { usestats::store::source::IDS_PER_BATCH_QUERY } else { 1 };
+                rows.push((id, users[user], courses[course], time));
+            }
+            insert_rows(&mut conn, &rows);
+            let settings = usestats::stats::Settings::default();
+            let window = usestats::stats::Window { from: 0, to: 1_000_000, now: 1_000_000 };
+            let mut asked = users.to_vec();
+            asked.extend(6000..6000 + usestats::reports::USERS_READ_ONE_BY_ONE as i64);
+            let batch = usestats::reports::users_reports(&mut conn, &s, &settings, &asked, window).unwrap();
+            for user in users {
+                let single = usestats::reports::user_report(&mut conn, &s, &settings, user, window, false).unwrap();
+                prop_assert_eq!(batch.get(&user), Some(&single), "user {}", user);
+            }
+        }
+    }
+}
