@@ -16,9 +16,10 @@ mod render;
 use std::sync::Arc;
 
 use crate::mnet::node::Node;
-use crate::mnet::services::{Method, MethodFuture, Param, Service};
+use crate::mnet::services::{CallContext, Handler, Method, MethodFuture, Param, Service};
 use crate::reports::ReportError;
 use crate::store::Db;
+use crate::xmlrpc::Value;
 
 pub use answer::{Answer, php_json};
 use auth::*;
@@ -89,9 +90,25 @@ impl std::ops::Deref for Site {
     }
 }
 
+/// A registry handler for `method`: each call gets the node it came through and `source`.
+fn handler<F, Fut>(source: &Db, method: F) -> Handler
+where
+    F: Fn(Site, CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Value> + Send + 'static,
+{
+    let source = source.clone();
+    Arc::new(move |node, ctx, params| -> MethodFuture {
+        let site = Site {
+            node,
+            source: source.clone(),
+        };
+        let answer = method(site, ctx, params);
+        Box::pin(async move { Ok(answer.await) })
+    })
+}
+
 /// The service as the registry lists it; its methods read `source`.
 pub fn use_stats_service(source: Db) -> Service {
-    let stats_source = source.clone();
     let p = |name, kind, description| Param {
         name,
         kind,
@@ -140,13 +157,7 @@ pub fn use_stats_service(source: Db) -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USE_STATS XML",
                 ),
-                handler: Arc::new(move |node, ctx, params| -> MethodFuture {
-                    let site = Site {
-                        node,
-                        source: stats_source.clone(),
-                    };
-                    Box::pin(async move { Ok(get_stats(site, ctx, params).await) })
-                }),
+                handler: handler(&source, get_stats),
             },
             Method {
                 path: GET_SCORES,
@@ -180,13 +191,7 @@ pub fn use_stats_service(source: Db) -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USER_SCORES XML",
                 ),
-                handler: Arc::new(move |node, ctx, params| -> MethodFuture {
-                    let site = Site {
-                        node,
-                        source: source.clone(),
-                    };
-                    Box::pin(async move { Ok(get_scores(site, ctx, params).await) })
-                }),
+                handler: handler(&source, get_scores),
             },
         ],
     }
