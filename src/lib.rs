@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod cli;
 pub mod clock;
 pub mod collect;
+pub mod compiled;
 pub mod config;
 pub mod crypto;
 pub mod demo;

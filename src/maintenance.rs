@@ -57,6 +57,61 @@ pub async fn maintenance_once(app: &Arc<App>) {
     }
 }
 
+/// Every `[engine] compile_interval_secs`: compile the rows logged since the last pass, so
+/// answers read the compiled store plus a few new rows (docs/engine.md, "Compiled stats").
+pub async fn compile_loop(app: Arc<App>) {
+    if !app.config.engine.compiled {
+        return;
+    }
+    let every = Duration::from_secs(app.config.engine.compile_interval_secs.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        compile_once(&app).await;
+    }
+}
+
+pub async fn compile_once(app: &Arc<App>) {
+    let Some(store) = crate::compiled::CompiledStore::for_config(&app.config, &app.state) else {
+        return;
+    };
+    let Ok(source) = crate::store::source::Source::new(&app.config.source.prefix) else {
+        return;
+    };
+    let settings = crate::reports::settings(&app.config.engine);
+    let now = app.now();
+    let worker = app.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut state = worker.state.get()?;
+        let mut conn = worker.source.get()?;
+        crate::compiled::compile(
+            &mut state,
+            &mut conn,
+            &source,
+            &settings,
+            &store.source_key,
+            now,
+            crate::compiled::CompileOptions::default(),
+        )
+    })
+    .await;
+    match done {
+        Ok(Ok(summary)) if summary.rows_read > 0 || summary.recompiled > 0 => tracing::info!(
+            rows = summary.rows_read,
+            users = summary.users,
+            segments = summary.segments,
+            recompiled = summary.recompiled,
+            high_water = summary.high_water,
+            from_scratch = summary.from_scratch,
+            "compiled new log rows"
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "compile pass failed; answers scan the log"),
+        Err(e) => tracing::error!(error = %e, "compile pass stopped"),
+    }
+}
+
 /// At the start of `serve`: [`crate::limits::load_replay_keys`] off the async workers. If the state
 /// database cannot be read, memory says it knows nothing, so every key is looked up there
 /// until the window has passed: a replay is refused rather than let through.

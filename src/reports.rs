@@ -2,11 +2,11 @@
 //! through [`Engine`] and hand back the report. Shared by the MNET methods, the web
 //! services and the command line so all three give the same numbers.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
+use crate::compiled::{self, Answers, CompiledError, CompiledStore};
 use crate::config::EngineConfig;
-use crate::stats::{Engine, LogRow, Report, Settings, Window};
+use crate::stats::{Engine, LogRow, Reorder, Report, Settings, Window};
 use crate::store::source::{Source, SourceError};
 use crate::store::{DbConnection, StoreError};
 
@@ -60,7 +60,7 @@ fn is_connection_error(e: &diesel::result::Error) -> bool {
 }
 
 pub fn settings(config: &EngineConfig) -> Settings {
-    config.clone()
+    config.settings()
 }
 
 /// One user's report over `window`, in one ordered scan of the log.
@@ -93,62 +93,24 @@ pub fn user_report(
 }
 
 /// How far back in time a user's row may arrive in the batch's id order and still be put in
-/// (time, id) order in memory. Moodle writes a request's events at its end, so a user's
-/// overlapping requests interleave ids within seconds of each other; a row later than this
-/// sends the user to a read of their own.
-const REORDER_SECONDS: i64 = 300;
+/// (time, id) order in memory (see [`Reorder`]); a row later than this sends the user to a read
+/// of their own.
+pub const REORDER_SECONDS: i64 = 300;
 
-/// One user's part of a batch: rows wait in `held` until a row `REORDER_SECONDS` later
-/// shows that nothing earlier can still come; `None` once a row came too late.
+/// One user's part of a batch; `engine` is `None` once a row came too late.
 struct Pending {
     engine: Option<Engine>,
-    held: BinaryHeap<Reverse<Held>>,
-    /// The latest `timecreated` seen for this user: rows up to `REORDER_SECONDS` before it
-    /// are handed to the engine, so `held` never holds more than that span of rows.
-    latest: i64,
-}
-
-/// A held row, ordered by (time, id) as the engine takes them.
-struct Held(LogRow);
-
-impl Held {
-    fn key(&self) -> (i64, i64) {
-        (self.0.time, self.0.id)
-    }
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
+    order: Reorder,
 }
 
 impl Pending {
-    /// Hands the engine every held row up to `upto` (time), in (time, id) order. A row the
-    /// engine refuses is earlier than one it already has: this user's rows are then read again
-    /// on their own.
-    fn release(&mut self, upto: i64) {
-        while self.held.peek().is_some_and(|h| h.0.0.time <= upto) {
-            let Some(Reverse(Held(row))) = self.held.pop() else {
-                break;
-            };
-            if let Some(engine) = self.engine.as_mut()
-                && engine.push(&row).is_err()
-            {
-                self.engine = None;
-                self.held.clear();
-            }
+    /// Feeds the engine a released row. A row the engine refuses is earlier than one it already
+    /// has: this user's rows are then read again on their own.
+    fn feed(engine: &mut Option<Engine>, row: LogRow) {
+        if let Some(e) = engine.as_mut()
+            && e.push(&row).is_err()
+        {
+            *engine = None;
         }
     }
 }
@@ -209,29 +171,29 @@ pub fn users_reports(
                 window,
                 starts.remove(&row.userid).unwrap_or_default(),
             )),
-            held: BinaryHeap::new(),
-            latest: i64::MIN,
+            order: Reorder::new(REORDER_SECONDS),
         });
         if user.engine.is_none() {
             return;
         }
-        if row.time < user.latest.saturating_sub(REORDER_SECONDS) {
+        let engine = &mut user.engine;
+        if user
+            .order
+            .push(row, |row| Pending::feed(engine, row))
+            .is_err()
+        {
             // Earlier than rows that may have reached the engine already: this user is read
             // again alone. Giving up now, rather than holding on, keeps memory to the window
             // even for a log written newest first (a restore, a bulk import).
             user.engine = None;
-            user.held = BinaryHeap::new();
-            return;
+            user.order.clear();
         }
-        user.latest = user.latest.max(row.time);
-        let upto = user.latest.saturating_sub(REORDER_SECONDS);
-        user.held.push(Reverse(Held(row)));
-        user.release(upto);
     })?;
     let mut done: HashMap<i64, Report> = HashMap::with_capacity(userids.len());
     let mut again = Vec::new();
     for (user, mut part) in pending {
-        part.release(i64::MAX);
+        let engine = &mut part.engine;
+        part.order.drain(|row| Pending::feed(engine, row));
         match part.engine {
             Some(engine) => {
                 done.insert(user, engine.finish());
@@ -254,4 +216,97 @@ pub fn users_reports(
             .or_insert_with(|| Engine::new(settings, window, HashMap::new()).finish());
     }
     Ok(done)
+}
+
+/// One user's report, from the compiled store when it can answer (see `compiled`), else by
+/// [`user_report`]'s full scan. Both give the same report.
+pub fn answer_user(
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    compiled: Option<&CompiledStore>,
+    userid: i64,
+    window: Window,
+    keep_sessions: bool,
+) -> Result<Report, ReportError> {
+    if window.from <= window.to
+        && let Some(store) = compiled
+        && let Some(mut answers) =
+            compiled_answers(conn, source, settings, store, &[userid], window, keep_sessions)?
+        && let Some(report) = answers.reports.remove(&userid)
+    {
+        return Ok(report);
+    }
+    user_report(conn, source, settings, userid, window, keep_sessions)
+}
+
+/// Reports for many users, from the compiled store where it can answer, the others by
+/// [`users_reports`].
+pub fn answer_users(
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    compiled: Option<&CompiledStore>,
+    userids: &[i64],
+    window: Window,
+) -> Result<HashMap<i64, Report>, ReportError> {
+    let Some(store) = compiled.filter(|_| window.from <= window.to) else {
+        return users_reports(conn, source, settings, userids, window);
+    };
+    let mut distinct = userids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let Some(answers) = compiled_answers(conn, source, settings, store, &distinct, window, false)?
+    else {
+        return users_reports(conn, source, settings, userids, window);
+    };
+    let mut done = answers.reports;
+    if !answers.fallback.is_empty() {
+        done.extend(users_reports(
+            conn,
+            source,
+            settings,
+            &answers.fallback,
+            window,
+        )?);
+    }
+    Ok(done)
+}
+
+/// The compiled store's answers; `None` when the state database cannot be read, in which case
+/// the answer is a full scan (slower, never wrong).
+#[allow(clippy::too_many_arguments)]
+fn compiled_answers(
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    store: &CompiledStore,
+    userids: &[i64],
+    window: Window,
+    keep_sessions: bool,
+) -> Result<Option<Answers>, ReportError> {
+    let mut state = match store.state.get() {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(error = %e, "compiled stats unavailable, answering by full scan");
+            return Ok(None);
+        }
+    };
+    match compiled::answer(
+        &mut state,
+        conn,
+        source,
+        settings,
+        &store.source_key,
+        userids,
+        window,
+        keep_sessions,
+    ) {
+        Ok(answers) => Ok(Some(answers)),
+        Err(CompiledError::Source(e)) => Err(e.into()),
+        Err(CompiledError::Store(e)) => {
+            tracing::warn!(error = %e, "compiled stats unreadable, answering by full scan");
+            Ok(None)
+        }
+    }
 }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use usestats::stats::{Engine, LogRow, ModuleInfo, Report, Settings, Window, compute};
+use usestats::stats::{
+    Engine, Estimator, LogRow, ModuleInfo, Partial, Report, Segment, Settings, Window, compute, plan,
+};
 
 const T0: i64 = 1_700_000_000;
 const USER: i64 = 5;
@@ -410,4 +412,103 @@ proptest! {
         let streamed = engine.finish();
         prop_assert!(streamed.session_list.iter().all(|session| session.elapsed >= 0));
     }
+
+    /// The compiled store's premise (stats::partial): segments compiled once over all rows,
+    /// with runs of their own before and after them, equal one run over the window.
+    #[test]
+    fn segments_compose_to_the_full_run(
+        settings in settings(),
+        window in any_window(),
+        enrolments in enrolments(),
+        rows in realistic_rows(),
+    ) {
+        let rows = sorted(rows);
+        let full = stream(&settings, window, enrolments.clone(), &rows);
+        let composed = composed(&settings, window, &enrolments, &rows);
+        prop_assert_eq!(composed, full);
+    }
+}
+
+/// A window that may also start before the first row and end after the last.
+fn any_window() -> impl Strategy<Value = Window> {
+    (-2_000i64..21_000, 0i64..25_000, -3_000i64..10_000).prop_map(|(from, length, after)| Window {
+        from: T0 + from,
+        to: T0 + from + length,
+        now: T0 + from + length + after,
+    })
+}
+
+fn composed(
+    settings: &Settings,
+    window: Window,
+    enrolments: &HashMap<i64, i64>,
+    rows: &[LogRow],
+) -> Report {
+    let everything = Window {
+        from: i64::MIN,
+        to: i64::MAX,
+        now: i64::MAX,
+    };
+    let mut compiler = Engine::new(settings, everything, enrolments.clone()).segmenting();
+    let mut segments: Vec<Segment> = Vec::new();
+    for row in rows {
+        if let Some(segment) = compiler.push_segmented(row).expect("sorted rows") {
+            segments.push(segment);
+        }
+    }
+    for pair in segments.windows(2) {
+        assert_eq!(pair[0].next, pair[1].first, "segments are contiguous");
+    }
+    let bounds: Vec<_> = segments.iter().map(|s| (s.first, s.next)).collect();
+    let plan = plan(&bounds, window);
+    if let (Some(first), Some(last)) = (rows.first(), rows.last())
+        && window.from <= first.time
+        && window.to.min(window.now) >= last.time
+    {
+        // A window over every row is answered from the segments alone.
+        assert_eq!(plan.interior, 0..segments.len());
+    }
+    let run = || Engine::new(settings, window, enrolments.clone()).keep_sessions(true);
+    let (mut k, m) = (plan.interior.start, plan.interior.end);
+    let right_from = if k < m {
+        plan.right_from
+    } else {
+        (window.from, i64::MIN)
+    };
+    let start_of = |k: usize| match bounds.get(k) {
+        Some(&(first, _)) => first,
+        None => bounds[k - 1].1,
+    };
+    let mut total = Partial::default();
+    let mut carried_on = None;
+    if k < m && k > 0 {
+        // As `compiled::answer`: a left run that does not end reset takes in the next segment.
+        let mut left = run();
+        let mut cursor = (i64::MIN, i64::MIN);
+        loop {
+            let first = start_of(k);
+            for row in rows.iter().filter(|r| (r.time, r.id) >= cursor && (r.time, r.id) < first) {
+                left.push(row).expect("sorted rows");
+            }
+            cursor = first;
+            if k == m || left.ends_reset_before(first.0) {
+                break;
+            }
+            k += 1;
+        }
+        if k == m {
+            carried_on = Some(left);
+        } else {
+            total.append(left.finish_partial(Some(start_of(k).0)));
+        }
+    }
+    for segment in &segments[k..m.max(k)] {
+        total.append(segment.partial.clone());
+    }
+    let mut right = carried_on.unwrap_or_else(run);
+    for row in rows.iter().filter(|r| (r.time, r.id) >= right_from) {
+        right.push(row).expect("sorted rows");
+    }
+    total.append(right.finish_partial(None));
+    total.into_report(Estimator::for_settings(settings), window)
 }

@@ -92,6 +92,8 @@ pub enum Command {
     },
     /// Check configuration, keys, crypto, databases, clock and peers.
     Doctor,
+    /// Bring the compiled stats up to the newest log row (`serve` does it in the background).
+    Compile(CompileArgs),
     /// Load test: concurrent signed+encrypted get_stats calls against a running server.
     Bench(BenchArgs),
 }
@@ -279,6 +281,20 @@ pub struct StatsArgs {
     pub course: Option<String>,
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// Recompile this user (username, as `stats` takes it) from their first row.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Forget everything compiled and start over.
+    #[arg(long)]
+    pub full: bool,
+    /// Then check this many users, picked at random: the compiled answer over their whole log
+    /// must equal a full scan's, field for field. Exits with an error on a difference.
+    #[arg(long, value_name = "N")]
+    pub verify: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -178,8 +178,51 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// The engine's settings are read straight into the engine's own type.
-pub type EngineConfig = crate::stats::Settings;
+/// `[engine]`: the engine's settings (use-stats-spec §2.2, E12) and how answers are computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub threshold_minutes: i64,
+    pub lastpingcredit_minutes: i64,
+    pub one_session_per_course: bool,
+    pub capture_modules: Vec<String>,
+    pub ignore_modules: Vec<String>,
+    pub enrolment_filter: bool,
+    /// Answer from the compiled store (docs/engine.md, "Compiled stats"); `false` reads every
+    /// answer's whole window from the log, the reference the store is checked against.
+    pub compiled: bool,
+    /// How often `serve` compiles the rows logged since its last pass.
+    pub compile_interval_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let settings = crate::stats::Settings::default();
+        EngineConfig {
+            threshold_minutes: settings.threshold_minutes,
+            lastpingcredit_minutes: settings.lastpingcredit_minutes,
+            one_session_per_course: settings.one_session_per_course,
+            capture_modules: settings.capture_modules,
+            ignore_modules: settings.ignore_modules,
+            enrolment_filter: settings.enrolment_filter,
+            compiled: true,
+            compile_interval_secs: 30,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn settings(&self) -> crate::stats::Settings {
+        crate::stats::Settings {
+            threshold_minutes: self.threshold_minutes,
+            lastpingcredit_minutes: self.lastpingcredit_minutes,
+            one_session_per_course: self.one_session_per_course,
+            capture_modules: self.capture_modules.clone(),
+            ignore_modules: self.ignore_modules.clone(),
+            enrolment_filter: self.enrolment_filter,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

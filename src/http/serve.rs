@@ -170,6 +170,7 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
         None => tracing::warn!("could not read the open-files limit"),
     }
     let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
+    let compiling = tokio::spawn(crate::maintenance::compile_loop(app.clone()));
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -194,5 +195,6 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     };
     let result = run(app, listener, shutdown).await;
     maintenance.abort();
+    compiling.abort();
     result
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::input::{LogRow, ModuleInfo, Settings, Window};
+use super::partial::{Key, Partial, Segment};
 use super::report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};
 
 use super::input::{CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER};
@@ -122,6 +123,10 @@ pub struct Engine {
     enrolment_filter: bool,
     enrolment_starts: HashMap<i64, i64>,
     keep_sessions: bool,
+    /// Hand back each [`Segment`] as the next one starts (see `stats::partial`).
+    segmenting: bool,
+    /// Key of the first extracted row since the engine started or the last cut.
+    segment_start: Option<Key>,
 
     user: Option<i64>,
     last_key: Option<(i64, i64)>,
@@ -155,6 +160,8 @@ impl Engine {
             enrolment_filter: settings.enrolment_filter,
             enrolment_starts,
             keep_sessions: false,
+            segmenting: false,
+            segment_start: None,
             user: None,
             last_key: None,
             rows_extracted: 0,
@@ -178,6 +185,26 @@ impl Engine {
     /// Feeds one row of the user. Rows must come in strictly ascending `(time, id)` order;
     /// a row out of order (or of another user) is refused and changes nothing.
     pub fn push(&mut self, row: &LogRow) -> Result<(), OrderError> {
+        self.push_segmented(row).map(|_| ())
+    }
+
+    /// Cut the rows into [`Segment`]s: [`Engine::push_segmented`] hands each one back when the
+    /// row that starts the next one arrives. Sessions are kept (they are part of a segment).
+    pub fn segmenting(mut self) -> Engine {
+        self.segmenting = true;
+        self.keep_sessions = true;
+        self
+    }
+
+    /// Key of the first extracted row of the segment in progress (of every row pushed, when
+    /// not segmenting); `None` before the first extracted row.
+    pub fn segment_start(&self) -> Option<Key> {
+        self.segment_start
+    }
+
+    /// As [`Engine::push`]; when segmenting, a row that starts a new segment hands back the
+    /// one it ends.
+    pub fn push_segmented(&mut self, row: &LogRow) -> Result<Option<Segment>, OrderError> {
         if let Some(expected) = self.user
             && expected != row.userid
         {
@@ -196,48 +223,106 @@ impl Engine {
         self.last_key = Some(key);
 
         if !self.is_extracted(row) {
-            return Ok(());
+            return Ok(None);
         }
-        self.rows_extracted = self.rows_extracted.saturating_add(1);
 
         // Graded bias (§2.4): a `graded`/`user` row is an echo of the row before it, so the lap
         // of that row runs over it and the graded row itself is never processed. With nothing
         // before it there is nothing to extend, and it is processed like any row.
         if self.pending.is_some() && row.action == "graded" && row.target == "user" {
-            return Ok(());
+            self.rows_extracted = self.rows_extracted.saturating_add(1);
+            return Ok(None);
         }
 
-        let classified = self.classify(row);
-        if let Some(previous) = self.pending.replace(classified) {
+        let mut ended = None;
+        if let Some(previous) = self.pending.take() {
             let gap = row.time.saturating_sub(previous.time);
-            self.process(previous, Some(gap));
+            let reset = self.process(previous, Some(gap));
+            let is_login = row.action == "login" || row.action == "loggedin";
+            if self.segmenting
+                && (reset || is_login)
+                && let Some(first) = self.segment_start
+            {
+                ended = Some(Segment {
+                    first,
+                    next: key,
+                    partial: self.take_partial(),
+                });
+                self.segment_start = Some(key);
+            }
         }
-        Ok(())
+        if self.segment_start.is_none() {
+            self.segment_start = Some(key);
+        }
+        self.rows_extracted = self.rows_extracted.saturating_add(1);
+        let classified = self.classify(row);
+        self.pending = Some(classified);
+        Ok(ended)
     }
 
-    pub fn finish(mut self) -> Report {
-        if let Some(last) = self.pending.take() {
-            self.process(last, None);
-        }
+    /// What has accumulated so far, with the open session closed; the engine goes on as if
+    /// freshly made. Only right at a cut is that the same as carrying on.
+    fn take_partial(&mut self) -> Partial {
         self.close_session(None);
-
-        let courses: Vec<CourseTotals> = self
-            .course_slots
-            .into_iter()
-            .map(|slot| slot.totals)
-            .collect();
-        let total = courses
-            .iter()
-            .fold(0i64, |sum, totals| sum.saturating_add(totals.coursetotal));
-        Report {
-            estimator: self.estimator,
-            window: self.window,
-            rows_extracted: self.rows_extracted,
-            total,
-            courses,
-            sessions: self.session_stats,
-            session_list: self.session_list,
+        self.carried = 0;
+        self.course_index.clear();
+        Partial {
+            rows_extracted: std::mem::take(&mut self.rows_extracted),
+            courses: std::mem::take(&mut self.course_slots)
+                .into_iter()
+                .map(|slot| slot.totals)
+                .collect(),
+            sessions: std::mem::take(&mut self.session_stats),
+            session_list: std::mem::take(&mut self.session_list),
         }
+    }
+
+    /// Ends the run. `next` is the time of the row that follows the last one pushed, when the
+    /// run stops before a cut rather than at the end of the rows: the last row's lap is then its
+    /// real gap, as in a longer run.
+    pub fn finish_partial(mut self, next: Option<i64>) -> Partial {
+        if let Some(last) = self.pending.take() {
+            let gap = next.map(|next| next.saturating_sub(last.time));
+            self.process(last, gap);
+        }
+        self.take_partial()
+    }
+
+    /// Whether the engine would be reset (no open session, nothing carried) once its pending
+    /// row is processed with the next row at `next`: then a run that goes on from that next row
+    /// and a fresh one agree (see `stats::partial`).
+    pub fn ends_reset_before(&self, next: i64) -> bool {
+        match &self.pending {
+            None => self.open_session.is_none() && self.carried == 0,
+            Some(pending) => match pending.role {
+                Role::Logout => true,
+                Role::Login(_) | Role::Ordinary(_) => {
+                    next.saturating_sub(pending.time) > self.threshold_s
+                }
+                Role::Captured | Role::Ignored => false,
+            },
+        }
+    }
+
+    /// Key of the last row pushed (extracted or not).
+    pub fn last_key(&self) -> Option<Key> {
+        self.last_key
+    }
+
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
+
+    pub fn finish(self) -> Report {
+        let estimator = self.estimator.clone();
+        let window = self.window;
+        self.finish_partial(None).into_report(estimator, window)
+    }
+
+    /// Whether the row passes the extraction filters (§2.1, the window and E6 included): a row
+    /// that does not is ignored by [`Engine::push`].
+    pub fn extracts(&self, row: &LogRow) -> bool {
+        self.is_extracted(row)
     }
 
     /// Extraction filters of §2.1 (with D10 for NULL origin and E6 for the enrolment filter).
@@ -405,23 +490,28 @@ impl Engine {
         }
     }
 
-    fn process(&mut self, row: Pending, gap: Option<i64>) {
+    /// Returns whether the row left the engine reset: no open session, nothing carried, by a
+    /// rule that does not look at the state before it (a cut follows).
+    fn process(&mut self, row: Pending, gap: Option<i64>) -> bool {
         let (own_lap, over_threshold) = self.credit(row.time, gap);
         match row.role {
             Role::Logout => {
                 self.carried = 0;
                 self.close_session(Some(row.time));
+                true
             }
             Role::Captured => {
                 self.carried = self.carried.saturating_add(own_lap);
                 if over_threshold {
                     self.close_session(None);
                 }
+                false
             }
             Role::Ignored => {
                 if over_threshold {
                     self.close_session(None);
                 }
+                false
             }
             Role::Login(placement) => {
                 // Time carried into a login is lost: the login starts afresh (§2.5 step 4).
@@ -429,6 +519,7 @@ impl Engine {
                 self.close_session(None);
                 self.open_session(row.time);
                 self.count(row.time, placement, own_lap, own_lap, over_threshold);
+                over_threshold
             }
             Role::Ordinary(placement) => {
                 let lap = own_lap.saturating_add(self.carried);
@@ -453,6 +544,7 @@ impl Engine {
                     session.pinned_course = Some(course);
                 }
                 self.count(row.time, placement, lap, own_lap, over_threshold);
+                over_threshold
             }
         }
     }

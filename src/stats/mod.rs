@@ -8,6 +8,8 @@
 
 mod engine;
 mod input;
+mod partial;
+mod reorder;
 mod report;
 
 pub use engine::{Engine, OrderError, compute};
@@ -15,4 +17,6 @@ pub use input::{
     CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER, LogRow,
     ModuleInfo, Settings, Window,
 };
+pub use partial::{Key, Partial, Plan, Segment, plan};
+pub use reorder::{Reorder, TooLate};
 pub use report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};

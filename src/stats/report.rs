@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::input::{Settings, Window};
 
@@ -62,7 +62,7 @@ impl Report {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseTotals {
     pub course: i64,
     /// Time in course-level contexts (category, course, block, ...), outside activities.
@@ -110,7 +110,7 @@ impl CourseTotals {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleTotals {
     pub cmid: i64,
     /// `modules.name`; `None` when the cm row is gone ("N.C.").
@@ -121,7 +121,7 @@ pub struct ModuleTotals {
     pub events: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub start: i64,
     pub end: i64,
@@ -132,7 +132,7 @@ pub struct Session {
     pub courses: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStats {
     pub count: u64,
     pub first_start: Option<i64>,
@@ -158,6 +158,22 @@ impl SessionStats {
         self.last_start = Some(start);
         self.count = self.count.saturating_add(1);
         self.sum = self.sum.saturating_add(elapsed);
+    }
+
+    /// Adds the sessions of a later run of rows, as if each had been added here in turn.
+    pub fn append(&mut self, later: &SessionStats) {
+        if later.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = later.clone();
+            return;
+        }
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        self.last_start = later.last_start;
+        self.count = self.count.saturating_add(later.count);
+        self.sum = self.sum.saturating_add(later.sum);
     }
 
     /// Mean session length, rounded half away from zero (E13); 0 when there is no session.

@@ -230,6 +230,7 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
     let source = Source::new(&app.config.source.prefix)
         .map_err(|e| WsError::invalid_parameter(e.to_string()))?;
     let settings = crate::reports::settings(&app.config.engine);
+    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
     let now = app.now();
     let window = Window {
         from: request.from,
@@ -266,7 +267,14 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                 },
             };
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let reports = crate::reports::users_reports(conn, &source, &settings, &ids, window)?;
+            let reports = crate::reports::answer_users(
+                conn,
+                &source,
+                &settings,
+                compiled.as_ref(),
+                &ids,
+                window,
+            )?;
             let mut course_ids: Vec<i64> = reports
                 .values()
                 .flat_map(|r| r.courses.iter().map(|c| c.course))

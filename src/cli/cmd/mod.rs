@@ -6,6 +6,7 @@
 mod audit;
 mod call;
 mod collect;
+mod compile;
 mod common;
 mod demo;
 mod doctor;
@@ -85,6 +86,7 @@ async fn dispatch(cli: Cli) -> CmdResult {
             audit::run(&open(&cli.config)?, peer, since, limit, json_out).await
         }
         Command::Doctor => doctor::run(&cli.config, json_out).await,
+        Command::Compile(args) => compile::run(&open(&cli.config)?, args, json_out).await,
         Command::Bench(args) => super::bench::run_cli(&open(&cli.config)?, args, json_out).await,
     }
 }

@@ -37,6 +37,7 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     let username = args.username.clone();
     let course_text = args.course.clone();
     let window = Window { from, to, now };
+    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
     // The report's own errors ride inside the store's Ok, so that they reach the operator
     // whole rather than as the store's text.
     let Found {
@@ -52,6 +53,7 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
                 conn,
                 &source,
                 &settings,
+                compiled.as_ref(),
                 &username,
                 course_text.as_deref(),
                 window,
@@ -220,6 +222,7 @@ fn find(
     conn: &mut DbConnection,
     source: &Source,
     settings: &Settings,
+    compiled: Option<&crate::compiled::CompiledStore>,
     username: &str,
     course_text: Option<&str>,
     window: Window,
@@ -231,7 +234,7 @@ fn find(
     let course_filter = course_text
         .map(|text| course_for_cli(conn, source, text))
         .transpose()?;
-    let report = crate::reports::user_report(conn, source, settings, user.id, window, true)
+    let report = crate::reports::answer_user(conn, source, settings, compiled, user.id, window, true)
         .with_context(|| format!("computing the time of {username}"))?;
     let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
     // The course asked for may have no time: its zero row still wants its names.

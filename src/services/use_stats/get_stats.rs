@@ -72,6 +72,7 @@ pub(super) async fn local_stats(
         Err(answer) => return answer,
     };
     let settings = reports::settings(&site.config.engine);
+    let compiled = crate::compiled::CompiledStore::for_config(&site.config, &site.state);
     let now = site.now();
     let target = target.to_string();
     let computed = site
@@ -87,7 +88,15 @@ pub(super) async fn local_stats(
                 to: now,
                 now,
             };
-            let report = reports::user_report(conn, &source, &settings, user.id, window, false)?;
+            let report = reports::answer_user(
+                conn,
+                &source,
+                &settings,
+                compiled.as_ref(),
+                user.id,
+                window,
+                false,
+            )?;
             let course_ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
             let courses = source.courses_by_ids(conn, &course_ids)?;
             let cmids: Vec<i64> = report

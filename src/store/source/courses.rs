@@ -270,6 +270,56 @@ impl Source {
     }
 }
 
+/// How a cm resolves: its module's name and its section, both `None` when the cm row is gone.
+pub type ModuleState = (Option<String>, Option<i64>);
+
+impl Source {
+    /// How each cm resolves now, as a log row of its context would: `None` when its context is
+    /// gone; else the module name and section, both `None` when the cm row is gone. Read
+    /// through the context's `(contextlevel, instanceid)` index.
+    pub fn module_states(
+        &self,
+        conn: &mut DbConnection,
+        cmids: &[i64],
+    ) -> Result<HashMap<i64, ModuleState>, SourceError> {
+        #[derive(diesel::QueryableByName)]
+        struct State {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            cmid: i64,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            cm_id: Option<i64>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            modname: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            section: Option<i64>,
+        }
+        let mut out = HashMap::new();
+        for chunk in cmids.chunks(1000) {
+            let sql = format!(
+                "SELECT ctx.instanceid AS cmid, cm.id AS cm_id, m.name AS modname, \
+                 cm.section AS section FROM {ctx} ctx \
+                 LEFT JOIN {cm} cm ON cm.id = ctx.instanceid \
+                 LEFT JOIN {m} m ON m.id = cm.module \
+                 WHERE ctx.contextlevel = {level} AND {list}",
+                ctx = self.t("context"),
+                cm = self.t("course_modules"),
+                m = self.t("modules"),
+                level = super::CONTEXT_MODULE,
+                list = query::in_list(query::backend(conn), "ctx.instanceid", 1),
+            );
+            let rows: Vec<State> = query::load(conn, &sql, vec![Bind::IntList(chunk.to_vec())])?;
+            for r in rows {
+                let state = match r.cm_id {
+                    Some(_) => (r.modname, r.section),
+                    None => (None, None),
+                };
+                out.insert(r.cmid, state);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

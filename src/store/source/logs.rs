@@ -84,6 +84,12 @@ const LOG_FILTERS: &str = "l.timecreated >= $2 AND l.timecreated <= $3 \
 
 impl Source {
     fn log_sql(&self, user_cond: &str, order: Option<&str>) -> String {
+        self.log_sql_filtered(user_cond, Some(LOG_FILTERS), order)
+    }
+
+    /// `filters` None: every row, for the compiler, which counts them all (the engine applies
+    /// the same filters).
+    fn log_sql_filtered(&self, cond: &str, filters: Option<&str>, order: Option<&str>) -> String {
         format!(
             "SELECT l.id AS id, l.userid AS userid, l.timecreated AS timecreated, \
              l.courseid AS courseid, l.contextlevel AS contextlevel, l.action AS action, \
@@ -94,7 +100,8 @@ impl Source {
              LEFT JOIN {ctx} ctx ON l.contextlevel = {CONTEXT_MODULE} AND ctx.id = l.contextid \
              LEFT JOIN {cm} cm ON cm.id = ctx.instanceid \
              LEFT JOIN {m} m ON m.id = cm.module \
-             WHERE {user_cond} AND {LOG_FILTERS}{order}",
+             WHERE {cond}{filters}{order}",
+            filters = filters.map(|f| format!(" AND {f}")).unwrap_or_default(),
             order = order.map(|o| format!(" ORDER BY {o}")).unwrap_or_default(),
             log = self.t("logstore_standard_log"),
             ctx = self.t("context"),
@@ -185,8 +192,133 @@ impl Source {
         self.log_sql(&cond, None)
     }
 
+    /// Every row (filtered or not) with `lo <= id < hi`, of every user, in id order: one query
+    /// on the primary key, no ORDER BY (the slice is put in order here).
+    pub fn logs_in_ids(
+        &self,
+        conn: &mut DbConnection,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<LogRow>, SourceError> {
+        let sql = self.log_sql_filtered("l.id >= $1 AND l.id < $2", None, None);
+        let mut slice: Vec<LogRow> = Vec::new();
+        stream_logs(
+            conn,
+            &sql,
+            vec![Bind::Int(lo), Bind::Int(hi)],
+            &mut |row| slice.push(row),
+        )?;
+        slice.sort_unstable_by_key(|r| r.id);
+        Ok(slice)
+    }
+
+    /// One user's rows (filtered or not) with `id <= max_id`, counted on the `(userid)` index.
+    pub fn log_count_upto(
+        &self,
+        conn: &mut DbConnection,
+        userid: i64,
+        max_id: i64,
+    ) -> Result<i64, SourceError> {
+        let rows: Vec<OptInt> = query::load(
+            conn,
+            &format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE userid = $1 AND id <= $2",
+                self.t("logstore_standard_log")
+            ),
+            vec![Bind::Int(userid), Bind::Int(max_id)],
+        )?;
+        Ok(rows.into_iter().next().and_then(|r| r.n).unwrap_or(0))
+    }
+
+    /// These users' rows (filtered or not) logged after `after_id`, in id order.
+    pub fn logs_after(
+        &self,
+        conn: &mut DbConnection,
+        userids: &[i64],
+        after_id: i64,
+    ) -> Result<Vec<LogRow>, SourceError> {
+        if userids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cond = format!(
+            "{} AND l.id > $2",
+            in_list(query::backend(conn), "l.userid", 1)
+        );
+        let sql = self.log_sql_filtered(&cond, None, None);
+        let mut rows = Vec::new();
+        stream_logs(
+            conn,
+            &sql,
+            vec![Bind::IntList(userids.to_vec()), Bind::Int(after_id)],
+            &mut |row| rows.push(row),
+        )?;
+        rows.sort_unstable_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// One user's extracted rows from key `from` (included) to key `until` (excluded; None:
+    /// no end) and time `to` (included), with ids up to `max_id`, in (time, id) order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_each_user_log_between(
+        &self,
+        conn: &mut DbConnection,
+        userid: i64,
+        from: (i64, i64),
+        until: Option<(i64, i64)>,
+        to: i64,
+        max_id: i64,
+        mut f: impl FnMut(LogRow),
+    ) -> Result<u64, SourceError> {
+        let (until_time, until_id) = until.unwrap_or((i64::MAX, i64::MAX));
+        let cond = "l.userid = $1 AND (l.timecreated > $2 OR l.id >= $4) \
+                    AND (l.timecreated < $5 OR (l.timecreated = $5 AND l.id < $6)) \
+                    AND l.id <= $7";
+        let sql = self.log_sql(cond, Some("l.timecreated, l.id"));
+        Ok(stream_logs(
+            conn,
+            &sql,
+            vec![
+                Bind::Int(userid),
+                Bind::Int(from.0),
+                Bind::Int(to.min(until_time)),
+                Bind::Int(from.1),
+                Bind::Int(until_time),
+                Bind::Int(until_id),
+                Bind::Int(max_id),
+            ],
+            &mut f,
+        )?)
+    }
+
+    /// How many rows each of these users has in the log, filtered or not: a count over
+    /// Moodle's `(userid)` index, which holds every row's id, so no row is read.
+    pub fn log_counts(
+        &self,
+        conn: &mut DbConnection,
+        userids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, i64>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            userid: i64,
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut counts = std::collections::HashMap::new();
+        for chunk in userids.chunks(1000) {
+            let sql = format!(
+                "SELECT userid, COUNT(*) AS n FROM {} WHERE {} GROUP BY userid",
+                self.t("logstore_standard_log"),
+                in_list(query::backend(conn), "userid", 1)
+            );
+            let rows: Vec<Count> = query::load(conn, &sql, vec![Bind::IntList(chunk.to_vec())])?;
+            counts.extend(rows.into_iter().map(|c| (c.userid, c.n)));
+        }
+        Ok(counts)
+    }
+
     /// The lowest and highest log id, both read from the ends of the primary key.
-    fn log_id_bounds(&self, conn: &mut DbConnection) -> Result<Option<(i64, i64)>, SourceError> {
+    pub fn log_id_bounds(&self, conn: &mut DbConnection) -> Result<Option<(i64, i64)>, SourceError> {
         #[derive(QueryableByName)]
         struct Bounds {
             #[diesel(sql_type = Nullable<BigInt>)]

@@ -14,7 +14,7 @@ mod query;
 mod schema;
 mod users;
 
-pub use courses::{Course, CourseField, ModuleLabel};
+pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
 pub use logs::{IDS_PER_BATCH_QUERY, LogSize};
 pub use users::{MnetHost, User, UserField};
 

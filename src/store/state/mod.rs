@@ -1,9 +1,10 @@
 //! Our own tables: peers and their certificates, per-peer services, our key history,
-//! grants, web-service tokens, the audit log and replay keys. This file holds the diesel
+//! grants, web-service tokens, the audit log, replay keys and the compiled store. This file holds the diesel
 //! schema and the constants the tables share; the queries live one file per table, and are
 //! re-exported here so callers keep writing `store::state::X`.
 
 mod audit;
+mod compiled;
 mod grants;
 mod keys;
 mod peers;
@@ -12,6 +13,7 @@ mod services;
 mod tokens;
 
 pub use audit::*;
+pub use compiled::*;
 pub use grants::*;
 pub use keys::*;
 pub use peers::*;
@@ -112,6 +114,40 @@ pub mod schema {
         replay_keys (key_hash) {
             key_hash -> Text,
             seen_at -> BigInt,
+        }
+    }
+    diesel::table! {
+        compiled_meta (id) {
+            id -> Integer,
+            settings_key -> Text,
+            source_key -> Text,
+            high_water -> BigInt,
+            compiled_at -> BigInt,
+        }
+    }
+    diesel::table! {
+        compiled_users (userid) {
+            userid -> BigInt,
+            enrolment_key -> Text,
+            raw_rows -> BigInt,
+            segments -> BigInt,
+            first_time -> Nullable<BigInt>,
+            first_id -> Nullable<BigInt>,
+            tail_time -> Nullable<BigInt>,
+            tail_id -> Nullable<BigInt>,
+            summary -> Binary,
+            tail -> Binary,
+            stale -> Bool,
+        }
+    }
+    diesel::table! {
+        compiled_segments (userid, first_time, first_id) {
+            userid -> BigInt,
+            first_time -> BigInt,
+            first_id -> BigInt,
+            next_time -> BigInt,
+            next_id -> BigInt,
+            part -> Binary,
         }
     }
     diesel::allow_tables_to_appear_in_same_query!(

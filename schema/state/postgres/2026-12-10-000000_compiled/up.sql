@@ -1,0 +1,35 @@
+-- The compiled store (docs/engine.md, "Compiled stats"): a cache of the engine, per user.
+-- compiled_meta says which settings and which Moodle database the rows were compiled with and
+-- how far the log has been read (the highest log id); every row below is exact as of that id.
+CREATE TABLE compiled_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    settings_key TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    high_water BIGINT NOT NULL,
+    compiled_at BIGINT NOT NULL
+);
+-- One row per user with log rows: the sum of their segments, the rows after the last cut
+-- (replayed at answer time), and what checks that nothing changed underneath.
+CREATE TABLE compiled_users (
+    userid BIGINT PRIMARY KEY NOT NULL,
+    enrolment_key TEXT NOT NULL,
+    raw_rows BIGINT NOT NULL,
+    segments BIGINT NOT NULL,
+    first_time BIGINT,
+    first_id BIGINT,
+    tail_time BIGINT,
+    tail_id BIGINT,
+    summary BYTEA NOT NULL,
+    tail BYTEA NOT NULL,
+    stale BOOLEAN NOT NULL DEFAULT FALSE
+);
+-- The rows from one cut to the next, computed once (stats::partial).
+CREATE TABLE compiled_segments (
+    userid BIGINT NOT NULL,
+    first_time BIGINT NOT NULL,
+    first_id BIGINT NOT NULL,
+    next_time BIGINT NOT NULL,
+    next_id BIGINT NOT NULL,
+    part BYTEA NOT NULL,
+    PRIMARY KEY (userid, first_time, first_id)
+);

@@ -1,0 +1,157 @@
+//! `usestats compile`: bring the compiled stats up to the newest log row, and check them.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::CmdResult;
+use super::common::print_json;
+use crate::app::App;
+use crate::cli::CompileArgs;
+use crate::compiled::{self, CompileOptions, CompiledStore};
+use crate::stats::Window;
+use crate::store::source::Source;
+
+pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> CmdResult {
+    let Some(store) = CompiledStore::for_config(&app.config, &app.state) else {
+        bail!("[engine] compiled = false in the configuration: nothing to compile");
+    };
+    let source = Source::new(&app.config.source.prefix).context("checking the table prefix")?;
+    let settings = crate::reports::settings(&app.config.engine);
+    let now = app.now();
+    let app = app.clone();
+    let started = std::time::Instant::now();
+    let (summary, checked) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut conn = app.source.get().context("opening the source database")?;
+        let mut state = app.state.get().context("opening the state database")?;
+        let user = match &args.user {
+            Some(name) => Some(
+                source
+                    .find_user_for_rpc(&mut conn, name)
+                    .with_context(|| format!("looking up user {name}"))?
+                    .with_context(|| format!("no user {name} in the source database"))?
+                    .id,
+            ),
+            None => None,
+        };
+        let bar = if json_out || user.is_some() {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} compile [{bar:40}] {human_pos}/{human_len} log ids, {per_sec}, eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        };
+        let shown = bar.clone();
+        let options = CompileOptions {
+            full: args.full,
+            user,
+            progress: Some(Box::new(move |done, total| {
+                shown.set_length(total);
+                shown.set_position(done);
+            })),
+            ..CompileOptions::default()
+        };
+        let summary = compiled::compile(
+            &mut state,
+            &mut conn,
+            &source,
+            &settings,
+            &store.source_key,
+            now,
+            options,
+        )
+        .context("compiling")?;
+        bar.finish_and_clear();
+        let checked = match args.verify {
+            Some(n) => Some(verify(&mut conn, &source, &settings, &store, n, now)?),
+            None => None,
+        };
+        Ok((summary, checked))
+    })
+    .await
+    .context("the compile task stopped")??;
+    let seconds = started.elapsed().as_secs_f64();
+    if json_out {
+        print_json(&json!({
+            "from_scratch": summary.from_scratch,
+            "rows_read": summary.rows_read,
+            "users": summary.users,
+            "segments": summary.segments,
+            "recompiled": summary.recompiled,
+            "high_water": summary.high_water,
+            "seconds": seconds,
+            "verified": checked.as_ref().map(|c| c.0),
+            "differences": checked.as_ref().map(|c| &c.1),
+        }));
+    } else {
+        println!(
+            "compiled {} rows of {} users into {} new segments in {:.2} s ({}), {} users read again; log read up to id {}",
+            summary.rows_read,
+            summary.users,
+            summary.segments,
+            seconds,
+            if summary.from_scratch {
+                "from scratch"
+            } else {
+                "incremental"
+            },
+            summary.recompiled,
+            summary.high_water
+        );
+        if let Some((n, differences)) = &checked {
+            println!(
+                "verified {n} users against a full scan: {} differ",
+                differences.len()
+            );
+            for user in differences {
+                println!("  user id {user}: compiled answer differs from the full scan");
+            }
+        }
+    }
+    if checked.is_some_and(|(_, differences)| !differences.is_empty()) {
+        bail!("compiled answers differ from full scans");
+    }
+    Ok(())
+}
+
+/// Compares the compiled answer with a full scan for `n` users picked at random, over their
+/// whole log; returns how many were checked and the ids that differ.
+fn verify(
+    conn: &mut crate::store::DbConnection,
+    source: &Source,
+    settings: &crate::stats::Settings,
+    store: &CompiledStore,
+    n: usize,
+    now: i64,
+) -> anyhow::Result<(usize, Vec<i64>)> {
+    use rand::seq::SliceRandom;
+    let mut state = store.state.get().context("opening the state database")?;
+    let mut users =
+        crate::store::state::compiled_user_ids(&mut state).context("listing compiled users")?;
+    drop(state);
+    users.shuffle(&mut rand::rng());
+    users.truncate(n);
+    let window = Window {
+        from: i64::MIN,
+        to: now,
+        now,
+    };
+    let mut differ = Vec::new();
+    for &user in &users {
+        let compiled =
+            crate::reports::answer_user(conn, source, settings, Some(store), user, window, true)
+                .with_context(|| format!("compiled answer for user id {user}"))?;
+        let full = crate::reports::user_report(conn, source, settings, user, window, true)
+            .with_context(|| format!("full scan of user id {user}"))?;
+        if compiled != full {
+            differ.push(user);
+        }
+    }
+    Ok((users.len(), differ))
+}

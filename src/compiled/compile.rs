@@ -1,0 +1,492 @@
+//! The compiler: reads the log rows logged since the last pass, by primary-key slices, and
+//! extends each user's segments and tail.
+//!
+//! A pass commits every [`CompileOptions::commit_ids`] log ids: the segments completed, each
+//! touched user's sum and tail (the rows since the last cut, those still waiting in the reorder
+//! window included), and the new high-water mark, in one transaction. A pass that dies leaves
+//! the store exact as of its last commit, and the next pass goes on from there.
+
+use std::collections::HashMap;
+
+use super::{
+    CompiledError, EVERYTHING, Summary, decode_partial, decode_rows, decode_summary,
+    encode_partial, encode_rows, encode_summary, enrolment_key, settings_key,
+};
+use crate::stats::{Engine, Key, LogRow, Reorder, Segment, Settings};
+use crate::store::source::{IDS_PER_BATCH_QUERY, Source};
+use crate::store::state::{self, CompiledMeta, CompiledUser};
+use crate::store::{DbConnection, write_transaction};
+
+/// Rows further back in id order than this (seconds) send their user to a read of their own,
+/// as in `reports::users_reports`.
+const REORDER_SECONDS: i64 = 300;
+
+pub struct CompileOptions {
+    /// Forget what is compiled and start over.
+    pub full: bool,
+    /// Recompile this user alone, in full.
+    pub user: Option<i64>,
+    /// Commit every this many log ids.
+    pub commit_ids: i64,
+    /// Called after each slice with (ids done, ids in the pass).
+    pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            full: false,
+            user: None,
+            commit_ids: 1_000_000,
+            progress: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompileSummary {
+    /// The pass started from nothing (first pass, new settings, another database, `--full`).
+    pub from_scratch: bool,
+    pub rows_read: u64,
+    pub users: usize,
+    pub segments: u64,
+    /// Users read again on their own (late rows, stale, changed enrolments).
+    pub recompiled: usize,
+    pub high_water: i64,
+}
+
+/// One user's state during a pass.
+struct Work {
+    /// `None` once the user must be read again on their own.
+    engine: Option<Engine>,
+    order: Reorder,
+    /// Extracted rows since the current segment started.
+    since_cut: Vec<LogRow>,
+    /// Completed, not yet committed.
+    segments: Vec<Segment>,
+    summary: Summary,
+    segment_count: i64,
+    first: Option<Key>,
+    raw_rows: i64,
+    enrolment_key: String,
+    /// Recompile from the segment holding this key (None with `engine` None: in full).
+    late: Option<Key>,
+    touched: bool,
+}
+
+impl Work {
+    fn fresh(settings: &Settings, starts: HashMap<i64, i64>) -> Work {
+        Work {
+            enrolment_key: enrolment_key(settings, &starts),
+            engine: Some(Engine::new(settings, EVERYTHING, starts).segmenting()),
+            order: Reorder::new(REORDER_SECONDS),
+            since_cut: Vec::new(),
+            segments: Vec::new(),
+            summary: Summary::default(),
+            segment_count: 0,
+            first: None,
+            raw_rows: 0,
+            late: None,
+            touched: true,
+        }
+    }
+
+    fn broken(late: Option<Key>) -> Work {
+        Work {
+            engine: None,
+            order: Reorder::new(REORDER_SECONDS),
+            since_cut: Vec::new(),
+            segments: Vec::new(),
+            summary: Summary::default(),
+            segment_count: 0,
+            first: None,
+            raw_rows: 0,
+            enrolment_key: String::new(),
+            late,
+            touched: true,
+        }
+    }
+
+    /// Resumes from the compiled row: the tail is pushed again, which puts the engine in the
+    /// state it had at the last commit.
+    fn resume(
+        settings: &Settings,
+        row: CompiledUser,
+        starts: HashMap<i64, i64>,
+    ) -> Work {
+        let key = enrolment_key(settings, &starts);
+        let decoded = decode_summary(&row.summary).zip(decode_rows(&row.tail));
+        let (Some((summary, tail)), false, true) = (decoded, row.stale, key == row.enrolment_key)
+        else {
+            return Work::broken(None);
+        };
+        let mut work = Work::fresh(settings, starts);
+        work.summary = summary;
+        work.segment_count = row.segments;
+        work.first = row.first();
+        work.raw_rows = row.raw_rows;
+        work.touched = false;
+        for tail_row in tail {
+            work.feed(tail_row);
+        }
+        work
+    }
+
+    /// Hands the engine one row released in (time, id) order.
+    fn feed(&mut self, row: LogRow) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if !engine.extracts(&row) {
+            return;
+        }
+        if let crate::stats::ModuleInfo::Cm {
+            cmid,
+            module,
+            section,
+        } = &row.module
+            && *cmid != 0
+        {
+            self.summary
+                .modules
+                .entry(*cmid)
+                .or_insert_with(|| (module.clone(), *section));
+        }
+        match engine.push_segmented(&row) {
+            Ok(Some(segment)) => {
+                self.first.get_or_insert(segment.first);
+                self.summary.partial.append(segment.partial.clone());
+                self.segment_count += 1;
+                self.segments.push(segment);
+                self.since_cut.clear();
+                self.since_cut.push(row);
+            }
+            Ok(None) => self.since_cut.push(row),
+            Err(_) => {
+                // Earlier than a row already compiled: a late row.
+                self.break_at((row.time, row.id));
+            }
+        }
+    }
+
+    fn break_at(&mut self, key: Key) {
+        self.engine = None;
+        self.late = Some(self.late.map_or(key, |k| k.min(key)));
+        self.order.clear();
+        self.since_cut.clear();
+        self.segments.clear();
+    }
+
+    fn take(&mut self, row: LogRow) {
+        self.raw_rows += 1;
+        self.touched = true;
+        let key = (row.time, row.id);
+        let Some(engine) = self.engine.as_ref() else {
+            // Already to be read again from `late` on: an earlier row moves that back.
+            if let Some(late) = self.late.as_mut() {
+                *late = (*late).min(key);
+            }
+            return;
+        };
+        // Rows the engine ignores whatever comes before them change nothing.
+        if !engine.extracts(&row) {
+            return;
+        }
+        // Earlier than a row the engine has (a row of the tail, or one released from the
+        // reorder window): compiled segments or the tail are out of date from there on.
+        if engine.last_key().is_some_and(|last| key < last) {
+            self.break_at(key);
+            return;
+        }
+        let mut released = Vec::new();
+        match self.order.push(row, |r| released.push(r)) {
+            Ok(()) => released.into_iter().for_each(|r| self.feed(r)),
+            Err(late) => {
+                released.into_iter().for_each(|r| self.feed(r));
+                self.break_at(late.key);
+            }
+        }
+    }
+
+    /// The row to commit, and the segments completed since the last commit.
+    fn rows_to_commit(&mut self, userid: i64) -> (CompiledUser, Vec<Segment>) {
+        let mut tail: Vec<LogRow> = self.since_cut.clone();
+        if let Some(engine) = self.engine.as_ref() {
+            tail.extend(
+                self.order
+                    .held()
+                    .into_iter()
+                    .filter(|r| engine.extracts(r))
+                    .cloned(),
+            );
+        }
+        let tail_start = tail.first().map(|r| (r.time, r.id));
+        let row = CompiledUser {
+            userid,
+            enrolment_key: self.enrolment_key.clone(),
+            raw_rows: self.raw_rows,
+            segments: self.segment_count,
+            first_time: self.first.map(|k| k.0),
+            first_id: self.first.map(|k| k.1),
+            tail_time: tail_start.map(|k| k.0),
+            tail_id: tail_start.map(|k| k.1),
+            summary: encode_summary(&self.summary),
+            tail: encode_rows(&tail),
+            stale: self.engine.is_none(),
+        };
+        (row, std::mem::take(&mut self.segments))
+    }
+}
+
+/// Brings the compiled store up to the log's newest row.
+pub fn compile(
+    state: &mut DbConnection,
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    source_key: &str,
+    now: i64,
+    mut options: CompileOptions,
+) -> Result<CompileSummary, CompiledError> {
+    let mut summary = CompileSummary::default();
+    let skey = settings_key(settings);
+    let meta = state::compiled_meta(state)?;
+    let bounds = source.log_id_bounds(conn)?;
+    let (lo, hi) = bounds.unwrap_or((1, 0));
+    let usable = meta.filter(|m| {
+        !options.full
+            && m.settings_key == skey
+            && m.source_key == source_key
+            // Ids never go back in a live log: if they did, this is another log.
+            && m.high_water <= hi.max(0)
+    });
+    let mut high_water = match &usable {
+        Some(m) => m.high_water,
+        None => {
+            summary.from_scratch = true;
+            let start = lo.saturating_sub(1);
+            write_transaction::<_, CompiledError, _>(state, |state| {
+                state::clear_compiled(state)?;
+                state::set_compiled_meta(state, &meta_at(&skey, source_key, start, now))?;
+                Ok(())
+            })?;
+            start
+        }
+    };
+
+    // A single user can only be brought in line with a store that exists; from nothing, the
+    // pass below compiles everyone, that user included.
+    if let Some(user) = options.user.filter(|_| !summary.from_scratch) {
+        recompile_user(state, conn, source, settings, user, high_water, None)?;
+        summary.recompiled = 1;
+        summary.high_water = high_water;
+        return Ok(summary);
+    }
+
+    let first_id = high_water;
+    let total = u64::try_from(hi.saturating_sub(high_water)).unwrap_or(0);
+    let mut works: HashMap<i64, Work> = HashMap::new();
+    let mut since_commit = 0i64;
+    let mut start = high_water.saturating_add(1);
+    while start <= hi {
+        let end = start.saturating_add(IDS_PER_BATCH_QUERY).min(hi.saturating_add(1));
+        let rows = source.logs_in_ids(conn, start, end)?;
+        summary.rows_read += rows.len() as u64;
+        let mut unseen: Vec<i64> = rows
+            .iter()
+            .map(|r| r.userid)
+            .filter(|u| !works.contains_key(u))
+            .collect();
+        unseen.sort_unstable();
+        unseen.dedup();
+        load_works(state, conn, source, settings, &unseen, &mut works)?;
+        for row in rows {
+            if let Some(work) = works.get_mut(&row.userid) {
+                work.take(row);
+            }
+        }
+        since_commit += end - start;
+        high_water = end - 1;
+        if let Some(progress) = options.progress.as_mut() {
+            progress(u64::try_from(high_water - first_id).unwrap_or(0), total);
+        }
+        if since_commit >= options.commit_ids || end > hi {
+            summary.segments += commit(state, &skey, source_key, now, high_water, &mut works)?;
+            since_commit = 0;
+        }
+        start = end;
+    }
+    // Everything read is committed; what is left in the reorder windows is in the tails.
+    summary.users = works.len();
+    let mut again: Vec<(i64, Option<Key>)> = works
+        .iter()
+        .filter(|(_, w)| w.engine.is_none())
+        .map(|(u, w)| (*u, w.late))
+        .collect();
+    drop(works);
+    let mut stale = state::stale_compiled_users(state, 10_000)?;
+    stale.retain(|u| !again.iter().any(|(a, _)| a == u));
+    again.extend(stale.into_iter().map(|u| (u, None)));
+    again.sort_unstable();
+    for (user, late) in again {
+        recompile_user(state, conn, source, settings, user, high_water, late)?;
+        summary.recompiled += 1;
+    }
+    summary.high_water = high_water;
+    Ok(summary)
+}
+
+fn meta_at(settings_key: &str, source_key: &str, high_water: i64, now: i64) -> CompiledMeta {
+    CompiledMeta {
+        settings_key: settings_key.to_string(),
+        source_key: source_key.to_string(),
+        high_water,
+        compiled_at: now,
+    }
+}
+
+fn load_works(
+    state: &mut DbConnection,
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    users: &[i64],
+    works: &mut HashMap<i64, Work>,
+) -> Result<(), CompiledError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut starts = if settings.enrolment_filter {
+        source.enrolment_starts_for_users(conn, users)?
+    } else {
+        HashMap::new()
+    };
+    let mut rows: HashMap<i64, CompiledUser> = state::compiled_users(state, users)?
+        .into_iter()
+        .map(|u| (u.userid, u))
+        .collect();
+    for &user in users {
+        let user_starts = starts.remove(&user).unwrap_or_default();
+        let work = match rows.remove(&user) {
+            Some(row) => Work::resume(settings, row, user_starts),
+            None => Work::fresh(settings, user_starts),
+        };
+        works.insert(user, work);
+    }
+    Ok(())
+}
+
+/// Writes what the pass has done up to `high_water`, in one transaction.
+fn commit(
+    state: &mut DbConnection,
+    settings_key: &str,
+    source_key: &str,
+    now: i64,
+    high_water: i64,
+    works: &mut HashMap<i64, Work>,
+) -> Result<u64, CompiledError> {
+    let mut writes = Vec::new();
+    for (user, work) in works.iter_mut().filter(|(_, w)| w.touched) {
+        writes.push(work.rows_to_commit(*user));
+        work.touched = false;
+    }
+    let segments: u64 = writes.iter().map(|(_, s)| s.len() as u64).sum();
+    write_transaction::<_, CompiledError, _>(state, |state| {
+        for (row, segments) in &writes {
+            let encoded: Vec<_> = segments
+                .iter()
+                .map(|s| (s.first, s.next, encode_partial(&s.partial)))
+                .collect();
+            state::insert_segments(state, row.userid, &encoded)?;
+            state::put_compiled_user(state, row)?;
+        }
+        state::set_compiled_meta(state, &meta_at(settings_key, source_key, high_water, now))?;
+        Ok(())
+    })?;
+    Ok(segments)
+}
+
+/// Reads one user's rows up to `high_water` again, from the segment holding `from` (in full
+/// when `None`), keeping the segments before it.
+pub(super) fn recompile_user(
+    state: &mut DbConnection,
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    user: i64,
+    high_water: i64,
+    from: Option<Key>,
+) -> Result<(), CompiledError> {
+    let bounds = state::segment_bounds(state, user)?;
+    let keep = match from {
+        Some(late) => bounds.iter().take_while(|(_, next)| *next < late).count(),
+        None => 0,
+    };
+    let start: Option<Key> = if keep == 0 {
+        None
+    } else {
+        bounds.get(keep - 1).map(|(_, next)| *next)
+    };
+    let mut summary = Summary::default();
+    if let Some(start) = start {
+        // What the kept segments' rows resolved to stays known.
+        if let Some(row) = state::compiled_users(state, &[user])?.into_iter().next()
+            && let Some(old) = decode_summary(&row.summary)
+        {
+            summary.modules = old.modules;
+        }
+        for bytes in state::segment_parts(state, user, (i64::MIN, i64::MIN), start)? {
+            match decode_partial(&bytes) {
+                Some(part) => summary.partial.append(part),
+                // Unreadable: start over for this user.
+                None => return recompile_user(state, conn, source, settings, user, high_water, None),
+            }
+        }
+    }
+    let starts = if settings.enrolment_filter {
+        source.enrolment_starts(conn, user)?
+    } else {
+        HashMap::new()
+    };
+    let mut work = Work::fresh(settings, starts);
+    work.summary = summary;
+    work.segment_count = keep as i64;
+    work.first = if keep > 0 {
+        bounds.first().map(|(first, _)| *first)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    source.for_each_user_log_between(
+        conn,
+        user,
+        start.unwrap_or((i64::MIN, i64::MIN)),
+        None,
+        i64::MAX,
+        high_water,
+        |row| rows.push(row),
+    )?;
+    for row in rows {
+        work.feed(row);
+    }
+    work.raw_rows = source.log_count_upto(conn, user, high_water)?;
+    let (row, segments) = work.rows_to_commit(user);
+    write_transaction::<_, CompiledError, _>(state, |state| {
+        match start {
+            Some(start) => {
+                state::delete_segments_from(state, user, start)?;
+            }
+            None => {
+                state::delete_compiled_user(state, user)?;
+            }
+        }
+        let encoded: Vec<_> = segments
+            .iter()
+            .map(|s| (s.first, s.next, encode_partial(&s.partial)))
+            .collect();
+        state::insert_segments(state, user, &encoded)?;
+        state::put_compiled_user(state, &row)?;
+        Ok(())
+    })?;
+    Ok(())
+}

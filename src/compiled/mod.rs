@@ -1,0 +1,129 @@
+//! The compiled store: a cache of the engine in the state database, so an answer costs the
+//! rows logged since the last compile, not the person's whole history (decisions.md,
+//! "Compiled stats"; docs/engine.md, "Compiled stats").
+//!
+//! Per user it keeps the engine's [`Segment`]s (the rows from one cut to the next, see
+//! `stats::partial`), their sum, and the rows after the last cut (the tail). An answer is
+//! the segments its window holds whole, plus runs of the engine over the rows around them: the
+//! tail, the rows logged since the compile, and the source rows between the window's edges and
+//! the nearest segments. Everything that could have changed underneath is checked first
+//! (settings, the Moodle database, deleted or late rows, enrolments, activities deleted or
+//! moved); a user that fails a check is answered by a full scan and recompiled.
+//!
+//! [`Segment`]: crate::stats::Segment
+
+mod answer;
+mod compile;
+
+pub use answer::{Answers, answer};
+pub use compile::{CompileOptions, CompileSummary, compile};
+
+use std::collections::HashMap;
+
+use crate::stats::{LogRow, Partial, Settings};
+use crate::store::StoreError;
+use crate::store::source::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompiledError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for CompiledError {
+    fn from(e: diesel::result::Error) -> Self {
+        CompiledError::Store(e.into())
+    }
+}
+
+/// What the store was compiled with; a store compiled with other settings is not used.
+pub fn settings_key(settings: &Settings) -> String {
+    format!(
+        "{}/{}:{}",
+        crate::stats::Estimator::RULE,
+        crate::stats::Estimator::VERSION,
+        serde_json::to_string(settings).unwrap_or_default()
+    )
+}
+
+/// Which Moodle database the store was compiled from: a digest of its address and table
+/// prefix, so a password in the address is never stored.
+pub fn source_key(url: &str, prefix: &str) -> String {
+    let digest = openssl::sha::sha256(format!("{url}\n{prefix}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// The enrolment starts the filter used (E6); empty when the filter is off.
+fn enrolment_key(settings: &Settings, starts: &HashMap<i64, i64>) -> String {
+    if !settings.enrolment_filter {
+        return String::new();
+    }
+    let mut pairs: Vec<_> = starts.iter().collect();
+    pairs.sort_unstable();
+    let text: Vec<String> = pairs.iter().map(|(c, t)| format!("{c}:{t}")).collect();
+    let digest = openssl::sha::sha256(text.join(",").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+fn encode_partial(partial: &Partial) -> Vec<u8> {
+    // Encoding plain owned data into a Vec cannot fail.
+    postcard::to_allocvec(partial).unwrap_or_default()
+}
+
+fn decode_partial(bytes: &[u8]) -> Option<Partial> {
+    postcard::from_bytes(bytes).ok()
+}
+
+/// A user's compiled sum, and how every activity their compiled rows name resolved when they
+/// were compiled: an activity deleted or moved since changes how those rows count.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Summary {
+    partial: Partial,
+    modules: std::collections::BTreeMap<i64, crate::store::source::ModuleState>,
+}
+
+fn encode_summary(summary: &Summary) -> Vec<u8> {
+    postcard::to_allocvec(summary).unwrap_or_default()
+}
+
+fn decode_summary(bytes: &[u8]) -> Option<Summary> {
+    postcard::from_bytes(bytes).ok()
+}
+
+fn encode_rows(rows: &[LogRow]) -> Vec<u8> {
+    postcard::to_allocvec(rows).unwrap_or_default()
+}
+
+fn decode_rows(bytes: &[u8]) -> Option<Vec<LogRow>> {
+    postcard::from_bytes(bytes).ok()
+}
+
+/// The compile covers every row: no window, and `now` never caps a lap (see `plan`).
+const EVERYTHING: crate::stats::Window = crate::stats::Window {
+    from: i64::MIN,
+    to: i64::MAX,
+    now: i64::MAX,
+};
+
+/// Where answers find compiled stats: the state database, and the key of the Moodle database
+/// answers read, which the store must have been compiled from.
+#[derive(Clone, Debug)]
+pub struct CompiledStore {
+    pub state: crate::store::Db,
+    pub source_key: String,
+}
+
+impl CompiledStore {
+    /// `None` when `[engine] compiled = false`: every answer is a full scan.
+    pub fn for_config(
+        config: &crate::config::Config,
+        state: &crate::store::Db,
+    ) -> Option<CompiledStore> {
+        config.engine.compiled.then(|| CompiledStore {
+            state: state.clone(),
+            source_key: source_key(&config.source.url, &config.source.prefix),
+        })
+    }
+}

@@ -1,0 +1,393 @@
+//! The compiled store against the reference: on random logs in a real Moodle-shaped database,
+//! every answer from the compiled store equals a full scan's, field for field, for random
+//! windows and settings, before and after rows are appended, arrive late, are deleted, and
+//! after enrolment, activity and settings changes.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::db::TestDb;
+use diesel::connection::SimpleConnection;
+use proptest::prelude::*;
+use usestats::compiled::{self, CompileOptions, CompiledStore};
+use usestats::reports::{answer_user, answer_users, user_report, users_reports};
+use usestats::stats::{Settings, Window};
+use usestats::store::source::{Source, migrate_source};
+use usestats::store::{Db, DbConnection, migrate_state};
+
+const USERS: [i64; 3] = [3, 7, 8];
+const T0: i64 = 1_000_000;
+const SOURCE_KEY: &str = "test-source";
+
+fn fixture(conn: &mut DbConnection) {
+    migrate_source(conn, "mdl_").expect("migrate source");
+    conn.batch_execute(
+        r#"
+INSERT INTO mdl_config (id, name, value) VALUES (1, 'mnet_localhost_id', '1');
+INSERT INTO mdl_mnet_host (id, deleted, wwwroot, name) VALUES (1, 0, 'https://lms.example.org', 'Local');
+INSERT INTO mdl_user (id, auth, deleted, suspended, mnethostid, username, idnumber, firstname, lastname, email) VALUES
+  (3, 'manual', 0, 0, 1, 'anna', '', 'Anna', 'A', ''),
+  (7, 'manual', 0, 0, 1, 'dora', '', 'Dora', 'D', ''),
+  (8, 'manual', 0, 0, 1, 'eve', '', 'Eve', 'E', '');
+INSERT INTO mdl_course (id, category, fullname, shortname, idnumber) VALUES
+  (1, 0, 'Site', 'site', ''), (2, 1, 'Two', 'C2', ''), (3, 1, 'Three', 'C3', '');
+INSERT INTO mdl_modules (id, name) VALUES (1, 'page'), (2, 'quiz'), (3, 'forum');
+INSERT INTO mdl_course_modules (id, course, module, instance, section, idnumber) VALUES
+  (10, 2, 1, 1, 20, ''), (11, 2, 2, 1, 21, ''), (12, 3, 3, 1, 22, '');
+INSERT INTO mdl_context (id, contextlevel, instanceid) VALUES
+  (1, 10, 0), (2, 50, 2), (3, 70, 10), (4, 70, 11), (5, 70, 12), (6, 70, 15), (7, 30, 3), (8, 50, 3);
+INSERT INTO mdl_enrol (id, enrol, status, courseid) VALUES (1, 'manual', 0, 2), (2, 'manual', 0, 3);
+INSERT INTO mdl_user_enrolments (id, status, enrolid, userid, timestart) VALUES
+  (1, 0, 1, 3, 1001000), (2, 0, 2, 3, 0), (3, 0, 1, 7, 1003000), (4, 0, 2, 8, 1002000);
+"#,
+    )
+    .expect("fixture");
+}
+
+/// What a row is about: (action, target, contextid, contextlevel, instanceid, courseid,
+/// origin, realuserid).
+type Kind = (
+    &'static str,
+    &'static str,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    &'static str,
+    Option<i64>,
+);
+
+const KINDS: [Kind; 14] = [
+    ("viewed", "course", 2, 50, 2, Some(2), "web", None),
+    ("viewed", "course", 8, 50, 3, Some(3), "web", None),
+    ("viewed", "course_module", 3, 70, 10, Some(2), "web", None),
+    ("viewed", "course_module", 4, 70, 11, Some(2), "web", None),
+    ("viewed", "course_module", 5, 70, 12, Some(3), "web", None),
+    // A cm gone with its context kept, and a context gone.
+    ("viewed", "course_module", 6, 70, 15, Some(2), "web", None),
+    ("viewed", "course_module", 99, 70, 16, Some(2), "web", None),
+    ("loggedin", "user", 1, 10, 0, Some(0), "web", None),
+    ("loggedout", "user", 1, 10, 0, Some(0), "web", None),
+    ("graded", "user", 2, 50, 2, Some(2), "web", None),
+    ("viewed", "course", 2, 50, 2, Some(2), "cli", None),
+    ("failed", "user_login", 1, 10, 0, Some(0), "web", None),
+    ("viewed", "course", 2, 50, 2, Some(2), "web", Some(2)),
+    ("viewed", "dashboard", 7, 30, 3, Some(0), "web", None),
+];
+
+/// A row: (id, user, time, kind).
+type Row = (i64, i64, i64, usize);
+
+fn insert(conn: &mut DbConnection, rows: &[Row]) {
+    let values: Vec<String> = rows
+        .iter()
+        .map(|&(id, user, time, kind)| {
+            let (action, target, ctx, level, instance, course, origin, real) = KINDS[kind];
+            format!(
+                "({id}, 'e', 'core', '{action}', '{target}', 'r', 0, {ctx}, {level}, {instance}, {user}, {}, {time}, '{origin}', {})",
+                course.map_or("NULL".to_string(), |c| c.to_string()),
+                real.map_or("NULL".to_string(), |r| r.to_string()),
+            )
+        })
+        .collect();
+    for chunk in values.chunks(200) {
+        conn.batch_execute(&format!(
+            "INSERT INTO mdl_logstore_standard_log \
+             (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+              contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES {}",
+            chunk.join(", ")
+        ))
+        .expect("insert log rows");
+    }
+}
+
+/// Rows of the three users, each moving forward in time by short steps and now and then by
+/// more than any threshold; ids follow insertion.
+fn rows(steps: &[(usize, usize, i64)], first_id: i64, clocks: &mut [i64; 3]) -> Vec<Row> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &(user, kind, step))| {
+            clocks[user] += step;
+            (first_id + i as i64, USERS[user], clocks[user], kind)
+        })
+        .collect()
+}
+
+fn steps() -> impl Strategy<Value = Vec<(usize, usize, i64)>> {
+    let step = prop_oneof![
+        6 => 0i64..400,
+        2 => 400i64..4_000,
+        1 => 4_000i64..20_000,
+    ];
+    prop::collection::vec((0usize..3, 0usize..KINDS.len(), step), 0..70)
+}
+
+fn settings() -> impl Strategy<Value = Settings> {
+    (
+        prop::sample::select(vec![5i64, 20, 60]),
+        prop::sample::select(vec![0i64, 10, 15]),
+        any::<bool>(),
+        prop::sample::select(vec![vec![], vec!["quiz"], vec!["quiz", "page"]]),
+        prop::sample::select(vec![vec![], vec!["forum"]]),
+        any::<bool>(),
+    )
+        .prop_map(|(threshold, credit, single, capture, ignore, filter)| Settings {
+            threshold_minutes: threshold,
+            lastpingcredit_minutes: credit,
+            one_session_per_course: single,
+            capture_modules: capture.into_iter().map(str::to_string).collect(),
+            ignore_modules: ignore.into_iter().map(str::to_string).collect(),
+            enrolment_filter: filter,
+        })
+}
+
+/// Windows as offsets from T0: some cover everything, some cut sessions at either end, some
+/// end before `now` or are asked at a `now` before the last row.
+fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
+    prop::collection::vec(
+        (-1_000i64..120_000, 0i64..200_000, -20_000i64..50_000),
+        4,
+    )
+}
+
+struct Site {
+    _source: TestDb,
+    _state_dir: tempfile::TempDir,
+    conn: DbConnection,
+    store: CompiledStore,
+    source: Source,
+}
+
+fn site() -> Site {
+    let source_db = TestDb::sqlite();
+    let mut conn = source_db.connect();
+    fixture(&mut conn);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state_url = dir.path().join("state.db").to_string_lossy().into_owned();
+    let state = Db::open(&state_url, 2).expect("state db");
+    migrate_state(&mut state.get().expect("state connection")).expect("migrate state");
+    Site {
+        _source: source_db,
+        _state_dir: dir,
+        conn,
+        store: CompiledStore {
+            state,
+            source_key: SOURCE_KEY.into(),
+        },
+        source: Source::new("mdl_").expect("prefix"),
+    }
+}
+
+impl Site {
+    fn compile(&mut self, settings: &Settings, now: i64) -> compiled::CompileSummary {
+        let mut state = self.store.state.get().expect("state connection");
+        let options = CompileOptions {
+            // Small commits, so that passes commit in the middle of users' sessions.
+            commit_ids: 7,
+            ..CompileOptions::default()
+        };
+        compiled::compile(
+            &mut state,
+            &mut self.conn,
+            &self.source,
+            settings,
+            SOURCE_KEY,
+            now,
+            options,
+        )
+        .expect("compile")
+    }
+
+    /// Every window's compiled answers against full scans; returns how many users the store
+    /// answered itself (not by falling back to a scan).
+    fn check(&mut self, settings: &Settings, windows: &[(i64, i64, i64)]) -> usize {
+        let mut answered = 0;
+        for &(from, length, after) in windows {
+            let window = Window {
+                from: T0 + from,
+                to: T0 + from + length,
+                now: T0 + from + length + after,
+            };
+            let mut state = self.store.state.get().expect("state connection");
+            let direct = compiled::answer(
+                &mut state,
+                &mut self.conn,
+                &self.source,
+                settings,
+                SOURCE_KEY,
+                &USERS,
+                window,
+                true,
+            )
+            .expect("compiled answer");
+            drop(state);
+            answered += direct.reports.len();
+            for (user, report) in &direct.reports {
+                let full =
+                    user_report(&mut self.conn, &self.source, settings, *user, window, true)
+                        .expect("full scan");
+                assert_eq!(report, &full, "user {user}, window {window:?}");
+            }
+            let batch = answer_users(
+                &mut self.conn,
+                &self.source,
+                settings,
+                Some(&self.store),
+                &USERS,
+                window,
+            )
+            .expect("compiled batch");
+            let reference = users_reports(&mut self.conn, &self.source, settings, &USERS, window)
+                .expect("full batch");
+            assert_eq!(batch, reference, "batch, window {window:?}");
+            for user in USERS {
+                let one = answer_user(
+                    &mut self.conn,
+                    &self.source,
+                    settings,
+                    Some(&self.store),
+                    user,
+                    window,
+                    false,
+                )
+                .expect("compiled single");
+                assert_eq!(Some(&one), reference.get(&user), "user {user}");
+            }
+        }
+        answered
+    }
+
+    fn exec(&mut self, sql: &str) {
+        self.conn.batch_execute(sql).expect(sql);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compiled_answers_equal_full_scans(
+        settings in settings(),
+        first in steps(),
+        appended in steps(),
+        late in prop::collection::vec((0usize..3, 0usize..KINDS.len(), 0i64..150_000), 0..6),
+        deleted in prop::collection::vec(0usize..200, 0..4),
+        windows in windows(),
+    ) {
+        let mut site = site();
+        let mut clocks = [T0; 3];
+        let first_rows = rows(&first, 1, &mut clocks);
+        insert(&mut site.conn, &first_rows);
+        let now = T0 + 400_000;
+        site.compile(&settings, now);
+        // Straight after a compile, the store answers for everyone.
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // Rows appended after the compile: read past the high-water mark.
+        let appended_rows = rows(&appended, 1_000, &mut clocks);
+        insert(&mut site.conn, &appended_rows);
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // Late rows: new ids, old times.
+        let late_rows: Vec<Row> = late
+            .iter()
+            .enumerate()
+            .map(|(i, &(user, kind, offset))| (5_000 + i as i64, USERS[user], T0 + offset, kind))
+            .collect();
+        insert(&mut site.conn, &late_rows);
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        site.check(&settings, &windows);
+
+        // Deleted rows (log retention, privacy requests).
+        let all: Vec<Row> = first_rows.iter().chain(&appended_rows).chain(&late_rows).copied().collect();
+        for &pick in &deleted {
+            if let Some(row) = all.get(pick % all.len().max(1)) {
+                site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE id = {}", row.0));
+            }
+        }
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // Enrolments change under the filter, then an activity is deleted with its context.
+        site.exec("UPDATE mdl_user_enrolments SET timestart = timestart + 5000 WHERE userid = 3");
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        site.check(&settings, &windows);
+        site.exec("DELETE FROM mdl_context WHERE id = 4; DELETE FROM mdl_course_modules WHERE id = 11");
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        site.check(&settings, &windows);
+
+        // Other settings: the store was compiled with different ones and is not used.
+        let mut other = settings.clone();
+        other.threshold_minutes += 7;
+        prop_assert_eq!(site.check(&other, &windows), 0);
+        site.compile(&other, now);
+        let answered = site.check(&other, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+    }
+}
+
+/// The store is a cache: rebuilding it from scratch gives the same rows as building it by
+/// small incremental passes.
+#[test]
+fn incremental_compile_equals_a_full_one() {
+    let mut site = site();
+    let mut clocks = [T0; 3];
+    let steps: Vec<(usize, usize, i64)> = (0..300)
+        .map(|i| (i % 3, (i * 7) % KINDS.len(), ((i * 37) % 900) as i64 * if i % 41 == 0 { 40 } else { 1 }))
+        .collect();
+    let all = rows(&steps, 1, &mut clocks);
+    let settings = Settings::default();
+    for chunk in all.chunks(23) {
+        insert(&mut site.conn, chunk);
+        site.compile(&settings, T0 + 10_000_000);
+    }
+    let window = Window {
+        from: 0,
+        to: T0 + 10_000_000,
+        now: T0 + 10_000_000,
+    };
+    let mut state = site.store.state.get().unwrap();
+    let incremental = compiled::answer(
+        &mut state, &mut site.conn, &site.source, &settings, SOURCE_KEY, &USERS, window, true,
+    )
+    .unwrap();
+    drop(state);
+    assert!(incremental.fallback.is_empty());
+    let mut state = site.store.state.get().unwrap();
+    let summary = compiled::compile(
+        &mut state,
+        &mut site.conn,
+        &site.source,
+        &settings,
+        SOURCE_KEY,
+        T0 + 10_000_000,
+        CompileOptions {
+            full: true,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(summary.from_scratch);
+    assert_eq!(summary.rows_read, all.len() as u64);
+    let full = compiled::answer(
+        &mut state, &mut site.conn, &site.source, &settings, SOURCE_KEY, &USERS, window, true,
+    )
+    .unwrap();
+    assert_eq!(incremental.reports, full.reports);
+    let reference: HashMap<_, _> = USERS
+        .iter()
+        .map(|&u| (u, user_report(&mut site.conn, &site.source, &settings, u, window, true).unwrap()))
+        .collect();
+    assert_eq!(full.reports, reference);
+}
