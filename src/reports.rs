@@ -231,8 +231,15 @@ pub fn answer_user(
 ) -> Result<Report, ReportError> {
     if window.from <= window.to
         && let Some(store) = compiled
-        && let Some(mut answers) =
-            compiled_answers(conn, source, settings, store, &[userid], window, keep_sessions)?
+        && let Some(mut answers) = compiled_answers(
+            conn,
+            source,
+            settings,
+            store,
+            &[userid],
+            window,
+            keep_sessions,
+        )?
         && let Some(report) = answers.reports.remove(&userid)
     {
         return Ok(report);
@@ -285,15 +292,18 @@ fn compiled_answers(
     window: Window,
     keep_sessions: bool,
 ) -> Result<Option<Answers>, ReportError> {
-    let mut state = match store.state.get() {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::warn!(error = %e, "compiled stats unavailable, answering by full scan");
-            return Ok(None);
+    let mut own = None;
+    if !store.in_source {
+        match store.state.get() {
+            Ok(state) => own = Some(state),
+            Err(e) => {
+                tracing::warn!(error = %e, "compiled stats unavailable, answering by full scan");
+                return Ok(None);
+            }
         }
-    };
+    }
     match compiled::answer(
-        &mut state,
+        own.as_deref_mut(),
         conn,
         source,
         settings,

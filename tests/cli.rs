@@ -490,3 +490,64 @@ fn demo_refuses_to_write_into_a_separate_source_database() {
     assert!(err.contains("never writes into a Moodle database"), "{err}");
     assert!(!err.contains("secret"), "no password in messages: {err}");
 }
+
+/// A `stats` report without its window, whose end is the wall clock's now.
+fn stats(config: &Path, user: &str) -> serde_json::Value {
+    let mut report = json(config, &["stats", user]);
+    report.as_object_mut().unwrap().remove("window");
+    report
+}
+
+/// `compile` builds the store, `--verify` checks it against full scans, `stats` answers the
+/// same from it, and a second pass reads only what is new.
+#[tokio::test]
+async fn compile_then_stats_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    blocking(move || {
+        let config = config.as_path();
+        let demo = json(config, &["demo", "--log-rows", "6000", "--seed", "5"]);
+        let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
+        let scanned = stats(config, &user);
+
+        let first = json(config, &["compile", "--verify", "4"]);
+        assert_eq!(first["from_scratch"], true, "{first}");
+        assert!(first["rows_read"].as_u64().unwrap() >= 6000, "{first}");
+        assert!(first["segments"].as_u64().unwrap() > 0, "{first}");
+        assert_eq!(first["verified"], 4, "{first}");
+        assert_eq!(first["differences"], serde_json::json!([]), "{first}");
+        assert_eq!(stats(config, &user), scanned);
+
+        let again = json(config, &["compile"]);
+        assert_eq!(again["from_scratch"], false, "{again}");
+        assert_eq!(again["rows_read"], 0, "{again}");
+        let one = json(config, &["compile", "--user", &user]);
+        assert_eq!(one["recompiled"], 1, "{one}");
+        assert_eq!(stats(config, &user), scanned);
+
+        let text = ok(config, &["compile", "--full"]);
+        assert!(text.contains("from scratch"), "{text}");
+
+        let missing = usestats_cli(config, &["compile", "--user", "nobody-here"]);
+        assert!(!missing.status.success());
+        assert!(
+            String::from_utf8_lossy(&missing.stderr).contains("no user nobody-here"),
+            "{}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
+
+        // Turned off, there is nothing to compile and `stats` scans the log.
+        let text = std::fs::read_to_string(config).unwrap();
+        assert!(
+            text.contains("compiled = true"),
+            "init writes every default"
+        );
+        let off_text = text.replace("compiled = true", "compiled = false");
+        std::fs::write(config, off_text).unwrap();
+        let off = usestats_cli(config, &["compile"]);
+        assert!(!off.status.success());
+        assert!(String::from_utf8_lossy(&off.stderr).contains("compiled = false"));
+        assert_eq!(stats(config, &user), scanned);
+    })
+    .await;
+}

@@ -133,23 +133,22 @@ fn settings() -> impl Strategy<Value = Settings> {
         prop::sample::select(vec![vec![], vec!["forum"]]),
         any::<bool>(),
     )
-        .prop_map(|(threshold, credit, single, capture, ignore, filter)| Settings {
-            threshold_minutes: threshold,
-            lastpingcredit_minutes: credit,
-            one_session_per_course: single,
-            capture_modules: capture.into_iter().map(str::to_string).collect(),
-            ignore_modules: ignore.into_iter().map(str::to_string).collect(),
-            enrolment_filter: filter,
-        })
+        .prop_map(
+            |(threshold, credit, single, capture, ignore, filter)| Settings {
+                threshold_minutes: threshold,
+                lastpingcredit_minutes: credit,
+                one_session_per_course: single,
+                capture_modules: capture.into_iter().map(str::to_string).collect(),
+                ignore_modules: ignore.into_iter().map(str::to_string).collect(),
+                enrolment_filter: filter,
+            },
+        )
 }
 
 /// Windows as offsets from T0: some cover everything, some cut sessions at either end, some
 /// end before `now` or are asked at a `now` before the last row.
 fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
-    prop::collection::vec(
-        (-1_000i64..120_000, 0i64..200_000, -20_000i64..50_000),
-        4,
-    )
+    prop::collection::vec((-1_000i64..120_000, 0i64..200_000, -20_000i64..50_000), 4)
 }
 
 struct Site {
@@ -175,6 +174,7 @@ fn site() -> Site {
         store: CompiledStore {
             state,
             source_key: SOURCE_KEY.into(),
+            in_source: false,
         },
         source: Source::new("mdl_").expect("prefix"),
     }
@@ -212,7 +212,7 @@ impl Site {
             };
             let mut state = self.store.state.get().expect("state connection");
             let direct = compiled::answer(
-                &mut state,
+                Some(&mut state),
                 &mut self.conn,
                 &self.source,
                 settings,
@@ -225,9 +225,8 @@ impl Site {
             drop(state);
             answered += direct.reports.len();
             for (user, report) in &direct.reports {
-                let full =
-                    user_report(&mut self.conn, &self.source, settings, *user, window, true)
-                        .expect("full scan");
+                let full = user_report(&mut self.conn, &self.source, settings, *user, window, true)
+                    .expect("full scan");
                 assert_eq!(report, &full, "user {user}, window {window:?}");
             }
             let batch = answer_users(
@@ -344,7 +343,13 @@ fn incremental_compile_equals_a_full_one() {
     let mut site = site();
     let mut clocks = [T0; 3];
     let steps: Vec<(usize, usize, i64)> = (0..300)
-        .map(|i| (i % 3, (i * 7) % KINDS.len(), ((i * 37) % 900) as i64 * if i % 41 == 0 { 40 } else { 1 }))
+        .map(|i| {
+            (
+                i % 3,
+                (i * 7) % KINDS.len(),
+                ((i * 37) % 900) as i64 * if i % 41 == 0 { 40 } else { 1 },
+            )
+        })
         .collect();
     let all = rows(&steps, 1, &mut clocks);
     let settings = Settings::default();
@@ -359,7 +364,14 @@ fn incremental_compile_equals_a_full_one() {
     };
     let mut state = site.store.state.get().unwrap();
     let incremental = compiled::answer(
-        &mut state, &mut site.conn, &site.source, &settings, SOURCE_KEY, &USERS, window, true,
+        Some(&mut state),
+        &mut site.conn,
+        &site.source,
+        &settings,
+        SOURCE_KEY,
+        &USERS,
+        window,
+        true,
     )
     .unwrap();
     drop(state);
@@ -381,13 +393,25 @@ fn incremental_compile_equals_a_full_one() {
     assert!(summary.from_scratch);
     assert_eq!(summary.rows_read, all.len() as u64);
     let full = compiled::answer(
-        &mut state, &mut site.conn, &site.source, &settings, SOURCE_KEY, &USERS, window, true,
+        Some(&mut state),
+        &mut site.conn,
+        &site.source,
+        &settings,
+        SOURCE_KEY,
+        &USERS,
+        window,
+        true,
     )
     .unwrap();
     assert_eq!(incremental.reports, full.reports);
     let reference: HashMap<_, _> = USERS
         .iter()
-        .map(|&u| (u, user_report(&mut site.conn, &site.source, &settings, u, window, true).unwrap()))
+        .map(|&u| {
+            (
+                u,
+                user_report(&mut site.conn, &site.source, &settings, u, window, true).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(full.reports, reference);
 }

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use usestats::stats::{
-    Engine, Estimator, LogRow, ModuleInfo, Partial, Report, Segment, Settings, Window, compute, plan,
+    Engine, Estimator, LogRow, ModuleInfo, Partial, Report, Segment, Settings, Window, compute,
+    plan,
 };
 
 const T0: i64 = 1_700_000_000;
@@ -487,7 +488,10 @@ fn composed(
         let mut cursor = (i64::MIN, i64::MIN);
         loop {
             let first = start_of(k);
-            for row in rows.iter().filter(|r| (r.time, r.id) >= cursor && (r.time, r.id) < first) {
+            for row in rows
+                .iter()
+                .filter(|r| (r.time, r.id) >= cursor && (r.time, r.id) < first)
+            {
                 left.push(row).expect("sorted rows");
             }
             cursor = first;

@@ -29,6 +29,12 @@ async fn setup(pg: Option<TestDb>) -> Setup {
         ..Default::default()
     })
     .await;
+    // B answers from its compiled store; the tests compare with full scans.
+    let compiled = compile(&b.app).await;
+    assert!(
+        compiled.rows_read > 0 && compiled.segments > 0,
+        "{compiled:?}"
+    );
     link(a, b, pg).await
 }
 

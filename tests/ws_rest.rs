@@ -79,6 +79,12 @@ async fn setup(pg: Option<TestDb>) -> Ws {
     })
     .await;
     t.app.clock.pin(NOW);
+    // Answers come from the compiled store; `engine` below is the full-scan reference.
+    let compiled = compile(&t.app).await;
+    assert!(
+        compiled.rows_read > 0 && compiled.segments > 0,
+        "{compiled:?}"
+    );
     t.grant(HOME, CALLER, false, true).await;
     let token = new_token(&t, CALLER, None, "").await;
     Ws { t, token, _pg: pg }

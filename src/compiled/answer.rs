@@ -29,10 +29,22 @@ struct Usable {
     starts: HashMap<i64, i64>,
 }
 
+/// The state database's connection: its own, or `None` when the compiled store lives in the
+/// source database itself (the embedded demo), whose connection then serves both. One
+/// connection per answer keeps a shared pool from waiting on itself.
+macro_rules! state_conn {
+    ($state:ident, $conn:ident) => {
+        match $state.as_deref_mut() {
+            Some(own) => own,
+            None => &mut *$conn,
+        }
+    };
+}
+
 /// Answers `userids` (distinct) over `window` from the compiled store where it can.
 #[allow(clippy::too_many_arguments)]
 pub fn answer(
-    state: &mut DbConnection,
+    mut state: Option<&mut DbConnection>,
     conn: &mut DbConnection,
     source: &Source,
     settings: &Settings,
@@ -42,18 +54,19 @@ pub fn answer(
     keep_sessions: bool,
 ) -> Result<Answers, CompiledError> {
     let mut answers = Answers::default();
-    let meta = state::compiled_meta(state)?;
-    let Some(meta) = meta.filter(|m| {
-        m.settings_key == settings_key(settings) && m.source_key == source_key
-    }) else {
+    let meta = state::compiled_meta(state_conn!(state, conn))?;
+    let Some(meta) =
+        meta.filter(|m| m.settings_key == settings_key(settings) && m.source_key == source_key)
+    else {
         answers.fallback = userids.to_vec();
         return Ok(answers);
     };
     let high_water = meta.high_water;
-    let mut rows: HashMap<i64, CompiledUser> = state::compiled_users(state, userids)?
-        .into_iter()
-        .map(|u| (u.userid, u))
-        .collect();
+    let mut rows: HashMap<i64, CompiledUser> =
+        state::compiled_users(state_conn!(state, conn), userids)?
+            .into_iter()
+            .map(|u| (u.userid, u))
+            .collect();
 
     let mut new_rows: HashMap<i64, Vec<LogRow>> = HashMap::new();
     for row in source.logs_after(conn, userids, high_water)? {
@@ -164,7 +177,7 @@ pub fn answer(
 
     for (user, u) in answerable {
         let report = user_answer(
-            state,
+            state.as_deref_mut(),
             conn,
             source,
             settings,
@@ -178,7 +191,7 @@ pub fn answer(
     }
     for user in stale {
         // The next compile pass rebuilds them; until then they are answered by full scans.
-        if let Err(e) = state::mark_compiled_stale(state, user) {
+        if let Err(e) = state::mark_compiled_stale(state_conn!(state, conn), user) {
             tracing::warn!(error = %e, user, "could not mark compiled stats stale");
         }
     }
@@ -187,7 +200,7 @@ pub fn answer(
 
 #[allow(clippy::too_many_arguments)]
 fn user_answer(
-    state: &mut DbConnection,
+    mut state: Option<&mut DbConnection>,
     conn: &mut DbConnection,
     source: &Source,
     settings: &Settings,
@@ -232,7 +245,7 @@ fn user_answer(
         total = u.summary.partial;
         right_from = tail_start.unwrap_or(right_from);
     } else if segments > 0 && u.row.is_some() {
-        let mut bounds = state::segment_bounds(state, user)?;
+        let mut bounds = state::segment_bounds(state_conn!(state, conn), user)?;
         if let Some(late) = late {
             bounds.retain(|(_, next)| *next < late);
         }
@@ -254,10 +267,7 @@ fn user_answer(
                 Some(&(first, _)) => Some(first),
                 None => k.checked_sub(1).and_then(|j| bounds.get(j)).map(|b| b.1),
             };
-            loop {
-                let Some(first) = start_of(k) else {
-                    break;
-                };
+            while let Some(first) = start_of(k) {
                 source.for_each_user_log_between(
                     conn,
                     user,
@@ -288,7 +298,8 @@ fn user_answer(
             if k == 0 && m as i64 == segments && tail_trusted {
                 total.append(u.summary.partial);
             } else {
-                for bytes in state::segment_parts(state, user, first.0, last.1)? {
+                for bytes in state::segment_parts(state_conn!(state, conn), user, first.0, last.1)?
+                {
                     let Some(part) = decode_partial(&bytes) else {
                         return Err(CompiledError::Store(crate::store::StoreError::Invalid(
                             "undecodable compiled segment".into(),

@@ -109,11 +109,7 @@ impl Work {
 
     /// Resumes from the compiled row: the tail is pushed again, which puts the engine in the
     /// state it had at the last commit.
-    fn resume(
-        settings: &Settings,
-        row: CompiledUser,
-        starts: HashMap<i64, i64>,
-    ) -> Work {
+    fn resume(settings: &Settings, row: CompiledUser, starts: HashMap<i64, i64>) -> Work {
         let key = enrolment_key(settings, &starts);
         let decoded = decode_summary(&row.summary).zip(decode_rows(&row.tail));
         let (Some((summary, tail)), false, true) = (decoded, row.stale, key == row.enrolment_key)
@@ -289,7 +285,9 @@ pub fn compile(
     let mut since_commit = 0i64;
     let mut start = high_water.saturating_add(1);
     while start <= hi {
-        let end = start.saturating_add(IDS_PER_BATCH_QUERY).min(hi.saturating_add(1));
+        let end = start
+            .saturating_add(IDS_PER_BATCH_QUERY)
+            .min(hi.saturating_add(1));
         let rows = source.logs_in_ids(conn, start, end)?;
         summary.rows_read += rows.len() as u64;
         let mut unseen: Vec<i64> = rows
@@ -439,7 +437,9 @@ pub(super) fn recompile_user(
             match decode_partial(&bytes) {
                 Some(part) => summary.partial.append(part),
                 // Unreadable: start over for this user.
-                None => return recompile_user(state, conn, source, settings, user, high_water, None),
+                None => {
+                    return recompile_user(state, conn, source, settings, user, high_water, None);
+                }
             }
         }
     }

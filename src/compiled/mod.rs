@@ -113,6 +113,8 @@ const EVERYTHING: crate::stats::Window = crate::stats::Window {
 pub struct CompiledStore {
     pub state: crate::store::Db,
     pub source_key: String,
+    /// The state database is the source (the embedded demo): one connection serves both.
+    pub in_source: bool,
 }
 
 impl CompiledStore {
@@ -124,6 +126,7 @@ impl CompiledStore {
         config.engine.compiled.then(|| CompiledStore {
             state: state.clone(),
             source_key: source_key(&config.source.url, &config.source.prefix),
+            in_source: !config.source_is_separate(),
         })
     }
 }

@@ -232,6 +232,9 @@ impl Config {
         if self.engine.threshold_minutes <= 0 {
             return Err(self.invalid("engine.threshold_minutes", "must be positive"));
         }
+        if self.engine.compile_interval_secs == 0 {
+            return Err(self.invalid("engine.compile_interval_secs", "must be at least 1"));
+        }
         if self.engine.lastpingcredit_minutes < 0 {
             return Err(self.invalid("engine.lastpingcredit_minutes", "must not be negative"));
         }

@@ -42,7 +42,10 @@ impl Partial {
             .map(|(i, c)| (c.course, i))
             .collect();
         for course in later.courses {
-            match index.get(&course.course).and_then(|&i| self.courses.get_mut(i)) {
+            match index
+                .get(&course.course)
+                .and_then(|&i| self.courses.get_mut(i))
+            {
                 Some(mine) => append_course(mine, course),
                 None => {
                     index.insert(course.course, self.courses.len());
@@ -91,7 +94,10 @@ fn append_course(mine: &mut CourseTotals, later: CourseTotals) {
         .map(|(i, m)| (m.cmid, i))
         .collect();
     for module in later.modules {
-        match index.get(&module.cmid).and_then(|&i| mine.modules.get_mut(i)) {
+        match index
+            .get(&module.cmid)
+            .and_then(|&i| mine.modules.get_mut(i))
+        {
             Some(m) => {
                 // As in the engine: the first known name and section win.
                 if m.module.is_none() {
@@ -154,10 +160,7 @@ pub fn plan(segments: &[(Key, Key)], window: Window) -> Plan {
         };
     }
     let left_until = segments.get(k).map(|(first, _)| *first);
-    let right_from = segments
-        .get(m - 1)
-        .map(|(_, next)| *next)
-        .unwrap_or(start);
+    let right_from = segments.get(m - 1).map(|(_, next)| *next).unwrap_or(start);
     Plan {
         interior: k..m,
         left_until,

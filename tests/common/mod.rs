@@ -490,3 +490,29 @@ pub mod vector {
         b
     }
 }
+
+/// Compiles the app's log into its compiled store (what `serve` does in the background), so
+/// that the answers the test then asks for come from the store.
+#[allow(dead_code)]
+pub async fn compile(app: &Arc<App>) -> usestats::compiled::CompileSummary {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = usestats::compiled::CompiledStore::for_config(&app.config, &app.state)
+            .expect("compiled stats are on by default");
+        let source = usestats::store::source::Source::new(&app.config.source.prefix).unwrap();
+        let mut state = app.state.get().unwrap();
+        let mut conn = app.source.get().unwrap();
+        usestats::compiled::compile(
+            &mut state,
+            &mut conn,
+            &source,
+            &usestats::reports::settings(&app.config.engine),
+            &store.source_key,
+            app.now(),
+            usestats::compiled::CompileOptions::default(),
+        )
+        .expect("compile")
+    })
+    .await
+    .unwrap()
+}

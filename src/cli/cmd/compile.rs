@@ -67,6 +67,7 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
             options,
         )
         .context("compiling")?;
+        drop(state);
         bar.finish_and_clear();
         let checked = match args.verify {
             Some(n) => Some(verify(&mut conn, &source, &settings, &store, n, now)?),

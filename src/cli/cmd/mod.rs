@@ -6,8 +6,8 @@
 mod audit;
 mod call;
 mod collect;
-mod compile;
 mod common;
+mod compile;
 mod demo;
 mod doctor;
 mod grant;

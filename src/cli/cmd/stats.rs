@@ -234,8 +234,9 @@ fn find(
     let course_filter = course_text
         .map(|text| course_for_cli(conn, source, text))
         .transpose()?;
-    let report = crate::reports::answer_user(conn, source, settings, compiled, user.id, window, true)
-        .with_context(|| format!("computing the time of {username}"))?;
+    let report =
+        crate::reports::answer_user(conn, source, settings, compiled, user.id, window, true)
+            .with_context(|| format!("computing the time of {username}"))?;
     let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
     // The course asked for may have no time: its zero row still wants its names.
     ids.extend(course_filter.as_ref().map(|c| c.id));

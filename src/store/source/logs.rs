@@ -202,12 +202,9 @@ impl Source {
     ) -> Result<Vec<LogRow>, SourceError> {
         let sql = self.log_sql_filtered("l.id >= $1 AND l.id < $2", None, None);
         let mut slice: Vec<LogRow> = Vec::new();
-        stream_logs(
-            conn,
-            &sql,
-            vec![Bind::Int(lo), Bind::Int(hi)],
-            &mut |row| slice.push(row),
-        )?;
+        stream_logs(conn, &sql, vec![Bind::Int(lo), Bind::Int(hi)], &mut |row| {
+            slice.push(row)
+        })?;
         slice.sort_unstable_by_key(|r| r.id);
         Ok(slice)
     }
@@ -318,7 +315,10 @@ impl Source {
     }
 
     /// The lowest and highest log id, both read from the ends of the primary key.
-    pub fn log_id_bounds(&self, conn: &mut DbConnection) -> Result<Option<(i64, i64)>, SourceError> {
+    pub fn log_id_bounds(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Result<Option<(i64, i64)>, SourceError> {
         #[derive(QueryableByName)]
         struct Bounds {
             #[diesel(sql_type = Nullable<BigInt>)]

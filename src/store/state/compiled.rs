@@ -187,9 +187,11 @@ pub fn delete_segments_from(
         compiled_segments::table
             .filter(compiled_segments::userid.eq(userid))
             .filter(
-                compiled_segments::first_time.gt(from.0).or(compiled_segments::first_time
-                    .eq(from.0)
-                    .and(compiled_segments::first_id.ge(from.1))),
+                compiled_segments::first_time
+                    .gt(from.0)
+                    .or(compiled_segments::first_time
+                        .eq(from.0)
+                        .and(compiled_segments::first_id.ge(from.1))),
             ),
     )
     .execute(conn)?)
@@ -226,14 +228,18 @@ pub fn segment_parts(
     Ok(compiled_segments::table
         .filter(compiled_segments::userid.eq(userid))
         .filter(
-            compiled_segments::first_time.gt(from.0).or(compiled_segments::first_time
-                .eq(from.0)
-                .and(compiled_segments::first_id.ge(from.1))),
+            compiled_segments::first_time
+                .gt(from.0)
+                .or(compiled_segments::first_time
+                    .eq(from.0)
+                    .and(compiled_segments::first_id.ge(from.1))),
         )
         .filter(
-            compiled_segments::first_time.lt(until.0).or(compiled_segments::first_time
-                .eq(until.0)
-                .and(compiled_segments::first_id.lt(until.1))),
+            compiled_segments::first_time
+                .lt(until.0)
+                .or(compiled_segments::first_time
+                    .eq(until.0)
+                    .and(compiled_segments::first_id.lt(until.1))),
         )
         .order((compiled_segments::first_time, compiled_segments::first_id))
         .select(compiled_segments::part)
