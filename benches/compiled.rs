@@ -1,0 +1,165 @@
+//! Answers from the compiled store against full scans, in process (issue 12).
+//!
+//! `USESTATS_BENCH_DB=/path/usestats.sqlite3 cargo bench --bench compiled` reads a demo
+//! database (`usestats demo --log-rows N`) that `usestats compile` has compiled; without it,
+//! a 20 000-row demo is built and compiled in a temporary directory (a smoke run). It prints:
+//!
+//! * every user's report in one call (`reports::answer_users`, the path of
+//!   `get_users_stats`), from the store and by full scan;
+//! * the heaviest learner's report (`reports::answer_user`, the path of `get_stats` without
+//!   its envelope and names), from the store: CPU per call over many calls;
+//!
+//! and checks that each compiled answer equals the full scan's.
+
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use std::time::Instant;
+
+use diesel::RunQueryDsl;
+use usestats::compiled::{self, CompileOptions, CompiledStore};
+use usestats::config::EngineConfig;
+use usestats::demo::{DemoOptions, build_demo};
+use usestats::reports::{answer_user, answer_users, user_report, users_reports};
+use usestats::stats::Window;
+use usestats::store::source::Source;
+use usestats::store::{Db, DbConnection};
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+fn ids(conn: &mut DbConnection, sql: &str) -> Vec<i64> {
+    diesel::sql_query(sql)
+        .load::<Id>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    let wall = Instant::now();
+    let cpu = cpu::process_cpu();
+    let out = f();
+    println!(
+        "{label}: wall {:.3} s, cpu {:.3} s",
+        wall.elapsed().as_secs_f64(),
+        (cpu::process_cpu() - cpu).as_secs_f64()
+    );
+    out
+}
+
+fn main() {
+    let _tmp;
+    let path = match std::env::var("USESTATS_BENCH_DB") {
+        Ok(path) => path,
+        Err(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bench.sqlite3").to_string_lossy().into_owned();
+            let mut conn = usestats::store::establish(&path).unwrap();
+            usestats::store::migrate_state(&mut conn).unwrap();
+            build_demo(
+                &mut conn,
+                "mdl_",
+                &DemoOptions {
+                    log_rows: 20_000,
+                    ..DemoOptions::default()
+                },
+            )
+            .unwrap();
+            _tmp = dir;
+            path
+        }
+    };
+    let db = Db::open(&path, 2).unwrap();
+    usestats::store::migrate_state(&mut db.get().unwrap()).unwrap();
+    let source = Source::new("mdl_").unwrap();
+    let settings = usestats::reports::settings(&EngineConfig::default());
+    // As `usestats` keys a store whose source is the state database itself (the demo).
+    let store = CompiledStore {
+        state: db.clone(),
+        source_key: compiled::source_key("", "mdl_"),
+        in_source: true,
+    };
+    let mut conn = db.get().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let summary = timed("compile (brings the store up to date first)", || {
+        let mut state = db.get().unwrap();
+        compiled::compile(
+            &mut state,
+            &mut conn,
+            &source,
+            &settings,
+            &store.source_key,
+            now,
+            CompileOptions::default(),
+        )
+        .unwrap()
+    });
+    println!("  {summary:?}");
+    let users = ids(&mut conn, "SELECT id FROM mdl_user ORDER BY id");
+    let heaviest = ids(
+        &mut conn,
+        "SELECT userid AS id FROM compiled_users ORDER BY raw_rows DESC LIMIT 1",
+    )[0];
+    let window = Window {
+        from: 0,
+        to: now,
+        now,
+    };
+
+    for round in 1..=3 {
+        timed(&format!("all {} users, compiled, round {round}", users.len()), || {
+            answer_users(&mut conn, &source, &settings, Some(&store), &users, window).unwrap()
+        });
+    }
+    let compiled_all =
+        answer_users(&mut conn, &source, &settings, Some(&store), &users, window).unwrap();
+    let full_all = timed(&format!("all {} users, full scan", users.len()), || {
+        users_reports(&mut conn, &source, &settings, &users, window).unwrap()
+    });
+    assert_eq!(compiled_all, full_all, "compiled answers equal full scans");
+
+    let calls = 300u32;
+    let cpu0 = cpu::process_cpu();
+    let wall = Instant::now();
+    for _ in 0..calls {
+        answer_user(
+            &mut conn,
+            &source,
+            &settings,
+            Some(&store),
+            heaviest,
+            window,
+            false,
+        )
+        .unwrap();
+    }
+    let per_call_cpu = (cpu::process_cpu() - cpu0).as_secs_f64() / f64::from(calls) * 1e3;
+    let per_call_wall = wall.elapsed().as_secs_f64() / f64::from(calls) * 1e3;
+    let full = timed("heaviest learner, full scan", || {
+        user_report(&mut conn, &source, &settings, heaviest, window, false).unwrap()
+    });
+    let compiled_one = answer_user(
+        &mut conn,
+        &source,
+        &settings,
+        Some(&store),
+        heaviest,
+        window,
+        false,
+    )
+    .unwrap();
+    assert_eq!(compiled_one, full);
+    println!(
+        "heaviest learner (user {heaviest}, {} rows), compiled: {per_call_cpu:.3} ms cpu, {per_call_wall:.3} ms wall per call over {calls} calls",
+        full.rows_extracted
+    );
+    println!("peak RSS {} MiB", cpu::peak_rss_kib() / 1024);
+}
