@@ -58,7 +58,11 @@ fn main() {
         Ok(path) => path,
         Err(_) => {
             let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("bench.sqlite3").to_string_lossy().into_owned();
+            let path = dir
+                .path()
+                .join("bench.sqlite3")
+                .to_string_lossy()
+                .into_owned();
             let mut conn = usestats::store::establish(&path).unwrap();
             usestats::store::migrate_state(&mut conn).unwrap();
             build_demo(
@@ -79,10 +83,11 @@ fn main() {
     let source = Source::new("mdl_").unwrap();
     let settings = usestats::reports::settings(&EngineConfig::default());
     // As `usestats` keys a store whose source is the state database itself (the demo).
-    let store = CompiledStore {
+    let mut store = CompiledStore {
         state: db.clone(),
         source_key: compiled::source_key("", "mdl_"),
         in_source: true,
+        deletion_check: usestats::compiled::DeletionCheck::Count,
     };
     let mut conn = db.get().unwrap();
     let now = std::time::SystemTime::now()
@@ -114,10 +119,41 @@ fn main() {
         now,
     };
 
-    for round in 1..=3 {
-        timed(&format!("all {} users, compiled, round {round}", users.len()), || {
-            answer_users(&mut conn, &source, &settings, Some(&store), &users, window).unwrap()
-        });
+    for check in [
+        usestats::compiled::DeletionCheck::Count,
+        usestats::compiled::DeletionCheck::Ends,
+    ] {
+        store.deletion_check = check;
+        println!("-- deletion_check = {check:?}");
+        for round in 1..=3 {
+            timed(
+                &format!("all {} users, compiled, round {round}", users.len()),
+                || {
+                    answer_users(&mut conn, &source, &settings, Some(&store), &users, window)
+                        .unwrap()
+                },
+            );
+        }
+        let calls = 300u32;
+        let cpu0 = cpu::process_cpu();
+        let wall = Instant::now();
+        for _ in 0..calls {
+            answer_user(
+                &mut conn,
+                &source,
+                &settings,
+                Some(&store),
+                heaviest,
+                window,
+                false,
+            )
+            .unwrap();
+        }
+        let per_call_cpu = (cpu::process_cpu() - cpu0).as_secs_f64() / f64::from(calls) * 1e3;
+        let per_call_wall = wall.elapsed().as_secs_f64() / f64::from(calls) * 1e3;
+        println!(
+            "heaviest learner (user {heaviest}), compiled: {per_call_cpu:.3} ms cpu, {per_call_wall:.3} ms wall per call over {calls} calls"
+        );
     }
     let compiled_all =
         answer_users(&mut conn, &source, &settings, Some(&store), &users, window).unwrap();
@@ -126,23 +162,6 @@ fn main() {
     });
     assert_eq!(compiled_all, full_all, "compiled answers equal full scans");
 
-    let calls = 300u32;
-    let cpu0 = cpu::process_cpu();
-    let wall = Instant::now();
-    for _ in 0..calls {
-        answer_user(
-            &mut conn,
-            &source,
-            &settings,
-            Some(&store),
-            heaviest,
-            window,
-            false,
-        )
-        .unwrap();
-    }
-    let per_call_cpu = (cpu::process_cpu() - cpu0).as_secs_f64() / f64::from(calls) * 1e3;
-    let per_call_wall = wall.elapsed().as_secs_f64() / f64::from(calls) * 1e3;
     let full = timed("heaviest learner, full scan", || {
         user_report(&mut conn, &source, &settings, heaviest, window, false).unwrap()
     });
@@ -157,9 +176,6 @@ fn main() {
     )
     .unwrap();
     assert_eq!(compiled_one, full);
-    println!(
-        "heaviest learner (user {heaviest}, {} rows), compiled: {per_call_cpu:.3} ms cpu, {per_call_wall:.3} ms wall per call over {calls} calls",
-        full.rows_extracted
-    );
+    println!("heaviest learner: {} rows extracted", full.rows_extracted);
     println!("peak RSS {} MiB", cpu::peak_rss_kib() / 1024);
 }

@@ -308,6 +308,7 @@ fn compiled_answers(
         source,
         settings,
         &store.source_key,
+        store.deletion_check,
         userids,
         window,
         keep_sessions,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use common::db::TestDb;
 use diesel::connection::SimpleConnection;
 use proptest::prelude::*;
-use usestats::compiled::{self, CompileOptions, CompiledStore};
+use usestats::compiled::{self, CompileOptions, CompiledStore, DeletionCheck};
 use usestats::reports::{answer_user, answer_users, user_report, users_reports};
 use usestats::stats::{Settings, Window};
 use usestats::store::source::{Source, migrate_source};
@@ -160,6 +160,10 @@ struct Site {
 }
 
 fn site() -> Site {
+    site_checking(DeletionCheck::Count)
+}
+
+fn site_checking(check: DeletionCheck) -> Site {
     let source_db = TestDb::sqlite();
     let mut conn = source_db.connect();
     fixture(&mut conn);
@@ -175,6 +179,7 @@ fn site() -> Site {
             state,
             source_key: SOURCE_KEY.into(),
             in_source: false,
+            deletion_check: check,
         },
         source: Source::new("mdl_").expect("prefix"),
     }
@@ -217,6 +222,7 @@ impl Site {
                 &self.source,
                 settings,
                 SOURCE_KEY,
+                self.store.deletion_check,
                 &USERS,
                 window,
                 true,
@@ -369,6 +375,7 @@ fn incremental_compile_equals_a_full_one() {
         &site.source,
         &settings,
         SOURCE_KEY,
+        DeletionCheck::Count,
         &USERS,
         window,
         true,
@@ -398,6 +405,7 @@ fn incremental_compile_equals_a_full_one() {
         &site.source,
         &settings,
         SOURCE_KEY,
+        DeletionCheck::Count,
         &USERS,
         window,
         true,
@@ -414,4 +422,34 @@ fn incremental_compile_equals_a_full_one() {
         })
         .collect();
     assert_eq!(full.reports, reference);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `deletion_check = "ends"` sees what Moodle itself deletes: the oldest rows (log
+    /// retention) and every row of a user.
+    #[test]
+    fn ends_check_sees_retention_and_deleted_users(
+        settings in settings(),
+        first in steps(),
+        cutoff in 0i64..60_000,
+        gone in 0usize..3,
+        windows in windows(),
+    ) {
+        let mut site = site_checking(DeletionCheck::Ends);
+        let mut clocks = [T0; 3];
+        insert(&mut site.conn, &rows(&first, 1, &mut clocks));
+        let now = T0 + 400_000;
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+        site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE timecreated < {}", T0 + cutoff));
+        site.check(&settings, &windows);
+        site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE userid = {}", USERS[gone]));
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+    }
 }

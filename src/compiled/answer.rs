@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    CompiledError, Summary, decode_partial, decode_rows, decode_summary, enrolment_key,
-    settings_key,
+    CompiledError, DeletionCheck, Summary, decode_partial, decode_rows, decode_summary,
+    enrolment_key, settings_key,
 };
 use crate::stats::{Engine, Estimator, Key, LogRow, ModuleInfo, Partial, Report, Settings, Window};
 use crate::store::DbConnection;
@@ -49,6 +49,7 @@ pub fn answer(
     source: &Source,
     settings: &Settings,
     source_key: &str,
+    check: DeletionCheck,
     userids: &[i64],
     window: Window,
     keep_sessions: bool,
@@ -72,7 +73,18 @@ pub fn answer(
     for row in source.logs_after(conn, userids, high_water)? {
         new_rows.entry(row.userid).or_default().push(row);
     }
-    let counts = source.log_counts(conn, userids)?;
+    // Deleted rows: every row counted, or the lowest and highest id compared (see
+    // `DeletionCheck`).
+    let counts = match check {
+        DeletionCheck::Count => source.log_counts(conn, userids)?,
+        DeletionCheck::Ends => HashMap::new(),
+    };
+    let mut ends = HashMap::new();
+    if check == DeletionCheck::Ends {
+        for &user in userids {
+            ends.insert(user, source.log_id_ends(conn, user, high_water)?);
+        }
+    }
     let mut starts = if settings.enrolment_filter {
         source.enrolment_starts_for_users(conn, userids)?
     } else {
@@ -85,11 +97,16 @@ pub fn answer(
         let compiled = rows.remove(&user);
         let fresh = new_rows.remove(&user).unwrap_or_default();
         let total = counts.get(&user).copied().unwrap_or(0);
+        let user_ends = ends.get(&user).copied().unwrap_or((None, None));
+        let none_deleted = |raw_rows: i64, min_id: Option<i64>, max_id: Option<i64>| match check {
+            DeletionCheck::Count => total == raw_rows.saturating_add(fresh.len() as i64),
+            DeletionCheck::Ends => user_ends == (min_id, max_id),
+        };
         let user_starts = starts.remove(&user).unwrap_or_default();
         let checked = match compiled {
             // No row up to the high-water mark when it was compiled: still none, or some were
             // added since with old ids (a restore), which only a full scan sees.
-            None if total == fresh.len() as i64 => Some(Usable {
+            None if none_deleted(0, None, None) => Some(Usable {
                 row: None,
                 summary: Summary::default(),
                 tail: Vec::new(),
@@ -100,7 +117,7 @@ pub fn answer(
             Some(row) => {
                 let intact = !row.stale
                     // Rows deleted (log retention, a privacy request) or inserted under the mark.
-                    && total == row.raw_rows.saturating_add(fresh.len() as i64)
+                    && none_deleted(row.raw_rows, row.min_id, row.max_id)
                     && row.enrolment_key == enrolment_key(settings, &user_starts);
                 let decoded = if intact {
                     decode_summary(&row.summary).zip(decode_rows(&row.tail))
@@ -228,7 +245,9 @@ fn user_answer(
             .min()
     });
     let limit = window.to.min(window.now);
+    // The stored sum has no session list: an answer that lists sessions reads the segments.
     let all_segments_fit = late.is_none()
+        && !keep_sessions
         && segments > 0
         && first.is_some_and(|f| f.0 >= window.from)
         && tail_start.is_some_and(|t| t.0 <= limit);
@@ -295,7 +314,7 @@ fn user_answer(
                     "segment plan out of range".into(),
                 )));
             };
-            if k == 0 && m as i64 == segments && tail_trusted {
+            if k == 0 && m as i64 == segments && tail_trusted && !keep_sessions {
                 total.append(u.summary.partial);
             } else {
                 for bytes in state::segment_parts(state_conn!(state, conn), user, first.0, last.1)?

@@ -12,7 +12,7 @@ use super::{
     CompiledError, EVERYTHING, Summary, decode_partial, decode_rows, decode_summary,
     encode_partial, encode_rows, encode_summary, enrolment_key, settings_key,
 };
-use crate::stats::{Engine, Key, LogRow, Reorder, Segment, Settings};
+use crate::stats::{Engine, Key, LogRow, Partial, Reorder, Segment, Settings};
 use crate::store::source::{IDS_PER_BATCH_QUERY, Source};
 use crate::store::state::{self, CompiledMeta, CompiledUser};
 use crate::store::{DbConnection, write_transaction};
@@ -68,6 +68,8 @@ struct Work {
     segment_count: i64,
     first: Option<Key>,
     raw_rows: i64,
+    min_id: Option<i64>,
+    max_id: Option<i64>,
     enrolment_key: String,
     /// Recompile from the segment holding this key (None with `engine` None: in full).
     late: Option<Key>,
@@ -86,6 +88,8 @@ impl Work {
             segment_count: 0,
             first: None,
             raw_rows: 0,
+            min_id: None,
+            max_id: None,
             late: None,
             touched: true,
         }
@@ -101,6 +105,8 @@ impl Work {
             segment_count: 0,
             first: None,
             raw_rows: 0,
+            min_id: None,
+            max_id: None,
             enrolment_key: String::new(),
             late,
             touched: true,
@@ -121,6 +127,8 @@ impl Work {
         work.segment_count = row.segments;
         work.first = row.first();
         work.raw_rows = row.raw_rows;
+        work.min_id = row.min_id;
+        work.max_id = row.max_id;
         work.touched = false;
         for tail_row in tail {
             work.feed(tail_row);
@@ -151,7 +159,9 @@ impl Work {
         match engine.push_segmented(&row) {
             Ok(Some(segment)) => {
                 self.first.get_or_insert(segment.first);
-                self.summary.partial.append(segment.partial.clone());
+                self.summary
+                    .partial
+                    .append(without_sessions(&segment.partial));
                 self.segment_count += 1;
                 self.segments.push(segment);
                 self.since_cut.clear();
@@ -175,6 +185,8 @@ impl Work {
 
     fn take(&mut self, row: LogRow) {
         self.raw_rows += 1;
+        self.min_id = Some(self.min_id.map_or(row.id, |m| m.min(row.id)));
+        self.max_id = Some(self.max_id.map_or(row.id, |m| m.max(row.id)));
         self.touched = true;
         let key = (row.time, row.id);
         let Some(engine) = self.engine.as_ref() else {
@@ -221,6 +233,8 @@ impl Work {
             userid,
             enrolment_key: self.enrolment_key.clone(),
             raw_rows: self.raw_rows,
+            min_id: self.min_id,
+            max_id: self.max_id,
             segments: self.segment_count,
             first_time: self.first.map(|k| k.0),
             first_id: self.first.map(|k| k.1),
@@ -334,6 +348,16 @@ pub fn compile(
     Ok(summary)
 }
 
+/// The user's sum keeps no session list: answers that list sessions read the segments.
+fn without_sessions(part: &Partial) -> Partial {
+    Partial {
+        rows_extracted: part.rows_extracted,
+        courses: part.courses.clone(),
+        sessions: part.sessions.clone(),
+        session_list: Vec::new(),
+    }
+}
+
 fn meta_at(settings_key: &str, source_key: &str, high_water: i64, now: i64) -> CompiledMeta {
     CompiledMeta {
         settings_key: settings_key.to_string(),
@@ -435,7 +459,7 @@ pub(super) fn recompile_user(
         }
         for bytes in state::segment_parts(state, user, (i64::MIN, i64::MIN), start)? {
             match decode_partial(&bytes) {
-                Some(part) => summary.partial.append(part),
+                Some(part) => summary.partial.append(without_sessions(&part)),
                 // Unreadable: start over for this user.
                 None => {
                     return recompile_user(state, conn, source, settings, user, high_water, None);
@@ -470,6 +494,7 @@ pub(super) fn recompile_user(
         work.feed(row);
     }
     work.raw_rows = source.log_count_upto(conn, user, high_water)?;
+    (work.min_id, work.max_id) = source.log_id_ends(conn, user, high_water)?;
     let (row, segments) = work.rows_to_commit(user);
     write_transaction::<_, CompiledError, _>(state, |state| {
         match start {

@@ -15,6 +15,7 @@
 mod answer;
 mod compile;
 
+pub use crate::config::DeletionCheck;
 pub use answer::{Answers, answer};
 pub use compile::{CompileOptions, CompileSummary, compile};
 
@@ -115,6 +116,7 @@ pub struct CompiledStore {
     pub source_key: String,
     /// The state database is the source (the embedded demo): one connection serves both.
     pub in_source: bool,
+    pub deletion_check: crate::config::DeletionCheck,
 }
 
 impl CompiledStore {
@@ -127,6 +129,7 @@ impl CompiledStore {
             state: state.clone(),
             source_key: source_key(&config.source.url, &config.source.prefix),
             in_source: !config.source_is_separate(),
+            deletion_check: config.engine.deletion_check,
         })
     }
 }

@@ -193,6 +193,19 @@ pub struct EngineConfig {
     pub compiled: bool,
     /// How often `serve` compiles the rows logged since its last pass.
     pub compile_interval_secs: u64,
+    /// How an answer makes sure no compiled row was deleted: `count` (each user's rows are
+    /// counted on Moodle's `(userid)` index: exact, costs a pass over that user's index
+    /// entries) or `ends` (the user's lowest and highest id only: catches Moodle's log
+    /// retention and whole-user deletions; a row deleted in the middle of a history is found
+    /// by `usestats compile --verify`).
+    pub deletion_check: DeletionCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionCheck {
+    Count,
+    Ends,
 }
 
 impl Default for EngineConfig {
@@ -207,6 +220,7 @@ impl Default for EngineConfig {
             enrolment_filter: settings.enrolment_filter,
             compiled: true,
             compile_interval_secs: 30,
+            deletion_check: DeletionCheck::Count,
         }
     }
 }

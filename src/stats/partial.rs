@@ -9,8 +9,6 @@
 //! computed once, they can be added to any window that holds all of them and the next cut's
 //! row (whose time gives the segment's last row its gap).
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::input::Window;
@@ -35,22 +33,12 @@ impl Partial {
     /// both would give, provided the later run starts at a cut.
     pub fn append(&mut self, later: Partial) {
         self.rows_extracted = self.rows_extracted.saturating_add(later.rows_extracted);
-        let mut index: HashMap<i64, usize> = self
-            .courses
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.course, i))
-            .collect();
+        // A later run names few courses and modules: finding each by a scan costs less than
+        // building an index of every course on each call (the compiler appends per segment).
         for course in later.courses {
-            match index
-                .get(&course.course)
-                .and_then(|&i| self.courses.get_mut(i))
-            {
+            match self.courses.iter_mut().find(|c| c.course == course.course) {
                 Some(mine) => append_course(mine, course),
-                None => {
-                    index.insert(course.course, self.courses.len());
-                    self.courses.push(course);
-                }
+                None => self.courses.push(course),
             }
         }
         self.sessions.append(&later.sessions);
@@ -87,17 +75,8 @@ fn append_course(mine: &mut CourseTotals, later: CourseTotals) {
         mine.last_time = later.last_time;
     }
     mine.events = mine.events.saturating_add(later.events);
-    let mut index: HashMap<i64, usize> = mine
-        .modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.cmid, i))
-        .collect();
     for module in later.modules {
-        match index
-            .get(&module.cmid)
-            .and_then(|&i| mine.modules.get_mut(i))
-        {
+        match mine.modules.iter_mut().find(|m| m.cmid == module.cmid) {
             Some(m) => {
                 // As in the engine: the first known name and section win.
                 if m.module.is_none() {
@@ -109,10 +88,7 @@ fn append_course(mine: &mut CourseTotals, later: CourseTotals) {
                 m.elapsed = m.elapsed.saturating_add(module.elapsed);
                 m.events = m.events.saturating_add(module.events);
             }
-            None => {
-                index.insert(module.cmid, mine.modules.len());
-                mine.modules.push(module);
-            }
+            None => mine.modules.push(module),
         }
     }
     mine.sessions.append(&later.sessions);

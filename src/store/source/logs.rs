@@ -209,6 +209,37 @@ impl Source {
         Ok(slice)
     }
 
+    /// The lowest and highest id of one user's rows with `id <= max_id`: two seeks into the
+    /// `(userid)` index (each index entry ends with the row's id), no row read.
+    pub fn log_id_ends(
+        &self,
+        conn: &mut DbConnection,
+        userid: i64,
+        max_id: i64,
+    ) -> Result<(Option<i64>, Option<i64>), SourceError> {
+        #[derive(QueryableByName)]
+        struct Ends {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            lo: Option<i64>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            hi: Option<i64>,
+        }
+        let t = self.t("logstore_standard_log");
+        let rows: Vec<Ends> = query::load(
+            conn,
+            &format!(
+                "SELECT (SELECT MIN(id) FROM {t} WHERE userid = $1 AND id <= $2) AS lo, \
+                 (SELECT MAX(id) FROM {t} WHERE userid = $1 AND id <= $2) AS hi"
+            ),
+            vec![Bind::Int(userid), Bind::Int(max_id)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|e| (e.lo, e.hi))
+            .unwrap_or((None, None)))
+    }
+
     /// One user's rows (filtered or not) with `id <= max_id`, counted on the `(userid)` index.
     pub fn log_count_upto(
         &self,
@@ -329,8 +360,8 @@ impl Source {
         let rows: Vec<Bounds> = query::load(
             conn,
             &format!(
-                "SELECT MIN(id) AS lo, MAX(id) AS hi FROM {}",
-                self.t("logstore_standard_log")
+                "SELECT (SELECT MIN(id) FROM {t}) AS lo, (SELECT MAX(id) FROM {t}) AS hi",
+                t = self.t("logstore_standard_log")
             ),
             vec![],
         )?;
@@ -401,7 +432,11 @@ impl Source {
             Backend::Sqlite => (
                 one(
                     conn,
-                    &format!("SELECT MAX(id) - MIN(id) + 1 AS n FROM {table}"),
+                    // Two subqueries: SQLite reads one end of the key for a lone MIN or MAX,
+                    // but scans the table for both in one SELECT.
+                    &format!(
+                        "SELECT (SELECT MAX(id) FROM {table}) - (SELECT MIN(id) FROM {table}) + 1 AS n"
+                    ),
                     vec![],
                 )?
                 .or(Some(0)),

@@ -27,6 +27,9 @@ pub struct CompiledUser {
     pub enrolment_key: String,
     /// The user's log rows with `id <= high_water`, every row counted (filtered or not).
     pub raw_rows: i64,
+    /// The lowest and highest of those rows' ids.
+    pub min_id: Option<i64>,
+    pub max_id: Option<i64>,
     pub segments: i64,
     /// Key of the first segment's first row.
     pub first_time: Option<i64>,

@@ -130,6 +130,8 @@ pub mod schema {
             userid -> BigInt,
             enrolment_key -> Text,
             raw_rows -> BigInt,
+            min_id -> Nullable<BigInt>,
+            max_id -> Nullable<BigInt>,
             segments -> BigInt,
             first_time -> Nullable<BigInt>,
             first_id -> Nullable<BigInt>,

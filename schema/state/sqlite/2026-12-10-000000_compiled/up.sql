@@ -14,6 +14,8 @@ CREATE TABLE compiled_users (
     userid BIGINT PRIMARY KEY NOT NULL,
     enrolment_key TEXT NOT NULL,
     raw_rows BIGINT NOT NULL,
+    min_id BIGINT,
+    max_id BIGINT,
     segments BIGINT NOT NULL,
     first_time BIGINT,
     first_id BIGINT,
