@@ -82,7 +82,7 @@ USESTATS_BENCH_DB="$DB" "$BENCH" --bench
 echo "== warm get_users_stats over HTTP, every user in one call"
 "$US" grant add "http://127.0.0.1:$PORT" bench --site --course >/dev/null
 TOKEN=$("$US" --json token create "http://127.0.0.1:$PORT" bench --label bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-UIDS=$(sqlite3 "$DB" "SELECT group_concat('uids[' || (rowid - 1) || ']=' || id, '&') FROM (SELECT id FROM mdl_user WHERE deleted = 0 ORDER BY id)")
+UIDS=$(sqlite3 "$DB" "SELECT id FROM mdl_user WHERE deleted = 0 ORDER BY id" | awk '{printf "%suids[%d]=%s", (NR > 1 ? "&" : ""), NR - 1, $1}')
 "$US" serve > serve.log 2>&1 &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT
