@@ -81,20 +81,11 @@ impl Work {
         Work {
             enrolment_key: enrolment_key(settings, &starts),
             engine: Some(Engine::new(settings, EVERYTHING, starts).segmenting()),
-            order: Reorder::new(REORDER_SECONDS),
-            since_cut: Vec::new(),
-            segments: Vec::new(),
-            summary: Summary::default(),
-            segment_count: 0,
-            first: None,
-            raw_rows: 0,
-            min_id: None,
-            max_id: None,
-            late: None,
-            touched: true,
+            ..Work::broken(None)
         }
     }
 
+    /// A user to read again on their own after the pass (from `late`, or in full).
     fn broken(late: Option<Key>) -> Work {
         Work {
             engine: None,
