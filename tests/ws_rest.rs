@@ -1578,7 +1578,10 @@ async fn setup_on_source(db: TestDb) -> Ws {
     t.app.clock.pin(NOW);
     // The compiled store in our state database, compiled from the separate Moodle database.
     let compiled = compile(&t.app).await;
-    assert!(compiled.rows_read > 0 && compiled.segments > 0, "{compiled:?}");
+    assert!(
+        compiled.rows_read > 0 && compiled.segments > 0,
+        "{compiled:?}"
+    );
     t.grant(HOME, CALLER, false, true).await;
     let token = new_token(&t, CALLER, None, "").await;
     Ws {
