@@ -100,6 +100,15 @@ impl Metrics {
                 "usestats_rsa_operations_total{{operation=\"{operation}\"}} {count}\n"
             ));
         }
+        out.push_str(
+            "# HELP usestats_compiled_answers_total Users answered from the compiled stats, and by a full scan of the log instead.\n",
+        );
+        out.push_str("# TYPE usestats_compiled_answers_total counter\n");
+        for (source, count) in crate::compiled::answer_counts() {
+            out.push_str(&format!(
+                "usestats_compiled_answers_total{{source=\"{source}\"}} {count}\n"
+            ));
+        }
         for (name, help, value) in [
             (
                 "usestats_rejected_busy_total",

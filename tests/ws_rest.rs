@@ -1536,6 +1536,15 @@ async fn windows_empty_logs_and_scores() {
 async fn get_users_stats_for_every_user_in_one_call() {
     let ws = setup(None).await;
     users_stats(&ws, &site(&ws).await).await;
+    // Those answers came from the compiled store, and /metrics says so.
+    let (status, text) = get(&ws.t.url("/metrics")).await;
+    assert_eq!(status, 200);
+    let compiled: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("usestats_compiled_answers_total{source=\"compiled\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no compiled answers counter: {text}"));
+    assert!(compiled > 0, "{text}");
 }
 
 #[tokio::test]

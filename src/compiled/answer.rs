@@ -206,6 +206,11 @@ pub fn answer(
         )?;
         answers.reports.insert(user, report);
     }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        super::ANSWERED.fetch_add(answers.reports.len() as u64, Relaxed);
+        super::FELL_BACK.fetch_add(answers.fallback.len() as u64, Relaxed);
+    }
     for user in stale {
         // The next compile pass rebuilds them; until then they are answered by full scans.
         if let Err(e) = state::mark_compiled_stale(state_conn!(state, conn), user) {

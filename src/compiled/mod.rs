@@ -39,6 +39,20 @@ impl From<diesel::result::Error> for CompiledError {
     }
 }
 
+/// Users answered from the store, and users the store handed back to a full scan, since the
+/// process started (process-wide, as `crypto::operation_counts`): `/metrics` shows them, so an
+/// operator sees a store that has stopped answering.
+static ANSWERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static FELL_BACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn answer_counts() -> [(&'static str, u64); 2] {
+    use std::sync::atomic::Ordering::Relaxed;
+    [
+        ("compiled", ANSWERED.load(Relaxed)),
+        ("full_scan", FELL_BACK.load(Relaxed)),
+    ]
+}
+
 /// What the store was compiled with; a store compiled with other settings is not used.
 pub fn settings_key(settings: &Settings) -> String {
     format!(
