@@ -315,7 +315,7 @@ fn compiled_answers(
     ) {
         Ok(answers) => Ok(Some(answers)),
         Err(CompiledError::Source(e)) => Err(e.into()),
-        Err(CompiledError::Store(e)) => {
+        Err(e @ (CompiledError::Store(_) | CompiledError::Concurrent)) => {
             tracing::warn!(error = %e, "compiled stats unreadable, answering by full scan");
             Ok(None)
         }

@@ -453,3 +453,56 @@ proptest! {
         prop_assert_eq!(answered, USERS.len() * windows.len());
     }
 }
+
+/// Two passes at once (`usestats compile` beside `serve`): the one that finds the store moved
+/// on under it stops without writing, so no row is counted twice.
+#[test]
+fn a_pass_that_finds_the_store_moved_on_writes_nothing() {
+    let mut site = site();
+    let mut clocks = [T0; 3];
+    let steps: Vec<(usize, usize, i64)> = (0..60).map(|i| (i % 3, 0, 100 + i as i64)).collect();
+    insert(&mut site.conn, &rows(&steps[..30], 1, &mut clocks));
+    let settings = Settings::default();
+    site.compile(&settings, T0 + 1_000_000);
+    insert(&mut site.conn, &rows(&steps[30..], 100, &mut clocks));
+    let other = site.store.state.clone();
+    let mut state = site.store.state.get().unwrap();
+    let result = compiled::compile(
+        &mut state,
+        &mut site.conn,
+        &site.source,
+        &settings,
+        SOURCE_KEY,
+        T0 + 1_000_000,
+        CompileOptions {
+            progress: Some(Box::new(move |_, _| {
+                // Another pass commits while this one reads.
+                other
+                    .get()
+                    .unwrap()
+                    .batch_execute("UPDATE compiled_meta SET high_water = high_water + 1")
+                    .unwrap();
+            })),
+            ..CompileOptions::default()
+        },
+    );
+    assert!(
+        matches!(result, Err(compiled::CompiledError::Concurrent)),
+        "{result:?}"
+    );
+    drop(state);
+    let users_grown: i64 = {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut state = site.store.state.get().unwrap();
+        diesel::sql_query("SELECT COUNT(*) AS n FROM compiled_users WHERE raw_rows > 10")
+            .get_result::<N>(&mut state)
+            .unwrap()
+            .n
+    };
+    assert_eq!(users_grown, 0, "the stopped pass wrote no user row");
+}

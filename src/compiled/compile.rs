@@ -285,6 +285,7 @@ pub fn compile(
     }
 
     let first_id = high_water;
+    let mut committed = high_water;
     let total = u64::try_from(hi.saturating_sub(high_water)).unwrap_or(0);
     let mut works: HashMap<i64, Work> = HashMap::new();
     let mut since_commit = 0i64;
@@ -314,7 +315,15 @@ pub fn compile(
             progress(u64::try_from(high_water - first_id).unwrap_or(0), total);
         }
         if since_commit >= options.commit_ids || end > hi {
-            summary.segments += commit(state, &skey, source_key, now, high_water, &mut works)?;
+            summary.segments += commit(
+                state,
+                &skey,
+                source_key,
+                now,
+                (committed, high_water),
+                &mut works,
+            )?;
+            committed = high_water;
             since_commit = 0;
         }
         start = end;
@@ -390,12 +399,15 @@ fn load_works(
 }
 
 /// Writes what the pass has done up to `high_water`, in one transaction.
+/// Writes what the pass has done from mark `from` up to `high_water`, in one transaction. The
+/// store must still be at `from`: another pass (a `usestats compile` beside `serve`) that got
+/// there first would otherwise see these rows counted twice, so this pass stops instead.
 fn commit(
     state: &mut DbConnection,
     settings_key: &str,
     source_key: &str,
     now: i64,
-    high_water: i64,
+    (from, high_water): (i64, i64),
     works: &mut HashMap<i64, Work>,
 ) -> Result<u64, CompiledError> {
     let mut writes = Vec::new();
@@ -405,6 +417,10 @@ fn commit(
     }
     let segments: u64 = writes.iter().map(|(_, s)| s.len() as u64).sum();
     write_transaction::<_, CompiledError, _>(state, |state| {
+        let at = state::compiled_meta(state)?.map(|m| m.high_water);
+        if at != Some(from) {
+            return Err(CompiledError::Concurrent);
+        }
         for (row, segments) in &writes {
             let encoded: Vec<_> = segments
                 .iter()
@@ -488,6 +504,9 @@ pub(super) fn recompile_user(
     (work.min_id, work.max_id) = source.log_id_ends(conn, user, high_water)?;
     let (row, segments) = work.rows_to_commit(user);
     write_transaction::<_, CompiledError, _>(state, |state| {
+        if state::compiled_meta(state)?.map(|m| m.high_water) != Some(high_water) {
+            return Err(CompiledError::Concurrent);
+        }
         match start {
             Some(start) => {
                 state::delete_segments_from(state, user, start)?;

@@ -31,6 +31,10 @@ pub enum CompiledError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another compile pass moved the store on while this one ran; this one stopped without
+    /// writing.
+    #[error("another compile pass is running on this store")]
+    Concurrent,
 }
 
 impl From<diesel::result::Error> for CompiledError {
