@@ -165,6 +165,9 @@ pub fn answer(
     cmids.sort_unstable();
     let now_states = source.module_states(conn, &cmids)?;
     let moved = |u: &Usable| {
+        if u.summary.mixed {
+            return true;
+        }
         let summary = u
             .summary
             .modules

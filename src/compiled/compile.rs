@@ -121,8 +121,15 @@ impl Work {
         work.min_id = row.min_id;
         work.max_id = row.max_id;
         work.touched = false;
+        // Through the reorder window, as when they were first read: the last of them wait
+        // there, so a new row a little earlier than them (requests that overlap) still goes
+        // in order rather than counting as late.
         for tail_row in tail {
-            work.feed(tail_row);
+            let mut released = Vec::new();
+            if work.order.push(tail_row, |r| released.push(r)).is_err() {
+                return Work::broken(None);
+            }
+            released.into_iter().for_each(|r| work.feed(r));
         }
         work
     }
@@ -142,10 +149,14 @@ impl Work {
         } = &row.module
             && *cmid != 0
         {
-            self.summary
-                .modules
-                .entry(*cmid)
-                .or_insert_with(|| (module.clone(), *section));
+            let state = (module.clone(), *section);
+            match self.summary.modules.get(cmid) {
+                Some(seen) if *seen != state => self.summary.mixed = true,
+                Some(_) => {}
+                None => {
+                    self.summary.modules.insert(*cmid, state);
+                }
+            }
         }
         match engine.push_segmented(&row) {
             Ok(Some(segment)) => {
@@ -330,22 +341,41 @@ pub fn compile(
     }
     // Everything read is committed; what is left in the reorder windows is in the tails.
     summary.users = works.len();
-    let mut again: Vec<(i64, Option<Key>)> = works
+    let mut again: Vec<(i64, Option<Kept>)> = works
         .iter()
         .filter(|(_, w)| w.engine.is_none())
-        .map(|(u, w)| (*u, w.late))
+        .map(|(u, w)| {
+            let kept = w.late.map(|late| Kept {
+                late,
+                raw_rows: w.raw_rows,
+                min_id: w.min_id,
+                max_id: w.max_id,
+                enrolment_key: w.enrolment_key.clone(),
+            });
+            (*u, kept)
+        })
         .collect();
     drop(works);
     let mut stale = state::stale_compiled_users(state, 10_000)?;
     stale.retain(|u| !again.iter().any(|(a, _)| a == u));
     again.extend(stale.into_iter().map(|u| (u, None)));
-    again.sort_unstable();
-    for (user, late) in again {
-        recompile_user(state, conn, source, settings, user, high_water, late)?;
+    again.sort_unstable_by_key(|(u, _)| *u);
+    for (user, kept) in again {
+        recompile_user(state, conn, source, settings, user, high_water, kept)?;
         summary.recompiled += 1;
     }
     summary.high_water = high_water;
     Ok(summary)
+}
+
+/// What a user's compiled rows counted before a late row sent them to be read again: the
+/// segments before it are kept only if the log still holds exactly those rows.
+struct Kept {
+    late: Key,
+    raw_rows: i64,
+    min_id: Option<i64>,
+    max_id: Option<i64>,
+    enrolment_key: String,
 }
 
 /// The user's sum keeps no session list: answers that list sessions read the segments.
@@ -437,15 +467,32 @@ fn commit(
 
 /// Reads one user's rows up to `high_water` again, from the segment holding `from` (in full
 /// when `None`), keeping the segments before it.
-pub(super) fn recompile_user(
+fn recompile_user(
     state: &mut DbConnection,
     conn: &mut DbConnection,
     source: &Source,
     settings: &Settings,
     user: i64,
     high_water: i64,
-    from: Option<Key>,
+    kept: Option<Kept>,
 ) -> Result<(), CompiledError> {
+    let starts = if settings.enrolment_filter {
+        source.enrolment_starts(conn, user)?
+    } else {
+        HashMap::new()
+    };
+    let count = source.log_count_upto(conn, user, high_water)?;
+    let ends = source.log_id_ends(conn, user, high_water)?;
+    // Segments before the late row are kept only when nothing else changed under them: the
+    // rows counted, their ends and the enrolments must be what the pass saw. Otherwise (a
+    // deletion, new enrolments) the user is read again in full.
+    let from = kept
+        .filter(|k| {
+            k.raw_rows == count
+                && (k.min_id, k.max_id) == ends
+                && k.enrolment_key == enrolment_key(settings, &starts)
+        })
+        .map(|k| k.late);
     let bounds = state::segment_bounds(state, user)?;
     let keep = match from {
         Some(late) => bounds.iter().take_while(|(_, next)| *next < late).count(),
@@ -474,11 +521,6 @@ pub(super) fn recompile_user(
             }
         }
     }
-    let starts = if settings.enrolment_filter {
-        source.enrolment_starts(conn, user)?
-    } else {
-        HashMap::new()
-    };
     let mut work = Work::fresh(settings, starts);
     work.summary = summary;
     work.segment_count = keep as i64;
@@ -500,8 +542,8 @@ pub(super) fn recompile_user(
     for row in rows {
         work.feed(row);
     }
-    work.raw_rows = source.log_count_upto(conn, user, high_water)?;
-    (work.min_id, work.max_id) = source.log_id_ends(conn, user, high_water)?;
+    work.raw_rows = count;
+    (work.min_id, work.max_id) = ends;
     let (row, segments) = work.rows_to_commit(user);
     write_transaction::<_, CompiledError, _>(state, |state| {
         if state::compiled_meta(state)?.map(|m| m.high_water) != Some(high_water) {

@@ -101,6 +101,9 @@ fn decode_partial(bytes: &[u8]) -> Option<Partial> {
 struct Summary {
     partial: Partial,
     modules: std::collections::BTreeMap<i64, crate::store::source::ModuleState>,
+    /// Some activity resolved two ways across the compiled rows (moved between passes): the
+    /// store cannot tell which rows saw which, so answers go to a full scan.
+    mixed: bool,
 }
 
 fn encode_summary(summary: &Summary) -> Vec<u8> {
