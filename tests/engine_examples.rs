@@ -19,9 +19,9 @@ fn row(id: i64, offset: i64, course: i64, level: i64, action: &str, target: &str
         time: T0 + offset,
         course: Some(course),
         context_level: level,
-        action: action.to_string(),
-        target: target.to_string(),
-        origin: Some("web".to_string()),
+        action: action.into(),
+        target: target.into(),
+        origin: Some("web".into()),
         realuserid: None,
         module: ModuleInfo::NotModule,
     }
@@ -45,7 +45,7 @@ fn in_module(row: LogRow, cmid: i64, module: &str, section: i64) -> LogRow {
         context_level: 70,
         module: ModuleInfo::Cm {
             cmid,
-            module: Some(module.to_string()),
+            module: Some(module.into()),
             section: Some(section),
         },
         ..row
@@ -755,7 +755,7 @@ fn context_levels_are_classified() {
             // The store's cm information only counts at module level.
             module: ModuleInfo::Cm {
                 cmid: 99,
-                module: Some("quiz".to_string()),
+                module: Some("quiz".into()),
                 section: Some(1),
             },
             ..row(5, 100, 2, 50, "viewed", "course")
@@ -804,7 +804,7 @@ fn extraction_filters() {
         },
         LogRow {
             id: 11,
-            origin: Some("ws".to_string()),
+            origin: Some("ws".into()),
             ..base.clone()
         },
         LogRow {
@@ -823,7 +823,7 @@ fn extraction_filters() {
     let dropped = vec![
         LogRow {
             id: 20,
-            origin: Some("cli".to_string()),
+            origin: Some("cli".into()),
             ..base.clone()
         },
         LogRow {
@@ -838,7 +838,7 @@ fn extraction_filters() {
         },
         LogRow {
             id: 23,
-            action: "failed".to_string(),
+            action: "failed".into(),
             ..base.clone()
         },
         LogRow {
@@ -858,7 +858,7 @@ fn extraction_filters() {
         },
         LogRow {
             id: 27,
-            action: "failed".to_string(),
+            action: "failed".into(),
             ..login(27, 150)
         },
         // "login" is the renamed action; extraction tests the logged actions only.

@@ -53,7 +53,7 @@ fn realistic_row() -> impl Strategy<Value = LogRow> {
         )
             .prop_map(|(cmid, module, section)| ModuleInfo::Cm {
                 cmid,
-                module: module.map(str::to_string),
+                module: module.map(Into::into),
                 section,
             }),
         1 => Just(ModuleInfo::ContextGone),
@@ -76,9 +76,9 @@ fn realistic_row() -> impl Strategy<Value = LogRow> {
                 time: T0 + offset,
                 course,
                 context_level: level,
-                action: action.to_string(),
-                target: target.to_string(),
-                origin: origin.map(str::to_string),
+                action: action.into(),
+                target: target.into(),
+                origin: origin.map(Into::into),
                 realuserid,
                 // The store only resolves a cm for module-level rows.
                 module: if level == 70 {
@@ -313,9 +313,9 @@ proptest! {
             time: window.from,
             course: Some(9),
             context_level: 50,
-            action: "viewed".to_string(),
-            target: "course".to_string(),
-            origin: Some("web".to_string()),
+            action: "viewed".into(),
+            target: "course".into(),
+            origin: Some("web".into()),
             realuserid: None,
             module: ModuleInfo::NotModule,
         };
@@ -329,7 +329,7 @@ proptest! {
             module: match extra_activity {
                 Some((cmid, module)) => ModuleInfo::Cm {
                     cmid,
-                    module: Some(module.to_string()),
+                    module: Some(module.into()),
                     section: Some(1),
                 },
                 None => ModuleInfo::NotModule,
@@ -379,7 +379,7 @@ proptest! {
                     Just(ModuleInfo::NotModule),
                     Just(ModuleInfo::ContextGone),
                     (any::<i64>(), prop::option::of(".{0,3}"), prop::option::of(any::<i64>()))
-                        .prop_map(|(cmid, module, section)| ModuleInfo::Cm { cmid, module, section }),
+                        .prop_map(|(cmid, module, section)| ModuleInfo::Cm { cmid, module: module.map(Into::into), section }),
                 ],
                 prop::option::of(prop::sample::select(vec!["web", "cli"])),
             )
@@ -389,9 +389,9 @@ proptest! {
                     time,
                     course,
                     context_level: level,
-                    action: action.to_string(),
-                    target: target.to_string(),
-                    origin: origin.map(str::to_string),
+                    action: action.into(),
+                    target: target.into(),
+                    origin: origin.map(Into::into),
                     realuserid: None,
                     module,
                 }),

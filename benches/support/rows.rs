@@ -35,7 +35,7 @@ pub fn synthetic_rows(count: usize) -> Vec<LogRow> {
                     "course_module",
                     ModuleInfo::Cm {
                         cmid: 9_000 + course,
-                        module: Some("learningtimecheck".to_string()),
+                        module: Some("learningtimecheck".into()),
                         section: Some(1),
                     },
                 ),
@@ -47,7 +47,7 @@ pub fn synthetic_rows(count: usize) -> Vec<LogRow> {
                     "course_module",
                     ModuleInfo::Cm {
                         cmid: course * 100 + (draw >> 40) as i64 % 25,
-                        module: Some("quiz".to_string()),
+                        module: Some("quiz".into()),
                         section: Some(course * 10 + (draw >> 48) as i64 % 5),
                     },
                 ),
@@ -58,9 +58,9 @@ pub fn synthetic_rows(count: usize) -> Vec<LogRow> {
                 time,
                 course: Some(course),
                 context_level: level,
-                action: action.to_string(),
-                target: target.to_string(),
-                origin: Some("web".to_string()),
+                action: action.into(),
+                target: target.into(),
+                origin: Some("web".into()),
                 realuserid: None,
                 module,
             }

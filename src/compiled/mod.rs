@@ -87,8 +87,9 @@ fn enrolment_key(settings: &Settings, starts: &HashMap<i64, i64>) -> String {
 }
 
 fn encode_partial(partial: &Partial) -> Vec<u8> {
-    // Encoding plain owned data into a Vec cannot fail.
-    postcard::to_allocvec(partial).unwrap_or_default()
+    // Encoding plain owned data into a Vec cannot fail. Sized for a typical session, so the
+    // buffer is not grown a few bytes at a time.
+    postcard::to_extend(partial, Vec::with_capacity(256)).unwrap_or_default()
 }
 
 fn decode_partial(bytes: &[u8]) -> Option<Partial> {

@@ -40,6 +40,11 @@ pub struct Window {
     pub now: i64,
 }
 
+/// The short words a log row carries (action, target, origin, module name). Almost all fit in
+/// the 24 bytes of the value itself, so reading or copying a row allocates nothing: at a
+/// million rows a second, one allocation per string was a fifth of the compiler's time.
+pub type LogText = compact_str::CompactString;
+
 /// How the store resolved a row's context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModuleInfo {
@@ -51,7 +56,7 @@ pub enum ModuleInfo {
     /// `course_modules` row is gone (shown as "N.C."); `section` is `course_modules.section`.
     Cm {
         cmid: i64,
-        module: Option<String>,
+        module: Option<LogText>,
         section: Option<i64>,
     },
 }
@@ -66,9 +71,9 @@ pub struct LogRow {
     /// `courseid`, which Moodle allows to be NULL.
     pub course: Option<i64>,
     pub context_level: i64,
-    pub action: String,
-    pub target: String,
-    pub origin: Option<String>,
+    pub action: LogText,
+    pub target: LogText,
+    pub origin: Option<LogText>,
     pub realuserid: Option<i64>,
     pub module: ModuleInfo,
 }

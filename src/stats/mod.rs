@@ -15,7 +15,7 @@ mod report;
 pub use engine::{Engine, OrderError, compute};
 pub use input::{
     CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER, LogRow,
-    ModuleInfo, Settings, Window,
+    LogText, ModuleInfo, Settings, Window,
 };
 pub use partial::{Key, Partial, Plan, Segment, plan};
 pub use reorder::{Reorder, TooLate};

@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{QueryResult, QueryableByName};
 
 use super::query::{self, Bind, in_list};
-use super::{Source, SourceError, lookup_condition};
+use super::{LogText, Source, SourceError, lookup_condition};
 use crate::store::DbConnection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl Source {
 }
 
 /// How a cm resolves: its module's name and its section, both `None` when the cm row is gone.
-pub type ModuleState = (Option<String>, Option<i64>);
+pub type ModuleState = (Option<LogText>, Option<i64>);
 
 impl Source {
     /// How each cm resolves now, as a log row of its context would: `None` when its context is
@@ -289,7 +289,7 @@ impl Source {
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
             cm_id: Option<i64>,
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            modname: Option<String>,
+            modname: Option<LogText>,
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
             section: Option<i64>,
         }

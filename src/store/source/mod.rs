@@ -42,7 +42,7 @@ pub enum SourceError {
     Query(#[from] diesel::result::Error),
 }
 
-pub use crate::stats::{LogRow, ModuleInfo};
+pub use crate::stats::{LogRow, LogText, ModuleInfo};
 
 /// The WHERE condition and bound value that find `value` in `column` (`id` or a text column).
 /// None when nothing can match: an empty value, or an id that is not a number.

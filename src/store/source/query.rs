@@ -9,6 +9,8 @@
 //! connection does not offer.
 
 use diesel::connection::DefaultLoadingMode;
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::expression_types::Untyped;
 use diesel::mysql::Mysql;
 use diesel::pg::{Pg, PgRowByRowLoadingMode};
 use diesel::prelude::*;
@@ -182,7 +184,7 @@ pub(crate) fn stream<R, F>(
     mut f: F,
 ) -> QueryResult<u64>
 where
-    R: QueryableByName<Sqlite> + QueryableByName<Pg> + QueryableByName<Mysql> + 'static,
+    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
     F: FnMut(R),
 {
     let mut n = 0u64;
