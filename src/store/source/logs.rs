@@ -35,12 +35,31 @@ struct RawLog {
     ctx_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     ctx_instanceid: Option<i64>,
+    #[diesel(embed)]
+    cm: CmColumns,
+}
+
+/// A module context's `course_modules` row and module name, read by a LEFT JOIN.
+#[derive(QueryableByName)]
+struct CmColumns {
     #[diesel(sql_type = Nullable<BigInt>)]
     cm_id: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     modname: Option<LogText>,
     #[diesel(sql_type = Nullable<BigInt>)]
     cm_section: Option<i64>,
+}
+
+impl CmColumns {
+    /// The cm of a live context: its module and section are known while its row exists.
+    fn module(self, cmid: i64) -> ModuleInfo {
+        let cm_exists = self.cm_id.is_some();
+        ModuleInfo::Cm {
+            cmid,
+            module: if cm_exists { self.modname } else { None },
+            section: if cm_exists { self.cm_section } else { None },
+        }
+    }
 }
 
 impl From<RawLog> for LogRow {
@@ -50,12 +69,7 @@ impl From<RawLog> for LogRow {
         } else if r.ctx_id.is_none() {
             ModuleInfo::ContextGone
         } else {
-            let cm_exists = r.cm_id.is_some();
-            ModuleInfo::Cm {
-                cmid: r.ctx_instanceid.unwrap_or(0),
-                module: if cm_exists { r.modname } else { None },
-                section: if cm_exists { r.cm_section } else { None },
-            }
+            r.cm.module(r.ctx_instanceid.unwrap_or(0))
         };
         LogRow {
             id: r.id,
@@ -163,7 +177,7 @@ impl Source {
         while start <= last {
             let end = start.saturating_add(IDS_PER_BATCH_QUERY);
             slice.clear();
-            rows += stream_logs(
+            rows += query::stream_bounded::<RawLog, _>(
                 conn,
                 &sql,
                 vec![
@@ -173,7 +187,7 @@ impl Source {
                     Bind::Int(start),
                     Bind::Int(end),
                 ],
-                &mut |row| slice.push(row),
+                |raw| slice.push(raw.into()),
             )?;
             slice.sort_unstable_by_key(|r| r.id);
             slice.drain(..).for_each(&mut f);
@@ -232,7 +246,7 @@ impl Source {
         let mut rows: Vec<LogRow> = Vec::with_capacity(expected);
         // Rows of module contexts, by index in `rows`, with their context id.
         let mut pending: Vec<(usize, Option<i64>)> = Vec::new();
-        query::stream::<BareLog, _>(conn, &sql, binds, |b| {
+        query::stream_bounded::<BareLog, _>(conn, &sql, binds, |b| {
             if b.row.context_level == CONTEXT_MODULE {
                 pending.push((rows.len(), b.contextid));
             }
@@ -267,12 +281,8 @@ impl Source {
             id: i64,
             #[diesel(sql_type = BigInt)]
             instanceid: i64,
-            #[diesel(sql_type = Nullable<BigInt>)]
-            cm_id: Option<i64>,
-            #[diesel(sql_type = Nullable<Text>)]
-            modname: Option<LogText>,
-            #[diesel(sql_type = Nullable<BigInt>)]
-            cm_section: Option<i64>,
+            #[diesel(embed)]
+            cm: CmColumns,
         }
         let mut out = std::collections::HashMap::with_capacity(contexts.len());
         for chunk in contexts.chunks(1000) {
@@ -287,15 +297,7 @@ impl Source {
                 list = in_list(query::backend(conn), "ctx.id", 1),
             );
             let found: Vec<Ctx> = query::load(conn, &sql, vec![Bind::IntList(chunk.to_vec())])?;
-            for c in found {
-                let cm_exists = c.cm_id.is_some();
-                let module = ModuleInfo::Cm {
-                    cmid: c.instanceid,
-                    module: if cm_exists { c.modname } else { None },
-                    section: if cm_exists { c.cm_section } else { None },
-                };
-                out.insert(c.id, module);
-            }
+            out.extend(found.into_iter().map(|c| (c.id, c.cm.module(c.instanceid))));
         }
         Ok(out)
     }

@@ -181,32 +181,77 @@ pub(crate) fn stream<R, F>(
     conn: &mut DbConnection,
     sql: &str,
     binds: Vec<Bind>,
-    mut f: F,
+    f: F,
 ) -> QueryResult<u64>
 where
-    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
+    R: FromSqlRow<Untyped, Sqlite>
+        + FromSqlRow<Untyped, Pg>
+        + FromSqlRow<Untyped, Mysql>
+        + 'static,
+    F: FnMut(R),
+{
+    each_row(conn, sql, binds, f, false)
+}
+
+/// As [`stream`], for a result whose size the query bounds (a slice of the primary key):
+/// PostgreSQL sends it whole, which costs far less per row than single-row mode.
+pub(crate) fn stream_bounded<R, F>(
+    conn: &mut DbConnection,
+    sql: &str,
+    binds: Vec<Bind>,
+    f: F,
+) -> QueryResult<u64>
+where
+    R: FromSqlRow<Untyped, Sqlite>
+        + FromSqlRow<Untyped, Pg>
+        + FromSqlRow<Untyped, Mysql>
+        + 'static,
+    F: FnMut(R),
+{
+    each_row(conn, sql, binds, f, true)
+}
+
+fn each_row<R, F>(
+    conn: &mut DbConnection,
+    sql: &str,
+    binds: Vec<Bind>,
+    mut f: F,
+    bounded: bool,
+) -> QueryResult<u64>
+where
+    R: FromSqlRow<Untyped, Sqlite>
+        + FromSqlRow<Untyped, Pg>
+        + FromSqlRow<Untyped, Mysql>
+        + 'static,
     F: FnMut(R),
 {
     let mut n = 0u64;
+    let mut take = |row: QueryResult<R>| -> QueryResult<()> {
+        f(row?);
+        n += 1;
+        Ok(())
+    };
     match conn {
         DbConnection::Sqlite(c) => {
             for row in sqlite_query(sql, binds).load_iter::<R, DefaultLoadingMode>(c)? {
-                f(row?);
-                n += 1;
+                take(row)?;
+            }
+        }
+        DbConnection::Postgres(c) if bounded => {
+            for row in pg_query(sql, binds).load_iter::<R, DefaultLoadingMode>(c)? {
+                take(row)?;
             }
         }
         DbConnection::Postgres(c) => {
             for row in pg_query(sql, binds).load_iter::<R, PgRowByRowLoadingMode>(c)? {
-                f(row?);
-                n += 1;
+                take(row)?;
             }
         }
         // The MySQL client library buffers the result of a prepared statement; a scan is
         // one user's (or one batch's) rows, so that stays bounded by the request.
         DbConnection::Mysql(c) => {
             for row in mysql_query(sql, binds).load_iter::<R, DefaultLoadingMode>(c)? {
-                f(row?);
-                n += 1;
+                take(row)?;
             }
         }
     }
