@@ -423,6 +423,54 @@ fn log_scan_filters_and_order(db: &TestDb) {
     assert_eq!(none, 0);
 }
 
+/// The compiler's read (log columns by position, module contexts resolved per slice) gives
+/// every row what the joined read gives it: a live cm, a cm whose row is gone, a context that
+/// is gone; and it keeps the rows the joined read filters out.
+fn compiler_read_equals_joined_read(db: &TestDb) {
+    let (mut conn, s) = source_with_fixture(db);
+    let all = s.logs_in_ids(&mut conn, 0, 1_000).unwrap();
+    assert_eq!(
+        ids(&all),
+        [
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 30
+        ]
+    );
+    let mut joined = Vec::new();
+    s.for_each_users_log(&mut conn, &[3, 7, 8], 0, i64::MAX, |r| joined.push(r))
+        .unwrap();
+    assert!(joined.len() >= 14, "{}", joined.len());
+    for row in &joined {
+        let bare = all.iter().find(|b| b.id == row.id).expect("row read");
+        assert_eq!(bare, row);
+    }
+    let by_id = |id: i64| all.iter().find(|r| r.id == id).unwrap().module.clone();
+    assert_eq!(
+        by_id(3),
+        ModuleInfo::Cm {
+            cmid: 11,
+            module: Some("quiz".into()),
+            section: Some(21),
+        }
+    );
+    assert_eq!(
+        by_id(11),
+        ModuleInfo::Cm {
+            cmid: 15,
+            module: None,
+            section: None,
+        }
+    );
+    assert_eq!(by_id(12), ModuleInfo::ContextGone);
+    assert_eq!(by_id(9), ModuleInfo::NotModule);
+    // A slice boundary is exclusive at the top; the rows after a mark, by user.
+    assert_eq!(ids(&s.logs_in_ids(&mut conn, 5, 9).unwrap()), [5, 6, 7, 8]);
+    assert_eq!(
+        ids(&s.logs_after(&mut conn, &[3, 8], 15).unwrap()),
+        [16, 17, 18, 30]
+    );
+    assert!(s.logs_after(&mut conn, &[], 0).unwrap().is_empty());
+}
+
 fn users_log_scan_order(db: &TestDb) {
     let (mut conn, s) = source_with_fixture(db);
     let mut rows = Vec::new();
@@ -552,6 +600,7 @@ on_both_backends! { mysql;
     grades => super::course_grades;
     log_scan => super::log_scan_filters_and_order;
     users_log_scan => super::users_log_scan_order;
+    compiler_read => super::compiler_read_equals_joined_read;
     batch_reports => super::batch_reports_equal_single_reports;
 }
 

@@ -184,10 +184,7 @@ pub(crate) fn stream<R, F>(
     f: F,
 ) -> QueryResult<u64>
 where
-    R: FromSqlRow<Untyped, Sqlite>
-        + FromSqlRow<Untyped, Pg>
-        + FromSqlRow<Untyped, Mysql>
-        + 'static,
+    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
     F: FnMut(R),
 {
     each_row(conn, sql, binds, f, false)
@@ -202,10 +199,7 @@ pub(crate) fn stream_bounded<R, F>(
     f: F,
 ) -> QueryResult<u64>
 where
-    R: FromSqlRow<Untyped, Sqlite>
-        + FromSqlRow<Untyped, Pg>
-        + FromSqlRow<Untyped, Mysql>
-        + 'static,
+    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
     F: FnMut(R),
 {
     each_row(conn, sql, binds, f, true)
@@ -219,10 +213,7 @@ fn each_row<R, F>(
     bounded: bool,
 ) -> QueryResult<u64>
 where
-    R: FromSqlRow<Untyped, Sqlite>
-        + FromSqlRow<Untyped, Pg>
-        + FromSqlRow<Untyped, Mysql>
-        + 'static,
+    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
     F: FnMut(R),
 {
     let mut n = 0u64;
