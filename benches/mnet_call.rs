@@ -17,7 +17,9 @@
 //! 4. the per-call state writes of the server path (peer last-contact update, audit row).
 //!
 //! `USESTATS_BENCH_CALLS` (default 1000) sets the number of full calls per variant and
-//! `USESTATS_BENCH_OPS` (default 2000) the envelope round trips. Without `--bench` (as under
+//! `USESTATS_BENCH_OPS` (default 2000) the envelope round trips. `USESTATS_BENCH_ONLY=fresh`
+//! runs only the RSA reference and the new-connection-per-call variant, so that a profile of
+//! the `srv` threads (`perf record`, callgrind) holds that variant alone. Without `--bench` (as under
 //! `cargo test --all-targets`) it does a few of each as a smoke run.
 
 // The shared test harness; its lints are reported where the tests build it.
@@ -428,6 +430,22 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
     );
 }
 
+/// With `USESTATS_BENCH_GATE=PATH`, around the measured loop: create `PATH.<here>`, then
+/// wait (polling, so that a tool watching the process gets to run) until `PATH.<then>`
+/// exists. A driver script zeroes callgrind's counters at `ready` (`callgrind_control -z`)
+/// and dumps them at `done` (`callgrind_control -d`), so the dump holds the measured calls
+/// alone, whatever the setup (key generation, demo site) cost.
+fn gate(here: &str, then: &str) {
+    let Ok(path) = std::env::var("USESTATS_BENCH_GATE") else {
+        return;
+    };
+    std::fs::write(format!("{path}.{here}"), b"").expect("gate file");
+    let go = std::path::PathBuf::from(format!("{path}.{then}"));
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `system/listServices` as Moodle's curl sends it: a new connection per call, each request
 /// built fresh (the server refuses a replay), each answer opened and checked. The client
 /// runs on a plain thread, so the `srv` threads' CPU is the server's alone.
@@ -477,6 +495,7 @@ fn fresh_connection_calls(n: usize, client: &TestApp, server: &TestApp, private_
     std::thread::spawn(move || warm())
         .join()
         .expect("warm-up call");
+    gate("ready", "go");
     let (srv0, wall0) = (cpu::threads_cpu("srv"), Instant::now());
     let calls = one_call.clone();
     std::thread::Builder::new()
@@ -486,6 +505,7 @@ fn fresh_connection_calls(n: usize, client: &TestApp, server: &TestApp, private_
         .join()
         .expect("call loop");
     let (srv, wall) = (cpu::threads_cpu("srv") - srv0, wall0.elapsed());
+    gate("done", "end");
     println!(
         "  system/listServices, new connection per call, audit on: {n} calls, wall {:.1} µs/call",
         wall.as_secs_f64() * 1e6 / n as f64
@@ -522,6 +542,10 @@ fn main() {
     );
     let private_op = rsa_reference(ops, &server_audit.app.keyring().current.key);
     println!();
+    if std::env::var("USESTATS_BENCH_ONLY").as_deref() == Ok("fresh") {
+        fresh_connection_calls(calls, &client, &server_audit, private_op);
+        return;
+    }
     envelope_round_trip(ops, &client, &server_audit, private_op);
     println!();
     println!(

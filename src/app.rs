@@ -117,6 +117,7 @@ impl App {
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
+        let state_for_replay = state.clone();
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
@@ -137,6 +138,11 @@ impl App {
             cpu,
             peer_keys,
             contacts,
+            known_peers: crate::mnet::known_peers::KnownPeers::default(),
+            replay_keys: crate::mnet::server::replay_key_writes(
+                state_for_replay,
+                background.clone(),
+            ),
             background,
         };
         let app = App {

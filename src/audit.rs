@@ -1,13 +1,16 @@
 //! The audit trail: one row per MNET or web-service call, written off the request path so
-//! that a slow or full state database never delays or fails an answer. Nothing secret is
+//! that a slow or full state database never delays or fails an answer, and in batches: one
+//! transaction per [`BATCH_DELAY`] instead of one per call (shutdown and
+//! `BackgroundWrites::settled` write what is queued). Nothing secret is
 //! recorded (no tokens, no message bodies). Text fields are escaped and bounded
 //! ([`untrusted`]): most of them come from the caller, and `verified` says whether the
 //! caller was proven to be who the row names.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::background::BackgroundWrites;
+use crate::background::{BackgroundWrites, Batched};
 use crate::clock::Clock;
 use crate::store::Db;
 use crate::store::state::{self, AuditEntry};
@@ -51,13 +54,15 @@ pub struct Call<'a> {
     pub verified: bool,
 }
 
+/// How long an audit row may wait in memory before its batch is written.
+pub const BATCH_DELAY: Duration = Duration::from_millis(100);
+
 /// The handle that writes the trail: the state database, off the request path.
 #[derive(Clone)]
 pub struct Audit {
     enabled: bool,
-    state: Db,
     clock: Arc<Clock>,
-    background: Arc<BackgroundWrites>,
+    rows: Arc<Batched<AuditEntry>>,
 }
 
 impl Audit {
@@ -67,11 +72,23 @@ impl Audit {
         clock: Arc<Clock>,
         background: Arc<BackgroundWrites>,
     ) -> Audit {
+        let rows = Batched::new(
+            background,
+            BATCH_DELAY,
+            move |batch: Arc<Vec<AuditEntry>>| {
+                let db = state.clone();
+                async move {
+                    let rows = batch.len();
+                    if let Err(e) = db.run(move |c| state::insert_audit_batch(c, &batch)).await {
+                        tracing::warn!(error = %e, rows, "audit entry not written");
+                    }
+                }
+            },
+        );
         Audit {
             enabled,
-            state,
             clock,
-            background,
+            rows,
         }
     }
 
@@ -97,11 +114,6 @@ impl Audit {
             bytes_out: call.bytes_out as i64,
             verified: call.verified,
         };
-        let db = self.state.clone();
-        self.background.spawn(async move {
-            if let Err(e) = db.run(move |c| state::insert_audit(c, &entry)).await {
-                tracing::warn!(error = %e, "audit entry not written");
-            }
-        });
+        self.rows.push(entry);
     }
 }

@@ -274,6 +274,8 @@ async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
         b.app.keyring().current.info().fingerprint_sha1,
         before.fingerprint_sha1
     );
+    // Audit rows are written off the request path, in batches.
+    b.app.background.settled().await;
     let old_entries = b
         .app
         .state

@@ -54,22 +54,22 @@ pub enum DocumentKind {
 }
 
 pub fn document_kind(body: &[u8]) -> DocumentKind {
-    match root_name(body) {
-        Some(name) if name.eq_ignore_ascii_case("encryptedMessage") => DocumentKind::Encrypted,
-        Some(name) if name.eq_ignore_ascii_case("signedMessage") => DocumentKind::Signed,
-        _ => DocumentKind::Other,
-    }
-}
-
-fn root_name(body: &[u8]) -> Option<String> {
     let text = decode_text(body);
     let mut reader = Reader::from_str(&text);
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
-                return Some(e.local_name().as_ref().to_string());
+                let name = e.local_name();
+                let root: &str = name.as_ref();
+                return if root.eq_ignore_ascii_case("encryptedMessage") {
+                    DocumentKind::Encrypted
+                } else if root.eq_ignore_ascii_case("signedMessage") {
+                    DocumentKind::Signed
+                } else {
+                    DocumentKind::Other
+                };
             }
-            Ok(Event::Eof) | Err(_) => return None,
+            Ok(Event::Eof) | Err(_) => return DocumentKind::Other,
             _ => {}
         }
     }
@@ -110,10 +110,13 @@ fn collect_texts(
                 if elements > ENVELOPE_MAX_ELEMENTS || depth >= ENVELOPE_MAX_DEPTH {
                     return Err(EnvelopeError::TooLarge);
                 }
-                let local = e.local_name().as_ref().to_string();
+                // Compared in place: an envelope has a few dozen elements, and an owned
+                // copy of each name was most of the allocations of reading one.
+                let name = e.local_name();
+                let local: &str = name.as_ref();
                 if !seen_root {
                     if !local.eq_ignore_ascii_case(root) {
-                        return Err(EnvelopeError::WrongRoot(local, root));
+                        return Err(EnvelopeError::WrongRoot(local.to_string(), root));
                     }
                     seen_root = true;
                 } else if depth == 0 {
@@ -136,9 +139,9 @@ fn collect_texts(
             }
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
-                let local = e.local_name().as_ref().to_string();
+                let name = e.local_name();
                 if let Some((index, _)) = &capturing
-                    && wanted[*index].eq_ignore_ascii_case(&local)
+                    && wanted[*index].eq_ignore_ascii_case(name.as_ref())
                     && let Some(done) = capturing.take()
                 {
                     found.push(done);
@@ -191,10 +194,15 @@ fn collect_texts(
 }
 
 fn decode_b64(text: &str, what: &'static str) -> Result<Vec<u8>, EnvelopeError> {
-    // PHP's decoder skips whitespace (P4); so do we, and nothing else.
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    B64.decode(compact.as_bytes())
-        .map_err(|_| EnvelopeError::BadBase64(what))
+    // PHP's decoder skips whitespace (P4); so do we, and nothing else. Moodle's own base64
+    // has none, so it is decoded without a copy.
+    let decoded = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        B64.decode(compact.as_bytes())
+    } else {
+        B64.decode(text.as_bytes())
+    };
+    decoded.map_err(|_| EnvelopeError::BadBase64(what))
 }
 
 fn single(

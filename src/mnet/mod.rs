@@ -4,6 +4,7 @@ pub mod client;
 pub mod contacts;
 pub mod envelope;
 pub mod faults;
+pub mod known_peers;
 pub mod node;
 pub mod registration;
 pub mod server;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::background::BackgroundWrites;
+use crate::background::{BackgroundWrites, Batched};
 use crate::blocking::CpuPool;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::mnet::client::MnetClient;
 use crate::mnet::contacts::ContactTimes;
+use crate::mnet::known_peers::KnownPeers;
 use crate::mnet::services::Services;
 use crate::store::Db;
 
@@ -35,6 +36,10 @@ pub struct Node {
     pub background: Arc<BackgroundWrites>,
     /// Verified peers' last contact times, written in batches.
     pub contacts: Arc<ContactTimes>,
+    /// Live peers and their services, so that a request reads no database.
+    pub known_peers: KnownPeers,
+    /// Replay keys (hex, first seen) on their way to the state database.
+    pub replay_keys: Arc<Batched<(String, i64)>>,
 }
 
 impl Node {

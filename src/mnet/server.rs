@@ -16,6 +16,7 @@ use crate::crypto;
 use crate::limits::Seen;
 use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
 use crate::mnet::faults;
+use crate::mnet::known_peers::KnownPeer;
 use crate::mnet::node::Node;
 use crate::mnet::services::{CallContext, valid_method_name};
 use crate::store::state::{self, Peer};
@@ -32,6 +33,7 @@ use dispatch::dispatch;
 use keyswap::keyswap;
 use open::*;
 use replay::replay_or_stale;
+pub use replay::{REPLAY_KEY_BATCH_DELAY, replay_key_writes};
 
 /// What the HTTP layer sends back, plus what the audit log and metrics want to know (text
 /// fields escaped, method names outside Moodle's charset replaced).
@@ -61,6 +63,9 @@ struct Flags {
     /// The RSA-wrapped session key of the request: fresh and random for every message a
     /// sender seals, so it tells a replayed body from a repeated call.
     sealed_key: Vec<u8>,
+    /// The peer as found in memory, with the services it may use; `None` once its key was
+    /// refreshed during this request (the services are then read from the database).
+    known: Option<Arc<KnownPeer>>,
 }
 
 enum Answer {
@@ -263,17 +268,14 @@ fn wrap(node: &Node, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>)
     out
 }
 
-async fn lookup_peer(node: &Arc<Node>, wwwroot: &str) -> Result<Option<Peer>, Fault> {
-    let wwwroot = wwwroot.to_string();
-    let peer = node
-        .state
-        .run(move |conn| state::peer_by_wwwroot(conn, &wwwroot))
+async fn lookup_peer(node: &Arc<Node>, wwwroot: &str) -> Result<Option<Arc<KnownPeer>>, Fault> {
+    node.known_peers
+        .lookup(&node.state, wwwroot)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "state database unavailable");
             faults::internal("state database unavailable")
-        })?;
-    Ok(peer.filter(|p| !p.deleted && !p.is_all_hosts()))
+        })
 }
 
 async fn process(
@@ -289,17 +291,26 @@ async fn process(
     };
 
     // 1. What was sent. Only an encrypted request can be authenticated; anything else can
-    // only be system/keyswap (about 2 KB), so it is refused unread beyond a few KB.
+    // only be system/keyswap (about 2 KB), so it is refused unread beyond a few KB. From a
+    // peer known in memory, the request is opened and checked in the same trip to the pool.
     let plain_limit = node.config.server.max_plain_body_bytes;
-    let envelope = {
-        let body = body.clone();
+    let first = {
+        let (reading, body) = (node.clone(), body.clone());
         node.cpu
-            .run(move || Envelope::read(&body, plain_limit))
+            .run(move || first_pass(&reading, &body, plain_limit, &limits))
             .await
     };
     // 2. Strip encryption and the signature.
-    let xml: CallText = match envelope {
-        Envelope::Encrypted(message) => {
+    let xml: CallText = match first {
+        FirstPass::Opened {
+            known,
+            sealed_key,
+            opened,
+        } => match verified_call(node, known, sealed_key, opened, flags).await {
+            Ok(text) => text,
+            Err(answer) => return answer,
+        },
+        FirstPass::Read(Envelope::Encrypted(message)) => {
             let message = match message {
                 Ok(m) => m,
                 Err(EnvelopeError::Missing("wwwroot")) => {
@@ -321,86 +332,24 @@ async fn process(
                     ));
                 }
             };
-            let peer = match lookup_peer(node, &message.wwwroot).await {
-                Ok(Some(peer)) => peer,
+            let known = match lookup_peer(node, &message.wwwroot).await {
+                Ok(Some(known)) => known,
                 Ok(None) => return Answer::Plain(faults::unknown_host(&message.wwwroot)),
                 Err(fault) => return Answer::Plain(fault),
             };
-            flags.sealed_key = message.key.clone();
+            let sealed_key = message.key.clone();
             let opened = {
-                let (opening, sender) = (node.clone(), peer.clone());
+                let (opening, sender) = (node.clone(), known.clone());
                 node.cpu
-                    .run(move || open_and_verify(&opening, &sender, &message, &limits))
+                    .run(move || open_and_verify(&opening, &sender.peer, &message, &limits))
                     .await
             };
-            let opened = match opened {
-                Ok(opened) => opened,
-                Err(Unsealed::NoKey) => {
-                    tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
-                    return Answer::Plain(faults::no_key_match());
-                }
-                Err(Unsealed::Fault { signed, fault }) => {
-                    flags.encrypted = true;
-                    flags.signed = signed;
-                    flags.peer = Some(peer);
-                    return Answer::Fault(fault);
-                }
-            };
-            flags.encrypted = true;
-            flags.signed = true;
-            flags.peer = Some(peer.clone());
-            flags.archived_key = opened.archived_key;
-            if opened.archived_key.is_some() {
-                // The caller holds an old certificate of ours: tell it the new one and do
-                // not run the call (§5.4). It resends once.
-                return Answer::Fault(Fault::new(
-                    faults::STALE_KEY,
-                    node.keyring().current.cert_pem.clone(),
-                ));
-            }
-            flags.verified = opened.verified;
-            let signed = opened.signed;
-            if !flags.verified
-                && !peer.public_key.is_empty()
-                && let Some(refreshed) = refresh_peer_key(node, &peer).await
-            {
-                let (checking, object, signature) = (
-                    node.clone(),
-                    signed.object.clone(),
-                    signed.signature.clone(),
-                );
-                let with = refreshed.clone();
-                flags.verified = node
-                    .cpu
-                    .run(move || verify_with(&checking, &with, &object, &signature))
-                    .await;
-                flags.peer = Some(refreshed);
-            }
-            if flags.verified {
-                // Checked once the peer is proven, so the fault goes back signed and
-                // encrypted and the peer's client can read it.
-                if !node.limits.per_peer.allow(&peer.wwwroot) {
-                    node.metrics
-                        .rejected_rate
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Answer::Fault(Fault::new(
-                        faults::RATE_LIMITED,
-                        "Too many calls from your host: slow down and try again in a minute",
-                    ));
-                }
-                if let Some(fault) = replay_or_stale(node, &peer, &signed, &flags.sealed_key).await
-                {
-                    return Answer::Fault(fault);
-                }
-                // Batched: a write per call would take the database's write lock per call.
-                node.contacts.note(peer.id, node.now());
-            }
-            match opened.call {
-                Some(parsed) => CallText::Parsed(parsed),
-                None => CallText::Raw(Bytes::from(signed.object)),
+            match verified_call(node, known, sealed_key, opened, flags).await {
+                Ok(text) => text,
+                Err(answer) => return answer,
             }
         }
-        Envelope::Signed(signed) => {
+        FirstPass::Read(Envelope::Signed(signed)) => {
             // Signed but not encrypted: never executed (7021) unless it is a keyswap, so
             // the signature is not checked, no peer is looked up or called back, and the
             // answer goes plain: signing it would give any stranger an RSA private-key
@@ -421,8 +370,8 @@ async fn process(
                 }
             }
         }
-        Envelope::Plain => CallText::Raw(body.clone()),
-        Envelope::TooLarge => {
+        FirstPass::Read(Envelope::Plain) => CallText::Raw(body.clone()),
+        FirstPass::Read(Envelope::TooLarge) => {
             return Answer::Plain(Fault::new(
                 faults::BODY_TOO_LARGE,
                 format!(
@@ -480,8 +429,90 @@ async fn process(
         ));
     }
     let context = CallContext { peer, remote_addr };
-    match dispatch(node, context, call).await {
+    match dispatch(node, context, call, flags.known.clone()).await {
         Ok(value) => Answer::Value(value),
         Err(fault) => Answer::Fault(fault),
     }
+}
+
+/// An encrypted request from `known`, opened (or not) by [`open_and_verify`]: the stale-key
+/// answer, the key refresh when the signature failed, then for a verified request the
+/// per-peer rate limit, the timestamp window and the replay check. The call's text, or the
+/// answer that ends the request.
+async fn verified_call(
+    node: &Arc<Node>,
+    known: Arc<KnownPeer>,
+    sealed_key: Vec<u8>,
+    opened: Result<Opened, Unsealed>,
+    flags: &mut Flags,
+) -> Result<CallText, Answer> {
+    let peer = &known.peer;
+    flags.sealed_key = sealed_key;
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(Unsealed::NoKey) => {
+            tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
+            return Err(Answer::Plain(faults::no_key_match()));
+        }
+        Err(Unsealed::Fault { signed, fault }) => {
+            flags.encrypted = true;
+            flags.signed = signed;
+            flags.peer = Some(peer.clone());
+            return Err(Answer::Fault(fault));
+        }
+    };
+    flags.encrypted = true;
+    flags.signed = true;
+    flags.peer = Some(peer.clone());
+    flags.known = Some(known.clone());
+    flags.archived_key = opened.archived_key;
+    if opened.archived_key.is_some() {
+        // The caller holds an old certificate of ours: tell it the new one and do not run
+        // the call (§5.4). It resends once.
+        return Err(Answer::Fault(Fault::new(
+            faults::STALE_KEY,
+            node.keyring().current.cert_pem.clone(),
+        )));
+    }
+    flags.verified = opened.verified;
+    let signed = opened.signed;
+    if !flags.verified
+        && !peer.public_key.is_empty()
+        && let Some(refreshed) = refresh_peer_key(node, peer).await
+    {
+        let (checking, object, signature) = (
+            node.clone(),
+            signed.object.clone(),
+            signed.signature.clone(),
+        );
+        let with = refreshed.clone();
+        flags.verified = node
+            .cpu
+            .run(move || verify_with(&checking, &with, &object, &signature))
+            .await;
+        flags.peer = Some(refreshed);
+        flags.known = None;
+    }
+    if flags.verified {
+        // Checked once the peer is proven, so the fault goes back signed and encrypted and
+        // the peer's client can read it.
+        if !node.limits.per_peer.allow(&peer.wwwroot) {
+            node.metrics
+                .rejected_rate
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Answer::Fault(Fault::new(
+                faults::RATE_LIMITED,
+                "Too many calls from your host: slow down and try again in a minute",
+            )));
+        }
+        if let Some(fault) = replay_or_stale(node, peer, &signed, &flags.sealed_key).await {
+            return Err(Answer::Fault(fault));
+        }
+        // Batched: a write per call would take the database's write lock per call.
+        node.contacts.note(peer.id, node.now());
+    }
+    Ok(match opened.call {
+        Some(parsed) => CallText::Parsed(parsed),
+        None => CallText::Raw(Bytes::from(signed.object)),
+    })
 }

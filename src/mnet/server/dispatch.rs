@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::mnet::faults;
+use crate::mnet::known_peers::KnownPeer;
 use crate::mnet::node::Node;
 use crate::mnet::services::CallContext;
 use crate::store::state::{self};
@@ -13,9 +14,11 @@ pub(super) async fn dispatch(
     node: &Arc<Node>,
     context: CallContext,
     call: MethodCall,
+    known: Option<Arc<KnownPeer>>,
 ) -> Result<Value, Fault> {
+    let rows = visible_services(node, context.peer.id, known).await?;
     if let Some(system) = call.name.strip_prefix("system/") {
-        return system_method(node, &context, system, &call.params).await;
+        return system_method(node, &rows, system, &call.params);
     }
     let Some((service, method)) = node.services.find(&call.name) else {
         return Err(Fault::new(
@@ -25,7 +28,6 @@ pub(super) async fn dispatch(
     };
     // As Moodle: no service row for the caller (or All Hosts) is 7012, a row that does not
     // publish is 707.
-    let rows = visible_services(node, context.peer.id).await?;
     match rows.iter().find(|r| r.service == service.name) {
         None => {
             return Err(Fault::new(
@@ -50,24 +52,45 @@ pub(super) async fn dispatch(
     (method.handler)(node.clone(), context, call.params).await
 }
 
-/// Services offered to this peer: each published or subscribed row, ours or All Hosts'.
+/// Services offered to this peer: each published or subscribed row, ours or All Hosts'. As
+/// loaded with the peer when it is known in memory, else from the state database.
 async fn visible_services(
     node: &Arc<Node>,
     peer_id: i64,
-) -> Result<Vec<state::PeerService>, Fault> {
+    known: Option<Arc<KnownPeer>>,
+) -> Result<KnownServices, Fault> {
+    if let Some(known) = known.filter(|k| k.peer.id == peer_id) {
+        return Ok(KnownServices::Cached(known));
+    }
     node.state
         .run(move |c| state::effective_services(c, peer_id))
         .await
+        .map(KnownServices::Read)
         .map_err(|_| faults::internal("state database unavailable"))
 }
 
-async fn system_method(
+/// The service rows, borrowed from the known peer's entry or read for this call.
+enum KnownServices {
+    Cached(Arc<KnownPeer>),
+    Read(Vec<state::PeerService>),
+}
+
+impl std::ops::Deref for KnownServices {
+    type Target = [state::PeerService];
+    fn deref(&self) -> &[state::PeerService] {
+        match self {
+            KnownServices::Cached(known) => &known.services,
+            KnownServices::Read(rows) => rows,
+        }
+    }
+}
+
+fn system_method(
     node: &Arc<Node>,
-    context: &CallContext,
+    rows: &[state::PeerService],
     name: &str,
     params: &[Value],
 ) -> Result<Value, Fault> {
-    let rows = visible_services(node, context.peer.id).await?;
     let published: Vec<&str> = rows
         .iter()
         .filter(|r| r.publish)

@@ -47,16 +47,21 @@ pub(super) async fn replay_or_stale(
                 crate::limits::key_to_hex(&key),
                 node.limits.replay.cutoff(now),
             );
-            match node
-                .state
-                .run(move |c| state::replay_key_seen(c, &hex, since))
-                .await
-            {
-                Ok(seen) => seen,
-                Err(e) => {
-                    // Refusing is the safe side: the peer retries with a fresh envelope.
-                    tracing::warn!(error = %e, "replay check: state database unavailable");
-                    return Some(faults::internal("state database unavailable"));
+            // A key memory let go of may not have reached the database yet.
+            if node.replay_keys.any(|(queued, _)| *queued == hex) {
+                true
+            } else {
+                match node
+                    .state
+                    .run(move |c| state::replay_key_seen(c, &hex, since))
+                    .await
+                {
+                    Ok(seen) => seen,
+                    Err(e) => {
+                        // Refusing is the safe side: the peer retries with a fresh envelope.
+                        tracing::warn!(error = %e, "replay check: state database unavailable");
+                        return Some(faults::internal("state database unavailable"));
+                    }
                 }
             }
         }
@@ -72,16 +77,35 @@ pub(super) async fn replay_or_stale(
     }
     if node.limits.replay.window() > 0 {
         // Off the request path: memory already refuses the key; the database is for a
-        // restart and for when memory is full.
-        let (hex, db) = (crate::limits::key_to_hex(&key), node.state.clone());
-        node.background.spawn(async move {
-            if let Err(e) = db
-                .run(move |c| state::insert_replay_key(c, &hex, now))
-                .await
-            {
-                tracing::warn!(error = %e, "replay key not persisted");
-            }
-        });
+        // restart and for when memory is full, and until the batch is written the queue
+        // answers for it (above).
+        node.replay_keys
+            .push((crate::limits::key_to_hex(&key), now));
     }
     None
+}
+
+/// How long a replay key may wait in memory before its batch is written. Memory refuses a
+/// replay at once whatever this is; it bounds what a crash (not a shutdown, which writes the
+/// queue) forgets.
+pub const REPLAY_KEY_BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The writer of replay keys into the state database, in batches.
+pub fn replay_key_writes(
+    db: crate::store::Db,
+    background: Arc<crate::background::BackgroundWrites>,
+) -> Arc<crate::background::Batched<(String, i64)>> {
+    crate::background::Batched::new(
+        background,
+        REPLAY_KEY_BATCH_DELAY,
+        move |batch: Arc<Vec<(String, i64)>>| {
+            let db = db.clone();
+            async move {
+                let keys = batch.len();
+                if let Err(e) = db.run(move |c| state::insert_replay_keys(c, &batch)).await {
+                    tracing::warn!(error = %e, keys, "replay keys not persisted");
+                }
+            }
+        },
+    )
 }

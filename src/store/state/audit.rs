@@ -46,6 +46,19 @@ pub fn insert_audit(conn: &mut DbConnection, entry: &AuditEntry) -> Result<(), S
     Ok(())
 }
 
+/// Rows gathered off the request path, in one transaction: one commit for the batch.
+pub fn insert_audit_batch(
+    conn: &mut DbConnection,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    crate::store::write_transaction(conn, |conn| {
+        for entry in entries {
+            insert_audit(conn, entry)?;
+        }
+        Ok(())
+    })
+}
+
 pub fn query_audit(
     conn: &mut DbConnection,
     peer: Option<&str>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::schema::*;
 use crate::store::{DbConnection, StoreError};
 
-use super::ALL_HOSTS;
+use super::{ALL_HOSTS, changing_peers};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
 #[diesel(table_name = peers)]
@@ -120,33 +120,35 @@ pub fn upsert_peer(
     new: &NewPeer<'_>,
     now: i64,
 ) -> Result<Peer, StoreError> {
-    let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
-    if wwwroot.is_empty() {
-        return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
-    }
-    crate::store::write_transaction(conn, |conn| {
-        match peer_by_wwwroot(conn, &wwwroot)? {
-            Some(existing) => {
-                if existing.public_key != new.public_key && !existing.public_key.is_empty() {
-                    retire_certificate(conn, &existing, now)?;
-                }
-                diesel::update(peers::table.find(existing.id))
-                    .set((
-                        peers::name.eq(new.name),
-                        peers::application.eq(new.application),
-                        peers::public_key.eq(new.public_key),
-                        peers::public_key_expires.eq(new.public_key_expires),
-                        peers::ssl_verification.eq(new.ssl_verification),
-                        peers::deleted.eq(false),
-                        // The operator vouches for the peer now.
-                        peers::auto_registered.eq(false),
-                    ))
-                    .execute(conn)?;
-            }
-            None => insert_peer(conn, &wwwroot, new, now, false)?,
+    changing_peers(|| {
+        let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
+        if wwwroot.is_empty() {
+            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
         }
-        peer_by_wwwroot(conn, &wwwroot)?
-            .ok_or_else(|| StoreError::Invalid("peer vanished after writing".into()))
+        crate::store::write_transaction(conn, |conn| {
+            match peer_by_wwwroot(conn, &wwwroot)? {
+                Some(existing) => {
+                    if existing.public_key != new.public_key && !existing.public_key.is_empty() {
+                        retire_certificate(conn, &existing, now)?;
+                    }
+                    diesel::update(peers::table.find(existing.id))
+                        .set((
+                            peers::name.eq(new.name),
+                            peers::application.eq(new.application),
+                            peers::public_key.eq(new.public_key),
+                            peers::public_key_expires.eq(new.public_key_expires),
+                            peers::ssl_verification.eq(new.ssl_verification),
+                            peers::deleted.eq(false),
+                            // The operator vouches for the peer now.
+                            peers::auto_registered.eq(false),
+                        ))
+                        .execute(conn)?;
+                }
+                None => insert_peer(conn, &wwwroot, new, now, false)?,
+            }
+            peer_by_wwwroot(conn, &wwwroot)?
+                .ok_or_else(|| StoreError::Invalid("peer vanished after writing".into()))
+        })
     })
 }
 
@@ -193,16 +195,20 @@ pub fn register_auto_peer(
     now: i64,
     max_peers: i64,
 ) -> Result<Option<Peer>, StoreError> {
-    let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
-    if wwwroot.is_empty() {
-        return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
-    }
-    crate::store::write_transaction(conn, |conn| {
-        if peer_by_wwwroot(conn, &wwwroot)?.is_some() || count_auto_registered(conn)? >= max_peers {
-            return Ok(None);
+    changing_peers(|| {
+        let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
+        if wwwroot.is_empty() {
+            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
         }
-        insert_peer(conn, &wwwroot, new, now, true)?;
-        peer_by_wwwroot(conn, &wwwroot)
+        crate::store::write_transaction(conn, |conn| {
+            if peer_by_wwwroot(conn, &wwwroot)?.is_some()
+                || count_auto_registered(conn)? >= max_peers
+            {
+                return Ok(None);
+            }
+            insert_peer(conn, &wwwroot, new, now, true)?;
+            peer_by_wwwroot(conn, &wwwroot)
+        })
     })
 }
 
@@ -230,23 +236,25 @@ pub fn set_peer_key(
     expires: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    crate::store::write_transaction(conn, |conn| {
-        let Some(peer) = peer_by_id(conn, peer_id)? else {
-            return Err(StoreError::Invalid(format!("no peer with id {peer_id}")));
-        };
-        if peer.public_key == pem {
-            return Ok(());
-        }
-        if !peer.public_key.is_empty() {
-            retire_certificate(conn, &peer, now)?;
-        }
-        diesel::update(peers::table.find(peer_id))
-            .set((
-                peers::public_key.eq(pem),
-                peers::public_key_expires.eq(expires),
-            ))
-            .execute(conn)?;
-        Ok(())
+    changing_peers(|| {
+        crate::store::write_transaction(conn, |conn| {
+            let Some(peer) = peer_by_id(conn, peer_id)? else {
+                return Err(StoreError::Invalid(format!("no peer with id {peer_id}")));
+            };
+            if peer.public_key == pem {
+                return Ok(());
+            }
+            if !peer.public_key.is_empty() {
+                retire_certificate(conn, &peer, now)?;
+            }
+            diesel::update(peers::table.find(peer_id))
+                .set((
+                    peers::public_key.eq(pem),
+                    peers::public_key_expires.eq(expires),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
     })
 }
 
@@ -333,13 +341,15 @@ pub fn set_peer_timeouts(
     connect_ms: Option<i64>,
     request_ms: Option<i64>,
 ) -> Result<(), StoreError> {
-    diesel::update(peers::table.find(peer_id))
-        .set((
-            peers::connect_timeout_ms.eq(connect_ms),
-            peers::request_timeout_ms.eq(request_ms),
-        ))
-        .execute(conn)?;
-    Ok(())
+    changing_peers(|| {
+        diesel::update(peers::table.find(peer_id))
+            .set((
+                peers::connect_timeout_ms.eq(connect_ms),
+                peers::request_timeout_ms.eq(request_ms),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 pub fn set_peer_ssl_verification(
@@ -347,19 +357,23 @@ pub fn set_peer_ssl_verification(
     peer_id: i64,
     level: i32,
 ) -> Result<(), StoreError> {
-    diesel::update(peers::table.find(peer_id))
-        .set(peers::ssl_verification.eq(level))
-        .execute(conn)?;
-    Ok(())
+    changing_peers(|| {
+        diesel::update(peers::table.find(peer_id))
+            .set(peers::ssl_verification.eq(level))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Soft delete, as Moodle does: the row stays for history, but the peer can no longer call
 /// us or be called.
 pub fn delete_peer(conn: &mut DbConnection, peer_id: i64) -> Result<(), StoreError> {
-    diesel::update(peers::table.find(peer_id))
-        .set(peers::deleted.eq(true))
-        .execute(conn)?;
-    Ok(())
+    changing_peers(|| {
+        diesel::update(peers::table.find(peer_id))
+            .set(peers::deleted.eq(true))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,19 @@ pub fn insert_replay_key(
     Ok(())
 }
 
+/// Replay keys gathered off the request path (hex, first seen), in one transaction.
+pub fn insert_replay_keys(
+    conn: &mut DbConnection,
+    keys: &[(String, i64)],
+) -> Result<(), StoreError> {
+    crate::store::write_transaction(conn, |conn| {
+        for (key_hash, seen_at) in keys {
+            insert_replay_key(conn, key_hash, *seen_at)?;
+        }
+        Ok(())
+    })
+}
+
 /// Whether `key_hash` was seen at `since` or later.
 pub fn replay_key_seen(
     conn: &mut DbConnection,

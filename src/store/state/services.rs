@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::schema::*;
 use crate::store::{DbConnection, StoreError};
 
-use super::all_hosts;
+use super::{all_hosts, changing_peers};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
 #[diesel(table_name = peer_services)]
@@ -25,41 +25,43 @@ pub fn set_service(
     publish: Option<bool>,
     subscribe: Option<bool>,
 ) -> Result<PeerService, StoreError> {
-    crate::store::write_transaction(conn, |conn| {
-        let existing: Option<PeerService> = peer_services::table
-            .filter(peer_services::peer_id.eq(peer_id))
-            .filter(peer_services::service.eq(service))
-            .select(PeerService::as_select())
-            .first(conn)
-            .optional()?;
-        let row = PeerService {
-            peer_id,
-            service: service.to_string(),
-            publish: publish.unwrap_or(existing.as_ref().is_some_and(|e| e.publish)),
-            subscribe: subscribe.unwrap_or(existing.as_ref().is_some_and(|e| e.subscribe)),
-        };
-        if existing.is_some() {
-            diesel::update(
-                peer_services::table
-                    .filter(peer_services::peer_id.eq(peer_id))
-                    .filter(peer_services::service.eq(service)),
-            )
-            .set((
-                peer_services::publish.eq(row.publish),
-                peer_services::subscribe.eq(row.subscribe),
-            ))
-            .execute(conn)?;
-        } else {
-            diesel::insert_into(peer_services::table)
-                .values((
-                    peer_services::peer_id.eq(peer_id),
-                    peer_services::service.eq(service),
+    changing_peers(|| {
+        crate::store::write_transaction(conn, |conn| {
+            let existing: Option<PeerService> = peer_services::table
+                .filter(peer_services::peer_id.eq(peer_id))
+                .filter(peer_services::service.eq(service))
+                .select(PeerService::as_select())
+                .first(conn)
+                .optional()?;
+            let row = PeerService {
+                peer_id,
+                service: service.to_string(),
+                publish: publish.unwrap_or(existing.as_ref().is_some_and(|e| e.publish)),
+                subscribe: subscribe.unwrap_or(existing.as_ref().is_some_and(|e| e.subscribe)),
+            };
+            if existing.is_some() {
+                diesel::update(
+                    peer_services::table
+                        .filter(peer_services::peer_id.eq(peer_id))
+                        .filter(peer_services::service.eq(service)),
+                )
+                .set((
                     peer_services::publish.eq(row.publish),
                     peer_services::subscribe.eq(row.subscribe),
                 ))
                 .execute(conn)?;
-        }
-        Ok(row)
+            } else {
+                diesel::insert_into(peer_services::table)
+                    .values((
+                        peer_services::peer_id.eq(peer_id),
+                        peer_services::service.eq(service),
+                        peer_services::publish.eq(row.publish),
+                        peer_services::subscribe.eq(row.subscribe),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(row)
+        })
     })
 }
 
