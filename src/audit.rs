@@ -79,8 +79,12 @@ impl Audit {
                 let db = state.clone();
                 async move {
                     let rows = batch.len();
-                    if let Err(e) = db.run(move |c| state::insert_audit_batch(c, &batch)).await {
-                        tracing::warn!(error = %e, rows, "audit entry not written");
+                    match db.run(move |c| state::insert_audit_batch(c, &batch)).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, rows, "audit entry not written");
+                            false
+                        }
                     }
                 }
             },

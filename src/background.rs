@@ -106,14 +106,20 @@ pub struct Batched<T> {
     write: BatchWrite<T>,
 }
 
+/// Writes one batch; true when it is in the database.
 type BatchWrite<T> =
-    Box<dyn Fn(Arc<Vec<T>>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+    Box<dyn Fn(Arc<Vec<T>>) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Attempts at writing one batch before it is given up (logged as an error). The waits between
+/// them grow by `delay` each time, so a state database that is down for a few seconds (a
+/// restart, a lock held by another writer) loses nothing; a shutdown hurries through them.
+const WRITE_ATTEMPTS: u32 = 10;
 
 impl<T: Send + Sync + 'static> Batched<T> {
     pub fn new<F, Fut>(background: Arc<BackgroundWrites>, delay: Duration, write: F) -> Arc<Self>
     where
         F: Fn(Arc<Vec<T>>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
     {
         Arc::new(Batched {
             background,
@@ -135,7 +141,7 @@ impl<T: Send + Sync + 'static> Batched<T> {
         let hurried = self.background.hurried();
         let spawned = self.background.spawn(async move {
             me.background.wait_unless_hurried(me.delay, hurried).await;
-            me.write_queued().await;
+            me.write_queued(hurried).await;
         });
         if !spawned {
             // No runtime (a CLI command outside tokio): nothing to protect, and no way to
@@ -145,16 +151,40 @@ impl<T: Send + Sync + 'static> Batched<T> {
         }
     }
 
-    async fn write_queued(&self) {
+    /// `hurried`: the token the write was scheduled with; once someone waits for the writes
+    /// (a shutdown), the retries below go at once too.
+    async fn write_queued(&self, hurried: u64) {
         // Cleared before the queue is taken: a row queued after this either is in the batch
         // taken below or schedules a write of its own.
         self.scheduled.store(false, Ordering::Release);
-        let batch = Arc::new(std::mem::take(&mut *lock(&self.queue)));
-        if batch.is_empty() {
-            return;
+        // Moved to `writing` before the queue's lock is let go: a row must never be in
+        // neither, or `any` could miss it in between (a replay key, then run twice).
+        let batch = {
+            let mut queue = lock(&self.queue);
+            if queue.is_empty() {
+                return;
+            }
+            let batch = Arc::new(std::mem::take(&mut *queue));
+            lock(&self.writing).push(batch.clone());
+            batch
+        };
+        // The batch stays in `writing`, and so is still seen by `any`, until it is written
+        // or given up.
+        let mut attempt = 1;
+        while !(self.write)(batch.clone()).await {
+            if attempt >= WRITE_ATTEMPTS {
+                tracing::error!(
+                    rows = batch.len(),
+                    attempts = attempt,
+                    "background writes given up: the state database refused them every time"
+                );
+                break;
+            }
+            self.background
+                .wait_unless_hurried(self.delay.saturating_mul(attempt), hurried)
+                .await;
+            attempt += 1;
         }
-        lock(&self.writing).push(batch.clone());
-        (self.write)(batch.clone()).await;
         lock(&self.writing).retain(|b| !Arc::ptr_eq(b, &batch));
     }
 
@@ -200,7 +230,10 @@ mod tests {
         // A delay no test would wait out: `settled` must hurry the batch.
         let batch = Batched::new(background.clone(), Duration::from_secs(3600), move |rows| {
             let sink = sink.clone();
-            async move { sink.lock().unwrap().push(rows.as_ref().clone()) }
+            async move {
+                sink.lock().unwrap().push(rows.as_ref().clone());
+                true
+            }
         });
         for n in 0..5u32 {
             batch.push(n);
@@ -226,10 +259,69 @@ mod tests {
         assert_eq!(written.lock().unwrap().len(), 2);
     }
 
+    #[tokio::test]
+    async fn a_failed_write_is_tried_again_and_its_rows_stay_seen_meanwhile() {
+        let background = Arc::new(BackgroundWrites::default());
+        let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (tries, sink) = (attempts.clone(), written.clone());
+        let batch = Batched::new(background.clone(), Duration::from_millis(20), move |rows| {
+            let (tries, sink) = (tries.clone(), sink.clone());
+            async move {
+                // The database refuses the first two attempts.
+                if tries.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return false;
+                }
+                sink.lock().unwrap().push(rows.as_ref().clone());
+                true
+            }
+        });
+        batch.push(1u32);
+        batch.push(2u32);
+        // Between the attempts the rows are neither queued nor written, but still seen.
+        for _ in 0..200 {
+            if attempts.load(Ordering::SeqCst) >= 1 && written.lock().unwrap().is_empty() {
+                assert!(batch.any(|&n| n == 2), "a row waiting for a retry is seen");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), background.settled())
+            .await
+            .expect("the retries end");
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(*written.lock().unwrap(), vec![vec![1, 2]]);
+        assert!(!batch.any(|&n| n == 2));
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_every_time_is_given_up_not_retried_forever() {
+        let background = Arc::new(BackgroundWrites::default());
+        let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let tries = attempts.clone();
+        let batch = Batched::new(
+            background.clone(),
+            Duration::from_secs(3600),
+            move |_rows| {
+                let tries = tries.clone();
+                async move {
+                    tries.fetch_add(1, Ordering::SeqCst);
+                    false
+                }
+            },
+        );
+        batch.push(1u8);
+        tokio::time::timeout(Duration::from_secs(5), background.settled())
+            .await
+            .expect("settled hurries through the attempts");
+        assert_eq!(attempts.load(Ordering::SeqCst), WRITE_ATTEMPTS);
+        assert!(!batch.any(|_| true));
+    }
+
     #[test]
     fn without_a_runtime_rows_are_dropped_and_later_ones_are_not_stuck() {
         let background = Arc::new(BackgroundWrites::default());
-        let batch = Batched::new(background, Duration::from_millis(1), |_rows| async {});
+        let batch = Batched::new(background, Duration::from_millis(1), |_rows| async { true });
         batch.push(1u8);
         assert_eq!(batch.queued(), 0);
         batch.push(2u8);

@@ -7,12 +7,13 @@
 //!
 //! Never stale within this process: every write of this process to peers, their
 //! certificates or services bumps [`state::peers_generation`], and an entry loaded under an
-//! older generation is not used. Another process (`usestats peer …`, `usestats grant …`
-//! while `serve` runs, or a second daemon sharing a PostgreSQL state database) cannot bump
-//! it: its changes are seen once the entry is [`TTL`] old. That bound was chosen over a
-//! version check per call because any check of the database is a trip to it, the very cost
-//! this cache removes; a second is below what an operator typing a command can notice,
-//! and a request already in flight when the command commits is served the old way anyway.
+//! older generation is not used. Another process (`usestats peer …` while `serve` runs, or a
+//! second daemon sharing a PostgreSQL state database) cannot bump it: its changes are seen
+//! once the entry is [`TTL`] old. That bound was chosen over a version check per call
+//! because any check of the database is a trip to it, the very cost this cache removes; a
+//! second is below what an operator typing a command can notice. Grants and tokens are not
+//! cached: they are read per call.
+//! A request already in flight when the command commits is served the old way anyway.
 //!
 //! Only live peers are kept (not unknown or deleted wwwroots, which anyone can send), keyed
 //! by the normalised wwwroot, so the map is bounded by the peers table; [`MAX_ENTRIES`]

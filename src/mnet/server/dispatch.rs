@@ -59,8 +59,14 @@ async fn visible_services(
     peer_id: i64,
     known: Option<Arc<KnownPeer>>,
 ) -> Result<KnownServices, Fault> {
-    if let Some(known) = known.filter(|k| k.peer.id == peer_id) {
-        return Ok(KnownServices::Cached(known));
+    // Only while the entry is still current: a request can wait (a slow replay check) long
+    // enough for a change to the peer's services to commit meanwhile.
+    if let Some(fresh) = known
+        .filter(|k| k.peer.id == peer_id)
+        .and_then(|k| node.known_peers.cached(&k.peer.wwwroot))
+        .filter(|k| k.peer.id == peer_id)
+    {
+        return Ok(KnownServices::Cached(fresh));
     }
     node.state
         .run(move |c| state::effective_services(c, peer_id))

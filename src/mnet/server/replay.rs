@@ -102,8 +102,12 @@ pub fn replay_key_writes(
             let db = db.clone();
             async move {
                 let keys = batch.len();
-                if let Err(e) = db.run(move |c| state::insert_replay_keys(c, &batch)).await {
-                    tracing::warn!(error = %e, keys, "replay keys not persisted");
+                match db.run(move |c| state::insert_replay_keys(c, &batch)).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, keys, "replay keys not persisted");
+                        false
+                    }
                 }
             }
         },

@@ -165,8 +165,7 @@ pub mod schema {
 pub const ALL_HOSTS: &str = "";
 
 /// Bumped after every write of this process to what the MNET request path reads of a peer:
-/// its row (wwwroot, certificate, deletion, TLS and timeout settings), its certificate
-/// history and its services (or All Hosts'). The in-memory cache of known peers compares it
+/// its row (wwwroot, certificate, deletion, TLS and timeout settings) and its services (or All Hosts'). The in-memory cache of known peers compares it
 /// with the value it loaded under, so a change made by this process is seen by the very
 /// next call. Bumped after the commit: a load that read the old rows started before it and
 /// is thrown away. One counter for every state database of the process (tests run several
@@ -183,9 +182,9 @@ fn peers_changed() {
     PEERS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
-/// Runs a write to peers or services, then bumps [`peers_generation`] whatever the outcome
-/// (a failed write may still have committed part of its work on a backend without
-/// transactions; reloading costs one query).
+/// Runs a write to peers or services, then bumps [`peers_generation`] whatever the outcome:
+/// a failed write may have failed after its commit (a lost connection), and reloading costs
+/// one query.
 fn changing_peers<T>(write: impl FnOnce() -> T) -> T {
     let out = write();
     peers_changed();
