@@ -5,8 +5,8 @@
 #   scripts/bench/mnet_callgrind.sh BENCH_BINARY [CALLS]
 #
 # BENCH_BINARY is target/release/deps/mnet_call-*. The bench runs its new-connection variant
-# alone (USESTATS_BENCH_ONLY=fresh); callgrind dumps its counters (which zeroes them) just before the measured
-# loop and dumped just after it (USESTATS_BENCH_GATE), one file per thread. The server's
+# alone (USESTATS_BENCH_ONLY=fresh); callgrind dumps its counters (which zeroes them) just before the
+# measured loop and again just after it (USESTATS_BENCH_GATE), one file per thread. The server's
 # instructions are those of every thread but the client thread and the main thread; they are
 # printed per call, next to the instructions of one RSA-2048 private-key operation counted the
 # same way (`op_sign` in the main thread's setup dump, which holds the RSA reference).
