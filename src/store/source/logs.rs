@@ -7,7 +7,7 @@ use diesel::row::{Field, Row};
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{QueryResult, QueryableByName};
 
-use super::query::{self, Backend, Bind, in_list};
+use super::query::{self, Backend, Bind, Size, in_list};
 use super::{CONTEXT_MODULE, LogRow, LogText, ModuleInfo, Source, SourceError};
 use crate::store::DbConnection;
 
@@ -177,7 +177,7 @@ impl Source {
         while start <= last {
             let end = start.saturating_add(IDS_PER_BATCH_QUERY);
             slice.clear();
-            rows += query::stream_bounded::<RawLog, _>(
+            rows += query::stream::<RawLog, _>(
                 conn,
                 &sql,
                 vec![
@@ -187,6 +187,7 @@ impl Source {
                     Bind::Int(start),
                     Bind::Int(end),
                 ],
+                Size::Bounded,
                 |raw| slice.push(raw.into()),
             )?;
             slice.sort_unstable_by_key(|r| r.id);
@@ -246,7 +247,7 @@ impl Source {
         let mut rows: Vec<LogRow> = Vec::with_capacity(expected);
         // Rows of module contexts, by index in `rows`, with their context id.
         let mut pending: Vec<(usize, Option<i64>)> = Vec::new();
-        query::stream_bounded::<BareLog, _>(conn, &sql, binds, |b| {
+        query::stream::<BareLog, _>(conn, &sql, binds, Size::Bounded, |b| {
             if b.row.context_level == CONTEXT_MODULE {
                 pending.push((rows.len(), b.contextid));
             }
@@ -464,7 +465,7 @@ fn stream_logs(
     binds: Vec<Bind>,
     f: &mut dyn FnMut(LogRow),
 ) -> QueryResult<u64> {
-    query::stream::<RawLog, _>(conn, sql, binds, |raw| f(raw.into()))
+    query::stream::<RawLog, _>(conn, sql, binds, Size::Unbounded, |raw| f(raw.into()))
 }
 
 /// A row of [`Source::bare_logs`]: the columns are taken by position (a lookup by name per

@@ -175,45 +175,39 @@ where
     }
 }
 
+/// A row type every backend can build from a raw query's result.
+pub(crate) trait FromAnyRow:
+    FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static
+{
+}
+
+impl<R> FromAnyRow for R where
+    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static
+{
+}
+
+/// How much a streamed query can return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Size {
+    /// Any amount (one user's whole log): PostgreSQL sends it row by row.
+    Unbounded,
+    /// What the query itself bounds (a slice of the primary key): PostgreSQL sends it whole,
+    /// which costs far less per row than single-row mode.
+    Bounded,
+}
+
 /// Hands each row to `f` as it arrives, so a scan of millions of rows never sits in memory:
-/// SQLite steps its statement; PostgreSQL runs in single-row mode. Returns the row count.
+/// SQLite steps its statement; PostgreSQL runs in single-row mode unless `size` is bounded.
+/// Returns the row count.
 pub(crate) fn stream<R, F>(
     conn: &mut DbConnection,
     sql: &str,
     binds: Vec<Bind>,
-    f: F,
-) -> QueryResult<u64>
-where
-    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
-    F: FnMut(R),
-{
-    each_row(conn, sql, binds, f, false)
-}
-
-/// As [`stream`], for a result whose size the query bounds (a slice of the primary key):
-/// PostgreSQL sends it whole, which costs far less per row than single-row mode.
-pub(crate) fn stream_bounded<R, F>(
-    conn: &mut DbConnection,
-    sql: &str,
-    binds: Vec<Bind>,
-    f: F,
-) -> QueryResult<u64>
-where
-    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
-    F: FnMut(R),
-{
-    each_row(conn, sql, binds, f, true)
-}
-
-fn each_row<R, F>(
-    conn: &mut DbConnection,
-    sql: &str,
-    binds: Vec<Bind>,
+    size: Size,
     mut f: F,
-    bounded: bool,
 ) -> QueryResult<u64>
 where
-    R: FromSqlRow<Untyped, Sqlite> + FromSqlRow<Untyped, Pg> + FromSqlRow<Untyped, Mysql> + 'static,
+    R: FromAnyRow,
     F: FnMut(R),
 {
     let mut n = 0u64;
@@ -228,7 +222,7 @@ where
                 take(row)?;
             }
         }
-        DbConnection::Postgres(c) if bounded => {
+        DbConnection::Postgres(c) if size == Size::Bounded => {
             for row in pg_query(sql, binds).load_iter::<R, DefaultLoadingMode>(c)? {
                 take(row)?;
             }
