@@ -1,24 +1,29 @@
 //! Our own tables: peers and their certificates, per-peer services, our key history,
-//! grants, web-service tokens, the audit log, replay keys and the compiled store. This file holds the diesel
+//! grants, web-service tokens, the audit log, replay keys, the compiled store, and for several
+//! instances our shared key pairs and the instances' heartbeats. This file holds the diesel
 //! schema and the constants the tables share; the queries live one file per table, and are
 //! re-exported here so callers keep writing `store::state::X`.
 
 mod audit;
 mod compiled;
 mod grants;
+mod instances;
 mod keys;
 mod peers;
 mod replay;
 mod services;
+mod shared_keys;
 mod tokens;
 
 pub use audit::*;
 pub use compiled::*;
 pub use grants::*;
+pub use instances::*;
 pub use keys::*;
 pub use peers::*;
 pub use replay::*;
 pub use services::*;
+pub use shared_keys::*;
 pub use tokens::*;
 
 pub mod schema {
@@ -150,6 +155,31 @@ pub mod schema {
             next_time -> BigInt,
             next_id -> BigInt,
             part -> Binary,
+        }
+    }
+    diesel::table! {
+        shared_keys (fingerprint) {
+            fingerprint -> Text,
+            is_current -> Bool,
+            not_before -> BigInt,
+            not_after -> BigInt,
+            cert_pem -> Text,
+            key_sealed -> Binary,
+            kek_id -> Text,
+            created_at -> BigInt,
+            archived_at -> Nullable<BigInt>,
+        }
+    }
+    diesel::table! {
+        instances (id) {
+            id -> Text,
+            host -> Text,
+            pid -> BigInt,
+            version -> Text,
+            listen -> Text,
+            key_fingerprint -> Text,
+            started_at -> BigInt,
+            seen_at -> BigInt,
         }
     }
     diesel::allow_tables_to_appear_in_same_query!(

@@ -1,0 +1,2 @@
+DROP TABLE instances;
+DROP TABLE shared_keys;
