@@ -8,7 +8,8 @@ pub use crate::background::BackgroundWrites;
 use crate::blocking::CpuPool;
 pub use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::{self, CertSubject, CryptoStatus, KeyStore, Keyring, KeyringCell};
+use crate::crypto::{self, CertSubject, CryptoStatus, Keyring, KeyringCell};
+use crate::keys::{KeyHome, KeysError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::mnet::client::{ClientHandles, MnetClient};
@@ -22,6 +23,8 @@ pub enum AppError {
     Crypto(#[from] crypto::CryptoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
 }
 
 /// Everything the daemon holds. The MNET layer and the services see only the [`Node`]
@@ -31,7 +34,6 @@ pub struct App {
     pub node: Arc<Node>,
     /// The Moodle database the numbers come from (the state database on the demo).
     pub source: Db,
-    pub keystore: KeyStore,
     pub crypto: CryptoStatus,
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
@@ -90,8 +92,8 @@ impl App {
             state.clone()
         };
         let clock = Arc::new(Clock::default());
-        let keystore = KeyStore::new(config.keys_dir(), config.keys.keep_archived);
-        let (keyring, generated) = keystore.load_or_generate(
+        let key_home = Arc::new(KeyHome::for_config(&config, &state)?);
+        let (keyring, generated) = key_home.load_or_generate(
             &cert_subject(&config),
             config.keys.lifetime_days,
             clock.now(),
@@ -132,6 +134,7 @@ impl App {
             ),
             config: config.clone(),
             keys,
+            key_home,
             state,
             clock,
             client,
@@ -147,7 +150,6 @@ impl App {
         };
         let app = App {
             node: Arc::new(node),
-            keystore,
             source,
             crypto,
             keys_generated_now: generated,
@@ -157,7 +159,7 @@ impl App {
             ),
         };
         if generated {
-            tracing::info!(dir = %app.keystore.dir().display(), "generated our first key pair");
+            tracing::info!(keys = %app.key_home.describe(), "generated our first key pair");
         }
         app.record_current_key()?;
         Ok(Arc::new(app))
@@ -179,7 +181,7 @@ impl App {
     /// Generate a new key pair; the old one is archived and keeps opening requests from
     /// peers that have not yet learnt the new certificate (they get 7025).
     pub fn rotate_keys(&self) -> Result<Arc<Keyring>, AppError> {
-        let ring = Arc::new(self.keystore.rotate(
+        let ring = Arc::new(self.key_home.rotate(
             &cert_subject(&self.config),
             self.config.keys.lifetime_days,
             self.now(),
@@ -189,13 +191,28 @@ impl App {
         Ok(ring)
     }
 
-    /// Re-read the key files (another process, e.g. `usestats keys rotate`, may have
-    /// rotated them).
-    pub fn reload_keys(&self) -> Result<(), AppError> {
-        if let Some(ring) = self.keystore.load()? {
-            self.keys.replace(Arc::new(ring));
-        }
-        Ok(())
+    /// Rotate when our certificate expires before `deadline`. With several instances, the
+    /// one that gets there first rotates; the others find the new key already made and take
+    /// it up (`None` from this one, the new ring through [`App::follow_keys`]).
+    pub fn rotate_keys_if_expiring(&self, deadline: i64) -> Result<Option<Arc<Keyring>>, AppError> {
+        let Some(ring) = self.key_home.rotate_if_expiring(
+            &cert_subject(&self.config),
+            self.config.keys.lifetime_days,
+            self.now(),
+            deadline,
+        )?
+        else {
+            return Ok(None);
+        };
+        let ring = Arc::new(ring);
+        self.keys.replace(ring.clone());
+        self.record_current_key()?;
+        Ok(Some(ring))
+    }
+
+    /// Take up a key pair rotated elsewhere (another instance, `usestats keys rotate`).
+    pub fn follow_keys(&self) -> Result<Option<Arc<Keyring>>, AppError> {
+        Ok(crate::keys::follow(&self.key_home, &self.keys)?)
     }
 }
 

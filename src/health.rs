@@ -229,7 +229,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             info.fingerprint_sha1,
             days_left,
             app.keyring().archived.len(),
-            app.keystore.dir().display()
+            app.key_home.describe()
         ),
     ));
     out.push(certificate_check(&app));

@@ -237,7 +237,14 @@ pub struct Limits {
     /// Key refreshes per claimed peer: every request that fails verification under a peer's
     /// name would otherwise make us call that peer's URL.
     pub key_refresh: RateLimiter,
+    /// Looks into a shared state for a key pair rotated by another instance, prompted by a
+    /// request sealed to a key this one does not hold (one bucket for all senders).
+    pub key_follow: RateLimiter,
 }
+
+/// Looks for a rotated key pair prompted by requests; the poll every two seconds finds it
+/// anyway, so this only shortens the wait.
+const KEY_FOLLOWS_PER_MINUTE: u32 = 120;
 
 /// At most one key refresh per peer per minute; a real rotation needs only one.
 const KEY_REFRESHES_PER_MINUTE: u32 = 1;
@@ -255,6 +262,7 @@ impl Limits {
                 max_peers: i64::from(config.auto_register_max_peers),
             },
             key_refresh: RateLimiter::new(KEY_REFRESHES_PER_MINUTE),
+            key_follow: RateLimiter::new(KEY_FOLLOWS_PER_MINUTE),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The daemon's housekeeping, once a minute alongside `serve`: key rotation before expiry
-//! (and picking up a rotation done on disk by the CLI), audit retention, replay-key pruning.
+//! The daemon's housekeeping alongside `serve`: once a minute key rotation before expiry,
+//! audit retention and replay-key pruning; every two seconds, taking up a key pair rotated
+//! elsewhere; the compile passes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,27 +18,21 @@ pub async fn maintenance_loop(app: Arc<App>) {
 }
 
 pub async fn maintenance_once(app: &Arc<App>) {
-    // `usestats keys rotate` run by an operator changes the files under a running daemon.
-    let on_disk = std::fs::read_to_string(app.keystore.dir().join("current.cert.pem")).ok();
-    if on_disk.is_some_and(|pem| pem != app.keyring().current.cert_pem) {
-        match app.reload_keys() {
-            Ok(()) => tracing::info!(
-                fingerprint = %app.keyring().current.info().fingerprint_sha1,
-                "picked up a key pair rotated on disk"
-            ),
-            Err(e) => tracing::error!(error = %e, "could not reload the rotated key pair"),
-        }
-    }
+    follow_keys(app).await;
     let before_days = i64::from(app.config.keys.rotate_before_days);
     if before_days > 0 {
-        let expires = app.keyring().current.info().not_after;
-        if expires - before_days * 86_400 <= app.now() {
+        let deadline = app.now() + before_days * 86_400;
+        if app.keyring().current.info().not_after <= deadline {
             let rotating = app.clone();
-            match tokio::task::spawn_blocking(move || rotating.rotate_keys()).await {
-                Ok(Ok(ring)) => tracing::info!(
+            match tokio::task::spawn_blocking(move || rotating.rotate_keys_if_expiring(deadline))
+                .await
+            {
+                Ok(Ok(Some(ring))) => tracing::info!(
                     fingerprint = %ring.current.info().fingerprint_sha1,
                     "rotated our key before it expires"
                 ),
+                // Another instance rotated first: take up its key.
+                Ok(Ok(None)) => follow_keys(app).await,
                 Ok(Err(e)) => tracing::error!(error = %e, "automatic key rotation failed"),
                 Err(e) => tracing::error!(error = %e, "automatic key rotation failed"),
             }
@@ -54,6 +49,30 @@ pub async fn maintenance_once(app: &Arc<App>) {
         {
             tracing::warn!(error = %e, "audit retention not applied");
         }
+    }
+}
+
+/// Every [`crate::keys::FOLLOW_INTERVAL`]: take up a key pair rotated by another instance or
+/// by `usestats keys rotate`, so every instance signs with the new key within seconds.
+pub async fn keys_loop(app: Arc<App>) {
+    let mut tick = tokio::time::interval(crate::keys::FOLLOW_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        follow_keys(&app).await;
+    }
+}
+
+pub async fn follow_keys(app: &Arc<App>) {
+    let following = app.clone();
+    match tokio::task::spawn_blocking(move || following.follow_keys()).await {
+        Ok(Ok(Some(ring))) => tracing::info!(
+            fingerprint = %ring.current.info().fingerprint_sha1,
+            "took up our key pair rotated elsewhere"
+        ),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not check for a rotated key pair"),
+        Err(e) => tracing::error!(error = %e, "could not check for a rotated key pair"),
     }
 }
 

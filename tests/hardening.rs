@@ -8,26 +8,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usestats::mnet::client::ClientError;
-use usestats::xmlrpc::{self, Limits, Response};
 
-use common::vector::{CAPTURED_AT, peer as vector_peer, read};
-
-/// Open B's answer with A's key (or read it plain) and return the fault code, if any.
-fn fault_of(body: &[u8]) -> Option<i64> {
-    use usestats::mnet::envelope;
-    let xml = if envelope::document_kind(body) == envelope::DocumentKind::Encrypted {
-        let a_key = openssl::pkey::PKey::private_key_from_pem(&read("keys/A.key.pem")).unwrap();
-        let message = envelope::parse_encrypted(body).unwrap();
-        let (plain, _) = envelope::open_with(&message, [&a_key]).unwrap();
-        envelope::parse_signed(&plain).unwrap().object
-    } else {
-        body.to_vec()
-    };
-    match xmlrpc::parse_response(&xml, &Limits::default()).unwrap() {
-        Response::Fault(f) => Some(f.code),
-        Response::Success(_) => None,
-    }
-}
+use common::vector::{CAPTURED_AT, fault_of, peer as vector_peer, read};
 
 #[tokio::test]
 async fn a_replayed_request_is_refused_but_a_fresh_identical_call_is_not() {

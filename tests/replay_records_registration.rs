@@ -19,25 +19,10 @@ use usestats::mnet::envelope;
 use usestats::store::state;
 use usestats::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
-use common::vector::{A, CAPTURED_AT, peer as vector_peer, read};
+use common::vector::{A, CAPTURED_AT, fault_of, peer as vector_peer, read};
 
 fn key(rel: &str) -> PKey<Private> {
     PKey::private_key_from_pem(&read(rel)).unwrap()
-}
-
-/// Open B's answer with A's key (or read it plain) and return the fault code, if any.
-fn fault_of(body: &[u8]) -> Option<i64> {
-    let xml = if envelope::document_kind(body) == envelope::DocumentKind::Encrypted {
-        let message = envelope::parse_encrypted(body).unwrap();
-        let (plain, _) = envelope::open_with(&message, [&key("keys/A.key.pem")]).unwrap();
-        envelope::parse_signed(&plain).unwrap().object
-    } else {
-        body.to_vec()
-    };
-    match xmlrpc::parse_response(&xml, &Limits::default()).unwrap() {
-        Response::Fault(f) => Some(f.code),
-        Response::Success(_) => None,
-    }
 }
 
 /// The attack of item 6: rewrite the unsigned `<timestamp>` of a captured encrypted request

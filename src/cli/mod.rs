@@ -147,6 +147,12 @@ pub enum KeysAction {
     },
     /// Make a new key pair current; the old one is archived (peers get 7025 and follow).
     Rotate,
+    /// With a PostgreSQL state: seal every stored private key under the current
+    /// key-encryption key (after rolling out a new one with the old in `old_kek_files`).
+    Rewrap,
+    /// Write a new key-encryption key (64 hex characters, mode 0600) to PATH; refuses to
+    /// overwrite a file.
+    KekGenerate { path: std::path::PathBuf },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -294,6 +294,23 @@ impl Config {
         self.resolve(&self.keys.dir)
     }
 
+    /// The key-encryption key's file (used with a PostgreSQL state).
+    pub fn kek_file(&self) -> PathBuf {
+        if self.keys.kek_file.trim().is_empty() {
+            self.keys_dir().join("kek")
+        } else {
+            self.resolve(&self.keys.kek_file)
+        }
+    }
+
+    pub fn old_kek_files(&self) -> Vec<PathBuf> {
+        self.keys
+            .old_kek_files
+            .iter()
+            .map(|f| self.resolve(f))
+            .collect()
+    }
+
     /// The state database URL with a relative SQLite path made absolute.
     pub fn state_url(&self) -> String {
         self.database_url(&self.state.url)

@@ -7,6 +7,7 @@
 //! crypto policy forbids them cannot run an MNET peer and `init` says so.
 
 mod direct;
+pub mod kek;
 pub mod keyring;
 
 use std::sync::OnceLock;

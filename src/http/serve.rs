@@ -158,7 +158,7 @@ impl AcceptBackoff {
 }
 
 /// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
-/// before expiry, audit retention) alongside.
+/// before expiry, audit retention), the compile passes and the key follower alongside.
 pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     // The connection cap is derived from the open-files limit: make that as high as allowed.
     match conn::raise_fd_limit() {
@@ -171,6 +171,7 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     }
     let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
     let compiling = tokio::spawn(crate::maintenance::compile_loop(app.clone()));
+    let following = tokio::spawn(crate::maintenance::keys_loop(app.clone()));
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -196,5 +197,6 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     let result = run(app, listener, shutdown).await;
     maintenance.abort();
     compiling.abort();
+    following.abort();
     result
 }

@@ -22,6 +22,9 @@ use crate::store::Db;
 pub struct Node {
     pub config: Arc<Config>,
     pub keys: Arc<KeyringCell>,
+    /// Where the keys are kept: with a shared state, a request sealed to a key this instance
+    /// has not taken up yet makes it look there at once.
+    pub key_home: Arc<crate::keys::KeyHome>,
     pub state: Db,
     pub clock: Arc<Clock>,
     pub client: MnetClient,

@@ -66,6 +66,8 @@ struct Flags {
     /// The peer as found in memory, with the services it may use; `None` once its key was
     /// refreshed during this request (the services are then read from the database).
     known: Option<Arc<KnownPeer>>,
+    /// A known peer sealed the request to a key this instance does not hold.
+    no_key: bool,
 }
 
 enum Answer {
@@ -79,7 +81,12 @@ pub async fn handle(node: Arc<Node>, body: Bytes, remote_addr: Option<SocketAddr
     let started = Instant::now();
     let mut flags = Flags::default();
     let mut call: Option<MethodCall> = None;
-    let answer = process(&node, &body, remote_addr, &mut flags, &mut call).await;
+    let mut answer = process(&node, &body, remote_addr, &mut flags, &mut call).await;
+    if flags.no_key && took_up_rotated_keys(&node).await {
+        flags = Flags::default();
+        call = None;
+        answer = process(&node, &body, remote_addr, &mut flags, &mut call).await;
+    }
     let (xml, fault_code, plain) = match &answer {
         Answer::Plain(f) => (xmlrpc::serialize_fault(f), Some(f.code), true),
         Answer::Fault(f) => (xmlrpc::serialize_fault(f), Some(f.code), false),
@@ -268,6 +275,35 @@ fn wrap(node: &Node, xml: Vec<u8>, flags: &Sealing, signing_key: &PKey<Private>)
     out
 }
 
+/// With several instances, a peer may already hold the certificate another instance rotated
+/// to a moment ago: look for it now rather than at the next poll. At most twice a second,
+/// whoever sends such requests: a peer's name is all it takes.
+async fn took_up_rotated_keys(node: &Arc<Node>) -> bool {
+    if !node.key_home.is_shared() || !node.limits.key_follow.allow("") {
+        return false;
+    }
+    let following = node.clone();
+    let followed = tokio::task::spawn_blocking(move || {
+        crate::keys::follow(&following.key_home, &following.keys)
+    })
+    .await;
+    match followed {
+        Ok(Ok(Some(ring))) => {
+            tracing::info!(
+                fingerprint = %ring.current.info().fingerprint_sha1,
+                "took up our key pair rotated elsewhere (a request was sealed to it)"
+            );
+            true
+        }
+        Ok(Ok(None)) => false,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not check for a rotated key pair");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 async fn lookup_peer(node: &Arc<Node>, wwwroot: &str) -> Result<Option<Arc<KnownPeer>>, Fault> {
     node.known_peers
         .lookup(&node.state, wwwroot)
@@ -451,6 +487,7 @@ async fn verified_call(
     let opened = match opened {
         Ok(opened) => opened,
         Err(Unsealed::NoKey) => {
+            flags.no_key = true;
             tracing::info!(peer = %peer.wwwroot, "no key of ours opens the request");
             return Err(Answer::Plain(faults::no_key_match()));
         }

@@ -327,15 +327,35 @@ pub const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle databas
 const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite");
 const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
 
+/// "usestmig" in ASCII: the session advisory lock held while migrating a PostgreSQL state.
+const MIGRATION_LOCK: i64 = 0x7573_6573_746d_6967;
+
 /// Bring the state schema up to date. Returns the versions applied now.
 pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
-    let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(STATE_SQLITE),
-        DbConnection::Postgres(c) => c.run_pending_migrations(STATE_POSTGRES),
-        DbConnection::Mysql(_) => return Err(StoreError::Invalid(MYSQL_STATE.into())),
+    fn names<V: std::fmt::Display>(
+        applied: Result<Vec<V>, Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Result<Vec<String>, StoreError> {
+        applied
+            .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| StoreError::Migration(e.to_string()))
     }
-    .map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    match conn {
+        DbConnection::Sqlite(c) => names(c.run_pending_migrations(STATE_SQLITE)),
+        DbConnection::Postgres(c) => {
+            // Instances started together on a new state would run the same migration at
+            // once, and all but one fail on the catalogue's unique keys: one at a time, the
+            // others then find nothing pending.
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+            let applied = names(c.run_pending_migrations(STATE_POSTGRES));
+            let unlocked =
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(c);
+            let applied = applied?;
+            unlocked?;
+            Ok(applied)
+        }
+        DbConnection::Mysql(_) => Err(StoreError::Invalid(MYSQL_STATE.into())),
+    }
 }
 
 /// The newest state migration applied, for `doctor`.

@@ -463,6 +463,25 @@ pub mod vector {
         std::fs::read(vectors().join(rel)).unwrap()
     }
 
+    /// The fault code of B's answer to A (opened with A's key, or read plain), if any.
+    #[allow(dead_code)]
+    pub fn fault_of(body: &[u8]) -> Option<i64> {
+        use usestats::mnet::envelope;
+        use usestats::xmlrpc::{self, Limits, Response};
+        let xml = if envelope::document_kind(body) == envelope::DocumentKind::Encrypted {
+            let a_key = openssl::pkey::PKey::private_key_from_pem(&read("keys/A.key.pem")).unwrap();
+            let message = envelope::parse_encrypted(body).unwrap();
+            let (plain, _) = envelope::open_with(&message, [&a_key]).unwrap();
+            envelope::parse_signed(&plain).unwrap().object
+        } else {
+            body.to_vec()
+        };
+        match xmlrpc::parse_response(&xml, &Limits::default()).unwrap() {
+            Response::Fault(f) => Some(f.code),
+            Response::Success(_) => None,
+        }
+    }
+
     /// A daemon playing B, with A registered (unless its state already has A, as after a
     /// restart on the same database) and use_stats published to it.
     pub async fn peer(tweak: Option<Tweak>) -> TestApp {

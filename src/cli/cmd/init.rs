@@ -61,7 +61,7 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
             );
         }
         println!("wwwroot      {wwwroot}");
-        println!("keys         {}", app.keystore.dir().display());
+        println!("keys         {}", app.key_home.describe());
         println!("fingerprint  {}", info.fingerprint_sha1);
         println!("expires      {}", output::time(info.not_after));
         println!("\nnext: `usestats demo` for demo data, `usestats serve` to run the peer.");

@@ -1,4 +1,5 @@
-//! `usestats keys generate|show|rotate`: our key pair.
+//! `usestats keys generate|show|rotate|rewrap|kek-generate`: our key pair and, with a shared
+//! state, the key-encryption key that seals it.
 
 use std::sync::Arc;
 
@@ -16,7 +17,46 @@ pub(super) async fn run(app: &Arc<App>, action: KeysAction, json_out: bool) -> C
         KeysAction::Generate { force } => generate(app, force, json_out).await,
         KeysAction::Show { pem } => show(app, pem, json_out).await,
         KeysAction::Rotate => rotate(app, json_out).await,
+        KeysAction::Rewrap => rewrap(app, json_out).await,
+        KeysAction::KekGenerate { path } => kek_generate(&path, json_out),
     }
+}
+
+async fn rewrap(app: &Arc<App>, json_out: bool) -> CmdResult {
+    let rewrapping = app.clone();
+    let resealed = tokio::task::spawn_blocking(move || rewrapping.key_home.rewrap())
+        .await
+        .context("rewrapping our keys")?
+        .context("rewrapping our keys")?;
+    if json_out {
+        print_json(&json!({"resealed": resealed, "keys": app.key_home.describe()}));
+    } else {
+        println!(
+            "resealed {resealed} key pair(s); every key pair is now sealed under {}",
+            app.key_home.describe()
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn kek_generate(path: &std::path::Path, json_out: bool) -> CmdResult {
+    if path.exists() {
+        bail!(
+            "{} exists already: a key-encryption key is never overwritten",
+            path.display()
+        );
+    }
+    let kek = crate::keys::write_new_kek(path).context("writing the key-encryption key")?;
+    if json_out {
+        print_json(&json!({"path": path.display().to_string(), "id": kek.id()}));
+    } else {
+        println!(
+            "wrote key-encryption key {} to {} (mode 0600)",
+            kek.id(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 async fn generate(app: &Arc<App>, force: bool, json_out: bool) -> CmdResult {
@@ -58,7 +98,7 @@ async fn show(app: &Arc<App>, pem: bool, json_out: bool) -> CmdResult {
     println!(
         "key          RSA {} bits, {}",
         current.key_bits,
-        app.keystore.dir().display()
+        app.key_home.describe()
     );
     let mut table = Table::new(&["archived fingerprint", "valid from", "valid to"]);
     for info in &archived {

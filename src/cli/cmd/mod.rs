@@ -18,7 +18,7 @@ mod serve;
 mod stats;
 mod token;
 
-use super::{Cli, Command};
+use super::{Cli, Command, KeysAction};
 use common::open;
 
 type CmdResult = anyhow::Result<()>;
@@ -71,6 +71,9 @@ async fn dispatch(cli: Cli) -> CmdResult {
         Command::Init(args) => init::run(&cli.config, args, json_out),
         Command::Demo(args) => demo::run(&cli.config, args, json_out).await,
         Command::Serve { listen } => serve::run(&cli.config, listen).await,
+        Command::Keys {
+            action: KeysAction::KekGenerate { path },
+        } => keys::kek_generate(&path, json_out),
         Command::Keys { action } => keys::run(&open(&cli.config)?, action, json_out).await,
         Command::Peer { action } => peer::run(&open(&cli.config)?, action, json_out).await,
         Command::Call {

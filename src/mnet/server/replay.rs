@@ -11,7 +11,8 @@ use super::*;
 /// with a fresh random session key. Bit-flipping the unsigned timestamp through RC4 keeps
 /// the wrapped key, so such a replay is still caught — as long as the key is remembered,
 /// which is why keys are kept for `replay_window_secs` (a day), far past the timestamp
-/// window, and in the state database across restarts.
+/// window, and in the state database across restarts. On a shared (PostgreSQL) state the key
+/// is claimed there before the call runs, so a copy sent to another instance is refused too.
 pub(super) async fn replay_or_stale(
     node: &Node,
     peer: &Peer,
@@ -39,9 +40,30 @@ pub(super) async fn replay_or_stale(
         ));
     }
     let key = crate::limits::replay_key(peer.id, &signed.signature, sealed_key);
+    // Several instances on one PostgreSQL state: memory knows only this instance's requests,
+    // so every request claims its key in the database before it runs (one statement).
+    let shared = node.state.kind() == crate::store::DbKind::Postgres;
     let replayed = match node.limits.replay.check(&key, now) {
-        Seen::New => false,
         Seen::Replay => true,
+        Seen::New | Seen::AskDatabase if shared && node.limits.replay.window() > 0 => {
+            let (hex, since) = (
+                crate::limits::key_to_hex(&key),
+                node.limits.replay.cutoff(now),
+            );
+            match node
+                .state
+                .run(move |c| state::claim_replay_key(c, &hex, now, since))
+                .await
+            {
+                Ok(claimed) => !claimed,
+                Err(e) => {
+                    // Refusing is the safe side: the peer retries with a fresh envelope.
+                    tracing::warn!(error = %e, "replay check: state database unavailable");
+                    return Some(faults::internal("state database unavailable"));
+                }
+            }
+        }
+        Seen::New => false,
         Seen::AskDatabase => {
             let (hex, since) = (
                 crate::limits::key_to_hex(&key),
@@ -58,7 +80,6 @@ pub(super) async fn replay_or_stale(
                 {
                     Ok(seen) => seen,
                     Err(e) => {
-                        // Refusing is the safe side: the peer retries with a fresh envelope.
                         tracing::warn!(error = %e, "replay check: state database unavailable");
                         return Some(faults::internal("state database unavailable"));
                     }
@@ -75,7 +96,7 @@ pub(super) async fn replay_or_stale(
             "This signed request was already received: replays are refused",
         ));
     }
-    if node.limits.replay.window() > 0 {
+    if node.limits.replay.window() > 0 && !shared {
         // Off the request path: memory already refuses the key; the database is for a
         // restart and for when memory is full, and until the batch is written the queue
         // answers for it (above).

@@ -35,6 +35,40 @@ pub fn insert_replay_key(
     Ok(())
 }
 
+/// Claim a replay key for this request, in one statement: true when nobody had it since
+/// `since` (new, or only an expired entry not yet pruned). Several instances sharing a
+/// PostgreSQL state claim here on the request path, so of two copies of one request sent to
+/// two instances exactly one runs.
+pub fn claim_replay_key(
+    conn: &mut DbConnection,
+    key_hash: &str,
+    seen_at: i64,
+    since: i64,
+) -> Result<bool, StoreError> {
+    use diesel::sql_types::{BigInt, Text};
+    // Diesel's upsert builder has no WHERE on the update; the statement is the same on
+    // both backends but for the placeholders.
+    const CLAIM: &str = "INSERT INTO replay_keys (key_hash, seen_at) VALUES ($1, $2) \
+         ON CONFLICT (key_hash) DO UPDATE SET seen_at = excluded.seen_at \
+         WHERE replay_keys.seen_at < $3";
+    let claimed = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(CLAIM.replace('$', "?"))
+            .bind::<Text, _>(key_hash)
+            .bind::<BigInt, _>(seen_at)
+            .bind::<BigInt, _>(since)
+            .execute(c)?,
+        DbConnection::Postgres(c) => diesel::sql_query(CLAIM)
+            .bind::<Text, _>(key_hash)
+            .bind::<BigInt, _>(seen_at)
+            .bind::<BigInt, _>(since)
+            .execute(c)?,
+        DbConnection::Mysql(_) => {
+            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+        }
+    };
+    Ok(claimed == 1)
+}
+
 /// Replay keys gathered off the request path (hex, first seen), in one transaction.
 pub fn insert_replay_keys(
     conn: &mut DbConnection,
