@@ -60,6 +60,9 @@ struct Flags {
     peer: Option<Peer>,
     /// Index into our archived keys of the key that opened the request ("pushkey").
     archived_key: Option<usize>,
+    /// The key of ours that opened the request: the answer is signed with it, whatever
+    /// rotation happens meanwhile (the caller verifies with the certificate it sealed to).
+    opened_with: Option<PKey<Private>>,
     /// The RSA-wrapped session key of the request: fresh and random for every message a
     /// sender seals, so it tells a replayed body from a repeated call.
     sealed_key: Vec<u8>,
@@ -100,13 +103,11 @@ pub async fn handle(node: Arc<Node>, body: Bytes, remote_addr: Option<SocketAddr
         node.cpu
             .run(move || {
                 let keyring = wrapping.keyring();
-                // A 7025 is signed with the old key that opened the request, so that the
-                // caller can verify it with the certificate it holds.
-                let signing_key: &PKey<Private> = sealing
-                    .archived_key
-                    .and_then(|i| keyring.archived.get(i))
-                    .map(|id| &id.key)
-                    .unwrap_or(&keyring.current.key);
+                // Signed with the key that opened the request: an old one for a 7025, so that
+                // the caller can verify it with the certificate it holds; and the one it was
+                // sealed to even if another instance rotated our keys meanwhile.
+                let signing_key: &PKey<Private> =
+                    sealing.opened_with.as_ref().unwrap_or(&keyring.current.key);
                 wrap(&wrapping, xml, &sealing, signing_key)
             })
             .await
@@ -231,7 +232,7 @@ fn caller_of(call: &MethodCall) -> String {
 struct Sealing {
     signed: bool,
     encrypted: bool,
-    archived_key: Option<usize>,
+    opened_with: Option<PKey<Private>>,
     peer_key: String,
 }
 
@@ -240,7 +241,7 @@ impl Sealing {
         Sealing {
             signed: flags.signed,
             encrypted: flags.encrypted,
-            archived_key: flags.archived_key,
+            opened_with: flags.opened_with.clone(),
             peer_key: flags
                 .peer
                 .as_ref()
@@ -503,6 +504,7 @@ async fn verified_call(
     flags.peer = Some(peer.clone());
     flags.known = Some(known.clone());
     flags.archived_key = opened.archived_key;
+    flags.opened_with = Some(opened.opened_with.clone());
     if opened.archived_key.is_some() {
         // The caller holds an old certificate of ours: tell it the new one and do not run
         // the call (§5.4). It resends once.

@@ -78,6 +78,8 @@ pub(super) struct Opened {
     pub(super) signed: envelope::SignedMessage,
     /// Index into our archived keys of the key that opened the request ("pushkey").
     pub(super) archived_key: Option<usize>,
+    /// That key itself, taken from the keyring the request was opened with.
+    pub(super) opened_with: openssl::pkey::PKey<openssl::pkey::Private>,
     pub(super) verified: bool,
     /// The call, read in the same job once the signature verified (one trip to the pool
     /// instead of two).
@@ -132,12 +134,21 @@ pub(super) fn open_and_verify(
         });
     }
     let archived_key = index.checked_sub(1);
+    let opened_with = match archived_key {
+        None => keyring.current.key.clone(),
+        Some(i) => keyring
+            .archived
+            .get(i)
+            .map(|id| id.key.clone())
+            .unwrap_or_else(|| keyring.current.key.clone()),
+    };
     let verified =
         archived_key.is_none() && verify_with(node, peer, &signed.object, &signed.signature);
     let call = verified.then(|| xmlrpc::parse_call(&signed.object, limits));
     Ok(Opened {
         signed,
         archived_key,
+        opened_with,
         verified,
         call,
     })
