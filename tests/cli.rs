@@ -551,3 +551,100 @@ async fn compile_then_stats_from_the_store() {
     })
     .await;
 }
+
+/// `report --course` lists every enrolled learner with the time `stats --course` gives each,
+/// and its CSV carries the same rows.
+#[tokio::test]
+async fn course_report_equals_stats_for_each_learner() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    blocking(move || {
+        let config = config.as_path();
+        let demo = json(config, &["demo", "--log-rows", "5000", "--seed", "4"]);
+        let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
+        let to = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let theirs = json(config, &["stats", &user, "--to", &to]);
+        let course = theirs["courses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"].as_i64().unwrap() > 0)
+            .max_by_key(|c| c["coursetotal"].as_i64().unwrap())
+            .expect("the sample user has time in a course");
+        let (id, shortname) = (
+            course["id"].as_i64().unwrap(),
+            course["shortname"].as_str().unwrap().to_string(),
+        );
+
+        let report = json(config, &["report", "--course", &shortname, "--to", &to]);
+        assert_eq!(report["course"]["id"], id);
+        let learners = report["learners"].as_array().unwrap();
+        assert!(learners.len() >= 2, "{report}");
+        assert!(
+            learners.iter().any(|l| l["username"] == user.as_str()),
+            "the sample user is enrolled"
+        );
+        let mut previous = i64::MAX;
+        let mut sum = 0;
+        for l in learners {
+            let seconds = l["coursetotal"].as_i64().unwrap();
+            assert!(seconds <= previous, "most time first");
+            previous = seconds;
+            sum += seconds;
+            let name = l["username"].as_str().unwrap();
+            let single = json(
+                config,
+                &["stats", name, "--course", &format!("id:{id}"), "--to", &to],
+            );
+            let row = &single["courses"][0];
+            assert_eq!(row["id"], id);
+            for field in [
+                "coursetime",
+                "activitytime",
+                "othertime",
+                "coursetotal",
+                "events",
+            ] {
+                assert_eq!(l[field], row[field], "{name} {field}");
+            }
+            assert_eq!(
+                l["sessions"], single["sessions"]["count"],
+                "{name} sessions"
+            );
+        }
+        assert_eq!(report["total"].as_i64().unwrap(), sum);
+        assert!(sum > 0);
+
+        let csv = ok(
+            config,
+            &[
+                "report",
+                "--course",
+                &format!("id:{id}"),
+                "--to",
+                &to,
+                "--format",
+                "csv",
+            ],
+        );
+        let lines: Vec<&str> = csv.trim_end_matches("\r\n").split("\r\n").collect();
+        assert_eq!(lines[0], usestats::course_report::CSV_HEADER.join(","));
+        assert_eq!(lines.len(), learners.len() + 1);
+        for (line, l) in lines[1..].iter().zip(learners) {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields[0], l["userid"].to_string());
+            assert_eq!(fields[7], l["coursetotal"].to_string());
+        }
+
+        let table = ok(config, &["report", "--course", &shortname, "--to", &to]);
+        assert!(table.contains(&user), "{table}");
+        let missing = usestats_cli(config, &["report", "--course", "no-such-course"]);
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no course no-such-course"));
+    })
+    .await;
+}

@@ -94,6 +94,8 @@ pub enum Command {
     Doctor,
     /// Bring the compiled stats up to the newest log row (`serve` does it in the background).
     Compile(CompileArgs),
+    /// A course's report: every enrolled learner's time in it (most time first).
+    Report(ReportArgs),
     /// Load test: concurrent signed+encrypted get_stats calls against a running server.
     Bench(BenchArgs),
 }
@@ -287,6 +289,28 @@ pub struct StatsArgs {
     pub course: Option<String>,
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The course: id or shortname (`id:N` or `shortname:S` when a shortname is a number).
+    #[arg(long)]
+    pub course: String,
+    /// Window start: unix time or date (UTC). Default: the beginning of the log.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end: unix time or date (UTC). Default: now.
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
 }
 
 #[derive(Args, Debug)]

@@ -14,6 +14,7 @@ mod grant;
 mod init;
 mod keys;
 mod peer;
+mod report;
 mod serve;
 mod stats;
 mod token;
@@ -90,6 +91,7 @@ async fn dispatch(cli: Cli) -> CmdResult {
         }
         Command::Doctor => doctor::run(&cli.config, json_out).await,
         Command::Compile(args) => compile::run(&open(&cli.config)?, args, json_out).await,
+        Command::Report(args) => report::run(&open(&cli.config)?, args, json_out).await,
         Command::Bench(args) => super::bench::run_cli(&open(&cli.config)?, args, json_out).await,
     }
 }

@@ -18,19 +18,7 @@ use crate::store::source::{Course, CourseField, ModuleLabel, Source, User};
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let from = args
-        .from
-        .as_deref()
-        .map(output::parse_time)
-        .transpose()?
-        .unwrap_or(0);
-    let to_given = args.to.as_deref().map(output::parse_time).transpose()?;
-    // E15: only an explicit --to can be before --from. Without one the window ends now, and
-    // a --from later than now is a window in which nothing has happened yet (an empty report).
-    if to_given.is_some_and(|to| to < from) {
-        bail!("--to is before --from");
-    }
-    let to = to_given.unwrap_or(now);
+    let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
     let source =
         Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
     let settings = crate::reports::settings(&app.config.engine);
@@ -218,6 +206,22 @@ struct Found {
     course_filter: Option<Course>,
 }
 
+/// `--from` and `--to` as a window: from the beginning of the log to now by default.
+pub(super) fn window_args(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let from = from.map(output::parse_time).transpose()?.unwrap_or(0);
+    let to_given = to.map(output::parse_time).transpose()?;
+    // E15: only an explicit --to can be before --from. Without one the window ends now, and
+    // a --from later than now is a window in which nothing has happened yet (an empty report).
+    if to_given.is_some_and(|to| to < from) {
+        bail!("--to is before --from");
+    }
+    Ok((from, to_given.unwrap_or(now)))
+}
+
 fn find(
     conn: &mut DbConnection,
     source: &Source,
@@ -262,7 +266,11 @@ fn find(
 
 /// The course `--course` names: an id or a shortname, or `id:N` / `shortname:S` to say which.
 /// A bare text that is one course's id and another's shortname is refused, not guessed.
-fn course_for_cli(conn: &mut DbConnection, source: &Source, text: &str) -> anyhow::Result<Course> {
+pub(super) fn course_for_cli(
+    conn: &mut DbConnection,
+    source: &Source,
+    text: &str,
+) -> anyhow::Result<Course> {
     let mut find = |field, value| {
         source
             .find_course(conn, field, value)

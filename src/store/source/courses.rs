@@ -16,7 +16,7 @@ pub enum CourseField {
     ShortName,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName, serde::Serialize)]
 pub struct Course {
     #[diesel(sql_type = BigInt)]
     pub id: i64,

@@ -206,6 +206,30 @@ impl Source {
         Ok(rows.into_iter().next().map(Into::into))
     }
 
+    /// The users with an active enrolment in `courseid` (E6: both the user_enrolments row and
+    /// its enrol instance have status 0), not deleted, by last name, first name and id. Read
+    /// through the enrolments of one course, never the whole user table.
+    pub fn enrolled_users(
+        &self,
+        conn: &mut DbConnection,
+        courseid: i64,
+    ) -> Result<Vec<User>, SourceError> {
+        let rows: Vec<RawUser> = query::load(
+            conn,
+            &format!(
+                "SELECT {USER_COLUMNS} FROM {} WHERE deleted = 0 AND id IN \
+                 (SELECT ue.userid FROM {} ue JOIN {} e ON e.id = ue.enrolid \
+                 WHERE e.courseid = $1 AND ue.status = 0 AND e.status = 0) \
+                 ORDER BY lastname, firstname, id",
+                self.t("user"),
+                self.t("user_enrolments"),
+                self.t("enrol")
+            ),
+            vec![Bind::Int(courseid)],
+        )?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
     /// Target user of an MNET call, named by username only: several hosts can share one
     /// username, so the local host's account wins, then the lowest id (B17).
     pub fn find_user_for_rpc(
