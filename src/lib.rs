@@ -19,6 +19,7 @@ pub mod demo;
 pub mod files;
 pub mod health;
 pub mod http;
+pub mod instances;
 pub mod limits;
 pub mod maintenance;
 pub mod metrics;
