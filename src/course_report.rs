@@ -81,7 +81,7 @@ pub fn course_report(
         })
         .collect();
     // The enrolled users came ordered by name: a stable sort keeps that order within a time.
-    learners.sort_by(|a, b| b.coursetotal.cmp(&a.coursetotal));
+    learners.sort_by_key(|l| std::cmp::Reverse(l.coursetotal));
     Ok(CourseReport {
         course,
         window,

@@ -166,6 +166,92 @@ fn file_modes_check(app: &App) -> Check {
     }
 }
 
+/// The `serve` instances that beat on this state in the last five minutes: a summary, a
+/// check each that their versions and keys agree, and one line per instance. Rows come from
+/// a database other processes write: their text is escaped for the terminal.
+pub fn instance_checks(rows: &[state::InstanceRow], now: i64) -> Vec<Check> {
+    use crate::instances::{LIVE_WITHIN_SECS, is_live, spread};
+    if rows.is_empty() {
+        return vec![check(
+            "instances",
+            "OK",
+            "no `usestats serve` has beaten on this state in the last 5 minutes",
+        )];
+    }
+    let live = rows.iter().filter(|r| is_live(r, now)).count();
+    let mut out = vec![check(
+        "instances",
+        "OK",
+        format!(
+            "{} seen in the last 5 minutes, {live} beating now",
+            rows.len()
+        ),
+    )];
+    let groups = |value: fn(&state::InstanceRow) -> &str| {
+        spread(rows, now, value)
+            .iter()
+            .map(|(value, ids)| format!("{} on {}", crate::text::terminal(value), ids.join(", ")))
+            .collect::<Vec<_>>()
+    };
+    // Only the instances beating now are compared; each row below says when it last beat.
+    if live > 0 {
+        out.push(agreement(
+            "instance versions",
+            groups(|r| &r.version),
+            "expected during a rolling upgrade, otherwise upgrade the older ones",
+        ));
+        out.push(agreement(
+            "instance keys",
+            groups(|r| &r.key_fingerprint),
+            "right after a key rotation this lasts a few seconds; longer means the instances on the old key did not pick up the rotation (see their logs; a restart loads the current key)",
+        ));
+    }
+    for row in rows {
+        let age = now - row.seen_at;
+        let detail = format!(
+            "{} pid {}, version {}, listen {}, key {}, last beat {age} s ago",
+            crate::text::terminal(&row.host),
+            row.pid,
+            crate::text::terminal(&row.version),
+            crate::text::terminal(&row.listen),
+            crate::text::terminal(&row.key_fingerprint),
+        );
+        out.push(if is_live(row, now) {
+            check(&format!("instance {}", crate::text::terminal(&row.id)), "OK", detail)
+        } else {
+            check(
+                &format!("instance {}", crate::text::terminal(&row.id)),
+                "WARN",
+                format!(
+                    "{detail}: no beat for over {LIVE_WITHIN_SECS} s, so it stopped without a clean shutdown or is stuck"
+                ),
+            )
+        });
+    }
+    out
+}
+
+/// OK when every running instance shows one value, WARN naming each value and its instances
+/// otherwise.
+fn agreement(name: &str, groups: Vec<String>, when_they_differ: &str) -> Check {
+    if groups.len() > 1 {
+        check(
+            name,
+            "WARN",
+            format!(
+                "the running instances differ: {}; {when_they_differ}",
+                groups.join("; ")
+            ),
+        )
+    } else {
+        check(
+            name,
+            "OK",
+            format!("the running instances agree: {}", groups.join("")),
+        )
+    }
+}
+
 pub async fn doctor(path: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let config = match Config::load(path) {
@@ -247,6 +333,14 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         )),
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
+    match crate::instances::seen(&app.state, app.now()).await {
+        Ok(rows) => out.extend(instance_checks(&rows, app.now())),
+        Err(e) => out.push(check(
+            "instances",
+            "WARN",
+            format!("cannot read the instances' heartbeats: {e}"),
+        )),
+    }
     let source = crate::store::source::Source::new(&app.config.source.prefix);
     let logs = match source {
         Ok(source) => {
@@ -321,4 +415,75 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, version: &str, key: &str, seen_at: i64) -> state::InstanceRow {
+        state::InstanceRow {
+            id: id.into(),
+            host: "web1".into(),
+            pid: 42,
+            version: version.into(),
+            listen: "127.0.0.1:8080".into(),
+            key_fingerprint: key.into(),
+            started_at: 0,
+            seen_at,
+        }
+    }
+
+    fn status<'a>(checks: &'a [Check], name: &str) -> Option<&'a Check> {
+        checks.iter().find(|c| c.name == name)
+    }
+
+    #[test]
+    fn instances_that_disagree_are_warnings_and_a_silent_one_too() {
+        let now = 10_000;
+        let agreeing = instance_checks(
+            &[
+                row("a", "1.0", "k1", now - 1),
+                row("b", "1.0", "k1", now - 4),
+            ],
+            now,
+        );
+        assert!(agreeing.iter().all(|c| c.status == "OK"), "{agreeing:?}");
+        assert_eq!(
+            agreeing.len(),
+            5,
+            "summary, versions, keys, one per instance"
+        );
+        let keys = status(&agreeing, "instance keys").unwrap();
+        assert!(keys.detail.contains("k1 on a, b"), "{keys:?}");
+
+        let checks = instance_checks(
+            &[
+                row("a", "1.0", "k2", now - 1),
+                row("b", "1.1", "k1", now - 2),
+                row("c", "1.0", "k0", now - 200),
+            ],
+            now,
+        );
+        let keys = status(&checks, "instance keys").unwrap();
+        assert_eq!(keys.status, "WARN");
+        assert!(
+            keys.detail.contains("k1 on b; k2 on a")
+                && keys.detail.contains("did not pick up the rotation"),
+            "{keys:?}"
+        );
+        assert!(
+            !keys.detail.contains("k0"),
+            "a stopped instance is not compared: {keys:?}"
+        );
+        assert_eq!(status(&checks, "instance versions").unwrap().status, "WARN");
+        let silent = status(&checks, "instance c").unwrap();
+        assert_eq!(silent.status, "WARN");
+        assert!(silent.detail.contains("last beat 200 s ago"), "{silent:?}");
+        assert_eq!(status(&checks, "instance a").unwrap().status, "OK");
+
+        let none = instance_checks(&[], now);
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].status, "OK");
+    }
 }

@@ -320,6 +320,13 @@ async fn health(app: &Arc<App>) -> HttpResponse {
 }
 
 async fn metrics(app: &Arc<App>) -> HttpResponse {
+    let instances = match app.metrics.instances.get(&app.state, app.now()).await {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            tracing::debug!(error = %e, "instances not read for /metrics");
+            None
+        }
+    };
     let peers = app
         .state
         .run(|c| crate::store::state::all_peers(c, false))
@@ -331,6 +338,10 @@ async fn metrics(app: &Arc<App>) -> HttpResponse {
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        app.metrics.render(&peers, app.now()),
+        app.metrics.render(
+            &peers,
+            instances.as_ref().map(|rows| rows.as_slice()),
+            app.now(),
+        ),
     )
 }

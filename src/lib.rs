@@ -20,6 +20,7 @@ pub mod demo;
 pub mod files;
 pub mod health;
 pub mod http;
+pub mod instances;
 pub mod keys;
 pub mod limits;
 pub mod maintenance;

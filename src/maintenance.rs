@@ -91,18 +91,35 @@ pub async fn compile_loop(app: Arc<App>) {
     }
 }
 
-pub async fn compile_once(app: &Arc<App>) {
+/// What one pass of [`compile_once`] did.
+#[derive(Debug)]
+pub enum CompilePass {
+    /// Compiled stats are off, or the table prefix is unusable.
+    Off,
+    /// Another instance (or `usestats compile`) holds the compile lock of a shared state:
+    /// it is compiling, and this instance's next pass takes what is left.
+    Skipped,
+    Done(crate::compiled::CompileSummary),
+    Failed,
+}
+
+pub async fn compile_once(app: &Arc<App>) -> CompilePass {
+    use crate::store::locks::{LOCK_COMPILE, SessionLock};
     let Some(store) = crate::compiled::CompiledStore::for_config(&app.config, &app.state) else {
-        return;
+        return CompilePass::Off;
     };
     let Ok(source) = crate::store::source::Source::new(&app.config.source.prefix) else {
-        return;
+        return CompilePass::Off;
     };
     let settings = crate::reports::settings(&app.config.engine);
     let now = app.now();
     let worker = app.clone();
     let done = tokio::task::spawn_blocking(move || {
-        let mut state = worker.state.get()?;
+        // One compiler at a time on a shared state, for the whole pass (store::locks). The
+        // source connection is taken after the lock, so a skipped pass holds nothing.
+        let Some(mut state) = SessionLock::try_acquire(&worker.state, LOCK_COMPILE)? else {
+            return Ok(None);
+        };
         let mut conn = worker.source.get()?;
         crate::compiled::compile(
             &mut state,
@@ -113,21 +130,36 @@ pub async fn compile_once(app: &Arc<App>) {
             now,
             crate::compiled::CompileOptions::default(),
         )
+        .map(Some)
     })
     .await;
     match done {
-        Ok(Ok(summary)) if summary.rows_read > 0 || summary.recompiled > 0 => tracing::info!(
-            rows = summary.rows_read,
-            users = summary.users,
-            segments = summary.segments,
-            recompiled = summary.recompiled,
-            high_water = summary.high_water,
-            from_scratch = summary.from_scratch,
-            "compiled new log rows"
-        ),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "compile pass failed; answers scan the log"),
-        Err(e) => tracing::error!(error = %e, "compile pass stopped"),
+        Ok(Ok(Some(summary))) => {
+            if summary.rows_read > 0 || summary.recompiled > 0 {
+                tracing::info!(
+                    rows = summary.rows_read,
+                    users = summary.users,
+                    segments = summary.segments,
+                    recompiled = summary.recompiled,
+                    high_water = summary.high_water,
+                    from_scratch = summary.from_scratch,
+                    "compiled new log rows"
+                );
+            }
+            CompilePass::Done(summary)
+        }
+        Ok(Ok(None)) => {
+            tracing::debug!("compile pass skipped: another instance is compiling");
+            CompilePass::Skipped
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "compile pass failed; answers scan the log");
+            CompilePass::Failed
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "compile pass stopped");
+            CompilePass::Failed
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Counters for `GET /metrics` (Prometheus text format). Cheap to update from any task; the
-//! peers' key expiry and last contact are read from the state database at scrape time.
+//! peers' key expiry and last contact are read from the state database at scrape time, the
+//! instances sharing it every few seconds at most ([`Metrics::instances`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -7,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::audit::Channel;
+use crate::instances::SeenCache;
+use crate::store::state::InstanceRow;
 
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: [f64; 11] = [
@@ -30,6 +33,8 @@ pub struct Metrics {
     pub rejected_rate: AtomicU64,
     pub rejected_replay: AtomicU64,
     pub in_flight: AtomicU64,
+    /// The instances seen lately, as the last scrape read them.
+    pub instances: SeenCache,
 }
 
 impl Metrics {
@@ -55,7 +60,14 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, peers: &[(String, i64, i64)], now: i64) -> String {
+    /// `instances` is None when they could not be read: their series are left out rather
+    /// than shown as zero instances by a daemon that is plainly running.
+    pub fn render(
+        &self,
+        peers: &[(String, i64, i64)],
+        instances: Option<&[InstanceRow]>,
+        now: i64,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP usestats_requests_total Calls by channel, method and outcome.\n");
         out.push_str("# TYPE usestats_requests_total counter\n");
@@ -152,7 +164,28 @@ impl Metrics {
                 label(wwwroot)
             ));
         }
+        if let Some(instances) = instances {
+            render_instances(&mut out, instances);
+        }
         out
+    }
+}
+
+/// The instances sharing the state database (those that beat in the last five minutes):
+/// how many, and one series per instance whose labels say which version and key it runs.
+fn render_instances(out: &mut String, instances: &[InstanceRow]) {
+    out.push_str("# HELP usestats_instances_seen Instances of usestats that beat on this state database in the last 5 minutes.\n");
+    out.push_str("# TYPE usestats_instances_seen gauge\n");
+    out.push_str(&format!("usestats_instances_seen {}\n", instances.len()));
+    out.push_str("# HELP usestats_instance_info An instance seen in the last 5 minutes, with its version and the fingerprint of the key it signs with.\n");
+    out.push_str("# TYPE usestats_instance_info gauge\n");
+    for row in instances {
+        out.push_str(&format!(
+            "usestats_instance_info{{id=\"{}\",version=\"{}\",key_fingerprint=\"{}\"}} 1\n",
+            label(&row.id),
+            label(&row.version),
+            label(&row.key_fingerprint)
+        ));
     }
 }
 
@@ -165,8 +198,43 @@ fn method_label(method: &str) -> &str {
     if method.is_empty() { "-" } else { method }
 }
 
+/// A label value as the Prometheus text format wants it: backslash, double quote and line
+/// feed escaped.
 fn label(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_series_escape_their_labels() {
+        let row = InstanceRow {
+            id: "0123456789abcdef".into(),
+            host: "h".into(),
+            pid: 7,
+            version: "1.0\"} 99\nfake_metric{x=\"\\".into(),
+            listen: "127.0.0.1:1".into(),
+            key_fingerprint: "ab:cd".into(),
+            started_at: 1,
+            seen_at: 2,
+        };
+        let text = Metrics::default().render(&[], Some(std::slice::from_ref(&row)), 10);
+        assert!(text.contains("usestats_instances_seen 1\n"), "{text}");
+        assert!(
+            text.contains(
+                "usestats_instance_info{id=\"0123456789abcdef\",version=\"1.0\\\"} 99\\nfake_metric{x=\\\"\\\\\",key_fingerprint=\"ab:cd\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("fake_metric")),
+            "{text}"
+        );
+        let unread = Metrics::default().render(&[], None, 10);
+        assert!(!unread.contains("usestats_instance"), "{unread}");
+    }
 }

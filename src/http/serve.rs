@@ -172,6 +172,7 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     let maintenance = tokio::spawn(crate::maintenance::maintenance_loop(app.clone()));
     let compiling = tokio::spawn(crate::maintenance::compile_loop(app.clone()));
     let following = tokio::spawn(crate::maintenance::keys_loop(app.clone()));
+    let beating = start_heartbeat(&app, &listener);
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -198,5 +199,34 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     maintenance.abort();
     compiling.abort();
     following.abort();
+    // After the calls in flight: the instance is listed for as long as it answers.
+    if let Some(beating) = beating {
+        beating.stop().await;
+    }
     result
+}
+
+/// This instance's heartbeat (`instances`), beating until shutdown. Without an identity
+/// (no random bytes) the daemon serves anyway, unlisted.
+fn start_heartbeat(app: &Arc<App>, listener: &TcpListener) -> Option<crate::instances::Beating> {
+    let listen = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| app.config.server.listen.clone());
+    match crate::instances::Identity::new(&listen, app.now()) {
+        Ok(identity) => {
+            tracing::info!(instance = %identity.id, host = %identity.host, "instance heartbeat started");
+            let heartbeat = crate::instances::Heartbeat::new(
+                identity,
+                app.state.clone(),
+                app.keys.clone(),
+                app.clock.clone(),
+            );
+            Some(Arc::new(heartbeat).spawn())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no instance heartbeat: doctor and /metrics will not list this instance");
+            None
+        }
+    }
 }

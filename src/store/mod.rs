@@ -4,6 +4,7 @@
 //! PostgreSQL share all code above this module. Diesel is synchronous; async callers go
 //! through [`Db::run`], which moves the work onto tokio's blocking pool.
 
+pub mod locks;
 pub mod state;
 
 use std::time::Duration;
@@ -170,6 +171,8 @@ pub type PooledConn = PooledConnection<Manager>;
 pub struct Db {
     pool: DbPool,
     kind: DbKind,
+    /// Opens connections outside the pool too ([`Db::dedicated`]).
+    manager: Manager,
 }
 
 impl std::fmt::Debug for Db {
@@ -264,17 +267,22 @@ impl Db {
         } else {
             establish(url)?;
         }
+        let manager = Manager::new(url, read_only);
         let pool = Pool::builder()
             .max_size(spec.max_connections.max(1))
             .min_idle(Some(0))
             .idle_timeout(spec.idle_timeout)
             .connection_timeout(spec.wait)
-            .build(Manager::new(url, read_only))
+            .build(manager.clone())
             .map_err(|e| StoreError::Connect {
                 kind,
                 message: e.to_string(),
             })?;
-        Ok(Db { pool, kind })
+        Ok(Db {
+            pool,
+            kind,
+            manager,
+        })
     }
 
     pub fn kind(&self) -> DbKind {
@@ -283,6 +291,13 @@ impl Db {
 
     pub fn get(&self) -> Result<PooledConn, StoreError> {
         self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// A new connection that no pool will ever hand out again: for a session whose state
+    /// must end with its holder (a session advisory lock, [`locks::SessionLock`]). Dropping it
+    /// closes the session.
+    pub fn dedicated(&self) -> Result<DbConnection, StoreError> {
+        r2d2::ManageConnection::connect(&self.manager)
     }
 
     /// Run blocking database work off the async executor.
@@ -327,9 +342,6 @@ pub const MYSQL_STATE: &str = "MySQL/MariaDB can be the source (a Moodle databas
 const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite");
 const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
 
-/// "usestmig" in ASCII: the session advisory lock held while migrating a PostgreSQL state.
-const MIGRATION_LOCK: i64 = 0x7573_6573_746d_6967;
-
 /// Bring the state schema up to date. Returns the versions applied now.
 pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     fn names<V: std::fmt::Display>(
@@ -345,11 +357,17 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
             // Instances started together on a new state would run the same migration at
             // once, and all but one fail on the catalogue's unique keys: one at a time, the
             // others then find nothing pending.
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+            diesel::sql_query(format!(
+                "SELECT pg_advisory_lock({})",
+                locks::LOCK_MIGRATIONS
+            ))
+            .execute(c)?;
             let applied = names(c.run_pending_migrations(STATE_POSTGRES));
-            let unlocked =
-                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-                    .execute(c);
+            let unlocked = diesel::sql_query(format!(
+                "SELECT pg_advisory_unlock({})",
+                locks::LOCK_MIGRATIONS
+            ))
+            .execute(c);
             let applied = applied?;
             unlocked?;
             Ok(applied)
@@ -382,14 +400,9 @@ where
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    /// "usestats" in ASCII: the advisory lock key of state writes.
-    const STATE_WRITE_LOCK: i64 = 0x7573_6573_7461_7473;
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(|conn| {
-            if let DbConnection::Postgres(_) = conn {
-                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({STATE_WRITE_LOCK})"))
-                    .execute(conn)?;
-            }
+            locks::xact_lock(conn, locks::LOCK_STATE_WRITE)?;
             work(conn)
         });
     };

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::cli::CompileArgs;
 use crate::compiled::{self, CompileOptions, CompiledStore};
 use crate::stats::Window;
+use crate::store::locks::{LOCK_COMPILE, SessionLock};
 use crate::store::source::Source;
 
 pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> CmdResult {
@@ -24,8 +25,8 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
     let app = app.clone();
     let started = std::time::Instant::now();
     let (summary, checked) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut state = compile_lock(&app.state)?;
         let mut conn = app.source.get().context("opening the source database")?;
-        let mut state = app.state.get().context("opening the state database")?;
         let user = match &args.user {
             Some(name) => Some(
                 source
@@ -119,6 +120,20 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
         bail!("compiled answers differ from full scans");
     }
     Ok(())
+}
+
+/// The state connection holding the compile lock (store::locks) for the whole pass: on a
+/// shared PostgreSQL state, a `serve` instance may be compiling; this waits for it, saying
+/// so, rather than fail or compile the same rows twice.
+fn compile_lock(state: &crate::store::Db) -> anyhow::Result<SessionLock> {
+    let locking = || format!("taking the compile lock (advisory lock {LOCK_COMPILE})");
+    match SessionLock::try_acquire(state, LOCK_COMPILE).with_context(locking)? {
+        Some(lock) => Ok(lock),
+        None => {
+            eprintln!("another instance is compiling; waiting");
+            SessionLock::acquire(state, LOCK_COMPILE).with_context(locking)
+        }
+    }
 }
 
 /// Compares the compiled answer with a full scan for `n` users picked at random, over their

@@ -15,6 +15,9 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
         config.validate()?;
     }
     init_logging(Some(&config), true);
+    // Before anything is opened: a second daemon on one SQLite file stops here. Held until
+    // this function returns, that is for the life of the daemon.
+    let _single = crate::instances::ServeLock::acquire(&config.state_url())?;
     let address = config.server.listen.clone();
     let app = open_app(config, path)?;
     let listener = tokio::net::TcpListener::bind(&address)

@@ -18,7 +18,6 @@ mod tokens;
 pub use audit::*;
 pub use compiled::*;
 pub use grants::*;
-#[allow(unused_imports)] // filled by the heartbeat work
 pub use instances::*;
 pub use keys::*;
 pub use peers::*;
