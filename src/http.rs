@@ -25,7 +25,15 @@ mod serve;
 mod tls;
 
 pub use body::{BodyError, read_body_within};
-pub use serve::{run, serve_forever};
+pub use serve::{run, run_surface, serve_forever};
+
+/// Which listener a request came on: the main one, or the console's own
+/// (`[console] listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Main,
+    Console,
+}
 pub use tls::tls_acceptor;
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -81,8 +89,20 @@ pub async fn route(
     request: Request<Incoming>,
     remote: Option<SocketAddr>,
     conn: Option<Arc<conn::ConnState>>,
+    surface: Surface,
 ) -> HttpResponse {
     let path = local_path(&app, request.uri().path()).to_string();
+    if path == "/console" || path.starts_with("/console/") {
+        let _busy = conn.as_ref().map(|c| c.busy());
+        return crate::console::handle(app, request, remote, surface).await;
+    }
+    if surface == Surface::Console {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        );
+    }
     if !is_guarded(&path) {
         let _busy = conn.as_ref().map(|c| c.busy());
         return dispatch(app, request, remote).await;

@@ -440,14 +440,19 @@ pub fn write_new_kek(path: &Path) -> Result<Kek, KeysError> {
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent() {
+    // A missing directory is made private; an existing one is left as it is (the file is
+    // 0600 itself, and the directory may be /etc/usestats or a shared one such as /tmp).
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
         crate::files::private_dir(dir).map_err(file_err)?;
     }
     let kek = Kek::generate().map_err(|source| KeysError::Kek {
         origin: "a new key".into(),
         source,
     })?;
-    let tmp = temp_beside(path);
+    let tmp = temp_beside(path, kek.id());
     crate::files::write_private(&tmp, format!("{}\n", kek.to_hex()).as_bytes())
         .map_err(file_err)?;
     let linked = std::fs::hard_link(&tmp, path);
@@ -459,9 +464,11 @@ pub fn write_new_kek(path: &Path) -> Result<Kek, KeysError> {
     }
 }
 
-fn temp_beside(path: &Path) -> PathBuf {
+/// A temporary name of this writer's own: the process and the new key's id, so that two
+/// writers (two processes, or two threads of one) never share it.
+fn temp_beside(path: &Path, id: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.new", std::process::id()));
+    name.push(format!(".{}-{id}.new", std::process::id()));
     path.with_file_name(name)
 }
 
@@ -484,3 +491,32 @@ pub fn follow(
 
 /// How often `serve` checks for a key pair rotated elsewhere.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_kek_file_is_private_and_its_directory_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = shared.join("kek");
+        let kek = write_new_kek(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&shared), 0o755, "an existing directory keeps its mode");
+        // A second writer reads the first one's key instead of replacing it.
+        assert_eq!(write_new_kek(&path).unwrap().id(), kek.id());
+        let fresh = tmp.path().join("new/kek");
+        write_new_kek(&fresh).unwrap();
+        assert_eq!(mode(&tmp.path().join("new")), 0o700);
+        let leftovers = std::fs::read_dir(&shared).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+}

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod collect;
 pub mod compiled;
 pub mod config;
+pub mod console;
 pub mod course_report;
 pub mod crypto;
 pub mod demo;

@@ -96,6 +96,11 @@ pub enum Command {
     Compile(CompileArgs),
     /// A course's report: every enrolled learner's time in it (most time first).
     Report(ReportArgs),
+    /// The console's accounts (pages for people under /console/).
+    Console {
+        #[command(subcommand)]
+        action: ConsoleAction,
+    },
     /// Load test: concurrent signed+encrypted get_stats calls against a running server.
     Bench(BenchArgs),
 }
@@ -289,6 +294,26 @@ pub struct StatsArgs {
     pub course: Option<String>,
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsoleAction {
+    /// Console accounts.
+    User {
+        #[command(subcommand)]
+        action: ConsoleUserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsoleUserAction {
+    /// Add an account, or set a new password for one (which ends its sessions). The password
+    /// is asked for on the terminal, or read as one line from standard input.
+    Add { name: String },
+    /// List the accounts.
+    List,
+    /// Remove an account and end its sessions.
+    Remove { name: String },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -60,6 +60,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -85,6 +87,7 @@ impl Config {
             log: LogConfig::default(),
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
+            console: ConsoleConfig::default(),
             base_dir: PathBuf::from("."),
             path: PathBuf::from("usestats.toml"),
         }

@@ -336,6 +336,32 @@ impl Default for AuditConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console (pages for people under /console/).
+    pub enabled: bool,
+    /// Empty: the console is served on `[server] listen`, to loopback clients only (others
+    /// get 404). An address (`host:port`): the console gets a listener of its own there,
+    /// open to whoever reaches it, and the main listener no longer serves it.
+    pub listen: String,
+    /// A session ends this many hours after login.
+    pub session_hours: u32,
+    /// Login attempts per minute, per client address and per account name.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            listen: String::new(),
+            session_hours: 12,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {

@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use crate::app::App;
 
 use super::conn;
-use super::route;
 use super::tls::{tls_acceptor, tls_handshake};
+use super::{Surface, route};
 
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting and
 /// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.
@@ -26,6 +26,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     crate::maintenance::load_replay_keys_at_start(&app).await;
+    run_surface(app, listener, shutdown, Surface::Main).await
+}
+
+/// Serve `surface` on `listener` until `shutdown`: the main one (MNET, web services, and the
+/// console to loopback clients unless it has a listener of its own), or the console's own.
+pub async fn run_surface(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    surface: Surface,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tls = match (&app.config.server.tls_cert, &app.config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(
@@ -67,7 +78,7 @@ pub async fn run(
                 let state = admitted.state.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let (app, state) = (app.clone(), state.clone());
-                    async move { Ok::<_, Infallible>(route(app, request, Some(remote), Some(state)).await) }
+                    async move { Ok::<_, Infallible>(route(app, request, Some(remote), Some(state), surface).await) }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -159,7 +170,11 @@ impl AcceptBackoff {
 
 /// `usestats serve`: run until SIGTERM or Ctrl-C, with the maintenance loop (key rotation
 /// before expiry, audit retention), the compile passes and the key follower alongside.
-pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve_forever(
+    app: Arc<App>,
+    listener: TcpListener,
+    console: Option<TcpListener>,
+) -> std::io::Result<()> {
     // The connection cap is derived from the open-files limit: make that as high as allowed.
     match conn::raise_fd_limit() {
         Some(limit) => tracing::info!(
@@ -173,6 +188,18 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
     let compiling = tokio::spawn(crate::maintenance::compile_loop(app.clone()));
     let following = tokio::spawn(crate::maintenance::keys_loop(app.clone()));
     let beating = start_heartbeat(&app, &listener);
+    // The console's own listener, when it has one: stopped with the main one.
+    let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+    let console = console.map(|listener| {
+        tokio::spawn(run_surface(
+            app.clone(),
+            listener,
+            async {
+                let _ = console_stopped.await;
+            },
+            Surface::Console,
+        ))
+    });
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -196,6 +223,10 @@ pub async fn serve_forever(app: Arc<App>, listener: TcpListener) -> std::io::Res
         tracing::info!("shutting down: finishing the calls in flight");
     };
     let result = run(app, listener, shutdown).await;
+    let _ = stop_console.send(());
+    if let Some(console) = console {
+        let _ = console.await;
+    }
     maintenance.abort();
     compiling.abort();
     following.abort();

@@ -8,6 +8,7 @@ mod call;
 mod collect;
 mod common;
 mod compile;
+mod console;
 mod demo;
 mod doctor;
 mod grant;
@@ -92,6 +93,7 @@ async fn dispatch(cli: Cli) -> CmdResult {
         Command::Doctor => doctor::run(&cli.config, json_out).await,
         Command::Compile(args) => compile::run(&open(&cli.config)?, args, json_out).await,
         Command::Report(args) => report::run(&open(&cli.config)?, args, json_out).await,
+        Command::Console { action } => console::run(&open(&cli.config)?, action, json_out).await,
         Command::Bench(args) => super::bench::run_cli(&open(&cli.config)?, args, json_out).await,
     }
 }

@@ -23,6 +23,16 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    let console = app.config.console.listen.trim().to_string();
+    let console_listener = if app.config.console.enabled && !console.is_empty() {
+        let bound = tokio::net::TcpListener::bind(&console)
+            .await
+            .with_context(|| format!("cannot listen on {console} ([console] listen)"))?;
+        tracing::info!(listen = %console, "console on its own listener");
+        Some(bound)
+    } else {
+        None
+    };
     let status = &app.crypto;
     tracing::info!(
         wwwroot = %app.wwwroot(),
@@ -31,7 +41,7 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
         rc4 = ?status.rc4,
         "usestats serving"
     );
-    crate::http::serve_forever(app, listener)
+    crate::http::serve_forever(app, listener, console_listener)
         .await
         .with_context(|| format!("serving on {address}"))
 }

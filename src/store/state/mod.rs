@@ -6,6 +6,7 @@
 
 mod audit;
 mod compiled;
+mod console;
 mod grants;
 mod instances;
 mod keys;
@@ -17,6 +18,7 @@ mod tokens;
 
 pub use audit::*;
 pub use compiled::*;
+pub use console::*;
 pub use grants::*;
 pub use instances::*;
 pub use keys::*;
@@ -182,12 +184,33 @@ pub mod schema {
             seen_at -> BigInt,
         }
     }
+    diesel::table! {
+        console_users (id) {
+            id -> BigInt,
+            name -> Text,
+            password_hash -> Text,
+            created_at -> BigInt,
+            last_login_at -> Nullable<BigInt>,
+        }
+    }
+    diesel::table! {
+        console_sessions (token_hash) {
+            token_hash -> Text,
+            user_id -> BigInt,
+            csrf -> Text,
+            created_at -> BigInt,
+            expires_at -> BigInt,
+        }
+    }
+    diesel::joinable!(console_sessions -> console_users (user_id));
     diesel::allow_tables_to_appear_in_same_query!(
         peers,
         peer_certificates,
         peer_services,
         grants,
-        ws_tokens
+        ws_tokens,
+        console_users,
+        console_sessions
     );
 }
 

@@ -1,0 +1,484 @@
+//! The console: server-rendered pages for people under `/console/` (docs/console.md). Pages
+//! come from askama templates, which escape every value; charts are SVG drawn here, readable
+//! without JavaScript; nothing is fetched from elsewhere.
+//!
+//! Access: by default only loopback clients reach it on the main listener (others get 404, as
+//! if there were no console); `[console] listen` gives it a listener of its own. Every page but
+//! the login needs a session; every form carries the session's CSRF token; logins are rate
+//! limited per client address and per account name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use askama::Template;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, LOCATION, SET_COOKIE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::app::App;
+use crate::http::{HttpResponse, Surface};
+
+pub mod auth;
+mod pages;
+
+/// Form bodies are small: a login, a peer's URL, a grant.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// What every page's layout shows: who is logged in, and the token its forms carry.
+pub struct Layout {
+    pub user: String,
+    pub csrf: String,
+    pub site: String,
+    /// The navigation entry to mark as current.
+    pub section: &'static str,
+}
+
+impl Layout {
+    /// The same layout, marking `section` in the navigation.
+    pub fn at(&self, section: &'static str) -> Layout {
+        Layout {
+            user: self.user.clone(),
+            csrf: self.csrf.clone(),
+            site: self.site.clone(),
+            section,
+        }
+    }
+}
+
+/// A request as the pages see it: who, what, with which query and form fields.
+pub struct ConsoleRequest {
+    pub app: Arc<App>,
+    pub method: Method,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub form: HashMap<String, String>,
+    pub layout: Layout,
+}
+
+impl ConsoleRequest {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn field(&self, name: &str) -> &str {
+        self.form.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// What a page handler gives back.
+pub enum Reply {
+    Html(String),
+    /// 303 to a path under /console/ (after a form).
+    Redirect(String),
+    /// A download: content type, file name, bytes.
+    File(&'static str, String, Vec<u8>),
+    NotFound,
+    /// A page that could not be made; the text is shown to the user (escaped).
+    Error(StatusCode, String),
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage<'a> {
+    site: &'a str,
+    csrf: &'a str,
+    message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage<'a> {
+    layout: &'a Layout,
+    title: &'a str,
+    message: &'a str,
+}
+
+pub async fn handle(
+    app: Arc<App>,
+    request: Request<Incoming>,
+    remote: Option<SocketAddr>,
+    surface: Surface,
+) -> HttpResponse {
+    let reachable = app.config.console.enabled
+        && match surface {
+            Surface::Console => true,
+            Surface::Main => {
+                app.config.console.listen.trim().is_empty()
+                    && remote.is_some_and(|r| r.ip().is_loopback())
+            }
+        };
+    if !reachable {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let path = request.uri().path().to_string();
+    let path = match path.find("/console") {
+        Some(i) => path[i..].to_string(),
+        None => path,
+    };
+    if path == "/console" {
+        return redirect("/console/");
+    }
+    if path == "/console/static/console.css" {
+        return with_headers(
+            StatusCode::OK,
+            "text/css; charset=utf-8",
+            include_str!("console.css").as_bytes().to_vec(),
+            true,
+        );
+    }
+    let query = parse_pairs(request.uri().query().unwrap_or("").as_bytes());
+    let cookies = cookies(&request);
+    let method = request.method().clone();
+    let form = if method == Method::POST {
+        let (parts, body) = request.into_parts();
+        let within = std::time::Duration::from_secs(app.config.limits.body_read_timeout_secs);
+        match crate::http::read_body_within(
+            &parts.headers,
+            body,
+            MAX_FORM_BYTES,
+            within,
+            &app.body_budget,
+        )
+        .await
+        {
+            Ok((body, _budget)) => parse_pairs(&body),
+            Err(_) => {
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the form is too large or came too slowly\n",
+                );
+            }
+        }
+    } else {
+        HashMap::new()
+    };
+    let site = app.config.site.name.clone();
+    if path == "/console/login" {
+        return login(&app, method, &form, &cookies, remote, &site).await;
+    }
+    let session = match cookies.get(auth::SESSION_COOKIE) {
+        Some(token) => auth::session(&app, token).await,
+        None => Ok(None),
+    };
+    let (user, csrf) = match session {
+        Ok(Some(found)) => found,
+        Ok(None) => return redirect("/console/login"),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: sessions unreadable");
+            return page_error(
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The state database is unavailable.",
+            );
+        }
+    };
+    let layout = Layout {
+        user: user.name.clone(),
+        csrf: csrf.clone(),
+        site,
+        section: "",
+    };
+    if method == Method::POST
+        && !auth::same_token(form.get("csrf").map(String::as_str).unwrap_or(""), &csrf)
+    {
+        return page_error(
+            Some(&layout),
+            StatusCode::FORBIDDEN,
+            "This form is out of date or did not come from this console (CSRF check failed). Go back, reload the page and try again.",
+        );
+    }
+    if path == "/console/logout" && method == Method::POST {
+        if let Some(token) = cookies.get(auth::SESSION_COOKIE)
+            && let Err(e) = auth::close_session(&app, token).await
+        {
+            tracing::warn!(error = %e, "console: session not closed");
+        }
+        let mut response = redirect("/console/login");
+        set_cookie(
+            &mut response,
+            &expired_cookie(auth::SESSION_COOKIE, secure(&app)),
+        );
+        return response;
+    }
+    let request = ConsoleRequest {
+        app,
+        method,
+        path,
+        query,
+        form,
+        layout,
+    };
+    match pages::route(&request).await {
+        Reply::Html(body) => with_headers(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            body.into_bytes(),
+            false,
+        ),
+        Reply::Redirect(to) => redirect(&to),
+        Reply::File(content_type, name, bytes) => {
+            let mut response = with_headers(StatusCode::OK, content_type, bytes, false);
+            let disposition = format!("attachment; filename=\"{}\"", safe_file_name(&name));
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response.headers_mut().insert("Content-Disposition", value);
+            }
+            response
+        }
+        Reply::NotFound => page_error(
+            Some(&request.layout),
+            StatusCode::NOT_FOUND,
+            "There is no such page.",
+        ),
+        Reply::Error(status, message) => page_error(Some(&request.layout), status, &message),
+    }
+}
+
+async fn login(
+    app: &Arc<App>,
+    method: Method,
+    form: &HashMap<String, String>,
+    cookies: &HashMap<String, String>,
+    remote: Option<SocketAddr>,
+    site: &str,
+) -> HttpResponse {
+    let secure = secure(app);
+    if method != Method::POST {
+        return login_form(site, "", secure);
+    }
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    let expected = cookies
+        .get(auth::LOGIN_COOKIE)
+        .map(String::as_str)
+        .unwrap_or("");
+    if expected.is_empty() || !auth::same_token(field("csrf"), expected) {
+        return login_form(site, "The login form expired: try again.", secure);
+    }
+    let (name, password) = (field("name").trim(), field("password"));
+    let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
+    let limits = login_limits(app);
+    if !limits.per_address.allow(&address) || !limits.per_name.allow(name) {
+        tracing::info!(address = %address, "console: login rate limit");
+        let mut response = login_form(
+            site,
+            "Too many login attempts: wait a minute and try again.",
+            secure,
+        );
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return response;
+    }
+    let user = match auth::check_login(app, name, password).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(error = %e, "console: login not checked");
+            return page_error(
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The state database is unavailable.",
+            );
+        }
+    };
+    let Some(user) = user else {
+        tracing::info!(address = %address, account = %crate::text::from_peer::one_line(name, 64), "console: login refused");
+        return login_form(site, "Wrong name or password.", secure);
+    };
+    match auth::open_session(app, &user).await {
+        Ok((token, _csrf)) => {
+            tracing::info!(account = %user.name, "console: logged in");
+            let mut response = redirect("/console/");
+            set_cookie(
+                &mut response,
+                &session_cookie(auth::SESSION_COOKIE, &token, secure),
+            );
+            set_cookie(&mut response, &expired_cookie(auth::LOGIN_COOKIE, secure));
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "console: session not opened");
+            page_error(
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The state database is unavailable.",
+            )
+        }
+    }
+}
+
+fn login_form(site: &str, message: &str, secure: bool) -> HttpResponse {
+    let token = match auth::random_token() {
+        Ok(t) => t,
+        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "no randomness\n"),
+    };
+    let page = LoginPage {
+        site,
+        csrf: &token,
+        message,
+    };
+    let mut response = render(StatusCode::OK, &page);
+    set_cookie(
+        &mut response,
+        &session_cookie(auth::LOGIN_COOKIE, &token, secure),
+    );
+    response
+}
+
+struct LoginLimits {
+    per_address: crate::limits::RateLimiter,
+    per_name: crate::limits::RateLimiter,
+}
+
+/// One set per process, sized from the configuration of the first app that asks (a process
+/// serves one configuration; tests that run several use the default rate).
+fn login_limits(app: &App) -> &'static LoginLimits {
+    static LIMITS: std::sync::OnceLock<LoginLimits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(|| {
+        let rate = app.config.console.login_attempts_per_minute;
+        LoginLimits {
+            per_address: crate::limits::RateLimiter::new(rate),
+            per_name: crate::limits::RateLimiter::new(rate),
+        }
+    })
+}
+
+/// The cookie flags: `Secure` when we serve https ourselves or our wwwroot is https (a TLS
+/// proxy in front).
+fn secure(app: &App) -> bool {
+    app.config.server.tls_cert.is_some() || app.wwwroot().starts_with("https://")
+}
+
+fn session_cookie(name: &str, value: &str, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/console/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn expired_cookie(name: &str, secure: bool) -> String {
+    format!(
+        "{name}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn set_cookie(response: &mut HttpResponse, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+}
+
+fn cookies<B>(request: &Request<B>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for header in request.headers().get_all(hyper::header::COOKIE) {
+        let Ok(text) = header.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((name, value)) = pair.trim().split_once('=') {
+                out.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn parse_pairs(bytes: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => with_headers(status, "text/html; charset=utf-8", html.into_bytes(), false),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a page did not render");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered\n",
+            )
+        }
+    }
+}
+
+fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> HttpResponse {
+    // Before a session there is no layout to show: the message alone, as text.
+    let Some(layout) = layout else {
+        return crate::http::respond(status, "text/plain; charset=utf-8", format!("{message}\n"));
+    };
+    render(
+        status,
+        &MessagePage {
+            layout,
+            title: status.canonical_reason().unwrap_or("Error"),
+            message,
+        },
+    )
+}
+
+fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
+    crate::http::respond(status, "text/plain; charset=utf-8", text)
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    let mut response = with_headers(
+        StatusCode::SEE_OTHER,
+        "text/plain; charset=utf-8",
+        Vec::new(),
+        false,
+    );
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// Every console answer: no caching of pages (they show who may do what), no framing, no
+/// sniffing, no referrer, and a policy that allows nothing but this console's own styles and
+/// forms (the charts are inline SVG, and there is no script at all).
+fn with_headers(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    cacheable: bool,
+) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    let fixed = [
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        (
+            "Cache-Control",
+            if cacheable {
+                "max-age=3600"
+            } else {
+                "no-store"
+            },
+        ),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
