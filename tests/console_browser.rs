@@ -1,0 +1,198 @@
+//! The console in a real browser: headless Chromium driven through chromedriver (WebDriver),
+//! against real daemons on 127.0.0.1. Needs chromedriver (Debian `chromium-driver`):
+//! `USESTATS_TEST_CHROMEDRIVER` names it (default /usr/bin/chromedriver); with
+//! `USESTATS_REQUIRE_BROWSER=1` (as `.ci/run` sets) a missing one fails the test, otherwise
+//! it is skipped loudly. `USESTATS_SCREENSHOTS=DIR` writes the pages' PNGs there (that is how
+//! docs/screenshots/ is made).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    let path = std::env::var_os("USESTATS_TEST_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("USESTATS_REQUIRE_BROWSER").as_deref() != Ok("1"),
+        "USESTATS_REQUIRE_BROWSER=1 but there is no chromedriver at {}",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: no chromedriver at {} (Debian: apt-get install chromium chromium-driver)",
+        path.display()
+    );
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn browser() -> Option<Browser> {
+    let driver_path = chromedriver()?;
+    let port = free_port();
+    let driver = Command::new(&driver_path)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--no-first-run", "--disable-extensions",
+                "--proxy-server=direct://", "--proxy-bypass-list=*"
+            ]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return Some(Browser { client, driver }),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start a browser: {last:?}");
+}
+
+/// A console account on `app`.
+async fn account(app: &TestApp, name: &str) {
+    let (name, hash) = (
+        name.to_string(),
+        usestats::console::auth::hash_password(PASSWORD).unwrap(),
+    );
+    let now = app.app.now();
+    app.app
+        .state
+        .run(move |c| usestats::store::state::set_console_user(c, &name, &hash, now))
+        .await
+        .unwrap();
+}
+
+async fn log_in(b: &Client, app: &TestApp, name: &str) {
+    b.goto(&app.url("/console/")).await.unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login"),
+        "no page without login"
+    );
+    let form = b.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("name", name).await.unwrap();
+    form.set_by_name("password", PASSWORD).await.unwrap();
+    form.submit().await.unwrap();
+    assert_eq!(b.current_url().await.unwrap().path(), "/console/");
+}
+
+async fn screenshot(b: &Client, name: &str) {
+    let png = b.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    assert!(
+        png.len() > 5_000,
+        "a page, not a blank: {} bytes",
+        png.len()
+    );
+    if let Some(dir) = std::env::var_os("USESTATS_SCREENSHOTS") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_and_see_our_key_on_the_overview() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let b = &browser.client;
+    let app = spawn_app(AppOptions {
+        demo_remote_hosts: Some(Vec::new()),
+        ..Default::default()
+    })
+    .await;
+    account(&app, "alice").await;
+
+    // A wrong password keeps us on the login page, with a message.
+    b.goto(&app.url("/console/login")).await.unwrap();
+    let form = b.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("name", "alice").await.unwrap();
+    form.set_by_name("password", "wrong password")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    let alert = b.find(Locator::Css("[role=alert]")).await.unwrap();
+    assert!(
+        alert
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong name or password")
+    );
+
+    log_in(b, &app, "alice").await;
+    let shown = b
+        .find(Locator::Id("fingerprint"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown, app.app.keyring().current.info().fingerprint_sha1);
+    screenshot(b, "overview").await;
+
+    // Logging out ends the session: the overview asks for a login again.
+    b.find(Locator::Css("form.logout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.goto(&app.url("/console/")).await.unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
+    browser.client.clone().close().await.unwrap();
+}
