@@ -46,7 +46,9 @@ if r.get("gap_around_kill_ms") is not None:
 PY
 }
 
-echo "workdir $WORK; $(nproc) cores; $("$USESTATS_TEST_NGINX" -v 2>&1)"
+echo "workdir $WORK; $(nproc) cores; $("$USESTATS_TEST_NGINX" -v 2>&1); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The anchor, in the same run: what one private-key operation costs on this machine now.
+openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ {print "anchor: openssl speed rsa2048: " $4 " per sign"}' 
 run 1 0 one
 run 3 0 three
 run 3 1 failover
