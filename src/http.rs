@@ -19,21 +19,15 @@ use crate::xmlrpc::{self, Fault};
 /// Kept under its former path for callers of `http::maintenance_once`.
 pub use crate::maintenance::maintenance_once;
 
-pub mod body;
 pub mod conn;
 mod serve;
 mod tls;
 
-pub use body::{BodyError, read_body_within};
+/// Kept under its former path: reading bodies is its own module, shared with the console.
+pub use crate::body::{self, BodyError, read_body_within};
 pub use serve::{run, run_surface, serve_forever};
 
-/// Which listener a request came on: the main one, or the console's own
-/// (`[console] listen`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    Main,
-    Console,
-}
+pub use crate::console::Surface;
 pub use tls::tls_acceptor;
 
 pub type HttpResponse = Response<Full<Bytes>>;

@@ -19,7 +19,18 @@ use hyper::header::{HeaderValue, LOCATION, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
-use crate::http::{HttpResponse, Surface};
+
+/// An answer, as the HTTP layer sends it.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Which listener a request came on: the main one, or the console's own
+/// (`[console] listen`). Defined here, below the HTTP layer that passes it in, so that the
+/// console needs nothing from that layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Main,
+    Console,
+}
 
 pub mod auth;
 mod pages;
@@ -138,7 +149,7 @@ pub async fn handle(
     let form = if method == Method::POST {
         let (parts, body) = request.into_parts();
         let within = std::time::Duration::from_secs(app.config.limits.body_read_timeout_secs);
-        match crate::http::read_body_within(
+        match crate::body::read_body_within(
             &parts.headers,
             body,
             MAX_FORM_BYTES,
@@ -416,7 +427,12 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
 fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> HttpResponse {
     // Before a session there is no layout to show: the message alone, as text.
     let Some(layout) = layout else {
-        return crate::http::respond(status, "text/plain; charset=utf-8", format!("{message}\n"));
+        return with_headers(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{message}\n").into_bytes(),
+            false,
+        );
     };
     render(
         status,
@@ -429,7 +445,12 @@ fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> Htt
 }
 
 fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
-    crate::http::respond(status, "text/plain; charset=utf-8", text)
+    with_headers(
+        status,
+        "text/plain; charset=utf-8",
+        text.as_bytes().to_vec(),
+        false,
+    )
 }
 
 fn redirect(to: &str) -> HttpResponse {
