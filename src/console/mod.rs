@@ -116,15 +116,7 @@ pub async fn handle(
     remote: Option<SocketAddr>,
     surface: Surface,
 ) -> HttpResponse {
-    let reachable = app.config.console.enabled
-        && match surface {
-            Surface::Console => true,
-            Surface::Main => {
-                app.config.console.listen.trim().is_empty()
-                    && remote.is_some_and(|r| r.ip().is_loopback())
-            }
-        };
-    if !reachable {
+    if !reachable(&app.config.console, remote, surface) {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     let path = request.uri().path().to_string();
@@ -248,6 +240,24 @@ pub async fn handle(
         ),
         Reply::Error(status, message) => page_error(Some(&request.layout), status, &message),
     }
+}
+
+/// Whether the console answers a client at `remote` on `surface`: on its own listener to
+/// anyone who reaches it; on the main one, when it has no listener of its own, to loopback
+/// clients only (an IPv4 client of a dual-stack listener shows as `::ffff:127.0.0.1`).
+fn reachable(
+    config: &crate::config::ConsoleConfig,
+    remote: Option<SocketAddr>,
+    surface: Surface,
+) -> bool {
+    config.enabled
+        && match surface {
+            Surface::Console => true,
+            Surface::Main => {
+                config.listen.trim().is_empty()
+                    && remote.is_some_and(|r| r.ip().to_canonical().is_loopback())
+            }
+        }
 }
 
 async fn login(
@@ -502,4 +512,28 @@ fn with_headers(
         headers.insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_clients_reach_the_console_on_the_main_listener() {
+        let at = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 40_000));
+        let mut config = crate::config::ConsoleConfig::default();
+        for local in ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"] {
+            assert!(reachable(&config, at(local), Surface::Main), "{local}");
+        }
+        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
+            assert!(!reachable(&config, at(remote), Surface::Main), "{remote}");
+        }
+        assert!(!reachable(&config, None, Surface::Main));
+        // With a listener of its own, the main one serves it to nobody, and its own to all.
+        config.listen = "127.0.0.1:8081".into();
+        assert!(!reachable(&config, at("127.0.0.1"), Surface::Main));
+        assert!(reachable(&config, at("10.0.0.1"), Surface::Console));
+        config.enabled = false;
+        assert!(!reachable(&config, at("127.0.0.1"), Surface::Console));
+    }
 }
