@@ -175,7 +175,11 @@ pub fn build(rows: &[HourlyCalls], now: i64, hours: i64, truncated: bool) -> Cal
     for slot in 0..hours {
         let hour = start + slot * HOUR;
         let label = if hour.rem_euclid(86_400) == 0 {
-            super::shown::time(hour)[5..10].to_string()
+            // The day as MM-DD.
+            super::shown::time(hour)
+                .get(5..10)
+                .unwrap_or_default()
+                .to_string()
         } else if hour.rem_euclid(6 * HOUR) == 0 {
             format!("{:02}h", hour.rem_euclid(86_400) / HOUR)
         } else {
@@ -286,6 +290,10 @@ mod tests {
             failed.h
         );
         assert!(failed.class.contains("failed"));
+        // Midnight is labelled with the day, every sixth hour with the hour.
+        let day = build(&rows, 48 * HOUR, 24, false);
+        let labels: Vec<&str> = day.x_labels.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["06h", "12h", "18h", "01-03"]);
         // The tallest bar reaches the top tick.
         assert_eq!(chart.y_ticks.last().unwrap().label, "4");
         assert_eq!(chart.rows.len(), 3);
