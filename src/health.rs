@@ -252,15 +252,13 @@ fn agreement(name: &str, groups: Vec<String>, when_they_differ: &str) -> Check {
     }
 }
 
+/// `usestats doctor`: the configuration at `path`, then what [`crypto_checks`],
+/// [`local_checks`] and [`peer_checks`] find with it.
 pub async fn doctor(path: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let config = match Config::load(path) {
         Ok(config) => {
-            out.push(check(
-                "config",
-                "OK",
-                format!("{} (wwwroot {})", path.display(), config.site.wwwroot),
-            ));
+            out.push(config_check(path, &config));
             config
         }
         Err(e) => {
@@ -269,23 +267,7 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
         }
     };
     match crypto::init() {
-        Ok(status) => {
-            out.push(check("openssl", "OK", status.openssl_version.clone()));
-            out.push(check(
-                "rc4",
-                if status.legacy_provider { "OK" } else { "WARN" },
-                if status.legacy_provider {
-                    "OpenSSL legacy provider loaded".to_string()
-                } else {
-                    "OpenSSL legacy provider missing: using the built-in RC4".to_string()
-                },
-            ));
-            out.push(check(
-                "sha1 signatures",
-                "OK",
-                "RSA-SHA1 sign and verify work",
-            ));
-        }
+        Ok(status) => out.extend(crypto_checks(&status)),
         Err(e) => {
             out.push(check("crypto", "FAIL", e.to_string()));
             return out;
@@ -298,6 +280,53 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             return out;
         }
     };
+    out.extend(local_checks(&app).await);
+    out.extend(peer_checks(&app).await);
+    out
+}
+
+/// The doctor's checks on a running daemon (the console's overview): the configuration and
+/// crypto it started with, then [`local_checks`], and [`peer_checks`] when `with_peers`
+/// (those call every peer, so they take as long as the slowest).
+pub async fn running_checks(app: &Arc<App>, with_peers: bool) -> Vec<Check> {
+    let mut out = vec![config_check(&app.config.path, &app.config)];
+    out.extend(crypto_checks(&app.crypto));
+    out.extend(local_checks(app).await);
+    if with_peers {
+        out.extend(peer_checks(app).await);
+    }
+    out
+}
+
+fn config_check(path: &Path, config: &Config) -> Check {
+    check(
+        "config",
+        "OK",
+        format!("{} (wwwroot {})", path.display(), config.site.wwwroot),
+    )
+}
+
+/// OpenSSL, RC4 and SHA-1 signatures, as the crypto self-test found them.
+pub fn crypto_checks(status: &crypto::CryptoStatus) -> Vec<Check> {
+    vec![
+        check("openssl", "OK", status.openssl_version.clone()),
+        check(
+            "rc4",
+            if status.legacy_provider { "OK" } else { "WARN" },
+            if status.legacy_provider {
+                "OpenSSL legacy provider loaded".to_string()
+            } else {
+                "OpenSSL legacy provider missing: using the built-in RC4".to_string()
+            },
+        ),
+        check("sha1 signatures", "OK", "RSA-SHA1 sign and verify work"),
+    ]
+}
+
+/// What needs no peer: our keys and certificate, file modes, the state and source
+/// databases, the instances' heartbeats.
+pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
+    let mut out = Vec::new();
     let info = app.keyring().current.info();
     let days_left = (info.not_after - app.now()) / 86_400;
     let rotate_before = i64::from(app.config.keys.rotate_before_days);
@@ -318,8 +347,8 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             app.key_home.describe()
         ),
     ));
-    out.push(certificate_check(&app));
-    out.push(file_modes_check(&app));
+    out.push(certificate_check(app));
+    out.push(file_modes_check(app));
     let version = app.state.run(crate::store::state_schema_version).await;
     match version {
         Ok(v) => out.push(check(
@@ -371,12 +400,18 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             format!("cannot read {}logstore_standard_log ({e}); run `usestats demo` or point [source] at Moodle", app.config.source.prefix),
         )),
     }
+    out
+}
+
+/// Every live peer: keyswap and a call each ([`check_peers`]), and the clock offsets they show.
+pub async fn peer_checks(app: &Arc<App>) -> Vec<Check> {
+    let mut out = Vec::new();
     let peers = app
         .state
         .run(|c| state::all_peers(c, false))
         .await
         .unwrap_or_default();
-    let checks = check_peers(&app, peers).await;
+    let checks = check_peers(app, peers).await;
     let drift = app.config.mnet.drift_threshold_secs;
     let worst = checks
         .iter()

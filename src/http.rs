@@ -19,21 +19,15 @@ use crate::xmlrpc::{self, Fault};
 /// Kept under its former path for callers of `http::maintenance_once`.
 pub use crate::maintenance::maintenance_once;
 
-pub mod body;
 pub mod conn;
 mod serve;
 mod tls;
 
-pub use body::{BodyError, read_body_within};
+/// Kept under its former path: reading bodies is its own module, shared with the console.
+pub use crate::body::{self, BodyError, read_body_within};
 pub use serve::{run, run_surface, serve_forever};
 
-/// Which listener a request came on: the main one, or the console's own
-/// (`[console] listen`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    Main,
-    Console,
-}
+pub use crate::console::Surface;
 pub use tls::tls_acceptor;
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -309,8 +303,20 @@ fn home_page(app: &App) -> HttpResponse {
     let name = crate::text::markup::html(&app.config.site.name);
     let wwwroot = crate::text::markup::html(app.wwwroot());
     let info = app.keyring().current.info();
+    // The console's pages for people: here, to this machine's own clients, unless it has a
+    // listener of its own (whose address is not announced).
+    let console = match (
+        app.config.console.enabled,
+        app.config.console.listen.trim().is_empty(),
+    ) {
+        (true, true) => {
+            "<li>Console: <a href=\"console/\">console/</a> (from this machine only)</li>\n"
+        }
+        (true, false) => "<li>Console: on a listener of its own</li>\n",
+        (false, _) => "",
+    };
     let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>usestats {version}: a Moodle MNET peer serving use_stats for {wwwroot}.</p>\n<ul>\n<li>MNET endpoint: <code>{wwwroot}/mnet/xmlrpc/server.php</code> (register as application \"moodle\")</li>\n<li>Certificate: <a href=\"mnet/publickey.php\">mnet/publickey.php</a>, SHA-1 fingerprint <code>{fp}</code></li>\n<li>Web services: <code>{wwwroot}/webservice/rest/server.php</code></li>\n</ul>\n</body></html>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>usestats {version}: a Moodle MNET peer serving use_stats for {wwwroot}.</p>\n<ul>\n<li>MNET endpoint: <code>{wwwroot}/mnet/xmlrpc/server.php</code> (register as application \"moodle\")</li>\n<li>Certificate: <a href=\"mnet/publickey.php\">mnet/publickey.php</a>, SHA-1 fingerprint <code>{fp}</code></li>\n<li>Web services: <code>{wwwroot}/webservice/rest/server.php</code></li>\n{console}</ul>\n</body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
         fp = info.fingerprint_sha1,
     );

@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit;
 pub mod background;
 pub mod blocking;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod collect;

@@ -19,7 +19,18 @@ use hyper::header::{HeaderValue, LOCATION, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
-use crate::http::{HttpResponse, Surface};
+
+/// An answer, as the HTTP layer sends it.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Which listener a request came on: the main one, or the console's own
+/// (`[console] listen`). Defined here, below the HTTP layer that passes it in, so that the
+/// console needs nothing from that layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Main,
+    Console,
+}
 
 pub mod auth;
 mod pages;
@@ -105,15 +116,7 @@ pub async fn handle(
     remote: Option<SocketAddr>,
     surface: Surface,
 ) -> HttpResponse {
-    let reachable = app.config.console.enabled
-        && match surface {
-            Surface::Console => true,
-            Surface::Main => {
-                app.config.console.listen.trim().is_empty()
-                    && remote.is_some_and(|r| r.ip().is_loopback())
-            }
-        };
-    if !reachable {
+    if !reachable(&app.config.console, remote, surface) {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     let path = request.uri().path().to_string();
@@ -138,7 +141,7 @@ pub async fn handle(
     let form = if method == Method::POST {
         let (parts, body) = request.into_parts();
         let within = std::time::Duration::from_secs(app.config.limits.body_read_timeout_secs);
-        match crate::http::read_body_within(
+        match crate::body::read_body_within(
             &parts.headers,
             body,
             MAX_FORM_BYTES,
@@ -237,6 +240,24 @@ pub async fn handle(
         ),
         Reply::Error(status, message) => page_error(Some(&request.layout), status, &message),
     }
+}
+
+/// Whether the console answers a client at `remote` on `surface`: on its own listener to
+/// anyone who reaches it; on the main one, when it has no listener of its own, to loopback
+/// clients only (an IPv4 client of a dual-stack listener shows as `::ffff:127.0.0.1`).
+fn reachable(
+    config: &crate::config::ConsoleConfig,
+    remote: Option<SocketAddr>,
+    surface: Surface,
+) -> bool {
+    config.enabled
+        && match surface {
+            Surface::Console => true,
+            Surface::Main => {
+                config.listen.trim().is_empty()
+                    && remote.is_some_and(|r| r.ip().to_canonical().is_loopback())
+            }
+        }
 }
 
 async fn login(
@@ -416,7 +437,12 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
 fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> HttpResponse {
     // Before a session there is no layout to show: the message alone, as text.
     let Some(layout) = layout else {
-        return crate::http::respond(status, "text/plain; charset=utf-8", format!("{message}\n"));
+        return with_headers(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{message}\n").into_bytes(),
+            false,
+        );
     };
     render(
         status,
@@ -429,7 +455,12 @@ fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> Htt
 }
 
 fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
-    crate::http::respond(status, "text/plain; charset=utf-8", text)
+    with_headers(
+        status,
+        "text/plain; charset=utf-8",
+        text.as_bytes().to_vec(),
+        false,
+    )
 }
 
 fn redirect(to: &str) -> HttpResponse {
@@ -481,4 +512,28 @@ fn with_headers(
         headers.insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_clients_reach_the_console_on_the_main_listener() {
+        let at = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 40_000));
+        let mut config = crate::config::ConsoleConfig::default();
+        for local in ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"] {
+            assert!(reachable(&config, at(local), Surface::Main), "{local}");
+        }
+        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
+            assert!(!reachable(&config, at(remote), Surface::Main), "{remote}");
+        }
+        assert!(!reachable(&config, None, Surface::Main));
+        // With a listener of its own, the main one serves it to nobody, and its own to all.
+        config.listen = "127.0.0.1:8081".into();
+        assert!(!reachable(&config, at("127.0.0.1"), Surface::Main));
+        assert!(reachable(&config, at("10.0.0.1"), Surface::Console));
+        config.enabled = false;
+        assert!(!reachable(&config, at("127.0.0.1"), Surface::Console));
+    }
 }

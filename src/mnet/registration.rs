@@ -9,6 +9,7 @@ use crate::crypto::{self, CertInfo, CredentialsError, CryptoError};
 use crate::mnet::client::{ClientError, MnetClient};
 use crate::store::state::{self, NewPeer, Peer, SslVerification};
 use crate::store::{Db, StoreError};
+use crate::wwwroot::Wwwroot;
 
 /// A certificate that was read and found to name the wwwroot it came from.
 #[derive(Debug, Clone)]
@@ -38,6 +39,42 @@ pub enum RegistrationError {
     },
     #[error("registering {wwwroot}: {source}")]
     Store { wwwroot: String, source: StoreError },
+    #[error("{wwwroot}: {problem}")]
+    NotAWwwroot {
+        wwwroot: String,
+        problem: crate::wwwroot::WwwrootError,
+    },
+    #[error("that is our own wwwroot")]
+    OwnWwwroot,
+}
+
+/// The wwwroot an operator typed (`peer add URL`, the console's form) as it is keyswapped
+/// with: without trailing slashes, a Moodle wwwroot, and not our own.
+pub fn operator_wwwroot(typed: &str, own_wwwroot: &str) -> Result<String, RegistrationError> {
+    let wwwroot = typed.trim_end_matches('/').to_string();
+    if let Some(problem) = crate::wwwroot::problem(&wwwroot) {
+        return Err(RegistrationError::NotAWwwroot { wwwroot, problem });
+    }
+    if Wwwroot::normalized(&wwwroot) == Wwwroot::normalized(own_wwwroot) {
+        return Err(RegistrationError::OwnWwwroot);
+    }
+    Ok(wwwroot)
+}
+
+impl Vetted {
+    /// Moodle refuses an expired certificate at registration; so does the operator's
+    /// `peer add` unless told otherwise.
+    pub fn expired(&self, now: i64) -> bool {
+        self.info.not_after < now
+    }
+
+    /// SHA-256 of the certificate as stored (hex): what a confirmation compares, so that a
+    /// key swapped between showing a certificate and registering it is noticed.
+    pub fn digest(&self) -> String {
+        openssl::hash::hash(openssl::hash::MessageDigest::sha256(), self.pem.as_bytes())
+            .map(|d| hex::encode(&*d))
+            .unwrap_or_default()
+    }
 }
 
 /// Read `pem` and check it names `wwwroot`.

@@ -26,10 +26,27 @@ pub enum TokenError {
         "no grant for {user}@{home}: add one first (`usestats grant add {home} {user} --course`)"
     )]
     NoGrant { user: String, home: String },
+    #[error("a label may not hold control characters (newlines, escapes)")]
+    LabelControl,
+    #[error("a label has at most {0} characters")]
+    LabelTooLong(usize),
     #[error("no random bytes for a token: {0}")]
     Random(#[from] openssl::error::ErrorStack),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// A token's label is shown in `token list` tables and on the console: plain text of one
+/// line, bounded.
+pub fn check_label(label: &str) -> Result<(), TokenError> {
+    const MAX: usize = 100;
+    if label.chars().any(char::is_control) {
+        return Err(TokenError::LabelControl);
+    }
+    if label.chars().count() > MAX {
+        return Err(TokenError::LabelTooLong(MAX));
+    }
+    Ok(())
 }
 
 fn fresh_token() -> Result<String, TokenError> {

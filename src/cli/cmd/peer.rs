@@ -15,7 +15,6 @@ use crate::crypto;
 use crate::mnet::registration::{self, Registration, Sponsor};
 use crate::store::source::Source;
 use crate::store::state;
-use crate::wwwroot::{self, Wwwroot};
 
 pub(super) async fn run(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
     match action {
@@ -68,17 +67,11 @@ async fn add(
 ) -> CmdResult {
     // clap has held the number to Moodle's 0..=2.
     let ssl_verification = state::SslVerification::from_level(ssl_verification);
-    let wwwroot = url.trim_end_matches('/').to_string();
-    if let Some(problem) = wwwroot::problem(&wwwroot) {
-        bail!("{wwwroot}: {problem}");
-    }
-    if Wwwroot::normalized(&wwwroot) == Wwwroot::normalized(app.wwwroot()) {
-        bail!("that is our own wwwroot");
-    }
+    let wwwroot = registration::operator_wwwroot(&url, app.wwwroot())?;
     let vetted =
         registration::fetch(&app.client, &wwwroot, application.name(), ssl_verification).await?;
     let info = vetted.info.clone();
-    if info.not_after < app.now() && !allow_expired {
+    if vetted.expired(app.now()) && !allow_expired {
         // Moodle refuses an expired certificate at registration too.
         bail!(
             "the certificate {wwwroot} sent expired on {}: ask its administrator to renew the site's key (Moodle renews it on cron), or pass --allow-expired to register it anyway",

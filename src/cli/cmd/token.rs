@@ -56,7 +56,7 @@ async fn create(
         );
     }
     crate::ws::tokens::validate_ranges(&allowed_ips).context("--allowed-ips")?;
-    check_label(&label)?;
+    crate::ws::tokens::check_label(&label).map_err(|e| anyhow::anyhow!("--label: {e}"))?;
     let (plain, created) =
         crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
             .await
@@ -152,17 +152,5 @@ async fn revoke(app: &Arc<App>, token: String) -> CmdResult {
         bail!("no active token {token}");
     }
     println!("revoked {n} token(s)");
-    Ok(())
-}
-
-/// A token's label is printed in `token list` tables: plain text of one line, bounded.
-fn check_label(label: &str) -> CmdResult {
-    const MAX: usize = 100;
-    if label.chars().any(char::is_control) {
-        bail!("--label: control characters (newlines, escapes) are not allowed");
-    }
-    if label.chars().count() > MAX {
-        bail!("--label: at most {MAX} characters");
-    }
     Ok(())
 }

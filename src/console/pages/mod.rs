@@ -5,11 +5,29 @@ use hyper::Method;
 
 use super::{ConsoleRequest, Layout, Reply};
 
+mod calls_chart;
+mod grants;
 mod overview;
+mod peer_add;
+mod peers;
+mod shown;
+mod tokens;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
-        (&Method::GET, "/console/") => overview::page(request).await,
+        (&Method::GET, "/console/") => overview::page(request, false).await,
+        (&Method::POST, "/console/checks") => overview::page(request, true).await,
+        (&Method::GET, "/console/peers") => peers::page(request).await,
+        (&Method::POST, "/console/peers/add") => peer_add::start(request).await,
+        (&Method::POST, "/console/peers/confirm") => peer_add::confirm(request).await,
+        (&Method::POST, "/console/peers/service") => peers::set_service(request).await,
+        (&Method::POST, "/console/peers/remove") => peers::remove(request).await,
+        (&Method::GET, "/console/peers/grants") => grants::page(request).await,
+        (&Method::POST, "/console/peers/grants/add") => grants::add(request).await,
+        (&Method::POST, "/console/peers/grants/remove") => grants::remove(request).await,
+        (&Method::GET, "/console/peers/tokens") => tokens::page(request).await,
+        (&Method::POST, "/console/peers/tokens/create") => tokens::create(request).await,
+        (&Method::POST, "/console/peers/tokens/revoke") => tokens::revoke(request).await,
         _ => Reply::NotFound,
     }
 }

@@ -83,3 +83,59 @@ pub fn query_audit(
 pub fn prune_audit(conn: &mut DbConnection, older_than: i64) -> Result<usize, StoreError> {
     Ok(diesel::delete(audit_log::table.filter(audit_log::time.lt(older_than))).execute(conn)?)
 }
+
+/// Calls in one hour, one channel, from one peer, with one status: a row of
+/// [`audit_calls_per_hour`].
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName, Serialize)]
+pub struct HourlyCalls {
+    /// The start of the hour (Unix time, a multiple of 3600).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub hour: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub channel: String,
+    /// The signing peer of verified MNET calls; empty for web services and for calls whose
+    /// peer was only claimed (those names are the sender's to choose, so they are not grouped
+    /// by).
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub peer: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub verified: bool,
+    /// `ok`, `fault N` (MNET) or `exception errorcode` (web services).
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub calls: i64,
+}
+
+/// Calls per hour in [`since`, `until`), by channel, verified peer and status: counted by the
+/// database (one GROUP BY over the `audit_log_time` index), at most `limit` groups, oldest
+/// hour first.
+pub fn audit_calls_per_hour(
+    conn: &mut DbConnection,
+    since: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<HourlyCalls>, StoreError> {
+    use diesel::sql_types::BigInt;
+    // The same statement on both backends but for the placeholders; integer division is
+    // integer on both.
+    const PER_HOUR: &str = "SELECT (time / 3600) * 3600 AS hour, channel, \
+         CASE WHEN verified THEN peer ELSE '' END AS peer, verified, status, COUNT(*) AS calls \
+         FROM audit_log WHERE time >= $1 AND time < $2 \
+         GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 LIMIT $3";
+    Ok(match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(PER_HOUR.replace('$', "?"))
+            .bind::<BigInt, _>(since)
+            .bind::<BigInt, _>(until)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        DbConnection::Postgres(c) => diesel::sql_query(PER_HOUR)
+            .bind::<BigInt, _>(since)
+            .bind::<BigInt, _>(until)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        DbConnection::Mysql(_) => {
+            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+        }
+    })
+}

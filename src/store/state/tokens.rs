@@ -97,6 +97,19 @@ pub fn revoke_token(conn: &mut DbConnection, id_or_prefix: &str) -> Result<usize
     )
 }
 
+/// Revoke the token with row id `id` (the console's button). Returns whether an active
+/// token was revoked.
+pub fn revoke_token_by_id(conn: &mut DbConnection, id: i64) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        ws_tokens::table
+            .filter(ws_tokens::id.eq(id))
+            .filter(ws_tokens::revoked.eq(false)),
+    )
+    .set(ws_tokens::revoked.eq(true))
+    .execute(conn)?
+        == 1)
+}
+
 pub fn mark_token_used(conn: &mut DbConnection, id: i64, now: i64) -> Result<(), StoreError> {
     diesel::update(ws_tokens::table.find(id))
         .set(ws_tokens::last_used_at.eq(Some(now)))

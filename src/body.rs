@@ -1,5 +1,5 @@
-//! Reading a request body: within a size limit and a deadline, and within the byte budget
-//! shared by every body held in memory.
+//! Reading a request body, for the HTTP layer and the console: within a size limit and a
+//! deadline, and within the byte budget shared by every body held in memory.
 
 use std::time::Duration;
 
