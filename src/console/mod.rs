@@ -116,7 +116,12 @@ pub async fn handle(
     remote: Option<SocketAddr>,
     surface: Surface,
 ) -> HttpResponse {
-    if !reachable(&app.config.console, remote, surface) {
+    if !reachable(
+        &app.config.console,
+        remote,
+        surface,
+        proxied(request.headers()),
+    ) {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     let path = request.uri().path().to_string();
@@ -244,20 +249,37 @@ pub async fn handle(
 
 /// Whether the console answers a client at `remote` on `surface`: on its own listener to
 /// anyone who reaches it; on the main one, when it has no listener of its own, to loopback
-/// clients only (an IPv4 client of a dual-stack listener shows as `::ffff:127.0.0.1`).
+/// clients only (an IPv4 client of a dual-stack listener shows as `::ffff:127.0.0.1`), and
+/// not when the request was forwarded: a reverse proxy on the same host (nginx in front of
+/// MNET) connects from loopback on behalf of anyone.
 fn reachable(
     config: &crate::config::ConsoleConfig,
     remote: Option<SocketAddr>,
     surface: Surface,
+    proxied: bool,
 ) -> bool {
     config.enabled
         && match surface {
             Surface::Console => true,
             Surface::Main => {
                 config.listen.trim().is_empty()
+                    && !proxied
                     && remote.is_some_and(|r| r.ip().to_canonical().is_loopback())
             }
         }
+}
+
+/// Whether a proxy says it forwarded the request (the headers nginx, Apache, HAProxy and
+/// the standard `Forwarded` use).
+fn proxied(headers: &hyper::HeaderMap) -> bool {
+    [
+        "forwarded",
+        "x-forwarded-for",
+        "x-real-ip",
+        "x-forwarded-host",
+    ]
+    .iter()
+    .any(|name| headers.contains_key(*name))
 }
 
 async fn login(
@@ -523,17 +545,36 @@ mod tests {
         let at = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 40_000));
         let mut config = crate::config::ConsoleConfig::default();
         for local in ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"] {
-            assert!(reachable(&config, at(local), Surface::Main), "{local}");
+            assert!(
+                reachable(&config, at(local), Surface::Main, false),
+                "{local}"
+            );
+            assert!(
+                !reachable(&config, at(local), Surface::Main, true),
+                "forwarded by a proxy on this host: {local}"
+            );
         }
+        let mut headers = hyper::HeaderMap::new();
+        assert!(!proxied(&headers));
+        headers.insert("x-forwarded-for", "192.0.2.7".parse().unwrap());
+        assert!(proxied(&headers));
         for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
-            assert!(!reachable(&config, at(remote), Surface::Main), "{remote}");
+            assert!(
+                !reachable(&config, at(remote), Surface::Main, false),
+                "{remote}"
+            );
         }
-        assert!(!reachable(&config, None, Surface::Main));
+        assert!(!reachable(&config, None, Surface::Main, false));
         // With a listener of its own, the main one serves it to nobody, and its own to all.
         config.listen = "127.0.0.1:8081".into();
-        assert!(!reachable(&config, at("127.0.0.1"), Surface::Main));
-        assert!(reachable(&config, at("10.0.0.1"), Surface::Console));
+        assert!(!reachable(&config, at("127.0.0.1"), Surface::Main, false));
+        assert!(reachable(&config, at("10.0.0.1"), Surface::Console, true));
         config.enabled = false;
-        assert!(!reachable(&config, at("127.0.0.1"), Surface::Console));
+        assert!(!reachable(
+            &config,
+            at("127.0.0.1"),
+            Surface::Console,
+            false
+        ));
     }
 }
