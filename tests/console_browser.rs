@@ -139,7 +139,7 @@ async fn screenshot(b: &Client, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_in_and_see_our_key_on_the_overview() {
+async fn log_in_see_our_key_and_add_a_peer() {
     let Some(browser) = browser().await else {
         return;
     };
@@ -178,6 +178,37 @@ async fn log_in_and_see_our_key_on_the_overview() {
         .unwrap();
     assert_eq!(shown, app.app.keyring().current.info().fingerprint_sha1);
     screenshot(b, "overview").await;
+
+    // Add a peer: a second daemon, keyswapped through the form, confirmed after checking
+    // the fingerprint the page shows.
+    let other = spawn_app(AppOptions::default()).await;
+    b.goto(&app.url("/console/peers")).await.unwrap();
+    let add = b.form(Locator::Id("add-peer")).await.unwrap();
+    add.set_by_name("wwwroot", &other.wwwroot).await.unwrap();
+    add.submit().await.unwrap();
+    let fingerprint = b
+        .find(Locator::Id("fingerprint"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        fingerprint,
+        other.app.keyring().current.info().fingerprint_sha1,
+        "the confirm page shows the peer's own key"
+    );
+    b.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let listed = b.source().await.unwrap();
+    assert!(listed.contains(&other.wwwroot), "the peer is listed");
+    let stored = app.peer(&other.wwwroot).await;
+    assert_eq!(stored.public_key, other.app.keyring().current.cert_pem);
+    screenshot(b, "peers").await;
 
     // Logging out ends the session: the overview asks for a login again.
     b.find(Locator::Css("form.logout button"))
