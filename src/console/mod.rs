@@ -22,6 +22,7 @@ use crate::app::App;
 use crate::http::{HttpResponse, Surface};
 
 pub mod auth;
+pub mod charts;
 mod pages;
 
 /// Form bodies are small: a login, a peer's URL, a grant.
