@@ -5,11 +5,17 @@ use hyper::Method;
 
 use super::{ConsoleRequest, Layout, Reply};
 
+mod course;
+mod learner;
 mod overview;
+mod window;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
         (&Method::GET, "/console/") => overview::page(request).await,
+        (&Method::GET, "/console/learner") => learner::page(request).await,
+        (&Method::GET, "/console/course") => course::page(request).await,
+        (&Method::GET, "/console/course.csv") => course::csv(request).await,
         _ => Reply::NotFound,
     }
 }
