@@ -8,7 +8,64 @@ use crate::compiled::CompiledStore;
 use crate::reports::{self, ReportError};
 use crate::stats::{Settings, Window};
 use crate::store::DbConnection;
-use crate::store::source::{Course, Source};
+use crate::store::source::{Course, CourseField, Source, SourceError};
+
+/// Why a course could not be found from what a person typed.
+#[derive(Debug, thiserror::Error)]
+pub enum CourseLookupError {
+    #[error("looking up course {text}")]
+    Lookup {
+        text: String,
+        #[source]
+        source: SourceError,
+    },
+    /// A bare text that is one course's id and another course's shortname.
+    #[error(
+        "course {text} is ambiguous: it is course id {id} and the shortname of course id {shortname_of}; say `id:{text}` or `shortname:{text}`"
+    )]
+    Ambiguous {
+        text: String,
+        id: i64,
+        shortname_of: i64,
+    },
+    #[error("no course {0}")]
+    NotFound(String),
+}
+
+/// The course a person names: an id or a shortname, or `id:N` / `shortname:S` to say which.
+/// A bare text that is one course's id and another's shortname is refused, not guessed.
+/// `usestats stats --course`, `usestats report --course` and the console all read it so.
+pub fn find_course(
+    conn: &mut DbConnection,
+    source: &Source,
+    text: &str,
+) -> Result<Course, CourseLookupError> {
+    let mut find = |field, value| {
+        source
+            .find_course(conn, field, value)
+            .map_err(|source| CourseLookupError::Lookup {
+                text: text.to_string(),
+                source,
+            })
+    };
+    let (by_id, by_shortname) = match (text.strip_prefix("id:"), text.strip_prefix("shortname:")) {
+        (Some(id), _) => (find(CourseField::Id, id)?, None),
+        (_, Some(shortname)) => (None, find(CourseField::ShortName, shortname)?),
+        _ => (
+            find(CourseField::Id, text)?,
+            find(CourseField::ShortName, text)?,
+        ),
+    };
+    match (by_id, by_shortname) {
+        (Some(a), Some(b)) if a.id != b.id => Err(CourseLookupError::Ambiguous {
+            text: text.to_string(),
+            id: a.id,
+            shortname_of: b.id,
+        }),
+        (Some(course), _) | (None, Some(course)) => Ok(course),
+        (None, None) => Err(CourseLookupError::NotFound(text.to_string())),
+    }
+}
 
 /// One enrolled learner's time in the course. A learner with no time has a zero row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -26,8 +26,14 @@ impl ReportError {
             self,
             // Not `Task`: a worker that panicked is a bug, not an outage.
             ReportError::Store(StoreError::Connect { .. } | StoreError::Pool(_))
-        ) || matches!(self, ReportError::Source(SourceError::Query(e)) | ReportError::Store(StoreError::Query(e)) if is_connection_error(e))
+        ) || matches!(self, ReportError::Source(e) if source_unavailable(e))
+            || matches!(self, ReportError::Store(StoreError::Query(e)) if is_connection_error(e))
     }
+}
+
+/// The source database could not be reached (as [`ReportError::is_unavailable`]).
+pub fn source_unavailable(e: &SourceError) -> bool {
+    matches!(e, SourceError::Query(e) if is_connection_error(e))
 }
 
 /// A lost or busy connection means "try again later". Diesel names some of them

@@ -33,6 +33,7 @@ pub enum Surface {
 }
 
 pub mod auth;
+pub mod charts;
 mod pages;
 
 /// Form bodies are small: a login, a peer's URL, a grant.

@@ -1,10 +1,9 @@
 //! `usestats stats`: one user's time on this site, from the source database, as a table,
 //! JSON or the use_stats XML message.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 
 use super::CmdResult;
@@ -12,9 +11,10 @@ use super::common::print_json;
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{StatsArgs, StatsFormat};
-use crate::stats::{Report, Settings, Window};
-use crate::store::DbConnection;
-use crate::store::source::{Course, CourseField, ModuleLabel, Source, User};
+use crate::course_report::CourseLookupError;
+use crate::learner_report::{LearnerError, LearnerReport, learner_report};
+use crate::stats::Window;
+use crate::store::source::Source;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
@@ -28,16 +28,10 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
     // The report's own errors ride inside the store's Ok, so that they reach the operator
     // whole rather than as the store's text.
-    let Found {
-        user,
-        report,
-        courses,
-        labels,
-        course_filter,
-    } = app
+    let found = app
         .source
         .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(find(
+            Ok(learner_report(
                 conn,
                 &source,
                 &settings,
@@ -48,20 +42,21 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             ))
         })
         .await
-        .context("opening the source database")??;
+        .context("opening the source database")?
+        .map_err(|e| match e {
+            LearnerError::Course(e) => course_error(e),
+            e => e.into(),
+        })?;
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
-    let zero_row;
-    let (shown, sessions): (Vec<&crate::stats::CourseTotals>, _) = match &course_filter {
-        None => (report.courses.iter().collect(), report.sessions.clone()),
-        Some(filter) => match report.course(filter.id) {
-            Some(row) => (vec![row], row.sessions.clone()),
-            None => {
-                zero_row = crate::stats::CourseTotals::empty(filter.id);
-                (vec![&zero_row], Default::default())
-            }
-        },
-    };
+    let (shown, sessions) = found.shown();
+    let LearnerReport {
+        user,
+        report,
+        courses,
+        labels,
+        course_filter,
+    } = found;
     match (args.format, json_out) {
         (StatsFormat::Json, _) | (_, true) => {
             let courses_json: Vec<_> = shown
@@ -197,100 +192,32 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     Ok(())
 }
 
-/// What `stats` shows, read in one go from the source database.
-struct Found {
-    user: User,
-    report: Report,
-    courses: HashMap<i64, Course>,
-    labels: HashMap<i64, ModuleLabel>,
-    course_filter: Option<Course>,
-}
-
-/// `--from` and `--to` as a window: from the beginning of the log to now by default.
+/// `--from` and `--to` as a window: from the beginning of the log to now by default (E15: an
+/// explicit `--to` before `--from` is refused).
 pub(super) fn window_args(
     from: Option<&str>,
     to: Option<&str>,
     now: i64,
 ) -> anyhow::Result<(i64, i64)> {
-    let from = from.map(output::parse_time).transpose()?.unwrap_or(0);
-    let to_given = to.map(output::parse_time).transpose()?;
-    // E15: only an explicit --to can be before --from. Without one the window ends now, and
-    // a --from later than now is a window in which nothing has happened yet (an empty report).
-    if to_given.is_some_and(|to| to < from) {
-        bail!("--to is before --from");
-    }
-    Ok((from, to_given.unwrap_or(now)))
-}
-
-fn find(
-    conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    compiled: Option<&crate::compiled::CompiledStore>,
-    username: &str,
-    course_text: Option<&str>,
-    window: Window,
-) -> anyhow::Result<Found> {
-    let user = source
-        .find_user_for_rpc(conn, username)
-        .with_context(|| format!("looking up user {username}"))?
-        .with_context(|| format!("no user {username} in the source database"))?;
-    let course_filter = course_text
-        .map(|text| course_for_cli(conn, source, text))
-        .transpose()?;
-    let report =
-        crate::reports::answer_user(conn, source, settings, compiled, user.id, window, true)
-            .with_context(|| format!("computing the time of {username}"))?;
-    let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
-    // The course asked for may have no time: its zero row still wants its names.
-    ids.extend(course_filter.as_ref().map(|c| c.id));
-    let courses = source
-        .courses_by_ids(conn, &ids)
-        .context("reading course names")?;
-    let cmids: Vec<i64> = report
-        .courses
-        .iter()
-        .flat_map(|c| c.modules.iter().map(|m| m.cmid))
-        .collect();
-    let labels = source
-        .module_labels(conn, &cmids)
-        .context("reading activity names")?;
-    Ok(Found {
-        user,
-        report,
-        courses,
-        labels,
-        course_filter,
+    crate::timefmt::window(from, to, now).map_err(|e| match e {
+        crate::timefmt::WindowError::Reversed => anyhow::anyhow!("--to is before --from"),
+        e => e.into(),
     })
 }
 
-/// The course `--course` names: an id or a shortname, or `id:N` / `shortname:S` to say which.
-/// A bare text that is one course's id and another's shortname is refused, not guessed.
+/// The course `--course` names (see [`crate::course_report::find_course`]).
 pub(super) fn course_for_cli(
-    conn: &mut DbConnection,
+    conn: &mut crate::store::DbConnection,
     source: &Source,
     text: &str,
-) -> anyhow::Result<Course> {
-    let mut find = |field, value| {
-        source
-            .find_course(conn, field, value)
-            .with_context(|| format!("looking up course {text}"))
-    };
-    let (by_id, by_shortname) = match (text.strip_prefix("id:"), text.strip_prefix("shortname:")) {
-        (Some(id), _) => (find(CourseField::Id, id)?, None),
-        (_, Some(shortname)) => (None, find(CourseField::ShortName, shortname)?),
-        _ => (
-            find(CourseField::Id, text)?,
-            find(CourseField::ShortName, text)?,
-        ),
-    };
-    match (by_id, by_shortname) {
-        (Some(a), Some(b)) if a.id != b.id => bail!(
-            "--course {text} is ambiguous: it is course id {} and the shortname of course id {}; say `id:{text}` or `shortname:{text}`",
-            a.id,
-            b.id
-        ),
-        (Some(course), _) | (None, Some(course)) => Ok(course),
-        (None, None) => bail!("no course {text}"),
+) -> anyhow::Result<crate::store::source::Course> {
+    crate::course_report::find_course(conn, source, text).map_err(course_error)
+}
+
+/// A course lookup's error as the command line words it: the option by name.
+fn course_error(e: CourseLookupError) -> anyhow::Error {
+    match e {
+        CourseLookupError::Ambiguous { .. } => anyhow::anyhow!("--{e}"),
+        e => e.into(),
     }
 }

@@ -6,17 +6,23 @@ use hyper::Method;
 use super::{ConsoleRequest, Layout, Reply};
 
 mod calls_chart;
+mod course;
 mod grants;
+mod learner;
 mod overview;
 mod peer_add;
 mod peers;
 mod shown;
 mod tokens;
+mod window;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
         (&Method::GET, "/console/") => overview::page(request, false).await,
         (&Method::POST, "/console/checks") => overview::page(request, true).await,
+        (&Method::GET, "/console/learner") => learner::page(request).await,
+        (&Method::GET, "/console/course") => course::page(request).await,
+        (&Method::GET, "/console/course.csv") => course::csv(request).await,
         (&Method::GET, "/console/peers") => peers::page(request).await,
         (&Method::POST, "/console/peers/add") => peer_add::start(request).await,
         (&Method::POST, "/console/peers/confirm") => peer_add::confirm(request).await,

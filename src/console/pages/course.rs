@@ -1,0 +1,282 @@
+//! A course's learners: every enrolled learner's time, as a table sorted on the server (no
+//! script) and a chart, and the same as CSV.
+//! `GET /console/course?course=ID|SHORTNAME&from=&to=&sort=time|name` and
+//! `GET /console/course.csv?course=&from=&to=`, whose bytes are
+//! `usestats report --course C --from F --to T --format csv`'s: both come from
+//! [`course_report`], answered from the compiled store through `reports::answer_users`.
+
+use askama::Template;
+use hyper::StatusCode;
+
+use super::window::{self, Picked};
+use super::{html, layout};
+use crate::console::charts::{self, Bar};
+use crate::console::{ConsoleRequest, Layout, Reply};
+use crate::course_report::{self, CourseLookupError, CourseReport};
+use crate::store::source::Source;
+use crate::timefmt::{duration, time};
+
+/// The chart shows this many learners at most, those with the most time; the table has all.
+const CHART_LEARNERS: usize = 40;
+
+#[derive(Template)]
+#[template(path = "console/course.html")]
+struct CoursePage {
+    layout: Layout,
+    course: String,
+    from: String,
+    to: String,
+    sort: &'static str,
+    found: Option<Shown>,
+}
+
+struct Shown {
+    id: i64,
+    shortname: String,
+    fullname: String,
+    window: String,
+    total: i64,
+    total_text: String,
+    learners: Vec<LearnerRow>,
+    chart: String,
+    /// Set when the chart leaves learners out.
+    chart_note: String,
+    csv_href: String,
+    by_time_href: String,
+    by_name_href: String,
+}
+
+struct LearnerRow {
+    userid: i64,
+    username: String,
+    name: String,
+    href: String,
+    coursetime: String,
+    activitytime: String,
+    othertime: String,
+    total: i64,
+    total_text: String,
+    sessions: u64,
+    last_access: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    /// Most time first, then by name (the report's order).
+    Time,
+    /// By last name, first name, id.
+    Name,
+}
+
+pub async fn page(request: &ConsoleRequest) -> Reply {
+    let picked = match window::pick(request) {
+        Ok(picked) => picked,
+        Err(reply) => return reply,
+    };
+    let sort = match request.query("sort") {
+        None | Some("time") => Sort::Time,
+        Some("name") => Sort::Name,
+        Some(_) => {
+            return Reply::Error(
+                StatusCode::BAD_REQUEST,
+                "The table sorts by time or by name (sort=time or sort=name).".into(),
+            );
+        }
+    };
+    let text = request.query("course").unwrap_or("").trim().to_string();
+    let mut page = CoursePage {
+        layout: layout(request, "course"),
+        course: text.clone(),
+        from: picked.from_date.clone(),
+        to: picked.to_date.clone(),
+        sort: match sort {
+            Sort::Time => "time",
+            Sort::Name => "name",
+        },
+        found: None,
+    };
+    if text.is_empty() {
+        return html(&page);
+    }
+    let report = match report(request, &text, &picked).await {
+        Ok(report) => report,
+        Err(reply) => return reply,
+    };
+    page.found = Some(shown(report, sort, &picked));
+    html(&page)
+}
+
+/// The course's report as CSV, byte for byte what `usestats report --format csv` prints.
+pub async fn csv(request: &ConsoleRequest) -> Reply {
+    let picked = match window::pick(request) {
+        Ok(picked) => picked,
+        Err(reply) => return reply,
+    };
+    let text = request.query("course").unwrap_or("").trim().to_string();
+    if text.is_empty() {
+        return Reply::Error(
+            StatusCode::BAD_REQUEST,
+            "Which course? Give its id or shortname (course=…).".into(),
+        );
+    }
+    let report = match report(request, &text, &picked).await {
+        Ok(report) => report,
+        Err(reply) => return reply,
+    };
+    match course_report::to_csv(&report) {
+        Ok(bytes) => Reply::File(
+            "text/csv; charset=utf-8",
+            format!("{}.csv", report.course.shortname),
+            bytes,
+        ),
+        Err(e) => window::failed("course's CSV", false, &e),
+    }
+}
+
+/// The report of the course `text` names, or the message page that says why there is none.
+async fn report(
+    request: &ConsoleRequest,
+    text: &str,
+    picked: &Picked,
+) -> Result<CourseReport, Reply> {
+    let app = &request.app;
+    let source = Source::new(&app.config.source.prefix)
+        .map_err(|e| window::failed("course's report", false, &e))?;
+    let settings = crate::reports::settings(&app.config.engine);
+    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
+    let (named, window) = (text.to_string(), picked.window);
+    let found = app
+        .source
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
+            Ok(match course_report::find_course(conn, &source, &named) {
+                Ok(course) => course_report::course_report(
+                    conn,
+                    &source,
+                    &settings,
+                    compiled.as_ref(),
+                    course,
+                    window,
+                )
+                .map_err(Failure::Report),
+                Err(e) => Err(Failure::Lookup(e)),
+            })
+        })
+        .await;
+    match found {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(Failure::Lookup(CourseLookupError::NotFound(_)))) => Err(Reply::Error(
+            StatusCode::NOT_FOUND,
+            format!("There is no course “{text}”: give a course id or shortname."),
+        )),
+        Ok(Err(Failure::Lookup(CourseLookupError::Ambiguous {
+            id, shortname_of, ..
+        }))) => Err(Reply::Error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "“{text}” is course id {id} and the shortname of course id {shortname_of}: say id:{text} or shortname:{text}."
+            ),
+        )),
+        Ok(Err(Failure::Lookup(e @ CourseLookupError::Lookup { .. }))) => {
+            let unavailable = match &e {
+                CourseLookupError::Lookup { source, .. } => {
+                    crate::reports::source_unavailable(source)
+                }
+                _ => false,
+            };
+            Err(window::failed("course's report", unavailable, &e))
+        }
+        Ok(Err(Failure::Report(e))) => {
+            Err(window::failed("course's report", e.is_unavailable(), &e))
+        }
+        Err(e) => Err(window::failed("course's report", true, &e)),
+    }
+}
+
+enum Failure {
+    Lookup(CourseLookupError),
+    Report(crate::reports::ReportError),
+}
+
+fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {
+    let course_key = format!("id:{}", report.course.id);
+    let link = |sort: &str| {
+        window::href(
+            "/console/course",
+            &[
+                ("course", &course_key),
+                ("from", &picked.from_text),
+                ("to", &picked.to_text),
+                ("sort", sort),
+            ],
+        )
+    };
+    // The chart: the learners with the most time (the report's order), whatever the table's.
+    let bars: Vec<Bar> = report
+        .learners
+        .iter()
+        .take(CHART_LEARNERS)
+        .map(|l| Bar {
+            key: l.userid.to_string(),
+            label: format!("{} {}", l.firstname, l.lastname),
+            seconds: l.coursetotal,
+        })
+        .collect();
+    let mut learners = report.learners.clone();
+    if sort == Sort::Name {
+        learners.sort_by(|a, b| {
+            (&a.lastname, &a.firstname, a.userid).cmp(&(&b.lastname, &b.firstname, b.userid))
+        });
+    }
+    let rows = learners
+        .into_iter()
+        .map(|l| LearnerRow {
+            href: window::href(
+                "/console/learner",
+                &[
+                    ("user", &l.username),
+                    ("from", &picked.from_text),
+                    ("to", &picked.to_text),
+                ],
+            ),
+            userid: l.userid,
+            name: format!("{} {}", l.firstname, l.lastname),
+            username: l.username,
+            coursetime: duration(l.coursetime),
+            activitytime: duration(l.activitytime),
+            othertime: duration(l.othertime),
+            total: l.coursetotal,
+            total_text: duration(l.coursetotal),
+            sessions: l.sessions,
+            last_access: l.last_access.map(time).unwrap_or_default(),
+        })
+        .collect();
+    let total = report.total();
+    Shown {
+        id: report.course.id,
+        window: picked.described.clone(),
+        total,
+        total_text: duration(total),
+        chart: charts::bars("learner-chart", "Time per learner in the course", &bars),
+        chart_note: if report.learners.len() > CHART_LEARNERS {
+            format!(
+                "The chart shows the {CHART_LEARNERS} learners with the most time; the table has all {}.",
+                report.learners.len()
+            )
+        } else {
+            String::new()
+        },
+        csv_href: window::href(
+            "/console/course.csv",
+            &[
+                ("course", &course_key),
+                ("from", &picked.from_text),
+                ("to", &picked.to_text),
+            ],
+        ),
+        by_time_href: link("time"),
+        by_name_href: link("name"),
+        learners: rows,
+        shortname: report.course.shortname,
+        fullname: report.course.fullname,
+    }
+}

@@ -1,0 +1,227 @@
+//! A learner's time: total, per course (chart and table), per activity, sessions over time.
+//! `GET /console/learner?user=NAME&from=&to=`. The numbers are `usestats stats`'s: both come
+//! from [`crate::learner_report`], over the same window.
+
+use askama::Template;
+use hyper::StatusCode;
+
+use super::window::{self, Picked};
+use super::{html, layout};
+use crate::console::charts::{self, Bar};
+use crate::console::{ConsoleRequest, Layout, Reply};
+use crate::learner_report::{LearnerError, LearnerReport, learner_report};
+use crate::store::source::Source;
+use crate::timefmt::{duration, time};
+
+#[derive(Template)]
+#[template(path = "console/learner.html")]
+struct LearnerPage {
+    layout: Layout,
+    user: String,
+    from: String,
+    to: String,
+    found: Option<Shown>,
+}
+
+struct Shown {
+    userid: i64,
+    username: String,
+    fullname: String,
+    window: String,
+    estimator: String,
+    rows: u64,
+    total: i64,
+    total_text: String,
+    course_chart: String,
+    courses: Vec<CourseRow>,
+    sessions_chart: String,
+    sessions: SessionFigures,
+}
+
+struct CourseRow {
+    id: i64,
+    shortname: String,
+    fullname: String,
+    coursetime: String,
+    activitytime: String,
+    othertime: String,
+    total: i64,
+    total_text: String,
+    href: String,
+    modules: Vec<ModuleRow>,
+}
+
+struct ModuleRow {
+    cmid: i64,
+    kind: String,
+    name: String,
+    elapsed: i64,
+    elapsed_text: String,
+}
+
+struct SessionFigures {
+    count: u64,
+    mean: String,
+    longest: String,
+    shortest: String,
+    first: String,
+    last: String,
+}
+
+pub async fn page(request: &ConsoleRequest) -> Reply {
+    let picked = match window::pick(request) {
+        Ok(picked) => picked,
+        Err(reply) => return reply,
+    };
+    let username = request.query("user").unwrap_or("").trim().to_string();
+    let mut page = LearnerPage {
+        layout: layout(request, "learner"),
+        user: username.clone(),
+        from: picked.from_date.clone(),
+        to: picked.to_date.clone(),
+        found: None,
+    };
+    if username.is_empty() {
+        return html(&page);
+    }
+    let app = &request.app;
+    let source = match Source::new(&app.config.source.prefix) {
+        Ok(source) => source,
+        Err(e) => return window::failed("learner's report", false, &e),
+    };
+    let settings = crate::reports::settings(&app.config.engine);
+    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
+    let (name, w) = (username.clone(), picked.window);
+    let found = app
+        .source
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
+            Ok(learner_report(
+                conn,
+                &source,
+                &settings,
+                compiled.as_ref(),
+                &name,
+                None,
+                w,
+            ))
+        })
+        .await;
+    let found = match found {
+        Ok(Ok(found)) => found,
+        Ok(Err(LearnerError::NoUser(_))) => {
+            return Reply::Error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "There is no user named “{username}” in the source database. Usernames are matched exactly; the local host's account comes first."
+                ),
+            );
+        }
+        Ok(Err(e)) => return window::failed("learner's report", e.is_unavailable(), &e),
+        Err(e) => return window::failed("learner's report", true, &e),
+    };
+    page.found = Some(shown(found, &picked));
+    html(&page)
+}
+
+fn shown(found: LearnerReport, picked: &Picked) -> Shown {
+    let (courses, sessions) = found.shown();
+    let LearnerReport {
+        user,
+        report,
+        courses: names,
+        labels,
+        ..
+    } = found;
+    let mut rows: Vec<CourseRow> = courses
+        .iter()
+        .map(|c| {
+            let course = names.get(&c.course);
+            CourseRow {
+                id: c.course,
+                shortname: course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
+                    if c.course == 0 {
+                        "(site, logins)".into()
+                    } else {
+                        format!("course {}", c.course)
+                    }
+                }),
+                fullname: course.map(|c| c.fullname.clone()).unwrap_or_default(),
+                coursetime: duration(c.coursetime),
+                activitytime: duration(c.activitytime),
+                othertime: duration(c.othertime),
+                total: c.coursetotal,
+                total_text: duration(c.coursetotal),
+                href: if course.is_some() {
+                    window::href(
+                        "/console/course",
+                        &[
+                            ("course", &format!("id:{}", c.course)),
+                            ("from", &picked.from_text),
+                            ("to", &picked.to_text),
+                        ],
+                    )
+                } else {
+                    String::new()
+                },
+                modules: {
+                    let mut modules: Vec<ModuleRow> = c
+                        .modules
+                        .iter()
+                        .map(|m| ModuleRow {
+                            cmid: m.cmid,
+                            kind: m.module.clone().unwrap_or_else(|| "N.C.".into()),
+                            name: labels
+                                .get(&m.cmid)
+                                .map(|l| l.name.clone())
+                                .unwrap_or_else(|| "N.C.".into()),
+                            elapsed: m.elapsed,
+                            elapsed_text: duration(m.elapsed),
+                        })
+                        .collect();
+                    modules.sort_by_key(|m| std::cmp::Reverse(m.elapsed));
+                    modules
+                },
+            }
+        })
+        .collect();
+    // Most time first; the report's order (first counted row) within a time.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.total));
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|r| Bar {
+            key: r.id.to_string(),
+            label: r.shortname.clone(),
+            seconds: r.total,
+        })
+        .collect();
+    let session_points: Vec<(i64, i64)> = report
+        .session_list
+        .iter()
+        .map(|s| (s.start, s.elapsed))
+        .collect();
+    Shown {
+        userid: user.id,
+        fullname: format!("{} {}", user.firstname, user.lastname),
+        username: user.username,
+        window: picked.described.clone(),
+        estimator: report.estimator.to_string(),
+        rows: report.rows_extracted,
+        total: report.total,
+        total_text: duration(report.total),
+        course_chart: charts::bars("course-chart", "Time per course", &bars),
+        courses: rows,
+        sessions_chart: charts::calendar(
+            "sessions-chart",
+            "Time per day, by the day each session started (UTC)",
+            &session_points,
+        ),
+        sessions: SessionFigures {
+            count: sessions.count,
+            mean: duration(sessions.mean()),
+            longest: duration(sessions.max),
+            shortest: duration(sessions.min),
+            first: sessions.first_start.map(time).unwrap_or_else(|| "-".into()),
+            last: sessions.last_start.map(time).unwrap_or_else(|| "-".into()),
+        },
+    }
+}

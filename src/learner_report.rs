@@ -1,0 +1,135 @@
+//! One learner's report over a window, with the names it shows: what `usestats stats` prints and
+//! the console's learner page draws. Both read it here, so both give the same numbers.
+
+use std::collections::HashMap;
+
+use crate::compiled::CompiledStore;
+use crate::course_report::{self, CourseLookupError};
+use crate::reports::{self, ReportError};
+use crate::stats::{CourseTotals, Report, SessionStats, Settings, Window};
+use crate::store::DbConnection;
+use crate::store::source::{Course, ModuleLabel, Source, SourceError, User};
+
+/// A learner's report and the names it needs, read in one go from the source database.
+#[derive(Debug, Clone)]
+pub struct LearnerReport {
+    pub user: User,
+    /// With the session list (the console draws it).
+    pub report: Report,
+    /// Names of the report's courses (and of the course asked for), by id.
+    pub courses: HashMap<i64, Course>,
+    /// Names of the report's activities, by cmid.
+    pub labels: HashMap<i64, ModuleLabel>,
+    /// The course the report was cut to, if one was asked for.
+    pub course_filter: Option<Course>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnerError {
+    #[error("looking up user {username}")]
+    Lookup {
+        username: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("no user {0} in the source database")]
+    NoUser(String),
+    #[error(transparent)]
+    Course(#[from] CourseLookupError),
+    #[error("computing the time of {username}")]
+    Report {
+        username: String,
+        #[source]
+        source: ReportError,
+    },
+    #[error("reading course names")]
+    CourseNames(#[source] SourceError),
+    #[error("reading activity names")]
+    ActivityNames(#[source] SourceError),
+}
+
+impl LearnerError {
+    /// The database could not be reached: try again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            LearnerError::Report { source, .. } => source.is_unavailable(),
+            LearnerError::Lookup { source, .. }
+            | LearnerError::CourseNames(source)
+            | LearnerError::ActivityNames(source)
+            | LearnerError::Course(CourseLookupError::Lookup { source, .. }) => {
+                reports::source_unavailable(source)
+            }
+            LearnerError::NoUser(_) | LearnerError::Course(_) => false,
+        }
+    }
+}
+
+/// The report of `username` over `window` (from the compiled store where it can answer, as
+/// every other path), with the session list, course and activity names. With `course_text`
+/// the course is looked up as [`course_report::find_course`] does, and its names are read even
+/// when it has no time in the window.
+pub fn learner_report(
+    conn: &mut DbConnection,
+    source: &Source,
+    settings: &Settings,
+    compiled: Option<&CompiledStore>,
+    username: &str,
+    course_text: Option<&str>,
+    window: Window,
+) -> Result<LearnerReport, LearnerError> {
+    let user = source
+        .find_user_for_rpc(conn, username)
+        .map_err(|source| LearnerError::Lookup {
+            username: username.to_string(),
+            source,
+        })?
+        .ok_or_else(|| LearnerError::NoUser(username.to_string()))?;
+    let course_filter = course_text
+        .map(|text| course_report::find_course(conn, source, text))
+        .transpose()?;
+    let report = reports::answer_user(conn, source, settings, compiled, user.id, window, true)
+        .map_err(|source| LearnerError::Report {
+            username: username.to_string(),
+            source,
+        })?;
+    let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
+    // The course asked for may have no time: its zero row still wants its names.
+    ids.extend(course_filter.as_ref().map(|c| c.id));
+    let courses = source
+        .courses_by_ids(conn, &ids)
+        .map_err(LearnerError::CourseNames)?;
+    let cmids: Vec<i64> = report
+        .courses
+        .iter()
+        .flat_map(|c| c.modules.iter().map(|m| m.cmid))
+        .collect();
+    let labels = source
+        .module_labels(conn, &cmids)
+        .map_err(LearnerError::ActivityNames)?;
+    Ok(LearnerReport {
+        user,
+        report,
+        courses,
+        labels,
+        course_filter,
+    })
+}
+
+impl LearnerReport {
+    /// The course rows shown and the session figures that go with them. Without a course
+    /// filter: every course and every session. With one, the same scoping as the web services
+    /// (D6): that course's row only (a zero row when it has no time), and only the sessions
+    /// that touched it.
+    pub fn shown(&self) -> (Vec<CourseTotals>, SessionStats) {
+        match &self.course_filter {
+            None => (self.report.courses.clone(), self.report.sessions.clone()),
+            Some(filter) => match self.report.course(filter.id) {
+                Some(row) => (vec![row.clone()], row.sessions.clone()),
+                None => (
+                    vec![CourseTotals::empty(filter.id)],
+                    SessionStats::default(),
+                ),
+            },
+        }
+    }
+}

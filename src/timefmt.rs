@@ -1,0 +1,256 @@
+//! Times as people read and write them: `2026-11-25 13:14:00Z`, `1h 02m 05s`, dates and unix
+//! times typed on the command line or in the console's window picker, and the window they
+//! make (E15). Shared by the command line and the console, so both read a window the same way.
+
+use time::{Date, Month, OffsetDateTime};
+
+/// `2026-11-25 13:14:00Z`; `-` for 0 (never). A time beyond the years ±999999, which no
+/// log or certificate holds, is shown as its number of seconds.
+pub fn time(t: i64) -> String {
+    if t == 0 {
+        return "-".into();
+    }
+    match OffsetDateTime::from_unix_timestamp(t) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// The latest time the command line takes: 9999-12-31 23:59:59Z. Later values (and the
+/// arithmetic on them) have no meaning for a log and would overflow.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// A time option the command line could not read.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)")]
+pub struct NotATime(String);
+
+/// A unix time, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), between 1970 and 9999. A date
+/// that does not exist (2026-02-30, 25:00) is refused rather than rolled over.
+pub fn parse_time(text: &str) -> Result<i64, NotATime> {
+    let text = text.trim();
+    let bad = || NotATime(crate::text::echo::echo(text));
+    if let Ok(t) = text.parse::<i64>() {
+        return if (0..=MAX_TIME).contains(&t) {
+            Ok(t)
+        } else {
+            Err(bad())
+        };
+    }
+    let (date, clock) = match text.split_once(['T', ' ']) {
+        Some((date, clock)) => (date, Some(clock.trim_end_matches('Z'))),
+        None => (text, None),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    // Digits only: `parse` alone would take a sign.
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y) && digits(m) && digits(d)) {
+        return Err(bad());
+    }
+    let y: i32 = y.parse().map_err(|_| bad())?;
+    let m: u8 = m.parse().map_err(|_| bad())?;
+    let d: u8 = d.parse().map_err(|_| bad())?;
+    if !(1970..=9999).contains(&y) {
+        return Err(bad());
+    }
+    let month = Month::try_from(m).map_err(|_| bad())?;
+    let day = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
+    let mut seconds = day.midnight().assume_utc().unix_timestamp();
+    if let Some(clock) = clock {
+        let hms: Vec<&str> = clock.split(':').collect();
+        if hms.len() > 3 {
+            return Err(bad());
+        }
+        let limits = [23, 59, 59];
+        for (i, (part, max)) in hms.iter().zip(limits).enumerate() {
+            let value: i64 = if digits(part) {
+                part.parse().map_err(|_| bad())?
+            } else {
+                return Err(bad());
+            };
+            if value > max {
+                return Err(bad());
+            }
+            seconds += value * [3600, 60, 1][i];
+        }
+    }
+    Ok(seconds)
+}
+
+/// `1h 02m 05s` style durations for people.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    if s >= 3600 {
+        format!("{}h {:02}m {:02}s", s / 3600, (s / 60) % 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Why `from` and `to` do not make a window.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error(transparent)]
+    NotATime(#[from] NotATime),
+    /// E15: an explicit end earlier than the start.
+    #[error("the end of the window is before its start")]
+    Reversed,
+}
+
+/// `from` and `to` (each a unix time or a date, see [`parse_time`]) as a window: from the
+/// beginning of the log (0) to `now` by default. E15: only an explicit `to` can be before
+/// `from`, and it is refused; without one the window ends now, and a `from` later than now is
+/// a window in which nothing has happened yet (an empty report).
+pub fn window(from: Option<&str>, to: Option<&str>, now: i64) -> Result<(i64, i64), WindowError> {
+    let from = from.map(parse_time).transpose()?.unwrap_or(0);
+    let to_given = to.map(parse_time).transpose()?;
+    if to_given.is_some_and(|to| to < from) {
+        return Err(WindowError::Reversed);
+    }
+    Ok((from, to_given.unwrap_or(now)))
+}
+
+/// The day of `t` as an HTML date input holds it, `2026-11-25` (UTC); `None` outside the
+/// years 1970 to 9999.
+pub fn date(t: i64) -> Option<String> {
+    if !(0..=MAX_TIME).contains(&t) {
+        return None;
+    }
+    let at = OffsetDateTime::from_unix_timestamp(t).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dates checked by hand (and, before the `time` crate replaced the hand-written
+    /// calendar arithmetic, against it over the whole range: commit 05e776f).
+    #[test]
+    fn known_dates() {
+        for (t, text) in [
+            (1, "1970-01-01 00:00:01Z"),
+            (-1, "1969-12-31 23:59:59Z"),
+            (86_400, "1970-01-02 00:00:00Z"),
+            (951_782_400, "2000-02-29 00:00:00Z"),
+            (4_107_542_400, "2100-03-01 00:00:00Z"),
+            (MAX_TIME, "9999-12-31 23:59:59Z"),
+            (253_402_300_800, "10000-01-01 00:00:00Z"),
+            (-62_167_219_200, "0000-01-01 00:00:00Z"),
+            (-62_167_219_201, "-001-12-31 23:59:59Z"),
+            (-377_705_116_800, "-9999-01-01 00:00:00Z"),
+            (-31_619_087_596_800, "-999999-01-01 00:00:00Z"),
+            (31_494_784_780_799, "999999-12-31 23:59:59Z"),
+            (31_494_784_780_800, "31494784780800"),
+        ] {
+            assert_eq!(time(t), text, "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        /// What `time` prints, `parse_time` reads back to the same second.
+        #[test]
+        fn printed_times_parse_back(t in 1i64..=MAX_TIME) {
+            let text = time(t);
+            proptest::prop_assert_eq!(parse_time(&text).ok(), Some(t), "{}", text);
+            proptest::prop_assert_eq!(parse_time(&text.replace(' ', "T")).ok(), Some(t));
+        }
+
+        /// From one midnight to the next the date moves by one day: the same month and the
+        /// next day, or from a month's last day (28 to 31) to the 1st of the next month.
+        #[test]
+        fn days_follow_each_other(day in 1i64..2_932_896) {
+            let (today, tomorrow) = (time(day * 86_400), time((day + 1) * 86_400));
+            let field = |text: &str, range: std::ops::Range<usize>| -> u32 {
+                text[range].parse().unwrap_or(0)
+            };
+            proptest::prop_assert!(today.ends_with(" 00:00:00Z"), "{}", today);
+            let (d, next_d) = (field(&today, 8..10), field(&tomorrow, 8..10));
+            if next_d == 1 {
+                proptest::prop_assert!((28..=31).contains(&d), "{} {}", today, tomorrow);
+                proptest::prop_assert_ne!(&today[..7], &tomorrow[..7]);
+            } else {
+                proptest::prop_assert_eq!(next_d, d + 1);
+                proptest::prop_assert_eq!(&today[..7], &tomorrow[..7]);
+            }
+        }
+    }
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(time(1_700_000_000), "2023-11-14 22:13:20Z");
+        assert_eq!(parse_time("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000);
+        assert_eq!(parse_time("2026-11-01").unwrap(), 1_793_491_200);
+        assert_eq!(parse_time("42").unwrap(), 42);
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_time("2024-02-29T23:59:59").unwrap(), 1_709_251_199);
+        for wrong in [
+            "2026-02-30",
+            "2025-02-29",
+            "2026-04-31",
+            "2026-01-01T24:00",
+            "2026-01-01T10:60",
+            "2026-01-01T-1:00",
+            "99999999999999-01-01",
+            "1969-12-31",
+            "-5",
+            "253402300800",
+            "2026-1-1-1",
+            "+2026-01-01",
+        ] {
+            assert!(parse_time(wrong).is_err(), "{wrong} accepted");
+        }
+        assert_eq!(parse_time(&MAX_TIME.to_string()).unwrap(), MAX_TIME);
+        assert_eq!(time(0), "-");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(3725), "1h 02m 05s");
+        assert_eq!(duration(65), "1m 05s");
+        assert_eq!(duration(-3), "0s");
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(window(None, None, 99).unwrap(), (0, 99));
+        assert_eq!(window(Some("10"), None, 99).unwrap(), (10, 99));
+        // From later than now, without an end: an empty window, not an error (E15).
+        assert_eq!(window(Some("200"), None, 99).unwrap(), (200, 99));
+        assert_eq!(window(Some("10"), Some("10"), 99).unwrap(), (10, 10));
+        assert!(matches!(
+            window(Some("2026-10-15"), Some("2026-10-01"), 99),
+            Err(WindowError::Reversed)
+        ));
+        assert!(matches!(
+            window(Some("soon"), None, 99),
+            Err(WindowError::NotATime(_))
+        ));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(1_793_491_200).as_deref(), Some("2026-11-01"));
+        assert_eq!(date(1_793_491_199).as_deref(), Some("2026-10-31"));
+        assert_eq!(date(-1), None);
+        assert_eq!(date(MAX_TIME).as_deref(), Some("9999-12-31"));
+    }
+}

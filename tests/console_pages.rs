@@ -1,0 +1,720 @@
+//! The console's learner and course pages over real HTTP (issue 14): logged in as a person
+//! would be (login form, CSRF cookie and field, session cookie), their numbers compared with
+//! what the `usestats` binary prints for the same window.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use common::{AppOptions, TestApp, busiest_learner, spawn_app, usestats_cli};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+/// The window every comparison uses: explicit at both ends, inside the demo's log (which ends
+/// on 2026-10-31), so that "now" plays no part.
+const FROM: &str = "2026-10-01";
+const TO: &str = "2026-10-25";
+
+/// An answer: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 page")
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    /// `name=value` of each `Set-Cookie`.
+    fn cookies(&self) -> HashMap<String, String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| {
+                let first = v.to_str().ok()?.split(';').next()?;
+                let (name, value) = first.split_once('=')?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+}
+
+async fn send(method: &str, url: &str, cookie: &str, form: Option<&[(&str, &str)]>) -> Answer {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    if !cookie.is_empty() {
+        request = request.header("Cookie", cookie);
+    }
+    let body = match form {
+        Some(fields) => {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish()
+        }
+        None => String::new(),
+    };
+    let response = client
+        .request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A daemon with the demo site, a console account, and a logged-in session.
+struct Console {
+    app: TestApp,
+    /// `Cookie` header value of the session.
+    cookie: String,
+    config: std::path::PathBuf,
+}
+
+impl Console {
+    async fn start() -> Console {
+        let app = spawn_app(AppOptions {
+            demo_remote_hosts: Some(vec![]),
+            ..Default::default()
+        })
+        .await;
+        // The account, as `usestats console user add` makes it.
+        let hash = usestats::console::auth::hash_password("correct horse").unwrap();
+        let now = app.app.now();
+        app.app
+            .state
+            .run(move |c| usestats::store::state::set_console_user(c, "teacher", &hash, now))
+            .await
+            .unwrap();
+        // The login form: its CSRF token comes as a cookie and as a hidden field.
+        let form = send("GET", &app.url("/console/login"), "", None).await;
+        assert_eq!(form.status, 200);
+        let token = form.cookies()["usestats_console_login"].clone();
+        assert!(
+            form.text()
+                .contains(&format!(r#"name="csrf" value="{token}""#)),
+            "the form carries the cookie's token"
+        );
+        let login_cookie = format!("usestats_console_login={token}");
+        let logged = send(
+            "POST",
+            &app.url("/console/login"),
+            &login_cookie,
+            Some(&[
+                ("name", "teacher"),
+                ("password", "correct horse"),
+                ("csrf", &token),
+            ]),
+        )
+        .await;
+        assert_eq!(logged.status, 303, "{}", logged.text());
+        assert_eq!(logged.header("location"), "/console/");
+        let session = logged.cookies()["usestats_console"].clone();
+        assert!(!session.is_empty());
+        // The command line reads the daemon's own files: the same database, the same keys.
+        let config = app.dir.join("usestats.toml");
+        std::fs::write(&config, format!("[site]\nwwwroot = \"{}\"\n", app.wwwroot)).unwrap();
+        Console {
+            cookie: format!("usestats_console={session}"),
+            app,
+            config,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        send("GET", &self.app.url(path), &self.cookie, None).await
+    }
+
+    /// The `usestats` binary's standard output, on this daemon's configuration.
+    async fn cli(&self, args: &[&str]) -> Vec<u8> {
+        let config = self.config.clone();
+        let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+            usestats_cli(&config, &args)
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "usestats {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    async fn cli_json(&self, args: &[&str]) -> Value {
+        serde_json::from_slice(&self.cli(args).await).unwrap()
+    }
+
+    /// Runs SQL on the demo database (a connection of its own: names are read at answer time).
+    fn sql(&self, statement: &str) {
+        use diesel::{Connection, RunQueryDsl};
+        let db = self.app.dir.join("usestats.sqlite3");
+        let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+        diesel::sql_query(statement).execute(&mut conn).unwrap();
+    }
+}
+
+/// The attributes of every `<name …>` tag of `html`, in order (values unescaped of the
+/// entities askama writes).
+fn tags(html: &str, name: &str) -> Vec<BTreeMap<String, String>> {
+    let mut found = Vec::new();
+    let open = format!("<{name}");
+    let mut rest = html;
+    while let Some(at) = rest.find(&open) {
+        rest = &rest[at + open.len()..];
+        if !rest.starts_with([' ', '>', '/', '\n']) {
+            continue;
+        }
+        let end = rest.find('>').unwrap();
+        let mut attributes = BTreeMap::new();
+        let mut text = &rest[..end];
+        while let Some(eq) = text.find("=\"") {
+            let key = text[..eq].trim().rsplit(' ').next().unwrap().to_string();
+            let value_end = text[eq + 2..].find('"').unwrap();
+            let value = &text[eq + 2..eq + 2 + value_end];
+            attributes.insert(
+                key,
+                value
+                    .replace("&quot;", "\"")
+                    .replace("&#34;", "\"")
+                    .replace("&#39;", "'")
+                    .replace("&apos;", "'")
+                    .replace("&lt;", "<")
+                    .replace("&#60;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&#62;", ">")
+                    .replace("&amp;", "&")
+                    .replace("&#38;", "&"),
+            );
+            text = &text[eq + 2 + value_end + 1..];
+        }
+        found.push(attributes);
+    }
+    found
+}
+
+/// The part of `html` from the element that opens with `start` to the next `end`.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in the page"));
+    let len = html[at..].find(end).unwrap();
+    &html[at..at + len + end.len()]
+}
+
+fn as_i64(text: &str) -> i64 {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn learner_page_numbers_equal_stats_json() {
+    let console = Console::start().await;
+    let (_, user) = busiest_learner(&console.app).await;
+    let stats = console
+        .cli_json(&[
+            "stats", &user, "--from", FROM, "--to", TO, "--format", "json",
+        ])
+        .await;
+    let total = stats["total"].as_i64().unwrap();
+    assert!(total > 0, "the window holds time: {stats}");
+    // The command line answered by a full scan (nothing compiled yet); the page answers from
+    // the compiled store, as a served console does.
+    let compiled = common::compile(&console.app.app).await;
+    assert!(compiled.rows_read > 0 && compiled.segments > 0);
+
+    let page = console
+        .get(&format!("/console/learner?user={user}&from={FROM}&to={TO}"))
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    // The total.
+    let shown_total = tags(&html, "strong")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("total-seconds"))
+        .expect("the total");
+    assert_eq!(as_i64(&shown_total["data-seconds"]), total);
+    // One bar per course, with the course's `coursetotal`, in an SVG that parses as XML.
+    let chart = section(&html, r#"<svg id="course-chart""#, "</svg>");
+    let mut reader = quick_xml::Reader::from_str(chart);
+    while !matches!(
+        reader.read_event().expect("the chart is XML"),
+        quick_xml::events::Event::Eof
+    ) {}
+    let bars: BTreeMap<i64, i64> = tags(chart, "rect")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("bar"))
+        .map(|t| (as_i64(&t["data-key"]), as_i64(&t["data-seconds"])))
+        .collect();
+    let expected: BTreeMap<i64, i64> = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_i64().unwrap(),
+                c["coursetotal"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(expected.len() >= 2, "{stats}");
+    assert_eq!(bars, expected);
+    // Every activity's time, per course.
+    let mut modules = BTreeMap::new();
+    for table in html
+        .split(r#"<table class="modules" data-course=""#)
+        .skip(1)
+    {
+        let course = as_i64(&table[..table.find('"').unwrap()]);
+        let table = &table[..table.find("</table>").unwrap()];
+        for row in tags(table, "tr")
+            .into_iter()
+            .filter(|t| t.contains_key("data-cmid"))
+        {
+            modules.insert(
+                (course, as_i64(&row["data-cmid"])),
+                as_i64(&row["data-seconds"]),
+            );
+        }
+    }
+    let mut expected_modules = BTreeMap::new();
+    for c in stats["courses"].as_array().unwrap() {
+        for m in c["modules"].as_array().unwrap() {
+            expected_modules.insert(
+                (c["id"].as_i64().unwrap(), m["cmid"].as_i64().unwrap()),
+                m["elapsed"].as_i64().unwrap(),
+            );
+        }
+    }
+    assert!(!expected_modules.is_empty());
+    assert_eq!(modules, expected_modules);
+    // Session figures, and the calendar's days add up to the total (sum of sessions = total).
+    let count = tags(&html, "dd")
+        .into_iter()
+        .find_map(|t| t.get("data-count").cloned())
+        .unwrap();
+    assert_eq!(as_i64(&count), stats["sessions"]["count"].as_i64().unwrap());
+    let calendar = section(&html, r#"<svg id="sessions-chart""#, "</svg>");
+    let days: i64 = tags(calendar, "rect")
+        .iter()
+        .filter_map(|t| t.get("data-seconds"))
+        .map(|s| as_i64(s))
+        .sum();
+    assert_eq!(days, total);
+    // The window picker keeps the window.
+    let form = tags(&html, "form")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("window"))
+        .expect("the window picker");
+    assert_eq!(form["action"], "/console/learner");
+    let inputs = tags(&html, "input");
+    let value_of = |name: &str| {
+        inputs
+            .iter()
+            .find(|t| t.get("name").map(String::as_str) == Some(name))
+            .map(|t| (t.get("type").cloned(), t["value"].clone()))
+            .unwrap()
+    };
+    assert_eq!(value_of("from"), (Some("date".into()), FROM.to_string()));
+    assert_eq!(value_of("to"), (Some("date".into()), TO.to_string()));
+
+    // The same window as unix times gives the same numbers.
+    let (from, to) = (
+        usestats::timefmt::parse_time(FROM).unwrap(),
+        usestats::timefmt::parse_time(TO).unwrap(),
+    );
+    let page = console
+        .get(&format!("/console/learner?user={user}&from={from}&to={to}"))
+        .await;
+    assert!(
+        page.text()
+            .contains(&format!(r#"id="total-seconds" data-seconds="{total}""#))
+    );
+}
+
+#[tokio::test]
+async fn course_csv_equals_report_csv_and_the_table_sorts() {
+    let console = Console::start().await;
+    let (_, user) = busiest_learner(&console.app).await;
+    let stats = console
+        .cli_json(&[
+            "stats", &user, "--from", FROM, "--to", TO, "--format", "json",
+        ])
+        .await;
+    // The busiest learner's busiest real course.
+    let course = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_i64().unwrap() > 1)
+        .max_by_key(|c| c["coursetotal"].as_i64().unwrap())
+        .unwrap();
+    let id = course["id"].as_i64().unwrap();
+    let shortname = course["shortname"].as_str().unwrap().to_string();
+    let course_arg = format!("id:{id}");
+
+    // CSV: byte for byte the command line's.
+    let cli_csv = console
+        .cli(&[
+            "report",
+            "--course",
+            &course_arg,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "csv",
+        ])
+        .await;
+    // That was a full scan (nothing compiled yet); the page answers from the compiled store.
+    let compiled = common::compile(&console.app.app).await;
+    assert!(compiled.rows_read > 0 && compiled.segments > 0);
+    let csv = console
+        .get(&format!(
+            "/console/course.csv?course=id:{id}&from={FROM}&to={TO}"
+        ))
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), "text/csv; charset=utf-8");
+    assert!(
+        csv.header("content-disposition")
+            .starts_with("attachment; filename=\""),
+        "{}",
+        csv.header("content-disposition")
+    );
+    assert!(csv.header("content-disposition").ends_with(".csv\""));
+    assert!(cli_csv.len() > 200, "{}", String::from_utf8_lossy(&cli_csv));
+    assert_eq!(
+        String::from_utf8(csv.body.clone()).unwrap(),
+        String::from_utf8(cli_csv.clone()).unwrap()
+    );
+    assert_eq!(csv.body, cli_csv);
+
+    // The page: the shortname finds the course too; the CSV link keeps course and window.
+    let report = console
+        .cli_json(&[
+            "report",
+            "--course",
+            &course_arg,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "json",
+        ])
+        .await;
+    let learners = report["learners"].as_array().unwrap();
+    assert!(learners.len() >= 3, "{report}");
+    let page = console
+        .get(&format!(
+            "/console/course?course={shortname}&from={FROM}&to={TO}"
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let link = tags(&html, "a")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("csv"))
+        .expect("the CSV link");
+    assert_eq!(
+        link["href"],
+        format!("/console/course.csv?course=id%3A{id}&from={FROM}&to={TO}")
+    );
+    let csv_again = console.get(&link["href"]).await;
+    assert_eq!(csv_again.body, cli_csv);
+
+    // sort=time (the default): the report's order, most time first, each with its seconds.
+    let rows = |html: &str| -> Vec<(i64, i64)> {
+        let table = section(html, r#"<table id="learners""#, "</table>");
+        tags(table, "tr")
+            .into_iter()
+            .filter(|t| t.contains_key("data-userid"))
+            .map(|t| (as_i64(&t["data-userid"]), as_i64(&t["data-seconds"])))
+            .collect()
+    };
+    let expected: Vec<(i64, i64)> = learners
+        .iter()
+        .map(|l| {
+            (
+                l["userid"].as_i64().unwrap(),
+                l["coursetotal"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let by_time = rows(&html);
+    assert_eq!(by_time, expected);
+    assert!(by_time.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(by_time[0].1 > 0);
+    // The chart has the same learners' seconds.
+    let chart = section(&html, r#"<svg id="learner-chart""#, "</svg>");
+    let bars: Vec<(i64, i64)> = tags(chart, "rect")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("bar"))
+        .map(|t| (as_i64(&t["data-key"]), as_i64(&t["data-seconds"])))
+        .collect();
+    assert_eq!(bars, expected);
+
+    // sort=name: by last name, first name, id.
+    let page = console
+        .get(&format!(
+            "/console/course?course=id:{id}&from={FROM}&to={TO}&sort=name"
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    let by_name = rows(&page.text());
+    let mut named: Vec<&Value> = learners.iter().collect();
+    named.sort_by_key(|l| {
+        (
+            l["lastname"].as_str().unwrap().to_string(),
+            l["firstname"].as_str().unwrap().to_string(),
+            l["userid"].as_i64().unwrap(),
+        )
+    });
+    let expected_by_name: Vec<(i64, i64)> = named
+        .iter()
+        .map(|l| {
+            (
+                l["userid"].as_i64().unwrap(),
+                l["coursetotal"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_name, expected_by_name);
+    assert_ne!(by_name, by_time, "the two orders differ on this course");
+    assert!(page.text().contains(r#"aria-sort="ascending""#));
+    // Anything else is refused, not guessed.
+    let bad = console
+        .get(&format!("/console/course?course=id:{id}&sort=shoesize"))
+        .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn a_reversed_window_is_refused_e15() {
+    let console = Console::start().await;
+    let (_, user) = busiest_learner(&console.app).await;
+    for path in [
+        format!("/console/learner?user={user}&from=2026-10-15&to=2026-10-01"),
+        "/console/course?course=2&from=2026-10-15&to=2026-10-01".to_string(),
+        "/console/course.csv?course=2&from=2026-10-15&to=2026-10-01".to_string(),
+    ] {
+        let page = console.get(&path).await;
+        assert_eq!(page.status, 400, "{path}");
+        let text = page.text();
+        assert!(
+            text.contains("The window ends before it starts: to (2026-10-01) is earlier than from (2026-10-15)"),
+            "{path}: {text}"
+        );
+        // A message page, in the console's layout.
+        assert!(text.contains(r#"class="message""#), "{text}");
+        assert!(text.contains("/console/logout"));
+    }
+    // The command line refuses the same window.
+    let refused = usestats_cli(
+        &console.config,
+        &["stats", &user, "--from", "2026-10-15", "--to", "2026-10-01"],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    // A date that does not exist is refused with what was wrong.
+    let bad = console
+        .get(&format!("/console/learner?user={user}&from=2026-02-30"))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("not a unix time or a date"),
+        "{}",
+        bad.text()
+    );
+    // Without an end, a start later than now is an empty window (nothing happened yet), not
+    // an error (E15).
+    let future = console
+        .get(&format!("/console/learner?user={user}&from=2100-01-01"))
+        .await;
+    assert_eq!(future.status, 200);
+    assert!(
+        future
+            .text()
+            .contains(r#"id="total-seconds" data-seconds="0""#)
+    );
+}
+
+#[tokio::test]
+async fn unknown_learner_or_course_gets_a_message_page() {
+    let console = Console::start().await;
+    let page = console.get("/console/learner?user=nobody.at.all").await;
+    assert_eq!(page.status, 404);
+    let text = page.text();
+    assert!(
+        text.contains("There is no user named “nobody.at.all” in the source database"),
+        "{text}"
+    );
+    assert!(text.contains(r#"class="message""#));
+    for path in [
+        "/console/course?course=no-such-course",
+        "/console/course.csv?course=no-such-course",
+        "/console/course?course=id:999999",
+    ] {
+        let page = console.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.text().contains("There is no course"),
+            "{path}: {}",
+            page.text()
+        );
+    }
+    // Without a name: the form alone.
+    let empty = console.get("/console/learner").await;
+    assert_eq!(empty.status, 200);
+    assert!(empty.text().contains(r#"<form id="window""#));
+    assert!(!empty.text().contains("total-seconds"));
+    // And nothing without a session.
+    let anonymous = send("GET", &console.app.url("/console/learner?user=x"), "", None).await;
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.header("location"), "/console/login");
+    let anonymous = send(
+        "GET",
+        &console.app.url("/console/course.csv?course=2"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.status, 303);
+    assert!(anonymous.body.is_empty());
+}
+
+#[tokio::test]
+async fn names_with_markup_are_shown_escaped() {
+    let console = Console::start().await;
+    let (userid, user) = busiest_learner(&console.app).await;
+    let stats = console
+        .cli_json(&[
+            "stats", &user, "--from", FROM, "--to", TO, "--format", "json",
+        ])
+        .await;
+    let course = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_i64().unwrap() > 1)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let cmid = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["modules"].as_array().unwrap())
+        .next()
+        .unwrap()["cmid"]
+        .as_i64()
+        .unwrap();
+    console.sql(&format!(
+        "UPDATE mdl_course SET shortname = '<script>alert(1)</script>&c', fullname = '<img src=x onerror=alert(2)>' WHERE id = {course}"
+    ));
+    console.sql(&format!(
+        "UPDATE mdl_user SET firstname = '<script>alert(3)</script>', lastname = '\"><b>x</b>' WHERE id = {userid}"
+    ));
+    // An activity's name lives in its module's own table.
+    {
+        use diesel::{Connection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Cm {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            instance: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+        }
+        let db = console.app.dir.join("usestats.sqlite3");
+        let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+        let cm: Cm = diesel::sql_query(format!(
+            "SELECT cm.instance, m.name FROM mdl_course_modules cm JOIN mdl_modules m ON m.id = cm.module WHERE cm.id = {cmid}"
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "UPDATE mdl_{} SET name = '<script>alert(4)</script>' WHERE id = {}",
+            cm.name, cm.instance
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let learner = console
+        .get(&format!("/console/learner?user={user}&from={FROM}&to={TO}"))
+        .await
+        .text();
+    let course_page = console
+        .get(&format!(
+            "/console/course?course=id:{course}&from={FROM}&to={TO}"
+        ))
+        .await
+        .text();
+    let unknown = console
+        .get("/console/learner?user=%3Cscript%3Ealert(5)%3C%2Fscript%3E")
+        .await
+        .text();
+    for (page, shows) in [
+        (
+            &learner,
+            vec![
+                "&lt;script&gt;alert(1)&lt;/script&gt;&amp;c",
+                "&lt;script&gt;alert(3)&lt;/script&gt;",
+                "&lt;script&gt;alert(4)&lt;/script&gt;",
+                "&lt;img src=x onerror=alert(2)&gt;",
+            ],
+        ),
+        (
+            &course_page,
+            vec![
+                "&lt;script&gt;alert(3)&lt;/script&gt;",
+                "&lt;img src=x onerror=alert(2)&gt;",
+            ],
+        ),
+        (&unknown, vec!["&lt;script&gt;alert(5)&lt;/script&gt;"]),
+    ] {
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("<b>x"), "{page}");
+        for escaped in shows {
+            // askama writes numeric entities (`&#60;`), the charts named ones (`&lt;`): compare
+            // what a browser shows.
+            let shown = page
+                .replace("&#60;", "&lt;")
+                .replace("&#62;", "&gt;")
+                .replace("&#38;", "&amp;")
+                .replace("&#34;", "&quot;");
+            assert!(shown.contains(escaped), "{escaped} not in {page}");
+        }
+    }
+    // The chart's title for that course: escaped in SVG too, and still the course's bar.
+    let chart = section(&learner, r#"<svg id="course-chart""#, "</svg>");
+    assert!(
+        chart.contains("<title>&lt;script&gt;alert(1)&lt;/script&gt;&amp;c: "),
+        "{chart}"
+    );
+    assert!(chart.contains(&format!(r#"data-key="{course}""#)));
+}
