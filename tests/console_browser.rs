@@ -227,3 +227,147 @@ async fn log_in_see_our_key_and_add_a_peer() {
     );
     browser.client.clone().close().await.unwrap();
 }
+
+/// The learner page's bars carry the seconds `usestats stats --format json` gives, and the
+/// course page's CSV export is `usestats report --format csv`, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_bars_and_course_csv_match_the_command_line() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let b = &browser.client;
+    let app = spawn_app(AppOptions {
+        demo_remote_hosts: Some(Vec::new()),
+        ..Default::default()
+    })
+    .await;
+    let config = app.dir.join("usestats.toml");
+    std::fs::write(&config, app.app.config.to_toml()).unwrap();
+    account(&app, "bob").await;
+    log_in(b, &app, "bob").await;
+    let (_, user) = busiest_learner(&app).await;
+    let to = app.app.now().to_string();
+    let cli = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = usestats_cli(&config, &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let stats: serde_json::Value = serde_json::from_slice(&cli(vec![
+        "--json".into(),
+        "stats".into(),
+        user.clone(),
+        "--to".into(),
+        to.clone(),
+    ]))
+    .unwrap();
+
+    b.goto(&app.url(&format!("/console/learner?user={user}&to={to}")))
+        .await
+        .unwrap();
+    let total = b.find(Locator::Id("total-seconds")).await.unwrap();
+    assert_eq!(
+        total.attr("data-seconds").await.unwrap().unwrap(),
+        stats["total"].to_string()
+    );
+    let mut shown = std::collections::BTreeMap::new();
+    for bar in b
+        .find_all(Locator::Css("#course-chart rect.bar"))
+        .await
+        .unwrap()
+    {
+        let key = bar.attr("data-key").await.unwrap().unwrap();
+        let seconds = bar.attr("data-seconds").await.unwrap().unwrap();
+        shown.insert(key.parse::<i64>().unwrap(), seconds.parse::<i64>().unwrap());
+    }
+    let expected: std::collections::BTreeMap<i64, i64> = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_i64().unwrap(),
+                c["coursetotal"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, seconds)| *seconds > 0)
+        .collect();
+    assert!(expected.len() >= 2, "{stats}");
+    assert_eq!(shown, expected, "one bar per course, with its seconds");
+    screenshot(b, "learner").await;
+
+    let course = expected
+        .iter()
+        .filter(|(id, _)| **id > 0)
+        .max_by_key(|(_, seconds)| **seconds)
+        .map(|(id, _)| *id)
+        .unwrap();
+    b.goto(&app.url(&format!("/console/course?course=id:{course}&to={to}")))
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&cli(vec![
+        "--json".into(),
+        "report".into(),
+        "--course".into(),
+        format!("id:{course}"),
+        "--to".into(),
+        to.clone(),
+    ]))
+    .unwrap();
+    let rows = b
+        .find_all(Locator::Css("#learners tr[data-userid]"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), report["learners"].as_array().unwrap().len());
+    screenshot(b, "course").await;
+    let href = b
+        .find(Locator::Id("csv"))
+        .await
+        .unwrap()
+        .prop("href")
+        .await
+        .unwrap()
+        .unwrap();
+    // Fetched with the browser's own session cookie (read here, where its path applies).
+    let cookie = b
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == usestats::console::auth::SESSION_COOKIE)
+        .expect("the session cookie");
+    let bytes = {
+        use http_body_util::{BodyExt, Empty};
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+        let request = hyper::Request::get(href.as_str())
+            .header("Cookie", format!("{}={}", cookie.name(), cookie.value()))
+            .body(Empty::new())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
+    let expected_csv = cli(vec![
+        "report".into(),
+        "--course".into(),
+        format!("id:{course}"),
+        "--to".into(),
+        to,
+        "--format".into(),
+        "csv".into(),
+    ]);
+    assert_eq!(bytes.as_ref(), expected_csv.as_slice(), "the CSV export");
+    browser.client.clone().close().await.unwrap();
+}
