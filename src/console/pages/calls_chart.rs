@@ -3,7 +3,9 @@
 //! geometry computed here. Every bar carries a `<title>` with its numbers, and the same
 //! numbers follow as a table, so the chart reads without JavaScript and without sight.
 //!
-//! (Hand-built for now; to move onto the console's shared chart module once it exists.)
+//! Apart from `console::charts` (one bar per item, written out as SVG text) because this one
+//! stacks several series per hour and hands its geometry to a template; the two share only
+//! the idea of a scale.
 
 use crate::store::state::HourlyCalls;
 

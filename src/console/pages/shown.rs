@@ -1,4 +1,5 @@
 //! How the pages write times, offsets and states: plain text, escaped by the templates.
+//! (Reading a typed date is `timefmt::parse_time`'s, shared with the command line.)
 
 use time::OffsetDateTime;
 
@@ -39,23 +40,6 @@ pub fn days_until(t: i64, now: i64) -> i64 {
     (t - now).div_euclid(86_400)
 }
 
-/// A date typed in a form (`YYYY-MM-DD`, as `<input type="date">` sends it): the start of
-/// that day, UTC.
-pub fn parse_date(text: &str) -> Option<i64> {
-    let parts: Vec<&str> = text.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        return None;
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(y) && digits(m) && digits(d)) {
-        return None;
-    }
-    let y: i32 = y.parse().ok().filter(|y| (1970..=9999).contains(y))?;
-    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
-    let date = time::Date::from_calendar_date(y, month, d.parse().ok()?).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,9 +53,5 @@ mod tests {
         assert_eq!(offset(Some(4)), "+4 s");
         assert_eq!(days_until(86_400 * 2 - 1, 0), 1);
         assert_eq!(days_until(-1, 0), -1);
-        assert_eq!(parse_date("1970-01-02"), Some(86_400));
-        assert_eq!(parse_date(" 2026-02-30"), None);
-        assert_eq!(parse_date("+2026-01-01"), None);
-        assert_eq!(parse_date("yesterday"), None);
     }
 }

@@ -114,9 +114,9 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
     let allowed_ips = request.field("allowed_ips").trim().to_string();
     let expires = match request.field("expires").trim() {
         "" => None,
-        text => match shown::parse_date(text) {
-            Some(at) => Some(at),
-            None => return bad_request("The expiry is a date: YYYY-MM-DD."),
+        text => match crate::timefmt::parse_time(text) {
+            Ok(at) => Some(at),
+            Err(_) => return bad_request("The expiry is a date: YYYY-MM-DD."),
         },
     };
     if let Some(at) = expires
