@@ -18,6 +18,9 @@ pub async fn maintenance_loop(app: Arc<App>) {
 }
 
 pub async fn maintenance_once(app: &Arc<App>) {
+    // The key loop follows every 2 s anyway; here too, so that the expiry below is judged
+    // on the key in use now (another instance or the CLI may have rotated it), and so that
+    // this pass alone does everything when `serve` is not running its loops (tests).
     follow_keys(app).await;
     let before_days = i64::from(app.config.keys.rotate_before_days);
     if before_days > 0 {
