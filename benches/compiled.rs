@@ -87,7 +87,7 @@ fn main() {
         state: db.clone(),
         source_key: compiled::source_key("", "mdl_"),
         in_source: true,
-        deletion_check: usestats::compiled::DeletionCheck::Count,
+        deletion_check: usestats::compiled::DeletionCheck::Census,
     };
     let mut conn = db.get().unwrap();
     let now = std::time::SystemTime::now()
@@ -119,63 +119,124 @@ fn main() {
         now,
     };
 
+    // A term, as the issue measured it, and a `get_stats` with a `timefrom` in the middle
+    // of the heaviest learner's history.
+    let term = Window {
+        from: 1_756_684_800, // 2025-09-01
+        to: 1_767_225_600,   // 2026-01-01
+        now,
+    };
+    let middle: i64 = {
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            t: i64,
+        }
+        diesel::sql_query(format!(
+            "SELECT timecreated AS t FROM mdl_logstore_standard_log WHERE userid = {heaviest} \
+             ORDER BY timecreated LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM mdl_logstore_standard_log WHERE userid = {heaviest})"
+        ))
+        .get_result::<T>(&mut conn)
+        .unwrap()
+        .t
+    };
+    let statements = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        use diesel::connection::{Connection, InstrumentationEvent};
+        let counter = statements.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    let counted = |f: &mut dyn FnMut()| {
+        let before = statements.load(std::sync::atomic::Ordering::Relaxed);
+        f();
+        statements.load(std::sync::atomic::Ordering::Relaxed) - before
+    };
+
     for check in [
+        usestats::compiled::DeletionCheck::Census,
         usestats::compiled::DeletionCheck::Count,
-        usestats::compiled::DeletionCheck::Ends,
     ] {
         store.deletion_check = check;
         println!("-- deletion_check = {check:?}");
-        for round in 1..=3 {
-            timed(
-                &format!("all {} users, compiled, round {round}", users.len()),
-                || {
-                    answer_users(&mut conn, &source, &settings, Some(&store), &users, window)
-                        .unwrap()
-                },
+        for (name, w) in [
+            ("whole history", window),
+            ("term 2025-09-01..2026-01-01", term),
+        ] {
+            for round in 1..=3 {
+                let mut sent = 0;
+                timed(
+                    &format!("all {} users, {name}, compiled, round {round}", users.len()),
+                    || {
+                        sent = counted(&mut || {
+                            answer_users(&mut conn, &source, &settings, Some(&store), &users, w)
+                                .unwrap();
+                        });
+                    },
+                );
+                println!("  statements: {sent}");
+            }
+        }
+        for (name, from) in [("timefrom 0", 0), ("timefrom mid-history", middle)] {
+            let w = Window { from, to: now, now };
+            let calls = 300u32;
+            let cpu0 = cpu::process_cpu();
+            let wall = Instant::now();
+            for _ in 0..calls {
+                answer_user(
+                    &mut conn,
+                    &source,
+                    &settings,
+                    Some(&store),
+                    heaviest,
+                    w,
+                    false,
+                )
+                .unwrap();
+            }
+            let per_call_cpu = (cpu::process_cpu() - cpu0).as_secs_f64() / f64::from(calls) * 1e3;
+            let per_call_wall = wall.elapsed().as_secs_f64() / f64::from(calls) * 1e3;
+            println!(
+                "heaviest learner (user {heaviest}), {name}, compiled: {per_call_cpu:.3} ms cpu, {per_call_wall:.3} ms wall per call over {calls} calls"
             );
         }
-        let calls = 300u32;
-        let cpu0 = cpu::process_cpu();
-        let wall = Instant::now();
-        for _ in 0..calls {
-            answer_user(
-                &mut conn,
-                &source,
-                &settings,
-                Some(&store),
-                heaviest,
-                window,
-                false,
-            )
-            .unwrap();
-        }
-        let per_call_cpu = (cpu::process_cpu() - cpu0).as_secs_f64() / f64::from(calls) * 1e3;
-        let per_call_wall = wall.elapsed().as_secs_f64() / f64::from(calls) * 1e3;
-        println!(
-            "heaviest learner (user {heaviest}), compiled: {per_call_cpu:.3} ms cpu, {per_call_wall:.3} ms wall per call over {calls} calls"
+    }
+    store.deletion_check = usestats::compiled::DeletionCheck::Census;
+    for (name, w) in [("whole history", window), ("term", term)] {
+        let compiled_all =
+            answer_users(&mut conn, &source, &settings, Some(&store), &users, w).unwrap();
+        let full_all = timed(
+            &format!("all {} users, {name}, full scan", users.len()),
+            || users_reports(&mut conn, &source, &settings, &users, w).unwrap(),
+        );
+        assert_eq!(
+            compiled_all, full_all,
+            "compiled answers equal full scans ({name})"
         );
     }
-    let compiled_all =
-        answer_users(&mut conn, &source, &settings, Some(&store), &users, window).unwrap();
-    let full_all = timed(&format!("all {} users, full scan", users.len()), || {
-        users_reports(&mut conn, &source, &settings, &users, window).unwrap()
-    });
-    assert_eq!(compiled_all, full_all, "compiled answers equal full scans");
-
-    let full = timed("heaviest learner, full scan", || {
-        user_report(&mut conn, &source, &settings, heaviest, window, false).unwrap()
-    });
-    let compiled_one = answer_user(
-        &mut conn,
-        &source,
-        &settings,
-        Some(&store),
-        heaviest,
-        window,
-        false,
-    )
-    .unwrap();
-    assert_eq!(compiled_one, full);
-    println!("heaviest learner: {} rows extracted", full.rows_extracted);
+    for (name, from) in [("timefrom 0", 0), ("timefrom mid-history", middle)] {
+        let w = Window { from, to: now, now };
+        let full = timed(&format!("heaviest learner, {name}, full scan"), || {
+            user_report(&mut conn, &source, &settings, heaviest, w, false).unwrap()
+        });
+        let compiled_one = answer_user(
+            &mut conn,
+            &source,
+            &settings,
+            Some(&store),
+            heaviest,
+            w,
+            false,
+        )
+        .unwrap();
+        assert_eq!(compiled_one, full);
+        println!(
+            "heaviest learner, {name}: {} rows extracted",
+            full.rows_extracted
+        );
+    }
     println!("peak RSS {} MiB", cpu::peak_rss_kib() / 1024);
 }

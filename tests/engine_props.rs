@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use usestats::stats::{
-    Engine, Estimator, LogRow, ModuleInfo, Partial, Report, Segment, Settings, Window, compute,
-    plan,
+    BLOCK_FANOUT, Engine, Estimator, LogRow, ModuleInfo, Partial, Plan, Probes, Report, Segment,
+    Settings, Window, block_start, blocks, compute, plan,
 };
 
 const T0: i64 = 1_700_000_000;
@@ -425,8 +425,31 @@ proptest! {
     ) {
         let rows = sorted(rows);
         let full = stream(&settings, window, enrolments.clone(), &rows);
-        let composed = composed(&settings, window, &enrolments, &rows);
-        prop_assert_eq!(composed, full);
+        let composed_rows = composed(&settings, window, &enrolments, &rows, false);
+        prop_assert_eq!(&composed_rows, &full);
+        // Summed by blocks, which keep no session list.
+        let mut by_blocks = composed(&settings, window, &enrolments, &rows, true);
+        let mut without = full.clone();
+        without.session_list.clear();
+        by_blocks.session_list.clear();
+        prop_assert_eq!(by_blocks, without);
+    }
+
+    /// Blocks cover a range of segments exactly once, in order, with whole units only.
+    #[test]
+    fn blocks_tile_their_range(a in 0usize..100_000, len in 0usize..100_000) {
+        let b = a + len;
+        let mut at = a;
+        for (level, lo, hi) in blocks(a, b) {
+            prop_assert!(lo < hi);
+            prop_assert_eq!(block_start(level, lo), at);
+            at = block_start(level, hi);
+            // At most 15 units of a level on either side, but for the top level.
+            if level < usestats::stats::BLOCK_LEVELS {
+                prop_assert!(hi - lo < 2 * BLOCK_FANOUT);
+            }
+        }
+        prop_assert_eq!(at, b);
     }
 }
 
@@ -444,6 +467,7 @@ fn composed(
     window: Window,
     enrolments: &HashMap<i64, i64>,
     rows: &[LogRow],
+    by_blocks: bool,
 ) -> Report {
     let everything = Window {
         from: i64::MIN,
@@ -460,59 +484,95 @@ fn composed(
     for pair in segments.windows(2) {
         assert_eq!(pair[0].next, pair[1].first, "segments are contiguous");
     }
-    let bounds: Vec<_> = segments.iter().map(|s| (s.first, s.next)).collect();
-    let plan = plan(&bounds, window);
+    // What the store's probes find: one seek each into the segments' first keys.
+    let limit = window.to.min(window.now);
+    let probes = Probes {
+        segments: segments.len(),
+        from: segments.partition_point(|s| s.first < (window.from, i64::MIN)),
+        after_limit: segments.partition_point(|s| s.first.0 <= limit),
+        after_to: segments.partition_point(|s| s.first.0 <= window.to),
+        boundary: segments.last().map(|s| s.next),
+    };
+    let plan = plan(probes, window);
     if let (Some(first), Some(last)) = (rows.first(), rows.last())
         && window.from <= first.time
         && window.to.min(window.now) >= last.time
+        && !segments.is_empty()
     {
         // A window over every row is answered from the segments alone.
         assert_eq!(plan.interior, 0..segments.len());
     }
+    let rows_of = |k: usize| -> Vec<&LogRow> {
+        let s = &segments[k];
+        rows.iter()
+            .filter(|r| (r.time, r.id) >= s.first && (r.time, r.id) < s.next)
+            .collect()
+    };
     let run = || Engine::new(settings, window, enrolments.clone()).keep_sessions(true);
-    let (mut k, m) = (plan.interior.start, plan.interior.end);
-    let right_from = if k < m {
-        plan.right_from
-    } else {
-        (window.from, i64::MIN)
-    };
-    let start_of = |k: usize| match bounds.get(k) {
-        Some(&(first, _)) => first,
-        None => bounds[k - 1].1,
-    };
     let mut total = Partial::default();
-    let mut carried_on = None;
-    if k < m && k > 0 {
-        // As `compiled::answer`: a left run that does not end reset takes in the next segment.
-        let mut left = run();
-        let mut cursor = (i64::MIN, i64::MIN);
+    let mut carried = None;
+    let Plan {
+        left,
+        mut interior,
+        right,
+        loose,
+    } = plan;
+    if let Some(left) = left {
+        // As `compiled::answer`: a left run that does not end where a cut is takes in the
+        // next segment.
+        let mut engine = run();
+        for row in rows_of(left) {
+            engine.push(row).expect("sorted rows");
+        }
+        let mut next = left + 1;
         loop {
-            let first = start_of(k);
-            for row in rows
-                .iter()
-                .filter(|r| (r.time, r.id) >= cursor && (r.time, r.id) < first)
-            {
-                left.push(row).expect("sorted rows");
-            }
-            cursor = first;
-            if k == m || left.ends_reset_before(first.0) {
+            if next >= interior.end {
+                carried = Some(engine);
+                interior = interior.end..interior.end;
                 break;
             }
-            k += 1;
+            let segment = &segments[next];
+            if engine.ends_reset_before(segment.first.0, segment.login) {
+                total.append(engine.finish_partial(Some(segment.first.0)));
+                interior = next..interior.end;
+                break;
+            }
+            for row in rows_of(next) {
+                engine.push(row).expect("sorted rows");
+            }
+            next += 1;
         }
-        if k == m {
-            carried_on = Some(left);
-        } else {
-            total.append(left.finish_partial(Some(start_of(k).0)));
+    }
+    if by_blocks {
+        for (level, lo, hi) in blocks(interior.start, interior.end) {
+            for unit in lo..hi {
+                let (a, b) = (block_start(level, unit), block_start(level, unit + 1));
+                let mut block = Partial::default();
+                for segment in &segments[a..b] {
+                    let mut part = segment.partial.clone();
+                    part.session_list.clear();
+                    block.append(part);
+                }
+                total.append(block);
+            }
+        }
+    } else {
+        for segment in &segments[interior.clone()] {
+            total.append(segment.partial.clone());
         }
     }
-    for segment in &segments[k..m.max(k)] {
-        total.append(segment.partial.clone());
+    let mut last = carried.unwrap_or_else(run);
+    for k in right {
+        for row in rows_of(k) {
+            last.push(row).expect("sorted rows");
+        }
     }
-    let mut right = carried_on.unwrap_or_else(run);
-    for row in rows.iter().filter(|r| (r.time, r.id) >= right_from) {
-        right.push(row).expect("sorted rows");
+    if loose {
+        let boundary = segments.last().map_or((i64::MIN, i64::MIN), |s| s.next);
+        for row in rows.iter().filter(|r| (r.time, r.id) >= boundary) {
+            last.push(row).expect("sorted rows");
+        }
     }
-    total.append(right.finish_partial(None));
+    total.append(last.finish_partial(None));
     total.into_report(Estimator::for_settings(settings), window)
 }

@@ -8,13 +8,17 @@
 
 use std::collections::HashMap;
 
+use super::census::Census;
 use super::{
-    CompiledError, EVERYTHING, Summary, decode_partial, decode_rows, decode_summary,
-    encode_partial, encode_rows, encode_summary, enrolment_key, settings_key,
+    CompiledError, EVERYTHING, Summary, decode_open, decode_partial, decode_rows, decode_summary,
+    encode_open, encode_partial, encode_rows, encode_summary, enrolment_key, rows, settings_key,
 };
-use crate::stats::{Engine, Key, LogRow, Partial, Reorder, Segment, Settings};
+use crate::stats::{
+    BLOCK_FANOUT, BLOCK_LEVELS, Engine, Key, LogRow, Partial, Reorder, Segment, Settings,
+    block_start,
+};
 use crate::store::source::{IDS_PER_BATCH_QUERY, Source};
-use crate::store::state::{self, CompiledMeta, CompiledUser};
+use crate::store::state::{self, CompiledMeta, CompiledUser, SegmentRow};
 use crate::store::{DbConnection, write_transaction};
 
 /// Rows further back in id order than this (seconds) send their user to a read of their own,
@@ -52,6 +56,8 @@ pub struct CompileSummary {
     pub segments: u64,
     /// Users read again on their own (late rows, stale, changed enrolments).
     pub recompiled: usize,
+    /// Users the census found with rows deleted or added under the mark.
+    pub census_stale: usize,
     pub high_water: i64,
 }
 
@@ -66,8 +72,13 @@ struct Work {
     order: Reorder,
     /// Extracted rows since the current segment started.
     since_cut: Vec<LogRow>,
-    /// Completed, not yet committed.
-    segments: Vec<Segment>,
+    /// Completed, not yet committed, with their numbers and encoded rows.
+    segments: Vec<(i64, Segment, Vec<u8>)>,
+    /// Blocks completed, not yet committed: (level, index, sum).
+    blocks: Vec<(i32, i64, Partial)>,
+    /// Per level l (from 1), the sum of the whole units of level l - 1 in the level-l block
+    /// being filled.
+    open: Vec<Partial>,
     summary: Summary,
     segment_count: i64,
     first: Option<Key>,
@@ -96,6 +107,8 @@ impl Work {
             order: Reorder::new(REORDER_SECONDS),
             since_cut: Vec::new(),
             segments: Vec::new(),
+            blocks: Vec::new(),
+            open: vec![Partial::default(); BLOCK_LEVELS as usize],
             summary: Summary::default(),
             segment_count: 0,
             first: None,
@@ -112,13 +125,17 @@ impl Work {
     /// state it had at the last commit.
     fn resume(settings: &Settings, row: CompiledUser, starts: HashMap<i64, i64>) -> Work {
         let key = enrolment_key(settings, &starts);
-        let decoded = decode_summary(&row.summary).zip(decode_rows(&row.tail));
-        let (Some((summary, tail)), false, true) = (decoded, row.stale, key == row.enrolment_key)
+        let decoded = decode_summary(&row.summary)
+            .zip(decode_rows(&row.tail))
+            .zip(decode_open(&row.open_blocks));
+        let (Some(((summary, tail), open)), false, true) =
+            (decoded, row.stale, key == row.enrolment_key)
         else {
             return Work::broken(None);
         };
         let mut work = Work::fresh(settings, starts);
         work.summary = summary;
+        work.open = open;
         work.segment_count = row.segments;
         work.first = row.first();
         work.raw_rows = row.raw_rows;
@@ -165,11 +182,13 @@ impl Work {
         match engine.push_segmented(&row) {
             Ok(Some(segment)) => {
                 self.first.get_or_insert(segment.first);
-                self.summary
-                    .partial
-                    .append(without_sessions(&segment.partial));
+                let sum = without_sessions(&segment.partial);
+                self.summary.partial.append(sum.clone());
+                let seq = self.segment_count;
+                self.add_to_blocks(seq, sum);
                 self.segment_count += 1;
-                self.segments.push(segment);
+                let encoded = rows::encode(&self.since_cut, segment.first);
+                self.segments.push((seq, segment, encoded));
                 self.since_cut.clear();
                 self.since_cut.push(row);
             }
@@ -181,12 +200,33 @@ impl Work {
         }
     }
 
+    /// Segment `seq` is done: it goes into the level-1 block being filled, and each block it
+    /// completes into the block above (docs/engine.md §7.1).
+    fn add_to_blocks(&mut self, seq: i64, sum: Partial) {
+        let mut unit = sum;
+        let mut size = 1i64;
+        for level in 1..=BLOCK_LEVELS {
+            size = size.saturating_mul(BLOCK_FANOUT as i64);
+            let Some(open) = self.open.get_mut(level as usize - 1) else {
+                return;
+            };
+            open.append(unit);
+            if (seq + 1) % size != 0 {
+                return;
+            }
+            let block = std::mem::take(open);
+            self.blocks.push((level as i32, seq / size, block.clone()));
+            unit = block;
+        }
+    }
+
     fn break_at(&mut self, key: Key) {
         self.engine = None;
         self.late = Some(self.late.map_or(key, |k| k.min(key)));
         self.order.clear();
         self.since_cut.clear();
         self.segments.clear();
+        self.blocks.clear();
     }
 
     fn take(&mut self, row: LogRow) {
@@ -222,8 +262,8 @@ impl Work {
         }
     }
 
-    /// The row to commit, and the segments completed since the last commit.
-    fn rows_to_commit(&mut self, userid: i64) -> (CompiledUser, Vec<Segment>) {
+    /// The row to commit, and the segments and blocks completed since the last commit.
+    fn rows_to_commit(&mut self, userid: i64) -> Commit {
         let mut tail: Vec<LogRow> = self.since_cut.clone();
         if let Some(engine) = self.engine.as_ref() {
             tail.extend(
@@ -248,9 +288,45 @@ impl Work {
             tail_id: tail_start.map(|k| k.1),
             summary: encode_summary(&self.summary),
             tail: encode_rows(&tail),
+            open_blocks: encode_open(&self.open),
             stale: self.engine.is_none(),
         };
-        (row, std::mem::take(&mut self.segments))
+        let segments = std::mem::take(&mut self.segments)
+            .into_iter()
+            .map(|(seq, s, rows)| SegmentRow {
+                seq,
+                first: s.first,
+                next: s.next,
+                login: s.login,
+                part: encode_partial(&s.partial),
+                rows,
+            })
+            .collect();
+        let blocks = std::mem::take(&mut self.blocks)
+            .into_iter()
+            .map(|(level, idx, part)| (level, idx, encode_partial(&part)))
+            .collect();
+        Commit {
+            row,
+            segments,
+            blocks,
+        }
+    }
+}
+
+/// One user's writes at a commit.
+struct Commit {
+    row: CompiledUser,
+    segments: Vec<SegmentRow>,
+    blocks: Vec<(i32, i64, Vec<u8>)>,
+}
+
+impl Commit {
+    fn write(&self, state: &mut DbConnection) -> Result<(), CompiledError> {
+        state::insert_segments(state, self.row.userid, &self.segments)?;
+        state::insert_blocks(state, self.row.userid, &self.blocks)?;
+        state::put_compiled_user(state, &self.row)?;
+        Ok(())
     }
 }
 
@@ -276,17 +352,26 @@ pub fn compile(
             // Ids never go back in a live log: if they did, this is another log.
             && m.high_water <= hi.max(0)
     });
-    let mut high_water = match &usable {
-        Some(m) => m.high_water,
+    let (mut high_water, mut meta) = match usable {
+        Some(m) => (m.high_water, m),
         None => {
             summary.from_scratch = true;
             let start = lo.saturating_sub(1);
+            let meta = CompiledMeta {
+                settings_key: skey.clone(),
+                source_key: source_key.to_string(),
+                high_water: start,
+                compiled_at: now,
+                pass_from: start,
+                pass_target: hi.max(start),
+                census_at: now,
+            };
             write_transaction::<_, CompiledError, _>(state, |state| {
                 state::clear_compiled(state)?;
-                state::set_compiled_meta(state, &meta_at(&skey, source_key, start, now))?;
+                state::set_compiled_meta(state, &meta)?;
                 Ok(())
             })?;
-            start
+            (start, meta)
         }
     };
 
@@ -298,11 +383,17 @@ pub fn compile(
         summary.high_water = high_water;
         return Ok(summary);
     }
+    if !summary.from_scratch {
+        // Rows deleted, or committed under the mark, since the last pass (docs/engine.md §7.3).
+        summary.census_stale = super::census::check(state, conn, source, high_water, now)?;
+        meta.census_at = now;
+    }
 
     let first_id = high_water;
     let mut committed = high_water;
     let total = u64::try_from(hi.saturating_sub(high_water)).unwrap_or(0);
     let mut works = Works::default();
+    let mut census = Census::default();
     let mut since_commit = 0i64;
     let from = high_water.saturating_add(1);
     // The log is read on a thread of its own, a slice or two ahead of the engine: reading
@@ -323,6 +414,7 @@ pub fn compile(
             summary.rows_read += rows.len() as u64;
             load_works(state, settings, &new_users, &mut starts, &mut works)?;
             for row in rows {
+                census.count(&row);
                 if let Some(work) = works.get_mut(&row.userid) {
                     work.take(row);
                 }
@@ -333,14 +425,12 @@ pub fn compile(
                 progress(u64::try_from(high_water - first_id).unwrap_or(0), total);
             }
             if since_commit >= options.commit_ids || end > hi {
-                summary.segments += commit(
-                    state,
-                    &skey,
-                    source_key,
-                    now,
-                    (committed, high_water),
-                    &mut works,
-                )?;
+                let at = CompiledMeta {
+                    high_water,
+                    compiled_at: now,
+                    ..meta.clone()
+                };
+                summary.segments += commit(state, committed, &at, &mut works, &mut census)?;
                 committed = high_water;
                 since_commit = 0;
             }
@@ -377,7 +467,7 @@ pub fn compile(
 }
 
 /// What a user's compiled rows counted before a late row sent them to be read again: the
-/// segments before it are kept only if the log still holds exactly those rows.
+/// segments before it are kept, and the counts of the pass stand for the rows under the mark.
 struct Kept {
     late: Key,
     raw_rows: i64,
@@ -393,15 +483,6 @@ fn without_sessions(part: &Partial) -> Partial {
         courses: part.courses.clone(),
         sessions: part.sessions.clone(),
         session_list: Vec::new(),
-    }
-}
-
-fn meta_at(settings_key: &str, source_key: &str, high_water: i64, now: i64) -> CompiledMeta {
-    CompiledMeta {
-        settings_key: settings_key.to_string(),
-        source_key: source_key.to_string(),
-        high_water,
-        compiled_at: now,
     }
 }
 
@@ -487,45 +568,90 @@ fn read_slices(
     }
 }
 
-/// Writes what the pass has done up to `high_water`, in one transaction.
-/// Writes what the pass has done from mark `from` up to `high_water`, in one transaction. The
-/// store must still be at `from`: another pass (a `usestats compile` beside `serve`) that got
-/// there first would otherwise see these rows counted twice, so this pass stops instead.
+/// Writes what the pass has done from mark `from` up to `at.high_water`, in one transaction:
+/// the segments and blocks completed, each touched user's row, the census of the ids read,
+/// and the mark. The store must still be at `from`: another pass (a `usestats compile` beside
+/// `serve`) that got there first would otherwise see these rows counted twice, so this pass
+/// stops instead.
 fn commit(
     state: &mut DbConnection,
-    settings_key: &str,
-    source_key: &str,
-    now: i64,
-    (from, high_water): (i64, i64),
+    from: i64,
+    at: &CompiledMeta,
     works: &mut Works,
+    census: &mut Census,
 ) -> Result<u64, CompiledError> {
     let mut writes = Vec::new();
     for (user, work) in works.iter_mut().filter(|(_, w)| w.touched) {
         writes.push(work.rows_to_commit(*user));
         work.touched = false;
     }
-    let segments: u64 = writes.iter().map(|(_, s)| s.len() as u64).sum();
+    let segments: u64 = writes.iter().map(|w| w.segments.len() as u64).sum();
     write_transaction::<_, CompiledError, _>(state, |state| {
-        let at = state::compiled_meta(state)?.map(|m| m.high_water);
-        if at != Some(from) {
+        let mark = state::compiled_meta(state)?.map(|m| m.high_water);
+        if mark != Some(from) {
             return Err(CompiledError::Concurrent);
         }
-        for (row, segments) in &writes {
-            let encoded: Vec<_> = segments
-                .iter()
-                .map(|s| (s.first, s.next, encode_partial(&s.partial)))
-                .collect();
-            state::insert_segments(state, row.userid, &encoded)?;
-            state::put_compiled_user(state, row)?;
+        for write in &writes {
+            write.write(state)?;
         }
-        state::set_compiled_meta(state, &meta_at(settings_key, source_key, high_water, now))?;
+        census.write(state)?;
+        state::set_compiled_meta(state, at)?;
         Ok(())
     })?;
+    census.clear();
     Ok(segments)
 }
 
-/// Reads one user's rows up to `high_water` again, from the segment holding `from` (in full
-/// when `None`), keeping the segments before it.
+/// The sums the blocks above segment `keep` were being filled with, and the user's sum of
+/// segments `[0, keep)`, read back from the blocks: at most 15 units of each level.
+fn sums_before(
+    state: &mut DbConnection,
+    user: i64,
+    keep: usize,
+) -> Result<Option<(Vec<Partial>, Partial)>, CompiledError> {
+    let mut picks: Vec<[i64; 4]> = Vec::new();
+    // Level l (from 1) is filled with the whole units of level l - 1 from the start of the
+    // level-l block that holds `keep` up to `keep`.
+    for level in 1..=BLOCK_LEVELS {
+        let unit = block_start(level - 1, 1);
+        let block = block_start(level, 1);
+        let lo = (keep / block) * BLOCK_FANOUT;
+        let hi = keep / unit;
+        picks.push([user, i64::from(level - 1), lo as i64, hi as i64]);
+    }
+    // Whole top-level blocks before that.
+    let top = block_start(BLOCK_LEVELS, 1);
+    picks.push([user, i64::from(BLOCK_LEVELS), 0, (keep / top) as i64]);
+    let mut found = state::parts(state, &picks)?;
+    found.sort_unstable_by_key(|p| (p.level, p.idx));
+    let mut open = vec![Partial::default(); BLOCK_LEVELS as usize];
+    let mut tops = Partial::default();
+    let mut count = 0usize;
+    for part in found {
+        let Some(decoded) = decode_partial(&part.part) else {
+            return Ok(None);
+        };
+        let level = u32::try_from(part.level).unwrap_or(u32::MAX);
+        if level == BLOCK_LEVELS {
+            tops.append(without_sessions(&decoded));
+        } else if let Some(slot) = open.get_mut(level as usize) {
+            slot.append(without_sessions(&decoded));
+        }
+        count += block_start(level, 1);
+    }
+    if count != keep {
+        // A unit is missing: the store is not what it should be; compile the user in full.
+        return Ok(None);
+    }
+    let mut total = tops;
+    for slot in open.iter().rev() {
+        total.append(slot.clone());
+    }
+    Ok(Some((open, total)))
+}
+
+/// Reads one user's rows up to `high_water` again, from the segment holding the late row of
+/// `kept` (in full when `None`), keeping the segments before it.
 fn recompile_user(
     state: &mut DbConnection,
     conn: &mut DbConnection,
@@ -540,88 +666,91 @@ fn recompile_user(
     } else {
         HashMap::new()
     };
-    let count = source.log_count_upto(conn, user, high_water)?;
-    let ends = source.log_id_ends(conn, user, high_water)?;
-    // Segments before the late row are kept only when nothing else changed under them: the
-    // rows counted, their ends and the enrolments must be what the pass saw. Otherwise (a
-    // deletion, new enrolments) the user is read again in full.
-    let from = kept
-        .filter(|k| {
-            k.raw_rows == count
-                && (k.min_id, k.max_id) == ends
-                && k.enrolment_key == enrolment_key(settings, &starts)
-        })
-        .map(|k| k.late);
-    let bounds = state::segment_bounds(state, user)?;
-    let keep = match from {
-        Some(late) => bounds.iter().take_while(|(_, next)| *next < late).count(),
-        None => 0,
-    };
-    let start: Option<Key> = if keep == 0 {
-        None
-    } else {
-        bounds.get(keep - 1).map(|(_, next)| *next)
-    };
-    let mut summary = Summary::default();
-    if let Some(start) = start {
-        // What the kept segments' rows resolved to stays known.
-        if let Some(row) = state::compiled_users(state, &[user])?.into_iter().next()
-            && let Some(old) = decode_summary(&row.summary)
-        {
-            summary.modules = old.modules;
+    // Segments before the late row stand when the enrolments the pass saw still hold; any
+    // other change under them is the census's to find.
+    let kept = kept.filter(|k| k.enrolment_key == enrolment_key(settings, &starts));
+    let old = state::compiled_users(state, &[user])?.into_iter().next();
+    let old_segments = old.as_ref().map_or(0, |r| r.segments.max(0) as usize);
+    let keep = match &kept {
+        Some(k) if old_segments > 0 => {
+            let found = state::probe_segments(state, &[[user, k.late.0, k.late.1]])?;
+            let p = found
+                .first()
+                .copied()
+                .flatten()
+                .map_or(old_segments, |p| p.seq.max(0) as usize);
+            p.saturating_sub(1).min(old_segments)
         }
-        for bytes in state::segment_parts(state, user, (i64::MIN, i64::MIN), start)? {
-            match decode_partial(&bytes) {
-                Some(part) => summary.partial.append(without_sessions(&part)),
-                // Unreadable: start over for this user.
-                None => {
-                    return recompile_user(state, conn, source, settings, user, high_water, None);
-                }
+        _ => 0,
+    };
+    let mut work = Work::fresh(settings, starts);
+    let mut start: Option<Key> = None;
+    if keep > 0 {
+        let first_kept = state::segment_rows(state, &[[user, keep as i64, keep as i64 + 1]])?;
+        let sums = sums_before(state, user, keep)?;
+        match (
+            first_kept.first(),
+            sums,
+            old.as_ref().and_then(|r| decode_summary(&r.summary)),
+        ) {
+            (Some(seg), Some((open, total)), Some(old_summary)) => {
+                start = Some((seg.first_time, seg.first_id));
+                work.open = open;
+                work.summary.partial = total;
+                // What the kept segments' rows resolved to stays known.
+                work.summary.modules = old_summary.modules;
+                work.segment_count = keep as i64;
+                work.first = old.as_ref().and_then(|r| r.first());
             }
+            // Unreadable: start over for this user.
+            _ => return recompile_user(state, conn, source, settings, user, high_water, None),
         }
     }
-    let mut work = Work::fresh(settings, starts);
-    work.summary = summary;
-    work.segment_count = keep as i64;
-    work.first = if keep > 0 {
-        bounds.first().map(|(first, _)| *first)
-    } else {
-        None
-    };
+    let (mut raw_rows, mut min_id, mut max_id) = (0i64, None::<i64>, None::<i64>);
     let mut rows = Vec::new();
-    source.for_each_user_log_between(
+    source.for_each_user_raw_log_from(
         conn,
         user,
         start.unwrap_or((i64::MIN, i64::MIN)),
-        None,
-        i64::MAX,
         high_water,
-        |row| rows.push(row),
+        |row| {
+            raw_rows += 1;
+            min_id = Some(min_id.map_or(row.id, |m| m.min(row.id)));
+            max_id = Some(max_id.map_or(row.id, |m| m.max(row.id)));
+            rows.push(row);
+        },
     )?;
     for row in rows {
         work.feed(row);
     }
-    work.raw_rows = count;
-    (work.min_id, work.max_id) = ends;
-    let (row, segments) = work.rows_to_commit(user);
+    match (&kept, start) {
+        // Rows before the kept segments' end were counted by the pass.
+        (Some(k), Some(_)) => {
+            work.raw_rows = k.raw_rows;
+            (work.min_id, work.max_id) = (k.min_id, k.max_id);
+        }
+        _ => {
+            work.raw_rows = raw_rows;
+            (work.min_id, work.max_id) = (min_id, max_id);
+        }
+    }
+    let write = work.rows_to_commit(user);
     write_transaction::<_, CompiledError, _>(state, |state| {
         if state::compiled_meta(state)?.map(|m| m.high_water) != Some(high_water) {
             return Err(CompiledError::Concurrent);
         }
-        match start {
-            Some(start) => {
-                state::delete_segments_from(state, user, start)?;
-            }
-            None => {
-                state::delete_compiled_user(state, user)?;
-            }
+        if keep > 0 {
+            state::delete_segments_from(
+                state,
+                user,
+                keep as i64,
+                BLOCK_LEVELS,
+                BLOCK_FANOUT as i64,
+            )?;
+        } else {
+            state::delete_compiled_user(state, user)?;
         }
-        let encoded: Vec<_> = segments
-            .iter()
-            .map(|s| (s.first, s.next, encode_partial(&s.partial)))
-            .collect();
-        state::insert_segments(state, user, &encoded)?;
-        state::put_compiled_user(state, &row)?;
+        write.write(state)?;
         Ok(())
     })?;
     Ok(())

@@ -13,7 +13,9 @@
 //! [`Segment`]: crate::stats::Segment
 
 mod answer;
+mod census;
 mod compile;
+pub mod rows;
 
 pub use crate::config::DeletionCheck;
 pub use answer::{Answers, answer};
@@ -115,12 +117,42 @@ fn decode_summary(bytes: &[u8]) -> Option<Summary> {
     postcard::from_bytes(bytes).ok()
 }
 
+/// The sums of the blocks being filled, one per level (see `compile`).
+fn encode_open(open: &[Partial]) -> Vec<u8> {
+    postcard::to_allocvec(open).unwrap_or_default()
+}
+
+fn decode_open(bytes: &[u8]) -> Option<Vec<Partial>> {
+    let open: Vec<Partial> = postcard::from_bytes(bytes).ok()?;
+    (open.len() == crate::stats::BLOCK_LEVELS as usize).then_some(open)
+}
+
 fn encode_rows(rows: &[LogRow]) -> Vec<u8> {
     postcard::to_allocvec(rows).unwrap_or_default()
 }
 
 fn decode_rows(bytes: &[u8]) -> Option<Vec<LogRow>> {
     postcard::from_bytes(bytes).ok()
+}
+
+/// The row of a user to be compiled in full by the next pass, answered by full scans until then.
+fn stale_placeholder(userid: i64) -> crate::store::state::CompiledUser {
+    crate::store::state::CompiledUser {
+        userid,
+        enrolment_key: String::new(),
+        raw_rows: 0,
+        min_id: None,
+        max_id: None,
+        segments: 0,
+        first_time: None,
+        first_id: None,
+        tail_time: None,
+        tail_id: None,
+        summary: Vec::new(),
+        tail: Vec::new(),
+        open_blocks: Vec::new(),
+        stale: true,
+    }
 }
 
 /// The compile covers every row: no window, and `now` never caps a lap (see `plan`).

@@ -206,19 +206,21 @@ pub struct EngineConfig {
     pub compiled: bool,
     /// How often `serve` compiles the rows logged since its last pass.
     pub compile_interval_secs: u64,
-    /// How an answer makes sure no compiled row was deleted: `count` (each user's rows are
-    /// counted on Moodle's `(userid)` index: exact, costs a pass over that user's index
-    /// entries) or `ends` (the user's lowest and highest id only: catches Moodle's log
-    /// retention and whole-user deletions; a row deleted in the middle of a history is found
-    /// by `usestats compile --verify`).
+    /// How deleted log rows are found (docs/engine.md §7.3): `census` (every answer clamps
+    /// its window to the log's oldest row, which is exact for Moodle's retention; each compile
+    /// pass counts the log's ids by range and finds every other deletion) or `count` (every
+    /// answer also counts each user's rows on Moodle's `(userid)` index: a deletion is seen at
+    /// once, at a cost that grows with the user's history).
     pub deletion_check: DeletionCheck,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeletionCheck {
+    /// `ends`, the check of earlier versions, now means this one.
+    #[serde(alias = "ends")]
+    Census,
     Count,
-    Ends,
 }
 
 impl Default for EngineConfig {
@@ -233,7 +235,7 @@ impl Default for EngineConfig {
             enrolment_filter: settings.enrolment_filter,
             compiled: true,
             compile_interval_secs: 30,
-            deletion_check: DeletionCheck::Count,
+            deletion_check: DeletionCheck::Census,
         }
     }
 }

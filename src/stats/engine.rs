@@ -127,6 +127,8 @@ pub struct Engine {
     segmenting: bool,
     /// Key of the first extracted row since the engine started or the last cut.
     segment_start: Option<Key>,
+    /// Whether that row is a login.
+    segment_login: bool,
 
     user: Option<i64>,
     last_key: Option<(i64, i64)>,
@@ -162,6 +164,7 @@ impl Engine {
             keep_sessions: false,
             segmenting: false,
             segment_start: None,
+            segment_login: false,
             user: None,
             last_key: None,
             rows_extracted: 0,
@@ -235,10 +238,10 @@ impl Engine {
         }
 
         let mut ended = None;
+        let is_login = row.action == "login" || row.action == "loggedin";
         if let Some(previous) = self.pending.take() {
             let gap = row.time.saturating_sub(previous.time);
             let reset = self.process(previous, Some(gap));
-            let is_login = row.action == "login" || row.action == "loggedin";
             if self.segmenting
                 && (reset || is_login)
                 && let Some(first) = self.segment_start
@@ -246,13 +249,16 @@ impl Engine {
                 ended = Some(Segment {
                     first,
                     next: key,
+                    login: self.segment_login,
                     partial: self.take_partial(),
                 });
                 self.segment_start = Some(key);
+                self.segment_login = is_login;
             }
         }
         if self.segment_start.is_none() {
             self.segment_start = Some(key);
+            self.segment_login = is_login;
         }
         self.rows_extracted = self.rows_extracted.saturating_add(1);
         let classified = self.classify(row);
@@ -288,10 +294,14 @@ impl Engine {
         self.take_partial()
     }
 
-    /// Whether the engine would be reset (no open session, nothing carried) once its pending
-    /// row is processed with the next row at `next`: then a run that goes on from that next row
-    /// and a fresh one agree (see `stats::partial`).
-    pub fn ends_reset_before(&self, next: i64) -> bool {
+    /// Whether a run that goes on from the next row (at time `next`) and a fresh run started
+    /// there agree (see `stats::partial`): the engine is reset (no open session, nothing
+    /// carried) once its pending row is processed, or the next row is a login, which closes
+    /// the open session and drops carried time whatever came before it (§2.5 step 4).
+    pub fn ends_reset_before(&self, next: i64, next_is_login: bool) -> bool {
+        if next_is_login {
+            return true;
+        }
         match &self.pending {
             None => self.open_session.is_none() && self.carried == 0,
             Some(pending) => match pending.role {

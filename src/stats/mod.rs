@@ -17,6 +17,8 @@ pub use input::{
     CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER, LogRow,
     LogText, ModuleInfo, Settings, Window,
 };
-pub use partial::{Key, Partial, Plan, Segment, plan};
+pub use partial::{
+    BLOCK_FANOUT, BLOCK_LEVELS, Key, Partial, Plan, Probes, Segment, block_start, blocks, plan,
+};
 pub use reorder::{Reorder, TooLate};
 pub use report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};

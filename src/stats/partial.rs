@@ -101,45 +101,132 @@ pub struct Segment {
     pub first: Key,
     /// Key of the next segment's first row, whose time ended this segment's last lap.
     pub next: Key,
+    /// Its first row is a login: a run that reaches it may stop there, whatever its state.
+    pub login: bool,
     pub partial: Partial,
 }
 
-/// Where the compiled segments `[interior]` sit in a window, and what must be read around them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Segments used as compiled; empty when none fits the window.
-    pub interior: std::ops::Range<usize>,
-    /// With an interior: rows from the window's start up to (not including) this key are run
-    /// on their own, their last lap ending at this key's time.
-    pub left_until: Option<Key>,
-    /// Rows from this key to the window's end are run on their own (the last run).
-    pub right_from: Key,
+/// Where a user's compiled segments stand against a window, as the store finds them with one
+/// seek each into its `(user, first row)` index. Every count is capped at `segments`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probes {
+    /// Segments an answer may use: all of them, or those before a late row.
+    pub segments: usize,
+    /// The first segment whose first row is at or after the window's start.
+    pub from: usize,
+    /// The first segment whose first row is after `min(to, now)`, the last instant at which
+    /// every lap is the one the compile saw.
+    pub after_limit: usize,
+    /// The first segment whose first row is after the window's end.
+    pub after_to: usize,
+    /// Key of the first row after the segments used (the next segment's, or the tail's); None
+    /// when there is no segment.
+    pub boundary: Option<Key>,
 }
 
-/// Chooses the compiled segments an answer over `window` can use. `segments` are in order and
-/// contiguous (each `next` is the following `first`). A segment is used when the window holds
-/// its first row and the next segment's first row, and that row is no later than `now`: then
-/// every lap inside it, over-threshold credits included, is the one the compile computed.
-pub fn plan(segments: &[(Key, Key)], window: Window) -> Plan {
-    let start = (window.from, i64::MIN);
+impl Probes {
+    /// Probes of a window that holds every segment: no seek needed.
+    pub fn everything(segments: usize, boundary: Option<Key>) -> Probes {
+        Probes {
+            segments,
+            from: 0,
+            after_limit: segments,
+            after_to: segments,
+            boundary,
+        }
+    }
+}
+
+/// How an answer over a window is put together from a user's segments (docs/engine.md §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// With an interior: the segment holding the window's start, whose rows from the start on
+    /// are run on their own and end where the interior begins.
+    pub left: Option<usize>,
+    /// Segments used as compiled, summed; empty when none fits the window.
+    pub interior: std::ops::Range<usize>,
+    /// Segments whose rows are run after the interior (or alone), up to the window's end.
+    pub right: std::ops::Range<usize>,
+    /// The rows after the segments (the tail and the rows logged since) are run last.
+    pub loose: bool,
+}
+
+/// Chooses the segments an answer over `window` can use as compiled. A segment is used when the
+/// window holds its first row and the next segment's first row, and that row is no later than
+/// `now`: then every lap inside it, over-threshold credits included, is the one the compile
+/// computed. Its rows before that are run from the window's start; its rows after, to the end.
+pub fn plan(probes: Probes, window: Window) -> Plan {
+    let n = probes.segments;
     let limit = window.to.min(window.now);
-    let k = segments.partition_point(|(first, _)| *first < start);
-    let mut m = k;
-    while segments.get(m).is_some_and(|(_, next)| next.0 <= limit) {
-        m += 1;
+    let k = probes.from.min(n);
+    // Segments whose next row is no later than `limit`: segment i ends where i + 1 starts, the
+    // last one where the boundary is.
+    let after_limit = probes.after_limit.min(n);
+    let m = if after_limit < n {
+        after_limit.saturating_sub(1)
+    } else if probes.boundary.is_some_and(|b| b.0 <= limit) {
+        n
+    } else {
+        n.saturating_sub(1)
+    };
+    let after_to = probes.after_to.min(n);
+    let loose = after_to == n && probes.boundary.is_none_or(|b| b.0 <= window.to);
+    if k < m {
+        Plan {
+            left: k.checked_sub(1),
+            interior: k..m,
+            right: m..after_to.max(m),
+            loose,
+        }
+    } else {
+        // No segment fits: one run over the rows of the window.
+        let start = k.saturating_sub(1);
+        Plan {
+            left: None,
+            interior: start..start,
+            right: start..after_to.max(start),
+            loose,
+        }
     }
-    if m == k {
-        return Plan {
-            interior: k..k,
-            left_until: None,
-            right_from: start,
-        };
+}
+
+/// Segments per block of the next level. An answer sums a window's segments as at most 15
+/// units of each level on either side plus whole blocks of the top level, so its cost does not
+/// grow with the number of segments it covers.
+pub const BLOCK_FANOUT: usize = 16;
+/// Levels of blocks above the segments: the top level's blocks hold 16^4 = 65 536 segments.
+pub const BLOCK_LEVELS: u32 = 4;
+
+/// Splits segments `[a, b)` into runs of whole units, in order: `(level, first, end)` covers the
+/// level's units `first..end`, a unit of level `l` being segments `[i·16^l, (i+1)·16^l)`.
+pub fn blocks(a: usize, b: usize) -> Vec<(u32, usize, usize)> {
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    let (mut lo, mut hi) = (a, b);
+    for level in 0..=BLOCK_LEVELS {
+        if lo >= hi {
+            break;
+        }
+        let up_lo = lo.div_ceil(BLOCK_FANOUT);
+        let up_hi = hi / BLOCK_FANOUT;
+        if level == BLOCK_LEVELS || up_lo >= up_hi {
+            left.push((level, lo, hi));
+            break;
+        }
+        if lo < up_lo * BLOCK_FANOUT {
+            left.push((level, lo, up_lo * BLOCK_FANOUT));
+        }
+        if up_hi * BLOCK_FANOUT < hi {
+            right.push((level, up_hi * BLOCK_FANOUT, hi));
+        }
+        lo = up_lo;
+        hi = up_hi;
     }
-    let left_until = segments.get(k).map(|(first, _)| *first);
-    let right_from = segments.get(m - 1).map(|(_, next)| *next).unwrap_or(start);
-    Plan {
-        interior: k..m,
-        left_until,
-        right_from,
-    }
+    left.extend(right.into_iter().rev());
+    left
+}
+
+/// The first segment a unit of `level` at `index` covers.
+pub fn block_start(level: u32, index: usize) -> usize {
+    index.saturating_mul(BLOCK_FANOUT.saturating_pow(level))
 }

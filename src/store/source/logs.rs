@@ -435,6 +435,126 @@ impl Source {
         Ok(counts)
     }
 
+    /// The oldest row's time (the `timecreated` index) and the highest id (the primary key),
+    /// in one statement: what every compiled answer checks first (docs/engine.md §7.3).
+    pub fn log_overview(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Result<(Option<i64>, Option<i64>), SourceError> {
+        #[derive(QueryableByName)]
+        struct Overview {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            oldest: Option<i64>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            hi: Option<i64>,
+        }
+        let rows: Vec<Overview> = query::load(
+            conn,
+            &format!(
+                "SELECT (SELECT MIN(timecreated) FROM {t}) AS oldest, \
+                 (SELECT MAX(id) FROM {t}) AS hi",
+                t = self.t("logstore_standard_log")
+            ),
+            vec![],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|o| (o.oldest, o.hi))
+            .unwrap_or((None, None)))
+    }
+
+    /// One user's rows, every one (filtered or not), from key `from` on with ids up to
+    /// `max_id`, in (time, id) order: what the compiler reads to compile a user again.
+    pub fn for_each_user_raw_log_from(
+        &self,
+        conn: &mut DbConnection,
+        userid: i64,
+        from: (i64, i64),
+        max_id: i64,
+        mut f: impl FnMut(LogRow),
+    ) -> Result<u64, SourceError> {
+        let cond = "l.userid = $1 AND (l.timecreated > $2 OR (l.timecreated = $2 AND l.id >= $3)) \
+                    AND l.id <= $4";
+        let sql = self.log_sql_filtered(cond, None, Some("l.timecreated, l.id"));
+        Ok(stream_logs(
+            conn,
+            &sql,
+            vec![
+                Bind::Int(userid),
+                Bind::Int(from.0),
+                Bind::Int(from.1),
+                Bind::Int(max_id),
+            ],
+            &mut f,
+        )?)
+    }
+
+    /// The census of the log up to `max_id` (docs/engine.md §7.3): how many rows each range of
+    /// `2^shift` ids holds. On PostgreSQL and MySQL a read of the primary key alone.
+    pub fn log_census(
+        &self,
+        conn: &mut DbConnection,
+        max_id: i64,
+        shift: u32,
+    ) -> Result<Vec<(i64, i64)>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Bucket {
+            #[diesel(sql_type = BigInt)]
+            bucket: i64,
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let size = 1i64 << shift;
+        // Ids are positive: integer division is the range's number. MySQL's `/` divides
+        // exactly; `DIV` is its integer division.
+        let bucket = match query::backend(conn) {
+            Backend::Mysql => format!("id DIV {size}"),
+            Backend::Sqlite | Backend::Postgres => format!("id / {size}"),
+        };
+        let rows: Vec<Bucket> = query::load(
+            conn,
+            &format!(
+                "SELECT {bucket} AS bucket, COUNT(*) AS n FROM {} \
+                 WHERE id <= $1 GROUP BY {bucket}",
+                self.t("logstore_standard_log")
+            ),
+            vec![Bind::Int(max_id)],
+        )?;
+        Ok(rows.into_iter().map(|b| (b.bucket, b.n)).collect())
+    }
+
+    /// Per user, the rows with `lo <= id < hi` and the newest of their times.
+    pub fn log_census_users(
+        &self,
+        conn: &mut DbConnection,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, i64, i64)>, SourceError> {
+        #[derive(QueryableByName)]
+        struct PerUser {
+            #[diesel(sql_type = BigInt)]
+            userid: i64,
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+            #[diesel(sql_type = BigInt)]
+            newest: i64,
+        }
+        let rows: Vec<PerUser> = query::load(
+            conn,
+            &format!(
+                "SELECT userid, COUNT(*) AS n, MAX(timecreated) AS newest FROM {} \
+                 WHERE id >= $1 AND id < $2 GROUP BY userid",
+                self.t("logstore_standard_log")
+            ),
+            vec![Bind::Int(lo), Bind::Int(hi)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.userid, r.n, r.newest))
+            .collect())
+    }
+
     /// The lowest and highest log id, both read from the ends of the primary key.
     pub fn log_id_bounds(
         &self,

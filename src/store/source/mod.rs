@@ -10,7 +10,7 @@
 mod courses;
 mod grades;
 mod logs;
-mod query;
+pub(crate) mod query;
 mod schema;
 mod users;
 

@@ -59,6 +59,49 @@ pub(crate) fn in_list(backend: Backend, column: &str, n: usize) -> String {
     }
 }
 
+/// A FROM item `p(c0, c1, …)` over a list of integer tuples of `width` columns, bound from
+/// `$n` on by [`tuple_binds`]: a JSON array of arrays unpacked by `json_each` on SQLite, one
+/// array per column unnested on PostgreSQL. One statement whatever the list's length. Not for
+/// MySQL, which only ever is a source, read without such lists.
+pub(crate) fn tuples_from(backend: Backend, width: usize, n: usize) -> String {
+    match backend {
+        Backend::Postgres => {
+            let arrays: Vec<String> = (0..width)
+                .map(|i| format!("${}::bigint[]", n + i))
+                .collect();
+            let columns: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
+            format!("unnest({}) AS p({})", arrays.join(", "), columns.join(", "))
+        }
+        Backend::Sqlite | Backend::Mysql => {
+            let columns: Vec<String> = (0..width)
+                .map(|i| format!("json_extract(value, '$[{i}]') AS c{i}"))
+                .collect();
+            format!("(SELECT {} FROM json_each(${n})) AS p", columns.join(", "))
+        }
+    }
+}
+
+/// The values of [`tuples_from`]'s placeholders for `rows`, each of its `width` columns.
+pub(crate) fn tuple_binds<const W: usize>(backend: Backend, rows: &[[i64; W]]) -> Vec<Bind> {
+    match backend {
+        Backend::Postgres => (0..W)
+            .map(|i| Bind::IntList(rows.iter().map(|r| r[i]).collect()))
+            .collect(),
+        Backend::Sqlite | Backend::Mysql => {
+            let mut s = String::with_capacity(rows.len() * W * 8 + 2);
+            s.push('[');
+            for (i, row) in rows.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(&json_list(row));
+            }
+            s.push(']');
+            vec![Bind::Text(s)]
+        }
+    }
+}
+
 /// SQL for "text `column` equals the value at `$n`", exactly, on every backend. Moodle's MySQL
 /// tables use a case- and accent-insensitive collation that also ignores trailing spaces,
 /// where `'chem ' = 'CHEM'`; the first comparison lets the index narrow the rows, the

@@ -1,9 +1,14 @@
-//! The compiled store's tables (docs/engine.md, "Compiled stats"). Rows hold the engine's
-//! results as opaque bytes: what they mean, and when they may be used, is `compiled`'s business.
+//! The compiled store's tables (docs/engine.md §7). Rows hold the engine's results as opaque
+//! bytes: what they mean, and when they may be used, is `compiled`'s business.
+//!
+//! The batch reads (probes, segment rows, parts) take a list of per-user tuples as one bound
+//! value, so an answer for thousands of users is still one statement each.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Bool};
 
 use super::schema::*;
+use crate::store::source::query::{self, tuple_binds, tuples_from};
 use crate::store::{DbConnection, StoreError};
 
 /// `(timecreated, id)` of a log row.
@@ -18,6 +23,24 @@ pub struct CompiledMeta {
     pub source_key: String,
     pub high_water: i64,
     pub compiled_at: i64,
+    /// The id range of the pass from scratch under way: `high_water` goes from `pass_from` to
+    /// `pass_target`. Both 0 when none runs.
+    pub pass_from: i64,
+    pub pass_target: i64,
+    /// When the census of the log last ran (unix seconds), 0 never.
+    pub census_at: i64,
+}
+
+impl CompiledMeta {
+    /// How far a pass from scratch has got, as (ids done, ids in all), while one runs.
+    pub fn first_compile(&self) -> Option<(i64, i64)> {
+        (self.pass_target > self.pass_from && self.high_water < self.pass_target).then(|| {
+            (
+                self.high_water.saturating_sub(self.pass_from).max(0),
+                self.pass_target.saturating_sub(self.pass_from),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -39,7 +62,9 @@ pub struct CompiledUser {
     pub tail_id: Option<i64>,
     pub summary: Vec<u8>,
     pub tail: Vec<u8>,
-    /// Found out of date at answer time: recompile in full.
+    /// The sums of the blocks being filled, one per level (the compiler's, not the answer's).
+    pub open_blocks: Vec<u8>,
+    /// Found out of date: recompile in full.
     pub stale: bool,
 }
 
@@ -69,6 +94,9 @@ pub fn set_compiled_meta(conn: &mut DbConnection, meta: &CompiledMeta) -> Result
             compiled_meta::source_key.eq(&meta.source_key),
             compiled_meta::high_water.eq(meta.high_water),
             compiled_meta::compiled_at.eq(meta.compiled_at),
+            compiled_meta::pass_from.eq(meta.pass_from),
+            compiled_meta::pass_target.eq(meta.pass_target),
+            compiled_meta::census_at.eq(meta.census_at),
         ))
         .execute(conn)?;
     Ok(())
@@ -77,7 +105,9 @@ pub fn set_compiled_meta(conn: &mut DbConnection, meta: &CompiledMeta) -> Result
 /// Forgets everything compiled (new settings, another Moodle database, `compile --full`).
 pub fn clear_compiled(conn: &mut DbConnection) -> Result<(), StoreError> {
     diesel::delete(compiled_segments::table).execute(conn)?;
+    diesel::delete(compiled_blocks::table).execute(conn)?;
     diesel::delete(compiled_users::table).execute(conn)?;
+    diesel::delete(compiled_census::table).execute(conn)?;
     diesel::delete(compiled_meta::table).execute(conn)?;
     Ok(())
 }
@@ -114,15 +144,21 @@ pub fn put_compiled_user(conn: &mut DbConnection, user: &CompiledUser) -> Result
 pub fn delete_compiled_user(conn: &mut DbConnection, userid: i64) -> Result<(), StoreError> {
     diesel::delete(compiled_segments::table.filter(compiled_segments::userid.eq(userid)))
         .execute(conn)?;
+    diesel::delete(compiled_blocks::table.filter(compiled_blocks::userid.eq(userid)))
+        .execute(conn)?;
     diesel::delete(compiled_users::table.filter(compiled_users::userid.eq(userid)))
         .execute(conn)?;
     Ok(())
 }
 
-pub fn mark_compiled_stale(conn: &mut DbConnection, userid: i64) -> Result<(), StoreError> {
-    diesel::update(compiled_users::table.filter(compiled_users::userid.eq(userid)))
-        .set(compiled_users::stale.eq(true))
-        .execute(conn)?;
+/// Marks users to be compiled again in full by the next pass; until then answers for them are
+/// full scans. One statement per 500 users.
+pub fn mark_compiled_stale(conn: &mut DbConnection, userids: &[i64]) -> Result<(), StoreError> {
+    for chunk in userids.chunks(IDS_PER_QUERY) {
+        diesel::update(compiled_users::table.filter(compiled_users::userid.eq_any(chunk)))
+            .set(compiled_users::stale.eq(true))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -135,8 +171,16 @@ pub fn stale_compiled_users(conn: &mut DbConnection, limit: i64) -> Result<Vec<i
         .load(conn)?)
 }
 
-/// One compiled segment: its first row's key, the next segment's first row's key, its bytes.
-pub type SegmentRow = (RowKey, RowKey, Vec<u8>);
+/// One compiled segment as written: its number, bounds, first-row-is-a-login, sum and rows.
+#[derive(Debug, Clone)]
+pub struct SegmentRow {
+    pub seq: i64,
+    pub first: RowKey,
+    pub next: RowKey,
+    pub login: bool,
+    pub part: Vec<u8>,
+    pub rows: Vec<u8>,
+}
 
 pub fn insert_segments(
     conn: &mut DbConnection,
@@ -145,14 +189,17 @@ pub fn insert_segments(
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = segments
         .iter()
-        .map(|(first, next, part)| {
+        .map(|s| {
             (
                 compiled_segments::userid.eq(userid),
-                compiled_segments::first_time.eq(first.0),
-                compiled_segments::first_id.eq(first.1),
-                compiled_segments::next_time.eq(next.0),
-                compiled_segments::next_id.eq(next.1),
-                compiled_segments::part.eq(part),
+                compiled_segments::seq.eq(s.seq),
+                compiled_segments::first_time.eq(s.first.0),
+                compiled_segments::first_id.eq(s.first.1),
+                compiled_segments::next_time.eq(s.next.0),
+                compiled_segments::next_id.eq(s.next.1),
+                compiled_segments::login.eq(s.login),
+                compiled_segments::part.eq(&s.part),
+                compiled_segments::row_data.eq(&s.rows),
             )
         })
         .collect();
@@ -180,73 +227,213 @@ pub fn insert_segments(
     Ok(())
 }
 
-/// Deletes a user's segments that start at `from` or later.
+/// Sums of whole blocks: (level, index, bytes).
+pub fn insert_blocks(
+    conn: &mut DbConnection,
+    userid: i64,
+    blocks: &[(i32, i64, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = blocks
+        .iter()
+        .map(|(level, idx, part)| {
+            (
+                compiled_blocks::userid.eq(userid),
+                compiled_blocks::level.eq(*level),
+                compiled_blocks::idx.eq(*idx),
+                compiled_blocks::part.eq(part),
+            )
+        })
+        .collect();
+    match conn {
+        DbConnection::Postgres(c) => {
+            for chunk in rows.chunks(100) {
+                diesel::insert_into(compiled_blocks::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(compiled_blocks::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
+        DbConnection::Mysql(_) => {
+            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a user's segments numbered `seq` or more, and every block that covers one of them.
 pub fn delete_segments_from(
     conn: &mut DbConnection,
     userid: i64,
-    from: RowKey,
-) -> Result<usize, StoreError> {
-    Ok(diesel::delete(
+    seq: i64,
+    levels: u32,
+    fanout: i64,
+) -> Result<(), StoreError> {
+    diesel::delete(
         compiled_segments::table
             .filter(compiled_segments::userid.eq(userid))
-            .filter(
-                compiled_segments::first_time
-                    .gt(from.0)
-                    .or(compiled_segments::first_time
-                        .eq(from.0)
-                        .and(compiled_segments::first_id.ge(from.1))),
-            ),
+            .filter(compiled_segments::seq.ge(seq)),
     )
-    .execute(conn)?)
+    .execute(conn)?;
+    let mut size = 1i64;
+    for level in 1..=levels {
+        size = size.saturating_mul(fanout);
+        // Block i covers [i·size, (i+1)·size): it holds `seq` or a later one from i = seq / size.
+        diesel::delete(
+            compiled_blocks::table
+                .filter(compiled_blocks::userid.eq(userid))
+                .filter(compiled_blocks::level.eq(level as i32))
+                .filter(compiled_blocks::idx.ge(seq / size)),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
-/// A user's segments as (first, next) keys, in order.
-pub fn segment_bounds(
-    conn: &mut DbConnection,
-    userid: i64,
-) -> Result<Vec<(RowKey, RowKey)>, StoreError> {
-    let rows: Vec<(i64, i64, i64, i64)> = compiled_segments::table
-        .filter(compiled_segments::userid.eq(userid))
-        .order((compiled_segments::first_time, compiled_segments::first_id))
-        .select((
-            compiled_segments::first_time,
-            compiled_segments::first_id,
-            compiled_segments::next_time,
-            compiled_segments::next_id,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(ft, fi, nt, ni)| ((ft, fi), (nt, ni)))
-        .collect())
+fn state_backend(conn: &DbConnection) -> Result<query::Backend, StoreError> {
+    match query::backend(conn) {
+        query::Backend::Mysql => Err(StoreError::Invalid(crate::store::MYSQL_STATE.into())),
+        b => Ok(b),
+    }
 }
 
-/// The bytes of a user's segments whose first key is in `[from, until)`, in order.
-pub fn segment_parts(
+/// The segment a probe found: its number, first row's key, and whether that row is a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    pub seq: i64,
+    pub first: RowKey,
+    pub login: bool,
+}
+
+/// One seek per probe `(user, time, id)`: the first of the user's segments whose first row's
+/// key is at or after `(time, id)`. In the probes' order; `None` when no segment starts there
+/// or later.
+pub fn probe_segments(
     conn: &mut DbConnection,
-    userid: i64,
-    from: RowKey,
-    until: RowKey,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    Ok(compiled_segments::table
-        .filter(compiled_segments::userid.eq(userid))
-        .filter(
-            compiled_segments::first_time
-                .gt(from.0)
-                .or(compiled_segments::first_time
-                    .eq(from.0)
-                    .and(compiled_segments::first_id.ge(from.1))),
-        )
-        .filter(
-            compiled_segments::first_time
-                .lt(until.0)
-                .or(compiled_segments::first_time
-                    .eq(until.0)
-                    .and(compiled_segments::first_id.lt(until.1))),
-        )
-        .order((compiled_segments::first_time, compiled_segments::first_id))
-        .select(compiled_segments::part)
-        .load(conn)?)
+    probes: &[[i64; 3]],
+) -> Result<Vec<Option<Probed>>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = BigInt)]
+        ord: i64,
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
+        #[diesel(sql_type = BigInt)]
+        first_time: i64,
+        #[diesel(sql_type = BigInt)]
+        first_id: i64,
+        #[diesel(sql_type = Bool)]
+        login: bool,
+    }
+    if probes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = state_backend(conn)?;
+    let rows: Vec<[i64; 4]> = probes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| [i as i64, p[0], p[1], p[2]])
+        .collect();
+    // The subquery is one seek into (userid, first_time, first_id); the join then reads the
+    // segment it found by its primary key.
+    let sql = format!(
+        "SELECT p.c0 AS ord, s.seq AS seq, s.first_time AS first_time, s.first_id AS first_id, \
+         s.login AS login FROM {} JOIN compiled_segments s ON s.userid = p.c1 AND s.seq = \
+         (SELECT f.seq FROM compiled_segments f WHERE f.userid = p.c1 \
+          AND (f.first_time, f.first_id) >= (p.c2, p.c3) \
+          ORDER BY f.first_time, f.first_id LIMIT 1)",
+        tuples_from(backend, 4, 1)
+    );
+    let found: Vec<Found> = query::load(conn, &sql, tuple_binds(backend, &rows))?;
+    let mut out = vec![None; probes.len()];
+    for f in found {
+        if let Some(slot) = usize::try_from(f.ord).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(Probed {
+                seq: f.seq,
+                first: (f.first_time, f.first_id),
+                login: f.login,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A segment with its rows, as an answer cuts it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SegmentWithRows {
+    #[diesel(sql_type = BigInt)]
+    pub userid: i64,
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = BigInt)]
+    pub first_time: i64,
+    #[diesel(sql_type = BigInt)]
+    pub first_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub next_time: i64,
+    #[diesel(sql_type = BigInt)]
+    pub next_id: i64,
+    #[diesel(sql_type = Bool)]
+    pub login: bool,
+    #[diesel(sql_type = Binary)]
+    pub row_data: Vec<u8>,
+}
+
+/// The segments numbered `[lo, hi)` of each `(user, lo, hi)`, with their rows.
+pub fn segment_rows(
+    conn: &mut DbConnection,
+    picks: &[[i64; 3]],
+) -> Result<Vec<SegmentWithRows>, StoreError> {
+    if picks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = state_backend(conn)?;
+    let sql = format!(
+        "SELECT s.userid AS userid, s.seq AS seq, s.first_time AS first_time, \
+         s.first_id AS first_id, s.next_time AS next_time, s.next_id AS next_id, \
+         s.login AS login, s.row_data AS row_data FROM {} \
+         JOIN compiled_segments s ON s.userid = p.c0 AND s.seq >= p.c1 AND s.seq < p.c2",
+        tuples_from(backend, 3, 1)
+    );
+    Ok(query::load(conn, &sql, tuple_binds(backend, picks))?)
+}
+
+/// A segment's or a block's sum.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PartRow {
+    #[diesel(sql_type = BigInt)]
+    pub userid: i64,
+    #[diesel(sql_type = BigInt)]
+    pub level: i64,
+    #[diesel(sql_type = BigInt)]
+    pub idx: i64,
+    #[diesel(sql_type = Binary)]
+    pub part: Vec<u8>,
+}
+
+/// The sums of units `[lo, hi)` of each `(user, level, lo, hi)`: level 0 are segments, level
+/// l ≥ 1 blocks of 16^l segments.
+pub fn parts(conn: &mut DbConnection, picks: &[[i64; 4]]) -> Result<Vec<PartRow>, StoreError> {
+    if picks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = state_backend(conn)?;
+    let from = tuples_from(backend, 4, 1);
+    let sql = format!(
+        "SELECT s.userid AS userid, CAST(0 AS BIGINT) AS level, s.seq AS idx, s.part AS part \
+         FROM {from} JOIN compiled_segments s ON p.c1 = 0 AND s.userid = p.c0 \
+         AND s.seq >= p.c2 AND s.seq < p.c3 \
+         UNION ALL \
+         SELECT b.userid AS userid, CAST(b.level AS BIGINT) AS level, b.idx AS idx, b.part AS part \
+         FROM {from} JOIN compiled_blocks b ON p.c1 > 0 AND b.userid = p.c0 \
+         AND b.level = p.c1 AND b.idx >= p.c2 AND b.idx < p.c3"
+    );
+    Ok(query::load(conn, &sql, tuple_binds(backend, picks))?)
 }
 
 /// Every user with compiled rows.
@@ -255,4 +442,62 @@ pub fn compiled_user_ids(conn: &mut DbConnection) -> Result<Vec<i64>, StoreError
         .select(compiled_users::userid)
         .order(compiled_users::userid)
         .load(conn)?)
+}
+
+/// The census: per range of log ids, the rows it held when compiled.
+pub fn census_totals(conn: &mut DbConnection) -> Result<Vec<(i64, i64)>, StoreError> {
+    Ok(compiled_census::table
+        .select((compiled_census::bucket, compiled_census::total))
+        .order(compiled_census::bucket)
+        .load(conn)?)
+}
+
+/// The census rows of these ranges: (bucket, total, per-user bytes).
+pub fn census_rows(
+    conn: &mut DbConnection,
+    buckets: &[i64],
+) -> Result<Vec<(i64, i64, Vec<u8>)>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in buckets.chunks(IDS_PER_QUERY) {
+        found.extend(
+            compiled_census::table
+                .filter(compiled_census::bucket.eq_any(chunk))
+                .select((
+                    compiled_census::bucket,
+                    compiled_census::total,
+                    compiled_census::users,
+                ))
+                .load::<(i64, i64, Vec<u8>)>(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+/// Replaces a census row; a range left with no row is deleted.
+pub fn put_census(
+    conn: &mut DbConnection,
+    bucket: i64,
+    total: i64,
+    users: &[u8],
+) -> Result<(), StoreError> {
+    diesel::delete(compiled_census::table.filter(compiled_census::bucket.eq(bucket)))
+        .execute(conn)?;
+    if total > 0 {
+        diesel::insert_into(compiled_census::table)
+            .values((
+                compiled_census::bucket.eq(bucket),
+                compiled_census::total.eq(total),
+                compiled_census::users.eq(users),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records when the census ran.
+pub fn set_census_at(conn: &mut DbConnection, at: i64) -> Result<(), StoreError> {
+    diesel::update(compiled_meta::table)
+        .set(compiled_meta::census_at.eq(at))
+        .execute(conn)?;
+    Ok(())
 }

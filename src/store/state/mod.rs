@@ -130,6 +130,9 @@ pub mod schema {
             source_key -> Text,
             high_water -> BigInt,
             compiled_at -> BigInt,
+            pass_from -> BigInt,
+            pass_target -> BigInt,
+            census_at -> BigInt,
         }
     }
     diesel::table! {
@@ -146,17 +149,36 @@ pub mod schema {
             tail_id -> Nullable<BigInt>,
             summary -> Binary,
             tail -> Binary,
+            open_blocks -> Binary,
             stale -> Bool,
         }
     }
     diesel::table! {
-        compiled_segments (userid, first_time, first_id) {
+        compiled_segments (userid, seq) {
             userid -> BigInt,
+            seq -> BigInt,
             first_time -> BigInt,
             first_id -> BigInt,
             next_time -> BigInt,
             next_id -> BigInt,
+            login -> Bool,
             part -> Binary,
+            row_data -> Binary,
+        }
+    }
+    diesel::table! {
+        compiled_blocks (userid, level, idx) {
+            userid -> BigInt,
+            level -> Integer,
+            idx -> BigInt,
+            part -> Binary,
+        }
+    }
+    diesel::table! {
+        compiled_census (bucket) {
+            bucket -> BigInt,
+            total -> BigInt,
+            users -> Binary,
         }
     }
     diesel::table! {
