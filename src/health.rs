@@ -370,6 +370,24 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
             format!("cannot read the instances' heartbeats: {e}"),
         )),
     }
+    if app.config.engine.compiled {
+        match app.state.run(crate::store::state::compiled_meta).await {
+            Ok(Some(meta)) => out.push(match crate::compiled::first_compile_line(&meta) {
+                Some(line) => check("compiled stats", "WARN", line),
+                None => check(
+                    "compiled stats",
+                    "OK",
+                    format!("log read up to id {}", meta.high_water),
+                ),
+            }),
+            Ok(None) => out.push(check(
+                "compiled stats",
+                "WARN",
+                "not compiled yet: `serve` compiles within its first pass, or run `usestats compile`",
+            )),
+            Err(e) => out.push(check("compiled stats", "WARN", e.to_string())),
+        }
+    }
     let source = crate::store::source::Source::new(&app.config.source.prefix);
     let logs = match source {
         Ok(source) => {

@@ -8,6 +8,10 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
+fn dir_path(config: &Path) -> &Path {
+    config.parent().unwrap()
+}
+
 fn ok(config: &Path, args: &[&str]) -> String {
     let out = usestats_cli(config, args);
     assert!(
@@ -517,6 +521,37 @@ async fn compile_then_stats_from_the_store() {
         assert_eq!(first["verified"], 4, "{first}");
         assert_eq!(first["differences"], serde_json::json!([]), "{first}");
         assert_eq!(stats(config, &user), scanned);
+
+        // A row edited in place under the compiled mark (Moodle never does; data fixes do):
+        // `--verify` names the user and marks them stale, and the next pass compiles them again.
+        {
+            use diesel::connection::SimpleConnection;
+            let db = dir_path(config).join("usestats.sqlite3");
+            let mut conn = usestats::store::establish(&db.to_string_lossy()).unwrap();
+            conn.batch_execute(&format!(
+                "UPDATE mdl_logstore_standard_log SET courseid = courseid + 1000 \
+                 WHERE id = (SELECT l.id FROM mdl_logstore_standard_log l \
+                 JOIN mdl_user u ON u.id = l.userid WHERE u.username = '{user}' \
+                 AND l.courseid > 1 AND l.contextlevel = 50 ORDER BY l.id LIMIT 1 OFFSET 3)"
+            ))
+            .unwrap();
+        }
+        let all = "1000";
+        let found = usestats_cli(config, &["--json", "compile", "--verify", all]);
+        assert!(!found.status.success(), "a difference fails the command");
+        let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+        let differences = found["differences"].as_array().unwrap();
+        assert!(
+            differences
+                .iter()
+                .any(|d| d["username"] == user.as_str() && d["marked_stale"] == true),
+            "{found}"
+        );
+        let fixed = json(config, &["compile"]);
+        assert!(fixed["recompiled"].as_u64().unwrap() >= 1, "{fixed}");
+        let clean = json(config, &["compile", "--verify", all]);
+        assert_eq!(clean["differences"], serde_json::json!([]), "{clean}");
+        let scanned = stats(config, &user);
 
         let again = json(config, &["compile"]);
         assert_eq!(again["from_scratch"], false, "{again}");

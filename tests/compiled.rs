@@ -153,10 +153,12 @@ fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
 
 struct Site {
     _source: TestDb,
+    _state: Option<TestDb>,
     _state_dir: tempfile::TempDir,
     conn: DbConnection,
     store: CompiledStore,
     source: Source,
+    commit_ids: i64,
 }
 
 fn site() -> Site {
@@ -164,15 +166,29 @@ fn site() -> Site {
 }
 
 fn site_checking(check: DeletionCheck) -> Site {
-    let source_db = TestDb::sqlite();
+    site_on(false, check).expect("SQLite is always there")
+}
+
+/// A Moodle-shaped source and a state database, both SQLite or both PostgreSQL (None when
+/// PostgreSQL is not configured and not required).
+fn site_on(postgres: bool, check: DeletionCheck) -> Option<Site> {
+    let (source_db, state_db) = if postgres {
+        (TestDb::postgres()?, TestDb::postgres())
+    } else {
+        (TestDb::sqlite(), None)
+    };
     let mut conn = source_db.connect();
     fixture(&mut conn);
     let dir = tempfile::tempdir().expect("tempdir");
-    let state_url = dir.path().join("state.db").to_string_lossy().into_owned();
+    let state_url = match &state_db {
+        Some(db) => db.url(),
+        None => dir.path().join("state.db").to_string_lossy().into_owned(),
+    };
     let state = Db::open(&state_url, 2).expect("state db");
     migrate_state(&mut state.get().expect("state connection")).expect("migrate state");
-    Site {
+    Some(Site {
         _source: source_db,
+        _state: state_db,
         _state_dir: dir,
         conn,
         store: CompiledStore {
@@ -182,7 +198,8 @@ fn site_checking(check: DeletionCheck) -> Site {
             deletion_check: check,
         },
         source: Source::new("mdl_").expect("prefix"),
-    }
+        commit_ids: 7,
+    })
 }
 
 impl Site {
@@ -190,7 +207,7 @@ impl Site {
         let mut state = self.store.state.get().expect("state connection");
         let options = CompileOptions {
             // Small commits, so that passes commit in the middle of users' sessions.
-            commit_ids: 7,
+            commit_ids: self.commit_ids,
             ..CompileOptions::default()
         };
         compiled::compile(
@@ -282,69 +299,113 @@ proptest! {
         windows in windows(),
         census in any::<bool>(),
     ) {
-        let mut site = site_checking(if census { DeletionCheck::Census } else { DeletionCheck::Count });
-        let mut clocks = [T0; 3];
-        let first_rows = rows(&first, 1, &mut clocks);
-        insert(&mut site.conn, &first_rows);
-        let now = T0 + 400_000;
-        site.compile(&settings, now);
-        // Straight after a compile, the store answers for everyone.
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
-
-        // Rows appended after the compile: read past the high-water mark.
-        let appended_rows = rows(&appended, 1_000, &mut clocks);
-        insert(&mut site.conn, &appended_rows);
-        site.check(&settings, &windows);
-        site.compile(&settings, now);
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
-
-        // Late rows: new ids, old times.
-        let late_rows: Vec<Row> = late
-            .iter()
-            .enumerate()
-            .map(|(i, &(user, kind, offset))| (5_000 + i as i64, USERS[user], T0 + offset, kind))
-            .collect();
-        insert(&mut site.conn, &late_rows);
-        site.check(&settings, &windows);
-        site.compile(&settings, now);
-        site.check(&settings, &windows);
-
-        // Deleted rows (log retention, privacy requests).
-        let all: Vec<Row> = first_rows.iter().chain(&appended_rows).chain(&late_rows).copied().collect();
-        for &pick in &deleted {
-            if let Some(row) = all.get(pick % all.len().max(1)) {
-                site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE id = {}", row.0));
-            }
-        }
-        if census {
-            // A privacy request's deletion is found by the next pass's census.
-            site.compile(&settings, now);
-        }
-        site.check(&settings, &windows);
-        site.compile(&settings, now);
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
-
-        // Enrolments change under the filter, then an activity is deleted with its context.
-        site.exec("UPDATE mdl_user_enrolments SET timestart = timestart + 5000 WHERE userid = 3");
-        site.check(&settings, &windows);
-        site.compile(&settings, now);
-        site.check(&settings, &windows);
-        site.exec("DELETE FROM mdl_context WHERE id = 4; DELETE FROM mdl_course_modules WHERE id = 11");
-        site.check(&settings, &windows);
-        site.compile(&settings, now);
-        site.check(&settings, &windows);
-
-        // Other settings: the store was compiled with different ones and is not used.
-        let mut other = settings.clone();
-        other.threshold_minutes += 7;
-        prop_assert_eq!(site.check(&other, &windows), 0);
-        site.compile(&other, now);
-        let answered = site.check(&other, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
+        let check = if census { DeletionCheck::Census } else { DeletionCheck::Count };
+        let site = site_checking(check);
+        answers_equal_full_scans(site, &settings, &first, &appended, &late, &deleted, &windows)?;
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The same on PostgreSQL, as state and as source.
+    #[test]
+    fn compiled_answers_equal_full_scans_on_postgres(
+        settings in settings(),
+        first in steps(),
+        appended in steps(),
+        late in prop::collection::vec((0usize..3, 0usize..KINDS.len(), 0i64..150_000), 0..6),
+        deleted in prop::collection::vec(0usize..200, 0..4),
+        windows in windows(),
+    ) {
+        let Some(site) = site_on(true, DeletionCheck::Census) else { return Ok(()) };
+        answers_equal_full_scans(site, &settings, &first, &appended, &late, &deleted, &windows)?;
+    }
+}
+
+type Steps = [(usize, usize, i64)];
+
+fn answers_equal_full_scans(
+    mut site: Site,
+    settings: &Settings,
+    first: &Steps,
+    appended: &Steps,
+    late: &Steps,
+    deleted: &[usize],
+    windows: &[(i64, i64, i64)],
+) -> Result<(), TestCaseError> {
+    let census = site.store.deletion_check == DeletionCheck::Census;
+    let (settings, windows) = (settings.clone(), windows.to_vec());
+    let mut clocks = [T0; 3];
+    let first_rows = rows(first, 1, &mut clocks);
+    insert(&mut site.conn, &first_rows);
+    let now = T0 + 400_000;
+    site.compile(&settings, now);
+    // Straight after a compile, the store answers for everyone.
+    let answered = site.check(&settings, &windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+
+    // Rows appended after the compile: read past the high-water mark.
+    let appended_rows = rows(appended, 1_000, &mut clocks);
+    insert(&mut site.conn, &appended_rows);
+    site.check(&settings, &windows);
+    site.compile(&settings, now);
+    let answered = site.check(&settings, &windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+
+    // Late rows: new ids, old times.
+    let late_rows: Vec<Row> = late
+        .iter()
+        .enumerate()
+        .map(|(i, &(user, kind, offset))| (5_000 + i as i64, USERS[user], T0 + offset, kind))
+        .collect();
+    insert(&mut site.conn, &late_rows);
+    site.check(&settings, &windows);
+    site.compile(&settings, now);
+    site.check(&settings, &windows);
+
+    // Deleted rows (log retention, privacy requests).
+    let all: Vec<Row> = first_rows
+        .iter()
+        .chain(&appended_rows)
+        .chain(&late_rows)
+        .copied()
+        .collect();
+    for &pick in deleted {
+        if let Some(row) = all.get(pick % all.len().max(1)) {
+            site.exec(&format!(
+                "DELETE FROM mdl_logstore_standard_log WHERE id = {}",
+                row.0
+            ));
+        }
+    }
+    if census {
+        // A privacy request's deletion is found by the next pass's census.
+        site.compile(&settings, now);
+    }
+    site.check(&settings, &windows);
+    site.compile(&settings, now);
+    let answered = site.check(&settings, &windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+
+    // Enrolments change under the filter, then an activity is deleted with its context.
+    site.exec("UPDATE mdl_user_enrolments SET timestart = timestart + 5000 WHERE userid = 3");
+    site.check(&settings, &windows);
+    site.compile(&settings, now);
+    site.check(&settings, &windows);
+    site.exec("DELETE FROM mdl_context WHERE id = 4; DELETE FROM mdl_course_modules WHERE id = 11");
+    site.check(&settings, &windows);
+    site.compile(&settings, now);
+    site.check(&settings, &windows);
+
+    // Other settings: the store was compiled with different ones and is not used.
+    let mut other = settings.clone();
+    other.threshold_minutes += 7;
+    prop_assert_eq!(site.check(&other, &windows), 0);
+    site.compile(&other, now);
+    let answered = site.check(&other, &windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+    Ok(())
 }
 
 /// The store is a cache: rebuilding it from scratch gives the same rows as building it by
@@ -556,5 +617,196 @@ proptest! {
         site.compile(&settings, now);
         let answered = site.check(&settings, &windows);
         prop_assert_eq!(answered, USERS.len() * windows.len());
+    }
+}
+
+/// A long history: thousands of sessions, so answers sum blocks of 16, 256 and 4 096 segments.
+/// Sessions are a login and a few rows in course 2 or 3, apart by more than any threshold.
+fn long_history(
+    user: usize,
+    sessions: usize,
+    first_id: i64,
+    clock: &mut i64,
+    seed: u64,
+) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut state = seed | 1;
+    let mut next = || {
+        // xorshift: a fixed sequence per seed, no dependency.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut id = first_id;
+    for _ in 0..sessions {
+        *clock += 5_000 + (next() % 20_000) as i64;
+        let login = if next() % 4 == 0 { 7 } else { 0 };
+        out.push((id, USERS[user], *clock, login));
+        id += 1;
+        for _ in 0..(1 + next() % 4) {
+            *clock += (next() % 500) as i64;
+            let kind = [0usize, 1, 2, 3, 4, 9][(next() % 6) as usize];
+            out.push((id, USERS[user], *clock, kind));
+            id += 1;
+        }
+    }
+    out
+}
+
+/// Window edges on row times (±1 s), inside sessions, before the first row and after the last.
+fn edge_windows(rows: &[Row], picks: &[(usize, usize, i64, i64)]) -> Vec<(i64, i64, i64)> {
+    let times: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let last = times.last().copied().unwrap_or(T0);
+    let mut out = vec![(-5_000, last - T0 + 10_000, 0), (0, last - T0, -50_000)];
+    for &(a, b, jitter, after) in picks {
+        let x = times.get(a % times.len().max(1)).copied().unwrap_or(T0) + jitter;
+        let y = times.get(b % times.len().max(1)).copied().unwrap_or(T0) - jitter;
+        let (from, to) = (x.min(y), x.max(y));
+        out.push((from - T0, to - from, after));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Answers over thousands of segments equal full scans for windows whose edges fall on
+    /// row times, inside sessions, before the first row and after the last; after Moodle's
+    /// retention (at once, from the store), late rows and appended rows.
+    #[test]
+    fn long_histories_sum_blocks_exactly(
+        seed in any::<u64>(),
+        picks in prop::collection::vec((any::<usize>(), any::<usize>(), -1i64..=1, -30_000i64..30_000), 6),
+        postgres in any::<bool>(),
+    ) {
+        let Some(mut site) = site_on(postgres, DeletionCheck::Census) else { return Ok(()) };
+        site.commit_ids = 1_999;
+        let settings = Settings { threshold_minutes: 60, ..Settings::default() };
+        let mut clock = T0;
+        let sessions = if postgres { 1_400 } else { 4_500 };
+        let rows = long_history(0, sessions, 1, &mut clock, seed);
+        let mut other_clock = T0;
+        let others = long_history(1, 300, 1_000_000, &mut other_clock, seed ^ 0x5eed);
+        insert(&mut site.conn, &rows);
+        insert(&mut site.conn, &others);
+        let now = clock + 100_000;
+        site.compile(&settings, now);
+        let windows = edge_windows(&rows, &picks);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // Retention: the oldest tenth goes; answers stay exact and from the store.
+        let cutoff = rows[rows.len() / 10].2;
+        site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE timecreated < {cutoff}"));
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // A late row in the middle of the history, and rows appended at the end.
+        let middle = rows[rows.len() / 2].2 + 1;
+        insert(&mut site.conn, &[(2_000_000, USERS[0], middle, 2)]);
+        let appended = long_history(0, 20, 2_000_001, &mut clock, seed ^ 7);
+        insert(&mut site.conn, &appended);
+        site.check(&settings, &windows);
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+    }
+}
+
+/// Statements an all-user answer sends, counted by the connection itself: they do not grow
+/// with the users asked, window or not (docs/engine.md §7.1), on SQLite and PostgreSQL.
+#[test]
+fn statements_do_not_grow_with_the_users() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use usestats::demo::{DemoOptions, build_demo};
+
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres());
+    for db in dbs {
+        let mut conn = db.connect();
+        migrate_state(&mut conn).expect("migrate state");
+        let demo = DemoOptions {
+            users: 120,
+            log_rows: 30_000,
+            ..DemoOptions::default()
+        };
+        build_demo(&mut conn, "mdl_", &demo).expect("demo");
+        let state = Db::open(&db.url(), 2).expect("state db");
+        let source = Source::new("mdl_").expect("prefix");
+        let settings = Settings::default();
+        let store = CompiledStore {
+            state: state.clone(),
+            source_key: SOURCE_KEY.into(),
+            in_source: true,
+            deletion_check: DeletionCheck::Census,
+        };
+        let now = demo.anchor + 3_600;
+        compiled::compile(
+            &mut state.get().expect("state connection"),
+            &mut conn,
+            &source,
+            &settings,
+            SOURCE_KEY,
+            now,
+            CompileOptions::default(),
+        )
+        .expect("compile");
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        let users: Vec<i64> = {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "SELECT DISTINCT userid AS id FROM mdl_logstore_standard_log ORDER BY 1",
+            )
+            .load::<Id>(&mut conn)
+            .expect("users")
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+        };
+        assert!(users.len() > 100, "{} users", users.len());
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = sent.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let whole = Window {
+            from: 0,
+            to: now,
+            now,
+        };
+        let term = Window {
+            from: demo.anchor - 120 * 86_400,
+            to: demo.anchor - 30 * 86_400,
+            now,
+        };
+        for window in [whole, term] {
+            let mut counts = Vec::new();
+            for asked in [&users[..3], &users[..]] {
+                let before = sent.load(Ordering::Relaxed);
+                let answers =
+                    answer_users(&mut conn, &source, &settings, Some(&store), asked, window)
+                        .expect("answers");
+                counts.push(sent.load(Ordering::Relaxed) - before);
+                let full = users_reports(&mut conn, &source, &settings, asked, window)
+                    .expect("full scans");
+                assert_eq!(answers, full, "window {window:?}");
+            }
+            assert_eq!(
+                counts[0],
+                counts[1],
+                "{} users vs 3, window {window:?}",
+                users.len()
+            );
+            assert!(counts[1] <= 12, "{counts:?} statements, window {window:?}");
+        }
     }
 }

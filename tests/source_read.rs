@@ -220,6 +220,42 @@ fn user_lookups(db: &TestDb) {
     let carl = s.find_user(&mut conn, UserField::Id, "6").unwrap().unwrap();
     assert!(carl.suspended);
 
+    // Many at once: the same users, in the order asked, in a few statements.
+    for (field, values) in [
+        (UserField::Id, vec!["3", "5", "abc", "", "6", "003", "3"]),
+        (
+            UserField::Username,
+            vec![
+                "anna.meyer",
+                "nobody",
+                "anna.meyer ",
+                "Anna.Meyer",
+                "eve.stone",
+                "",
+            ],
+        ),
+        (UserField::IdNumber, vec!["DUP", "", "S100", "s100"]),
+        (
+            UserField::Email,
+            vec![
+                "shared@example.org",
+                "ADMIN@example.org",
+                "anna@example.org",
+                "",
+            ],
+        ),
+    ] {
+        let values: Vec<String> = values.into_iter().map(String::from).collect();
+        let many: Vec<Option<i64>> = s
+            .find_users(&mut conn, field, &values)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.map(|u| u.id))
+            .collect();
+        let one: Vec<Option<i64>> = values.iter().map(|v| find(&mut conn, field, v)).collect();
+        assert_eq!(many, one, "{field:?}");
+    }
+
     // B17: the local account wins even though the remote one has the lower id.
     let rpc = |c: &mut DbConnection, u: &str| s.find_user_for_rpc(c, u).unwrap().map(|u| u.id);
     assert_eq!(rpc(&mut conn, "anna.meyer"), Some(3));

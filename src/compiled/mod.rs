@@ -45,6 +45,20 @@ impl From<diesel::result::Error> for CompiledError {
     }
 }
 
+/// A line for people while a first compile (or `compile --full`, or one after a settings
+/// change) runs: how far it has got. `None` otherwise.
+pub fn first_compile_line(meta: &crate::store::state::CompiledMeta) -> Option<String> {
+    let (done, total) = meta.first_compile()?;
+    let percent = if total > 0 {
+        done.saturating_mul(100) / total
+    } else {
+        0
+    };
+    Some(format!(
+        "first compile running: {percent}% ({done} of {total} log ids); until it ends answers are full scans"
+    ))
+}
+
 /// Users answered from the store, and users the store handed back to a full scan, since the
 /// process started (process-wide, as `crypto::operation_counts`): `/metrics` shows them, so an
 /// operator sees a store that has stopped answering.

@@ -242,8 +242,9 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
         .source
         .run::<_, ReportError, _>(move |conn| {
             let mut users = Vec::with_capacity(req.uids.len());
-            for uid in &req.uids {
-                match source.find_user(conn, req.uidsource, uid)? {
+            let found = source.find_users(conn, req.uidsource, &req.uids)?;
+            for (uid, user) in req.uids.iter().zip(found) {
+                match user {
                     Some(user) => users.push(user),
                     None => {
                         return Ok(Err(WsError::invalid_parameter(format!(

@@ -89,7 +89,11 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
             "high_water": summary.high_water,
             "seconds": seconds,
             "verified": checked.as_ref().map(|c| c.0),
-            "differences": checked.as_ref().map(|c| &c.1),
+            "differences": checked.as_ref().map(|c| c.1.iter().map(|u| json!({
+                "id": u.id,
+                "username": u.username,
+                "marked_stale": true,
+            })).collect::<Vec<_>>()),
         }));
     } else {
         println!(
@@ -112,7 +116,10 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
                 differences.len()
             );
             for user in differences {
-                println!("  user id {user}: compiled answer differs from the full scan");
+                println!(
+                    "  {} (user id {}): the compiled answer differs from the full scan; marked stale, the next pass compiles them again",
+                    user.username, user.id
+                );
             }
         }
     }
@@ -136,8 +143,15 @@ fn compile_lock(state: &crate::store::Db) -> anyhow::Result<SessionLock> {
     }
 }
 
+/// A user whose compiled answer differed from a full scan.
+struct Differs {
+    id: i64,
+    username: String,
+}
+
 /// Compares the compiled answer with a full scan for `n` users picked at random, over their
-/// whole log; returns how many were checked and the ids that differ.
+/// whole log and over a window cut in the middle of it; the users that differ are marked stale
+/// so that the next pass compiles them again. Returns how many were checked and who differs.
 fn verify(
     conn: &mut crate::store::DbConnection,
     source: &Source,
@@ -145,7 +159,7 @@ fn verify(
     store: &CompiledStore,
     n: usize,
     now: i64,
-) -> anyhow::Result<(usize, Vec<i64>)> {
+) -> anyhow::Result<(usize, Vec<Differs>)> {
     use rand::seq::SliceRandom;
     let mut state = store.state.get().context("opening the state database")?;
     let mut users =
@@ -160,14 +174,41 @@ fn verify(
     };
     let mut differ = Vec::new();
     for &user in &users {
-        let compiled =
+        let whole =
             crate::reports::answer_user(conn, source, settings, Some(store), user, window, true)
                 .with_context(|| format!("compiled answer for user id {user}"))?;
-        let full = crate::reports::user_report(conn, source, settings, user, window, true)
-            .with_context(|| format!("full scan of user id {user}"))?;
-        if compiled != full {
-            differ.push(user);
+        // The same over the second half of the user's time: its start cuts a session.
+        let half = Window {
+            from: whole
+                .sessions
+                .first_start
+                .zip(whole.sessions.last_start)
+                .map_or(0, |(a, b)| a + (b - a) / 2),
+            ..window
+        };
+        let mut same = true;
+        for w in [window, half] {
+            let compiled =
+                crate::reports::answer_user(conn, source, settings, Some(store), user, w, true)
+                    .with_context(|| format!("compiled answer for user id {user}"))?;
+            let full = crate::reports::user_report(conn, source, settings, user, w, true)
+                .with_context(|| format!("full scan of user id {user}"))?;
+            same &= compiled == full;
         }
+        if !same {
+            let username = source
+                .find_user(conn, crate::store::source::UserField::Id, &user.to_string())
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("user {user}"), |u| u.username);
+            differ.push(Differs { id: user, username });
+        }
+    }
+    if !differ.is_empty() {
+        let ids: Vec<i64> = differ.iter().map(|d| d.id).collect();
+        let mut state = store.state.get().context("opening the state database")?;
+        crate::store::state::mark_compiled_stale(&mut state, &ids)
+            .context("marking the users that differ stale")?;
     }
     Ok((users.len(), differ))
 }
