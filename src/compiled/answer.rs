@@ -529,10 +529,16 @@ fn left_runs(
         job.left = Some(engine);
         job.left_next = left + 1;
     }
+    // A segment asked for once and still missing means the store is not what it should be.
+    let mut asked: HashSet<(i64, usize)> = HashSet::new();
     loop {
         let mut wanted: Vec<[i64; 3]> = Vec::new();
         for job in jobs.iter_mut().filter(|j| !j.broken && j.left.is_some()) {
             if let Some(next) = advance_left(job) {
+                if !asked.insert((job.user, next)) {
+                    job.broken = true;
+                    continue;
+                }
                 // The segment to take in, and the one after it, whose first row ends it.
                 wanted.push([job.user, next as i64, next as i64 + 2]);
             }
