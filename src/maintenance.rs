@@ -116,6 +116,7 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
     };
     let settings = crate::reports::settings(&app.config.engine);
     let now = app.now();
+    let census_interval = i64::try_from(app.config.engine.census_interval_secs).unwrap_or(i64::MAX);
     let worker = app.clone();
     let done = tokio::task::spawn_blocking(move || {
         // One compiler at a time on a shared state, for the whole pass (store::locks). The
@@ -131,7 +132,10 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
             &settings,
             &store.source_key,
             now,
-            crate::compiled::CompileOptions::default(),
+            crate::compiled::CompileOptions {
+                census_interval_secs: census_interval,
+                ..crate::compiled::CompileOptions::default()
+            },
         )
         .map(Some)
     })

@@ -283,6 +283,13 @@ impl Site {
 
     fn exec(&mut self, sql: &str) {
         self.conn.batch_execute(sql).expect(sql);
+        if matches!(self.conn, DbConnection::Postgres(_)) && sql.contains("DELETE") {
+            // A Moodle session's statistics reach the server when it ends or has been idle a
+            // while (docs/engine.md §7.3); this session goes on, so it hands them over now.
+            self.conn
+                .batch_execute("SELECT pg_stat_force_next_flush()")
+                .expect("flush statistics");
+        }
     }
 }
 
@@ -504,8 +511,9 @@ proptest! {
         gone in 0usize..3,
         context in prop::sample::select(vec![2i64, 3, 4, 8]),
         windows in windows(),
+        postgres in any::<bool>(),
     ) {
-        let mut site = site_checking(DeletionCheck::Census);
+        let Some(mut site) = site_on(postgres, DeletionCheck::Census) else { return Ok(()) };
         let mut clocks = [T0; 3];
         insert(&mut site.conn, &rows(&first, 1, &mut clocks));
         let now = T0 + 400_000;
@@ -522,6 +530,12 @@ proptest! {
             USERS[(gone + 1) % 3]
         ));
         site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE userid = {}", USERS[gone]));
+        site.compile(&settings, now);
+        let answered = site.check(&settings, &windows);
+        prop_assert_eq!(answered, USERS.len() * windows.len());
+
+        // A row committed under the mark (its id was taken before rows the last pass read).
+        insert(&mut site.conn, &[(0, USERS[(gone + 2) % 3], T0 + cutoff + 77, 0)]);
         site.compile(&settings, now);
         let answered = site.check(&settings, &windows);
         prop_assert_eq!(answered, USERS.len() * windows.len());

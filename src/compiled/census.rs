@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use super::CompiledError;
 use crate::stats::LogRow;
 use crate::store::DbConnection;
-use crate::store::source::Source;
+use crate::store::source::{ChangeMark, Source};
 use crate::store::state;
 
 /// Ids per range: 2^16.
@@ -88,28 +88,59 @@ impl Census {
 /// Counts the log's ranges up to `high_water` against the census, marks the users whose rows
 /// changed (deleted, or committed under the mark since) stale, and brings the census up to
 /// date. Returns how many users were marked.
+///
+/// The whole log is counted when a cheap check says rows may be gone (PostgreSQL's count of
+/// the table's deleted and updated tuples moved; on SQLite and MySQL, the rows up to the mark
+/// are not the census's total), and at least every `interval` seconds; otherwise only the two
+/// ranges below the mark, where rows committed out of id order land.
 pub fn check(
     state: &mut DbConnection,
     conn: &mut DbConnection,
     source: &Source,
     high_water: i64,
     now: i64,
+    interval: i64,
 ) -> Result<usize, CompiledError> {
+    let meta = state::compiled_meta(state)?;
+    let (census_at, old_mark) = meta.map_or((0, -1), |m| (m.census_at, m.census_mark));
+    let stored: BTreeMap<i64, i64> = state::census_totals(state)?.into_iter().collect();
+    let mark = source.log_change_mark(conn, high_water)?;
+    let moved = match mark {
+        ChangeMark::Counter(n) => n < 0 || n != old_mark,
+        ChangeMark::RowsUpTo(n) => n != stored.values().sum::<i64>(),
+    };
+    let full = moved || now.saturating_sub(census_at) >= interval;
+    let lowest = if full {
+        i64::MIN
+    } else {
+        ((high_water >> SHIFT) - 1).max(0) << SHIFT
+    };
     let counted: BTreeMap<i64, i64> = source
-        .log_census(conn, high_water, SHIFT)?
+        .log_census(conn, lowest, high_water, SHIFT)?
         .into_iter()
         .collect();
-    let stored: BTreeMap<i64, i64> = state::census_totals(state)?.into_iter().collect();
+    let in_range = |b: &i64| full || *b >= bucket_of(lowest);
     let mut changed: Vec<i64> = counted
         .iter()
         .filter(|(b, n)| stored.get(b) != Some(n))
         .map(|(b, _)| *b)
-        .chain(stored.keys().filter(|b| !counted.contains_key(b)).copied())
+        .chain(
+            stored
+                .keys()
+                .filter(|b| in_range(b) && !counted.contains_key(b))
+                .copied(),
+        )
         .collect();
     changed.sort_unstable();
     changed.dedup();
+    let new_mark = match mark {
+        ChangeMark::Counter(n) => n,
+        ChangeMark::RowsUpTo(_) => -1,
+    };
     if changed.is_empty() {
-        state::set_census_at(state, now)?;
+        if full {
+            state::set_census(state, now, new_mark)?;
+        }
         return Ok(0);
     }
     // Rows older than the oldest row are gone by retention, which answers see for themselves.
@@ -164,7 +195,9 @@ pub fn check(
         for (bucket, total, users) in &rewrite {
             state::put_census(state, *bucket, *total, &encode(users))?;
         }
-        state::set_census_at(state, now)?;
+        if full {
+            state::set_census(state, now, new_mark)?;
+        }
         Ok(())
     })?;
     if !stale.is_empty() {

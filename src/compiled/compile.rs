@@ -34,6 +34,8 @@ pub struct CompileOptions {
     pub commit_ids: i64,
     /// Called after each slice with (ids done, ids in the pass).
     pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+    /// The census counts the whole log at least this often (seconds; see `census::check`).
+    pub census_interval_secs: i64,
 }
 
 impl Default for CompileOptions {
@@ -43,6 +45,7 @@ impl Default for CompileOptions {
             user: None,
             commit_ids: 1_000_000,
             progress: None,
+            census_interval_secs: 300,
         }
     }
 }
@@ -365,6 +368,7 @@ pub fn compile(
                 pass_from: start,
                 pass_target: hi.max(start),
                 census_at: now,
+                census_mark: -1,
             };
             write_transaction::<_, CompiledError, _>(state, |state| {
                 state::clear_compiled(state)?;
@@ -385,8 +389,18 @@ pub fn compile(
     }
     if !summary.from_scratch {
         // Rows deleted, or committed under the mark, since the last pass (docs/engine.md §7.3).
-        summary.census_stale = super::census::check(state, conn, source, high_water, now)?;
-        meta.census_at = now;
+        summary.census_stale = super::census::check(
+            state,
+            conn,
+            source,
+            high_water,
+            now,
+            options.census_interval_secs,
+        )?;
+        if let Some(fresh) = state::compiled_meta(state)? {
+            meta.census_at = fresh.census_at;
+            meta.census_mark = fresh.census_mark;
+        }
     }
 
     let first_id = high_water;

@@ -212,6 +212,9 @@ pub struct EngineConfig {
     /// answer also counts each user's rows on Moodle's `(userid)` index: a deletion is seen at
     /// once, at a cost that grows with the user's history).
     pub deletion_check: DeletionCheck,
+    /// The census counts the whole log by range when a cheap check says rows may have been
+    /// deleted (docs/engine.md §7.3), and at least this often (seconds) whatever it says.
+    pub census_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +239,7 @@ impl Default for EngineConfig {
             compiled: true,
             compile_interval_secs: 30,
             deletion_check: DeletionCheck::Census,
+            census_interval_secs: 300,
         }
     }
 }

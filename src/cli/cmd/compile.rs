@@ -22,6 +22,7 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
     let source = Source::new(&app.config.source.prefix).context("checking the table prefix")?;
     let settings = crate::reports::settings(&app.config.engine);
     let now = app.now();
+    let census_interval = i64::try_from(app.config.engine.census_interval_secs).unwrap_or(i64::MAX);
     let app = app.clone();
     let started = std::time::Instant::now();
     let (summary, checked) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -56,6 +57,7 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
                 shown.set_length(total);
                 shown.set_position(done);
             })),
+            census_interval_secs: census_interval,
             ..CompileOptions::default()
         };
         let summary = compiled::compile(

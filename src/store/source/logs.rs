@@ -490,11 +490,13 @@ impl Source {
         )?)
     }
 
-    /// The census of the log up to `max_id` (docs/engine.md §7.3): how many rows each range of
-    /// `2^shift` ids holds. On PostgreSQL and MySQL a read of the primary key alone.
+    /// The census of the log from `min_id` up to `max_id` (docs/engine.md §7.3): how many
+    /// rows each range of `2^shift` ids holds. On PostgreSQL and MySQL a read of the primary
+    /// key alone.
     pub fn log_census(
         &self,
         conn: &mut DbConnection,
+        min_id: i64,
         max_id: i64,
         shift: u32,
     ) -> Result<Vec<(i64, i64)>, SourceError> {
@@ -516,12 +518,51 @@ impl Source {
             conn,
             &format!(
                 "SELECT {bucket} AS bucket, COUNT(*) AS n FROM {} \
-                 WHERE id <= $1 GROUP BY {bucket}",
+                 WHERE id >= $2 AND id <= $1 GROUP BY {bucket}",
                 self.t("logstore_standard_log")
             ),
-            vec![Bind::Int(max_id)],
+            vec![Bind::Int(max_id), Bind::Int(min_id)],
         )?;
         Ok(rows.into_iter().map(|b| (b.bucket, b.n)).collect())
+    }
+
+    /// What tells, without counting the log by range, whether rows under `max_id` may have
+    /// been deleted since it was last read (docs/engine.md §7.3).
+    pub fn log_change_mark(
+        &self,
+        conn: &mut DbConnection,
+        max_id: i64,
+    ) -> Result<ChangeMark, SourceError> {
+        let table = self.t("logstore_standard_log");
+        match query::backend(conn) {
+            // The server's own count of the table's deleted and updated tuples: no row read.
+            Backend::Postgres => {
+                let rows: Vec<OptInt> = query::load(
+                    conn,
+                    "SELECT CAST(n_tup_del + n_tup_upd AS BIGINT) AS n FROM pg_stat_user_tables \
+                     WHERE relid = to_regclass($1)",
+                    vec![Bind::Text(table)],
+                )?;
+                Ok(ChangeMark::Counter(
+                    rows.into_iter().next().and_then(|r| r.n).unwrap_or(-1),
+                ))
+            }
+            // A count of the whole table, which SQLite takes from its smallest index's pages,
+            // less the rows above the mark (a short range of the primary key).
+            Backend::Sqlite | Backend::Mysql => {
+                let rows: Vec<OptInt> = query::load(
+                    conn,
+                    &format!(
+                        "SELECT (SELECT COUNT(*) FROM {table}) - \
+                         (SELECT COUNT(*) FROM {table} WHERE id > $1) AS n"
+                    ),
+                    vec![Bind::Int(max_id)],
+                )?;
+                Ok(ChangeMark::RowsUpTo(
+                    rows.into_iter().next().and_then(|r| r.n).unwrap_or(-1),
+                ))
+            }
+        }
     }
 
     /// Per user, the rows with `lo <= id < hi` and the newest of their times.
@@ -642,6 +683,16 @@ bare_log_from_row!(diesel::sqlite::Sqlite, diesel::pg::Pg, diesel::mysql::Mysql)
 struct OptInt {
     #[diesel(sql_type = Nullable<BigInt>)]
     n: Option<i64>,
+}
+
+/// See [`Source::log_change_mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeMark {
+    /// A counter that moves when rows are deleted or updated (PostgreSQL's statistics; -1 when
+    /// the server has none for the table).
+    Counter(i64),
+    /// How many rows have an id up to the mark.
+    RowsUpTo(i64),
 }
 
 /// How many rows the log holds, as the database already knows it: never a count, which on a

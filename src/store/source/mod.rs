@@ -15,7 +15,7 @@ mod schema;
 mod users;
 
 pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
-pub use logs::{IDS_PER_BATCH_QUERY, LogSize};
+pub use logs::{ChangeMark, IDS_PER_BATCH_QUERY, LogSize};
 pub use users::{MnetHost, User, UserField};
 
 pub(crate) use query::{Backend, backend as backend_of};

@@ -27,8 +27,11 @@ pub struct CompiledMeta {
     /// `pass_target`. Both 0 when none runs.
     pub pass_from: i64,
     pub pass_target: i64,
-    /// When the census of the log last ran (unix seconds), 0 never.
+    /// When the census last counted the whole log (unix seconds), 0 never.
     pub census_at: i64,
+    /// What the cheap check before a census read then (PostgreSQL: the log's deleted and
+    /// updated tuples); -1 when unknown.
+    pub census_mark: i64,
 }
 
 impl CompiledMeta {
@@ -97,6 +100,7 @@ pub fn set_compiled_meta(conn: &mut DbConnection, meta: &CompiledMeta) -> Result
             compiled_meta::pass_from.eq(meta.pass_from),
             compiled_meta::pass_target.eq(meta.pass_target),
             compiled_meta::census_at.eq(meta.census_at),
+            compiled_meta::census_mark.eq(meta.census_mark),
         ))
         .execute(conn)?;
     Ok(())
@@ -494,10 +498,13 @@ pub fn put_census(
     Ok(())
 }
 
-/// Records when the census ran.
-pub fn set_census_at(conn: &mut DbConnection, at: i64) -> Result<(), StoreError> {
+/// Records when the census counted the whole log, and the cheap check's mark then.
+pub fn set_census(conn: &mut DbConnection, at: i64, mark: i64) -> Result<(), StoreError> {
     diesel::update(compiled_meta::table)
-        .set(compiled_meta::census_at.eq(at))
+        .set((
+            compiled_meta::census_at.eq(at),
+            compiled_meta::census_mark.eq(mark),
+        ))
         .execute(conn)?;
     Ok(())
 }

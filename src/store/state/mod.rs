@@ -133,6 +133,7 @@ pub mod schema {
             pass_from -> BigInt,
             pass_target -> BigInt,
             census_at -> BigInt,
+            census_mark -> BigInt,
         }
     }
     diesel::table! {

@@ -7,7 +7,8 @@ DROP TABLE compiled_segments;
 DROP TABLE compiled_users;
 DROP TABLE compiled_meta;
 -- pass_from / pass_target: the id range of the pass from scratch under way (0 / 0 when none),
--- for progress reports. census_at: when the last census of the log ran.
+-- for progress reports. census_at: when the last census of the log ran; census_mark: what the
+-- cheap check before a census read then (PostgreSQL: the log's deleted and updated tuples).
 CREATE TABLE compiled_meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     settings_key TEXT NOT NULL,
@@ -16,7 +17,8 @@ CREATE TABLE compiled_meta (
     compiled_at BIGINT NOT NULL,
     pass_from BIGINT NOT NULL DEFAULT 0,
     pass_target BIGINT NOT NULL DEFAULT 0,
-    census_at BIGINT NOT NULL DEFAULT 0
+    census_at BIGINT NOT NULL DEFAULT 0,
+    census_mark BIGINT NOT NULL DEFAULT -1
 );
 -- One row per user with log rows: the sum of their segments, the rows after the last cut, the
 -- blocks being filled, and what checks that nothing changed underneath.
