@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use usestats::stats::{
-    BLOCK_FANOUT, Engine, Estimator, LogRow, ModuleInfo, Partial, Plan, Probes, Report, Segment,
-    Settings, Window, block_start, blocks, compute, plan,
+    BLOCK_FANOUT, Engine, Estimator, LogRow, ModuleInfo, Partial, PartialSum, Plan, Probes, Report,
+    Segment, Settings, Window, block_start, blocks, compute, plan,
 };
 
 const T0: i64 = 1_700_000_000;
@@ -433,6 +433,31 @@ proptest! {
         without.session_list.clear();
         by_blocks.session_list.clear();
         prop_assert_eq!(by_blocks, without);
+    }
+
+    /// Adding many runs at once gives what adding them one after the other gives.
+    #[test]
+    fn a_sum_of_many_runs_equals_appending_them(
+        settings in settings(),
+        rows in realistic_rows(),
+    ) {
+        let rows = sorted(rows);
+        let everything = Window { from: i64::MIN, to: i64::MAX, now: i64::MAX };
+        let mut compiler = Engine::new(&settings, everything, HashMap::new()).segmenting();
+        let mut parts = Vec::new();
+        for row in &rows {
+            if let Some(segment) = compiler.push_segmented(row).expect("sorted rows") {
+                parts.push(segment.partial);
+            }
+        }
+        parts.push(compiler.finish_partial(None));
+        let mut appended = Partial::default();
+        let mut summed = PartialSum::default();
+        for part in parts {
+            appended.append(part.clone());
+            summed.add(part);
+        }
+        prop_assert_eq!(summed.finish(), appended);
     }
 
     /// Blocks cover a range of segments exactly once, in order, with whole units only.

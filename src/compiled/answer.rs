@@ -9,8 +9,8 @@ use super::{
     enrolment_key, rows, settings_key,
 };
 use crate::stats::{
-    Engine, Estimator, Key, LogRow, ModuleInfo, Partial, Plan, Probes, Report, Settings, Window,
-    block_start, blocks, plan,
+    Engine, Estimator, Key, LogRow, ModuleInfo, Partial, PartialSum, Plan, Probes, Report,
+    Settings, Window, block_start, blocks, plan,
 };
 use crate::store::DbConnection;
 use crate::store::source::Source;
@@ -677,11 +677,11 @@ fn interiors(
             job.broken = true;
             continue;
         }
-        let mut interior_sum = Partial::default();
+        let mut interior_sum = PartialSum::default();
         for (_, part) in parts {
-            interior_sum.append(part);
+            interior_sum.add(part);
         }
-        job.total.append(interior_sum);
+        job.total.append(interior_sum.finish());
     }
     Ok(())
 }

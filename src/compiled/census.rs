@@ -1,15 +1,17 @@
-//! The census: deleted log rows found once per compile pass, at the cost of counting the log's
-//! ids by range (docs/engine.md §7.3).
+//! The census: deleted log rows found by a compile pass, at the cost of counting the log's ids
+//! by range (docs/engine.md §7.3).
 //!
-//! For every range of 65 536 ids up to the high-water mark the store keeps how many rows it
-//! held when compiled and, per user, how many and the newest row's time. A pass counts the
-//! ranges again (on PostgreSQL and MySQL the primary key alone is read); a range whose count
-//! moved is counted per user, and a user whose count moved is compiled again. Rows older than
-//! the log's oldest row are not looked for: every answer cuts its window there, which is what
-//! Moodle's retention (the oldest rows first) removes, so retention alone sends nobody to be
-//! compiled again.
+//! For every range of 65 536 ids up to the high-water mark the store keeps how many rows it held
+//! when compiled, and each row's id, user and time (delta-coded, about five bytes a row). A
+//! pass counts the ranges again when a cheap check says rows may be gone (on PostgreSQL and
+//! MySQL the primary key alone is read); a range whose count moved is read again (id, user,
+//! time) and compared row by row. A row gone that is older than the log's oldest row went by
+//! Moodle's retention, which every answer sees for itself (it starts its window there): it
+//! sends nobody to be compiled again. Any other row gone, a row added under the mark, or a row
+//! whose user or time changed, marks its user stale.
 
-use std::collections::BTreeMap;
+use super::varint::{Reader, put, put_signed};
+use std::collections::{BTreeMap, HashSet};
 
 use super::CompiledError;
 use crate::stats::LogRow;
@@ -24,35 +26,52 @@ fn bucket_of(id: i64) -> i64 {
     id >> SHIFT
 }
 
-/// Per user in a range: (rows, newest time).
-type Users = BTreeMap<i64, (i64, i64)>;
+/// A range's rows: (id, user, time), in id order.
+type Rows = Vec<(i64, i64, i64)>;
 
-fn encode(users: &Users) -> Vec<u8> {
-    let list: Vec<(i64, i64, i64)> = users.iter().map(|(u, (n, t))| (*u, *n, *t)).collect();
-    postcard::to_allocvec(&list).unwrap_or_default()
+fn encode(rows: &Rows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * 6 + 4);
+    put(&mut out, rows.len() as u64);
+    let (mut id, mut time) = (0i64, 0i64);
+    for &(row_id, user, row_time) in rows {
+        put_signed(&mut out, row_id.wrapping_sub(id));
+        put_signed(&mut out, user);
+        put_signed(&mut out, row_time.wrapping_sub(time));
+        id = row_id;
+        time = row_time;
+    }
+    out
 }
 
-fn decode(bytes: &[u8]) -> Option<Users> {
-    let list: Vec<(i64, i64, i64)> = postcard::from_bytes(bytes).ok()?;
-    Some(list.into_iter().map(|(u, n, t)| (u, (n, t))).collect())
+fn decode(bytes: &[u8]) -> Option<Rows> {
+    let mut r = Reader::new(bytes);
+    let n = r.get_usize()?;
+    if n > bytes.len() {
+        return None;
+    }
+    let mut rows = Vec::with_capacity(n);
+    let (mut id, mut time) = (0i64, 0i64);
+    for _ in 0..n {
+        id = id.wrapping_add(r.get_signed()?);
+        let user = r.get_signed()?;
+        time = time.wrapping_add(r.get_signed()?);
+        rows.push((id, user, time));
+    }
+    Some(rows)
 }
 
-/// The rows a pass read since its last commit, per range and user.
+/// The rows a pass read since its last commit, per range.
 #[derive(Default)]
 pub struct Census {
-    read: BTreeMap<i64, Users>,
+    read: BTreeMap<i64, Rows>,
 }
 
 impl Census {
     pub fn count(&mut self, row: &LogRow) {
-        let entry = self
-            .read
+        self.read
             .entry(bucket_of(row.id))
             .or_default()
-            .entry(row.userid)
-            .or_insert((0, i64::MIN));
-        entry.0 += 1;
-        entry.1 = entry.1.max(row.time);
+            .push((row.id, row.userid, row.time));
     }
 
     /// Adds what was read to the census rows, in the caller's transaction.
@@ -61,21 +80,18 @@ impl Census {
             return Ok(());
         }
         let buckets: Vec<i64> = self.read.keys().copied().collect();
-        let mut stored: BTreeMap<i64, Users> = BTreeMap::new();
+        let mut stored: BTreeMap<i64, Rows> = BTreeMap::new();
         for (bucket, _, bytes) in state::census_rows(conn, &buckets)? {
             // An unreadable row counts as empty: the next census then finds the range changed
-            // and counts it again, which only costs a recompile.
+            // and reads it again, which only costs recompiles.
             stored.insert(bucket, decode(&bytes).unwrap_or_default());
         }
         for (bucket, read) in &self.read {
-            let mut users = stored.remove(bucket).unwrap_or_default();
-            for (user, (n, newest)) in read {
-                let entry = users.entry(*user).or_insert((0, i64::MIN));
-                entry.0 += n;
-                entry.1 = entry.1.max(*newest);
-            }
-            let total = users.values().map(|(n, _)| n).sum();
-            state::put_census(conn, *bucket, total, &encode(&users))?;
+            let mut rows = stored.remove(bucket).unwrap_or_default();
+            rows.extend(read.iter().copied());
+            rows.sort_unstable();
+            rows.dedup_by_key(|r| r.0);
+            state::put_census(conn, *bucket, rows.len() as i64, &encode(&rows))?;
         }
         Ok(())
     }
@@ -146,33 +162,43 @@ pub fn check(
     // Rows older than the oldest row are gone by retention, which answers see for themselves.
     let (oldest, _) = source.log_overview(conn)?;
     let oldest = oldest.unwrap_or(i64::MAX);
-    let mut before: BTreeMap<i64, Users> = BTreeMap::new();
+    let mut before: BTreeMap<i64, Rows> = BTreeMap::new();
     for (bucket, _, bytes) in state::census_rows(state, &changed)? {
         before.insert(bucket, decode(&bytes).unwrap_or_default());
     }
     let mut stale: Vec<i64> = Vec::new();
-    let mut rewrite: Vec<(i64, i64, Users)> = Vec::new();
+    let mut rewrite: Vec<(i64, Rows)> = Vec::new();
     for bucket in changed {
         let lo = bucket << SHIFT;
         let hi = ((bucket + 1) << SHIFT).min(high_water.saturating_add(1));
-        let now_users: Users = source
-            .log_census_users(conn, lo, hi)?
-            .into_iter()
-            .map(|(u, n, t)| (u, (n, t)))
-            .collect();
+        let now_rows: Rows = source.log_census_rows(conn, lo, hi)?;
         let old = before.remove(&bucket).unwrap_or_default();
-        for user in old.keys().chain(now_users.keys()) {
-            let expected = match old.get(user) {
-                Some((n, newest)) if *newest >= oldest => *n,
-                _ => 0,
-            };
-            let found = now_users.get(user).map_or(0, |(n, _)| *n);
-            if expected != found {
-                stale.push(*user);
+        let now_ids: std::collections::HashMap<i64, (i64, i64)> = now_rows
+            .iter()
+            .map(|&(id, user, time)| (id, (user, time)))
+            .collect();
+        let old_ids: HashSet<i64> = old.iter().map(|r| r.0).collect();
+        for &(id, user, time) in &old {
+            match now_ids.get(&id) {
+                // Gone by retention: older than every row left.
+                None if time < oldest => {}
+                None => stale.push(user),
+                // Edited in place: both the user it was and the user it is.
+                Some(&(now_user, now_time)) if (now_user, now_time) != (user, time) => {
+                    stale.push(user);
+                    stale.push(now_user);
+                }
+                Some(_) => {}
             }
         }
-        let total = now_users.values().map(|(n, _)| n).sum();
-        rewrite.push((bucket, total, now_users));
+        // Committed under the mark since the range was read.
+        stale.extend(
+            now_rows
+                .iter()
+                .filter(|r| !old_ids.contains(&r.0))
+                .map(|r| r.1),
+        );
+        rewrite.push((bucket, now_rows));
     }
     stale.sort_unstable();
     stale.dedup();
@@ -192,8 +218,8 @@ pub fn check(
         for user in &unknown {
             state::put_compiled_user(state, &super::stale_placeholder(*user))?;
         }
-        for (bucket, total, users) in &rewrite {
-            state::put_census(state, *bucket, *total, &encode(users))?;
+        for (bucket, rows) in &rewrite {
+            state::put_census(state, *bucket, rows.len() as i64, &encode(rows))?;
         }
         if full {
             state::set_census(state, now, new_mark)?;

@@ -16,6 +16,7 @@ mod answer;
 mod census;
 mod compile;
 pub mod rows;
+mod varint;
 
 pub use crate::config::DeletionCheck;
 pub use answer::{Answers, answer};

@@ -13,6 +13,7 @@
 //! then per row: time delta (signed), id delta (signed), flags, course index, and, for a row of
 //! a module context with a known course module, its module index.
 
+use super::varint::{Reader, put, put_signed};
 use std::collections::BTreeMap;
 
 use crate::stats::{
@@ -91,50 +92,6 @@ fn class_level(class: u8) -> i64 {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn put_signed(out: &mut Vec<u8>, v: i64) {
-    put(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl Reader<'_> {
-    fn get(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.bytes.split_first()?;
-            self.bytes = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn get_signed(&mut self) -> Option<i64> {
-        let v = self.get()?;
-        Some(((v >> 1) as i64) ^ -((v & 1) as i64))
-    }
-
-    fn get_usize(&mut self) -> Option<usize> {
-        usize::try_from(self.get()?).ok()
-    }
-}
-
 /// The cmid a row's time goes to, when it goes to an activity (§2.3): 0 stands for a module
 /// context whose course module cannot be known, which the engine treats as a gone context.
 fn cmid_of(row: &LogRow) -> i64 {
@@ -205,13 +162,13 @@ pub fn decode(
     userid: i64,
     modules: &BTreeMap<i64, ModuleState>,
 ) -> Option<Vec<LogRow>> {
-    let mut r = Reader { bytes };
+    let mut r = Reader::new(bytes);
     let count = r.get_usize()?;
     let mut lists: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
     for list in &mut lists {
         let n = r.get_usize()?;
         // Each entry takes at least a byte: a length past what is left is not an encoding.
-        if n > r.bytes.len() {
+        if n > r.rest() {
             return None;
         }
         for _ in 0..n {
@@ -219,7 +176,7 @@ pub fn decode(
         }
     }
     let [courses, cmids] = lists;
-    if count > r.bytes.len() {
+    if count > r.rest() {
         return None;
     }
     let mut rows = Vec::with_capacity(count);
@@ -227,8 +184,7 @@ pub fn decode(
     for _ in 0..count {
         time = time.wrapping_add(r.get_signed()?);
         id = id.wrapping_add(r.get_signed()?);
-        let (&flags, rest) = r.bytes.split_first()?;
-        r.bytes = rest;
+        let flags = r.byte()?;
         let action = Action::from_bits(flags & 0x7)?;
         let level = class_level((flags >> 3) & 0x3);
         let course = *courses.get(r.get_usize()?)?;
@@ -259,7 +215,7 @@ pub fn decode(
             module,
         });
     }
-    r.bytes.is_empty().then_some(rows)
+    (r.rest() == 0).then_some(rows)
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ pub use input::{
     LogText, ModuleInfo, Settings, Window,
 };
 pub use partial::{
-    BLOCK_FANOUT, BLOCK_LEVELS, Key, Partial, Plan, Probes, Segment, block_start, blocks, plan,
+    BLOCK_FANOUT, BLOCK_LEVELS, Key, Partial, PartialSum, Plan, Probes, Segment, block_start,
+    blocks, plan,
 };
 pub use reorder::{Reorder, TooLate};
 pub use report::{CourseTotals, Estimator, ModuleTotals, Report, Session, SessionStats};

@@ -62,6 +62,77 @@ impl Partial {
     }
 }
 
+/// Adds many runs in order, as [`Partial::append`] does one after the other, without a linear
+/// search per course and module: an answer's interior adds dozens of block sums that each
+/// name every course and activity of the learner.
+#[derive(Debug, Default)]
+pub struct PartialSum {
+    total: Partial,
+    courses: std::collections::HashMap<i64, usize>,
+    /// (course slot, cmid) → module slot.
+    modules: std::collections::HashMap<(usize, i64), usize>,
+}
+
+impl PartialSum {
+    pub fn add(&mut self, later: Partial) {
+        let total = &mut self.total;
+        total.rows_extracted = total.rows_extracted.saturating_add(later.rows_extracted);
+        for course in later.courses {
+            match self.courses.get(&course.course) {
+                Some(&slot) => {
+                    let Some(mine) = total.courses.get_mut(slot) else {
+                        continue;
+                    };
+                    let modules = std::mem::take(&mut mine.modules);
+                    let mut later_course = course;
+                    let later_modules = std::mem::take(&mut later_course.modules);
+                    append_course(mine, later_course);
+                    mine.modules = modules;
+                    for module in later_modules {
+                        match self.modules.get(&(slot, module.cmid)) {
+                            Some(&m) => {
+                                if let Some(m) = mine.modules.get_mut(m) {
+                                    add_module(m, module);
+                                }
+                            }
+                            None => {
+                                self.modules.insert((slot, module.cmid), mine.modules.len());
+                                mine.modules.push(module);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let slot = total.courses.len();
+                    self.courses.insert(course.course, slot);
+                    for (i, module) in course.modules.iter().enumerate() {
+                        self.modules.entry((slot, module.cmid)).or_insert(i);
+                    }
+                    total.courses.push(course);
+                }
+            }
+        }
+        total.sessions.append(&later.sessions);
+        total.session_list.extend(later.session_list);
+    }
+
+    pub fn finish(self) -> Partial {
+        self.total
+    }
+}
+
+/// As the engine: the first known name and section win.
+fn add_module(m: &mut super::report::ModuleTotals, module: super::report::ModuleTotals) {
+    if m.module.is_none() {
+        m.module = module.module;
+    }
+    if m.section.is_none() {
+        m.section = module.section;
+    }
+    m.elapsed = m.elapsed.saturating_add(module.elapsed);
+    m.events = m.events.saturating_add(module.events);
+}
+
 /// Laps are never negative, so saturating sums can be taken in any grouping.
 fn append_course(mine: &mut CourseTotals, later: CourseTotals) {
     mine.coursetime = mine.coursetime.saturating_add(later.coursetime);
@@ -77,17 +148,7 @@ fn append_course(mine: &mut CourseTotals, later: CourseTotals) {
     mine.events = mine.events.saturating_add(later.events);
     for module in later.modules {
         match mine.modules.iter_mut().find(|m| m.cmid == module.cmid) {
-            Some(m) => {
-                // As in the engine: the first known name and section win.
-                if m.module.is_none() {
-                    m.module = module.module;
-                }
-                if m.section.is_none() {
-                    m.section = module.section;
-                }
-                m.elapsed = m.elapsed.saturating_add(module.elapsed);
-                m.events = m.events.saturating_add(module.events);
-            }
+            Some(m) => add_module(m, module),
             None => mine.modules.push(module),
         }
     }

@@ -565,35 +565,36 @@ impl Source {
         }
     }
 
-    /// Per user, the rows with `lo <= id < hi` and the newest of their times.
-    pub fn log_census_users(
+    /// The rows with `lo <= id < hi`, as (id, user, time), in id order: one range of the
+    /// primary key.
+    pub fn log_census_rows(
         &self,
         conn: &mut DbConnection,
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(i64, i64, i64)>, SourceError> {
         #[derive(QueryableByName)]
-        struct PerUser {
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
             #[diesel(sql_type = BigInt)]
             userid: i64,
             #[diesel(sql_type = BigInt)]
-            n: i64,
-            #[diesel(sql_type = BigInt)]
-            newest: i64,
+            timecreated: i64,
         }
-        let rows: Vec<PerUser> = query::load(
+        let mut rows: Vec<(i64, i64, i64)> = query::load::<Row>(
             conn,
             &format!(
-                "SELECT userid, COUNT(*) AS n, MAX(timecreated) AS newest FROM {} \
-                 WHERE id >= $1 AND id < $2 GROUP BY userid",
+                "SELECT id, userid, timecreated FROM {} WHERE id >= $1 AND id < $2",
                 self.t("logstore_standard_log")
             ),
             vec![Bind::Int(lo), Bind::Int(hi)],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.userid, r.n, r.newest))
-            .collect())
+        )?
+        .into_iter()
+        .map(|r| (r.id, r.userid, r.timecreated))
+        .collect();
+        rows.sort_unstable();
+        Ok(rows)
     }
 
     /// The lowest and highest log id, both read from the ends of the primary key.

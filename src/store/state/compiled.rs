@@ -469,7 +469,7 @@ pub fn census_rows(
                 .select((
                     compiled_census::bucket,
                     compiled_census::total,
-                    compiled_census::users,
+                    compiled_census::row_data,
                 ))
                 .load::<(i64, i64, Vec<u8>)>(conn)?,
         );
@@ -482,7 +482,7 @@ pub fn put_census(
     conn: &mut DbConnection,
     bucket: i64,
     total: i64,
-    users: &[u8],
+    rows: &[u8],
 ) -> Result<(), StoreError> {
     diesel::delete(compiled_census::table.filter(compiled_census::bucket.eq(bucket)))
         .execute(conn)?;
@@ -491,7 +491,7 @@ pub fn put_census(
             .values((
                 compiled_census::bucket.eq(bucket),
                 compiled_census::total.eq(total),
-                compiled_census::users.eq(users),
+                compiled_census::row_data.eq(rows),
             ))
             .execute(conn)?;
     }

@@ -179,7 +179,7 @@ pub mod schema {
         compiled_census (bucket) {
             bucket -> BigInt,
             total -> BigInt,
-            users -> Binary,
+            row_data -> Binary,
         }
     }
     diesel::table! {

@@ -62,9 +62,9 @@ CREATE TABLE compiled_blocks (
     PRIMARY KEY (userid, level, idx)
 );
 -- Per range of 65 536 log ids up to the high-water mark: how many rows it held when compiled,
--- and per user how many and the newest time (compiled::census).
+-- and each row's id, user and time (compiled::census).
 CREATE TABLE compiled_census (
     bucket BIGINT PRIMARY KEY NOT NULL,
     total BIGINT NOT NULL,
-    users BLOB NOT NULL
+    row_data BLOB NOT NULL
 );
