@@ -63,6 +63,9 @@ impl App {
     /// (generated on first start).
     pub fn open(config: Config) -> Result<Arc<App>, AppError> {
         let crypto = crypto::init()?;
+        store::set_lock_wait(std::time::Duration::from_secs(
+            config.database.lock_wait_secs,
+        ));
         let state_url = config.state_url();
         let state = Db::open(
             &state_url,
@@ -114,8 +117,10 @@ impl App {
                 cpu: cpu.clone(),
             },
         );
+        // The writers off the request path get a connection of their own.
+        let writers = state.writers(std::time::Duration::from_secs(2))?;
         let contacts = crate::mnet::contacts::ContactTimes::new(
-            state.clone(),
+            writers.clone(),
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
@@ -124,11 +129,11 @@ impl App {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
             )]),
-            limits: Limits::new(&config.limits),
+            limits: Limits::new(&config.limits, &config.console),
             metrics: Metrics::default(),
             audit: Audit::new(
                 config.audit.enabled,
-                state.clone(),
+                writers,
                 clock.clone(),
                 background.clone(),
             ),

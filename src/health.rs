@@ -362,6 +362,7 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         )),
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
+    out.push(audit_check(app).await);
     match crate::instances::seen(&app.state, app.now()).await {
         Ok(rows) => out.extend(instance_checks(&rows, app.now())),
         Err(e) => out.push(check(
@@ -401,6 +402,62 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         )),
     }
     out
+}
+
+/// The audit's size against its budget (`[audit] max_rows`, next to `retention_days`): call
+/// rows, counts of refused requests, bytes on disk when the database says, the oldest entry.
+async fn audit_check(app: &Arc<App>) -> Check {
+    let size = match app.state.run(state::audit_size).await {
+        Ok(size) => size,
+        Err(e) => {
+            return check(
+                "audit",
+                "WARN",
+                format!("cannot read the audit's size: {e}"),
+            );
+        }
+    };
+    let budget = app.config.audit.max_rows;
+    let over = budget > 0
+        && (u64::try_from(size.rows).unwrap_or(0) > budget
+            || u64::try_from(size.refused_rows).unwrap_or(0) > budget);
+    let bytes = size
+        .bytes
+        .map(|b| {
+            if b < 1_000_000 {
+                format!(", {} kB on disk", (b + 999) / 1000)
+            } else {
+                format!(", {:.1} MB on disk", b as f64 / 1e6)
+            }
+        })
+        .unwrap_or_default();
+    let oldest = size
+        .oldest
+        .map(|t| format!(", oldest {}", crate::timefmt::time(t)))
+        .unwrap_or_else(|| ", empty".into());
+    let retention = match app.config.audit.retention_days {
+        0 => "kept without a time limit".to_string(),
+        days => format!("kept {days} days"),
+    };
+    let limit = match budget {
+        0 => "no size budget".to_string(),
+        rows => format!("budget {rows} rows each"),
+    };
+    check(
+        "audit",
+        if over { "WARN" } else { "OK" },
+        format!(
+            "{} call rows, {} counts of {} refused requests{bytes}{oldest}; {retention}, {limit}{}",
+            size.rows,
+            size.refused_rows,
+            size.refused_calls,
+            if over {
+                " (over it: the next maintenance pass drops the oldest)"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 /// Every live peer: keyswap and a call each ([`check_peers`]), and the clock offsets they show.

@@ -137,7 +137,13 @@ fn config_database_and_keys_are_private_under_umask_000() {
             .arg(env!("CARGO_BIN_EXE_usestats"))
             .arg("--config")
             .arg(&config)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

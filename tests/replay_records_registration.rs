@@ -233,13 +233,14 @@ fn forgery(marker: &str) -> String {
     )
 }
 
-/// Write the daemon's configuration where `usestats --config` finds it, and run `audit`.
+/// Write the daemon's configuration where `usestats --config` finds it, and run `audit
+/// --refused` (requests refused before authentication are counted there, not given rows).
 fn cli_audit(app: &TestApp) -> String {
     std::fs::write(&app.app.config.path, app.app.config.to_toml()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
         .arg("--config")
         .arg(&app.app.config.path)
-        .args(["audit", "--limit", "1000"])
+        .args(["audit", "--refused", "--limit", "1000"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -274,22 +275,25 @@ async fn forged_lines_and_escapes_in_a_method_name_reach_no_log_audit_or_termina
     .await;
     assert_eq!(status, 200);
     assert_eq!(fault_of(&answer), Some(7021), "plain text: not encrypted");
-    let audit = b.audit().await;
-    let row = audit
+    let counts = refused_counts(&b).await;
+    let count = counts
         .iter()
-        .find(|r| r.caller.contains("eve"))
-        .expect("audited");
-    assert_eq!(row.method, "(invalid method name)");
-    assert!(!row.verified);
-    for field in [&row.peer, &row.method, &row.caller, &row.target] {
+        .find(|c| c.samples.contains("caller=eve"))
+        .expect("counted, with a sample");
+    assert_eq!(count.reason, "fault 7021");
+    assert!(count.samples.contains("method=(invalid method name)"));
+    for line in count.samples.lines() {
         assert!(
-            !field.chars().any(|c| c.is_control()),
-            "stored escaped: {field:?}"
+            !line.chars().any(|c| c.is_control()),
+            "stored escaped: {line:?}"
         );
-        assert!(field.chars().count() <= 201);
     }
-    assert!(row.caller.starts_with("eve\\n2026-01-01"), "{}", row.caller);
-    assert!(row.caller.contains("\\u{1b}[2J"), "{}", row.caller);
+    assert!(
+        count.samples.contains("caller=eve\\n2026-01-01"),
+        "{}",
+        count.samples
+    );
+    assert!(count.samples.contains("\\u{1b}[2J"), "{}", count.samples);
     let text = log_text(&log);
     assert!(
         !text.lines().any(|l| l.starts_with("2026-01-01T00:00:00")),
@@ -311,8 +315,17 @@ async fn forged_lines_and_escapes_in_a_method_name_reach_no_log_audit_or_termina
     assert!(printed.contains("(invalid method name)"), "{printed}");
 }
 
+async fn refused_counts(app: &TestApp) -> Vec<state::RefusedCount> {
+    app.app.background.settled().await;
+    app.app
+        .state
+        .run(|c| state::query_refused(c, None, 1000))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn a_request_that_fails_verification_is_audited_as_unverified_claims() {
+async fn a_request_that_fails_verification_is_counted_as_a_refused_claim() {
     let log = captured_log();
     let b = vector_peer(None).await;
     b.app.clock.pin(CAPTURED_AT);
@@ -334,25 +347,34 @@ async fn a_request_that_fails_verification_is_audited_as_unverified_claims() {
     let body = call_from_a(&key("keys/B-old.key.pem"), CAPTURED_AT, &call);
     let (_, answer) = post(&b.url("/mnet/xmlrpc/server.php"), body).await;
     assert!(fault_of(&answer).is_some(), "refused");
-    let audit = b.audit().await;
-    let row = audit
+    assert!(b.audit().await.is_empty(), "no row for an unverified claim");
+    let counts = refused_counts(&b).await;
+    let count = counts
         .iter()
-        .find(|r| r.status == "fault 710")
-        .expect("audited");
-    assert_eq!(row.peer, A, "the claimed peer is kept, as a claim");
-    assert!(!row.verified, "{row:?}");
+        .find(|c| c.reason == "fault 710")
+        .expect("counted");
+    assert_eq!(count.calls, 1);
+    assert!(
+        count.samples.contains(&format!("peer={A}")),
+        "the claimed peer is kept, as a claim: {}",
+        count.samples
+    );
     // An unverified request's call is not even read: its claimed caller is not recorded.
-    assert!(row.caller.is_empty() && row.method.is_empty(), "{row:?}");
+    assert!(
+        !count.samples.contains("caller=") && !count.samples.contains("method="),
+        "{}",
+        count.samples
+    );
     let printed = cli_audit(&b);
     let line = printed
         .lines()
         .find(|l| l.contains("fault 710"))
-        .expect("the row is listed");
-    assert!(line.contains("NO (claimed)"), "{printed}");
+        .expect("the count is listed");
+    assert!(line.contains(A), "{printed}");
     assert!(!printed.contains('\u{1b}'));
     let text = log_text(&log);
     assert!(!text.lines().any(|l| l.starts_with("2026-01-01T00:00:00")));
-    // A verified call of the same peer is marked verified.
+    // A verified call of the same peer keeps its row, marked verified.
     let (_, ok) = post(
         &b.url("/mnet/xmlrpc/server.php"),
         read("04a-list-services/request.body"),

@@ -99,6 +99,41 @@ pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
     Ok(conn)
 }
 
+/// What this process calls itself in the database (`application_name` on PostgreSQL), so that
+/// an operator looking at `pg_stat_activity`, and a lock's waiter naming its holder, can tell
+/// which usestats process a session belongs to.
+static PROCESS_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process for [`application_name`]: the command it runs (`serve`, `compile`…).
+/// The first name given stays.
+pub fn name_process(command: &str) {
+    let _ = PROCESS_NAME.set(command.to_string());
+}
+
+/// `usestats <command> pid <pid>`, at most 63 bytes (PostgreSQL's limit).
+pub fn application_name() -> String {
+    let command = PROCESS_NAME.get().map(String::as_str).unwrap_or("command");
+    let mut name = format!("usestats {command} pid {}", std::process::id());
+    name.truncate(63);
+    name
+}
+
+/// How long a job waits for a lock of a shared state (`store::locks`): `[database]
+/// lock_wait_secs`, set once per process when the configuration is read.
+static LOCK_WAIT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(locks::DEFAULT_WAIT.as_millis() as u64);
+
+pub fn set_lock_wait(wait: Duration) {
+    LOCK_WAIT_MS.store(
+        u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+pub fn lock_wait() -> Duration {
+    Duration::from_millis(LOCK_WAIT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
     let kind = DbKind::of(url);
     let connect_err = |e: diesel::ConnectionError| StoreError::Connect {
@@ -107,7 +142,10 @@ pub fn establish(url: &str) -> Result<DbConnection, StoreError> {
     };
     match kind {
         DbKind::Postgres => {
-            let conn = diesel::PgConnection::establish(url).map_err(connect_err)?;
+            let mut conn = diesel::PgConnection::establish(url).map_err(connect_err)?;
+            diesel::sql_query("SELECT set_config('application_name', $1, false)")
+                .bind::<diesel::sql_types::Text, _>(application_name())
+                .execute(&mut conn)?;
             Ok(DbConnection::Postgres(conn))
         }
         DbKind::Mysql => {
@@ -289,13 +327,43 @@ impl Db {
         self.kind
     }
 
+    /// A pool of its own, over the same database, of one connection: for the writers off the
+    /// request path (audit rows and counts, contact times). However long a write of theirs
+    /// waits (a lock, a slow disk), it holds no connection the request path needs; a writer
+    /// that cannot get this one within `wait` gives up and tries again later. An in-memory
+    /// database has no second way in: there the writers share the pool.
+    pub fn writers(&self, wait: Duration) -> Result<Db, StoreError> {
+        if self.kind == DbKind::Sqlite
+            && (self.manager.url.is_empty()
+                || self.manager.url == ":memory:"
+                || self.manager.url.contains("mode=memory"))
+        {
+            return Ok(self.clone());
+        }
+        let pool = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connection_timeout(wait)
+            .build(self.manager.clone())
+            .map_err(|e| StoreError::Connect {
+                kind: self.kind,
+                message: e.to_string(),
+            })?;
+        Ok(Db {
+            pool,
+            kind: self.kind,
+            manager: self.manager.clone(),
+        })
+    }
+
     pub fn get(&self) -> Result<PooledConn, StoreError> {
         self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
     }
 
     /// A new connection that no pool will ever hand out again: for a session whose state
-    /// must end with its holder (a session advisory lock, [`locks::SessionLock`]). Dropping it
-    /// closes the session.
+    /// must end with its holder (a lock held for a whole job, [`locks::SessionLock`]). Dropping
+    /// it closes the session.
     pub fn dedicated(&self) -> Result<DbConnection, StoreError> {
         r2d2::ManageConnection::connect(&self.manager)
     }
@@ -343,6 +411,12 @@ const STATE_SQLITE: EmbeddedMigrations = embed_migrations!("schema/state/sqlite"
 const STATE_POSTGRES: EmbeddedMigrations = embed_migrations!("schema/state/postgres");
 
 /// Bring the state schema up to date. Returns the versions applied now.
+///
+/// On PostgreSQL the pending migrations run in one transaction holding the migrations lock
+/// (`store::locks`): instances started together on a new or older state take turns, and the
+/// later ones find nothing pending; a migration that fails leaves none applied. The wait for
+/// the lock and each statement's wait for the tables it changes (another session reading
+/// them) are bounded by [`lock_wait`], so a start never hangs without saying why.
 pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     fn names<V: std::fmt::Display>(
         applied: Result<Vec<V>, Box<dyn std::error::Error + Send + Sync>>,
@@ -353,24 +427,20 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
     }
     match conn {
         DbConnection::Sqlite(c) => names(c.run_pending_migrations(STATE_SQLITE)),
-        DbConnection::Postgres(c) => {
-            // Instances started together on a new state would run the same migration at
-            // once, and all but one fail on the catalogue's unique keys: one at a time, the
-            // others then find nothing pending.
-            diesel::sql_query(format!(
-                "SELECT pg_advisory_lock({})",
-                locks::LOCK_MIGRATIONS
-            ))
-            .execute(c)?;
-            let applied = names(c.run_pending_migrations(STATE_POSTGRES));
-            let unlocked = diesel::sql_query(format!(
-                "SELECT pg_advisory_unlock({})",
-                locks::LOCK_MIGRATIONS
-            ))
-            .execute(c);
-            let applied = applied?;
-            unlocked?;
-            Ok(applied)
+        DbConnection::Postgres(_) => {
+            locks::ensure_lock_rows(&mut *conn)?;
+            let DbConnection::Postgres(pg) = conn else {
+                return Err(StoreError::Invalid("not a PostgreSQL connection".into()));
+            };
+            let wait = lock_wait();
+            pg.transaction::<_, StoreError, _>(|pg| {
+                locks::pg_xact_lock(pg, locks::LOCK_MIGRATIONS, wait)?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    pg,
+                    &format!("SET LOCAL lock_timeout = '{}ms'", wait.as_millis().max(1)),
+                )?;
+                names(pg.run_pending_migrations(STATE_POSTGRES))
+            })
         }
         DbConnection::Mysql(_) => Err(StoreError::Invalid(MYSQL_STATE.into())),
     }
@@ -391,22 +461,48 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
 /// that reads and then writes (insert the row if it is missing) never races another.
 /// SQLite: `BEGIN IMMEDIATE`; a deferred transaction would instead fail at once with
 /// "database is locked", without waiting out the busy timeout, when another connection wrote
-/// in between. PostgreSQL: a transaction-scoped advisory lock; otherwise two first inserts of
-/// the same row would meet a unique-key error. Single-statement writes (audit, contact time)
-/// do not take it. Not re-entrant: on SQLite, calling it inside another transaction fails.
+/// in between. PostgreSQL: the state-write lock (`store::locks`), waited for at most
+/// [`lock_wait`]; otherwise two first inserts of the same row would meet a unique-key error. Writes that read nothing first (audit rows,
+/// contact times) take [`append_transaction`] instead. Not re-entrant: on SQLite, calling it
+/// inside another transaction fails.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let DbConnection::Sqlite(sqlite) = conn else {
+    if !matches!(conn, DbConnection::Sqlite(_)) {
         return conn.transaction(|conn| {
-            locks::xact_lock(conn, locks::LOCK_STATE_WRITE)?;
+            locks::xact_lock(conn, locks::LOCK_STATE_WRITE, lock_wait())?;
             work(conn)
         });
-    };
-    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    }
+    sqlite_immediate(conn, work)
+}
+
+/// A transaction of writes that read nothing first (rows appended, counters added to by key):
+/// one commit for many rows, and no lock shared with other instances, which such writes do not
+/// need (so they never wait behind a read-then-write transaction of another instance).
+/// SQLite: `BEGIN IMMEDIATE`, as [`write_transaction`].
+pub fn append_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if !matches!(conn, DbConnection::Sqlite(_)) {
+        return conn.transaction(work);
+    }
+    sqlite_immediate(conn, work)
+}
+
+fn sqlite_immediate<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if let DbConnection::Sqlite(sqlite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    }
     let result = work(conn);
     if let DbConnection::Sqlite(sqlite) = conn {
         let ended = match &result {
@@ -422,6 +518,18 @@ where
         }
     }
     result
+}
+
+/// Gives the room of SQLite's write-ahead log back to the file system (`wal_checkpoint
+/// (TRUNCATE)`): after a long write that failed (a compile on a full disk), the log holds
+/// pages nobody will commit and would keep its size until some later checkpoint. Nothing on
+/// PostgreSQL. A failure is logged: the next checkpoint does it anyway.
+pub fn truncate_wal(conn: &mut DbConnection) {
+    if let DbConnection::Sqlite(c) = conn
+        && let Err(e) = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c)
+    {
+        tracing::warn!(error = %e, "the state database's write-ahead log was not truncated");
+    }
 }
 
 pub fn probe(conn: &mut DbConnection) -> QueryResult<usize> {

@@ -118,6 +118,20 @@ pub mod schema {
         }
     }
     diesel::table! {
+        audit_refused (minute, remote_addr, channel, reason) {
+            minute -> BigInt,
+            remote_addr -> Text,
+            channel -> Text,
+            reason -> Text,
+            calls -> BigInt,
+            bytes_in -> BigInt,
+            first_time -> BigInt,
+            last_time -> BigInt,
+            samples -> Text,
+            sampled -> BigInt,
+        }
+    }
+    diesel::table! {
         replay_keys (key_hash) {
             key_hash -> Text,
             seen_at -> BigInt,
