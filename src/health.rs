@@ -363,6 +363,9 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
     out.push(audit_check(app).await);
+    if let Some(access) = state_access_check(app).await {
+        out.push(access);
+    }
     match crate::instances::seen(&app.state, app.now()).await {
         Ok(rows) => out.extend(instance_checks(&rows, app.now())),
         Err(e) => out.push(check(
@@ -402,6 +405,65 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         )),
     }
     out
+}
+
+/// Who besides us can reach a PostgreSQL state database (SECURITY.md, "The state database"):
+/// any role that may connect can exhaust the server's connections and, if it was given
+/// privileges on our tables, read or lock them. WARN when CONNECT is granted to PUBLIC (the
+/// default for a new database), naming the other login roles that may connect otherwise, and
+/// when another role may write (so lock) `usestats_locks`. None on SQLite.
+async fn state_access_check(app: &Arc<App>) -> Option<Check> {
+    if app.state.kind() != crate::store::DbKind::Postgres {
+        return None;
+    }
+    let found = app.state.run(state::state_access).await;
+    Some(match found {
+        Err(e) => check(
+            "state access",
+            "WARN",
+            format!("cannot read who may connect to the state database: {e}"),
+        ),
+        Ok(access) => {
+            let mut problems = Vec::new();
+            if access.public_connect {
+                problems.push(format!(
+                    "every role of the server may connect to database {db} (CONNECT is granted to PUBLIC): \
+                     REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {me}; (README, \"Running several instances\")",
+                    db = access.database,
+                    me = access.role
+                ));
+            } else if !access.other_roles.is_empty() {
+                problems.push(format!(
+                    "other login roles may connect to database {}: {} (they may open connections; revoke CONNECT from those that need none)",
+                    access.database,
+                    access.other_roles.join(", ")
+                ));
+            }
+            if !access.lock_writers.is_empty() {
+                problems.push(format!(
+                    "roles other than {} may write (and so lock) usestats_locks: {}; only the daemon's role should",
+                    access.role,
+                    access.lock_writers.join(", ")
+                ));
+            }
+            if problems.is_empty() {
+                check(
+                    "state access",
+                    "OK",
+                    format!(
+                        "only {} (and superusers) may connect to database {}",
+                        access.role, access.database
+                    ),
+                )
+            } else {
+                check(
+                    "state access",
+                    "WARN",
+                    crate::text::terminal(&problems.join("; ")),
+                )
+            }
+        }
+    })
 }
 
 /// The audit's size against its budget (`[audit] max_rows`, next to `retention_days`): call

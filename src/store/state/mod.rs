@@ -4,6 +4,7 @@
 //! schema and the constants the tables share; the queries live one file per table, and are
 //! re-exported here so callers keep writing `store::state::X`.
 
+mod access;
 mod audit;
 mod compiled;
 mod console;
@@ -16,6 +17,7 @@ mod services;
 mod shared_keys;
 mod tokens;
 
+pub use access::*;
 pub use audit::*;
 pub use compiled::*;
 pub use console::*;
