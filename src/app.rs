@@ -81,8 +81,9 @@ impl App {
             store::migrate_state(&mut conn)?;
         }
         let source = if config.source_is_separate() {
-            // A separate source is someone's Moodle: the connections themselves refuse writes.
-            Db::open_read_only(
+            // A separate source is someone's Moodle: the connections themselves refuse writes,
+            // and one that is missing or down now does not stop us (store::Db::open_source).
+            let (source, problem) = Db::open_source(
                 &config.source_url(),
                 store::pool_spec(
                     config.database.role,
@@ -90,7 +91,16 @@ impl App {
                     config.database.idle_timeout_secs,
                     PoolTarget::Source,
                 ),
-            )?
+                &config.source.prefix,
+            );
+            if let Some(e) = problem {
+                tracing::error!(
+                    source = %crate::config::redacted_url(&config.source_url()),
+                    error = %e,
+                    "the source database is unavailable: answers say so and /healthz is 503 until it is back"
+                );
+            }
+            source
         } else {
             state.clone()
         };

@@ -318,15 +318,25 @@ fn home_page(app: &App) -> HttpResponse {
 }
 
 /// 200 when the state database answers, and the source too when it is a separate database
-/// (a Moodle's): without it no number can be served.
+/// (a Moodle's) holding Moodle's log: without it no number can be served. A source that is
+/// missing, empty or down is 503, naming why.
 async fn health(app: &Arc<App>) -> HttpResponse {
-    let mut databases = vec![("state", &app.state)];
+    let mut databases = vec![("state", &app.state, "SELECT 1".to_string())];
     if app.config.source_is_separate() {
-        databases.push(("source", &app.source));
+        databases.push((
+            "source",
+            &app.source,
+            crate::store::source_probe(&app.config.source.prefix),
+        ));
     }
-    for (name, db) in databases {
+    for (name, db, probe) in databases {
         let probed = db
-            .run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
+            .run(move |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(probe)
+                    .execute(c)
+                    .map_err(crate::store::StoreError::Query)
+            })
             .await;
         if let Err(e) = probed {
             return respond(

@@ -75,6 +75,10 @@ pub enum StoreError {
 pub struct Manager {
     url: String,
     read_only: bool,
+    /// A statement every new connection must run without error before it is handed out: for
+    /// a source, a query on Moodle's log table, so that an empty file or a database without
+    /// Moodle's tables counts as unavailable rather than as a source with no one in it.
+    probe: Option<String>,
 }
 
 impl Manager {
@@ -82,12 +86,18 @@ impl Manager {
         Manager {
             url: url.to_string(),
             read_only,
+            probe: None,
         }
     }
 }
 
 /// A connection the database itself keeps from writing: for a Moodle database we only read.
+/// A SQLite file is opened read-only (`mode=ro`): never created when missing, and nothing in
+/// it is changed (not even its journal mode).
 pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
+    if DbKind::of(url) == DbKind::Sqlite {
+        return establish_sqlite_read_only(url);
+    }
     let mut conn = establish(url)?;
     let statement = match conn {
         DbConnection::Postgres(_) => "SET default_transaction_read_only = on",
@@ -97,6 +107,62 @@ pub fn establish_read_only(url: &str) -> Result<DbConnection, StoreError> {
     // The text protocol: MySQL does not take every SET as a prepared statement.
     diesel::connection::SimpleConnection::batch_execute(&mut conn, statement)?;
     Ok(conn)
+}
+
+/// The SQLite file a URL names, when it is a plain path (not a `file:` URI, not in memory).
+fn sqlite_path(url: &str) -> Option<&std::path::Path> {
+    if DbKind::of(url) != DbKind::Sqlite {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    (!path.is_empty() && path != ":memory:" && !path.starts_with("file:"))
+        .then(|| std::path::Path::new(path))
+}
+
+/// `url` as a SQLite URI that opens read-only: a path with the characters a URI reads
+/// specially escaped, or a `file:` URI with `mode=ro` added.
+fn sqlite_read_only_uri(url: &str) -> String {
+    if url.starts_with("file:") {
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        return format!("{url}{joiner}mode=ro");
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    let mut uri = String::from("file:");
+    for c in path.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
+}
+
+fn establish_sqlite_read_only(url: &str) -> Result<DbConnection, StoreError> {
+    if let Some(path) = sqlite_path(url)
+        && !path.exists()
+    {
+        return Err(StoreError::Connect {
+            kind: DbKind::Sqlite,
+            message: format!(
+                "{} does not exist (usestats never creates a source database: check [source] url)",
+                path.display()
+            ),
+        });
+    }
+    let mut conn =
+        diesel::SqliteConnection::establish(&sqlite_read_only_uri(url)).map_err(|e| {
+            StoreError::Connect {
+                kind: DbKind::Sqlite,
+                message: e.to_string(),
+            }
+        })?;
+    for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA query_only = ON"] {
+        diesel::sql_query(pragma).execute(&mut conn)?;
+    }
+    Ok(DbConnection::Sqlite(conn))
 }
 
 /// What this process calls itself in the database (`application_name` on PostgreSQL), so that
@@ -184,14 +250,36 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        if self.read_only {
-            establish_read_only(&self.url)
+        let mut conn = if self.read_only {
+            establish_read_only(&self.url)?
         } else {
-            establish(&self.url)
+            establish(&self.url)?
+        };
+        if let Some(probe) = &self.probe {
+            diesel::sql_query(probe.as_str())
+                .execute(&mut conn)
+                .map_err(|e| StoreError::Connect {
+                    kind: DbKind::of(&self.url),
+                    message: format!(
+                        "not a Moodle database, or an empty one ({e}): check [source] url and prefix"
+                    ),
+                })?;
         }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        // A read-only SQLite file that went away: its connections would go on reading the
+        // deleted file; dropped, the pool connects again once a file is back.
+        if self.read_only
+            && let Some(path) = sqlite_path(&self.url)
+            && !path.exists()
+        {
+            return Err(StoreError::Connect {
+                kind: DbKind::Sqlite,
+                message: format!("{} no longer exists", path.display()),
+            });
+        }
         diesel::sql_query("SELECT 1").execute(conn)?;
         Ok(())
     }
@@ -292,6 +380,46 @@ impl Db {
         Self::open_with(url, pool.into(), true)
     }
 
+    /// The pool of a separate source (a Moodle's database): read-only, and each connection
+    /// must find `{prefix}logstore_standard_log` before it is handed out. Opened whether or
+    /// not the database answers now: the pool connects as it is asked, so the daemon serves
+    /// (saying "unavailable" and `/healthz` 503) while the source is missing, empty or down,
+    /// and answers again, without a restart, once it is back. The second value is why the
+    /// first connection failed, if it did, for the log.
+    pub fn open_source(
+        url: &str,
+        pool: impl Into<PoolSpec>,
+        prefix: &str,
+    ) -> (Db, Option<StoreError>) {
+        let spec = pool.into();
+        let kind = DbKind::of(url);
+        let manager = Manager {
+            url: url.to_string(),
+            read_only: true,
+            probe: Some(source_probe(prefix)),
+        };
+        let first = r2d2::ManageConnection::connect(&manager).err();
+        let mut builder = Pool::builder()
+            .max_size(spec.max_connections.max(1))
+            .min_idle(Some(0))
+            .idle_timeout(spec.idle_timeout)
+            .connection_timeout(spec.wait);
+        if kind == DbKind::Sqlite {
+            // A file replaced by another one (a restore, a move) is read by new connections
+            // only: old ones are let go within this.
+            builder = builder.max_lifetime(Some(Duration::from_secs(10)));
+        }
+        let pool = builder.build_unchecked(manager.clone());
+        (
+            Db {
+                pool,
+                kind,
+                manager,
+            },
+            first,
+        )
+    }
+
     fn open_with(url: &str, spec: PoolSpec, read_only: bool) -> Result<Db, StoreError> {
         let kind = DbKind::of(url);
         if kind == DbKind::Sqlite && !read_only {
@@ -388,6 +516,12 @@ impl Db {
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
+}
+
+/// The statement that tells a Moodle database from an empty one: the log table answers.
+/// `prefix` is validated by the configuration (lower-case letters, digits, `_`).
+pub fn source_probe(prefix: &str) -> String {
+    format!("SELECT 1 FROM {prefix}logstore_standard_log WHERE 1 = 0")
 }
 
 /// SQLite would create a missing database file 0644 (less the umask); ours holds peers,
