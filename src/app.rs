@@ -134,7 +134,6 @@ impl App {
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
-        let state_for_replay = state.clone();
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
@@ -157,10 +156,6 @@ impl App {
             peer_keys,
             contacts,
             known_peers: crate::mnet::known_peers::KnownPeers::default(),
-            replay_keys: crate::mnet::server::replay_key_writes(
-                state_for_replay,
-                background.clone(),
-            ),
             background,
         };
         let app = App {

@@ -96,8 +96,9 @@ struct SeenKeys {
 }
 
 /// Signed requests already executed, so a captured request sent again is refused. Memory
-/// holds the newest `capacity` keys; every key also goes to the state database (by the
-/// caller, off the request path), which answers once memory had to let keys go.
+/// holds the newest `capacity` keys and refuses the replays it knows at once; every other key
+/// is claimed in the state database before its call runs (by the caller,
+/// `state::claim_replay_key`), which is the whole truth across restarts and instances.
 pub struct ReplayCache {
     window: i64,
     capacity: usize,

@@ -151,6 +151,118 @@ async fn a_capture_replayed_after_a_restart_on_the_same_state_database_is_refuse
     assert_eq!(fault_of(&other), None);
 }
 
+/// A `usestats serve` process playing B (the vectors' key and wwwroot) on the SQLite state in
+/// `dir`, listening on `port`.
+fn serve_b(dir: &std::path::Path, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
+        .arg("--config")
+        .arg(dir.join("usestats.toml"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--console-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && get(&format!("http://127.0.0.1:{port}/healthz")).await.0 == 200
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never came up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 22, K2: on a SQLite state a request's replay key was written in a batch up to 100 ms
+/// after its answer, so a `kill -9` right after the answer forgot it, and the same sealed
+/// request, replayed after the restart, ran again (5 times out of 5). The key is claimed,
+/// synced, before the call runs now: each of five kills right after an answer leaves it
+/// refused after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_answered_just_before_a_kill_is_refused_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = usestats::config::Config::for_wwwroot(common::vector::B);
+    config.path = dir.path().join("usestats.toml");
+    config.base_dir = dir.path().to_path_buf();
+    std::fs::write(&config.path, config.to_toml()).unwrap();
+    let store = usestats::crypto::KeyStore::new(config.keys_dir(), config.keys.keep_archived);
+    store
+        .install(
+            &usestats::crypto::Identity::from_pem(
+                &read("keys/B-old.key.pem"),
+                &read("keys/B-old.cert.pem"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let app = tokio::task::spawn_blocking(move || usestats::app::App::open(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let a_cert = String::from_utf8(read("keys/A.cert.pem")).unwrap();
+    let now = app.now();
+    app.state
+        .run(move |c| {
+            let peer = state::upsert_peer(
+                c,
+                &state::NewPeer {
+                    wwwroot: A,
+                    name: "A",
+                    application: "moodle",
+                    public_key: &a_cert,
+                    public_key_expires: 0,
+                    ssl_verification: 0,
+                },
+                now,
+            )?;
+            state::set_service(c, peer.id, "use_stats", Some(true), None)
+        })
+        .await
+        .unwrap();
+    drop(app);
+
+    let url = format!("http://127.0.0.1:{port}/mnet/xmlrpc/server.php");
+    for round in 0..5 {
+        let mut serve = serve_b(dir.path(), port);
+        wait_healthy(port).await;
+        let request = call_from_a(
+            &key("keys/A.key.pem"),
+            usestats::app::Clock::default().now(),
+            &list_services(),
+        );
+        let (_, answer) = post(&url, request.clone()).await;
+        assert_eq!(fault_of(&answer), None, "round {round}: the call runs");
+        // kill -9 as soon as the answer is in.
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+        let mut serve = serve_b(dir.path(), port);
+        wait_healthy(port).await;
+        let (_, replay) = post(&url, request).await;
+        assert_eq!(
+            fault_of(&replay),
+            Some(7041),
+            "round {round}: replayed after a kill -9 and a restart"
+        );
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+    }
+}
+
 /// A listServices call from A, signed with `signer` and stamped `timestamp`, sealed to B.
 fn call_from_a(signer: &PKey<Private>, timestamp: i64, call: &MethodCall) -> Vec<u8> {
     let xml = xmlrpc::serialize_call(call);
