@@ -252,6 +252,37 @@ fn agreement(name: &str, groups: Vec<String>, when_they_differ: &str) -> Check {
     }
 }
 
+/// Our key files (a SQLite state; on PostgreSQL the pairs are in the state database and each
+/// is checked as it is opened): FAIL when the current key is not its certificate's (a
+/// rotation cut short), WARN for each archived entry that cannot be used.
+fn key_file_checks(config: &Config) -> Vec<Check> {
+    if crate::store::DbKind::of(&config.state_url()) != crate::store::DbKind::Sqlite {
+        return Vec::new();
+    }
+    let store = crypto::KeyStore::new(config.keys_dir(), config.keys.keep_archived);
+    match store.inspect() {
+        Ok(problems) if problems.is_empty() => vec![check(
+            "key files",
+            "OK",
+            format!(
+                "{}: the current key is its certificate's",
+                store.dir().display()
+            ),
+        )],
+        Ok(problems) => problems
+            .into_iter()
+            .map(|p| {
+                check(
+                    "key files",
+                    if p.current_mismatch { "FAIL" } else { "WARN" },
+                    p.detail,
+                )
+            })
+            .collect(),
+        Err(e) => vec![check("key files", "FAIL", e.to_string())],
+    }
+}
+
 /// `usestats doctor`: the configuration at `path`, then what [`crypto_checks`],
 /// [`local_checks`] and [`peer_checks`] find with it.
 pub async fn doctor(path: &Path) -> Vec<Check> {
@@ -273,6 +304,9 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             return out;
         }
     }
+    // Before the application opens them: opening recovers a mismatched pair (and says so in
+    // the log), and the operator must hear of it here too.
+    out.extend(key_file_checks(&config));
     let app = match App::open(config) {
         Ok(app) => app,
         Err(e) => {
