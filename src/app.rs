@@ -171,7 +171,11 @@ impl App {
         if generated {
             tracing::info!(keys = %app.key_home.describe(), "generated our first key pair");
         }
-        app.record_current_key()?;
+        // History for operators only: a state that cannot take the write now (a full disk)
+        // must not keep the daemon from starting.
+        if let Err(e) = app.record_current_key() {
+            tracing::warn!(error = %e, "our key's history not recorded");
+        }
         Ok(Arc::new(app))
     }
 

@@ -66,6 +66,9 @@ pub enum StoreError {
     Task(String),
     #[error("{0}")]
     Invalid(String),
+    /// The file system of a SQLite database has no room to open it (see [`explain_no_space`]).
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 /// Opens connections by URL scheme. Diesel's own MultiConnection `establish` tries each
@@ -431,7 +434,7 @@ impl Db {
         if read_only {
             establish_read_only(url)?;
         } else {
-            establish(url)?;
+            establish(url).map_err(|e| explain_no_space(url, e))?;
         }
         let manager = Manager::new(url, read_only);
         let pool = Pool::builder()
@@ -516,6 +519,50 @@ impl Db {
         .await
         .map_err(|e| E::from(StoreError::Task(e.to_string())))?
     }
+}
+
+/// Room SQLite needs beside a database to open it in WAL mode after a clean stop (which
+/// removes the side files): 32 KiB for the shared-memory index (`-shm`), and a few pages of
+/// write-ahead log (`-wal`) for the first writes.
+const ROOM_TO_OPEN: u64 = 64 * 1024;
+
+/// `error`, opening the SQLite database at `url`, unless its file system is full: then what
+/// to free, exactly (issue 22, K4). A start that needs no new space (the side files are there)
+/// never gets here.
+pub fn explain_no_space(url: &str, error: StoreError) -> StoreError {
+    let Some(path) = sqlite_path(url) else {
+        return error;
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let Some(free) = crate::files::free_space(dir) else {
+        return error;
+    };
+    if free >= ROOM_TO_OPEN {
+        return error;
+    }
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let side = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    StoreError::NoSpace(format!(
+        "cannot open the state database {file}: the file system holding {dir} is full ({free} bytes free; {error}). \
+         SQLite needs {need} KiB there to open it: 32 KiB for {shm} and the rest for the first writes to {wal}; \
+         free at least 1 MiB on that file system (`df {dir}`) so that calls can store their replay keys too. \
+         Our own files there: {file} ({db_size} bytes), {wal} ({wal_size} bytes); the audit's oldest rows go \
+         with a smaller [audit] max_rows or retention_days once it runs",
+        file = path.display(),
+        dir = dir.display(),
+        need = ROOM_TO_OPEN / 1024,
+        shm = side("-shm").display(),
+        wal = side("-wal").display(),
+        db_size = size(path),
+        wal_size = size(&side("-wal")),
+    ))
 }
 
 /// The statement that tells a Moodle database from an empty one: the log table answers.
