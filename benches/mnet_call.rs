@@ -14,7 +14,8 @@
 //!    plus `system/listServices` the way Moodle's curl sends it: a client thread outside
 //!    both runtimes builds each signed + encrypted request, opens a new TCP connection per
 //!    call (`Connection: close`), and opens and checks each answer;
-//! 4. the per-call state writes of the server path (peer last-contact update, audit row).
+//! 4. the per-call state writes of the server path (peer last-contact update, audit row, the
+//!    replay key's synced claim).
 //!
 //! `USESTATS_BENCH_CALLS` (default 1000) sets the number of full calls per variant and
 //! `USESTATS_BENCH_OPS` (default 2000) the envelope round trips. `USESTATS_BENCH_ONLY=fresh`
@@ -88,6 +89,8 @@ named_ops!(
     op_pem_parse,
     op_touch_peer,
     op_insert_audit,
+    op_claim_replay_key,
+    op_insert_replay_key_unsynced,
     op_peer_by_wwwroot,
     op_effective_services
 );
@@ -414,6 +417,30 @@ fn state_writes(n: usize, server: &TestApp, peer_id: i64) {
         "insert_audit (INSERT audit_log)",
         per_op(n, op_insert_audit, || {
             state::insert_audit(&mut conn, &entry).unwrap();
+        }),
+    );
+    // Every signed call claims its replay key before it runs, synced to disk (issue 22, K2).
+    let mut key = 0u64;
+    report(
+        "claim_replay_key (INSERT, synced; every signed call)",
+        per_op(n, op_claim_replay_key, || {
+            key += 1;
+            let hex = format!("{key:032x}");
+            assert!(state::claim_replay_key(&mut conn, &hex, t, t - 86_400).unwrap());
+        }),
+    );
+    // What the same row cost before, written unsynced (it then rode in a batch, after the
+    // answer).
+    report(
+        "the same INSERT, not synced (before issue 22)",
+        per_op(n, op_insert_replay_key_unsynced, || {
+            use diesel::RunQueryDsl;
+            key += 1;
+            diesel::sql_query(format!(
+                "INSERT INTO replay_keys (key_hash, seen_at) VALUES ('{key:032x}', {t})"
+            ))
+            .execute(&mut *conn)
+            .unwrap();
         }),
     );
     report(

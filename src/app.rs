@@ -63,6 +63,9 @@ impl App {
     /// (generated on first start).
     pub fn open(config: Config) -> Result<Arc<App>, AppError> {
         let crypto = crypto::init()?;
+        store::set_lock_wait(std::time::Duration::from_secs(
+            config.database.lock_wait_secs,
+        ));
         let state_url = config.state_url();
         let state = Db::open(
             &state_url,
@@ -78,8 +81,9 @@ impl App {
             store::migrate_state(&mut conn)?;
         }
         let source = if config.source_is_separate() {
-            // A separate source is someone's Moodle: the connections themselves refuse writes.
-            Db::open_read_only(
+            // A separate source is someone's Moodle: the connections themselves refuse writes,
+            // and one that is missing or down now does not stop us (store::Db::open_source).
+            let (source, problem) = Db::open_source(
                 &config.source_url(),
                 store::pool_spec(
                     config.database.role,
@@ -87,7 +91,16 @@ impl App {
                     config.database.idle_timeout_secs,
                     PoolTarget::Source,
                 ),
-            )?
+                &config.source.prefix,
+            );
+            if let Some(e) = problem {
+                tracing::error!(
+                    source = %crate::config::redacted_url(&config.source_url()),
+                    error = %e,
+                    "the source database is unavailable: answers say so and /healthz is 503 until it is back"
+                );
+            }
+            source
         } else {
             state.clone()
         };
@@ -114,21 +127,22 @@ impl App {
                 cpu: cpu.clone(),
             },
         );
+        // The writers off the request path get a connection of their own.
+        let writers = state.writers(std::time::Duration::from_secs(2))?;
         let contacts = crate::mnet::contacts::ContactTimes::new(
-            state.clone(),
+            writers.clone(),
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
-        let state_for_replay = state.clone();
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
             )]),
-            limits: Limits::new(&config.limits),
+            limits: Limits::new(&config.limits, &config.console),
             metrics: Metrics::default(),
             audit: Audit::new(
                 config.audit.enabled,
-                state.clone(),
+                writers,
                 clock.clone(),
                 background.clone(),
             ),
@@ -142,10 +156,6 @@ impl App {
             peer_keys,
             contacts,
             known_peers: crate::mnet::known_peers::KnownPeers::default(),
-            replay_keys: crate::mnet::server::replay_key_writes(
-                state_for_replay,
-                background.clone(),
-            ),
             background,
         };
         let app = App {
@@ -161,7 +171,11 @@ impl App {
         if generated {
             tracing::info!(keys = %app.key_home.describe(), "generated our first key pair");
         }
-        app.record_current_key()?;
+        // History for operators only: a state that cannot take the write now (a full disk)
+        // must not keep the daemon from starting.
+        if let Err(e) = app.record_current_key() {
+            tracing::warn!(error = %e, "our key's history not recorded");
+        }
         Ok(Arc::new(app))
     }
 

@@ -162,21 +162,20 @@ pub const CSV_HEADER: [&str; 12] = [
     "last_access",
 ];
 
-/// The report as CSV (RFC 4180, comma, CRLF), seconds and unix times as integers. A text
-/// field that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab
-/// or a carriage return) is prefixed with `'`: names come from the Moodle site's users.
-pub fn to_csv(report: &CourseReport) -> Result<Vec<u8>, csv::Error> {
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    out.write_record(CSV_HEADER)?;
+/// The report as CSV (RFC 4180: comma, CRLF), seconds and unix times as integers. Names come
+/// from the Moodle site's users, who choose their own: each is defused for a spreadsheet
+/// under any separator a locale may use (`text::spreadsheet`), so `usestats report` and the
+/// console's export (both call this) give the same safe bytes.
+pub fn to_csv(report: &CourseReport) -> Vec<u8> {
+    use crate::text::spreadsheet::{csv_cell, csv_line};
+    let mut out = csv_line(&CSV_HEADER);
     let time = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_default();
     for l in &report.learners {
-        out.write_record([
+        out.push_str(&csv_line(&[
             l.userid.to_string(),
-            inert(&l.username),
-            inert(&l.firstname),
-            inert(&l.lastname),
+            csv_cell(&l.username),
+            csv_cell(&l.firstname),
+            csv_cell(&l.lastname),
             l.coursetime.to_string(),
             l.activitytime.to_string(),
             l.othertime.to_string(),
@@ -185,17 +184,9 @@ pub fn to_csv(report: &CourseReport) -> Result<Vec<u8>, csv::Error> {
             l.sessions.to_string(),
             time(l.first_access),
             time(l.last_access),
-        ])?;
+        ]));
     }
-    out.into_inner().map_err(|e| e.into_error().into())
-}
-
-fn inert(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
+    out.into_bytes()
 }
 
 #[cfg(test)]
@@ -236,7 +227,7 @@ mod tests {
             },
             learners: vec![row("u1", 60)],
         };
-        let text = String::from_utf8(to_csv(&report).unwrap()).unwrap();
+        let text = String::from_utf8(to_csv(&report)).unwrap();
         let mut lines = text.split("\r\n");
         assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
         assert_eq!(

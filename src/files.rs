@@ -79,6 +79,24 @@ pub fn loose_mode(path: &Path) -> Option<u32> {
     (mode & 0o077 != 0).then_some(mode)
 }
 
+/// Bytes an unprivileged process may still write on the file system holding `path` (its
+/// nearest existing ancestor); None when the system does not say.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let mut at = Some(path);
+    while let Some(dir) = at {
+        if dir.exists() {
+            let stats = nix::sys::statvfs::statvfs(dir).ok()?;
+            return Some(
+                stats
+                    .blocks_available()
+                    .saturating_mul(stats.fragment_size()),
+            );
+        }
+        at = dir.parent();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,6 +252,37 @@ fn agreement(name: &str, groups: Vec<String>, when_they_differ: &str) -> Check {
     }
 }
 
+/// Our key files (a SQLite state; on PostgreSQL the pairs are in the state database and each
+/// is checked as it is opened): FAIL when the current key is not its certificate's (a
+/// rotation cut short), WARN for each archived entry that cannot be used.
+fn key_file_checks(config: &Config) -> Vec<Check> {
+    if crate::store::DbKind::of(&config.state_url()) != crate::store::DbKind::Sqlite {
+        return Vec::new();
+    }
+    let store = crypto::KeyStore::new(config.keys_dir(), config.keys.keep_archived);
+    match store.inspect() {
+        Ok(problems) if problems.is_empty() => vec![check(
+            "key files",
+            "OK",
+            format!(
+                "{}: the current key is its certificate's",
+                store.dir().display()
+            ),
+        )],
+        Ok(problems) => problems
+            .into_iter()
+            .map(|p| {
+                check(
+                    "key files",
+                    if p.current_mismatch { "FAIL" } else { "WARN" },
+                    p.detail,
+                )
+            })
+            .collect(),
+        Err(e) => vec![check("key files", "FAIL", e.to_string())],
+    }
+}
+
 /// `usestats doctor`: the configuration at `path`, then what [`crypto_checks`],
 /// [`local_checks`] and [`peer_checks`] find with it.
 pub async fn doctor(path: &Path) -> Vec<Check> {
@@ -273,6 +304,9 @@ pub async fn doctor(path: &Path) -> Vec<Check> {
             return out;
         }
     }
+    // Before the application opens them: opening recovers a mismatched pair (and says so in
+    // the log), and the operator must hear of it here too.
+    out.extend(key_file_checks(&config));
     let app = match App::open(config) {
         Ok(app) => app,
         Err(e) => {
@@ -362,6 +396,10 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         )),
         Err(e) => out.push(check("state database", "FAIL", e.to_string())),
     }
+    out.push(audit_check(app).await);
+    if let Some(access) = state_access_check(app).await {
+        out.push(access);
+    }
     match crate::instances::seen(&app.state, app.now()).await {
         Ok(rows) => out.extend(instance_checks(&rows, app.now())),
         Err(e) => out.push(check(
@@ -419,6 +457,121 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
         )),
     }
     out
+}
+
+/// Who besides us can reach a PostgreSQL state database (SECURITY.md, "The state database"):
+/// any role that may connect can exhaust the server's connections and, if it was given
+/// privileges on our tables, read or lock them. WARN when CONNECT is granted to PUBLIC (the
+/// default for a new database), naming the other login roles that may connect otherwise, and
+/// when another role may write (so lock) `usestats_locks`. None on SQLite.
+async fn state_access_check(app: &Arc<App>) -> Option<Check> {
+    if app.state.kind() != crate::store::DbKind::Postgres {
+        return None;
+    }
+    let found = app.state.run(state::state_access).await;
+    Some(match found {
+        Err(e) => check(
+            "state access",
+            "WARN",
+            format!("cannot read who may connect to the state database: {e}"),
+        ),
+        Ok(access) => {
+            let mut problems = Vec::new();
+            if access.public_connect {
+                problems.push(format!(
+                    "every role of the server may connect to database {db} (CONNECT is granted to PUBLIC): \
+                     REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {me}; (README, \"Running several instances\")",
+                    db = access.database,
+                    me = access.role
+                ));
+            } else if !access.other_roles.is_empty() {
+                problems.push(format!(
+                    "other login roles may connect to database {}: {} (they may open connections; revoke CONNECT from those that need none)",
+                    access.database,
+                    access.other_roles.join(", ")
+                ));
+            }
+            if !access.lock_writers.is_empty() {
+                problems.push(format!(
+                    "roles other than {} may write (and so lock) usestats_locks: {}; only the daemon's role should",
+                    access.role,
+                    access.lock_writers.join(", ")
+                ));
+            }
+            if problems.is_empty() {
+                check(
+                    "state access",
+                    "OK",
+                    format!(
+                        "only {} (and superusers) may connect to database {}",
+                        access.role, access.database
+                    ),
+                )
+            } else {
+                check(
+                    "state access",
+                    "WARN",
+                    crate::text::terminal(&problems.join("; ")),
+                )
+            }
+        }
+    })
+}
+
+/// The audit's size against its budget (`[audit] max_rows`, next to `retention_days`): call
+/// rows, counts of refused requests, bytes on disk when the database says, the oldest entry.
+async fn audit_check(app: &Arc<App>) -> Check {
+    let size = match app.state.run(state::audit_size).await {
+        Ok(size) => size,
+        Err(e) => {
+            return check(
+                "audit",
+                "WARN",
+                format!("cannot read the audit's size: {e}"),
+            );
+        }
+    };
+    let budget = app.config.audit.max_rows;
+    let over = budget > 0
+        && (u64::try_from(size.rows).unwrap_or(0) > budget
+            || u64::try_from(size.refused_rows).unwrap_or(0) > budget);
+    let bytes = size
+        .bytes
+        .map(|b| {
+            if b < 1_000_000 {
+                format!(", {} kB on disk", (b + 999) / 1000)
+            } else {
+                format!(", {:.1} MB on disk", b as f64 / 1e6)
+            }
+        })
+        .unwrap_or_default();
+    let oldest = size
+        .oldest
+        .map(|t| format!(", oldest {}", crate::timefmt::time(t)))
+        .unwrap_or_else(|| ", empty".into());
+    let retention = match app.config.audit.retention_days {
+        0 => "kept without a time limit".to_string(),
+        days => format!("kept {days} days"),
+    };
+    let limit = match budget {
+        0 => "no size budget".to_string(),
+        rows => format!("budget {rows} rows each"),
+    };
+    check(
+        "audit",
+        if over { "WARN" } else { "OK" },
+        format!(
+            "{} call rows, {} counts of {} refused requests{bytes}{oldest}; {retention}, {limit}{}",
+            size.rows,
+            size.refused_rows,
+            size.refused_calls,
+            if over {
+                " (over it: the next maintenance pass drops the oldest)"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 /// Every live peer: keyswap and a call each ([`check_peers`]), and the clock offsets they show.

@@ -303,17 +303,11 @@ fn home_page(app: &App) -> HttpResponse {
     let name = crate::text::markup::html(&app.config.site.name);
     let wwwroot = crate::text::markup::html(app.wwwroot());
     let info = app.keyring().current.info();
-    // The console's pages for people: here, to this machine's own clients, unless it has a
-    // listener of its own (whose address is not announced).
-    let console = match (
-        app.config.console.enabled,
-        app.config.console.listen.trim().is_empty(),
-    ) {
-        (true, true) => {
-            "<li>Console: <a href=\"console/\">console/</a> (from this machine only)</li>\n"
-        }
-        (true, false) => "<li>Console: on a listener of its own</li>\n",
-        (false, _) => "",
+    // The console is on a listener of its own, whose address is not announced here.
+    let console = if app.config.console.enabled {
+        "<li>Console: on a listener of its own</li>\n"
+    } else {
+        ""
     };
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>usestats {version}: a Moodle MNET peer serving use_stats for {wwwroot}.</p>\n<ul>\n<li>MNET endpoint: <code>{wwwroot}/mnet/xmlrpc/server.php</code> (register as application \"moodle\")</li>\n<li>Certificate: <a href=\"mnet/publickey.php\">mnet/publickey.php</a>, SHA-1 fingerprint <code>{fp}</code></li>\n<li>Web services: <code>{wwwroot}/webservice/rest/server.php</code></li>\n{console}</ul>\n</body></html>\n",
@@ -324,15 +318,25 @@ fn home_page(app: &App) -> HttpResponse {
 }
 
 /// 200 when the state database answers, and the source too when it is a separate database
-/// (a Moodle's): without it no number can be served.
+/// (a Moodle's) holding Moodle's log: without it no number can be served. A source that is
+/// missing, empty or down is 503, naming why.
 async fn health(app: &Arc<App>) -> HttpResponse {
-    let mut databases = vec![("state", &app.state)];
+    let mut databases = vec![("state", &app.state, "SELECT 1".to_string())];
     if app.config.source_is_separate() {
-        databases.push(("source", &app.source));
+        databases.push((
+            "source",
+            &app.source,
+            crate::store::source_probe(&app.config.source.prefix),
+        ));
     }
-    for (name, db) in databases {
+    for (name, db, probe) in databases {
         let probed = db
-            .run(|c| crate::store::probe(c).map_err(crate::store::StoreError::Query))
+            .run(move |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(probe)
+                    .execute(c)
+                    .map_err(crate::store::StoreError::Query)
+            })
             .await;
         if let Err(e) = probed {
             return respond(

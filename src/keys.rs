@@ -189,10 +189,9 @@ impl KeyHome {
     /// few seconds (one small file read, or one indexed row).
     pub fn changed_since(&self, ring: &Keyring) -> Result<bool, KeysError> {
         match self {
-            KeyHome::Files(files) => {
-                let path = files.dir().join("current.cert.pem");
-                Ok(std::fs::read_to_string(path).is_ok_and(|pem| pem != ring.current.cert_pem))
-            }
+            KeyHome::Files(files) => Ok(files
+                .current_cert_pem()
+                .is_some_and(|pem| pem != ring.current.cert_pem)),
             KeyHome::Shared(shared) => {
                 let mut conn = shared.state.get()?;
                 let stored = state::current_shared_key(&mut conn)?;

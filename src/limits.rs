@@ -9,7 +9,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as GovernorLimiter};
 
 use tokio::sync::Semaphore;
 
-use crate::config::LimitsConfig;
+use crate::config::{ConsoleConfig, LimitsConfig};
 
 /// Keys kept in a limiter or the replay cache at most; beyond, the oldest go first. Bounds
 /// memory whatever an attacker sends.
@@ -96,8 +96,9 @@ struct SeenKeys {
 }
 
 /// Signed requests already executed, so a captured request sent again is refused. Memory
-/// holds the newest `capacity` keys; every key also goes to the state database (by the
-/// caller, off the request path), which answers once memory had to let keys go.
+/// holds the newest `capacity` keys and refuses the replays it knows at once; every other key
+/// is claimed in the state database before its call runs (by the caller,
+/// `state::claim_replay_key`), which is the whole truth across restarts and instances.
 pub struct ReplayCache {
     window: i64,
     capacity: usize,
@@ -228,6 +229,81 @@ impl Registrations {
     }
 }
 
+/// The console's login limits (docs/console.md, "Accounts, sessions, forms"): per client
+/// address and account, per client address whatever the account, and one ceiling for every
+/// attempt together. The account is kept as a hash of at most its first 256 bytes, so a
+/// guesser's names cost a fixed few bytes each, whatever their length.
+///
+/// The pair limit is what a guesser meets; the address limit keeps one address from running
+/// through many accounts; the ceiling bounds guessing from many addresses at once. Since the
+/// address limit is well below the ceiling, one source alone cannot spend the ceiling and
+/// lock everyone else out, and guesses against an account from one address leave its owner,
+/// coming from another, able to log in.
+pub struct LoginLimits {
+    per_account: RateLimiter,
+    per_address: RateLimiter,
+    overall: RateLimiter,
+}
+
+/// Which of the login limits refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    Account,
+    Address,
+    Overall,
+}
+
+impl LoginRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefusal::Account => "this address and account",
+            LoginRefusal::Address => "this address",
+            LoginRefusal::Overall => "all addresses together",
+        }
+    }
+}
+
+/// Bytes of an attempted account name that count: names are short, and a longer one is not
+/// worth remembering whole.
+pub const LOGIN_NAME_BYTES: usize = 256;
+
+impl LoginLimits {
+    /// Attempts per minute: `per_account` for one (address, account), `per_address` for one
+    /// address, `overall` for all (0 = no limit, each).
+    pub fn new(per_account: u32, per_address: u32, overall: u32) -> LoginLimits {
+        LoginLimits {
+            per_account: RateLimiter::new(per_account),
+            per_address: RateLimiter::new(per_address),
+            overall: RateLimiter::new(overall),
+        }
+    }
+
+    /// Take a token for an attempt at `account` from `address`, or say which limit refused
+    /// it. The narrowest limit is asked first, so an address over its pair limit does not
+    /// spend the wider ones.
+    pub fn allow(&self, address: &str, account: &str) -> Result<(), LoginRefusal> {
+        if !self.per_account.allow(&login_key(address, account)) {
+            return Err(LoginRefusal::Account);
+        }
+        if !self.per_address.allow(address) {
+            return Err(LoginRefusal::Address);
+        }
+        if !self.overall.allow("") {
+            return Err(LoginRefusal::Overall);
+        }
+        Ok(())
+    }
+}
+
+/// The key of (address, account): the address (at most 45 bytes as text) and 16 bytes of a
+/// SHA-256 of the account's first [`LOGIN_NAME_BYTES`] bytes, in hex.
+fn login_key(address: &str, account: &str) -> String {
+    let name = account.as_bytes();
+    let name = &name[..name.len().min(LOGIN_NAME_BYTES)];
+    let digest = openssl::sha::sha256(name);
+    format!("{address} {}", hex::encode(&digest[..16]))
+}
+
 pub struct Limits {
     pub per_ip: RateLimiter,
     pub per_peer: RateLimiter,
@@ -240,6 +316,8 @@ pub struct Limits {
     /// Looks into a shared state for a key pair rotated by another instance, prompted by a
     /// request sealed to a key this one does not hold (one bucket for all senders).
     pub key_follow: RateLimiter,
+    /// Logins at the console.
+    pub logins: LoginLimits,
 }
 
 /// Looks for a rotated key pair prompted by requests; the poll every two seconds finds it
@@ -250,7 +328,7 @@ const KEY_FOLLOWS_PER_MINUTE: u32 = 120;
 const KEY_REFRESHES_PER_MINUTE: u32 = 1;
 
 impl Limits {
-    pub fn new(config: &LimitsConfig) -> Limits {
+    pub fn new(config: &LimitsConfig, console: &ConsoleConfig) -> Limits {
         Limits {
             per_ip: RateLimiter::new(config.per_ip_per_minute),
             per_peer: RateLimiter::new(config.per_peer_per_minute),
@@ -263,6 +341,11 @@ impl Limits {
             },
             key_refresh: RateLimiter::new(KEY_REFRESHES_PER_MINUTE),
             key_follow: RateLimiter::new(KEY_FOLLOWS_PER_MINUTE),
+            logins: LoginLimits::new(
+                console.login_attempts_per_minute,
+                console.login_attempts_per_address_per_minute,
+                console.login_attempts_overall_per_minute,
+            ),
         }
     }
 }
@@ -325,6 +408,48 @@ mod tests {
             "a new key starts with a full bucket"
         );
         assert!(limiter.allow("fresh") && !limiter.allow("fresh"));
+    }
+
+    #[test]
+    fn login_limits_keep_a_guesser_from_locking_others_out() {
+        let limits = LoginLimits::new(3, 5, 8);
+        for _ in 0..3 {
+            assert_eq!(limits.allow("192.0.2.1", "admin"), Ok(()));
+        }
+        assert_eq!(
+            limits.allow("192.0.2.1", "admin"),
+            Err(LoginRefusal::Account)
+        );
+        // The owner of the account, from elsewhere, still gets in.
+        assert_eq!(limits.allow("198.51.100.7", "admin"), Ok(()));
+        // The guesser moving to other names meets its address limit...
+        assert_eq!(limits.allow("192.0.2.1", "root"), Ok(()));
+        assert_eq!(limits.allow("192.0.2.1", "bob"), Ok(()));
+        assert_eq!(
+            limits.allow("192.0.2.1", "carol"),
+            Err(LoginRefusal::Address)
+        );
+        // ...before the ceiling, which others still have room under.
+        assert_eq!(limits.allow("198.51.100.8", "dave"), Ok(()));
+        assert_eq!(limits.allow("198.51.100.9", "erin"), Ok(()));
+        assert_eq!(
+            limits.allow("198.51.100.10", "frank"),
+            Err(LoginRefusal::Overall)
+        );
+    }
+
+    #[test]
+    fn login_keys_are_short_whatever_the_name() {
+        let long = "x".repeat(64 * 1024);
+        let key = login_key("2001:db8::1", &long);
+        assert!(key.len() <= 45 + 1 + 32, "{}", key.len());
+        assert!(!key.contains("xxx"));
+        // Only the first 256 bytes count.
+        let mut other = "x".repeat(LOGIN_NAME_BYTES);
+        other.push('y');
+        assert_eq!(login_key("a", &long), login_key("a", &other));
+        assert_ne!(login_key("a", "admin"), login_key("b", "admin"));
+        assert_ne!(login_key("a", "admin"), login_key("a", "admin2"));
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub async fn maintenance_once(app: &Arc<App>) {
         }
     }
     prune_replay_keys(app).await;
+    prune_audit(app).await;
+}
+
+/// The audit's retention, then its size budget (oldest rows first).
+async fn prune_audit(app: &App) {
     let retention = i64::from(app.config.audit.retention_days);
     if retention > 0 {
         let cutoff = app.now() - retention * 86_400;
@@ -51,6 +56,22 @@ pub async fn maintenance_once(app: &Arc<App>) {
             .await
         {
             tracing::warn!(error = %e, "audit retention not applied");
+        }
+    }
+    let budget = i64::try_from(app.config.audit.max_rows).unwrap_or(i64::MAX);
+    if budget > 0 {
+        match app
+            .state
+            .run(move |c| crate::store::state::prune_audit_to_budget(c, budget))
+            .await
+        {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(
+                rows,
+                budget,
+                "audit over its budget: dropped the oldest rows"
+            ),
+            Err(e) => tracing::warn!(error = %e, "audit budget not applied"),
         }
     }
 }
@@ -100,14 +121,18 @@ pub enum CompilePass {
     /// Compiled stats are off, or the table prefix is unusable.
     Off,
     /// Another instance (or `usestats compile`) holds the compile lock of a shared state:
-    /// it is compiling, and this instance's next pass takes what is left.
-    Skipped,
+    /// it is compiling, and this instance's next pass takes what is left. Says who.
+    Skipped(String),
     Done(crate::compiled::CompileSummary),
     Failed,
 }
 
 pub async fn compile_once(app: &Arc<App>) -> CompilePass {
     use crate::store::locks::{LOCK_COMPILE, SessionLock};
+    enum Pass {
+        Done(crate::compiled::CompileSummary),
+        Skipped(String),
+    }
     let Some(store) = crate::compiled::CompiledStore::for_config(&app.config, &app.state) else {
         return CompilePass::Off;
     };
@@ -122,10 +147,12 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
         // One compiler at a time on a shared state, for the whole pass (store::locks). The
         // source connection is taken after the lock, so a skipped pass holds nothing.
         let Some(mut state) = SessionLock::try_acquire(&worker.state, LOCK_COMPILE)? else {
-            return Ok(None);
+            let holder = SessionLock::holder_of(&worker.state, LOCK_COMPILE)
+                .unwrap_or_else(|| "another instance".into());
+            return Ok(Pass::Skipped(holder));
         };
         let mut conn = worker.source.get()?;
-        crate::compiled::compile(
+        let compiled = crate::compiled::compile(
             &mut state,
             &mut conn,
             &source,
@@ -136,12 +163,17 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
                 census_interval_secs: census_interval,
                 ..crate::compiled::CompileOptions::default()
             },
-        )
-        .map(Some)
+        );
+        if compiled.is_err() {
+            // What the failed pass wrote to SQLite's write-ahead log is of no use: give its
+            // room back now rather than at some later checkpoint (a full disk, issue 22 K4).
+            crate::store::truncate_wal(&mut state);
+        }
+        compiled.map(Pass::Done)
     })
     .await;
     match done {
-        Ok(Ok(Some(summary))) => {
+        Ok(Ok(Pass::Done(summary))) => {
             if summary.rows_read > 0 || summary.recompiled > 0 {
                 tracing::info!(
                     rows = summary.rows_read,
@@ -155,9 +187,9 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
             }
             CompilePass::Done(summary)
         }
-        Ok(Ok(None)) => {
-            tracing::debug!("compile pass skipped: another instance is compiling");
-            CompilePass::Skipped
+        Ok(Ok(Pass::Skipped(holder))) => {
+            tracing::warn!(lock = LOCK_COMPILE, holder = %holder, "compile pass skipped: another instance holds the compile lock; the next pass takes what is left");
+            CompilePass::Skipped(holder)
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "compile pass failed; answers scan the log");

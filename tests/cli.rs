@@ -437,7 +437,9 @@ async fn collect_merges_peers_and_reports_each_outcome() {
     })
     .await;
     // B registers us and builds demo data with us as a remote host.
-    let our_pem = std::fs::read_to_string(dir.path().join("keys/current.cert.pem")).unwrap();
+    let our_pem = usestats::crypto::KeyStore::new(dir.path().join("keys"), 6)
+        .current_cert_pem()
+        .expect("our certificate");
     b.register_cert(our_wwwroot, &our_pem).await;
     b.set_service(our_wwwroot, "use_stats", Some(true), None)
         .await;

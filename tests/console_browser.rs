@@ -107,7 +107,7 @@ async fn account(app: &TestApp, name: &str) {
 }
 
 async fn log_in(b: &Client, app: &TestApp, name: &str) {
-    b.goto(&app.url("/console/")).await.unwrap();
+    b.goto(&app.console_url("/console/")).await.unwrap();
     assert!(
         b.current_url()
             .await
@@ -152,7 +152,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
     account(&app, "alice").await;
 
     // A wrong password keeps us on the login page, with a message.
-    b.goto(&app.url("/console/login")).await.unwrap();
+    b.goto(&app.console_url("/console/login")).await.unwrap();
     let form = b.form(Locator::Css("form")).await.unwrap();
     form.set_by_name("name", "alice").await.unwrap();
     form.set_by_name("password", "wrong password")
@@ -182,7 +182,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
     // Add a peer: a second daemon, keyswapped through the form, confirmed after checking
     // the fingerprint the page shows.
     let other = spawn_app(AppOptions::default()).await;
-    b.goto(&app.url("/console/peers")).await.unwrap();
+    b.goto(&app.console_url("/console/peers")).await.unwrap();
     let add = b.form(Locator::Id("add-peer")).await.unwrap();
     add.set_by_name("wwwroot", &other.wwwroot).await.unwrap();
     add.submit().await.unwrap();
@@ -217,7 +217,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
         .click()
         .await
         .unwrap();
-    b.goto(&app.url("/console/")).await.unwrap();
+    b.goto(&app.console_url("/console/")).await.unwrap();
     assert!(
         b.current_url()
             .await
@@ -266,7 +266,7 @@ async fn learner_bars_and_course_csv_match_the_command_line() {
     ]))
     .unwrap();
 
-    b.goto(&app.url(&format!("/console/learner?user={user}&to={to}")))
+    b.goto(&app.console_url(&format!("/console/learner?user={user}&to={to}")))
         .await
         .unwrap();
     let total = b.find(Locator::Id("total-seconds")).await.unwrap();
@@ -306,7 +306,7 @@ async fn learner_bars_and_course_csv_match_the_command_line() {
         .max_by_key(|(_, seconds)| **seconds)
         .map(|(id, _)| *id)
         .unwrap();
-    b.goto(&app.url(&format!("/console/course?course=id:{course}&to={to}")))
+    b.goto(&app.console_url(&format!("/console/course?course=id:{course}&to={to}")))
         .await
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&cli(vec![

@@ -109,7 +109,7 @@ impl Console {
             .await
             .unwrap();
         // The login form: its CSRF token comes as a cookie and as a hidden field.
-        let form = send("GET", &app.url("/console/login"), "", None).await;
+        let form = send("GET", &app.console_url("/console/login"), "", None).await;
         assert_eq!(form.status, 200);
         let token = form.cookies()["usestats_console_login"].clone();
         assert!(
@@ -120,7 +120,7 @@ impl Console {
         let login_cookie = format!("usestats_console_login={token}");
         let logged = send(
             "POST",
-            &app.url("/console/login"),
+            &app.console_url("/console/login"),
             &login_cookie,
             Some(&[
                 ("name", "teacher"),
@@ -144,7 +144,7 @@ impl Console {
     }
 
     async fn get(&self, path: &str) -> Answer {
-        send("GET", &self.app.url(path), &self.cookie, None).await
+        send("GET", &self.app.console_url(path), &self.cookie, None).await
     }
 
     /// The `usestats` binary's standard output, on this daemon's configuration.
@@ -593,12 +593,18 @@ async fn unknown_learner_or_course_gets_a_message_page() {
     assert!(empty.text().contains(r#"<form id="window""#));
     assert!(!empty.text().contains("total-seconds"));
     // And nothing without a session.
-    let anonymous = send("GET", &console.app.url("/console/learner?user=x"), "", None).await;
+    let anonymous = send(
+        "GET",
+        &console.app.console_url("/console/learner?user=x"),
+        "",
+        None,
+    )
+    .await;
     assert_eq!(anonymous.status, 303);
     assert_eq!(anonymous.header("location"), "/console/login");
     let anonymous = send(
         "GET",
-        &console.app.url("/console/course.csv?course=2"),
+        &console.app.console_url("/console/course.csv?course=2"),
         "",
         None,
     )
@@ -717,4 +723,84 @@ async fn names_with_markup_are_shown_escaped() {
         "{chart}"
     );
     assert!(chart.contains(&format!(r#"data-key="{course}""#)));
+}
+
+/// Issue 22, N4: a learner sets their own name to something a spreadsheet splitting on `;`
+/// (or a tab) would run as a formula. Both exports (the console's and `usestats report`)
+/// give the same bytes, and no cell they hold starts a formula under any separator.
+#[tokio::test]
+async fn names_like_formulas_are_defused_for_every_separator_in_both_csvs() {
+    let console = Console::start().await;
+    let (_, user) = busiest_learner(&console.app).await;
+    let stats = console
+        .cli_json(&[
+            "stats", &user, "--from", FROM, "--to", TO, "--format", "json",
+        ])
+        .await;
+    let course = stats["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_i64().unwrap() > 1)
+        .max_by_key(|c| c["coursetotal"].as_i64().unwrap())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // A learner the course's report lists (its enrolled learners).
+    let listed = console
+        .cli_json(&[
+            "report",
+            "--course",
+            &format!("id:{course}"),
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "json",
+        ])
+        .await;
+    let userid = listed["learners"][0]["userid"].as_i64().expect("a learner");
+    console.sql(&format!(
+        "UPDATE mdl_user SET firstname = 'a;=1+1', lastname = 'b' || char(9) || '@SUM(1);x,-2' WHERE id = {userid}"
+    ));
+    let course_arg = format!("id:{course}");
+    let cli_csv = console
+        .cli(&[
+            "report",
+            "--course",
+            &course_arg,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "csv",
+        ])
+        .await;
+    let page = console
+        .get(&format!(
+            "/console/course.csv?course=id:{course}&from={FROM}&to={TO}"
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, cli_csv, "the two exports are the same bytes");
+    let text = String::from_utf8(cli_csv).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{userid},")))
+        .expect("the learner's line");
+    assert!(
+        line.contains("\"a;'=1+1\",\"b\t'@SUM(1);x,'-2\""),
+        "quoted, and defused after each separator: {line}"
+    );
+    for separator in [',', ';', '\t'] {
+        for cell in text.split(['\r', '\n']).flat_map(|l| l.split(separator)) {
+            let bare = cell.trim_start_matches(['"', ' ']);
+            assert!(
+                !bare.starts_with(['=', '+', '-', '@']),
+                "a cell {cell:?} split on {separator:?} starts a formula:\n{text}"
+            );
+        }
+    }
 }

@@ -260,8 +260,13 @@ impl PrivatePg {
     }
 }
 
+/// Another process holds the SQLite state's write lock. A signed call needs to write one
+/// thing before it runs, its replay key (issue 22, K2: it must survive a crash), so it waits
+/// out SQLite's busy timeout and is refused with a clean fault rather than run without it;
+/// everything that only reads goes on (`/healthz`, a keyswap), and once the lock is gone calls
+/// run and the bookkeeping of that moment lands.
 #[tokio::test]
-async fn a_locked_sqlite_file_delays_nothing_and_loses_only_bookkeeping() {
+async fn a_locked_sqlite_file_refuses_signed_calls_cleanly_and_reads_go_on() {
     let (a, b) = linked_pair(None).await;
     assert_eq!(get_stats(&a, &b).await.unwrap().status, 200);
     let db = b.dir.join("usestats.sqlite3");
@@ -291,18 +296,28 @@ async fn a_locked_sqlite_file_delays_nothing_and_loses_only_bookkeeping() {
     let audited_before = audit_count(&b).await;
     let started = Instant::now();
     let during = get_stats(&a, &b).await;
-    assert_eq!(
-        during.unwrap().status,
-        200,
-        "reads go on while another process writes"
-    );
+    match during {
+        Err(ClientError::Fault { code, string, .. }) => {
+            assert_eq!(code, 17, "{string}");
+            assert!(string.contains("state database unavailable"), "{string}");
+        }
+        other => panic!("a signed call ran without storing its replay key: {other:?}"),
+    }
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "no wait on the lock: {:?}",
+        started.elapsed() < Duration::from_secs(15),
+        "refused within the busy timeout: {:?}",
         started.elapsed()
     );
     let (status, _) = get(&b.url("/healthz")).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "reads go on while another process writes");
+    assert!(
+        a.app
+            .client
+            .fetch_certificate(&a.peer(&b.wwwroot).await)
+            .await
+            .is_ok(),
+        "a keyswap is answered"
+    );
     drop(locker.stdin.take());
     locker.wait().unwrap();
     assert_eq!(get_stats(&a, &b).await.unwrap().status, 200);
@@ -394,8 +409,12 @@ async fn a_peer_closing_mid_answer_is_a_clean_error() {
     task.abort();
 }
 
+/// Files capped just above their size, as on a full disk: audit rows are lost (logged), and a
+/// signed call whose replay key cannot be stored is refused with fault 17, never run without
+/// it (issue 22, K2); every call gets one of the two, the daemon keeps running, and once
+/// there is room again calls are answered.
 #[tokio::test]
-async fn a_full_disk_under_the_audit_log_loses_the_audit_not_the_answer() {
+async fn a_full_disk_loses_the_audit_and_refuses_what_it_cannot_record() {
     let bin = env!("CARGO_BIN_EXE_usestats");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("usestats.toml");
@@ -423,6 +442,8 @@ async fn a_full_disk_under_the_audit_log_loses_the_audit_not_the_answer() {
         &wwwroot,
         "--listen",
         &format!("127.0.0.1:{port}"),
+        "--console-listen",
+        "127.0.0.1:0",
     ]);
     run(&[
         "demo",
@@ -501,36 +522,60 @@ async fn a_full_disk_under_the_audit_log_loses_the_audit_not_the_answer() {
     a.register_cert(&wwwroot, &b_pem).await;
     let peer = a.peer(&wwwroot).await;
     // Audit rows are written in batches, so 150 calls grow the write-ahead log by far less
-    // than the database's size: cap the files just above what the log holds now.
+    // than the database's size: cap the files just above what the log holds now (the soft
+    // limit only, so that it can be raised again).
     let tighter = size(&wal) + 16_384;
     let capped = Command::new("prlimit")
         .arg("--pid")
         .arg(server.id().to_string())
-        .arg(format!("--fsize={tighter}"))
+        .arg(format!("--fsize={tighter}:{limit}"))
         .status()
         .unwrap();
     assert!(capped.success());
-    let mut answered = 0;
+    let (mut answered, mut refused) = (0, 0);
+    let call = || async {
+        a.call_peer(
+            &peer,
+            rpc::GET_STATS,
+            vec![
+                usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
+                Value::from("admin"),
+                Value::from(""),
+                Value::Int(1),
+                Value::Int(0),
+            ],
+        )
+        .await
+    };
     for _ in 0..150 {
-        let value = a
-            .call_peer(
-                &peer,
-                rpc::GET_STATS,
-                vec![
-                    usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
-                    Value::from("admin"),
-                    Value::from(""),
-                    Value::Int(1),
-                    Value::Int(0),
-                ],
-            )
-            .await
-            .expect("every call is answered");
-        let answer = Answer::from_value(&value).unwrap();
-        assert_eq!(answer.status, 200, "{answer:?}");
-        answered += 1;
+        match call().await {
+            Ok(value) => {
+                let answer = Answer::from_value(&value).unwrap();
+                assert_eq!(answer.status, 200, "{answer:?}");
+                answered += 1;
+            }
+            Err(ClientError::Fault {
+                code: 17, string, ..
+            }) => {
+                assert!(string.contains("state database unavailable"), "{string}");
+                refused += 1;
+            }
+            Err(e) => panic!("neither answered nor refused cleanly: {e}"),
+        }
     }
-    assert_eq!(answered, 150);
+    assert_eq!(answered + refused, 150);
+    assert!(refused > 0, "a capped file refuses some replay keys");
+    // Room again (back to the cap it started with, as high as an unprivileged process may
+    // raise it): calls are answered.
+    let freed = Command::new("prlimit")
+        .arg("--pid")
+        .arg(server.id().to_string())
+        .arg(format!("--fsize={limit}"))
+        .status()
+        .unwrap();
+    assert!(freed.success());
+    let value = call().await.expect("answered once there is room");
+    assert_eq!(Answer::from_value(&value).unwrap().status, 200);
     assert!(
         server.try_wait().unwrap().is_none(),
         "the daemon is still running"

@@ -114,7 +114,11 @@ fn config_database_and_keys_are_private_under_umask_000() {
     assert_eq!(mode(&db), 0o600, "SQLite file written by demo");
     assert_eq!(mode(&keys), 0o700, "key directory");
     assert_eq!(mode(&keys.join("archive")), 0o700, "key archive directory");
-    assert_eq!(mode(&keys.join("current.key.pem")), 0o600, "private key");
+    assert_eq!(
+        mode(&keys.join("current.pem")),
+        0o600,
+        "private key (with its certificate)"
+    );
 
     // `init --force` replaces the config: the new one is private too, even over a file
     // someone left world-writable, and a key directory opened up since is closed again.
@@ -137,7 +141,13 @@ fn config_database_and_keys_are_private_under_umask_000() {
             .arg(env!("CARGO_BIN_EXE_usestats"))
             .arg("--config")
             .arg(&config)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

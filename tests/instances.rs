@@ -352,7 +352,7 @@ http {{
         let child = Command::new(env!("CARGO_BIN_EXE_usestats"))
             .arg("--config")
             .arg(&instance.config)
-            .arg("serve")
+            .args(["serve", "--console-listen", "127.0.0.1:0"])
             .env(KEK_ENV, &self.kek)
             .env_remove("USESTATS_CONFIG")
             .current_dir(&instance.dir)

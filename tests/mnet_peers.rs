@@ -216,13 +216,20 @@ async fn a_key_is_never_learnt_from_an_unauthenticated_keyswap_during_a_refresh(
         .await;
     // B answers 710, encrypted to the certificate on file, which D cannot even open.
     assert!(matches!(forged, Err(ClientError::NoKeyMatch)), "{forged:?}");
-    let audit = b.audit().await;
-    let call = audit
+    // Unverified: counted among the refused requests, its call not even read (no method name
+    // in its sample).
+    b.app.background.settled().await;
+    let counts = b
+        .app
+        .state
+        .run(|c| usestats::store::state::query_refused(c, None, 100))
+        .await
+        .unwrap();
+    let call = counts
         .iter()
-        // Unverified, so its call is not even read: no method name on record.
-        .find(|e| e.method.is_empty() && !e.verified)
-        .expect("the forged call is audited");
-    assert_eq!(call.status, "fault 710", "{audit:?}");
+        .find(|c| c.reason == "fault 710")
+        .expect("the forged call is counted");
+    assert!(!call.samples.contains("method="), "{counts:?}");
     assert_eq!(
         b.peer(&d.wwwroot).await.public_key,
         real_p.cert_pem,

@@ -83,7 +83,7 @@ echo "== warm get_users_stats over HTTP, every user in one call"
 "$US" grant add "http://127.0.0.1:$PORT" bench --site --course >/dev/null
 TOKEN=$("$US" --json token create "http://127.0.0.1:$PORT" bench --label bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 UIDS=$(sqlite3 "$DB" "SELECT id FROM mdl_user WHERE deleted = 0 ORDER BY id" | awk '{printf "%suids[%d]=%s", (NR > 1 ? "&" : ""), NR - 1, $1}')
-"$US" serve > serve.log 2>&1 &
+"$US" serve --console-listen 127.0.0.1:0 > serve.log 2>&1 &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.2; done

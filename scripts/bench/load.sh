@@ -64,8 +64,8 @@ fi
 
 # Registration: each side keyswaps with the other, so both serve for a moment.
 if [ ! -f "$WORK/linked" ]; then
-  (cd "$S" && exec "$US" serve 2>"$S/setup.log") & SPID=$!
-  (cd "$C" && exec "$US" serve 2>"$C/setup.log") & CPID=$!
+  (cd "$S" && exec "$US" serve --console-listen 127.0.0.1:0 2>"$S/setup.log") & SPID=$!
+  (cd "$C" && exec "$US" serve --console-listen 127.0.0.1:0 2>"$C/setup.log") & CPID=$!
   wait_up "$SW"; wait_up "$CW"
   (cd "$S" && "$US" peer add "$CW" --yes --ssl-verification 0 >/dev/null \
      && "$US" peer publish "$CW" use_stats >/dev/null \
@@ -78,7 +78,7 @@ fi
 
 echo "server $SW (demo site, target user $TARGET), client $CW; workdir $WORK"
 cd "$S"
-/usr/bin/time -v -o "$WORK/server.time" "$US" serve 2>"$WORK/server.log" & TPID=$!
+/usr/bin/time -v -o "$WORK/server.time" "$US" serve --console-listen 127.0.0.1:0 2>"$WORK/server.log" & TPID=$!
 sleep 0.5
 SPID=$(pgrep -P "$TPID" -x usestats)
 wait_up "$SW"

@@ -42,11 +42,14 @@ pub enum Command {
     /// Build the demo site in the embedded database and print a report (creates a config
     /// for http://127.0.0.1:8080 when there is none).
     Demo(DemoArgs),
-    /// Run the MNET peer and the web services.
+    /// Run the MNET peer and the web services (and the console, on a listener of its own).
     Serve {
         /// Address to listen on (overrides server.listen).
         #[arg(long)]
         listen: Option<String>,
+        /// Address of the console's own listener (overrides console.listen).
+        #[arg(long)]
+        console_listen: Option<String>,
     },
     /// Our key pair.
     Keys {
@@ -89,6 +92,10 @@ pub enum Command {
         /// At most this many rows (1 to 100000).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
+        /// The requests refused before authentication (counted per minute, address and
+        /// reason, with a few samples) instead of the calls.
+        #[arg(long)]
+        refused: bool,
     },
     /// Check configuration, keys, crypto, databases, clock and peers.
     Doctor,
@@ -105,6 +112,30 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+impl Command {
+    /// The command's name as typed, for the database to show (`application_name`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Init(_) => "init",
+            Command::Demo(_) => "demo",
+            Command::Serve { .. } => "serve",
+            Command::Keys { .. } => "keys",
+            Command::Peer { .. } => "peer",
+            Command::Call { .. } => "call",
+            Command::Grant { .. } => "grant",
+            Command::Stats(_) => "stats",
+            Command::Collect(_) => "collect",
+            Command::Token { .. } => "token",
+            Command::Audit { .. } => "audit",
+            Command::Doctor => "doctor",
+            Command::Compile(_) => "compile",
+            Command::Report(_) => "report",
+            Command::Console { .. } => "console",
+            Command::Bench(_) => "bench",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Our wwwroot, as peers will register it (scheme, host, optional path, no trailing slash).
@@ -112,6 +143,9 @@ pub struct InitArgs {
     pub wwwroot: String,
     #[arg(long)]
     pub listen: Option<String>,
+    /// The console's own listener (default 127.0.0.1:8081).
+    #[arg(long)]
+    pub console_listen: Option<String>,
     /// Site name (the `<title>` peers read; the organisation of our certificate).
     #[arg(long)]
     pub name: Option<String>,
@@ -350,6 +384,10 @@ pub struct CompileArgs {
     /// must equal a full scan's, field for field. Exits with an error on a difference.
     #[arg(long, value_name = "N")]
     pub verify: Option<usize>,
+    /// With a shared PostgreSQL state: wait at most this long for an instance that is
+    /// compiling (default `[database] lock_wait_secs`).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -161,6 +161,9 @@ impl Config {
         if !(1..=256).contains(&self.database.max_connections) {
             return Err(self.invalid("database.max_connections", "must be between 1 and 256"));
         }
+        if !(1..=3600).contains(&self.database.lock_wait_secs) {
+            return Err(self.invalid("database.lock_wait_secs", "must be between 1 and 3600"));
+        }
         if self.database.idle_timeout_secs < 1 {
             return Err(self.invalid("database.idle_timeout_secs", "must be at least 1"));
         }
@@ -272,6 +275,27 @@ impl Config {
         }
         if self.ws.max_users_per_call == 0 {
             return Err(self.invalid("ws.max_users_per_call", "must be at least 1"));
+        }
+        if self.console.enabled {
+            let listen = self.console.listen.trim();
+            if listen.parse::<SocketAddr>().is_err() {
+                return Err(self.invalid(
+                    "console.listen",
+                    format!(
+                        "`{listen}` is not an address:port such as {DEFAULT_CONSOLE_LISTEN}: the console has a listener of its own, never `[server] listen` (set `[console] enabled = false` to run without it)"
+                    ),
+                ));
+            }
+            // Port 0 is "any free port" (tests, `serve --listen 127.0.0.1:0`): two of those differ.
+            let console = listen.parse::<SocketAddr>().ok();
+            if console.is_some_and(|a| a.port() != 0)
+                && console == self.server.listen.parse::<SocketAddr>().ok()
+            {
+                return Err(self.invalid(
+                    "console.listen",
+                    "must differ from server.listen: the console is never served on the listener a proxy forwards",
+                ));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(self.invalid("log.level", "not a valid filter such as `info`"));

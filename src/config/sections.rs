@@ -176,6 +176,11 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// An unused connection is closed after this many seconds.
     pub idle_timeout_secs: u64,
+    /// With a PostgreSQL state shared by several instances: the longest a job waits for
+    /// another instance's lock (a write transaction, the migrations, `usestats compile`);
+    /// past a second the wait is logged, naming who holds the lock, and at this limit the
+    /// job gives up with an error that names it too.
+    pub lock_wait_secs: u64,
     /// What the process is: set by the command, never read from the file.
     #[serde(skip)]
     pub role: PoolRole,
@@ -186,6 +191,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             max_connections: 4,
             idle_timeout_secs: 300,
+            lock_wait_secs: 30,
             role: PoolRole::Command,
         }
     }
@@ -327,10 +333,14 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Record every MNET and web-service call in the state database.
+    /// Record every verified MNET and web-service call in the state database (a row each),
+    /// and count the requests refused before authentication (per minute, address, reason).
     pub enabled: bool,
     /// Entries older than this are deleted (0 = keep forever).
     pub retention_days: u32,
+    /// The audit's size budget: at most this many call rows, and at most as many counts of
+    /// refused requests, kept; beyond, the oldest go first (0 = no budget, only retention).
+    pub max_rows: u64,
 }
 
 impl Default for AuditConfig {
@@ -338,6 +348,7 @@ impl Default for AuditConfig {
         AuditConfig {
             enabled: true,
             retention_days: 90,
+            max_rows: 5_000_000,
         }
     }
 }
@@ -347,26 +358,37 @@ impl Default for AuditConfig {
 pub struct ConsoleConfig {
     /// Serve the console (pages for people under /console/).
     pub enabled: bool,
-    /// Empty: the console is served on `[server] listen`, to loopback clients only (others
-    /// get 404). An address (`host:port`): the console gets a listener of its own there,
-    /// open to whoever reaches it, and the main listener no longer serves it.
+    /// The console's own listener (`host:port`), never the main one (`[server] listen`, the one
+    /// a proxy forwards for MNET and the web services): a proxy in front of MNET cannot expose
+    /// the console, whatever it sends. Loopback by default; whoever reaches this address gets
+    /// the login form.
     pub listen: String,
     /// A session ends this many hours after login.
     pub session_hours: u32,
-    /// Login attempts per minute, per client address and per account name.
+    /// Login attempts per minute from one client address at one account name.
     pub login_attempts_per_minute: u32,
+    /// Login attempts per minute from one client address, whatever the names.
+    pub login_attempts_per_address_per_minute: u32,
+    /// Login attempts per minute from everyone together: a ceiling on guessing from many
+    /// addresses (keep it well above the per-address limit, or one address can reach it).
+    pub login_attempts_overall_per_minute: u32,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
             enabled: true,
-            listen: String::new(),
+            listen: DEFAULT_CONSOLE_LISTEN.into(),
             session_hours: 12,
             login_attempts_per_minute: 10,
+            login_attempts_per_address_per_minute: 30,
+            login_attempts_overall_per_minute: 120,
         }
     }
 }
+
+/// Where the console listens unless told otherwise: this machine only.
+pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:8081";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

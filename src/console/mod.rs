@@ -2,10 +2,11 @@
 //! come from askama templates, which escape every value; charts are SVG drawn here, readable
 //! without JavaScript; nothing is fetched from elsewhere.
 //!
-//! Access: by default only loopback clients reach it on the main listener (others get 404, as
-//! if there were no console); `[console] listen` gives it a listener of its own. Every page but
+//! Access: only on a listener of its own (`[console] listen`, loopback by default), never on
+//! the main one, which a proxy may forward for MNET and the web services: there `/console/`
+//! is 404, as if there were no console, whatever the client or its headers. Every page but
 //! the login needs a session; every form carries the session's CSRF token; logins are rate
-//! limited per client address and per account name.
+//! limited per (address, account), per address and overall (`limits::LoginLimits`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,12 +118,7 @@ pub async fn handle(
     remote: Option<SocketAddr>,
     surface: Surface,
 ) -> HttpResponse {
-    if !reachable(
-        &app.config.console,
-        remote,
-        surface,
-        proxied(request.headers()),
-    ) {
+    if !reachable(&app.config.console, surface) {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     let path = request.uri().path().to_string();
@@ -248,39 +244,13 @@ pub async fn handle(
     }
 }
 
-/// Whether the console answers a client at `remote` on `surface`: on its own listener to
-/// anyone who reaches it; on the main one, when it has no listener of its own, to loopback
-/// clients only (an IPv4 client of a dual-stack listener shows as `::ffff:127.0.0.1`), and
-/// not when the request was forwarded: a reverse proxy on the same host (nginx in front of
-/// MNET) connects from loopback on behalf of anyone.
-fn reachable(
-    config: &crate::config::ConsoleConfig,
-    remote: Option<SocketAddr>,
-    surface: Surface,
-    proxied: bool,
-) -> bool {
-    config.enabled
-        && match surface {
-            Surface::Console => true,
-            Surface::Main => {
-                config.listen.trim().is_empty()
-                    && !proxied
-                    && remote.is_some_and(|r| r.ip().to_canonical().is_loopback())
-            }
-        }
-}
-
-/// Whether a proxy says it forwarded the request (the headers nginx, Apache, HAProxy and
-/// the standard `Forwarded` use).
-fn proxied(headers: &hyper::HeaderMap) -> bool {
-    [
-        "forwarded",
-        "x-forwarded-for",
-        "x-real-ip",
-        "x-forwarded-host",
-    ]
-    .iter()
-    .any(|name| headers.contains_key(*name))
+/// Whether the console answers on `surface`: on its own listener, to whoever reaches it (the
+/// operator chose who can, by its address); on the main one, never. A same-host proxy in
+/// front of MNET connects from loopback on behalf of anyone, with or without forwarding
+/// headers, so nothing about a request on the main listener can say it comes from a person
+/// the operator trusts.
+fn reachable(config: &crate::config::ConsoleConfig, surface: Surface) -> bool {
+    config.enabled && surface == Surface::Console
 }
 
 async fn login(
@@ -305,9 +275,8 @@ async fn login(
     }
     let (name, password) = (field("name").trim(), field("password"));
     let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
-    let limits = login_limits(app);
-    if !limits.per_address.allow(&address) || !limits.per_name.allow(name) {
-        tracing::info!(address = %address, "console: login rate limit");
+    if let Err(refused) = app.limits.logins.allow(&address, name) {
+        tracing::info!(address = %address, over = refused.as_str(), "console: login rate limit");
         let mut response = login_form(
             site,
             "Too many login attempts: wait a minute and try again.",
@@ -369,24 +338,6 @@ fn login_form(site: &str, message: &str, secure: bool) -> HttpResponse {
         &session_cookie(auth::LOGIN_COOKIE, &token, secure),
     );
     response
-}
-
-struct LoginLimits {
-    per_address: crate::limits::RateLimiter,
-    per_name: crate::limits::RateLimiter,
-}
-
-/// One set per process, sized from the configuration of the first app that asks (a process
-/// serves one configuration; tests that run several use the default rate).
-fn login_limits(app: &App) -> &'static LoginLimits {
-    static LIMITS: std::sync::OnceLock<LoginLimits> = std::sync::OnceLock::new();
-    LIMITS.get_or_init(|| {
-        let rate = app.config.console.login_attempts_per_minute;
-        LoginLimits {
-            per_address: crate::limits::RateLimiter::new(rate),
-            per_name: crate::limits::RateLimiter::new(rate),
-        }
-    })
 }
 
 /// The cookie flags: `Secure` when we serve https ourselves or our wwwroot is https (a TLS
@@ -542,40 +493,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_clients_reach_the_console_on_the_main_listener() {
-        let at = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 40_000));
+    fn the_console_answers_on_its_own_listener_only() {
         let mut config = crate::config::ConsoleConfig::default();
-        for local in ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"] {
-            assert!(
-                reachable(&config, at(local), Surface::Main, false),
-                "{local}"
-            );
-            assert!(
-                !reachable(&config, at(local), Surface::Main, true),
-                "forwarded by a proxy on this host: {local}"
-            );
-        }
-        let mut headers = hyper::HeaderMap::new();
-        assert!(!proxied(&headers));
-        headers.insert("x-forwarded-for", "192.0.2.7".parse().unwrap());
-        assert!(proxied(&headers));
-        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
-            assert!(
-                !reachable(&config, at(remote), Surface::Main, false),
-                "{remote}"
-            );
-        }
-        assert!(!reachable(&config, None, Surface::Main, false));
-        // With a listener of its own, the main one serves it to nobody, and its own to all.
-        config.listen = "127.0.0.1:8081".into();
-        assert!(!reachable(&config, at("127.0.0.1"), Surface::Main, false));
-        assert!(reachable(&config, at("10.0.0.1"), Surface::Console, true));
+        assert!(reachable(&config, Surface::Console));
+        assert!(!reachable(&config, Surface::Main));
         config.enabled = false;
-        assert!(!reachable(
-            &config,
-            at("127.0.0.1"),
-            Surface::Console,
-            false
-        ));
+        assert!(!reachable(&config, Surface::Console));
     }
 }

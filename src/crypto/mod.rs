@@ -8,6 +8,7 @@
 
 mod direct;
 pub mod kek;
+pub mod key_store;
 pub mod keyring;
 
 use std::sync::OnceLock;
@@ -24,7 +25,8 @@ use openssl::sign::Signer;
 use openssl::x509::{X509, X509Builder, X509NameBuilder, X509NameRef};
 use rc4::{KeyInit, StreamCipher};
 
-pub use keyring::{KeyStore, Keyring, KeyringCell};
+pub use key_store::{KeyProblem, KeyStore};
+pub use keyring::{Keyring, KeyringCell};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -297,6 +299,28 @@ impl Identity {
             cert_pem,
         })
     }
+
+    /// Whether the private key is the certificate's: a pair that does not match signs what
+    /// no peer can verify and opens nothing sealed to the certificate.
+    pub fn key_matches(&self) -> bool {
+        self.public_key()
+            .is_ok_and(|public| self.key.public_eq(&public))
+    }
+
+    /// The private key's own fingerprint: SHA-256 of its public half (SubjectPublicKeyInfo,
+    /// DER), lower-case hex. Unlike the certificate's, it cannot name another key.
+    pub fn key_fingerprint(&self) -> String {
+        key_fingerprint(&self.key)
+    }
+}
+
+/// [`Identity::key_fingerprint`] of a key alone.
+pub fn key_fingerprint(key: &PKey<Private>) -> String {
+    key.public_key_to_der()
+        .ok()
+        .and_then(|der| openssl::hash::hash(MessageDigest::sha256(), &der).ok())
+        .map(|d| hex::encode(&*d))
+        .unwrap_or_default()
 }
 
 fn cut_chars(s: &str, max: usize) -> String {

@@ -29,8 +29,8 @@ pub async fn run(
     run_surface(app, listener, shutdown, Surface::Main).await
 }
 
-/// Serve `surface` on `listener` until `shutdown`: the main one (MNET, web services, and the
-/// console to loopback clients unless it has a listener of its own), or the console's own.
+/// Serve `surface` on `listener` until `shutdown`: the main one (MNET, web services, health,
+/// metrics; never the console), or the console's own.
 pub async fn run_surface(
     app: Arc<App>,
     listener: TcpListener,

@@ -79,9 +79,17 @@ impl ServeLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        // The pid is for the message a second `serve` prints, nothing more: on a full disk the
+        // lock is held without it (issue 22, K4), written over the old one in place so that no
+        // new space is needed when the file already has some.
+        let pid = format!("{:<10}\n", std::process::id());
+        let written = file
+            .rewind()
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .and_then(|()| file.set_len(pid.len() as u64));
+        if let Err(e) = written {
+            tracing::warn!(lock = %path.display(), error = %e, "serve lock held, but its pid not written");
+        }
         Ok(Some(ServeLock { _file: file, path }))
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::background::{BackgroundWrites, Batched};
+use crate::background::BackgroundWrites;
 use crate::blocking::CpuPool;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -41,8 +41,6 @@ pub struct Node {
     pub contacts: Arc<ContactTimes>,
     /// Live peers and their services, so that a request reads no database.
     pub known_peers: KnownPeers,
-    /// Replay keys (hex, first seen) on their way to the state database.
-    pub replay_keys: Arc<Batched<(String, i64)>>,
 }
 
 impl Node {

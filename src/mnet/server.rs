@@ -33,7 +33,6 @@ use dispatch::dispatch;
 use keyswap::keyswap;
 use open::*;
 use replay::replay_or_stale;
-pub use replay::{REPLAY_KEY_BATCH_DELAY, replay_key_writes};
 
 /// What the HTTP layer sends back, plus what the audit log and metrics want to know (text
 /// fields escaped, method names outside Moodle's charset replaced).

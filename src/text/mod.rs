@@ -3,13 +3,15 @@
 //! - [`terminal`]: anything printed to the operator's terminal (controls made visible);
 //! - [`from_peer`]: text a peer chose, made plain and short before it is stored;
 //! - [`echo`]: caller input quoted back in an error answer (cut);
-//! - [`markup`]: text inside XML or HTML we write.
+//! - [`markup`]: text inside XML or HTML we write;
+//! - [`spreadsheet`]: a cell of a CSV export (defused for formulas under any separator).
 //!
 //! The XML-RPC codec (`xmlrpc::write`) escapes for itself: its bytes must equal Moodle's.
 
 pub mod echo;
 pub mod from_peer;
 pub mod markup;
+pub mod spreadsheet;
 pub mod untrusted;
 
 /// For a terminal: every control, line separator or bidi override shown as a visible

@@ -42,10 +42,14 @@ pub type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
 pub struct TestApp {
     pub app: Arc<App>,
     pub addr: SocketAddr,
+    /// The console's own listener (`[console] listen`), when the console is on.
+    pub console_addr: Option<SocketAddr>,
     pub wwwroot: String,
     pub dir: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    console_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    console_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -85,11 +89,27 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A URL on the console's own listener.
+    pub fn console_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.console(), path)
+    }
+
+    /// The console's listener address (the console is on unless a tweak turned it off).
+    pub fn console(&self) -> SocketAddr {
+        self.console_addr.expect("the console is on")
+    }
+
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.console_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
         if let Some(handle) = self.server.take() {
+            let _ = handle.await;
+        }
+        if let Some(handle) = self.console_server.take() {
             let _ = handle.await;
         }
     }
@@ -224,7 +244,10 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.console_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
     }
@@ -279,6 +302,9 @@ pub async fn spawn_app(mut options: AppOptions) -> TestApp {
     config.path = dir.join("usestats.toml");
     config.base_dir = dir.clone();
     config.server.listen = addr.to_string();
+    // The console on a listener of its own, as `serve` runs it, on a port of its own.
+    let console_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    config.console.listen = console_listener.local_addr().unwrap().to_string();
     config.mnet.auto_register = options.auto_register;
     config.mnet.connect_timeout_secs = 2;
     config.mnet.request_timeout_secs = 10;
@@ -323,13 +349,31 @@ pub async fn spawn_app(mut options: AppOptions) -> TestApp {
     let server = tokio::spawn(usestats::http::run(app.clone(), listener, async {
         let _ = rx.await;
     }));
+    let (console_addr, console_shutdown, console_server) = if app.config.console.enabled {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let console_addr = console_listener.local_addr().unwrap();
+        let server = tokio::spawn(usestats::http::run_surface(
+            app.clone(),
+            console_listener,
+            async {
+                let _ = rx.await;
+            },
+            usestats::http::Surface::Console,
+        ));
+        (Some(console_addr), Some(tx), Some(server))
+    } else {
+        (None, None, None)
+    };
     TestApp {
         app,
         addr,
+        console_addr,
         wwwroot,
         dir,
         shutdown: Some(tx),
         server: Some(server),
+        console_shutdown,
+        console_server,
         _tmp: tmp,
     }
 }

@@ -25,8 +25,10 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
     let census_interval = i64::try_from(app.config.engine.census_interval_secs).unwrap_or(i64::MAX);
     let app = app.clone();
     let started = std::time::Instant::now();
+    let wait =
+        std::time::Duration::from_secs(args.wait.unwrap_or(app.config.database.lock_wait_secs));
     let (summary, checked) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut state = compile_lock(&app.state)?;
+        let mut state = compile_lock(&app.state, wait)?;
         let mut conn = app.source.get().context("opening the source database")?;
         let user = match &args.user {
             Some(name) => Some(
@@ -68,8 +70,13 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
             &store.source_key,
             now,
             options,
-        )
-        .context("compiling")?;
+        );
+        if summary.is_err() {
+            // A failed pass's pages in SQLite's write-ahead log are of no use: their room goes
+            // back now (on a full disk it is what there is to free).
+            crate::store::truncate_wal(&mut state);
+        }
+        let summary = summary.context("compiling")?;
         drop(state);
         bar.finish_and_clear();
         let checked = match args.verify {
@@ -132,17 +139,23 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
 }
 
 /// The state connection holding the compile lock (store::locks) for the whole pass: on a
-/// shared PostgreSQL state, a `serve` instance may be compiling; this waits for it, saying
-/// so, rather than fail or compile the same rows twice.
-fn compile_lock(state: &crate::store::Db) -> anyhow::Result<SessionLock> {
-    let locking = || format!("taking the compile lock (advisory lock {LOCK_COMPILE})");
-    match SessionLock::try_acquire(state, LOCK_COMPILE).with_context(locking)? {
-        Some(lock) => Ok(lock),
-        None => {
-            eprintln!("another instance is compiling; waiting");
-            SessionLock::acquire(state, LOCK_COMPILE).with_context(locking)
-        }
+/// shared PostgreSQL state, a `serve` instance may be compiling; this waits up to `wait` for
+/// it, saying who it is, rather than compile the same rows twice; then gives up, saying so.
+fn compile_lock(
+    state: &crate::store::Db,
+    wait: std::time::Duration,
+) -> anyhow::Result<SessionLock> {
+    let locking = || format!("taking the compile lock (lock {LOCK_COMPILE} of the state database)");
+    if let Some(lock) = SessionLock::try_acquire(state, LOCK_COMPILE).with_context(locking)? {
+        return Ok(lock);
     }
+    let holder =
+        SessionLock::holder_of(state, LOCK_COMPILE).unwrap_or_else(|| "another instance".into());
+    eprintln!(
+        "another instance is compiling ({holder}); waiting up to {} s",
+        wait.as_secs()
+    );
+    SessionLock::acquire_within(state, LOCK_COMPILE, wait).with_context(locking)
 }
 
 /// A user whose compiled answer differed from a full scan.

@@ -30,6 +30,9 @@ pub(super) fn run(path: &Path, args: InitArgs, json_out: bool) -> CmdResult {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    if let Some(listen) = args.console_listen {
+        config.console.listen = listen;
+    }
     if let Some(name) = args.name {
         // Peers show it as our page title and it goes into our certificate: one line of
         // text, of a length Moodle's own site names keep to.

@@ -69,10 +69,14 @@ fn one_line(err: &anyhow::Error) -> String {
 
 async fn dispatch(cli: Cli) -> CmdResult {
     let json_out = cli.json;
+    crate::store::name_process(cli.command.name());
     match cli.command {
         Command::Init(args) => init::run(&cli.config, args, json_out),
         Command::Demo(args) => demo::run(&cli.config, args, json_out).await,
-        Command::Serve { listen } => serve::run(&cli.config, listen).await,
+        Command::Serve {
+            listen,
+            console_listen,
+        } => serve::run(&cli.config, listen, console_listen).await,
         Command::Keys {
             action: KeysAction::KekGenerate { path },
         } => keys::kek_generate(&path, json_out),
@@ -87,8 +91,18 @@ async fn dispatch(cli: Cli) -> CmdResult {
         Command::Stats(args) => stats::run(&open(&cli.config)?, args, json_out).await,
         Command::Collect(args) => collect::run(&open(&cli.config)?, args, json_out).await,
         Command::Token { action } => token::run(&open(&cli.config)?, action, json_out).await,
-        Command::Audit { peer, since, limit } => {
-            audit::run(&open(&cli.config)?, peer, since, limit, json_out).await
+        Command::Audit {
+            peer,
+            since,
+            limit,
+            refused,
+        } => {
+            let app = open(&cli.config)?;
+            if refused {
+                audit::run_refused(&app, since, limit, json_out).await
+            } else {
+                audit::run(&app, peer, since, limit, json_out).await
+            }
         }
         Command::Doctor => doctor::run(&cli.config, json_out).await,
         Command::Compile(args) => compile::run(&open(&cli.config)?, args, json_out).await,

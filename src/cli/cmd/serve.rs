@@ -7,13 +7,20 @@ use anyhow::Context;
 use super::CmdResult;
 use super::common::{init_logging, load_config, open_app};
 
-pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
+pub(super) async fn run(
+    path: &Path,
+    listen: Option<String>,
+    console_listen: Option<String>,
+) -> CmdResult {
     let mut config = load_config(path)?;
     config.database.role = crate::config::PoolRole::Serve;
     if let Some(listen) = listen {
         config.server.listen = listen;
-        config.validate()?;
     }
+    if let Some(listen) = console_listen {
+        config.console.listen = listen;
+    }
+    config.validate()?;
     init_logging(Some(&config), true);
     // Before anything is opened: a second daemon on one SQLite file stops here. Held until
     // this function returns, that is for the life of the daemon.
@@ -24,11 +31,14 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let console = app.config.console.listen.trim().to_string();
-    let console_listener = if app.config.console.enabled && !console.is_empty() {
-        let bound = tokio::net::TcpListener::bind(&console)
-            .await
-            .with_context(|| format!("cannot listen on {console} ([console] listen)"))?;
-        tracing::info!(listen = %console, "console on its own listener");
+    let console_listener = if app.config.console.enabled {
+        let bound = tokio::net::TcpListener::bind(&console).await.with_context(|| {
+            format!(
+                "cannot listen on {console} for the console ([console] listen): give it another address, or set [console] enabled = false"
+            )
+        })?;
+        let bound_to = bound.local_addr().map(|a| a.to_string()).unwrap_or(console);
+        tracing::info!(listen = %bound_to, "console on its own listener");
         Some(bound)
     } else {
         None

@@ -11,8 +11,13 @@ use super::*;
 /// with a fresh random session key. Bit-flipping the unsigned timestamp through RC4 keeps
 /// the wrapped key, so such a replay is still caught — as long as the key is remembered,
 /// which is why keys are kept for `replay_window_secs` (a day), far past the timestamp
-/// window, and in the state database across restarts. On a shared (PostgreSQL) state the key
-/// is claimed there before the call runs, so a copy sent to another instance is refused too.
+/// window, and in the state database across restarts.
+///
+/// A key is claimed in the state database before the call runs, in one statement, and on
+/// SQLite that statement is synced to disk before it returns (`state::claim_replay_key`):
+/// a request answered just before a crash, a kill or a power cut is still refused after the
+/// restart (issue 22, K2), and on a shared PostgreSQL state a copy sent to another instance
+/// is refused too. Memory answers first for the replays it knows, with no database trip.
 pub(super) async fn replay_or_stale(
     node: &Node,
     peer: &Peer,
@@ -39,13 +44,13 @@ pub(super) async fn replay_or_stale(
             ),
         ));
     }
+    if node.limits.replay.window() <= 0 {
+        return None;
+    }
     let key = crate::limits::replay_key(peer.id, &signed.signature, sealed_key);
-    // Several instances on one PostgreSQL state: memory knows only this instance's requests,
-    // so every request claims its key in the database before it runs (one statement).
-    let shared = node.state.kind() == crate::store::DbKind::Postgres;
     let replayed = match node.limits.replay.check(&key, now) {
         Seen::Replay => true,
-        Seen::New | Seen::AskDatabase if shared && node.limits.replay.window() > 0 => {
+        Seen::New | Seen::AskDatabase => {
             let (hex, since) = (
                 crate::limits::key_to_hex(&key),
                 node.limits.replay.cutoff(now),
@@ -63,29 +68,6 @@ pub(super) async fn replay_or_stale(
                 }
             }
         }
-        Seen::New => false,
-        Seen::AskDatabase => {
-            let (hex, since) = (
-                crate::limits::key_to_hex(&key),
-                node.limits.replay.cutoff(now),
-            );
-            // A key memory let go of may not have reached the database yet.
-            if node.replay_keys.any(|(queued, _)| *queued == hex) {
-                true
-            } else {
-                match node
-                    .state
-                    .run(move |c| state::replay_key_seen(c, &hex, since))
-                    .await
-                {
-                    Ok(seen) => seen,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "replay check: state database unavailable");
-                        return Some(faults::internal("state database unavailable"));
-                    }
-                }
-            }
-        }
     };
     if replayed {
         node.metrics
@@ -96,41 +78,5 @@ pub(super) async fn replay_or_stale(
             "This signed request was already received: replays are refused",
         ));
     }
-    if node.limits.replay.window() > 0 && !shared {
-        // Off the request path: memory already refuses the key; the database is for a
-        // restart and for when memory is full, and until the batch is written the queue
-        // answers for it (above).
-        node.replay_keys
-            .push((crate::limits::key_to_hex(&key), now));
-    }
     None
-}
-
-/// How long a replay key may wait in memory before its batch is written. Memory refuses a
-/// replay at once whatever this is; it bounds what a crash (not a shutdown, which writes the
-/// queue) forgets.
-pub const REPLAY_KEY_BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The writer of replay keys into the state database, in batches.
-pub fn replay_key_writes(
-    db: crate::store::Db,
-    background: Arc<crate::background::BackgroundWrites>,
-) -> Arc<crate::background::Batched<(String, i64)>> {
-    crate::background::Batched::new(
-        background,
-        REPLAY_KEY_BATCH_DELAY,
-        move |batch: Arc<Vec<(String, i64)>>| {
-            let db = db.clone();
-            async move {
-                let keys = batch.len();
-                match db.run(move |c| state::insert_replay_keys(c, &batch)).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, keys, "replay keys not persisted");
-                        false
-                    }
-                }
-            }
-        },
-    )
 }

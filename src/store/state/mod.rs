@@ -4,6 +4,7 @@
 //! schema and the constants the tables share; the queries live one file per table, and are
 //! re-exported here so callers keep writing `store::state::X`.
 
+mod access;
 mod audit;
 mod compiled;
 mod console;
@@ -16,6 +17,7 @@ mod services;
 mod shared_keys;
 mod tokens;
 
+pub use access::*;
 pub use audit::*;
 pub use compiled::*;
 pub use console::*;
@@ -115,6 +117,20 @@ pub mod schema {
             bytes_in -> BigInt,
             bytes_out -> BigInt,
             verified -> Bool,
+        }
+    }
+    diesel::table! {
+        audit_refused (minute, remote_addr, channel, reason) {
+            minute -> BigInt,
+            remote_addr -> Text,
+            channel -> Text,
+            reason -> Text,
+            calls -> BigInt,
+            bytes_in -> BigInt,
+            first_time -> BigInt,
+            last_time -> BigInt,
+            samples -> Text,
+            sampled -> BigInt,
         }
     }
     diesel::table! {

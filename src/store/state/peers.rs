@@ -291,7 +291,8 @@ pub fn touch_peer(conn: &mut DbConnection, peer_id: i64, now: i64) -> Result<(),
 /// Contact times gathered in memory, in one transaction. A time never moves backwards: an
 /// outgoing call may have recorded a later one meanwhile.
 pub fn touch_peers(conn: &mut DbConnection, contacts: &[(i64, i64)]) -> Result<(), StoreError> {
-    crate::store::write_transaction(conn, |conn| {
+    // Each update reads nothing it decides on but its own row: no lock between instances.
+    crate::store::append_transaction(conn, |conn| {
         for &(peer_id, now) in contacts {
             diesel::update(
                 peers::table
