@@ -35,6 +35,7 @@ pub(super) async fn run(path: &Path, listen: Option<String>) -> CmdResult {
     };
     let status = &app.crypto;
     tracing::info!(
+        version = crate::VERSION,
         wwwroot = %app.wwwroot(),
         listen = %address,
         openssl = %status.openssl_version,
