@@ -25,7 +25,11 @@ COPY . .
 ARG USESTATS_GIT_COMMIT=unknown
 ENV USESTATS_GIT_COMMIT=${USESTATS_GIT_COMMIT} \
     CARGO_PROFILE_RELEASE_STRIP=true
-RUN cargo build --release --locked --bin usestats \
+# Cache mounts (BuildKit, buildah): a rebuild fetches and compiles only what changed, and the
+# stage's layers hold no build output.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin usestats \
     && install -D -m 0755 target/release/usestats /out/usestats
 
 FROM ${RUNTIME_IMAGE} AS prebuilt
