@@ -72,17 +72,79 @@ pub struct Config {
     pub from_env: Vec<&'static str>,
 }
 
+/// An environment variable that replaces one setting of the file.
+pub struct EnvOverride {
+    pub var: &'static str,
+    /// The setting, as configuration errors name it.
+    pub key: &'static str,
+    /// Sets the value, or says why it cannot be one.
+    set: fn(&mut Config, String) -> Result<(), &'static str>,
+}
+
 /// Environment variables that replace the file's most common settings, for a container
 /// configured by its environment (README "Install"). A variable that is set wins over the
 /// file, even when empty; `serve --listen` wins over both.
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("USESTATS_WWWROOT", "site.wwwroot"),
-    ("USESTATS_SITE_NAME", "site.name"),
-    ("USESTATS_LISTEN", "server.listen"),
-    ("USESTATS_STATE_URL", "state.url"),
-    ("USESTATS_SOURCE_URL", "source.url"),
-    ("USESTATS_SOURCE_PREFIX", "source.prefix"),
-    ("USESTATS_LOG_FORMAT", "log.format"),
+pub const ENV_OVERRIDES: &[EnvOverride] = &[
+    EnvOverride {
+        var: "USESTATS_WWWROOT",
+        key: "site.wwwroot",
+        set: |c, v| {
+            c.site.wwwroot = v.trim_end_matches('/').to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SITE_NAME",
+        key: "site.name",
+        set: |c, v| {
+            c.site.name = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_LISTEN",
+        key: "server.listen",
+        set: |c, v| {
+            c.server.listen = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_STATE_URL",
+        key: "state.url",
+        set: |c, v| {
+            c.state.url = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SOURCE_URL",
+        key: "source.url",
+        set: |c, v| {
+            c.source.url = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SOURCE_PREFIX",
+        key: "source.prefix",
+        set: |c, v| {
+            c.source.prefix = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_LOG_FORMAT",
+        key: "log.format",
+        set: |c, v| {
+            c.log.format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err("must be `text` or `json`"),
+            };
+            Ok(())
+        },
+    },
 ];
 
 impl Config {
@@ -153,27 +215,12 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        for &(name, key) in ENV_OVERRIDES {
-            let Some(value) = env(name) else {
+        for item in ENV_OVERRIDES {
+            let Some(value) = env(item.var) else {
                 continue;
             };
-            self.from_env.push(name);
-            match key {
-                "site.wwwroot" => self.site.wwwroot = value.trim_end_matches('/').to_string(),
-                "site.name" => self.site.name = value,
-                "server.listen" => self.server.listen = value,
-                "state.url" => self.state.url = value,
-                "source.url" => self.source.url = value,
-                "source.prefix" => self.source.prefix = value,
-                "log.format" => {
-                    self.log.format = match value.as_str() {
-                        "text" => LogFormat::Text,
-                        "json" => LogFormat::Json,
-                        _ => return Err(self.invalid(key, "must be `text` or `json`")),
-                    }
-                }
-                _ => {}
-            }
+            self.from_env.push(item.var);
+            (item.set)(self, value).map_err(|problem| self.invalid(item.key, problem))?;
         }
         Ok(())
     }
@@ -182,8 +229,8 @@ impl Config {
         // A value from the environment is not in the file the message names: say where it is.
         let from = ENV_OVERRIDES
             .iter()
-            .find(|(name, k)| *k == key && self.from_env.contains(name))
-            .map(|(name, _)| format!(" (set by the environment variable {name})"))
+            .find(|item| item.key == key && self.from_env.contains(&item.var))
+            .map(|item| format!(" (set by the environment variable {})", item.var))
             .unwrap_or_default();
         ConfigError::Invalid {
             path: self.path.clone(),
