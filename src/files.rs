@@ -97,6 +97,18 @@ pub fn free_space(path: &Path) -> Option<u64> {
     None
 }
 
+/// Like [`loose_mode`], but group bits do not count when the file's group is this process's
+/// own: the packaged config is root:usestats 0640, which lets the daemon read it and nobody
+/// else, and keeps it out of the daemon's reach for writing.
+pub fn loose_mode_beyond_own_group(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    let mode = meta.permissions().mode() & 0o777;
+    let own_group = meta.gid() == nix::unistd::getegid().as_raw();
+    let loose = if own_group { 0o007 } else { 0o077 };
+    (mode & loose != 0).then_some(mode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +142,28 @@ mod tests {
         fs::set_permissions(&keys, fs::Permissions::from_mode(0o755)).unwrap();
         private_dir(&keys).unwrap();
         assert_eq!(mode(&keys), 0o700);
+    }
+
+    #[test]
+    fn group_bits_count_only_for_a_group_not_our_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("usestats.toml");
+        fs::write(&config, "x").unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(loose_mode_beyond_own_group(&config), None);
+        assert_eq!(loose_mode(&config), Some(0o640));
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(loose_mode_beyond_own_group(&config), Some(0o644));
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
+        // Another group (nogroup) needs root to set: CI runs as root.
+        let other = if nix::unistd::getegid().as_raw() == 65534 {
+            65533
+        } else {
+            65534
+        };
+        match std::os::unix::fs::chown(&config, None, Some(other)) {
+            Ok(()) => assert_eq!(loose_mode_beyond_own_group(&config), Some(0o640)),
+            Err(e) => eprintln!("not checked for another group (not root): {e}"),
+        }
     }
 }

@@ -139,15 +139,18 @@ fn certificate_check(app: &App) -> Check {
 /// Files holding secrets readable by others (made by an older version, or copied): named
 /// so the operator can close them.
 fn file_modes_check(app: &App) -> Check {
-    let mut files = vec![app.config.path.clone()];
+    let config = &app.config.path;
+    let mut loose: Vec<String> = crate::files::loose_mode_beyond_own_group(config)
+        .map(|m| format!("{} ({m:o})", config.display()))
+        .into_iter()
+        .collect();
     let state = app.config.state_url();
     if app.state.kind() == crate::store::DbKind::Sqlite && !state.starts_with("file:") {
-        files.push(state.into());
+        let state = std::path::Path::new(&state);
+        loose.extend(
+            crate::files::loose_mode(state).map(|m| format!("{} ({m:o})", state.display())),
+        );
     }
-    let loose: Vec<String> = files
-        .iter()
-        .filter_map(|f| crate::files::loose_mode(f).map(|m| format!("{} ({m:o})", f.display())))
-        .collect();
     if loose.is_empty() {
         check(
             "file modes",

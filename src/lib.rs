@@ -5,6 +5,15 @@
 //! XML-RPC → envelope → HTTP.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+/// `usestats --version`: the release and the commit it was built from (`build.rs`), so a
+/// report from an installed package or a container names the exact source.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("USESTATS_GIT_COMMIT"),
+    ")"
+);
+
 pub mod app;
 pub mod audit;
 pub mod background;

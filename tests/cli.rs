@@ -685,3 +685,77 @@ async fn course_report_equals_stats_for_each_learner() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn healthcheck_answers_for_a_running_server_and_fails_otherwise() {
+    let app = spawn_app(AppOptions::default()).await;
+    let healthz = app.url("/healthz");
+    let missing = app.url("/no-such-page");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    // Found from the config: its listen address, written as the server's.
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nwwwroot = \"https://stats.example.org\"\n[server]\nlisten = \"{}\"\n",
+            app.addr
+        ),
+    )
+    .unwrap();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/healthz", listener.local_addr().unwrap())
+    };
+    blocking(move || {
+        let out = usestats_cli(&config, &["healthcheck"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+        let out = usestats_cli(&config, &["healthcheck", "--url", &healthz]);
+        assert!(out.status.success(), "{out:?}");
+
+        let out = usestats_cli(&config, &["healthcheck", "--url", &missing]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("answered 404"), "{err}");
+
+        let out = usestats_cli(&config, &["healthcheck", "--url", &closed]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("asking {closed}")), "{err}");
+
+        // The environment's listen address wins over the file's, as for `serve`.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
+            .args(["--config", config.to_str().unwrap(), "healthcheck"])
+            .env(
+                "USESTATS_LISTEN",
+                closed
+                    .trim_start_matches("http://")
+                    .trim_end_matches("/healthz"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+    })
+    .await;
+}
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usestats"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let expected = format!("usestats {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&expected), "{line}");
+    let commit = line
+        .trim_end()
+        .trim_start_matches(&expected)
+        .trim_end_matches(')');
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{line}"
+    );
+}

@@ -288,3 +288,31 @@ fn concurrent_read_then_write_transactions_all_succeed() {
         );
     }
 }
+
+#[test]
+fn a_state_migrated_by_a_newer_version_is_refused_naming_both_schema_versions() {
+    use diesel::connection::SimpleConnection;
+    with_each_backend(|conn| {
+        let newest_known = store::state_schema_version(conn).unwrap().unwrap();
+        // What a later release's first start leaves behind: a migration this one never had.
+        conn.batch_execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')",
+        )
+        .unwrap();
+        let err = store::migrate_state(conn).unwrap_err();
+        assert!(
+            matches!(&err, store::StoreError::SchemaTooNew { found, newest_known: known, .. }
+                if found == "29991231000000" && *known == newest_known),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("schema version 29991231000000"), "{text}");
+        assert!(
+            text.contains(&format!("its newest is {newest_known}")),
+            "{text}"
+        );
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+        // Refused every time, not only once.
+        assert!(store::migrate_state(conn).is_err());
+    });
+}

@@ -140,3 +140,32 @@ async fn a_bad_tls_configuration_is_refused_at_start() {
     let missing = usestats::http::tls_acceptor(&dir.path().join("nope.crt"), &other_key);
     assert!(missing.err().unwrap().to_string().contains("nope.crt"));
 }
+
+#[tokio::test]
+async fn healthcheck_probes_an_https_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = server_cert(dir.path(), true, "127.0.0.1");
+    let b = spawn_app(AppOptions {
+        tls: Some((cert.clone(), key.clone())),
+        ..Default::default()
+    })
+    .await;
+    // As `serve` is configured: https found from tls_cert, the certificate not checked
+    // (it names the wwwroot, not necessarily the address probed).
+    let config = dir.path().join("usestats.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nwwwroot = \"https://stats.example.org\"\n[server]\nlisten = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            b.addr,
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || usestats_cli(&config, &["healthcheck"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -16,7 +16,7 @@ pub const MAX_TIMEOUT_MS: i64 = 600_000;
 #[derive(Parser, Debug)]
 #[command(
     name = "usestats",
-    version,
+    version = crate::VERSION,
     about = "A Moodle MNET peer that serves use_stats: time spent per learner, course and activity"
 )]
 pub struct Cli {
@@ -110,6 +110,16 @@ pub enum Command {
     },
     /// Load test: concurrent signed+encrypted get_stats calls against a running server.
     Bench(BenchArgs),
+    /// Ask the running server for /healthz (on the configured listen address); exit 0 when it
+    /// answers 200. For container and load-balancer health checks.
+    Healthcheck {
+        /// The URL to ask instead, e.g. http://127.0.0.1:8080/healthz.
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this many seconds, 1 to 300.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout_secs: u64,
+    },
 }
 
 impl Command {
@@ -132,6 +142,7 @@ impl Command {
             Command::Report(_) => "report",
             Command::Console { .. } => "console",
             Command::Bench(_) => "bench",
+            Command::Healthcheck { .. } => "healthcheck",
         }
     }
 }

@@ -67,7 +67,85 @@ pub struct Config {
     pub base_dir: PathBuf,
     #[serde(skip)]
     pub path: PathBuf,
+    /// The environment variables of [`ENV_OVERRIDES`] that replaced a value of the file.
+    #[serde(skip)]
+    pub from_env: Vec<&'static str>,
 }
+
+/// An environment variable that replaces one setting of the file.
+pub struct EnvOverride {
+    pub var: &'static str,
+    /// The setting, as configuration errors name it.
+    pub key: &'static str,
+    /// Sets the value, or says why it cannot be one.
+    set: fn(&mut Config, String) -> Result<(), &'static str>,
+}
+
+/// Environment variables that replace the file's most common settings, for a container
+/// configured by its environment (README "Install"). A variable that is set wins over the
+/// file, even when empty; `serve --listen` wins over both.
+pub const ENV_OVERRIDES: &[EnvOverride] = &[
+    EnvOverride {
+        var: "USESTATS_WWWROOT",
+        key: "site.wwwroot",
+        set: |c, v| {
+            c.site.wwwroot = v.trim_end_matches('/').to_string();
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SITE_NAME",
+        key: "site.name",
+        set: |c, v| {
+            c.site.name = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_LISTEN",
+        key: "server.listen",
+        set: |c, v| {
+            c.server.listen = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_STATE_URL",
+        key: "state.url",
+        set: |c, v| {
+            c.state.url = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SOURCE_URL",
+        key: "source.url",
+        set: |c, v| {
+            c.source.url = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_SOURCE_PREFIX",
+        key: "source.prefix",
+        set: |c, v| {
+            c.source.prefix = v;
+            Ok(())
+        },
+    },
+    EnvOverride {
+        var: "USESTATS_LOG_FORMAT",
+        key: "log.format",
+        set: |c, v| {
+            c.log.format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err("must be `text` or `json`"),
+            };
+            Ok(())
+        },
+    },
+];
 
 impl Config {
     pub fn for_wwwroot(wwwroot: &str) -> Config {
@@ -90,6 +168,7 @@ impl Config {
             console: ConsoleConfig::default(),
             base_dir: PathBuf::from("."),
             path: PathBuf::from("usestats.toml"),
+            from_env: Vec::new(),
         }
     }
 
@@ -98,10 +177,19 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text, path)
+        Self::from_toml_and_env(&text, path, |name| std::env::var(name).ok())
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::from_toml_and_env(text, path, |_| None)
+    }
+
+    /// The file's settings, then those of [`ENV_OVERRIDES`] that `env` has a value for.
+    pub fn from_toml_and_env(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -121,19 +209,43 @@ impl Config {
         {
             config.engine.capture_modules = EngineConfig::default().capture_modules;
         }
+        config.apply_env(env)?;
         config.validate()?;
         Ok(config)
     }
 
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for item in ENV_OVERRIDES {
+            let Some(value) = env(item.var) else {
+                continue;
+            };
+            self.from_env.push(item.var);
+            (item.set)(self, value).map_err(|problem| self.invalid(item.key, problem))?;
+        }
+        Ok(())
+    }
+
     fn invalid(&self, key: &'static str, problem: impl fmt::Display) -> ConfigError {
+        // A value from the environment is not in the file the message names: say where it is.
+        let from = ENV_OVERRIDES
+            .iter()
+            .find(|item| item.key == key && self.from_env.contains(&item.var))
+            .map(|item| format!(" (set by the environment variable {})", item.var))
+            .unwrap_or_default();
         ConfigError::Invalid {
             path: self.path.clone(),
             key,
-            problem: problem.to_string(),
+            problem: format!("{problem}{from}"),
         }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.site.wwwroot.trim().is_empty() {
+            return Err(self.invalid(
+                "site.wwwroot",
+                "is not set: set it to the address Moodle hosts will know this peer by, such as https://stats.example.org",
+            ));
+        }
         if let Some(problem) = crate::wwwroot::problem(&self.site.wwwroot) {
             return Err(self.invalid("site.wwwroot", problem));
         }
@@ -474,6 +586,92 @@ mod tests {
             parse("[site]\nwwwroot = \"https://x.org\"\n[engine]\ncapture_modules = [\"scorm\"]\n")
                 .unwrap();
         assert_eq!(c.engine.capture_modules, vec!["scorm"]);
+    }
+
+    fn with_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_toml_and_env(text, Path::new("/etc/usestats/usestats.toml"), |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn environment_variables_replace_the_common_settings() {
+        let file = "[site]\nwwwroot = \"\"\n[server]\nlisten = \"127.0.0.1:8080\"\n[state]\nurl = \"state.sqlite3\"\n";
+        let c = with_env(
+            file,
+            &[
+                ("USESTATS_WWWROOT", "https://stats.example.org/"),
+                ("USESTATS_SITE_NAME", "Stats"),
+                ("USESTATS_LISTEN", "0.0.0.0:8080"),
+                ("USESTATS_STATE_URL", "postgres://u:p@db/usestats"),
+                ("USESTATS_SOURCE_URL", "mysql://ro:p@moodle-db/moodle"),
+                ("USESTATS_SOURCE_PREFIX", "m_"),
+                ("USESTATS_LOG_FORMAT", "json"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.site.wwwroot, "https://stats.example.org");
+        assert_eq!(c.site.name, "Stats");
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.state_url(), "postgres://u:p@db/usestats");
+        assert_eq!(c.source_url(), "mysql://ro:p@moodle-db/moodle");
+        assert_eq!(c.source.prefix, "m_");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.from_env.len(), ENV_OVERRIDES.len());
+        // Unset variables leave the file's values, and a relative path stays relative to it.
+        let c = with_env(file, &[("USESTATS_WWWROOT", "https://x.org")]).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.state_url(), "/etc/usestats/state.sqlite3");
+        assert_eq!(c.from_env, vec!["USESTATS_WWWROOT"]);
+        // Set but empty is set: the state database as the source.
+        let c = with_env(
+            "[site]\nwwwroot = \"https://x.org\"\n[source]\nurl = \"mysql://ro@db/m\"\n",
+            &[("USESTATS_SOURCE_URL", "")],
+        )
+        .unwrap();
+        assert!(!c.source_is_separate());
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        let file = "[site]\nwwwroot = \"https://x.org\"\n";
+        let err = with_env(file, &[("USESTATS_LISTEN", "everywhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `server.listen`"), "{err}");
+        assert!(
+            err.contains("set by the environment variable USESTATS_LISTEN"),
+            "{err}"
+        );
+        let err = with_env(file, &[("USESTATS_LOG_FORMAT", "xml")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be `text` or `json`"), "{err}");
+        assert!(err.contains("USESTATS_LOG_FORMAT"), "{err}");
+        // A bad value in the file says nothing of the environment.
+        let err = parse("[site]\nwwwroot = \"https://x.org\"\n[server]\nlisten = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("environment"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_wwwroot_says_what_to_set() {
+        let err = parse("[site]\nwwwroot = \"\"\n").unwrap_err().to_string();
+        assert!(err.contains("key `site.wwwroot`: is not set"), "{err}");
+        assert!(err.contains("/etc/usestats/usestats.toml"), "{err}");
+        let err = with_env(
+            "[site]\nwwwroot = \"https://x.org\"\n",
+            &[("USESTATS_WWWROOT", "")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is not set"), "{err}");
+        assert!(err.contains("USESTATS_WWWROOT"), "{err}");
     }
 
     #[test]

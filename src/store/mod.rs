@@ -60,6 +60,16 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// The state was migrated by a newer usestats: this one would misread tables it does not
+    /// know, and diesel alone would start without a word (it only looks for pending ones).
+    #[error(
+        "the state database has schema version {found}, newer than this usestats {version} knows (its newest is {newest_known}): a newer usestats migrated it, and going back is not supported; install that newer version again, or restore the state from a backup taken before the upgrade"
+    )]
+    SchemaTooNew {
+        found: String,
+        newest_known: String,
+        version: &'static str,
+    },
     #[error("database busy: {0}")]
     Pool(String),
     #[error("a database task failed: {0}")]
@@ -607,7 +617,10 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
     match conn {
-        DbConnection::Sqlite(c) => names(c.run_pending_migrations(STATE_SQLITE)),
+        DbConnection::Sqlite(c) => {
+            refuse_newer_schema(c, STATE_SQLITE)?;
+            names(c.run_pending_migrations(STATE_SQLITE))
+        }
         DbConnection::Postgres(_) => {
             locks::ensure_lock_rows(&mut *conn)?;
             let DbConnection::Postgres(pg) = conn else {
@@ -620,10 +633,42 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
                     pg,
                     &format!("SET LOCAL lock_timeout = '{}ms'", wait.as_millis().max(1)),
                 )?;
+                refuse_newer_schema(pg, STATE_POSTGRES)?;
                 names(pg.run_pending_migrations(STATE_POSTGRES))
             })
         }
         DbConnection::Mysql(_) => Err(StoreError::Invalid(MYSQL_STATE.into())),
+    }
+}
+
+/// Refuses a state that holds migrations this binary does not embed (a downgrade), naming
+/// the newest version found and the newest one known.
+fn refuse_newer_schema<C, DB>(conn: &mut C, known: EmbeddedMigrations) -> Result<(), StoreError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    let migration =
+        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    let known: Vec<String> = diesel::migration::MigrationSource::<DB>::migrations(&known)
+        .map_err(migration)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied = conn.applied_migrations().map_err(migration)?;
+    let newest_unknown = applied
+        .iter()
+        .map(|v| v.to_string())
+        .filter(|v| !known.contains(v))
+        .max();
+    match newest_unknown {
+        None => Ok(()),
+        Some(found) => Err(StoreError::SchemaTooNew {
+            found,
+            newest_known: known.into_iter().max().unwrap_or_default(),
+            version: crate::VERSION,
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ mod console;
 mod demo;
 mod doctor;
 mod grant;
+mod healthcheck;
 mod init;
 mod keys;
 mod peer;
@@ -109,6 +110,9 @@ async fn dispatch(cli: Cli) -> CmdResult {
         Command::Report(args) => report::run(&open(&cli.config)?, args, json_out).await,
         Command::Console { action } => console::run(&open(&cli.config)?, action, json_out).await,
         Command::Bench(args) => super::bench::run_cli(&open(&cli.config)?, args, json_out).await,
+        Command::Healthcheck { url, timeout_secs } => {
+            healthcheck::run(&cli.config, url, timeout_secs).await
+        }
     }
 }
 

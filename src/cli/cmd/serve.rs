@@ -45,6 +45,7 @@ pub(super) async fn run(
     };
     let status = &app.crypto;
     tracing::info!(
+        version = crate::VERSION,
         wwwroot = %app.wwwroot(),
         listen = %address,
         openssl = %status.openssl_version,
