@@ -145,8 +145,10 @@ curl -s "http://127.0.0.1:$PORT/healthz" | sed 's/^/    healthz: /'
 start=$(date +%s)
 calls=0
 while curl -s "http://127.0.0.1:$PORT/healthz" | grep -q "first compile running"; do
-  for i in 1 2 3 4; do call "during-$i.json" "    during the first compile" "&from=$FROM_S&to=$TO_S" > /dev/null & done
-  wait
+  pids=()
+  for i in 1 2 3 4; do call "during-$i.json" "    during the first compile" "&from=$FROM_S&to=$TO_S" > /dev/null & pids+=($!); done
+  # Only the calls: a bare `wait` would also wait for serve, which runs until told to stop.
+  wait "${pids[@]}"
   calls=$((calls + 4))
   for i in 1 2 3 4; do
     python3 - "during-$i.json" term-full.json <<'PY' || exit 1

@@ -209,6 +209,11 @@ impl Config {
         {
             config.engine.capture_modules = EngineConfig::default().capture_modules;
         }
+        // Configs written before the console had a listener of its own say `listen = ""` (then:
+        // on the main listener). An upgrade must still start: they get the default listener.
+        if config.console.listen.trim().is_empty() {
+            config.console.listen = DEFAULT_CONSOLE_LISTEN.into();
+        }
         config.apply_env(env)?;
         config.validate()?;
         Ok(config)
@@ -557,6 +562,19 @@ mod tests {
         assert_eq!(c.keys_dir(), PathBuf::from("/etc/usestats/keys"));
         assert_eq!(c.state_url(), "/etc/usestats/usestats.sqlite3");
         assert_eq!(c.source_url(), c.state_url());
+    }
+
+    #[test]
+    fn an_older_config_with_an_empty_console_listen_still_loads() {
+        let c =
+            parse("[site]\nwwwroot = \"https://stats.example.org\"\n[console]\nlisten = \"\"\n")
+                .unwrap();
+        assert_eq!(c.console.listen, DEFAULT_CONSOLE_LISTEN);
+        let err = parse(
+            "[site]\nwwwroot = \"https://stats.example.org\"\n[console]\nlisten = \"nope\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("console.listen"), "{err}");
     }
 
     #[test]
