@@ -1,7 +1,11 @@
 //! The dedication rules (docs/engine.md §8), each rule and corner case as a worked example, then
 //! properties that must hold for any log.
 
+mod common;
+
+use diesel::connection::SimpleConnection;
 use proptest::prelude::*;
+use usestats::estimators::{EstimatorName, dedication_settings, dedication_users};
 use usestats::stats::dedication::{
     CourseDedication, DEFAULT_SESSION_LIMIT, DedicationEstimator, DedicationRow,
     DedicationSettings, DedicationWindow, Dropped, Variant, course_sessions, courses_of,
@@ -427,6 +431,138 @@ fn a_course_asked_for_without_rows_is_a_zero_row() {
     );
     assert_eq!(out.courses.len(), 1);
     assert_eq!((out.courses[0].course, out.courses[0].total), (42, 0));
+}
+
+// --- from a Moodle-shaped database ---------------------------------------------------------
+
+/// A course starting at T0, one learner (3) with rows of every kind, another (4) with none.
+fn site(conn: &mut usestats::store::DbConnection) {
+    usestats::store::source::migrate_source(conn, "mdl_").expect("migrate");
+    let sql = r#"
+INSERT INTO mdl_course (id, category, fullname, shortname, startdate) VALUES
+  (1, 0, 'Site', 'site', 0), (7, 1, 'Seven', 'C7', 1772352000), (8, 1, 'Eight', 'C8', 0);
+INSERT INTO mdl_user (id, auth, mnethostid, username) VALUES (3, 'manual', 1, 'ann'), (4, 'manual', 1, 'bob');
+INSERT INTO mdl_logstore_standard_log
+  (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel,
+   contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES
+  (1, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772351999, 'web', NULL),
+  (2, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772352000, 'web', NULL),
+  (3, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772352600, 'web', 2),
+  (4, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772353200, NULL, NULL),
+  (5, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772353300, 'cli', NULL),
+  (6, 'not an event', 'core', 'viewed', 'course', 'r', 2, 2, 50, 7, 3, 7, 1772353400, 'web', NULL),
+  (7, '\core\event\user_loggedin', 'core', 'loggedin', 'user', 'r', 0, 1, 10, 0, 3, 0, 1772353500, 'web', NULL),
+  (8, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 8, 3, 8, 1772353000, 'ws', NULL),
+  (9, '\core\event\course_viewed', 'core', 'viewed', 'course', 'r', 2, 2, 50, 8, 3, 8, 1772353060, 'ws', NULL);
+"#;
+    conn.batch_execute(sql).expect("fixture");
+}
+
+#[test]
+fn settings_and_rows_from_the_database() {
+    for db in common::source_dbs() {
+        let mut conn = db.connect();
+        site(&mut conn);
+        let source = usestats::store::source::Source::new("mdl_").unwrap();
+        let live = Variant::Live;
+        // Never saved: the plugin's defaults.
+        assert_eq!(
+            dedication_settings(&mut conn, &source, live, None).unwrap(),
+            settings(3600, 0)
+        );
+        // The legacy rule's limit comes from its report form, not from config_plugins.
+        assert_eq!(
+            dedication_settings(&mut conn, &source, Variant::Legacy, Some(600)).unwrap(),
+            settings(600, 0)
+        );
+        let now = T0 + 86_400;
+        // from = 0: course 7 from its start date T0 (row 1 one second before is out); course 8
+        // has no start date: now - 90 days. Row 3 ("logged in as") counts; rows 4 (NULL
+        // origin), 5 (cli), 6 (malformed), 7 (course 0) do not.
+        let out = dedication_users(
+            &mut conn,
+            &source,
+            live,
+            settings(3600, 0),
+            &[3, 4],
+            None,
+            0,
+            0,
+            now,
+        )
+        .unwrap();
+        let ann = &out[&3];
+        assert_eq!(
+            ann.courses.iter().map(|c| c.course).collect::<Vec<_>>(),
+            [7, 8]
+        );
+        let seven = ann.course(7).unwrap();
+        assert_eq!((seven.rows, seven.total), (2, 600));
+        assert_eq!(seven.window, DedicationWindow { from: T0, to: now });
+        let eight = ann.course(8).unwrap();
+        assert_eq!((eight.rows, eight.total), (2, 60));
+        assert_eq!(eight.window.from, now - 90 * 86_400);
+        assert_eq!(ann.total(), 660);
+        assert!(
+            out[&4].courses.is_empty(),
+            "a learner without rows has no course"
+        );
+        // Legacy: NULL and cli origins count, the malformed row still does not.
+        let out = dedication_users(
+            &mut conn,
+            &source,
+            Variant::Legacy,
+            settings(3600, 0),
+            &[3],
+            Some(7),
+            0,
+            0,
+            now,
+        )
+        .unwrap();
+        let seven = out[&3].course(7).unwrap();
+        assert_eq!((seven.rows, seven.total), (4, 1300));
+
+        // Saved settings: a 100 s ignore limit drops course 8's 60 s session.
+        conn.batch_execute(
+            "INSERT INTO mdl_config_plugins (plugin, name, value) VALUES \
+             ('block_dedication', 'session_limit', '1800'), \
+             ('block_dedication', 'ignore_sessions_limit', '100'), \
+             ('block_other', 'session_limit', '5')",
+        )
+        .unwrap();
+        let s = dedication_settings(&mut conn, &source, live, None).unwrap();
+        assert_eq!(s, settings(1800, 100));
+        let out =
+            dedication_users(&mut conn, &source, live, s, &[3], None, T0, T0 + 3600, now).unwrap();
+        assert_eq!(out[&3].course(7).unwrap().total, 600);
+        assert_eq!(out[&3].course(8).unwrap().total, 0);
+        assert_eq!(out[&3].course(8).unwrap().dropped, 1);
+        // Saved empty: the session limit falls back to 3600, the ignore limit to 0.
+        conn.batch_execute(
+            "UPDATE mdl_config_plugins SET value = '' WHERE plugin = 'block_dedication'",
+        )
+        .unwrap();
+        assert_eq!(
+            dedication_settings(&mut conn, &source, live, None).unwrap(),
+            settings(3600, 0)
+        );
+    }
+}
+
+#[test]
+fn estimator_names() {
+    assert_eq!(
+        "dedication".parse(),
+        Ok(EstimatorName::Dedication(Variant::Live))
+    );
+    assert_eq!(
+        "dedication.legacy".parse(),
+        Ok(EstimatorName::Dedication(Variant::Legacy))
+    );
+    assert_eq!("use_stats".parse(), Ok(EstimatorName::UseStats));
+    let e = "dedication2".parse::<EstimatorName>().unwrap_err();
+    assert!(e.to_string().contains("dedication2"));
 }
 
 // --- properties -------------------------------------------------------------------------------

@@ -320,6 +320,29 @@ impl Source {
     }
 }
 
+impl Source {
+    /// `course.startdate` of these courses; a course absent from the answer does not exist.
+    pub fn course_start_dates(
+        &self,
+        conn: &mut DbConnection,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, i64>, SourceError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<KeyValue> = query::load(
+            conn,
+            &format!(
+                "SELECT id AS k, startdate AS v FROM {} WHERE {}",
+                self.t("course"),
+                in_list(query::backend(conn), "id", 1)
+            ),
+            vec![Bind::IntList(ids.to_vec())],
+        )?;
+        Ok(rows.into_iter().map(|r| (r.k, r.v)).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
