@@ -117,9 +117,107 @@ pub fn dedication_users(
         .collect())
 }
 
+/// One sentence on why a dedication total differs from use_stats' for one learner (or one
+/// course of theirs): what the rule leaves out, counted from its sessions.
+pub fn why_they_differ(use_stats_total: i64, dedication: &Dedication) -> String {
+    let sessions = || dedication.courses.iter().flat_map(|c| c.sessions.iter());
+    let one_row = sessions()
+        .filter(|s| s.dropped == Some(dedication::Dropped::OneRow))
+        .count();
+    let short = sessions()
+        .filter(|s| s.dropped == Some(dedication::Dropped::NotOverIgnoreLimit))
+        .count();
+    let kept = sessions().filter(|s| s.dropped.is_none()).count();
+    let total = dedication.total();
+    let rule = dedication.estimator.rule;
+    let mut parts = vec![format!(
+        "{rule} gives no credit after the last click of a session ({kept} session{} kept)",
+        if kept == 1 { "" } else { "s" }
+    )];
+    if one_row > 0 {
+        parts.push(format!(
+            "{one_row} session{} of one click dropped",
+            if one_row == 1 { "" } else { "s" }
+        ));
+    }
+    if short > 0 {
+        let limit = dedication.estimator.ignore_sessions_limit_s.unwrap_or(0);
+        parts.push(format!(
+            "{short} session{} of {limit} s or less dropped",
+            if short == 1 { "" } else { "s" }
+        ));
+    }
+    // Time credited in more than one course: the kept sessions added up, less their union.
+    let mut spans: Vec<(i64, i64)> = sessions()
+        .filter(|s| s.dropped.is_none())
+        .map(|s| (s.start, s.end))
+        .collect();
+    spans.sort_unstable();
+    let mut union = 0i64;
+    let mut open: Option<(i64, i64)> = None;
+    for (start, end) in spans {
+        open = match open {
+            Some((a, b)) if start <= b => Some((a, b.max(end))),
+            Some((a, b)) => {
+                union = union.saturating_add(b - a);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((a, b)) = open {
+        union = union.saturating_add(b - a);
+    }
+    if total > union {
+        parts.push(format!(
+            "{} s are credited in more than one course (courses visited in turn)",
+            total - union
+        ));
+    }
+    if total > use_stats_total {
+        parts.push(format!(
+            "it comes out higher: its session limit ({} s) may bridge gaps where use_stats ends a session",
+            dedication.estimator.session_limit_s
+        ));
+    }
+    if dedication.courses.is_empty() {
+        return format!("{rule} counts no row here: it has no site-level time and needs a course");
+    }
+    let mut sentence = parts.join("; ");
+    sentence.push('.');
+    sentence
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::dedication::{DedicationRow, DedicationWindow, learner};
+
+    #[test]
+    fn the_reason_counts_what_was_dropped() {
+        let row = |id: i64, t: i64| {
+            DedicationRow::new(id, t, Some(2), Some("web"), "\\core\\event\\course_viewed")
+        };
+        let rows = vec![row(1, 0), row(2, 10_000), row(3, 10_030), row(4, 20_000)];
+        let settings = DedicationSettings {
+            session_limit: 3600,
+            ignore_sessions_limit: 60,
+        };
+        let d = learner(&rows, None, Variant::Live, settings, |_| DedicationWindow {
+            from: 0,
+            to: 30_000,
+        });
+        assert_eq!(
+            why_they_differ(900, &d),
+            "dedication gives no credit after the last click of a session (0 sessions kept); \
+             2 sessions of one click dropped; 1 session of 60 s or less dropped."
+        );
+        let none = learner(&[], None, Variant::Live, settings, |_| DedicationWindow {
+            from: 0,
+            to: 1,
+        });
+        assert!(why_they_differ(60, &none).contains("no site-level time"));
+    }
 
     #[test]
     fn names_round_trip() {
