@@ -730,3 +730,128 @@ proptest! {
         }
     }
 }
+
+// --- the worked examples of docs/engine.md §8.5 -------------------------------------------------
+
+/// 2026-03-02T09:00:00Z.
+const NINE: i64 = 1_772_442_000;
+
+/// One learner's course-page views at `NINE + minutes`, in `course`, with an origin.
+fn views(list: &[(i64, i64, Option<&str>)]) -> (Vec<DedicationRow>, Vec<usestats::stats::LogRow>) {
+    let mut dedication = Vec::new();
+    let mut use_stats = Vec::new();
+    for (i, &(minutes, course, origin)) in list.iter().enumerate() {
+        let (id, time) = (i as i64 + 1, NINE + minutes * 60);
+        dedication.push(DedicationRow::new(id, time, Some(course), origin, VIEWED));
+        use_stats.push(usestats::stats::LogRow {
+            id,
+            userid: 3,
+            time,
+            course: Some(course),
+            context_level: 50,
+            action: "viewed".into(),
+            target: "course".into(),
+            origin: origin.map(Into::into),
+            realuserid: None,
+            module: usestats::stats::ModuleInfo::NotModule,
+        });
+    }
+    (dedication, use_stats)
+}
+
+/// use_stats' total per course (default settings, "now" a day later).
+fn use_stats_totals(rows: Vec<usestats::stats::LogRow>) -> Vec<(i64, i64)> {
+    let window = usestats::stats::Window {
+        from: 0,
+        to: NINE + 86_400,
+        now: NINE + 86_400,
+    };
+    let report = usestats::stats::compute(
+        &usestats::stats::Settings::default(),
+        window,
+        Default::default(),
+        rows,
+    );
+    report
+        .courses
+        .iter()
+        .map(|c| (c.course, c.coursetotal))
+        .collect()
+}
+
+fn totals(rows: &[DedicationRow], variant: Variant, s: DedicationSettings) -> Vec<(i64, i64)> {
+    learner(rows, None, variant, s, |_| all_time())
+        .courses
+        .iter()
+        .map(|c| (c.course, c.total))
+        .collect()
+}
+
+#[test]
+fn worked_example_1_one_morning() {
+    let web = Some("web");
+    let (d, u) = views(&[
+        (0, 2, web),
+        (10, 2, web),
+        (40, 2, web),
+        (120, 2, web),
+        (125, 2, web),
+        (300, 2, web),
+    ]);
+    assert_eq!(use_stats_totals(u), [(2, 5400)]);
+    let never_saved = DedicationSettings::default();
+    let out = course_sessions(&d, 2, all_time(), Variant::Live, never_saved);
+    assert_eq!(
+        durations(&out),
+        [(2400, None), (300, None), (0, Some(Dropped::OneRow))]
+    );
+    assert_eq!(out.total, 2700);
+    assert_eq!(totals(&d, Variant::Live, settings(3600, 120)), [(2, 2700)]);
+    // The 300 s session is not strictly over an ignore limit of 300 s.
+    assert_eq!(totals(&d, Variant::Live, settings(3600, 300)), [(2, 2400)]);
+    assert_eq!(
+        totals(&d, Variant::Legacy, DedicationSettings::legacy(None)),
+        [(2, 2700)]
+    );
+}
+
+#[test]
+fn worked_example_2_a_gap_equal_to_the_limit() {
+    let web = Some("web");
+    let (d, u) = views(&[(0, 2, web), (60, 2, web)]);
+    assert_eq!(use_stats_totals(u), [(2, 4500)]);
+    assert_eq!(
+        totals(&d, Variant::Live, DedicationSettings::default()),
+        [(2, 3600)]
+    );
+    let (d, _) = views(&[(0, 2, web), (61, 2, web)]);
+    assert_eq!(
+        totals(&d, Variant::Live, DedicationSettings::default()),
+        [(2, 0)]
+    );
+}
+
+#[test]
+fn worked_example_3_two_courses_in_turn() {
+    let web = Some("web");
+    let (d, u) = views(&[(0, 2, web), (20, 3, web), (40, 2, web), (60, 3, web)]);
+    assert_eq!(use_stats_totals(u), [(2, 2400), (3, 2100)]);
+    assert_eq!(
+        totals(&d, Variant::Live, DedicationSettings::default()),
+        [(2, 2400), (3, 2400)]
+    );
+}
+
+#[test]
+fn worked_example_4_a_row_without_origin() {
+    let (d, u) = views(&[(0, 2, Some("web")), (30, 2, None), (75, 2, Some("web"))]);
+    assert_eq!(use_stats_totals(u), [(2, 5400)]);
+    assert_eq!(
+        totals(&d, Variant::Live, DedicationSettings::default()),
+        [(2, 0)]
+    );
+    assert_eq!(
+        totals(&d, Variant::Legacy, DedicationSettings::legacy(None)),
+        [(2, 4500)]
+    );
+}
