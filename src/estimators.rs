@@ -117,75 +117,123 @@ pub fn dedication_users(
         .collect())
 }
 
+/// What a dedication answer left out, counted from its sessions: the facts behind
+/// [`why_they_differ`]. Adds up over learners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Differences {
+    pub kept: u64,
+    /// Sessions of one row, dropped.
+    pub one_row: u64,
+    /// Sessions of several rows not over the ignore limit, dropped.
+    pub short: u64,
+    /// Seconds credited in more than one course (courses visited in turn).
+    pub overlap_s: i64,
+    pub total: i64,
+    /// Learners with no counted row at all.
+    pub without_rows: u64,
+}
+
+impl Differences {
+    pub fn of(dedication: &Dedication) -> Differences {
+        let sessions = || dedication.courses.iter().flat_map(|c| c.sessions.iter());
+        let count =
+            |d: Option<dedication::Dropped>| sessions().filter(|s| s.dropped == d).count() as u64;
+        // The kept sessions added up, less their union.
+        let mut spans: Vec<(i64, i64)> = sessions()
+            .filter(|s| s.dropped.is_none())
+            .map(|s| (s.start, s.end))
+            .collect();
+        spans.sort_unstable();
+        let mut union = 0i64;
+        let mut open: Option<(i64, i64)> = None;
+        for (start, end) in spans {
+            open = match open {
+                Some((a, b)) if start <= b => Some((a, b.max(end))),
+                Some((a, b)) => {
+                    union = union.saturating_add(b - a);
+                    Some((start, end))
+                }
+                None => Some((start, end)),
+            };
+        }
+        if let Some((a, b)) = open {
+            union = union.saturating_add(b - a);
+        }
+        let total = dedication.total();
+        Differences {
+            kept: count(None),
+            one_row: count(Some(dedication::Dropped::OneRow)),
+            short: count(Some(dedication::Dropped::NotOverIgnoreLimit)),
+            overlap_s: total.saturating_sub(union).max(0),
+            total,
+            without_rows: u64::from(dedication.courses.iter().all(|c| c.rows == 0)),
+        }
+    }
+
+    pub fn add(&mut self, other: Differences) {
+        self.kept += other.kept;
+        self.one_row += other.one_row;
+        self.short += other.short;
+        self.overlap_s = self.overlap_s.saturating_add(other.overlap_s);
+        self.total = self.total.saturating_add(other.total);
+        self.without_rows += other.without_rows;
+    }
+
+    /// The sentence: what `estimator` leaves out or adds, compared with use_stats' total.
+    pub fn sentence(
+        &self,
+        estimator: &dedication::DedicationEstimator,
+        use_stats_total: i64,
+    ) -> String {
+        let rule = estimator.rule;
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        if self.kept + self.one_row + self.short == 0 {
+            return format!(
+                "{rule} counts no row here: it has no site-level time and needs a course"
+            );
+        }
+        let mut parts = vec![format!(
+            "{rule} gives no credit after the last click of a session ({} session{} kept)",
+            self.kept,
+            plural(self.kept)
+        )];
+        if self.one_row > 0 {
+            parts.push(format!(
+                "{} session{} of one click dropped",
+                self.one_row,
+                plural(self.one_row)
+            ));
+        }
+        if self.short > 0 {
+            let limit = estimator.ignore_sessions_limit_s.unwrap_or(0);
+            parts.push(format!(
+                "{} session{} of {limit} s or less dropped",
+                self.short,
+                plural(self.short)
+            ));
+        }
+        if self.overlap_s > 0 {
+            parts.push(format!(
+                "{} s are credited in more than one course (courses visited in turn)",
+                self.overlap_s
+            ));
+        }
+        if self.total > use_stats_total {
+            parts.push(format!(
+                "it comes out higher: its session limit ({} s) may bridge gaps where use_stats ends a session",
+                estimator.session_limit_s
+            ));
+        }
+        let mut sentence = parts.join("; ");
+        sentence.push('.');
+        sentence
+    }
+}
+
 /// One sentence on why a dedication total differs from use_stats' for one learner (or one
 /// course of theirs): what the rule leaves out, counted from its sessions.
 pub fn why_they_differ(use_stats_total: i64, dedication: &Dedication) -> String {
-    let sessions = || dedication.courses.iter().flat_map(|c| c.sessions.iter());
-    let one_row = sessions()
-        .filter(|s| s.dropped == Some(dedication::Dropped::OneRow))
-        .count();
-    let short = sessions()
-        .filter(|s| s.dropped == Some(dedication::Dropped::NotOverIgnoreLimit))
-        .count();
-    let kept = sessions().filter(|s| s.dropped.is_none()).count();
-    let total = dedication.total();
-    let rule = dedication.estimator.rule;
-    let mut parts = vec![format!(
-        "{rule} gives no credit after the last click of a session ({kept} session{} kept)",
-        if kept == 1 { "" } else { "s" }
-    )];
-    if one_row > 0 {
-        parts.push(format!(
-            "{one_row} session{} of one click dropped",
-            if one_row == 1 { "" } else { "s" }
-        ));
-    }
-    if short > 0 {
-        let limit = dedication.estimator.ignore_sessions_limit_s.unwrap_or(0);
-        parts.push(format!(
-            "{short} session{} of {limit} s or less dropped",
-            if short == 1 { "" } else { "s" }
-        ));
-    }
-    // Time credited in more than one course: the kept sessions added up, less their union.
-    let mut spans: Vec<(i64, i64)> = sessions()
-        .filter(|s| s.dropped.is_none())
-        .map(|s| (s.start, s.end))
-        .collect();
-    spans.sort_unstable();
-    let mut union = 0i64;
-    let mut open: Option<(i64, i64)> = None;
-    for (start, end) in spans {
-        open = match open {
-            Some((a, b)) if start <= b => Some((a, b.max(end))),
-            Some((a, b)) => {
-                union = union.saturating_add(b - a);
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
-    }
-    if let Some((a, b)) = open {
-        union = union.saturating_add(b - a);
-    }
-    if total > union {
-        parts.push(format!(
-            "{} s are credited in more than one course (courses visited in turn)",
-            total - union
-        ));
-    }
-    if total > use_stats_total {
-        parts.push(format!(
-            "it comes out higher: its session limit ({} s) may bridge gaps where use_stats ends a session",
-            dedication.estimator.session_limit_s
-        ));
-    }
-    if dedication.courses.is_empty() {
-        return format!("{rule} counts no row here: it has no site-level time and needs a course");
-    }
-    let mut sentence = parts.join("; ");
-    sentence.push('.');
-    sentence
+    Differences::of(dedication).sentence(&dedication.estimator, use_stats_total)
 }
 
 #[cfg(test)]
