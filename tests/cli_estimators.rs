@@ -76,20 +76,33 @@ fn stats_with_each_estimator() {
     let demo = json(config, &["demo", "--log-rows", "5000", "--seed", "3"]);
     let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
 
-    // The default is use_stats, output unchanged, and naming it changes nothing.
-    let plain = ok(config, &["--json", "stats", &user]);
+    // The default is use_stats, output unchanged, and naming it changes nothing (an explicit
+    // end, so that the clock does not tick between two runs).
+    let to = ["--to", "2026-11-02"];
+    let plain = ok(config, &["--json", "stats", &user, to[0], to[1]]);
     assert_eq!(
         ok(
             config,
-            &["--json", "stats", &user, "--estimator", "use_stats"]
+            &[
+                "--json",
+                "stats",
+                &user,
+                to[0],
+                to[1],
+                "--estimator",
+                "use_stats"
+            ]
         ),
         plain
     );
     assert_eq!(
-        ok(config, &["stats", &user, "--estimator", "use_stats"]),
-        ok(config, &["stats", &user])
+        ok(
+            config,
+            &["stats", &user, to[0], to[1], "--estimator", "use_stats"]
+        ),
+        ok(config, &["stats", &user, to[0], to[1]])
     );
-    let use_stats: Json = serde_json::from_str(&plain).unwrap();
+    let use_stats = json(config, &["stats", &user]);
     let userid = use_stats["user"]["id"].as_i64().unwrap();
 
     // dedication: the library's numbers, course by course, every session listed.
@@ -323,7 +336,10 @@ fn course_report_with_every_estimator() {
         .as_i64()
         .unwrap();
     let id = format!("id:{course}");
-    let plain = ok(config, &["--json", "report", "--course", &id]);
+    let plain = ok(
+        config,
+        &["--json", "report", "--course", &id, "--to", "2026-11-02"],
+    );
     assert_eq!(
         ok(
             config,
@@ -332,6 +348,8 @@ fn course_report_with_every_estimator() {
                 "report",
                 "--course",
                 &id,
+                "--to",
+                "2026-11-02",
                 "--estimator",
                 "use_stats"
             ]

@@ -855,3 +855,76 @@ fn worked_example_4_a_row_without_origin() {
         [(2, 4500)]
     );
 }
+
+// --- the database read equals the rule on the same rows ---------------------------------------
+
+fn db_row() -> impl Strategy<Value = (i64, Option<i64>, Option<&'static str>, &'static str, bool)> {
+    (
+        0i64..30_000,
+        prop_oneof![1 => Just(None), 1 => Just(Some(0i64)), 8 => (1i64..5).prop_map(Some)],
+        prop::sample::select(vec![None, Some("web"), Some("web"), Some("cli")]),
+        prop::sample::select(vec![
+            VIEWED,
+            VIEWED,
+            "\\mod_quiz\\event\\attempt_started",
+            "bad name",
+        ]),
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// `dedication_users` (SQL read, course start dates, per-course window defaults) gives
+    /// what the pure rule gives on the same rows, for random logs, windows and settings.
+    #[test]
+    fn the_database_read_equals_the_rule(
+        rows in prop::collection::vec(db_row(), 0..40),
+        from in prop_oneof![Just(0i64), 0i64..30_000],
+        to in prop_oneof![Just(0i64), 0i64..40_000],
+        s in any_settings(),
+        legacy in any::<bool>(),
+        course in prop::option::of(1i64..5),
+    ) {
+        let variant = if legacy { Variant::Legacy } else { Variant::Live };
+        let (from, to) = (if from == 0 { 0 } else { T0 + from }, if to == 0 { 0 } else { T0 + to });
+        let now = T0 + 35_000;
+        let db = common::TestDb::sqlite();
+        let mut conn = db.connect();
+        usestats::store::source::migrate_source(&mut conn, "mdl_").unwrap();
+        // Course 2 starts at T0 + 5000, 1 and 3 have no start date, 4 does not exist.
+        let mut sql = format!(
+            "INSERT INTO mdl_course (id, category, fullname, shortname, startdate) VALUES \
+             (1, 0, 'Site', 's', 0), (2, 1, 'Two', 'c2', {}), (3, 1, 'Three', 'c3', 0);",
+            T0 + 5000
+        );
+        let mut memory = Vec::new();
+        for (i, (t, c, origin, name, other_user)) in rows.iter().enumerate() {
+            let id = i as i64 + 1;
+            let user = if *other_user { 4 } else { 3 };
+            let quote = |v: Option<&str>| v.map_or("NULL".to_string(), |v| format!("'{v}'"));
+            sql.push_str(&format!(
+                "INSERT INTO mdl_logstore_standard_log (id, eventname, edulevel, contextid, contextlevel, \
+                 contextinstanceid, userid, courseid, timecreated, origin) VALUES \
+                 ({id}, '{name}', 0, 1, 50, 1, {user}, {}, {}, {});",
+                c.map_or("NULL".to_string(), |c| c.to_string()),
+                T0 + t,
+                quote(*origin),
+            ));
+            if user == 3 {
+                memory.push(DedicationRow::new(id, T0 + t, *c, *origin, name));
+            }
+        }
+        conn.batch_execute(&sql).unwrap();
+        let source = usestats::store::source::Source::new("mdl_").unwrap();
+        let read = dedication_users(&mut conn, &source, variant, s, &[3], course, from, to, now).unwrap();
+        let starts = |c: i64| match c {
+            2 => Some(T0 + 5000),
+            1 | 3 => Some(0),
+            _ => None,
+        };
+        let expected = learner(&memory, course, variant, s, |c| resolve_window(from, to, now, starts(c)));
+        prop_assert_eq!(&read[&3], &expected);
+    }
+}

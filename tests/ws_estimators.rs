@@ -150,6 +150,14 @@ fn check_user(answer: &Json, expected: &Dedication, site_course: i64, estimator:
             row["sitecoursetime"],
             expected.course(site_course).map(|c| c.total).unwrap_or(0)
         );
+        match c.legacy {
+            Some(legacy) => {
+                assert_eq!(row["userreporttotal"], legacy.user_report_total);
+                assert_eq!(row["dayswithrows"], legacy.days_with_rows);
+                assert_eq!(row["daysinperiod"], legacy.days_in_period);
+            }
+            None => assert!(row.get("userreporttotal").is_none()),
+        }
     }
     let kept: u64 = expected.courses.iter().map(|c| c.kept).sum();
     let dropped: u64 = expected.courses.iter().map(|c| c.dropped).sum();

@@ -302,6 +302,8 @@ pub struct CourseDedication {
     pub dropped: u64,
     /// Counted rows.
     pub rows: u64,
+    /// `(time, id)` of the first counted row.
+    pub first_row: Option<(i64, i64)>,
     /// In time order, kept and dropped.
     pub sessions: Vec<DedicationSession>,
     /// `Some` for the legacy rule only.
@@ -335,6 +337,7 @@ pub fn course_sessions(
         kept: 0,
         dropped: 0,
         rows: counted.len() as u64,
+        first_row: counted.first().copied(),
         sessions: Vec::new(),
         legacy: None,
     };
@@ -433,7 +436,7 @@ pub fn courses_of(rows: &[DedicationRow], variant: Variant) -> Vec<i64> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dedication {
     pub estimator: DedicationEstimator,
-    /// In order of each course's first counted row (over all rows given); a course asked for
+    /// In order of each course's first counted row in its own window; a course asked for
     /// with no row is there with 0.
     pub courses: Vec<CourseDedication>,
 }
@@ -465,13 +468,17 @@ pub fn learner(
         Some(c) => vec![c],
         None => courses_of(rows, variant),
     };
+    let mut courses: Vec<CourseDedication> = courses
+        .into_iter()
+        .map(|c| course_sessions(rows, c, window_of(c), variant, settings))
+        // A course not asked for shows only when it has rows in its own window.
+        .filter(|c| course.is_some() || c.rows > 0)
+        .collect();
+    // Windows differ per course: the order is that of the rows inside them, whatever rows
+    // outside them were given (a read of the window alone gives the same answer).
+    courses.sort_by_key(|c| c.first_row);
     Dedication {
         estimator: DedicationEstimator::new(variant, settings),
-        courses: courses
-            .into_iter()
-            .map(|c| course_sessions(rows, c, window_of(c), variant, settings))
-            // A course not asked for shows only when it has rows in its own window.
-            .filter(|c| course.is_some() || c.rows > 0)
-            .collect(),
+        courses,
     }
 }

@@ -636,6 +636,13 @@ fn dedication_course_json(
         "droppedsessions".into(),
         json!(found.map(|c| c.dropped).unwrap_or(0)),
     );
+    // dedication.legacy: what its per-user report shows (sessions over 59 s) and its
+    // connection ratio (docs/engine.md §8.3).
+    if let Some(legacy) = found.and_then(|c| c.legacy) {
+        row.insert("userreporttotal".into(), json!(legacy.user_report_total));
+        row.insert("dayswithrows".into(), json!(legacy.days_with_rows));
+        row.insert("daysinperiod".into(), json!(legacy.days_in_period));
+    }
     if score {
         let grade = computed
             .grades
