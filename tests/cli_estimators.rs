@@ -267,6 +267,71 @@ fn stats_with_each_estimator() {
     );
 }
 
+/// doctor says which settings dedication runs with, and warns when it cannot read them.
+#[test]
+fn doctor_reads_the_dedication_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    let config = config.as_path();
+    let demo = json(config, &["demo", "--log-rows", "2000", "--seed", "3"]);
+    let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
+    let find = |checks: &Json| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "dedication settings")
+            .cloned()
+            .expect("a dedication check")
+    };
+    let check = find(&json(config, &["doctor"]));
+    assert_eq!(check["status"], "OK", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never configured"),
+        "{check}"
+    );
+    let cfg = usestats::config::Config::load(config).unwrap();
+    let mut conn = usestats::store::establish(&cfg.source_url()).unwrap();
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(
+        "INSERT INTO mdl_config_plugins (plugin, name, value) VALUES ('block_dedication', 'session_limit', '900')",
+    )
+    .unwrap();
+    let check = find(&json(config, &["doctor"]));
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("session limit 900 s"),
+        "{check}"
+    );
+    // A database without the table (a demo made before it, a role without SELECT on it).
+    conn.batch_execute("DROP TABLE mdl_config_plugins").unwrap();
+    let out = usestats_cli(config, &["--json", "doctor"]);
+    let check = find(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(check["status"], "WARN", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mdl_config_plugins"),
+        "{check}"
+    );
+    refused(
+        config,
+        &["stats", &user, "--estimator", "dedication"],
+        "config_plugins",
+    );
+    // The legacy rule does not read it.
+    ok(
+        config,
+        &["stats", &user, "--estimator", "dedication.legacy"],
+    );
+}
+
 #[test]
 fn windows_as_dates_instants_or_unix_seconds() {
     let dir = tempfile::tempdir().unwrap();
