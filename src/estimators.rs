@@ -89,9 +89,18 @@ pub fn dedication_users(
     to: i64,
     now: i64,
 ) -> Result<HashMap<i64, Dedication>, ReportError> {
-    // Per course windows can start at any start date: with `from` 0 the read starts at 0.
+    // With `from` 0 each course's window starts at its start date, or now − 90 days: the read
+    // starts at the earliest of those, which no course's window can start before.
+    let read_from = if from == 0 {
+        let default = now.saturating_sub(dedication::DEFAULT_WINDOW_S);
+        source
+            .earliest_course_start(conn)?
+            .map_or(default, |start| start.min(default))
+    } else {
+        from
+    };
     let read_to = if to == 0 { now } else { to };
-    let mut rows = source.users_dedication_rows(conn, userids, course, from, read_to)?;
+    let mut rows = source.users_dedication_rows(conn, userids, course, read_from, read_to)?;
     let mut courses: Vec<i64> = rows
         .values()
         .flat_map(|r| r.iter().filter_map(|row| row.course))

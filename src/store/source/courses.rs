@@ -321,6 +321,27 @@ impl Source {
 }
 
 impl Source {
+    /// The earliest start date a course has (0, no date, left out); `None` when none has one.
+    pub fn earliest_course_start(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Result<Option<i64>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Earliest {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            v: Option<i64>,
+        }
+        let rows: Vec<Earliest> = query::load(
+            conn,
+            &format!(
+                "SELECT MIN(startdate) AS v FROM {} WHERE startdate <> 0",
+                self.t("course")
+            ),
+            vec![],
+        )?;
+        Ok(rows.into_iter().next().and_then(|r| r.v))
+    }
+
     /// `course.startdate` of these courses; a course absent from the answer does not exist.
     pub fn course_start_dates(
         &self,
