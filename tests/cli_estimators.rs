@@ -330,6 +330,29 @@ fn doctor_reads_the_dedication_settings() {
         config,
         &["stats", &user, "--estimator", "dedication.legacy"],
     );
+    // collect asks peers over MNET: use_stats only, and it says so.
+    refused(
+        config,
+        &["collect", &user, "--estimator", "dedication"],
+        "MNET, whose get_stats answers use_stats only",
+    );
+    let collected = json(
+        config,
+        &[
+            "collect",
+            &user,
+            "--include-local",
+            "--estimator",
+            "use_stats",
+        ],
+    );
+    assert!(
+        collected["estimator"]
+            .as_str()
+            .unwrap()
+            .starts_with("use_stats (each host's MNET get_stats"),
+        "{collected}"
+    );
 }
 
 #[test]

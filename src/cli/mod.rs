@@ -466,11 +466,15 @@ pub struct CollectArgs {
     /// 1 site, 2 courses, 3 activities.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub scope: i64,
+    /// Window start: unix time, date (UTC) or RFC 3339 instant.
     #[arg(long)]
     pub from: Option<String>,
     /// Also include this host's own numbers.
     #[arg(long)]
     pub include_local: bool,
+    /// Only use_stats: MNET get_stats answers nothing else (the answer names it).
+    #[arg(long, value_enum, default_value_t = EstimatorArg::UseStats)]
+    pub estimator: EstimatorArg,
 }
 
 #[derive(Subcommand, Debug)]
