@@ -87,6 +87,8 @@ pub struct PeerResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Collection {
+    /// Which rule produced the numbers (docs/engine.md §8): MNET `get_stats` answers use_stats.
+    pub estimator: &'static str,
     pub username: String,
     pub caller: String,
     pub scope: i64,
@@ -95,6 +97,10 @@ pub struct Collection {
     pub total_minutes: i64,
     pub elapsed_ms: u64,
 }
+
+/// What a collected answer's numbers are: each host's `get_stats`, which is use_stats'
+/// (block_use_stats on a Moodle, `use_stats.main v1` on usestats), in whole minutes.
+pub const COLLECTED_ESTIMATOR: &str = "use_stats (each host's MNET get_stats: block_use_stats on Moodle, use_stats.main v1 on usestats; whole minutes)";
 
 /// The peers we subscribe to use_stats on, or the named ones (which must exist).
 pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, CollectError> {
@@ -173,6 +179,7 @@ pub async fn collect(
     hosts.sort_by(|a, b| a.wwwroot.cmp(&b.wwwroot));
     let total_minutes = checked_total(&mut hosts);
     Collection {
+        estimator: COLLECTED_ESTIMATOR,
         username: username.to_string(),
         caller: format!("{}@{}", caller.0, caller.1),
         scope,

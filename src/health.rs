@@ -459,7 +459,50 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
             format!("cannot read {}logstore_standard_log ({e}); run `usestats demo` or point [source] at Moodle", app.config.source.prefix),
         )),
     }
+    out.push(dedication_check(app).await);
     out
+}
+
+/// block_dedication's settings as the dedication estimator reads them (docs/engine.md §8.2):
+/// WARN when `config_plugins` cannot be read (a read-only role granted before the estimators
+/// existed, or a demo database made before its migration).
+async fn dedication_check(app: &Arc<App>) -> Check {
+    let name = "dedication settings";
+    let source = match crate::store::source::Source::new(&app.config.source.prefix) {
+        Ok(source) => source,
+        Err(e) => return check(name, "WARN", e.to_string()),
+    };
+    let found = app
+        .source
+        .run::<_, crate::reports::ReportError, _>(move |c| {
+            let saved = source.plugin_config(c, crate::store::source::DEDICATION_PLUGIN)?;
+            Ok((saved.len(), source.dedication_settings(c)?))
+        })
+        .await;
+    match found {
+        Ok((saved, s)) => check(
+            name,
+            "OK",
+            format!(
+                "session limit {} s, sessions of {} s or less ignored ({})",
+                s.session_limit,
+                s.ignore_sessions_limit,
+                if saved == 0 {
+                    "block_dedication never configured: its defaults"
+                } else {
+                    "from block_dedication's settings"
+                }
+            ),
+        ),
+        Err(e) => check(
+            name,
+            "WARN",
+            format!(
+                "cannot read {}config_plugins ({e}): the dedication estimators need SELECT on it (README, read-only role); `usestats demo` adds it to a demo database",
+                app.config.source.prefix
+            ),
+        ),
+    }
 }
 
 /// Who besides us can reach a PostgreSQL state database (SECURITY.md, "The state database"):

@@ -28,6 +28,7 @@ pub mod console;
 pub mod course_report;
 pub mod crypto;
 pub mod demo;
+pub mod estimators;
 pub mod files;
 pub mod health;
 pub mod http;

@@ -30,11 +30,15 @@ pub const MAX_TIME: i64 = 253_402_300_799;
 
 /// A time option the command line could not read.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a unix time or a date such as 2026-11-01 (UTC, 1970 to 9999)")]
+#[error(
+    "`{0}` is not a unix time or a date such as 2026-11-01 or 2026-03-01T08:15:00Z (1970 to 9999)"
+)]
 pub struct NotATime(String);
 
-/// A unix time, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), between 1970 and 9999. A date
-/// that does not exist (2026-02-30, 25:00) is refused rather than rolled over.
+/// A unix time, a date `YYYY-MM-DD` (midnight UTC), or an instant `YYYY-MM-DDTHH:MM[:SS]`
+/// (UTC, or RFC 3339 with `Z` or an offset such as `+02:00`, fractions of a second dropped),
+/// between 1970 and 9999. A date that does not exist (2026-02-30, 25:00) is refused rather
+/// than rolled over.
 pub fn parse_time(text: &str) -> Result<i64, NotATime> {
     let text = text.trim();
     let bad = || NotATime(crate::text::echo::echo(text));
@@ -45,8 +49,8 @@ pub fn parse_time(text: &str) -> Result<i64, NotATime> {
             Err(bad())
         };
     }
-    let (date, clock) = match text.split_once(['T', ' ']) {
-        Some((date, clock)) => (date, Some(clock.trim_end_matches('Z'))),
+    let (date, clock) = match text.split_once(['T', 't', ' ']) {
+        Some((date, clock)) => (date, Some(clock)),
         None => (text, None),
     };
     let parts: Vec<&str> = date.split('-').collect();
@@ -68,6 +72,35 @@ pub fn parse_time(text: &str) -> Result<i64, NotATime> {
     let day = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
     let mut seconds = day.midnight().assume_utc().unix_timestamp();
     if let Some(clock) = clock {
+        // The zone: `Z`, `±HH:MM`, or nothing (UTC).
+        let (clock, offset) = if let Some(c) = clock.strip_suffix(['Z', 'z']) {
+            (c, 0)
+        } else if let Some(at) = clock.rfind(['+', '-']) {
+            let (c, zone) = clock.split_at(at);
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let Some((hh, mm)) = zone[1..].split_once(':') else {
+                return Err(bad());
+            };
+            if !(digits(hh) && digits(mm) && hh.len() == 2 && mm.len() == 2) {
+                return Err(bad());
+            }
+            let (hh, mm): (i64, i64) = (
+                hh.parse().map_err(|_| bad())?,
+                mm.parse().map_err(|_| bad())?,
+            );
+            if hh > 23 || mm > 59 {
+                return Err(bad());
+            }
+            (c, sign * (hh * 3600 + mm * 60))
+        } else {
+            (clock, 0)
+        };
+        // Fractions of a second: digits, dropped.
+        let clock = match clock.split_once('.') {
+            Some((c, fraction)) if digits(fraction) && c.matches(':').count() == 2 => c,
+            Some(_) => return Err(bad()),
+            None => clock,
+        };
         let hms: Vec<&str> = clock.split(':').collect();
         if hms.len() > 3 {
             return Err(bad());
@@ -83,6 +116,10 @@ pub fn parse_time(text: &str) -> Result<i64, NotATime> {
                 return Err(bad());
             }
             seconds += value * [3600, 60, 1][i];
+        }
+        seconds -= offset;
+        if !(0..=MAX_TIME).contains(&seconds) {
+            return Err(bad());
         }
     }
     Ok(seconds)
@@ -220,6 +257,34 @@ mod tests {
         }
         assert_eq!(parse_time(&MAX_TIME.to_string()).unwrap(), MAX_TIME);
         assert_eq!(time(0), "-");
+    }
+
+    #[test]
+    fn rfc3339_instants() {
+        let t = 1_772_352_900; // 2026-03-01T08:15:00Z
+        for text in [
+            "2026-03-01T08:15:00Z",
+            "2026-03-01t08:15:00z",
+            "2026-03-01T08:15:00.999Z",
+            "2026-03-01T10:15:00+02:00",
+            "2026-03-01T05:45:00-02:30",
+            "2026-03-01T08:15:00+00:00",
+            "2026-03-01 08:15:00",
+            "2026-03-01T08:15",
+        ] {
+            assert_eq!(parse_time(text).ok(), Some(t), "{text}");
+        }
+        for wrong in [
+            "2026-03-01T08:15:00+2:00",
+            "2026-03-01T08:15:00+02",
+            "2026-03-01T08:15:00+24:00",
+            "2026-03-01T08:15:00.Z",
+            "2026-03-01T08:15.5Z",
+            "1970-01-01T00:30:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            assert!(parse_time(wrong).is_err(), "{wrong} accepted");
+        }
     }
 
     #[test]

@@ -804,3 +804,87 @@ async fn names_like_formulas_are_defused_for_every_separator_in_both_csvs() {
         }
     }
 }
+
+/// The learner and course pages show the estimators side by side (docs/engine.md §8) with
+/// the totals `usestats stats|report --estimator all` gives for the same window, and a
+/// sentence on why dedication differs.
+#[tokio::test]
+async fn estimators_side_by_side_equal_the_command_line() {
+    let console = Console::start().await;
+    let (_, user) = busiest_learner(&console.app).await;
+    let window = ["--from", FROM, "--to", TO];
+    let mut args = vec!["--json", "stats", user.as_str(), "--estimator", "all"];
+    args.extend_from_slice(&window);
+    let stats = console.cli_json(&args).await;
+    let expected: BTreeMap<String, i64> = stats["estimators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["total"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), 3);
+    assert!(expected["dedication"] > 0, "{stats}");
+    let shown = |html: &str| -> BTreeMap<String, i64> {
+        let table = section(html, r#"<table id="estimators""#, "</table>");
+        tags(table, "tr")
+            .into_iter()
+            .filter(|t| t.contains_key("data-estimator"))
+            .map(|t| (t["data-estimator"].clone(), as_i64(&t["data-seconds"])))
+            .collect()
+    };
+    let page = console
+        .get(&format!("/console/learner?user={user}&from={FROM}&to={TO}"))
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert_eq!(shown(&html), expected);
+    assert!(
+        html.contains("dedication gives no credit after the last click of a session"),
+        "{html}"
+    );
+
+    // The course page: every enrolled learner's totals added up, per estimator.
+    let course = stats["estimators"][1]["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_i64().unwrap() > 1)
+        .max_by_key(|c| c["total"].as_i64().unwrap())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let id = format!("id:{course}");
+    let mut args = vec![
+        "--json",
+        "report",
+        "--course",
+        id.as_str(),
+        "--estimator",
+        "all",
+    ];
+    args.extend_from_slice(&window);
+    let report = console.cli_json(&args).await;
+    let expected: BTreeMap<String, i64> = report["estimators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["total"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let page = console
+        .get(&format!("/console/course?course={id}&from={FROM}&to={TO}"))
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert_eq!(shown(&html), expected);
+    assert!(html.contains(r#"<table id="learner-estimators">"#));
+}

@@ -22,6 +22,12 @@ use usestats::store::source::{Source, UserField, migrate_source};
 /// install.xml files; the primary keys are left out.
 const MOODLE_INDEXES: &[(&str, &str, bool, &str)] = &[
     ("config", "mdl_conf_nam_uix", true, "name"),
+    (
+        "config_plugins",
+        "mdl_confplug_plunam_uix",
+        true,
+        "plugin,name",
+    ),
     ("mnet_host", "mdl_mnethost_las_ix", false, "last_log_id"),
     ("mnet_host", "mdl_mnethost_app_ix", false, "applicationid"),
     ("user", "mdl_user_mneuse_uix", true, "mnethostid,username"),

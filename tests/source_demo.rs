@@ -468,6 +468,8 @@ fn sqlite_digest(conn: &mut DbConnection) -> String {
 
 /// The same seed gives the same site, byte for byte, across changes to the generator's code:
 /// a refactoring that moves one random draw changes this digest. Change it only on purpose.
+/// Last changed by the source migration 0004 (an empty `config_plugins` table: its name is
+/// part of the digest; the rows are the same).
 #[test]
 fn small_demo_is_pinned() {
     let db = TestDb::sqlite();
@@ -475,6 +477,6 @@ fn small_demo_is_pinned() {
     build_demo(&mut conn, "mdl_", &small(7)).unwrap();
     assert_eq!(
         sqlite_digest(&mut conn),
-        "593f1eeac202a15ee73640c1c3ac84222a5d648ccdf0ac14288fce49ed5f5b09"
+        "2aca8f3fff2c2efd9fc2244ef624005b522383b949ab0ac22ec36bb948dd57d3"
     );
 }

@@ -323,13 +323,60 @@ pub enum StatsFormat {
     Xml,
 }
 
+/// `--estimator`: which rule's numbers (docs/engine.md §8).
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum EstimatorArg {
+    /// use_stats.main, today's numbers.
+    #[default]
+    #[value(name = "use_stats")]
+    UseStats,
+    /// block_dedication 4.x's rule, computed live.
+    #[value(name = "dedication")]
+    Dedication,
+    /// block_dedication 3.x's rule.
+    #[value(name = "dedication.legacy")]
+    DedicationLegacy,
+    /// The three side by side.
+    #[value(name = "all")]
+    All,
+}
+
+impl EstimatorArg {
+    pub fn names(self) -> Vec<crate::estimators::EstimatorName> {
+        use crate::estimators::EstimatorName;
+        use crate::stats::dedication::Variant;
+        match self {
+            EstimatorArg::UseStats => vec![EstimatorName::UseStats],
+            EstimatorArg::Dedication => vec![EstimatorName::Dedication(Variant::Live)],
+            EstimatorArg::DedicationLegacy => vec![EstimatorName::Dedication(Variant::Legacy)],
+            EstimatorArg::All => EstimatorName::ALL.to_vec(),
+        }
+    }
+}
+
+/// The estimator options of `stats` and `report`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EstimatorOptions {
+    /// Which estimator: use_stats (default), dedication, dedication.legacy, or all three.
+    #[arg(long, value_enum, default_value_t = EstimatorArg::UseStats)]
+    pub estimator: EstimatorArg,
+    /// The dedication estimators' session limit in seconds, instead of block_dedication's
+    /// setting (dedication) or its report form's 3600 (dedication.legacy).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub session_limit: Option<i64>,
+    /// dedication's ignore limit in seconds, instead of block_dedication's setting.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub ignore_sessions_limit: Option<i64>,
+}
+
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     pub username: String,
-    /// Window start: unix time or date (UTC). Default: the beginning of the log.
+    /// Window start: unix time, date (UTC) or RFC 3339 instant such as 2026-03-01T08:15:00Z.
+    /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time or date (UTC). Default: now.
+    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
     #[arg(long)]
     pub to: Option<String>,
     /// Only this course (id or shortname; `id:N` or `shortname:S` when a shortname is a
@@ -339,6 +386,8 @@ pub struct StatsArgs {
     pub course: Option<String>,
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+    #[command(flatten)]
+    pub estimators: EstimatorOptions,
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,14 +422,17 @@ pub struct ReportArgs {
     /// The course: id or shortname (`id:N` or `shortname:S` when a shortname is a number).
     #[arg(long)]
     pub course: String,
-    /// Window start: unix time or date (UTC). Default: the beginning of the log.
+    /// Window start: unix time, date (UTC) or RFC 3339 instant such as 2026-03-01T08:15:00Z.
+    /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time or date (UTC). Default: now.
+    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
     #[arg(long)]
     pub to: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    #[command(flatten)]
+    pub estimators: EstimatorOptions,
 }
 
 #[derive(Args, Debug)]
@@ -414,11 +466,15 @@ pub struct CollectArgs {
     /// 1 site, 2 courses, 3 activities.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=3))]
     pub scope: i64,
+    /// Window start: unix time, date (UTC) or RFC 3339 instant.
     #[arg(long)]
     pub from: Option<String>,
     /// Also include this host's own numbers.
     #[arg(long)]
     pub include_local: bool,
+    /// Only use_stats: MNET get_stats answers nothing else (the answer names it).
+    #[arg(long, value_enum, default_value_t = EstimatorArg::UseStats)]
+    pub estimator: EstimatorArg,
 }
 
 #[derive(Subcommand, Debug)]

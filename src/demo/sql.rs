@@ -103,6 +103,7 @@ const SOURCE_TABLES: &[&str] = &[
     "user",
     "mnet_host",
     "config",
+    "config_plugins",
     "assign",
     "forum",
     "learningtimecheck",

@@ -6,6 +6,7 @@
 //!
 //! The rules are use-stats-spec §2 as intended, settled by decisions D1–D15 and E1–E14.
 
+pub mod dedication;
 mod engine;
 mod input;
 mod partial;

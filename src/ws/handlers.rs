@@ -12,6 +12,8 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS, Params, WsError, tokens};
 use crate::app::App;
+use crate::estimators::EstimatorName;
+use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
 use crate::stats::{Report, SessionStats, Window};
 use crate::store::source::{Course, CourseField, Source, User, UserField};
 use crate::text::echo::echo;
@@ -75,6 +77,12 @@ struct WsRequest {
     from: i64,
     to: i64,
     score: bool,
+    /// The `estimator` parameter; `None` when not given (use_stats, today's answer).
+    estimator: Option<EstimatorName>,
+    /// Dedication settings asked for instead of the site's (`sessionlimit`,
+    /// `ignoresessionslimit`, seconds).
+    session_limit: Option<i64>,
+    ignore_sessions_limit: Option<i64>,
 }
 
 fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, WsError> {
@@ -205,6 +213,41 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
     } else {
         boolean(params, "score", true)?
     };
+    let estimator = match params.get("estimator") {
+        None => None,
+        Some(name) => Some(name.trim().parse::<EstimatorName>().map_err(|_| {
+            WsError::invalid_parameter(format!(
+                "estimator: one of use_stats, dedication, dedication.legacy, got \"{}\"",
+                echo(name)
+            ))
+        })?),
+    };
+    let optional = |name: &str, min: i64| -> Result<Option<i64>, WsError> {
+        match params.get(name) {
+            None | Some("") => Ok(None),
+            Some(_) => match int(params, name, 0)? {
+                n if n >= min => Ok(Some(n)),
+                _ => Err(WsError::invalid_parameter(format!(
+                    "{name}: seconds, at least {min}"
+                ))),
+            },
+        }
+    };
+    let session_limit = optional("sessionlimit", 1)?;
+    let ignore_sessions_limit = optional("ignoresessionslimit", 0)?;
+    let dedication = matches!(estimator, Some(EstimatorName::Dedication(_)));
+    if !dedication && (session_limit.is_some() || ignore_sessions_limit.is_some()) {
+        return Err(WsError::invalid_parameter(
+            "sessionlimit/ignoresessionslimit: only with estimator dedication or dedication.legacy",
+        ));
+    }
+    if estimator == Some(EstimatorName::Dedication(Variant::Legacy))
+        && ignore_sessions_limit.is_some()
+    {
+        return Err(WsError::invalid_parameter(
+            "ignoresessionslimit: dedication.legacy counts every session",
+        ));
+    }
     Ok(WsRequest {
         uidsource,
         uidsource_text,
@@ -213,6 +256,9 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         from,
         to,
         score,
+        estimator,
+        session_limit,
+        ignore_sessions_limit,
     })
 }
 
@@ -224,6 +270,8 @@ struct Computed {
     site_course: i64,
     grades: HashMap<(i64, i64), String>,
     window: Window,
+    /// Asked for with `estimator=dedication[.legacy]`: per user, instead of `reports`.
+    dedication: Option<(DedicationEstimator, HashMap<i64, Dedication>)>,
 }
 
 async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json, WsError> {
@@ -268,17 +316,55 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                 },
             };
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let reports = crate::reports::answer_users(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                &ids,
-                window,
-            )?;
+            let (reports, dedication) = match req.estimator {
+                Some(EstimatorName::Dedication(variant)) => {
+                    let mut settings = crate::estimators::dedication_settings(
+                        conn,
+                        &source,
+                        variant,
+                        req.session_limit,
+                    )?;
+                    if let Some(limit) = req.session_limit {
+                        settings.session_limit = limit;
+                    }
+                    if let Some(ignore) = req.ignore_sessions_limit {
+                        settings.ignore_sessions_limit = ignore;
+                    }
+                    let answers = crate::estimators::dedication_users(
+                        conn,
+                        &source,
+                        variant,
+                        settings,
+                        &ids,
+                        course.as_ref().map(|c| c.id),
+                        req.from,
+                        req.to,
+                        now,
+                    )?;
+                    let estimator = DedicationEstimator::new(variant, settings);
+                    (HashMap::new(), Some((estimator, answers)))
+                }
+                None | Some(EstimatorName::UseStats) => (
+                    crate::reports::answer_users(
+                        conn,
+                        &source,
+                        &settings,
+                        compiled.as_ref(),
+                        &ids,
+                        window,
+                    )?,
+                    None,
+                ),
+            };
             let mut course_ids: Vec<i64> = reports
                 .values()
                 .flat_map(|r| r.courses.iter().map(|c| c.course))
+                .chain(
+                    dedication
+                        .iter()
+                        .flat_map(|(_, d)| d.values())
+                        .flat_map(|d| d.courses.iter().map(|c| c.course)),
+                )
                 .collect();
             course_ids.sort_unstable();
             course_ids.dedup();
@@ -305,6 +391,7 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                 site_course,
                 grades,
                 window,
+                dedication,
             }))
         })
         .await
@@ -312,20 +399,40 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
             tracing::error!(error = %e, "source database query failed");
             WsError::unavailable()
         })??;
-    let estimator = computed
-        .reports
-        .values()
-        .next()
-        .map(|r| r.estimator.to_string())
-        .unwrap_or_else(|| {
-            crate::stats::Estimator::for_settings(&crate::reports::settings(&app.config.engine))
-                .to_string()
-        });
-    let items: Vec<Json> = computed
-        .users
-        .iter()
-        .map(|user| user_answer(function, user, &computed, &request, &estimator))
-        .collect();
+    let items: Vec<Json> = match &computed.dedication {
+        Some((estimator, answers)) => computed
+            .users
+            .iter()
+            .map(|user| {
+                dedication_answer(
+                    function,
+                    user,
+                    &computed,
+                    &request,
+                    estimator,
+                    answers.get(&user.id),
+                )
+            })
+            .collect(),
+        None => {
+            let estimator = computed
+                .reports
+                .values()
+                .next()
+                .map(|r| r.estimator.to_string())
+                .unwrap_or_else(|| {
+                    crate::stats::Estimator::for_settings(&crate::reports::settings(
+                        &app.config.engine,
+                    ))
+                    .to_string()
+                });
+            computed
+                .users
+                .iter()
+                .map(|user| user_answer(function, user, &computed, &request, &estimator))
+                .collect()
+        }
+    };
     if function == GET_USER_STATS {
         Ok(items.into_iter().next().unwrap_or(Json::Null))
     } else {
@@ -444,6 +551,14 @@ fn user_answer(
                 .unwrap_or_else(|| "-".into());
             data.insert("score".into(), json!(grade));
         }
+        // Only when the estimator was asked for: without it the answer stays as it was.
+        if request.estimator.is_some() {
+            return json!({
+                "user": user_json,
+                "query": {"from": request.from, "to": computed.window.to, "estimator": estimator},
+                "coursedata": Json::Object(data),
+            });
+        }
         return json!({"user": user_json, "coursedata": Json::Object(data)});
     }
     let sessions = match &computed.course {
@@ -477,6 +592,170 @@ fn user_answer(
         "sessions": sessions,
         "courses": courses,
     })
+}
+
+/// A course row of a dedication answer: the fields of use_stats' row, the course's dedication
+/// total as `coursetime` and `coursetotal` (the rule does not tell activities apart:
+/// `activitytime` and `othertime` are 0), its sessions kept and dropped.
+fn dedication_course_json(
+    course_id: i64,
+    user: &User,
+    computed: &Computed,
+    answer: Option<&Dedication>,
+    score: bool,
+) -> Map<String, Json> {
+    let found = answer.and_then(|a| a.course(course_id));
+    let total = found.map(|c| c.total).unwrap_or(0);
+    let record = computed
+        .courses
+        .get(&course_id)
+        .or(computed.course.as_ref().filter(|c| c.id == course_id));
+    let sitecoursetime = answer
+        .and_then(|a| a.course(computed.site_course))
+        .map(|c| c.total)
+        .unwrap_or(0);
+    let mut row = Map::new();
+    row.insert("id".into(), json!(course_id));
+    for (key, value) in [
+        ("idnumber", record.map(|c| c.idnumber.clone())),
+        ("shortname", record.map(|c| c.shortname.clone())),
+        ("fullname", record.map(|c| c.fullname.clone())),
+    ] {
+        row.insert(key.into(), json!(value.unwrap_or_default()));
+    }
+    row.insert("activitytime".into(), json!(0));
+    row.insert("coursetime".into(), json!(total));
+    row.insert("coursetotal".into(), json!(total));
+    row.insert("othertime".into(), json!(0));
+    row.insert("sitecoursetime".into(), json!(sitecoursetime));
+    row.insert(
+        "keptsessions".into(),
+        json!(found.map(|c| c.kept).unwrap_or(0)),
+    );
+    row.insert(
+        "droppedsessions".into(),
+        json!(found.map(|c| c.dropped).unwrap_or(0)),
+    );
+    // dedication.legacy: what its per-user report shows (sessions over 59 s) and its
+    // connection ratio (docs/engine.md §8.3).
+    if let Some(legacy) = found.and_then(|c| c.legacy) {
+        row.insert("userreporttotal".into(), json!(legacy.user_report_total));
+        row.insert("dayswithrows".into(), json!(legacy.days_with_rows));
+        row.insert("daysinperiod".into(), json!(legacy.days_in_period));
+    }
+    if score {
+        let grade = computed
+            .grades
+            .get(&(user.id, course_id))
+            .cloned()
+            .unwrap_or_else(|| "-".into());
+        row.insert("score".into(), json!(grade));
+    }
+    row
+}
+
+/// Session figures over the kept sessions of `courses` (courses may overlap in time, each
+/// session is counted in its own course); `{}` when none of them has a counted row (E9).
+fn dedication_sessions_json<'a>(
+    courses: impl Iterator<Item = &'a crate::stats::dedication::CourseDedication>,
+) -> Json {
+    let mut kept: Vec<(i64, i64)> = Vec::new();
+    let mut dropped = 0u64;
+    let mut rows = 0u64;
+    for course in courses {
+        rows += course.rows;
+        dropped += course.dropped;
+        kept.extend(
+            course
+                .sessions
+                .iter()
+                .filter(|s| s.dropped.is_none())
+                .map(|s| (s.start, s.duration)),
+        );
+    }
+    if rows == 0 {
+        return Json::Object(Map::new());
+    }
+    kept.sort_unstable();
+    let mut stats = SessionStats::default();
+    for (start, duration) in kept {
+        stats.add(start, duration);
+    }
+    let mut object = match session_json(&stats, true) {
+        Json::Object(o) => o,
+        _ => Map::new(),
+    };
+    object.insert("droppedsessions".into(), json!(dropped));
+    Json::Object(object)
+}
+
+/// One user's answer under a dedication estimator, in the shape of use_stats' answer.
+fn dedication_answer(
+    function: &str,
+    user: &User,
+    computed: &Computed,
+    request: &WsRequest,
+    estimator: &DedicationEstimator,
+    answer: Option<&Dedication>,
+) -> Json {
+    let user_json = json!({"id": user.id, "idnumber": user.idnumber, "username": user.username});
+    let query = json!({
+        "from": request.from,
+        "to": computed.window.to,
+        "estimator": estimator.to_string(),
+    });
+    let courses_of_answer = || answer.into_iter().flat_map(|a| a.courses.iter());
+    if function == GET_USERS_COURSE_STATS {
+        let course_id = computed.course.as_ref().map(|c| c.id).unwrap_or(0);
+        let mut data = dedication_course_json(course_id, user, computed, answer, false);
+        let mut starts = courses_of_answer()
+            .filter(|c| c.course == course_id)
+            .flat_map(|c| c.sessions.iter().filter(|s| s.dropped.is_none()))
+            .map(|s| s.start)
+            .collect::<Vec<_>>();
+        starts.sort_unstable();
+        if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
+            data.insert("firstsession".into(), json!(first));
+            data.insert("lastsession".into(), json!(last));
+        }
+        if request.score {
+            let grade = computed
+                .grades
+                .get(&(user.id, course_id))
+                .cloned()
+                .unwrap_or_else(|| "-".into());
+            data.insert("score".into(), json!(grade));
+        }
+        return json!({"user": user_json, "query": query, "coursedata": Json::Object(data)});
+    }
+    let (sessions, courses): (Json, Vec<Json>) = match &computed.course {
+        Some(course) => (
+            dedication_sessions_json(courses_of_answer().filter(|c| c.course == course.id)),
+            vec![Json::Object(dedication_course_json(
+                course.id,
+                user,
+                computed,
+                answer,
+                request.score,
+            ))],
+        ),
+        None => (
+            dedication_sessions_json(courses_of_answer()),
+            courses_of_answer()
+                .filter(|c| c.course != 0 && c.course != computed.site_course)
+                .map(|c| {
+                    Json::Object(dedication_course_json(
+                        c.course,
+                        user,
+                        computed,
+                        answer,
+                        request.score,
+                    ))
+                })
+                .collect(),
+        ),
+    };
+    json!({"user": user_json, "query": query, "sessions": sessions, "courses": courses})
 }
 
 #[cfg(test)]

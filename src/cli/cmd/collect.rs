@@ -11,6 +11,11 @@ use crate::cli::CollectArgs;
 use crate::cli::output::{self, Table};
 
 pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> CmdResult {
+    if args.estimator != crate::cli::EstimatorArg::UseStats {
+        bail!(
+            "collect asks peers over MNET, whose get_stats answers use_stats only; ask each host's web services or `usestats stats --estimator` for dedication"
+        );
+    }
     let (caller_name, caller_home) = parse_as_user(app, args.as_user.as_deref())?;
     let timefrom = args
         .from
@@ -53,6 +58,7 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
         collection.scope,
         output::time(collection.timefrom)
     );
+    println!("estimator {}", collection.estimator);
     let mut table = Table::new(&["host", "outcome", "latency", "minutes", "courses", "error"]);
     for h in &collection.hosts {
         table.row(vec![

@@ -78,6 +78,7 @@ pub(super) async fn run(path: &Path, args: DemoArgs, json_out: bool) -> CmdResul
                 to: None,
                 course: None,
                 format: StatsFormat::Table,
+                estimators: Default::default(),
             },
             false,
         )

@@ -11,6 +11,7 @@ mod compile;
 mod console;
 mod demo;
 mod doctor;
+mod estimate;
 mod grant;
 mod healthcheck;
 mod init;

@@ -9,11 +9,13 @@ use serde_json::json;
 
 use super::CmdResult;
 use super::common::print_json;
+use super::estimate::{self, DedicationRun};
 use super::stats::{course_for_cli, window_args};
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::course_report::{self, CourseReport};
+use crate::estimators::EstimatorName;
 use crate::stats::Window;
 use crate::store::source::Source;
 
@@ -44,6 +46,31 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
         })
         .await
         .context("opening the source database")??;
+    let names = args.estimators.estimator.names();
+    let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();
+    let (runs, _) = estimate::dedications(
+        app,
+        &names,
+        &args.estimators,
+        ids,
+        Some(report.course.id),
+        from,
+        to,
+    )
+    .await?;
+    if names != [EstimatorName::UseStats] {
+        let use_stats = names.contains(&EstimatorName::UseStats);
+        match (args.format, json_out) {
+            (ReportFormat::Json, _) | (_, true) => {
+                print_json(&side_by_side_json(&report, use_stats, &runs))
+            }
+            (ReportFormat::Csv, false) => std::io::stdout()
+                .write_all(&side_by_side_csv(&report, use_stats, &runs))
+                .context("writing to standard output")?,
+            (ReportFormat::Table, false) => print_side_by_side(&report, use_stats, &runs),
+        }
+        return Ok(());
+    }
     match (args.format, json_out) {
         (ReportFormat::Json, _) | (_, true) => print_json(&to_json(&report)),
         (ReportFormat::Csv, false) => {
@@ -110,6 +137,184 @@ fn print_table(report: &CourseReport) {
             l.sessions.to_string(),
             l.last_access.map(output::time).unwrap_or_default(),
         ]);
+    }
+    println!("\n{}", table.render());
+}
+
+/// A learner's total in the course under one dedication estimator.
+fn dedication_of(run: &DedicationRun, user: i64, course: i64) -> Option<&CourseDedicationRef> {
+    run.answers.get(&user).and_then(|a| a.course(course))
+}
+
+type CourseDedicationRef = crate::stats::dedication::CourseDedication;
+
+/// Learners in order of the first estimator's total, largest first.
+fn ordered<'a>(
+    report: &'a CourseReport,
+    use_stats: bool,
+    runs: &[DedicationRun],
+) -> Vec<&'a crate::course_report::LearnerRow> {
+    let mut learners: Vec<_> = report.learners.iter().collect();
+    if let (false, Some(run)) = (use_stats, runs.first()) {
+        learners.sort_by_key(|l| {
+            std::cmp::Reverse(dedication_of(run, l.userid, report.course.id).map_or(0, |c| c.total))
+        });
+    }
+    learners
+}
+
+fn side_by_side_json(
+    report: &CourseReport,
+    use_stats: bool,
+    runs: &[DedicationRun],
+) -> serde_json::Value {
+    let course = report.course.id;
+    let mut estimators = Vec::new();
+    if use_stats {
+        estimators.push(json!({"name": "use_stats", "total": report.total()}));
+    }
+    for run in runs {
+        let total: i64 = report
+            .learners
+            .iter()
+            .filter_map(|l| dedication_of(run, l.userid, course))
+            .map(|c| c.total)
+            .sum();
+        estimators.push(json!({
+            "name": run.name.as_str(),
+            "estimator": run.estimator.to_string(),
+            "total": total,
+        }));
+    }
+    let learners: Vec<serde_json::Value> = ordered(report, use_stats, runs)
+        .into_iter()
+        .map(|l| {
+            let mut row = if use_stats {
+                serde_json::to_value(l).unwrap_or_default()
+            } else {
+                json!({"userid": l.userid, "username": l.username, "firstname": l.firstname, "lastname": l.lastname})
+            };
+            if let Some(object) = row.as_object_mut() {
+                for run in runs {
+                    let c = dedication_of(run, l.userid, course);
+                    object.insert(
+                        run.name.as_str().into(),
+                        json!({
+                            "total": c.map_or(0, |c| c.total),
+                            "kept": c.map_or(0, |c| c.kept),
+                            "dropped": c.map_or(0, |c| c.dropped),
+                            "window": c.map(|c| json!({"from": c.window.from, "to": c.window.to})),
+                        }),
+                    );
+                }
+            }
+            row
+        })
+        .collect();
+    json!({
+        "course": {
+            "id": report.course.id,
+            "shortname": report.course.shortname,
+            "fullname": report.course.fullname,
+        },
+        "window": {"from": report.window.from, "to": report.window.to},
+        "estimators": estimators,
+        "learners": learners,
+    })
+}
+
+fn side_by_side_csv(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) -> Vec<u8> {
+    use crate::text::spreadsheet::{csv_cell, csv_line};
+    let mut header: Vec<String> = ["userid", "username", "firstname", "lastname"]
+        .map(String::from)
+        .to_vec();
+    if use_stats {
+        header.push("use_stats".into());
+    }
+    for run in runs {
+        let name = run.name.as_str();
+        header.extend([
+            name.to_string(),
+            format!("{name}_kept"),
+            format!("{name}_dropped"),
+        ]);
+    }
+    let mut out = csv_line(&header);
+    for l in ordered(report, use_stats, runs) {
+        let mut cells = vec![
+            l.userid.to_string(),
+            csv_cell(&l.username),
+            csv_cell(&l.firstname),
+            csv_cell(&l.lastname),
+        ];
+        if use_stats {
+            cells.push(l.coursetotal.to_string());
+        }
+        for run in runs {
+            let c = dedication_of(run, l.userid, report.course.id);
+            cells.extend([
+                c.map_or(0, |c| c.total).to_string(),
+                c.map_or(0, |c| c.kept).to_string(),
+                c.map_or(0, |c| c.dropped).to_string(),
+            ]);
+        }
+        out.push_str(&csv_line(&cells));
+    }
+    out.into_bytes()
+}
+
+fn print_side_by_side(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) {
+    println!(
+        "course     {} ({}), id {}",
+        report.course.shortname, report.course.fullname, report.course.id
+    );
+    println!(
+        "window     {} → {}",
+        if report.window.from == 0 {
+            "the beginning of the log (dedication: the course's start date)".to_string()
+        } else {
+            output::time(report.window.from)
+        },
+        output::time(report.window.to)
+    );
+    println!("learners   {} enrolled", report.learners.len());
+    if use_stats {
+        println!(
+            "estimator  use_stats: total {}",
+            output::duration(report.total())
+        );
+    }
+    for run in runs {
+        println!("estimator  {}", run.estimator);
+    }
+    let mut headers = vec!["username", "name"];
+    if use_stats {
+        headers.push("use_stats");
+    }
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} (kept/dropped)", r.name))
+        .collect();
+    headers.extend(labels.iter().map(String::as_str));
+    let mut table = Table::new(&headers);
+    for l in ordered(report, use_stats, runs) {
+        let mut cells = vec![
+            l.username.clone(),
+            format!("{} {}", l.firstname, l.lastname),
+        ];
+        if use_stats {
+            cells.push(output::duration(l.coursetotal));
+        }
+        for run in runs {
+            let c = dedication_of(run, l.userid, report.course.id);
+            cells.push(format!(
+                "{} ({}/{})",
+                output::duration(c.map_or(0, |c| c.total)),
+                c.map_or(0, |c| c.kept),
+                c.map_or(0, |c| c.dropped)
+            ));
+        }
+        table.row(cells);
     }
     println!("\n{}", table.render());
 }

@@ -8,10 +8,12 @@ use serde_json::json;
 
 use super::CmdResult;
 use super::common::print_json;
+use super::estimate;
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{StatsArgs, StatsFormat};
 use crate::course_report::CourseLookupError;
+use crate::estimators::{EstimatorName, why_they_differ};
 use crate::learner_report::{LearnerError, LearnerReport, learner_report};
 use crate::stats::Window;
 use crate::store::source::Source;
@@ -19,6 +21,13 @@ use crate::store::source::Source;
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
     let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
+    let names = args.estimators.estimator.names();
+    let only_use_stats = names == [EstimatorName::UseStats];
+    if args.format == StatsFormat::Xml && !json_out && !only_use_stats {
+        anyhow::bail!(
+            "--format xml is use_stats' MNET message: use --format json or table for the other estimators"
+        );
+    }
     let source =
         Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
     let settings = crate::reports::settings(&app.config.engine);
@@ -50,6 +59,22 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let (shown, sessions) = found.shown();
+    let (runs, dedication_courses) = estimate::dedications(
+        app,
+        &names,
+        &args.estimators,
+        vec![found.user.id],
+        found.course_filter.as_ref().map(|c| c.id),
+        from,
+        to,
+    )
+    .await?;
+    let use_stats = names.contains(&EstimatorName::UseStats);
+    let use_stats_total = if found.course_filter.is_some() {
+        shown.iter().map(|c| c.coursetotal).sum()
+    } else {
+        found.report.total
+    };
     let LearnerReport {
         user,
         report,
@@ -79,9 +104,8 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
                     })
                 })
                 .collect();
-            print_json(&json!({
-                "user": {"id": user.id, "username": user.username, "firstname": user.firstname, "lastname": user.lastname},
-                "window": {"from": from, "to": to},
+            let user_json = json!({"id": user.id, "username": user.username, "firstname": user.firstname, "lastname": user.lastname});
+            let use_stats_json = json!({
                 "estimator": report.estimator.to_string(),
                 "total": report.total,
                 "rows": report.rows_extracted,
@@ -91,6 +115,43 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
                     "max": sessions.max, "mean": sessions.mean(),
                 },
                 "courses": courses_json,
+            });
+            if only_use_stats {
+                let mut out = json!({"user": user_json, "window": {"from": from, "to": to}});
+                if let (Some(out), Some(fields)) = (out.as_object_mut(), use_stats_json.as_object())
+                {
+                    out.extend(fields.clone());
+                }
+                print_json(&out);
+                return Ok(());
+            }
+            let mut blocks = Vec::new();
+            if use_stats {
+                let mut block = json!({"name": "use_stats"});
+                if let (Some(block), Some(fields)) =
+                    (block.as_object_mut(), use_stats_json.as_object())
+                {
+                    block.extend(fields.clone());
+                }
+                blocks.push(block);
+            }
+            for run in &runs {
+                let answer = run.answers.get(&user.id);
+                let mut block = estimate::learner_json(run, answer, &dedication_courses);
+                if let (true, Some(answer), Some(object)) =
+                    (use_stats, answer, block.as_object_mut())
+                {
+                    object.insert(
+                        "why".into(),
+                        json!(why_they_differ(use_stats_total, answer)),
+                    );
+                }
+                blocks.push(block);
+            }
+            print_json(&json!({
+                "user": user_json,
+                "window": {"from": from, "to": to},
+                "estimators": blocks,
             }));
         }
         (StatsFormat::Xml, false) => {
@@ -122,6 +183,10 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
                 },
                 output::time(to)
             );
+            if !use_stats {
+                print_dedications(&runs, user.id, &dedication_courses, None);
+                return Ok(());
+            }
             println!("estimator  {}", report.estimator);
             println!("log rows   {}", report.rows_extracted);
             println!(
@@ -187,9 +252,47 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             if !modules.is_empty() {
                 print!("{}", modules.render());
             }
+            print_dedications(&runs, user.id, &dedication_courses, Some(use_stats_total));
         }
     }
     Ok(())
+}
+
+/// Each dedication estimator's tables, then, next to use_stats' total when it was asked for,
+/// the totals side by side and why they differ.
+fn print_dedications(
+    runs: &[estimate::DedicationRun],
+    user: i64,
+    courses: &std::collections::HashMap<i64, crate::store::source::Course>,
+    use_stats_total: Option<i64>,
+) {
+    for run in runs {
+        estimate::print_learner(run, run.answers.get(&user), courses);
+    }
+    let Some(use_stats_total) = use_stats_total.filter(|_| !runs.is_empty()) else {
+        return;
+    };
+    println!(
+        "
+side by side"
+    );
+    let mut table = Table::new(&["estimator", "total", "why"]);
+    table.row(vec![
+        EstimatorName::UseStats.to_string(),
+        output::duration(use_stats_total),
+        String::new(),
+    ]);
+    for run in runs {
+        let answer = run.answers.get(&user);
+        table.row(vec![
+            run.name.to_string(),
+            output::duration(answer.map(|a| a.total()).unwrap_or(0)),
+            answer
+                .map(|a| why_they_differ(use_stats_total, a))
+                .unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table.render());
 }
 
 /// `--from` and `--to` as a window: from the beginning of the log to now by default (E15: an

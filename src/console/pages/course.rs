@@ -8,6 +8,7 @@
 use askama::Template;
 use hyper::StatusCode;
 
+use super::estimators::{self, EstimatorRow};
 use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
@@ -44,6 +45,19 @@ struct Shown {
     csv_href: String,
     by_time_href: String,
     by_name_href: String,
+    /// use_stats and the dedication estimators side by side (docs/engine.md §8).
+    estimators: Vec<EstimatorRow>,
+    estimators_note: String,
+    /// Each learner's total under every estimator, in the table's order.
+    per_learner: Vec<LearnerEstimates>,
+}
+
+struct LearnerEstimates {
+    name: String,
+    use_stats: String,
+    dedication: String,
+    legacy: String,
+    why: String,
 }
 
 struct LearnerRow {
@@ -102,7 +116,61 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         Ok(report) => report,
         Err(reply) => return reply,
     };
-    page.found = Some(shown(report, sort, &picked));
+    let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();
+    let course_id = report.course.id;
+    let dedications =
+        estimators::dedications(&request.app, ids, Some(course_id), picked.window).await;
+    let use_stats: std::collections::HashMap<i64, i64> = report
+        .learners
+        .iter()
+        .map(|l| (l.userid, l.coursetotal))
+        .collect();
+    let (total, sessions) = (
+        report.total(),
+        report.learners.iter().map(|l| l.sessions).sum::<u64>(),
+    );
+    let mut shown = shown(report, sort, &picked);
+    shown.estimators.push(EstimatorRow::use_stats(
+        crate::stats::Estimator::for_settings(&crate::reports::settings(
+            &request.app.config.engine,
+        ))
+        .to_string(),
+        total,
+        sessions,
+    ));
+    match dedications {
+        Ok(d) => {
+            shown.estimators.extend(estimators::rows(&d, total));
+            let text = |i: usize, user: i64| {
+                d.get(i)
+                    .and_then(|(_, answers)| answers.get(&user))
+                    .map(|a| crate::timefmt::duration(a.total()))
+                    .unwrap_or_default()
+            };
+            shown.per_learner = shown
+                .learners
+                .iter()
+                .map(|l| LearnerEstimates {
+                    name: l.name.clone(),
+                    use_stats: l.total_text.clone(),
+                    dedication: text(0, l.userid),
+                    legacy: text(1, l.userid),
+                    why: d
+                        .first()
+                        .and_then(|(_, answers)| answers.get(&l.userid))
+                        .map(|a| {
+                            crate::estimators::why_they_differ(
+                                use_stats.get(&l.userid).copied().unwrap_or(0),
+                                a,
+                            )
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect();
+        }
+        Err(note) => shown.estimators_note = note,
+    }
+    page.found = Some(shown);
     html(&page)
 }
 
@@ -250,6 +318,9 @@ fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {
         .collect();
     let total = report.total();
     Shown {
+        estimators: Vec::new(),
+        estimators_note: String::new(),
+        per_learner: Vec::new(),
         id: report.course.id,
         window: picked.described.clone(),
         total,

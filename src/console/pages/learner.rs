@@ -5,6 +5,7 @@
 use askama::Template;
 use hyper::StatusCode;
 
+use super::estimators::{self, EstimatorRow};
 use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
@@ -36,6 +37,10 @@ struct Shown {
     courses: Vec<CourseRow>,
     sessions_chart: String,
     sessions: SessionFigures,
+    /// use_stats and the dedication estimators side by side (docs/engine.md §8).
+    estimators: Vec<EstimatorRow>,
+    /// Why the dedication rows are missing, when they are.
+    estimators_note: String,
 }
 
 struct CourseRow {
@@ -119,7 +124,16 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         Ok(Err(e)) => return window::failed("learner's report", e.is_unavailable(), &e),
         Err(e) => return window::failed("learner's report", true, &e),
     };
-    page.found = Some(shown(found, &picked));
+    let (userid, use_stats_total) = (found.user.id, found.report.total);
+    let dedications = estimators::dedications(app, vec![userid], None, picked.window).await;
+    let mut shown = shown(found, &picked);
+    match dedications {
+        Ok(d) => shown
+            .estimators
+            .extend(estimators::rows(&d, use_stats_total)),
+        Err(note) => shown.estimators_note = note,
+    }
+    page.found = Some(shown);
     html(&page)
 }
 
@@ -199,7 +213,14 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
         .iter()
         .map(|s| (s.start, s.elapsed))
         .collect();
+    let estimators = vec![EstimatorRow::use_stats(
+        report.estimator.to_string(),
+        report.total,
+        sessions.count,
+    )];
     Shown {
+        estimators,
+        estimators_note: String::new(),
         userid: user.id,
         fullname: format!("{} {}", user.firstname, user.lastname),
         username: user.username,

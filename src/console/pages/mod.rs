@@ -7,6 +7,7 @@ use super::{ConsoleRequest, Layout, Reply};
 
 mod calls_chart;
 mod course;
+mod estimators;
 mod grants;
 mod learner;
 mod overview;

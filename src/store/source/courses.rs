@@ -320,6 +320,50 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The earliest start date a course has (0, no date, left out); `None` when none has one.
+    pub fn earliest_course_start(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Result<Option<i64>, SourceError> {
+        #[derive(QueryableByName)]
+        struct Earliest {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            v: Option<i64>,
+        }
+        let rows: Vec<Earliest> = query::load(
+            conn,
+            &format!(
+                "SELECT MIN(startdate) AS v FROM {} WHERE startdate <> 0",
+                self.t("course")
+            ),
+            vec![],
+        )?;
+        Ok(rows.into_iter().next().and_then(|r| r.v))
+    }
+
+    /// `course.startdate` of these courses; a course absent from the answer does not exist.
+    pub fn course_start_dates(
+        &self,
+        conn: &mut DbConnection,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, i64>, SourceError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<KeyValue> = query::load(
+            conn,
+            &format!(
+                "SELECT id AS k, startdate AS v FROM {} WHERE {}",
+                self.t("course"),
+                in_list(query::backend(conn), "id", 1)
+            ),
+            vec![Bind::IntList(ids.to_vec())],
+        )?;
+        Ok(rows.into_iter().map(|r| (r.k, r.v)).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

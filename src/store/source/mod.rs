@@ -5,8 +5,9 @@
 //! module type name read from `{prefix}modules`, validated before use.
 //!
 //! This file holds the handle, its error and what the queries share; the queries live in
-//! `users`, `courses`, `grades` and `logs`, one file per group of tables.
+//! `users`, `courses`, `grades`, `logs` and `config_plugins`, one file per group of tables.
 
+mod config_plugins;
 mod courses;
 mod grades;
 mod logs;
@@ -14,6 +15,7 @@ pub(crate) mod query;
 mod schema;
 mod users;
 
+pub use config_plugins::DEDICATION_PLUGIN;
 pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
 pub use logs::{ChangeMark, IDS_PER_BATCH_QUERY, LogSize};
 pub use users::{MnetHost, User, UserField};

@@ -43,6 +43,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../schema/source/postgres/0003_moodle_logstore_indexes.sql"),
         mysql: include_str!("../../../schema/source/mysql/0003_moodle_logstore_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_moodle_config_plugins",
+        sqlite: include_str!("../../../schema/source/sqlite/0004_moodle_config_plugins.sql"),
+        postgres: include_str!("../../../schema/source/postgres/0004_moodle_config_plugins.sql"),
+        mysql: include_str!("../../../schema/source/mysql/0004_moodle_config_plugins.sql"),
+    },
 ];
 
 /// The migration that holds the log's indexes; the demo loader drops them before a bulk load
