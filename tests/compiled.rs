@@ -283,13 +283,6 @@ impl Site {
 
     fn exec(&mut self, sql: &str) {
         self.conn.batch_execute(sql).expect(sql);
-        if matches!(self.conn, DbConnection::Postgres(_)) && sql.contains("DELETE") {
-            // A Moodle session's statistics reach the server when it ends or has been idle a
-            // while (docs/engine.md §7.3); this session goes on, so it hands them over now.
-            self.conn
-                .batch_execute("SELECT pg_stat_force_next_flush()")
-                .expect("flush statistics");
-        }
     }
 }
 

@@ -105,8 +105,7 @@ impl Census {
 /// changed (deleted, or committed under the mark since) stale, and brings the census up to
 /// date. Returns how many users were marked.
 ///
-/// The whole log is counted when a cheap check says rows may be gone (PostgreSQL's count of
-/// the table's deleted and updated tuples moved; on SQLite and MySQL, the rows up to the mark
+/// The whole log is counted when a cheap check says rows may be gone (the rows up to the mark
 /// are not the census's total), and at least every `interval` seconds; otherwise only the two
 /// ranges below the mark, where rows committed out of id order land.
 pub fn check(
@@ -118,11 +117,10 @@ pub fn check(
     interval: i64,
 ) -> Result<usize, CompiledError> {
     let meta = state::compiled_meta(state)?;
-    let (census_at, old_mark) = meta.map_or((0, -1), |m| (m.census_at, m.census_mark));
+    let census_at = meta.map_or(0, |m| m.census_at);
     let stored: BTreeMap<i64, i64> = state::census_totals(state)?.into_iter().collect();
     let mark = source.log_change_mark(conn, high_water)?;
     let moved = match mark {
-        ChangeMark::Counter(n) => n < 0 || n != old_mark,
         ChangeMark::RowsUpTo(n) => n != stored.values().sum::<i64>(),
     };
     let full = moved || now.saturating_sub(census_at) >= interval;
@@ -150,7 +148,6 @@ pub fn check(
     changed.sort_unstable();
     changed.dedup();
     let new_mark = match mark {
-        ChangeMark::Counter(n) => n,
         ChangeMark::RowsUpTo(_) => -1,
     };
     if changed.is_empty() {

@@ -535,35 +535,22 @@ impl Source {
         max_id: i64,
     ) -> Result<ChangeMark, SourceError> {
         let table = self.t("logstore_standard_log");
-        match query::backend(conn) {
-            // The server's own count of the table's deleted and updated tuples: no row read.
-            Backend::Postgres => {
-                let rows: Vec<OptInt> = query::load(
-                    conn,
-                    "SELECT CAST(n_tup_del + n_tup_upd AS BIGINT) AS n FROM pg_stat_user_tables \
-                     WHERE relid = to_regclass($1)",
-                    vec![Bind::Text(table)],
-                )?;
-                Ok(ChangeMark::Counter(
-                    rows.into_iter().next().and_then(|r| r.n).unwrap_or(-1),
-                ))
-            }
-            // A count of the whole table, which SQLite takes from its smallest index's pages,
-            // less the rows above the mark (a short range of the primary key).
-            Backend::Sqlite | Backend::Mysql => {
-                let rows: Vec<OptInt> = query::load(
-                    conn,
-                    &format!(
-                        "SELECT (SELECT COUNT(*) FROM {table}) - \
-                         (SELECT COUNT(*) FROM {table} WHERE id > $1) AS n"
-                    ),
-                    vec![Bind::Int(max_id)],
-                )?;
-                Ok(ChangeMark::RowsUpTo(
-                    rows.into_iter().next().and_then(|r| r.n).unwrap_or(-1),
-                ))
-            }
-        }
+        // A count of the whole table (SQLite from its smallest index's pages, PostgreSQL and
+        // MySQL from the primary key alone), less the rows above the mark (a short range of the
+        // primary key). PostgreSQL's own counter of deleted tuples would cost nothing, but a
+        // session's statistics reach it only when that session idles or ends: a pass could miss
+        // a deletion made just before it.
+        let rows: Vec<OptInt> = query::load(
+            conn,
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM {table}) - \
+                 (SELECT COUNT(*) FROM {table} WHERE id > $1) AS n"
+            ),
+            vec![Bind::Int(max_id)],
+        )?;
+        Ok(ChangeMark::RowsUpTo(
+            rows.into_iter().next().and_then(|r| r.n).unwrap_or(-1),
+        ))
     }
 
     /// The rows with `lo <= id < hi`, as (id, user, time), in id order: one range of the
@@ -690,9 +677,6 @@ struct OptInt {
 /// See [`Source::log_change_mark`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeMark {
-    /// A counter that moves when rows are deleted or updated (PostgreSQL's statistics; -1 when
-    /// the server has none for the table).
-    Counter(i64),
     /// How many rows have an id up to the mark.
     RowsUpTo(i64),
 }
