@@ -1,5 +1,9 @@
 //! The extracted log: one user's or many users' rows of `logstore_standard_log`, filtered
 //! as Moodle filters them and streamed row by row.
+//!
+//! Over 800 lines: the compiled store's reads of the log (the census's counts and rows by id
+//! range, the change mark, the oldest row) share this file's row types and filters; their seam
+//! is `impl Source` from `log_census` on, the next split (a `census.rs` beside this one).
 
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::expression_types::Untyped;
