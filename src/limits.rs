@@ -17,7 +17,7 @@ const MAX_TRACKED: usize = 100_000;
 
 /// `per_minute` requests per key, with bursts up to the same number: governor's GCRA, which
 /// behaves as a token bucket of `per_minute` tokens refilled continuously. Its keyed store
-/// grows with every key it sees, so the key count is bounded here: past [`MAX_TRACKED`],
+/// grows with every key it sees, so the key count is bounded here: past `MAX_TRACKED`,
 /// keys whose bucket is full again are dropped (they carry no information), and if that is
 /// not enough the whole store is started afresh.
 pub struct RateLimiter {

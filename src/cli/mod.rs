@@ -1,5 +1,9 @@
 //! The `usestats` command line. Every command takes the global `--config FILE` (default
 //! `./usestats.toml`); listings print aligned tables, or JSON with `--json`.
+//!
+//! The doc comments of the argument structs are clap's help text, plain text on a terminal,
+//! so their URLs stay bare.
+#![allow(rustdoc::bare_urls)]
 
 pub mod bench;
 mod cmd;

@@ -16,7 +16,7 @@
 //! A request already in flight when the command commits is served the old way anyway.
 //!
 //! Only live peers are kept (not unknown or deleted wwwroots, which anyone can send), keyed
-//! by the normalised wwwroot, so the map is bounded by the peers table; [`MAX_ENTRIES`]
+//! by the normalised wwwroot, so the map is bounded by the peers table; `MAX_ENTRIES`
 //! bounds it whatever that holds.
 
 use std::collections::HashMap;
