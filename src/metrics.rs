@@ -69,6 +69,17 @@ impl Metrics {
         now: i64,
     ) -> String {
         let mut out = String::new();
+        self.render_requests(&mut out);
+        self.render_counters(&mut out);
+        render_peers(&mut out, peers, now);
+        if let Some(instances) = instances {
+            render_instances(&mut out, instances);
+        }
+        out
+    }
+
+    /// Calls by outcome, and how long they took.
+    fn render_requests(&self, out: &mut String) {
         out.push_str("# HELP usestats_requests_total Calls by channel, method and outcome.\n");
         out.push_str("# TYPE usestats_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
@@ -102,6 +113,10 @@ impl Metrics {
                 ));
             }
         }
+    }
+
+    /// RSA operations, compiled answers, refusals and requests in flight.
+    fn render_counters(&self, out: &mut String) {
         let ops = crate::crypto::operation_counts();
         out.push_str(
             "# HELP usestats_rsa_operations_total RSA private and public key operations.\n",
@@ -147,27 +162,27 @@ impl Metrics {
             "usestats_requests_in_flight {}\n",
             self.in_flight.load(Ordering::Relaxed)
         ));
-        out.push_str("# HELP usestats_peer_key_expiry_seconds Seconds until the certificate we hold for a peer expires.\n");
-        out.push_str("# TYPE usestats_peer_key_expiry_seconds gauge\n");
-        for (wwwroot, expires, _) in peers {
-            out.push_str(&format!(
-                "usestats_peer_key_expiry_seconds{{peer=\"{}\"}} {}\n",
-                label(wwwroot),
-                expires - now
-            ));
-        }
-        out.push_str("# HELP usestats_peer_last_contact_timestamp_seconds Last successful contact with a peer (unix time).\n");
-        out.push_str("# TYPE usestats_peer_last_contact_timestamp_seconds gauge\n");
-        for (wwwroot, _, last) in peers {
-            out.push_str(&format!(
-                "usestats_peer_last_contact_timestamp_seconds{{peer=\"{}\"}} {last}\n",
-                label(wwwroot)
-            ));
-        }
-        if let Some(instances) = instances {
-            render_instances(&mut out, instances);
-        }
-        out
+    }
+}
+
+/// Per peer: when the certificate we hold expires, and the last successful contact.
+fn render_peers(out: &mut String, peers: &[(String, i64, i64)], now: i64) {
+    out.push_str("# HELP usestats_peer_key_expiry_seconds Seconds until the certificate we hold for a peer expires.\n");
+    out.push_str("# TYPE usestats_peer_key_expiry_seconds gauge\n");
+    for (wwwroot, expires, _) in peers {
+        out.push_str(&format!(
+            "usestats_peer_key_expiry_seconds{{peer=\"{}\"}} {}\n",
+            label(wwwroot),
+            expires - now
+        ));
+    }
+    out.push_str("# HELP usestats_peer_last_contact_timestamp_seconds Last successful contact with a peer (unix time).\n");
+    out.push_str("# TYPE usestats_peer_last_contact_timestamp_seconds gauge\n");
+    for (wwwroot, _, last) in peers {
+        out.push_str(&format!(
+            "usestats_peer_last_contact_timestamp_seconds{{peer=\"{}\"}} {last}\n",
+            label(wwwroot)
+        ));
     }
 }
 

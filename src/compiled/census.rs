@@ -170,38 +170,63 @@ pub fn check(
         let hi = ((bucket + 1) << SHIFT).min(high_water.saturating_add(1));
         let now_rows: Rows = source.log_census_rows(conn, lo, hi)?;
         let old = before.remove(&bucket).unwrap_or_default();
-        let now_ids: std::collections::HashMap<i64, (i64, i64)> = now_rows
-            .iter()
-            .map(|&(id, user, time)| (id, (user, time)))
-            .collect();
-        let old_ids: HashSet<i64> = old.iter().map(|r| r.0).collect();
-        for &(id, user, time) in &old {
-            match now_ids.get(&id) {
-                // Gone by retention: older than every row left.
-                None if time < oldest => {}
-                None => stale.push(user),
-                // Edited in place: both the user it was and the user it is.
-                Some(&(now_user, now_time)) if (now_user, now_time) != (user, time) => {
-                    stale.push(user);
-                    stale.push(now_user);
-                }
-                Some(_) => {}
-            }
-        }
-        // Committed under the mark since the range was read.
-        stale.extend(
-            now_rows
-                .iter()
-                .filter(|r| !old_ids.contains(&r.0))
-                .map(|r| r.1),
-        );
+        stale.extend(users_changed(&old, &now_rows, oldest));
         rewrite.push((bucket, now_rows));
     }
     stale.sort_unstable();
     stale.dedup();
-    // A user with rows under the mark but none compiled (rows committed out of id order) gets
-    // a stale row of their own, so that answers scan them and the pass compiles them.
-    let known: std::collections::HashSet<i64> = state::compiled_users(state, &stale)?
+    let full_at = full.then_some((now, new_mark));
+    record(state, &stale, &rewrite, full_at)?;
+    if !stale.is_empty() {
+        tracing::info!(
+            users = stale.len(),
+            "log rows deleted or added under the compiled mark: those users are compiled again"
+        );
+    }
+    Ok(stale.len())
+}
+
+/// The users whose rows in one range differ between what the census kept (`old`) and the log
+/// now: a row gone (unless retention took it: older than the log's oldest row), a row whose
+/// user or time changed (both users), a row that appeared (committed under the mark since).
+fn users_changed(old: &Rows, now_rows: &Rows, oldest: i64) -> Vec<i64> {
+    let now_ids: std::collections::HashMap<i64, (i64, i64)> = now_rows
+        .iter()
+        .map(|&(id, user, time)| (id, (user, time)))
+        .collect();
+    let old_ids: HashSet<i64> = old.iter().map(|r| r.0).collect();
+    let mut stale = Vec::new();
+    for &(id, user, time) in old {
+        match now_ids.get(&id) {
+            None if time < oldest => {}
+            None => stale.push(user),
+            Some(&(now_user, now_time)) if (now_user, now_time) != (user, time) => {
+                stale.push(user);
+                stale.push(now_user);
+            }
+            Some(_) => {}
+        }
+    }
+    stale.extend(
+        now_rows
+            .iter()
+            .filter(|r| !old_ids.contains(&r.0))
+            .map(|r| r.1),
+    );
+    stale
+}
+
+/// Marks `stale` users, rewrites the ranges read again, and, after a whole count, the time and
+/// mark of the census, in one transaction. A user with rows under the mark but none compiled
+/// (rows committed out of id order) gets a stale row of their own, so that answers scan them
+/// and the pass compiles them.
+fn record(
+    state: &mut DbConnection,
+    stale: &[i64],
+    rewrite: &[(i64, Rows)],
+    full_at: Option<(i64, i64)>,
+) -> Result<(), CompiledError> {
+    let known: std::collections::HashSet<i64> = state::compiled_users(state, stale)?
         .into_iter()
         .map(|u| u.userid)
         .collect();
@@ -211,23 +236,16 @@ pub fn check(
         .copied()
         .collect();
     crate::store::write_transaction::<_, CompiledError, _>(state, |state| {
-        state::mark_compiled_stale(state, &stale)?;
+        state::mark_compiled_stale(state, stale)?;
         for user in &unknown {
             state::put_compiled_user(state, &super::stale_placeholder(*user))?;
         }
-        for (bucket, rows) in &rewrite {
+        for (bucket, rows) in rewrite {
             state::put_census(state, *bucket, rows.len() as i64, &encode(rows))?;
         }
-        if full {
-            state::set_census(state, now, new_mark)?;
+        if let Some((now, mark)) = full_at {
+            state::set_census(state, now, mark)?;
         }
         Ok(())
-    })?;
-    if !stale.is_empty() {
-        tracing::info!(
-            users = stale.len(),
-            "log rows deleted or added under the compiled mark: those users are compiled again"
-        );
-    }
-    Ok(stale.len())
+    })
 }

@@ -344,56 +344,31 @@ pub fn compile(
     mut options: CompileOptions,
 ) -> Result<CompileSummary, CompiledError> {
     let mut summary = CompileSummary::default();
-    let skey = settings_key(settings);
-    let meta = state::compiled_meta(state)?;
-    let bounds = source.log_id_bounds(conn)?;
-    let (lo, hi) = bounds.unwrap_or((1, 0));
-    let usable = meta.filter(|m| {
-        !options.full
-            && m.settings_key == skey
-            && m.source_key == source_key
-            // Ids never go back in a live log: if they did, this is another log.
-            && m.high_water <= hi.max(0)
-    });
-    let (mut high_water, mut meta) = match usable {
-        Some(m) => (m.high_water, m),
-        None => {
-            summary.from_scratch = true;
-            let start = lo.saturating_sub(1);
-            let meta = CompiledMeta {
-                settings_key: skey.clone(),
-                source_key: source_key.to_string(),
-                high_water: start,
-                compiled_at: now,
-                pass_from: start,
-                pass_target: hi.max(start),
-                census_at: now,
-                census_mark: -1,
-            };
-            write_transaction::<_, CompiledError, _>(state, |state| {
-                state::clear_compiled(state)?;
-                state::set_compiled_meta(state, &meta)?;
-                Ok(())
-            })?;
-            (start, meta)
-        }
+    let (lo, hi) = source.log_id_bounds(conn)?.unwrap_or((1, 0));
+    let pass = Pass {
+        source,
+        settings,
+        now,
+        hi,
     };
+    let (mut meta, from_scratch) = start_pass(state, &pass, source_key, lo, options.full)?;
+    summary.from_scratch = from_scratch;
 
     // A single user can only be brought in line with a store that exists; from nothing, the
     // pass below compiles everyone, that user included.
-    if let Some(user) = options.user.filter(|_| !summary.from_scratch) {
-        recompile_user(state, conn, source, settings, user, high_water, None)?;
+    if let Some(user) = options.user.filter(|_| !from_scratch) {
+        recompile_user(state, conn, source, settings, user, meta.high_water, None)?;
         summary.recompiled = 1;
-        summary.high_water = high_water;
+        summary.high_water = meta.high_water;
         return Ok(summary);
     }
-    if !summary.from_scratch {
+    if !from_scratch {
         // Rows deleted, or committed under the mark, since the last pass (docs/engine.md §7.3).
         summary.census_stale = super::census::check(
             state,
             conn,
             source,
-            high_water,
+            meta.high_water,
             now,
             options.census_interval_secs,
         )?;
@@ -403,13 +378,94 @@ pub fn compile(
         }
     }
 
-    let first_id = high_water;
-    let mut committed = high_water;
-    let total = u64::try_from(hi.saturating_sub(high_water)).unwrap_or(0);
-    let mut works = Works::default();
+    let read = read_pass(state, conn, &pass, &meta, &mut options)?;
+    summary.rows_read = read.rows_read;
+    summary.segments = read.segments;
+    summary.users = read.works.len();
+    summary.recompiled = recompile_tails(state, conn, &pass, read.works, read.high_water)?;
+    summary.high_water = read.high_water;
+    Ok(summary)
+}
+
+/// What every step of one pass reads: the log's newest id when it started, and "now".
+struct Pass<'a> {
+    source: &'a Source,
+    settings: &'a Settings,
+    now: i64,
+    hi: i64,
+}
+
+/// The store's mark to go on from, and whether the pass starts from nothing (no store yet,
+/// other settings, another log, or `--full`), in which case the store is cleared first.
+fn start_pass(
+    state: &mut DbConnection,
+    pass: &Pass<'_>,
+    source_key: &str,
+    lo: i64,
+    full: bool,
+) -> Result<(CompiledMeta, bool), CompiledError> {
+    let skey = settings_key(pass.settings);
+    let usable = state::compiled_meta(state)?.filter(|m| {
+        !full
+            && m.settings_key == skey
+            && m.source_key == source_key
+            // Ids never go back in a live log: if they did, this is another log.
+            && m.high_water <= pass.hi.max(0)
+    });
+    if let Some(meta) = usable {
+        return Ok((meta, false));
+    }
+    let start = lo.saturating_sub(1);
+    let meta = CompiledMeta {
+        settings_key: skey,
+        source_key: source_key.to_string(),
+        high_water: start,
+        compiled_at: pass.now,
+        pass_from: start,
+        pass_target: pass.hi.max(start),
+        census_at: pass.now,
+        census_mark: -1,
+    };
+    write_transaction::<_, CompiledError, _>(state, |state| {
+        state::clear_compiled(state)?;
+        state::set_compiled_meta(state, &meta)?;
+        Ok(())
+    })?;
+    Ok((meta, true))
+}
+
+/// What reading the log past the mark gave: the users met, with their engines (or none when
+/// they must be read again on their own), and the new mark, everything up to it committed.
+struct PassRead {
+    works: Works,
+    high_water: i64,
+    rows_read: u64,
+    segments: u64,
+}
+
+/// Reads the log from the mark to `pass.hi` in slices, feeds each user's engine, and commits
+/// every `options.commit_ids` ids.
+fn read_pass(
+    state: &mut DbConnection,
+    conn: &mut DbConnection,
+    pass: &Pass<'_>,
+    meta: &CompiledMeta,
+    options: &mut CompileOptions,
+) -> Result<PassRead, CompiledError> {
+    let first_id = meta.high_water;
+    let hi = pass.hi;
+    let mut read = PassRead {
+        works: Works::default(),
+        high_water: first_id,
+        rows_read: 0,
+        segments: 0,
+    };
+    let mut committed = first_id;
+    let total = u64::try_from(hi.saturating_sub(first_id)).unwrap_or(0);
     let mut census = Census::default();
     let mut since_commit = 0i64;
-    let from = high_water.saturating_add(1);
+    let from = first_id.saturating_add(1);
+    let (source, settings) = (pass.source, pass.settings);
     // The log is read on a thread of its own, a slice or two ahead of the engine: reading
     // and compiling each take about half of a pass, so on two cores it takes half as long.
     let (slices, inbox) = std::sync::mpsc::sync_channel::<Result<Slice, CompiledError>>(2);
@@ -425,34 +481,48 @@ pub fn compile(
                 new_users,
                 mut starts,
             } = slice?;
-            summary.rows_read += rows.len() as u64;
-            load_works(state, settings, &new_users, &mut starts, &mut works)?;
+            read.rows_read += rows.len() as u64;
+            load_works(state, settings, &new_users, &mut starts, &mut read.works)?;
             for row in rows {
                 census.count(&row);
-                if let Some(work) = works.get_mut(&row.userid) {
+                if let Some(work) = read.works.get_mut(&row.userid) {
                     work.take(row);
                 }
             }
             since_commit += end - start;
-            high_water = end - 1;
+            read.high_water = end - 1;
             if let Some(progress) = options.progress.as_mut() {
-                progress(u64::try_from(high_water - first_id).unwrap_or(0), total);
+                progress(
+                    u64::try_from(read.high_water - first_id).unwrap_or(0),
+                    total,
+                );
             }
             if since_commit >= options.commit_ids || end > hi {
                 let at = CompiledMeta {
-                    high_water,
-                    compiled_at: now,
+                    high_water: read.high_water,
+                    compiled_at: pass.now,
                     ..meta.clone()
                 };
-                summary.segments += commit(state, committed, &at, &mut works, &mut census)?;
-                committed = high_water;
+                read.segments += commit(state, committed, &at, &mut read.works, &mut census)?;
+                committed = read.high_water;
                 since_commit = 0;
             }
         }
         Ok(())
     })?;
-    // Everything read is committed; what is left in the reorder windows is in the tails.
-    summary.users = works.len();
+    Ok(read)
+}
+
+/// Everything read is committed; what is left in the reorder windows is in the tails. Users
+/// whose engine was dropped (a late row, a changed enrolment) and users marked stale are read
+/// again on their own. Returns how many were.
+fn recompile_tails(
+    state: &mut DbConnection,
+    conn: &mut DbConnection,
+    pass: &Pass<'_>,
+    works: Works,
+    high_water: i64,
+) -> Result<usize, CompiledError> {
     let mut again: Vec<(i64, Option<Kept>)> = works
         .iter()
         .filter(|(_, w)| w.engine.is_none())
@@ -472,12 +542,19 @@ pub fn compile(
     stale.retain(|u| !again.iter().any(|(a, _)| a == u));
     again.extend(stale.into_iter().map(|u| (u, None)));
     again.sort_unstable_by_key(|(u, _)| *u);
+    let recompiled = again.len();
     for (user, kept) in again {
-        recompile_user(state, conn, source, settings, user, high_water, kept)?;
-        summary.recompiled += 1;
+        recompile_user(
+            state,
+            conn,
+            pass.source,
+            pass.settings,
+            user,
+            high_water,
+            kept,
+        )?;
     }
-    summary.high_water = high_water;
-    Ok(summary)
+    Ok(recompiled)
 }
 
 /// What a user's compiled rows counted before a late row sent them to be read again: the
@@ -684,40 +761,14 @@ fn recompile_user(
     // other change under them is the census's to find.
     let kept = kept.filter(|k| k.enrolment_key == enrolment_key(settings, &starts));
     let old = state::compiled_users(state, &[user])?.into_iter().next();
-    let old_segments = old.as_ref().map_or(0, |r| r.segments.max(0) as usize);
-    let keep = match &kept {
-        Some(k) if old_segments > 0 => {
-            let found = state::probe_segments(state, &[[user, k.late.0, k.late.1]])?;
-            let p = found
-                .first()
-                .copied()
-                .flatten()
-                .map_or(old_segments, |p| p.seq.max(0) as usize);
-            p.saturating_sub(1).min(old_segments)
-        }
-        _ => 0,
-    };
+    let keep = segments_to_keep(state, user, kept.as_ref(), old.as_ref())?;
     let mut work = Work::fresh(settings, starts);
     let mut start: Option<Key> = None;
     if keep > 0 {
-        let first_kept = state::segment_rows(state, &[[user, keep as i64, keep as i64 + 1]])?;
-        let sums = sums_before(state, user, keep)?;
-        match (
-            first_kept.first(),
-            sums,
-            old.as_ref().and_then(|r| decode_summary(&r.summary)),
-        ) {
-            (Some(seg), Some((open, total)), Some(old_summary)) => {
-                start = Some((seg.first_time, seg.first_id));
-                work.open = open;
-                work.summary.partial = total;
-                // What the kept segments' rows resolved to stays known.
-                work.summary.modules = old_summary.modules;
-                work.segment_count = keep as i64;
-                work.first = old.as_ref().and_then(|r| r.first());
-            }
+        start = resume_after_kept(state, user, keep, old.as_ref(), &mut work)?;
+        if start.is_none() {
             // Unreadable: start over for this user.
-            _ => return recompile_user(state, conn, source, settings, user, high_water, None),
+            return recompile_user(state, conn, source, settings, user, high_water, None);
         }
     }
     let (mut raw_rows, mut min_id, mut max_id) = (0i64, None::<i64>, None::<i64>);
@@ -768,4 +819,52 @@ fn recompile_user(
         Ok(())
     })?;
     Ok(())
+}
+
+/// How many of a user's segments stand when a late row sent them to be read again: those
+/// wholly before the segment the late row falls in (0 when nothing is kept).
+fn segments_to_keep(
+    state: &mut DbConnection,
+    user: i64,
+    kept: Option<&Kept>,
+    old: Option<&CompiledUser>,
+) -> Result<usize, CompiledError> {
+    let old_segments = old.map_or(0, |r| r.segments.max(0) as usize);
+    let Some(k) = kept.filter(|_| old_segments > 0) else {
+        return Ok(0);
+    };
+    let found = state::probe_segments(state, &[[user, k.late.0, k.late.1]])?;
+    let p = found
+        .first()
+        .copied()
+        .flatten()
+        .map_or(old_segments, |p| p.seq.max(0) as usize);
+    Ok(p.saturating_sub(1).min(old_segments))
+}
+
+/// Sets `work` up as if it had read the first `keep` segments, and gives the key of the first
+/// row after them; `None` when what was kept cannot be read back.
+fn resume_after_kept(
+    state: &mut DbConnection,
+    user: i64,
+    keep: usize,
+    old: Option<&CompiledUser>,
+    work: &mut Work,
+) -> Result<Option<Key>, CompiledError> {
+    let first_kept = state::segment_rows(state, &[[user, keep as i64, keep as i64 + 1]])?;
+    let sums = sums_before(state, user, keep)?;
+    let (Some(seg), Some((open, total)), Some(old_summary)) = (
+        first_kept.first(),
+        sums,
+        old.and_then(|r| decode_summary(&r.summary)),
+    ) else {
+        return Ok(None);
+    };
+    work.open = open;
+    work.summary.partial = total;
+    // What the kept segments' rows resolved to stays known.
+    work.summary.modules = old_summary.modules;
+    work.segment_count = keep as i64;
+    work.first = old.and_then(|r| r.first());
+    Ok(Some((seg.first_time, seg.first_id)))
 }

@@ -141,24 +141,9 @@ pub async fn handle(
     let cookies = cookies(&request);
     let method = request.method().clone();
     let form = if method == Method::POST {
-        let (parts, body) = request.into_parts();
-        let within = std::time::Duration::from_secs(app.config.limits.body_read_timeout_secs);
-        match crate::body::read_body_within(
-            &parts.headers,
-            body,
-            MAX_FORM_BYTES,
-            within,
-            &app.body_budget,
-        )
-        .await
-        {
-            Ok((body, _budget)) => parse_pairs(&body),
-            Err(_) => {
-                return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the form is too large or came too slowly\n",
-                );
-            }
+        match read_form(&app, request).await {
+            Ok(form) => form,
+            Err(response) => return response,
         }
     } else {
         HashMap::new()
@@ -167,21 +152,9 @@ pub async fn handle(
     if path == "/console/login" {
         return login(&app, method, &form, &cookies, remote, &site).await;
     }
-    let session = match cookies.get(auth::SESSION_COOKIE) {
-        Some(token) => auth::session(&app, token).await,
-        None => Ok(None),
-    };
-    let (user, csrf) = match session {
-        Ok(Some(found)) => found,
-        Ok(None) => return redirect("/console/login"),
-        Err(e) => {
-            tracing::warn!(error = %e, "console: sessions unreadable");
-            return page_error(
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The state database is unavailable.",
-            );
-        }
+    let (user, csrf) = match signed_in(&app, &cookies).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let layout = Layout {
         user: user.name.clone(),
@@ -219,7 +192,62 @@ pub async fn handle(
         form,
         layout,
     };
-    match pages::route(&request).await {
+    let reply = pages::route(&request).await;
+    respond(reply, &request.layout)
+}
+
+/// A POSTed form, read within the body limits; a response to send instead when it is too
+/// large or too slow.
+async fn read_form(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<HashMap<String, String>, HttpResponse> {
+    let (parts, body) = request.into_parts();
+    let within = std::time::Duration::from_secs(app.config.limits.body_read_timeout_secs);
+    match crate::body::read_body_within(
+        &parts.headers,
+        body,
+        MAX_FORM_BYTES,
+        within,
+        &app.body_budget,
+    )
+    .await
+    {
+        Ok((body, _budget)) => Ok(parse_pairs(&body)),
+        Err(_) => Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is too large or came too slowly\n",
+        )),
+    }
+}
+
+/// The signed-in account and its CSRF token, from the session cookie; otherwise the response
+/// to send (to the login page, or "unavailable" when sessions cannot be read).
+async fn signed_in(
+    app: &Arc<App>,
+    cookies: &HashMap<String, String>,
+) -> Result<(crate::store::state::ConsoleUser, String), HttpResponse> {
+    let session = match cookies.get(auth::SESSION_COOKIE) {
+        Some(token) => auth::session(app, token).await,
+        None => Ok(None),
+    };
+    match session {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(redirect("/console/login")),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: sessions unreadable");
+            Err(page_error(
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The state database is unavailable.",
+            ))
+        }
+    }
+}
+
+/// A page's reply as an HTTP response.
+fn respond(reply: Reply, layout: &Layout) -> HttpResponse {
+    match reply {
         Reply::Html(body) => with_headers(
             StatusCode::OK,
             "text/html; charset=utf-8",
@@ -236,11 +264,11 @@ pub async fn handle(
             response
         }
         Reply::NotFound => page_error(
-            Some(&request.layout),
+            Some(layout),
             StatusCode::NOT_FOUND,
             "There is no such page.",
         ),
-        Reply::Error(status, message) => page_error(Some(&request.layout), status, &message),
+        Reply::Error(status, message) => page_error(Some(layout), status, &message),
     }
 }
 

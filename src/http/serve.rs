@@ -49,12 +49,7 @@ pub async fn run_surface(
         conn::connection_cap(app.config.server.max_connections, conn::fd_limit()),
         Duration::from_secs(app.config.server.idle_timeout_secs),
     );
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(
-            app.config.limits.header_read_timeout_secs,
-        ));
+    let builder = http1_builder(&app);
     let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
@@ -119,13 +114,30 @@ pub async fn run_surface(
         }
     }
     drop(listener);
+    drain(&app, graceful).await;
+    Ok(())
+}
+
+/// HTTP/1 with the header read timeout from `[limits]`.
+fn http1_builder(app: &App) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(
+            app.config.limits.header_read_timeout_secs,
+        ));
+    builder
+}
+
+/// On shutdown: lets the calls in flight finish (30 s at most), then waits for their audit
+/// rows and contact times to be written (10 s at most).
+async fn drain(app: &App, graceful: hyper_util::server::graceful::GracefulShutdown) {
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(30)) => {
             tracing::warn!("calls still running after 30 s; stopping anyway");
         }
     }
-    // The answered calls' audit rows and contact times are still on their way.
     app.contacts.flush();
     if tokio::time::timeout(Duration::from_secs(10), app.background.settled())
         .await
@@ -136,7 +148,6 @@ pub async fn run_surface(
             "audit rows still unwritten after 10 s; stopping anyway"
         );
     }
-    Ok(())
 }
 
 /// Accept errors (out of descriptors, mostly) back off exponentially up to a second and are

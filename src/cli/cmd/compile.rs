@@ -40,17 +40,7 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
             ),
             None => None,
         };
-        let bar = if json_out || user.is_some() {
-            ProgressBar::hidden()
-        } else {
-            let bar = ProgressBar::new(0);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner} compile [{bar:40}] {human_pos}/{human_len} log ids, {per_sec}, eta {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar
-        };
+        let bar = progress_bar(json_out || user.is_some());
         let shown = bar.clone();
         let options = CompileOptions {
             full: args.full,
@@ -88,6 +78,34 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
     .await
     .context("the compile task stopped")??;
     let seconds = started.elapsed().as_secs_f64();
+    print_summary(&summary, checked.as_ref(), seconds, json_out);
+    if checked.is_some_and(|(_, differences)| !differences.is_empty()) {
+        bail!("compiled answers differ from full scans");
+    }
+    Ok(())
+}
+
+/// The pass's progress on the terminal, or a hidden bar for JSON output and a single user.
+fn progress_bar(hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} compile [{bar:40}] {human_pos}/{human_len} log ids, {per_sec}, eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// What the pass did, and what `--verify` found, as JSON or as sentences.
+fn print_summary(
+    summary: &compiled::CompileSummary,
+    checked: Option<&(usize, Vec<Differs>)>,
+    seconds: f64,
+    json_out: bool,
+) {
     if json_out {
         print_json(&json!({
             "from_scratch": summary.from_scratch,
@@ -132,10 +150,6 @@ pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> Cm
             }
         }
     }
-    if checked.is_some_and(|(_, differences)| !differences.is_empty()) {
-        bail!("compiled answers differ from full scans");
-    }
-    Ok(())
 }
 
 /// The state connection holding the compile lock (store::locks) for the whole pass: on a

@@ -97,16 +97,28 @@ fn step_for(max: i64) -> i64 {
     }
 }
 
+/// A series is (source, failed); sorted by source, successes first.
+type SeriesKey = (String, bool);
+
+/// The series' CSS class: one colour per source, failures hatched.
+fn class_of(sources: &[String], key: &SeriesKey) -> String {
+    let colour = sources.iter().position(|s| *s == key.0).unwrap_or(0) % PALETTE;
+    if key.1 {
+        format!("series-{colour} failed")
+    } else {
+        format!("series-{colour}")
+    }
+}
+
 /// The chart of `rows` (from `audit_calls_per_hour`) over the `hours` hours that end with
 /// the hour holding `now`.
 pub fn build(rows: &[HourlyCalls], now: i64, hours: i64, truncated: bool) -> CallsChart {
     let end = (now.div_euclid(HOUR) + 1) * HOUR;
     let start = end - hours * HOUR;
-    // Series: (source, failed), sorted by source, successes first; one colour per source.
     let mut sources: Vec<String> = rows.iter().map(source_of).collect();
     sources.sort();
     sources.dedup();
-    let mut series: Vec<(String, bool)> = Vec::new();
+    let mut series: Vec<SeriesKey> = Vec::new();
     for row in rows {
         let key = (source_of(row), row.status != "ok");
         if !series.contains(&key) {
@@ -114,26 +126,7 @@ pub fn build(rows: &[HourlyCalls], now: i64, hours: i64, truncated: bool) -> Cal
         }
     }
     series.sort();
-    let class_of = |key: &(String, bool)| {
-        let colour = sources.iter().position(|s| *s == key.0).unwrap_or(0) % PALETTE;
-        if key.1 {
-            format!("series-{colour} failed")
-        } else {
-            format!("series-{colour}")
-        }
-    };
-    // counts[hour][series]
-    let mut counts = vec![vec![0i64; series.len()]; hours.max(0) as usize];
-    for row in rows {
-        let slot = (row.hour - start).div_euclid(HOUR);
-        if slot < 0 || slot >= hours {
-            continue;
-        }
-        let key = (source_of(row), row.status != "ok");
-        if let Some(i) = series.iter().position(|s| *s == key) {
-            counts[slot as usize][i] += row.calls;
-        }
-    }
+    let counts = hourly_counts(rows, &series, start, hours);
     let per_hour: Vec<i64> = counts.iter().map(|c| c.iter().sum()).collect();
     let total: i64 = per_hour.iter().sum();
     let busiest = per_hour.iter().copied().max().unwrap_or(0);
@@ -141,62 +134,18 @@ pub fn build(rows: &[HourlyCalls], now: i64, hours: i64, truncated: bool) -> Cal
     let top = step * ((busiest.max(1) + step - 1) / step);
     let scale = PLOT_HEIGHT / top as f64;
     let baseline = TOP + PLOT_HEIGHT;
-    let mut segments = Vec::new();
-    for (slot, hour_counts) in counts.iter().enumerate() {
-        let hour = start + slot as i64 * HOUR;
-        let x = LEFT + slot as f64 * SLOT + (SLOT - BAR) / 2.0;
-        let mut below = 0i64;
-        for (i, &n) in hour_counts.iter().enumerate() {
-            if n == 0 {
-                continue;
-            }
-            let (source, failed) = &series[i];
-            segments.push(Segment {
-                x: round(x),
-                y: round(baseline - (below + n) as f64 * scale),
-                w: BAR,
-                h: round(n as f64 * scale),
-                class: class_of(&series[i]),
-                title: format!(
-                    "{}: {source}, {}: {n} call{}",
-                    super::shown::time(hour),
-                    if *failed { "failed" } else { "ok" },
-                    if n == 1 { "" } else { "s" }
-                ),
-            });
-            below += n;
-        }
-    }
+    let segments = stacked_bars(&counts, &series, &sources, start, scale);
     let y_ticks = (0..=top / step)
         .map(|k| Tick {
             at: round(baseline - (k * step) as f64 * scale),
             label: (k * step).to_string(),
         })
         .collect();
-    let mut x_labels = Vec::new();
-    for slot in 0..hours {
-        let hour = start + slot * HOUR;
-        let label = if hour.rem_euclid(86_400) == 0 {
-            // The day as MM-DD.
-            super::shown::time(hour)
-                .get(5..10)
-                .unwrap_or_default()
-                .to_string()
-        } else if hour.rem_euclid(6 * HOUR) == 0 {
-            format!("{:02}h", hour.rem_euclid(86_400) / HOUR)
-        } else {
-            continue;
-        };
-        x_labels.push(Tick {
-            at: round(LEFT + slot as f64 * SLOT + SLOT / 2.0),
-            label,
-        });
-    }
     let legend = series
         .iter()
         .enumerate()
         .map(|(i, key)| LegendEntry {
-            class: class_of(key),
+            class: class_of(&sources, key),
             label: format!("{}, {}", key.0, if key.1 { "failed" } else { "ok" }),
             calls: counts.iter().map(|c| c[i]).sum(),
         })
@@ -229,12 +178,95 @@ pub fn build(rows: &[HourlyCalls], now: i64, hours: i64, truncated: bool) -> Cal
         baseline,
         segments,
         y_ticks,
-        x_labels,
+        x_labels: hour_labels(start, hours),
         legend,
         rows: numbers,
         total,
         truncated,
     }
+}
+
+/// `counts[hour][series]` over the `hours` hours from `start`.
+fn hourly_counts(
+    rows: &[HourlyCalls],
+    series: &[SeriesKey],
+    start: i64,
+    hours: i64,
+) -> Vec<Vec<i64>> {
+    let mut counts = vec![vec![0i64; series.len()]; hours.max(0) as usize];
+    for row in rows {
+        let slot = (row.hour - start).div_euclid(HOUR);
+        if slot < 0 || slot >= hours {
+            continue;
+        }
+        let key = (source_of(row), row.status != "ok");
+        if let Some(i) = series.iter().position(|s| *s == key) {
+            counts[slot as usize][i] += row.calls;
+        }
+    }
+    counts
+}
+
+/// One bar per hour, its series stacked from the baseline up, each segment titled with its
+/// hour, source, outcome and count.
+fn stacked_bars(
+    counts: &[Vec<i64>],
+    series: &[SeriesKey],
+    sources: &[String],
+    start: i64,
+    scale: f64,
+) -> Vec<Segment> {
+    let baseline = TOP + PLOT_HEIGHT;
+    let mut segments = Vec::new();
+    for (slot, hour_counts) in counts.iter().enumerate() {
+        let hour = start + slot as i64 * HOUR;
+        let x = LEFT + slot as f64 * SLOT + (SLOT - BAR) / 2.0;
+        let mut below = 0i64;
+        for (i, &n) in hour_counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let (source, failed) = &series[i];
+            segments.push(Segment {
+                x: round(x),
+                y: round(baseline - (below + n) as f64 * scale),
+                w: BAR,
+                h: round(n as f64 * scale),
+                class: class_of(sources, &series[i]),
+                title: format!(
+                    "{}: {source}, {}: {n} call{}",
+                    super::shown::time(hour),
+                    if *failed { "failed" } else { "ok" },
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
+            below += n;
+        }
+    }
+    segments
+}
+
+/// The x axis: each day's date (MM-DD) at midnight, and every sixth hour.
+fn hour_labels(start: i64, hours: i64) -> Vec<Tick> {
+    let mut x_labels = Vec::new();
+    for slot in 0..hours {
+        let hour = start + slot * HOUR;
+        let label = if hour.rem_euclid(86_400) == 0 {
+            super::shown::time(hour)
+                .get(5..10)
+                .unwrap_or_default()
+                .to_string()
+        } else if hour.rem_euclid(6 * HOUR) == 0 {
+            format!("{:02}h", hour.rem_euclid(86_400) / HOUR)
+        } else {
+            continue;
+        };
+        x_labels.push(Tick {
+            at: round(LEFT + slot as f64 * SLOT + SLOT / 2.0),
+            label,
+        });
+    }
+    x_labels
 }
 
 #[cfg(test)]
