@@ -9,6 +9,9 @@ use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+/// Every response the daemon sends, the console's included: a whole body in memory.
+pub type HttpResponse = hyper::Response<http_body_util::Full<Bytes>>;
+
 /// Why a request body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {

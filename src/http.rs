@@ -16,21 +16,15 @@ use crate::app::App;
 use crate::mnet::faults;
 use crate::xmlrpc::{self, Fault};
 
-/// Kept under its former path for callers of `http::maintenance_once`.
-pub use crate::maintenance::maintenance_once;
-
 pub mod conn;
 mod serve;
 mod tls;
 
-/// Kept under its former path: reading bodies is its own module, shared with the console.
-pub use crate::body::{self, BodyError, read_body_within};
 pub use serve::{run, run_surface, serve_forever};
-
-pub use crate::console::Surface;
 pub use tls::tls_acceptor;
 
-pub type HttpResponse = Response<Full<Bytes>>;
+use crate::body::{BodyError, HttpResponse, read_body_within};
+use crate::console::Surface;
 
 const XML: &str = "text/xml; charset=utf-8";
 

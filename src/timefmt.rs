@@ -179,8 +179,7 @@ pub fn date(t: i64) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// Dates checked by hand (and, before the `time` crate replaced the hand-written
-    /// calendar arithmetic, against it over the whole range: commit 05e776f).
+    /// Dates checked by hand.
     #[test]
     fn known_dates() {
         for (t, text) in [

@@ -215,7 +215,7 @@ async fn the_audit_keeps_to_its_size_budget_oldest_first() {
     let before = b.audit().await;
     assert!(before.len() >= 45, "{}", before.len());
     let newest = before[0].id;
-    usestats::http::maintenance_once(&b.app).await;
+    usestats::maintenance::maintenance_once(&b.app).await;
     let after = b.audit().await;
     assert!(after.len() <= 30, "{} rows kept", after.len());
     assert!(after.len() >= 25, "the newest stay: {}", after.len());

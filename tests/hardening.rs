@@ -251,7 +251,7 @@ async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
     b.add_peer(&a).await;
     let before = b.app.keyring().current.info();
     // Nothing to do yet.
-    usestats::http::maintenance_once(&b.app).await;
+    usestats::maintenance::maintenance_once(&b.app).await;
     assert_eq!(
         b.app.keyring().current.info().fingerprint_sha1,
         before.fingerprint_sha1
@@ -270,7 +270,7 @@ async fn keys_rotate_before_expiry_and_peers_follow_and_old_audit_goes() {
     // Eight and a half days later the certificate is within two days of expiry.
     b.app.clock.set_offset(8 * 86_400 + 43_200);
     a.app.clock.set_offset(8 * 86_400 + 43_200);
-    usestats::http::maintenance_once(&b.app).await;
+    usestats::maintenance::maintenance_once(&b.app).await;
     let after = b.app.keyring().current.info();
     assert_ne!(after.fingerprint_sha1, before.fingerprint_sha1, "rotated");
     assert_eq!(
@@ -309,7 +309,7 @@ async fn a_rotation_on_disk_by_the_cli_is_picked_up_by_the_running_daemon() {
     let subject = usestats::app::cert_subject(&b.app.config);
     let rotated = store.rotate(&subject, 28, b.app.now()).unwrap();
     assert_eq!(b.app.keyring().current.cert_pem, before, "not yet");
-    usestats::http::maintenance_once(&b.app).await;
+    usestats::maintenance::maintenance_once(&b.app).await;
     assert_eq!(b.app.keyring().current.cert_pem, rotated.current.cert_pem);
     assert_eq!(b.app.keyring().archived[0].cert_pem, before);
     let (_, served) = get(&b.url("/mnet/publickey.php")).await;

@@ -104,7 +104,7 @@ async fn a_capture_replayed_after_the_timestamp_window_with_a_rewritten_timestam
     assert_eq!(stored[0].0.len(), 32, "a 16-byte hash, not the request");
     // Maintenance drops it once the window has passed.
     b.app.clock.pin(CAPTURED_AT + 86_401);
-    usestats::http::maintenance_once(&b.app).await;
+    usestats::maintenance::maintenance_once(&b.app).await;
     let stored = b
         .app
         .state

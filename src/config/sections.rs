@@ -226,7 +226,7 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeletionCheck {
-    /// `ends`, the check of earlier versions, now means this one.
+    /// Configs written for the first compiled store say `ends`; they get this check.
     #[serde(alias = "ends")]
     Census,
     Count,

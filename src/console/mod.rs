@@ -22,7 +22,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::app::App;
 
 /// An answer, as the HTTP layer sends it.
-pub type HttpResponse = Response<Full<Bytes>>;
+use crate::body::HttpResponse;
 
 /// Which listener a request came on: the main one, or the console's own
 /// (`[console] listen`). Defined here, below the HTTP layer that passes it in, so that the

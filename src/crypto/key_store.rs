@@ -9,7 +9,7 @@
 //! * `archive/<key fingerprint>.pem`: an archived pair, named by the SHA-256 of the key's own
 //!   public half, so that no entry can be named after another key; an entry whose contents
 //!   differ is never overwritten;
-//! * written by earlier versions, still read: `current.key.pem` + `current.cert.pem`, and
+//! * the two-file layout, read so that an upgraded install keeps its keys: `current.key.pem` + `current.cert.pem`, and
 //!   `archive/<notBefore>-<fingerprint>.key.pem|.cert.pem`. The first rotation writes
 //!   `current.pem` and removes the two old current files.
 //!

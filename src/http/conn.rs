@@ -99,10 +99,6 @@ impl Connections {
         self.cap
     }
 
-    pub fn open_count(&self) -> usize {
-        self.open.lock().map(|open| open.len()).unwrap_or(0)
-    }
-
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }

@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 use crate::app::App;
 
 use super::conn;
+use super::route;
 use super::tls::{tls_acceptor, tls_handshake};
-use super::{Surface, route};
+use crate::console::Surface;
 
 /// Serve connections from `listener` until `shutdown` completes; then stop accepting and
 /// wait (up to 30 s) for the calls in flight, then (up to 10 s) for their audit rows.

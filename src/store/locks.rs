@@ -6,8 +6,8 @@
 //! `SELECT … FOR UPDATE`. Locking a row takes the UPDATE privilege on its table, which only
 //! the daemon's own role has, so no other role that can connect to the database can take
 //! these locks or hold them against us (decisions: "Several instances"; SECURITY.md, "The
-//! state database"). The session advisory locks of earlier versions, with fixed keys, could be
-//! taken by any role that could log in, and stopped every instance.
+//! state database"). Session advisory locks with fixed keys are not used: any role that can
+//! log in can take them, and so stop every instance.
 //!
 //! Every wait is bounded. A waiter asks again with `SKIP LOCKED` (which never blocks) until
 //! its deadline; past [`WARN_AFTER`] it logs a warning naming the lock, the session that

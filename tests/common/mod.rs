@@ -358,7 +358,7 @@ pub async fn spawn_app(mut options: AppOptions) -> TestApp {
             async {
                 let _ = rx.await;
             },
-            usestats::http::Surface::Console,
+            usestats::console::Surface::Console,
         ));
         (Some(console_addr), Some(tx), Some(server))
     } else {

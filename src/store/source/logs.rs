@@ -308,55 +308,6 @@ impl Source {
         Ok(out)
     }
 
-    /// The lowest and highest id of one user's rows with `id <= max_id`: two seeks into the
-    /// `(userid)` index (each index entry ends with the row's id), no row read.
-    pub fn log_id_ends(
-        &self,
-        conn: &mut DbConnection,
-        userid: i64,
-        max_id: i64,
-    ) -> Result<(Option<i64>, Option<i64>), SourceError> {
-        #[derive(QueryableByName)]
-        struct Ends {
-            #[diesel(sql_type = Nullable<BigInt>)]
-            lo: Option<i64>,
-            #[diesel(sql_type = Nullable<BigInt>)]
-            hi: Option<i64>,
-        }
-        let t = self.t("logstore_standard_log");
-        let rows: Vec<Ends> = query::load(
-            conn,
-            &format!(
-                "SELECT (SELECT MIN(id) FROM {t} WHERE userid = $1 AND id <= $2) AS lo, \
-                 (SELECT MAX(id) FROM {t} WHERE userid = $1 AND id <= $2) AS hi"
-            ),
-            vec![Bind::Int(userid), Bind::Int(max_id)],
-        )?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(|e| (e.lo, e.hi))
-            .unwrap_or((None, None)))
-    }
-
-    /// One user's rows (filtered or not) with `id <= max_id`, counted on the `(userid)` index.
-    pub fn log_count_upto(
-        &self,
-        conn: &mut DbConnection,
-        userid: i64,
-        max_id: i64,
-    ) -> Result<i64, SourceError> {
-        let rows: Vec<OptInt> = query::load(
-            conn,
-            &format!(
-                "SELECT COUNT(*) AS n FROM {} WHERE userid = $1 AND id <= $2",
-                self.t("logstore_standard_log")
-            ),
-            vec![Bind::Int(userid), Bind::Int(max_id)],
-        )?;
-        Ok(rows.into_iter().next().and_then(|r| r.n).unwrap_or(0))
-    }
-
     /// These users' rows (filtered or not) logged after `after_id`, in id order.
     pub fn logs_after(
         &self,
