@@ -506,33 +506,85 @@ proptest! {
         windows in windows(),
         postgres in any::<bool>(),
     ) {
-        let Some(mut site) = site_on(postgres, DeletionCheck::Census) else { return Ok(()) };
-        let mut clocks = [T0; 3];
-        insert(&mut site.conn, &rows(&first, 1, &mut clocks));
-        let now = T0 + 400_000;
-        site.compile(&settings, now);
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
-        site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE timecreated < {}", T0 + cutoff));
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len(), "retention needs no full scan");
-        site.compile(&settings, now);
-        site.check(&settings, &windows);
-        site.exec(&format!(
-            "DELETE FROM mdl_logstore_standard_log WHERE userid = {} AND contextid = {context}",
-            USERS[(gone + 1) % 3]
-        ));
-        site.exec(&format!("DELETE FROM mdl_logstore_standard_log WHERE userid = {}", USERS[gone]));
-        site.compile(&settings, now);
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
-
-        // A row committed under the mark (its id was taken before rows the last pass read).
-        insert(&mut site.conn, &[(0, USERS[(gone + 2) % 3], T0 + cutoff + 77, 0)]);
-        site.compile(&settings, now);
-        let answered = site.check(&settings, &windows);
-        prop_assert_eq!(answered, USERS.len() * windows.len());
+        census_case(&settings, &first, cutoff, gone, context, &windows, postgres)?;
     }
+}
+
+/// A case proptest once shrank to (SQLite): a one-row session left after retention.
+#[test]
+fn census_case_retention_leaves_a_one_row_session() {
+    let settings = Settings {
+        threshold_minutes: 5,
+        lastpingcredit_minutes: 0,
+        ..Settings::default()
+    };
+    let first = [
+        (0, 0, 12097),
+        (0, 0, 3),
+        (0, 5, 70),
+        (1, 12, 18809),
+        (1, 3, 164),
+    ];
+    let windows = [
+        (81149, 26571, -8895),
+        (45237, 177504, -14663),
+        (25604, 193153, -12842),
+        (12167, 132569, -17926),
+    ];
+    census_case(&settings, &first, 11850, 0, 2, &windows, false).unwrap();
+}
+
+fn census_case(
+    settings: &Settings,
+    first: &[(usize, usize, i64)],
+    cutoff: i64,
+    gone: usize,
+    context: i64,
+    windows: &[(i64, i64, i64)],
+    postgres: bool,
+) -> Result<(), TestCaseError> {
+    let Some(mut site) = site_on(postgres, DeletionCheck::Census) else {
+        return Ok(());
+    };
+    let mut clocks = [T0; 3];
+    insert(&mut site.conn, &rows(first, 1, &mut clocks));
+    let now = T0 + 400_000;
+    site.compile(settings, now);
+    let answered = site.check(settings, windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+    site.exec(&format!(
+        "DELETE FROM mdl_logstore_standard_log WHERE timecreated < {}",
+        T0 + cutoff
+    ));
+    let answered = site.check(settings, windows);
+    prop_assert_eq!(
+        answered,
+        USERS.len() * windows.len(),
+        "retention needs no full scan"
+    );
+    site.compile(settings, now);
+    site.check(settings, windows);
+    site.exec(&format!(
+        "DELETE FROM mdl_logstore_standard_log WHERE userid = {} AND contextid = {context}",
+        USERS[(gone + 1) % 3]
+    ));
+    site.exec(&format!(
+        "DELETE FROM mdl_logstore_standard_log WHERE userid = {}",
+        USERS[gone]
+    ));
+    site.compile(settings, now);
+    let answered = site.check(settings, windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+
+    // A row committed under the mark (its id was taken before rows the last pass read).
+    insert(
+        &mut site.conn,
+        &[(0, USERS[(gone + 2) % 3], T0 + cutoff + 77, 0)],
+    );
+    site.compile(settings, now);
+    let answered = site.check(settings, windows);
+    prop_assert_eq!(answered, USERS.len() * windows.len());
+    Ok(())
 }
 
 /// Two passes at once (`usestats compile` beside `serve`): the one that finds the store moved

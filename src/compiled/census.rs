@@ -117,7 +117,8 @@ pub fn check(
     interval: i64,
 ) -> Result<usize, CompiledError> {
     let meta = state::compiled_meta(state)?;
-    let census_at = meta.map_or(0, |m| m.census_at);
+    let census_at = meta.as_ref().map_or(0, |m| m.census_at);
+    let horizon = meta.as_ref().map_or(NO_HORIZON, |m| m.census_mark);
     let stored: BTreeMap<i64, i64> = state::census_totals(state)?.into_iter().collect();
     let mark = source.log_change_mark(conn, high_water)?;
     let moved = match mark {
@@ -147,12 +148,10 @@ pub fn check(
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    let new_mark = match mark {
-        ChangeMark::RowsUpTo(_) => -1,
-    };
+    let stamp_at = if full { now } else { census_at };
     if changed.is_empty() {
         if full {
-            state::set_census(state, now, new_mark)?;
+            state::set_census(state, now, horizon)?;
         }
         return Ok(0);
     }
@@ -165,18 +164,34 @@ pub fn check(
     }
     let mut stale: Vec<i64> = Vec::new();
     let mut rewrite: Vec<(i64, Rows)> = Vec::new();
+    let mut dismissed = false;
     for bucket in changed {
         let lo = bucket << SHIFT;
         let hi = ((bucket + 1) << SHIFT).min(high_water.saturating_add(1));
         let now_rows: Rows = source.log_census_rows(conn, lo, hi)?;
         let old = before.remove(&bucket).unwrap_or_default();
-        stale.extend(users_changed(&old, &now_rows, oldest));
+        let range = users_changed(&old, &now_rows, oldest);
+        stale.extend(range.stale);
+        dismissed |= range.dismissed;
         rewrite.push((bucket, now_rows));
     }
+    // Rows taken as retention stay in the store, hidden by answers starting at the log's oldest
+    // row. A row older than the horizon (committed late with an old time) would bring them back
+    // into sight: every user whose compiled rows start before it is compiled again, and then
+    // none of them holds such a row any more.
+    let mut kept_horizon = horizon;
+    if horizon != NO_HORIZON && oldest < horizon {
+        stale.extend(state::compiled_users_starting_before(state, horizon)?);
+        kept_horizon = NO_HORIZON;
+    }
+    let new_horizon = if dismissed {
+        kept_horizon.max(oldest)
+    } else {
+        kept_horizon
+    };
     stale.sort_unstable();
     stale.dedup();
-    let full_at = full.then_some((now, new_mark));
-    record(state, &stale, &rewrite, full_at)?;
+    record(state, &stale, &rewrite, (stamp_at, new_horizon))?;
     if !stale.is_empty() {
         tracing::info!(
             users = stale.len(),
@@ -186,19 +201,31 @@ pub fn check(
     Ok(stale.len())
 }
 
+/// No row was taken as retention since the users holding such rows were last compiled again.
+const NO_HORIZON: i64 = -1;
+
+/// What one range's comparison found.
+struct RangeChange {
+    /// Users whose rows changed.
+    stale: Vec<i64>,
+    /// Some row was gone by retention (older than the log's oldest row) and left in the store.
+    dismissed: bool,
+}
+
 /// The users whose rows in one range differ between what the census kept (`old`) and the log
 /// now: a row gone (unless retention took it: older than the log's oldest row), a row whose
 /// user or time changed (both users), a row that appeared (committed under the mark since).
-fn users_changed(old: &Rows, now_rows: &Rows, oldest: i64) -> Vec<i64> {
+fn users_changed(old: &Rows, now_rows: &Rows, oldest: i64) -> RangeChange {
     let now_ids: std::collections::HashMap<i64, (i64, i64)> = now_rows
         .iter()
         .map(|&(id, user, time)| (id, (user, time)))
         .collect();
     let old_ids: HashSet<i64> = old.iter().map(|r| r.0).collect();
     let mut stale = Vec::new();
+    let mut dismissed = false;
     for &(id, user, time) in old {
         match now_ids.get(&id) {
-            None if time < oldest => {}
+            None if time < oldest => dismissed = true,
             None => stale.push(user),
             Some(&(now_user, now_time)) if (now_user, now_time) != (user, time) => {
                 stale.push(user);
@@ -213,18 +240,18 @@ fn users_changed(old: &Rows, now_rows: &Rows, oldest: i64) -> Vec<i64> {
             .filter(|r| !old_ids.contains(&r.0))
             .map(|r| r.1),
     );
-    stale
+    RangeChange { stale, dismissed }
 }
 
-/// Marks `stale` users, rewrites the ranges read again, and, after a whole count, the time and
-/// mark of the census, in one transaction. A user with rows under the mark but none compiled
+/// Marks `stale` users, rewrites the ranges read again, and stamps the census with the time of
+/// its last whole count and the retention horizon, in one transaction. A user with rows under the mark but none compiled
 /// (rows committed out of id order) gets a stale row of their own, so that answers scan them
 /// and the pass compiles them.
 fn record(
     state: &mut DbConnection,
     stale: &[i64],
     rewrite: &[(i64, Rows)],
-    full_at: Option<(i64, i64)>,
+    (census_at, horizon): (i64, i64),
 ) -> Result<(), CompiledError> {
     let known: std::collections::HashSet<i64> = state::compiled_users(state, stale)?
         .into_iter()
@@ -243,9 +270,7 @@ fn record(
         for (bucket, rows) in rewrite {
             state::put_census(state, *bucket, rows.len() as i64, &encode(rows))?;
         }
-        if let Some((now, mark)) = full_at {
-            state::set_census(state, now, mark)?;
-        }
+        state::set_census(state, census_at, horizon)?;
         Ok(())
     })
 }

@@ -29,8 +29,9 @@ pub struct CompiledMeta {
     pub pass_target: i64,
     /// When the census last counted the whole log (unix seconds), 0 never.
     pub census_at: i64,
-    /// What the cheap check before a census read then (PostgreSQL: the log's deleted and
-    /// updated tuples); -1 when unknown.
+    /// The retention horizon: the latest oldest-row time under which the census left rows gone
+    /// by retention in the store (answers hide them by starting at the log's oldest row); -1
+    /// when none is left (docs/engine.md §7.3).
     pub census_mark: i64,
 }
 
@@ -165,6 +166,22 @@ pub fn mark_compiled_stale(conn: &mut DbConnection, userids: &[i64]) -> Result<(
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// The compiled users holding a row older than `time`: their first segment, or their tail when
+/// they have no segment yet, starts before it.
+pub fn compiled_users_starting_before(
+    conn: &mut DbConnection,
+    time: i64,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(compiled_users::table
+        .filter(
+            compiled_users::first_time
+                .lt(time)
+                .or(compiled_users::tail_time.lt(time)),
+        )
+        .select(compiled_users::userid)
+        .load(conn)?)
 }
 
 pub fn stale_compiled_users(conn: &mut DbConnection, limit: i64) -> Result<Vec<i64>, StoreError> {
