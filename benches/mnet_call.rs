@@ -612,7 +612,7 @@ fn main() {
         &client_rt,
         &client,
         &peers[2],
-        usestats::rpc::GET_STATS,
+        usestats::services::use_stats::GET_STATS,
         stats_params,
         private_op,
     );

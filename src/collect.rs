@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::mnet::client::ClientError;
-use crate::rpc::{self, Answer};
+use crate::services::use_stats::{self, Answer};
 use crate::store::StoreError;
 use crate::store::state::{self, Peer};
 use crate::xmlrpc::Value;
@@ -111,7 +111,7 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
             if selection == "all" {
                 let mut chosen = Vec::new();
                 for peer in peers {
-                    if state::is_subscribed(conn, peer.id, rpc::SERVICE)? {
+                    if state::is_subscribed(conn, peer.id, use_stats::SERVICE)? {
                         chosen.push(peer);
                     }
                 }
@@ -165,7 +165,7 @@ pub async fn collect(
         ];
         tasks.push(tokio::spawn(async move {
             let begun = Instant::now();
-            let result = app.client.call(&peer, rpc::GET_STATS, params).await;
+            let result = app.client.call(&peer, use_stats::GET_STATS, params).await;
             (peer.wwwroot.clone(), begun.elapsed(), result)
         }));
     }
@@ -233,7 +233,7 @@ pub fn peer_result(
     let Some(answer) = Answer::from_value(&value) else {
         return failed(PeerStatus::Error, "not a use_stats answer".into());
     };
-    if answer.status != rpc::RPC_SUCCESS {
+    if answer.status != use_stats::RPC_SUCCESS {
         return failed(
             PeerStatus::Error,
             format!(
@@ -463,13 +463,13 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, UseStatsError> {
 /// This host's own numbers for the same user, in the same shape as a peer's.
 pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: i64) -> PeerResult {
     let started = Instant::now();
-    let value = rpc::local_stats_value(
-        &rpc::Site {
+    let value = use_stats::local_stats_value(
+        &use_stats::Site {
             node: app.node.clone(),
             source: app.source.clone(),
         },
         username,
-        rpc::Scope::from_plugin(scope),
+        use_stats::Scope::from_plugin(scope),
         timefrom,
     )
     .await;

@@ -40,8 +40,6 @@ pub mod maintenance;
 pub mod metrics;
 pub mod mnet;
 pub mod reports;
-/// The use_stats methods under their former path.
-pub use services::use_stats as rpc;
 pub mod services;
 pub mod stats;
 pub mod store;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usestats::mnet::client::ClientError;
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::xmlrpc::Value;
 
 /// A PostgreSQL server of our own (initdb in a temporary directory, run as the `postgres`
@@ -163,7 +163,7 @@ async fn get_stats(a: &TestApp, b: &TestApp) -> Result<Answer, ClientError> {
     let peer = a.peer(&b.wwwroot).await;
     a.call_peer(
         &peer,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         vec![
             usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
             Value::from("admin"),
@@ -386,7 +386,7 @@ async fn a_peer_closing_mid_answer_is_a_clean_error() {
     let value = h
         .call_peer(
             &peer_a,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 usestats::collect::caller_struct("admin", &h.wwwroot, &h.wwwroot),
                 Value::from("admin"),
@@ -536,7 +536,7 @@ async fn a_full_disk_loses_the_audit_and_refuses_what_it_cannot_record() {
     let call = || async {
         a.call_peer(
             &peer,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
                 Value::from("admin"),

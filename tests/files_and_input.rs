@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use usestats::collect::caller_struct;
-use usestats::rpc::Answer;
+use usestats::services::use_stats::Answer;
 use usestats::xmlrpc::Value;
 
 /// The binary run through `sh` with `umask 000`, the most permissive an operator's shell

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use usestats::collect::{self, PeerStatus, caller_struct, parse_use_stats};
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::xmlrpc::Value;
 
 /// The busiest learner of `app` and their grand total in minutes.
@@ -75,7 +75,7 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
     let value = h
         .call_peer(
             &peer_a,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             stats_call(&h.wwwroot, &h.wwwroot, &target, &b.wwwroot, 2),
         )
         .await
@@ -87,7 +87,10 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
 
     // Exactly one get_stats reached B, and it came from A with an empty whereroot.
     let on_b = b.audit().await;
-    let calls: Vec<_> = on_b.iter().filter(|e| e.method == rpc::GET_STATS).collect();
+    let calls: Vec<_> = on_b
+        .iter()
+        .filter(|e| e.method == use_stats::GET_STATS)
+        .collect();
     assert_eq!(calls.len(), 1, "{on_b:?}");
     assert_eq!(calls[0].peer, a.wwwroot);
     assert_eq!(calls[0].caller, format!("admin@{}", h.wwwroot));
@@ -97,7 +100,7 @@ async fn forwarding_returns_the_data_hosts_numbers_in_one_hop() {
     let value = h
         .call_peer(
             &peer_a,
-            rpc::GET_SCORES,
+            use_stats::GET_SCORES,
             vec![
                 caller_struct("admin", &h.wwwroot, &h.wwwroot),
                 Value::from(target.as_str()),
@@ -136,7 +139,7 @@ async fn a_forwarded_call_is_answered_locally_and_never_forwarded_again() {
     let value = h
         .call_peer(
             &peer_a,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             stats_call(&h.wwwroot, &h.wwwroot, &target, &b.wwwroot, 1),
         )
         .await
@@ -144,7 +147,10 @@ async fn a_forwarded_call_is_answered_locally_and_never_forwarded_again() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(Answer::from_value(&value).unwrap().status, 200);
     let get_stats_calls = |audit: Vec<usestats::store::state::AuditEntry>| {
-        audit.iter().filter(|e| e.method == rpc::GET_STATS).count()
+        audit
+            .iter()
+            .filter(|e| e.method == use_stats::GET_STATS)
+            .count()
     };
     assert_eq!(get_stats_calls(a.audit().await), 1, "A received one call");
     assert_eq!(
@@ -196,7 +202,7 @@ async fn forwarding_failures_are_status_500_with_a_clear_error_quickly() {
                 .client
                 .call(
                     &peer_a,
-                    rpc::GET_STATS,
+                    use_stats::GET_STATS,
                     stats_call(&home, &home, "x", &whereroot, 1),
                 )
                 .await

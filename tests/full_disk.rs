@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use usestats::mnet::client::ClientError;
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::xmlrpc::Value;
 
 /// A small tmpfs, unmounted again when dropped if this test mounted it.
@@ -247,7 +247,7 @@ async fn serve_starts_on_a_full_disk_or_says_what_to_free() {
     let call = || async {
         a.call_peer(
             &peer,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
                 Value::from("admin"),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use usestats::collect::{PeerStatus, caller_struct, parse_use_stats};
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::store::{self, state};
 use usestats::xmlrpc::Value;
 
@@ -57,11 +57,11 @@ async fn ask_where(
         caller_struct(username, home, &from.wwwroot),
         Value::from(target),
         Value::from(whereroot),
-        Value::Int(rpc::MODULE_SCOPE),
+        Value::Int(use_stats::MODULE_SCOPE),
         Value::Int(0),
     ];
     let value = from
-        .call_peer(&peer, rpc::GET_STATS, params)
+        .call_peer(&peer, use_stats::GET_STATS, params)
         .await
         .expect("MNET call");
     Answer::from_value(&value).expect("a use_stats answer")
@@ -91,13 +91,17 @@ async fn remote_learner(app: &TestApp, home: &str) -> String {
 }
 
 fn refused_as_without_grant(answer: &Answer) {
-    assert_eq!(answer.status, rpc::RPC_FAILURE_CAPABILITY, "{answer:?}");
+    assert_eq!(
+        answer.status,
+        use_stats::RPC_FAILURE_CAPABILITY,
+        "{answer:?}"
+    );
     assert_eq!(answer.errors, vec![serde_json::json!(NO_GRANT)]);
     assert_eq!(answer.message, None, "no data leaks: {answer:?}");
 }
 
 fn scope_3_data(answer: &Answer) {
-    assert_eq!(answer.status, rpc::RPC_SUCCESS, "{answer:?}");
+    assert_eq!(answer.status, use_stats::RPC_SUCCESS, "{answer:?}");
     let message = answer.message.as_deref().unwrap();
     assert!(message.contains("<MODULES>"), "scope 3 detail: {message}");
 }
@@ -163,7 +167,7 @@ async fn a_relay_needs_via_on_the_data_hosts_grant() {
     // B's grant is home-only: A signs the forwarded call, so B refuses it, and A relays the
     // refusal as the remote application error.
     let refused = ask_where(&m, &a, "admin", &m.wwwroot, &target, &b.wwwroot).await;
-    assert_eq!(refused.status, rpc::RPC_FAILURE, "{refused:?}");
+    assert_eq!(refused.status, use_stats::RPC_FAILURE, "{refused:?}");
     assert_eq!(
         refused.errors,
         vec![

@@ -319,7 +319,7 @@ async fn forwarding_to_the_attackers_url_does_not_change_its_key() {
     let value = h
         .call_peer(
             &h.peer(&a.wwwroot).await,
-            usestats::rpc::GET_STATS,
+            usestats::services::use_stats::GET_STATS,
             vec![
                 usestats::collect::caller_struct("admin", &h.wwwroot, &h.wwwroot),
                 Value::from("learner"),
@@ -330,7 +330,7 @@ async fn forwarding_to_the_attackers_url_does_not_change_its_key() {
         )
         .await
         .unwrap();
-    let answer = usestats::rpc::Answer::from_value(&value).unwrap();
+    let answer = usestats::services::use_stats::Answer::from_value(&value).unwrap();
     assert_eq!(answer.status, 500, "{answer:?}");
     assert_eq!(
         a.peer(&rogue.wwwroot).await.public_key,
@@ -456,7 +456,11 @@ async fn answers_are_capped_by_what_was_asked() {
     *answer.lock().unwrap() = (false, vec![b' '; 3 * 1024 * 1024]);
     let started = std::time::Instant::now();
     let result = a
-        .call_peer(&peer, usestats::rpc::GET_STATS, vec![Value::from("x")])
+        .call_peer(
+            &peer,
+            usestats::services::use_stats::GET_STATS,
+            vec![Value::from("x")],
+        )
         .await;
     let error = result.expect_err("refused").to_string();
     assert!(error.contains("sent more than 2097152 bytes"), "{error}");
@@ -536,7 +540,7 @@ async fn forwarding_never_relays_unauthenticated_text_and_caps_error_lists() {
                 .client
                 .call(
                     &peer.await,
-                    usestats::rpc::GET_STATS,
+                    usestats::services::use_stats::GET_STATS,
                     vec![
                         usestats::collect::caller_struct("admin", &home, &home),
                         Value::from("learner"),
@@ -551,7 +555,10 @@ async fn forwarding_never_relays_unauthenticated_text_and_caps_error_lists() {
                 Value::String(s) => s.len(),
                 _ => 0,
             };
-            (usestats::rpc::Answer::from_value(&value).unwrap(), text)
+            (
+                usestats::services::use_stats::Answer::from_value(&value).unwrap(),
+                text,
+            )
         }
     };
 

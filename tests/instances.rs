@@ -30,7 +30,7 @@ use common::*;
 use usestats::mnet::client::ClientError;
 use usestats::mnet::envelope;
 use usestats::mnet::registration::{self, Registration, Sponsor};
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::store::state::SslVerification;
 use usestats::xmlrpc::{self, Limits, MethodCall, Response, Value};
 
@@ -449,12 +449,12 @@ impl Caller {
         let client = &self.peer.app.client;
         if detailed {
             client
-                .call_detailed(&peer, rpc::GET_STATS, self.params())
+                .call_detailed(&peer, use_stats::GET_STATS, self.params())
                 .await
                 .map(|r| (r.value, r.rekeyed))
         } else {
             client
-                .call_uninstrumented(&peer, rpc::GET_STATS, self.params())
+                .call_uninstrumented(&peer, use_stats::GET_STATS, self.params())
                 .await
                 .map(|v| (v, false))
         }
@@ -464,7 +464,8 @@ impl Caller {
     fn wrong(&self, value: &Value) -> Option<String> {
         match Answer::from_value(value) {
             Some(a)
-                if a.status == rpc::RPC_SUCCESS && a.message.as_deref() == Some(&self.expected) =>
+                if a.status == use_stats::RPC_SUCCESS
+                    && a.message.as_deref() == Some(&self.expected) =>
             {
                 None
             }
@@ -487,7 +488,7 @@ impl Caller {
     fn sealed_request(&self, cert: &str) -> Vec<u8> {
         let ring = self.peer.app.keyring();
         let call = MethodCall {
-            name: rpc::GET_STATS.into(),
+            name: use_stats::GET_STATS.into(),
             params: self.params(),
         };
         let signed = envelope::build_signed(

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use usestats::mnet::client::ClientError;
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::xmlrpc::Value;
 
 /// Two peers that know each other, use_stats published both ways, B holding A's users.
@@ -43,12 +43,12 @@ async fn two_peers_keyswap_and_call_each_other() {
         .call_peer(&peer_b, "system/listMethods", vec![])
         .await
         .unwrap();
-    assert_eq!(methods.to_json()[0], rpc::GET_STATS);
+    assert_eq!(methods.to_json()[0], use_stats::GET_STATS);
     let signature = a
         .call_peer(
             &peer_b,
             "system/methodSignature",
-            vec![Value::from(rpc::GET_STATS)],
+            vec![Value::from(use_stats::GET_STATS)],
         )
         .await
         .unwrap();
@@ -58,7 +58,7 @@ async fn two_peers_keyswap_and_call_each_other() {
     let value = a
         .call_peer(
             &peer_b,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 caller(&a),
                 Value::from(username.as_str()),
@@ -89,7 +89,7 @@ async fn two_peers_keyswap_and_call_each_other() {
     let refused = b
         .call_peer(
             &peer_a,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 caller(&b),
                 Value::from("x"),
@@ -284,7 +284,7 @@ async fn no_service_row_is_7012_and_an_unpublished_one_is_707() {
     let ask = || async {
         a.call_peer(
             &a.peer(&b.wwwroot).await,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 caller(&a),
                 Value::from("x"),

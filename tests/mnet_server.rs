@@ -171,7 +171,7 @@ async fn get_stats_and_get_scores_requests_from_moodle_are_answered() {
             .unwrap()
             .to_string();
         assert_eq!(value.type_name(), expected_type, "{vector}");
-        let answer = usestats::rpc::Answer::from_value(value).unwrap();
+        let answer = usestats::services::use_stats::Answer::from_value(value).unwrap();
         if vector.starts_with("08") {
             // "rené" is not a user of our demo site.
             assert_eq!(answer.status, 520, "{vector}: {answer:?}");

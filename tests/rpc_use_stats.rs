@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use usestats::collect::{caller_struct, parse_use_stats};
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::store::source::{CourseField, Source};
 use usestats::xmlrpc::Value;
 
@@ -128,7 +128,7 @@ async fn scopes_and_numbers(s: &Setup) {
     // Scope 1: only <USER>.
     let one = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::Int(1), Value::Int(0)),
     )
     .await;
@@ -152,7 +152,7 @@ async fn scopes_and_numbers(s: &Setup) {
     // Scope 2: courses, ≥ 5 minutes, course 0 left out, in order of first activity.
     let two = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::from("2"), Value::from("0")),
     )
     .await;
@@ -176,7 +176,7 @@ async fn scopes_and_numbers(s: &Setup) {
     // Scope 3: modules nested in each course, ≥ 2 minutes.
     let three = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::Int(3), Value::Int(0)),
     )
     .await;
@@ -202,14 +202,14 @@ async fn scopes_and_numbers(s: &Setup) {
     // The plugin compares the scope with >=: 4 answers as 3, 0 as 1.
     let four = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::Int(4), Value::Int(0)),
     )
     .await;
     assert_eq!(four.message.as_deref(), Some(message.as_str()));
     let zero = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::Int(0), Value::Int(0)),
     )
     .await;
@@ -222,7 +222,7 @@ async fn scopes_and_numbers(s: &Setup) {
     let value =
         s.a.app
             .client
-            .call(&peer, rpc::GET_STATS, params)
+            .call(&peer, use_stats::GET_STATS, params)
             .await
             .unwrap();
     assert_eq!(value.type_name(), "struct");
@@ -232,7 +232,7 @@ async fn scopes_and_numbers(s: &Setup) {
     let future = s.b.app.now() + 100_000;
     let empty = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(admin(s), &username, Value::Int(2), Value::Int(future)),
     )
     .await;
@@ -343,7 +343,7 @@ async fn error_statuses(s: &Setup) {
         ),
     ];
     for (label, params, status, text) in cases {
-        let answer = call(s, rpc::GET_STATS, params).await;
+        let answer = call(s, use_stats::GET_STATS, params).await;
         assert_eq!(answer.status, status, "{label}: {answer:?}");
         assert!(answer.message.is_none(), "{label}");
         let errors = serde_json::to_string(&answer.errors).unwrap();
@@ -354,7 +354,7 @@ async fn error_statuses(s: &Setup) {
     let person = || caller_struct(&remote, &s.a.wwwroot, &s.a.wwwroot);
     let no_grant = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(person(), &username, Value::Int(1), Value::Int(0)),
     )
     .await;
@@ -362,21 +362,21 @@ async fn error_statuses(s: &Setup) {
     s.b.grant(&s.a.wwwroot, &remote, true, false).await;
     let site = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(person(), &username, Value::Int(1), Value::Int(0)),
     )
     .await;
     assert_eq!(site.status, 200, "{site:?}");
     let courses = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(person(), &username, Value::Int(2), Value::Int(0)),
     )
     .await;
     assert_eq!(courses.status, 510, "{courses:?}");
     let scores = call(
         s,
-        rpc::GET_SCORES,
+        use_stats::GET_SCORES,
         vec![
             person(),
             Value::from(username.as_str()),
@@ -398,14 +398,14 @@ async fn error_statuses(s: &Setup) {
         .unwrap();
     let wildcard = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(person(), &username, Value::Int(2), Value::Int(0)),
     )
     .await;
     assert_eq!(wildcard.status, 200, "{wildcard:?}");
     let wildcard_site = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         stats_params(person(), &username, Value::Int(1), Value::Int(0)),
     )
     .await;
@@ -417,7 +417,7 @@ async fn error_statuses(s: &Setup) {
     let ours = s.b.wwwroot.to_uppercase().replace("HTTP://", "http://") + "/";
     let local = call(
         s,
-        rpc::GET_STATS,
+        use_stats::GET_STATS,
         vec![
             admin(s),
             Value::from(username.as_str()),
@@ -459,7 +459,7 @@ async fn scores(s: &Setup) {
     ] {
         let answer = call(
             s,
-            rpc::GET_SCORES,
+            use_stats::GET_SCORES,
             vec![
                 admin(s),
                 Value::from(username.as_str()),
@@ -487,7 +487,7 @@ async fn scores(s: &Setup) {
     }
     let other_scope = call(
         s,
-        rpc::GET_SCORES,
+        use_stats::GET_SCORES,
         vec![
             admin(s),
             Value::from(username.as_str()),
@@ -505,7 +505,7 @@ async fn scores(s: &Setup) {
     for (field, value) in [("fullname", "x"), ("id", "999999")] {
         let answer = call(
             s,
-            rpc::GET_SCORES,
+            use_stats::GET_SCORES,
             vec![
                 admin(s),
                 Value::from(username.as_str()),
@@ -564,7 +564,7 @@ async fn future_timefrom(s: &Setup) {
         for scope in 1..=3 {
             let answer = call(
                 s,
-                rpc::GET_STATS,
+                use_stats::GET_STATS,
                 stats_params(admin(s), &username, Value::Int(scope), timefrom.clone()),
             )
             .await;
@@ -584,7 +584,7 @@ async fn future_timefrom(s: &Setup) {
     let value =
         s.a.app
             .client
-            .call(&peer, rpc::GET_STATS, params)
+            .call(&peer, use_stats::GET_STATS, params)
             .await
             .unwrap();
     assert_eq!(value.get("status"), Some(&Value::Int(200)));
@@ -596,7 +596,7 @@ async fn future_timefrom(s: &Setup) {
         assert!(expected.rows_extracted > 0);
         let answer = call(
             s,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             stats_params(admin(s), &username, Value::Int(1), Value::Int(timefrom)),
         )
         .await;

@@ -176,7 +176,7 @@ async fn a_missing_or_empty_sqlite_source_is_unavailable_never_created_and_comes
         let value = a
             .call_peer(
                 &peer,
-                usestats::rpc::GET_STATS,
+                usestats::services::use_stats::GET_STATS,
                 vec![
                     usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
                     usestats::xmlrpc::Value::from("admin"),
@@ -187,7 +187,7 @@ async fn a_missing_or_empty_sqlite_source_is_unavailable_never_created_and_comes
             )
             .await
             .expect("an answer");
-        usestats::rpc::Answer::from_value(&value).expect("a use_stats answer")
+        usestats::services::use_stats::Answer::from_value(&value).expect("a use_stats answer")
     };
     let ws = format!(
         "/webservice/rest/server.php?wstoken={token}&wsfunction=block_use_stats_get_user_stats&moodlewsrestformat=json&uidsource=username&uid=admin"

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use usestats::rpc::{self, Answer};
+use usestats::services::use_stats::{self, Answer};
 use usestats::xmlrpc::Value;
 
 /// The fixed keys of the advisory locks instances used before: the state-write lock
@@ -137,7 +137,7 @@ async fn get_stats(a: &TestApp, b: &TestApp) -> Option<Answer> {
     let called = a
         .call_peer(
             &peer,
-            rpc::GET_STATS,
+            use_stats::GET_STATS,
             vec![
                 usestats::collect::caller_struct("admin", &a.wwwroot, &a.wwwroot),
                 Value::from("admin"),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::cli::BenchArgs;
 use crate::collect::caller_struct;
-use crate::rpc::{self, Answer};
+use crate::services::use_stats::{self, Answer};
 use crate::store::state::{self, Peer};
 use crate::xmlrpc::Value;
 
@@ -74,12 +74,12 @@ pub async fn run(
                 let begun = Instant::now();
                 let outcome = app
                     .client
-                    .call_uninstrumented(&peer, rpc::GET_STATS, params)
+                    .call_uninstrumented(&peer, use_stats::GET_STATS, params)
                     .await;
                 latencies.push(begun.elapsed());
                 match outcome {
                     Ok(value) => match Answer::from_value(&value) {
-                        Some(a) if a.status == rpc::RPC_SUCCESS => {}
+                        Some(a) if a.status == use_stats::RPC_SUCCESS => {}
                         Some(a) => errors.push(format!("status {}", a.status)),
                         None => errors.push("not a use_stats answer".to_string()),
                     },

@@ -94,11 +94,7 @@ fn collect_texts(
 ) -> Result<Vec<(usize, String)>, EnvelopeError> {
     let text = decode_text(body);
     let mut reader = Reader::from_str(&text);
-    let mut depth = 0usize;
-    let mut elements = 0usize;
-    let mut seen_root = false;
-    let mut capturing: Option<(usize, String)> = None;
-    let mut found = Vec::new();
+    let mut collector = Collector::new(root, wanted);
     loop {
         let event = reader.read_event().map_err(|e| {
             EnvelopeError::NotXml(format!("at byte {}: {e}", reader.error_position()))
@@ -106,91 +102,133 @@ fn collect_texts(
         match event {
             Event::DocType(_) => return Err(EnvelopeError::DocType),
             Event::Start(ref e) | Event::Empty(ref e) => {
-                elements += 1;
-                if elements > ENVELOPE_MAX_ELEMENTS || depth >= ENVELOPE_MAX_DEPTH {
-                    return Err(EnvelopeError::TooLarge);
-                }
                 // Compared in place: an envelope has a few dozen elements, and an owned
                 // copy of each name was most of the allocations of reading one.
                 let name = e.local_name();
-                let local: &str = name.as_ref();
-                if !seen_root {
-                    if !local.eq_ignore_ascii_case(root) {
-                        return Err(EnvelopeError::WrongRoot(local.to_string(), root));
-                    }
-                    seen_root = true;
-                } else if depth == 0 {
-                    return Err(EnvelopeError::NotXml("more than one root element".into()));
-                }
-                let is_empty = matches!(event, Event::Empty(_));
-                if let Some(index) = wanted.iter().position(|w| local.eq_ignore_ascii_case(w)) {
-                    if is_empty {
-                        found.push((index, String::new()));
-                    } else {
-                        // Nested wanted elements would be ambiguous; the outer one wins.
-                        if capturing.is_none() {
-                            capturing = Some((index, String::new()));
-                        }
-                    }
-                }
-                if !is_empty {
-                    depth += 1;
-                }
+                collector.start(name.as_ref(), matches!(event, Event::Empty(_)))?;
             }
-            Event::End(e) => {
-                depth = depth.saturating_sub(1);
-                let name = e.local_name();
-                if let Some((index, _)) = &capturing
-                    && wanted[*index].eq_ignore_ascii_case(name.as_ref())
-                    && let Some(done) = capturing.take()
-                {
-                    found.push(done);
-                }
-            }
-            Event::Text(t) => {
-                if let Some((_, buf)) = capturing.as_mut() {
-                    buf.push_str(&t);
-                } else if depth == 0 && !t.trim().is_empty() {
-                    return Err(EnvelopeError::NotXml(
-                        "text outside the root element".into(),
-                    ));
-                }
-            }
-            Event::CData(t) => {
-                if let Some((_, buf)) = capturing.as_mut() {
-                    buf.push_str(&t);
-                }
-            }
+            Event::End(e) => collector.end(e.local_name().as_ref()),
+            Event::Text(t) => collector.text(&t)?,
+            Event::CData(t) => collector.capture(&t),
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
-                    Ok(None) => match &*r {
-                        "amp" => "&".into(),
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "quot" => "\"".into(),
-                        "apos" => "'".into(),
-                        other => {
-                            return Err(EnvelopeError::NotXml(format!("unknown entity &{other};")));
-                        }
-                    },
+                    Ok(None) => named_entity(&r)?.to_string(),
                     Err(e) => return Err(EnvelopeError::NotXml(e.to_string())),
                 };
-                if let Some((_, buf)) = capturing.as_mut() {
-                    buf.push_str(&resolved);
-                }
+                collector.capture(&resolved);
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    if !seen_root {
-        return Err(EnvelopeError::NotXml("no root element".into()));
+    collector.finish()
+}
+
+/// XML's five named entities; an envelope declares no others.
+fn named_entity(name: &str) -> Result<&'static str, EnvelopeError> {
+    Ok(match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        other => {
+            return Err(EnvelopeError::NotXml(format!("unknown entity &{other};")));
+        }
+    })
+}
+
+/// What [`collect_texts`] has read of an envelope so far.
+struct Collector<'w> {
+    root: &'static str,
+    wanted: &'w [&'w str],
+    depth: usize,
+    elements: usize,
+    seen_root: bool,
+    capturing: Option<(usize, String)>,
+    found: Vec<(usize, String)>,
+}
+
+impl<'w> Collector<'w> {
+    fn new(root: &'static str, wanted: &'w [&'w str]) -> Collector<'w> {
+        Collector {
+            root,
+            wanted,
+            depth: 0,
+            elements: 0,
+            seen_root: false,
+            capturing: None,
+            found: Vec::new(),
+        }
     }
-    if depth != 0 {
-        return Err(EnvelopeError::NotXml("unclosed element".into()));
+
+    fn start(&mut self, local: &str, is_empty: bool) -> Result<(), EnvelopeError> {
+        self.elements += 1;
+        if self.elements > ENVELOPE_MAX_ELEMENTS || self.depth >= ENVELOPE_MAX_DEPTH {
+            return Err(EnvelopeError::TooLarge);
+        }
+        if !self.seen_root {
+            if !local.eq_ignore_ascii_case(self.root) {
+                return Err(EnvelopeError::WrongRoot(local.to_string(), self.root));
+            }
+            self.seen_root = true;
+        } else if self.depth == 0 {
+            return Err(EnvelopeError::NotXml("more than one root element".into()));
+        }
+        let wanted = self
+            .wanted
+            .iter()
+            .position(|w| local.eq_ignore_ascii_case(w));
+        if let Some(index) = wanted {
+            if is_empty {
+                self.found.push((index, String::new()));
+            } else if self.capturing.is_none() {
+                // Nested wanted elements would be ambiguous; the outer one wins.
+                self.capturing = Some((index, String::new()));
+            }
+        }
+        if !is_empty {
+            self.depth += 1;
+        }
+        Ok(())
     }
-    Ok(found)
+
+    fn end(&mut self, local: &str) {
+        self.depth = self.depth.saturating_sub(1);
+        if let Some((index, _)) = &self.capturing
+            && self.wanted[*index].eq_ignore_ascii_case(local)
+            && let Some(done) = self.capturing.take()
+        {
+            self.found.push(done);
+        }
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), EnvelopeError> {
+        if self.capturing.is_none() && self.depth == 0 && !text.trim().is_empty() {
+            return Err(EnvelopeError::NotXml(
+                "text outside the root element".into(),
+            ));
+        }
+        self.capture(text);
+        Ok(())
+    }
+
+    fn capture(&mut self, text: &str) {
+        if let Some((_, buf)) = self.capturing.as_mut() {
+            buf.push_str(text);
+        }
+    }
+
+    fn finish(self) -> Result<Vec<(usize, String)>, EnvelopeError> {
+        if !self.seen_root {
+            return Err(EnvelopeError::NotXml("no root element".into()));
+        }
+        if self.depth != 0 {
+            return Err(EnvelopeError::NotXml("unclosed element".into()));
+        }
+        Ok(self.found)
+    }
 }
 
 fn decode_b64(text: &str, what: &'static str) -> Result<Vec<u8>, EnvelopeError> {

@@ -158,10 +158,10 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             let message = if report.rows_extracted == 0 {
                 "<USE_STATS><EMPTYSET /></USE_STATS>".to_string()
             } else {
-                crate::rpc::stats_message(
+                crate::services::use_stats::stats_message(
                     &user,
                     &report,
-                    crate::rpc::Scope::Modules,
+                    crate::services::use_stats::Scope::Modules,
                     &from.to_string(),
                     &courses,
                     &labels,

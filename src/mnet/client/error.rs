@@ -1,5 +1,7 @@
 //! Every way a call to a peer can fail, and what of it may be passed on.
 
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
 use crate::text::from_peer;
 
 /// Text from the peer, made safe to keep, log and show.
@@ -15,7 +17,7 @@ fn unauthenticated_note(authenticated: &bool) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("peer {0} is not registered")]
     UnknownPeer(String),
@@ -61,13 +63,13 @@ pub enum ClientError {
     #[error("unreadable answer: {0}")]
     Protocol(String),
     #[error("setting up TLS: {0}")]
-    TlsSetup(String),
+    TlsSetup(#[source] openssl::error::ErrorStack),
     #[error("no usable certificate on file for {0}")]
     NoCertificate(String),
     #[error("signing or encrypting the call: {0}")]
-    Sealing(String),
+    Sealing(#[source] CryptoError),
     #[error("the state database: {0}")]
-    State(String),
+    State(#[source] StoreError),
 }
 
 impl ClientError {

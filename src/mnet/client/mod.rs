@@ -344,7 +344,7 @@ impl MnetClient {
                 state::peer_by_id(c, id)
             })
             .await
-            .map_err(|e| ClientError::State(e.to_string()))?;
+            .map_err(ClientError::State)?;
         tracing::info!(peer = %peer.wwwroot, "stored the peer's new certificate");
         stored.ok_or_else(|| ClientError::UnknownPeer(peer.wwwroot.clone()))
     }
@@ -375,9 +375,9 @@ impl MnetClient {
                 .cpu
                 .run(move || {
                     let signed = envelope::build_signed(&xml, &keyring.current.key, &wwwroot, now)
-                        .map_err(|e| ClientError::Sealing(e.to_string()))?;
+                        .map_err(ClientError::Sealing)?;
                     envelope::build_encrypted(&signed, &peer_key, &wwwroot)
-                        .map_err(|e| ClientError::Sealing(e.to_string()))
+                        .map_err(ClientError::Sealing)
                 })
                 .await?
         };

@@ -33,8 +33,7 @@ fn https_connector(
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    let mut ssl = SslConnector::builder(SslMethod::tls_client())
-        .map_err(|e| ClientError::TlsSetup(e.to_string()))?;
+    let mut ssl = SslConnector::builder(SslMethod::tls_client()).map_err(ClientError::TlsSetup)?;
     match level {
         SslVerification::None => ssl.set_verify(SslVerifyMode::NONE),
         SslVerification::HostName => {
@@ -47,8 +46,7 @@ fn https_connector(
         }
         SslVerification::Full => ssl.set_verify(SslVerifyMode::PEER),
     }
-    let mut connector = HttpsConnector::with_connector(http, ssl)
-        .map_err(|e| ClientError::TlsSetup(e.to_string()))?;
+    let mut connector = HttpsConnector::with_connector(http, ssl).map_err(ClientError::TlsSetup)?;
     if level == SslVerification::None {
         connector.set_callback(|config, _| {
             config.set_verify_hostname(false);

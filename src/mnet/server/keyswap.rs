@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::Answer;
 use crate::crypto;
 use crate::mnet::node::Node;
 use crate::mnet::registration::{self, Registration, Sponsor, Vetted};
@@ -23,14 +22,14 @@ pub(super) async fn keyswap(
     node: &Arc<Node>,
     params: &[Value],
     remote_addr: Option<SocketAddr>,
-) -> Answer {
+) -> Value {
     let ours = Value::String(node.keyring().current.cert_pem.clone());
     if node.config.mnet.auto_register
         && let Some(candidate) = registration_candidate(node, params).await
     {
         register_caller(node, candidate, remote_addr).await;
     }
-    Answer::Value(ours)
+    ours
 }
 
 /// A keyswap caller we could register: unknown wwwroot, certificate valid for it.

@@ -4,13 +4,6 @@
 
 use super::*;
 
-/// The XML-RPC call of a request: still to be read, or read already on the pool together
-/// with the signature check.
-pub(super) enum CallText {
-    Raw(Bytes),
-    Parsed(Result<MethodCall, xmlrpc::XmlRpcError>),
-}
-
 /// A request body as first read: its outer envelope, parsed as far as it can be without
 /// knowing the sender.
 pub(super) enum Envelope {
@@ -40,10 +33,10 @@ pub(super) enum FirstPass {
     /// then looked up in the database, and opened in a second trip).
     Read(Envelope),
     /// Encrypted, from a peer known in memory, and opened and checked in the same trip.
-    Opened {
+    Unsealed {
         known: Arc<KnownPeer>,
         sealed_key: Vec<u8>,
-        opened: Result<Opened, Unsealed>,
+        unsealed: Result<Unsealed, Unopened>,
     },
 }
 
@@ -59,11 +52,11 @@ pub(super) fn first_pass(
     match Envelope::read(body, plain_limit) {
         Envelope::Encrypted(Ok(message)) => match node.known_peers.cached(&message.wwwroot) {
             Some(known) => {
-                let opened = open_and_verify(node, &known.peer, &message, limits);
-                FirstPass::Opened {
+                let unsealed = open_and_verify(node, &known.peer, &message, limits);
+                FirstPass::Unsealed {
                     known,
                     sealed_key: message.key,
-                    opened,
+                    unsealed,
                 }
             }
             None => FirstPass::Read(Envelope::Encrypted(Ok(message))),
@@ -74,7 +67,7 @@ pub(super) fn first_pass(
 
 /// An encrypted request opened with one of our keys, its signed layer read and checked
 /// against the certificate on file.
-pub(super) struct Opened {
+pub(super) struct Unsealed {
     pub(super) signed: envelope::SignedMessage,
     /// Index into our archived keys of the key that opened the request ("pushkey").
     pub(super) archived_key: Option<usize>,
@@ -86,7 +79,7 @@ pub(super) struct Opened {
     pub(super) call: Option<Result<MethodCall, xmlrpc::XmlRpcError>>,
 }
 
-pub(super) enum Unsealed {
+pub(super) enum Unopened {
     /// No key of ours opens it: a plain 7023.
     NoKey,
     /// Opened, but unusable: answered with this fault, signed when the signed layer was
@@ -101,21 +94,21 @@ pub(super) fn open_and_verify(
     peer: &Peer,
     message: &envelope::EncryptedMessage,
     limits: &Limits,
-) -> Result<Opened, Unsealed> {
+) -> Result<Unsealed, Unopened> {
     let keyring = node.keyring();
     let keys =
         std::iter::once(&keyring.current.key).chain(keyring.archived.iter().map(|id| &id.key));
-    let (plain, index) = envelope::open_with(message, keys).ok_or(Unsealed::NoKey)?;
+    let (plain, index) = envelope::open_with(message, keys).ok_or(Unopened::NoKey)?;
     let signed = match envelope::parse_signed(&plain) {
         Ok(s) => s,
         Err(EnvelopeError::Missing("SignatureValue")) => {
-            return Err(Unsealed::Fault {
+            return Err(Unopened::Fault {
                 signed: false,
                 fault: faults::not_signed(),
             });
         }
         Err(e) => {
-            return Err(Unsealed::Fault {
+            return Err(Unopened::Fault {
                 signed: false,
                 fault: Fault::new(
                     faults::INVALID_REQUEST,
@@ -125,7 +118,7 @@ pub(super) fn open_and_verify(
         }
     };
     if Wwwroot::normalized(&signed.wwwroot) != peer.wwwroot {
-        return Err(Unsealed::Fault {
+        return Err(Unopened::Fault {
             signed: true,
             fault: Fault::new(
                 faults::BAD_SIGNATURE,
@@ -145,7 +138,7 @@ pub(super) fn open_and_verify(
     let verified =
         archived_key.is_none() && verify_with(node, peer, &signed.object, &signed.signature);
     let call = verified.then(|| xmlrpc::parse_call(&signed.object, limits));
-    Ok(Opened {
+    Ok(Unsealed {
         signed,
         archived_key,
         opened_with,

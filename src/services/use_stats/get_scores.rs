@@ -4,6 +4,7 @@ use super::Site;
 use super::*;
 use crate::mnet::services::CallContext;
 use crate::store::source::CourseField;
+use crate::text::markup;
 use crate::xmlrpc::Value;
 
 pub async fn get_scores(site: Site, ctx: CallContext, params: Vec<Value>) -> Value {
@@ -82,9 +83,9 @@ pub(super) async fn get_scores_answer(site: &Site, ctx: &CallContext, params: &[
     }
     Answer::ok(format!(
         "<USER_SCORES>\n<USER>\n\t<USERNAME>{}</USERNAME>\n\t<FIRSTNAME>{}</FIRSTNAME>\n\t<LASTNAME>{}</LASTNAME>\n\n</USER><SCORE>{}</SCORE>\n</USER_SCORES>",
-        xml_escape(&user.username),
-        xml_escape(&user.firstname),
-        xml_escape(&user.lastname),
-        xml_escape(grade.as_deref().unwrap_or("")),
+        markup::xml(&user.username),
+        markup::xml(&user.firstname),
+        markup::xml(&user.lastname),
+        markup::xml(grade.as_deref().unwrap_or("")),
     ))
 }

@@ -27,7 +27,7 @@ use forward::*;
 pub use get_scores::get_scores;
 pub use get_stats::{get_stats, local_stats_value};
 use params::*;
-pub use render::{stats_message, xml_escape};
+pub use render::stats_message;
 
 pub const SERVICE: &str = "use_stats";
 pub const GET_STATS: &str = "blocks/use_stats/rpclib.php/use_stats_rpc_get_stats";

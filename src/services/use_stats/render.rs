@@ -3,14 +3,14 @@
 use super::*;
 use crate::stats::Report;
 use crate::store::source::User;
+// E11: values in the XML messages are escaped (`markup::xml`); consumers compare parsed
+// values.
+use crate::text::markup;
 
 /// Courses under this many minutes are left out of the MNET course list, modules under
 /// [`MODULE_MIN_MINUTES`] out of the module list (as the plugin does).
 pub(super) const COURSE_MIN_MINUTES: i64 = 5;
 pub(super) const MODULE_MIN_MINUTES: i64 = 2;
-
-/// E11: values in the XML messages are escaped; consumers compare parsed values.
-pub use crate::text::markup::xml as xml_escape;
 
 /// The `<USE_STATS>` message of §1.4.3, minutes floored, values escaped (E8, E11, E14).
 pub fn stats_message(
@@ -25,17 +25,17 @@ pub fn stats_message(
     out.push_str("<USE_STATS>\n<USER>\n");
     out.push_str(&format!(
         "\t<USERNAME>{}</USERNAME>\n",
-        xml_escape(&user.username)
+        markup::xml(&user.username)
     ));
     out.push_str(&format!(
         "\t<FIRSTNAME>{}</FIRSTNAME>\n",
-        xml_escape(&user.firstname)
+        markup::xml(&user.firstname)
     ));
     out.push_str(&format!(
         "\t<LASTNAME>{}</LASTNAME>\n",
-        xml_escape(&user.lastname)
+        markup::xml(&user.lastname)
     ));
-    out.push_str(&format!("\t<FROM>{}</FROM>\n", xml_escape(timefrom_text)));
+    out.push_str(&format!("\t<FROM>{}</FROM>\n", markup::xml(timefrom_text)));
     out.push_str(&format!(
         "\t<ELAPSED>{}</ELAPSED>\n",
         report.total.div_euclid(60)
@@ -50,7 +50,7 @@ pub fn stats_message(
             }
             let course = courses.get(&totals.course);
             let field = |f: fn(&crate::store::source::Course) -> &str| {
-                course.map(|c| xml_escape(f(c))).unwrap_or_default()
+                course.map(|c| markup::xml(f(c))).unwrap_or_default()
             };
             out.push_str("<COURSE>\n");
             out.push_str(&format!("\t<NAME>{}</NAME>\n", field(|c| &c.fullname)));
@@ -72,9 +72,9 @@ pub fn stats_message(
                     }
                     let (name, kind, idnumber) = match (labels.get(&module.cmid), &module.module) {
                         (Some(label), Some(_)) => (
-                            xml_escape(&label.name),
-                            xml_escape(&label.modname),
-                            xml_escape(&label.idnumber),
+                            markup::xml(&label.name),
+                            markup::xml(&label.modname),
+                            markup::xml(&label.idnumber),
                         ),
                         _ => ("N.C.".to_string(), "N.C.".to_string(), String::new()),
                     };
