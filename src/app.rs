@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::mnet::client::{ClientHandles, MnetClient};
 pub use crate::mnet::node::Node;
 use crate::mnet::services::Services;
+use crate::reports::Reports;
 use crate::store::{self, Db, PoolTarget, StoreError, state};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct App {
     pub node: Arc<Node>,
     /// The Moodle database the numbers come from (the state database on the demo).
     pub source: Db,
+    /// Every number a front end gives comes from here.
+    pub reports: Reports,
     pub crypto: CryptoStatus,
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
@@ -134,9 +137,11 @@ impl App {
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
+        let reports = Reports::new(&config, source.clone(), &state);
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
+                reports.clone(),
             )]),
             limits: Limits::new(&config.limits, &config.console),
             metrics: Metrics::default(),
@@ -161,6 +166,7 @@ impl App {
         let app = App {
             node: Arc::new(node),
             source,
+            reports,
             crypto,
             keys_generated_now: generated,
             receiving: AtomicUsize::new(0),

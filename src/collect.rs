@@ -467,6 +467,7 @@ pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: 
         &rpc::Site {
             node: app.node.clone(),
             source: app.source.clone(),
+            reports: app.reports.clone(),
         },
         username,
         rpc::Scope::from_plugin(scope),

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use serde_json::json;
 
 use super::CmdResult;
@@ -12,11 +11,9 @@ use super::estimate;
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{StatsArgs, StatsFormat};
-use crate::course_report::CourseLookupError;
 use crate::estimators::{EstimatorName, why_they_differ};
-use crate::learner_report::{LearnerError, LearnerReport, learner_report};
+use crate::reports::{CourseLookupError, LearnerAsk, LearnerError, LearnerReport};
 use crate::stats::Window;
-use crate::store::source::Source;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
@@ -28,34 +25,14 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             "--format xml is use_stats' MNET message: use --format json or table for the other estimators"
         );
     }
-    let source =
-        Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
-    let settings = crate::reports::settings(&app.config.engine);
-    let username = args.username.clone();
-    let course_text = args.course.clone();
-    let window = Window { from, to, now };
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    // The report's own errors ride inside the store's Ok, so that they reach the operator
-    // whole rather than as the store's text.
-    let found = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(learner_report(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                &username,
-                course_text.as_deref(),
-                window,
-            ))
-        })
-        .await
-        .context("opening the source database")?
-        .map_err(|e| match e {
-            LearnerError::Course(e) => course_error(e),
-            e => e.into(),
-        })?;
+    let asked = LearnerAsk {
+        username: args.username.clone(),
+        course: args.course.clone(),
+        window: Window { from, to, now },
+        sessions: true,
+        labels: true,
+    };
+    let found = app.reports.learner(asked).await.map_err(learner_error)?;
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let (shown, sessions) = found.shown();
@@ -308,17 +285,20 @@ pub(super) fn window_args(
     })
 }
 
-/// The course `--course` names (see [`crate::course_report::find_course`]).
-pub(super) fn course_for_cli(
-    conn: &mut crate::store::DbConnection,
-    source: &Source,
-    text: &str,
-) -> anyhow::Result<crate::store::source::Course> {
-    crate::course_report::find_course(conn, source, text).map_err(course_error)
+/// A learner's report's error as the command line words it.
+fn learner_error(e: LearnerError) -> anyhow::Error {
+    match e {
+        LearnerError::Prefix(e) => {
+            anyhow::Error::new(e).context("checking the source table prefix")
+        }
+        LearnerError::Store(e) => anyhow::Error::new(e).context("opening the source database"),
+        LearnerError::Course(e) => course_error(e),
+        e => e.into(),
+    }
 }
 
 /// A course lookup's error as the command line words it: the option by name.
-fn course_error(e: CourseLookupError) -> anyhow::Error {
+pub(super) fn course_error(e: CourseLookupError) -> anyhow::Error {
     match e {
         CourseLookupError::Ambiguous { .. } => anyhow::anyhow!("--{e}"),
         e => e.into(),

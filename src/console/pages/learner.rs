@@ -1,6 +1,6 @@
 //! A learner's time: total, per course (chart and table), per activity, sessions over time.
 //! `GET /console/learner?user=NAME&from=&to=`. The numbers are `usestats stats`'s: both come
-//! from [`crate::learner_report`], over the same window.
+//! from [`crate::reports::Reports::learner`], over the same window.
 
 use askama::Template;
 use hyper::StatusCode;
@@ -10,8 +10,7 @@ use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
-use crate::learner_report::{LearnerError, LearnerReport, learner_report};
-use crate::store::source::Source;
+use crate::reports::{LearnerAsk, LearnerError, LearnerReport};
 use crate::timefmt::{duration, time};
 
 #[derive(Template)]
@@ -90,30 +89,16 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         return html(&page);
     }
     let app = &request.app;
-    let source = match Source::new(&app.config.source.prefix) {
-        Ok(source) => source,
-        Err(e) => return window::failed("learner's report", false, &e),
+    let asked = LearnerAsk {
+        username: username.clone(),
+        course: None,
+        window: picked.window,
+        sessions: true,
+        labels: true,
     };
-    let settings = crate::reports::settings(&app.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    let (name, w) = (username.clone(), picked.window);
-    let found = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(learner_report(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                &name,
-                None,
-                w,
-            ))
-        })
-        .await;
-    let found = match found {
-        Ok(Ok(found)) => found,
-        Ok(Err(LearnerError::NoUser(_))) => {
+    let found = match app.reports.learner(asked).await {
+        Ok(found) => found,
+        Err(LearnerError::NoUser(_)) => {
             return Reply::Error(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -121,8 +106,9 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
                 ),
             );
         }
-        Ok(Err(e)) => return window::failed("learner's report", e.is_unavailable(), &e),
-        Err(e) => return window::failed("learner's report", true, &e),
+        Err(LearnerError::Prefix(e)) => return window::failed("learner's report", false, &e),
+        Err(LearnerError::Store(e)) => return window::failed("learner's report", true, &e),
+        Err(e) => return window::failed("learner's report", e.is_unavailable(), &e),
     };
     let (userid, use_stats_total) = (found.user.id, found.report.total);
     let dedications = estimators::dedications(app, vec![userid], None, picked.window).await;
