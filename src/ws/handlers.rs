@@ -135,6 +135,48 @@ pub fn check_parameters(function: &str, params: &Params, max_users: usize) -> Re
 }
 
 fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<WsRequest, WsError> {
+    let (uidsource, uidsource_text, uids) = users_asked(function, params, max_users)?;
+    let course = course_asked(function, params)?;
+    let from = int(params, "from", 0)?;
+    let to = int(params, "to", 0)?;
+    if from < 0 || to < 0 {
+        return Err(WsError::invalid_parameter("from/to: must not be negative"));
+    }
+    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
+    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
+    if to != 0 && to < from {
+        return Err(WsError::invalid_parameter("to: before from"));
+    }
+    let score = if function == GET_USER_STATS {
+        int(params, "score", 1)? != 0
+    } else {
+        boolean(params, "score", true)?
+    };
+    let EstimatorAsked {
+        estimator,
+        session_limit,
+        ignore_sessions_limit,
+    } = estimator_asked(params)?;
+    Ok(WsRequest {
+        uidsource,
+        uidsource_text,
+        uids,
+        course,
+        from,
+        to,
+        score,
+        estimator,
+        session_limit,
+        ignore_sessions_limit,
+    })
+}
+
+/// The users a call names: by which field (and its text), and the values.
+fn users_asked(
+    function: &str,
+    params: &Params,
+    max_users: usize,
+) -> Result<(UserField, String, Vec<String>), WsError> {
     let uidsource_text = alpha(params, "uidsource", None)?;
     let uidsource = match uidsource_text.as_str() {
         "id" => UserField::Id,
@@ -172,6 +214,15 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             uids.len()
         )));
     }
+    Ok((uidsource, uidsource_text, uids))
+}
+
+/// The course a call names, by which field (and its text), and the value; `None`: every
+/// course.
+fn course_asked(
+    function: &str,
+    params: &Params,
+) -> Result<Option<(CourseField, String, String)>, WsError> {
     let cidsource_text = alpha(params, "cidsource", Some("idnumber"))?;
     // '' is the spec's "no course"; anything else must name a field even when cid is 0, so
     // a typo is reported instead of silently meaning "all courses".
@@ -198,21 +249,17 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             "cid: a course is required for get_users_course_stats",
         ));
     }
-    let from = int(params, "from", 0)?;
-    let to = int(params, "to", 0)?;
-    if from < 0 || to < 0 {
-        return Err(WsError::invalid_parameter("from/to: must not be negative"));
-    }
-    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
-    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
-    if to != 0 && to < from {
-        return Err(WsError::invalid_parameter("to: before from"));
-    }
-    let score = if function == GET_USER_STATS {
-        int(params, "score", 1)? != 0
-    } else {
-        boolean(params, "score", true)?
-    };
+    Ok(course)
+}
+
+/// The estimator a call asks for, and the dedication settings it gives instead of the site's.
+struct EstimatorAsked {
+    estimator: Option<EstimatorName>,
+    session_limit: Option<i64>,
+    ignore_sessions_limit: Option<i64>,
+}
+
+fn estimator_asked(params: &Params) -> Result<EstimatorAsked, WsError> {
     let estimator = match params.get("estimator") {
         None => None,
         Some(name) => Some(name.trim().parse::<EstimatorName>().map_err(|_| {
@@ -248,14 +295,7 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             "ignoresessionslimit: dedication.legacy counts every session",
         ));
     }
-    Ok(WsRequest {
-        uidsource,
-        uidsource_text,
-        uids,
-        course,
-        from,
-        to,
-        score,
+    Ok(EstimatorAsked {
         estimator,
         session_limit,
         ignore_sessions_limit,

@@ -10,7 +10,11 @@ use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
+use std::collections::HashMap;
+
 use crate::reports::{LearnerAsk, LearnerError, LearnerReport};
+use crate::stats::CourseTotals;
+use crate::store::source::{Course, ModuleLabel};
 use crate::timefmt::{duration, time};
 
 #[derive(Template)]
@@ -134,55 +138,7 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
     } = found;
     let mut rows: Vec<CourseRow> = courses
         .iter()
-        .map(|c| {
-            let course = names.get(&c.course);
-            CourseRow {
-                id: c.course,
-                shortname: course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
-                    if c.course == 0 {
-                        "(site, logins)".into()
-                    } else {
-                        format!("course {}", c.course)
-                    }
-                }),
-                fullname: course.map(|c| c.fullname.clone()).unwrap_or_default(),
-                coursetime: duration(c.coursetime),
-                activitytime: duration(c.activitytime),
-                othertime: duration(c.othertime),
-                total: c.coursetotal,
-                total_text: duration(c.coursetotal),
-                href: if course.is_some() {
-                    window::href(
-                        "/console/course",
-                        &[
-                            ("course", &format!("id:{}", c.course)),
-                            ("from", &picked.from_text),
-                            ("to", &picked.to_text),
-                        ],
-                    )
-                } else {
-                    String::new()
-                },
-                modules: {
-                    let mut modules: Vec<ModuleRow> = c
-                        .modules
-                        .iter()
-                        .map(|m| ModuleRow {
-                            cmid: m.cmid,
-                            kind: m.module.clone().unwrap_or_else(|| "N.C.".into()),
-                            name: labels
-                                .get(&m.cmid)
-                                .map(|l| l.name.clone())
-                                .unwrap_or_else(|| "N.C.".into()),
-                            elapsed: m.elapsed,
-                            elapsed_text: duration(m.elapsed),
-                        })
-                        .collect();
-                    modules.sort_by_key(|m| std::cmp::Reverse(m.elapsed));
-                    modules
-                },
-            }
-        })
+        .map(|c| course_row(c, &names, &labels, picked))
         .collect();
     // Most time first; the report's order (first counted row) within a time.
     rows.sort_by_key(|r| std::cmp::Reverse(r.total));
@@ -230,5 +186,60 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
             first: sessions.first_start.map(time).unwrap_or_else(|| "-".into()),
             last: sessions.last_start.map(time).unwrap_or_else(|| "-".into()),
         },
+    }
+}
+
+/// One course's row: its names, times, a link to its page, and its activities (most time
+/// first).
+fn course_row(
+    c: &CourseTotals,
+    names: &HashMap<i64, Course>,
+    labels: &HashMap<i64, ModuleLabel>,
+    picked: &Picked,
+) -> CourseRow {
+    let course = names.get(&c.course);
+    let mut modules: Vec<ModuleRow> = c
+        .modules
+        .iter()
+        .map(|m| ModuleRow {
+            cmid: m.cmid,
+            kind: m.module.clone().unwrap_or_else(|| "N.C.".into()),
+            name: labels
+                .get(&m.cmid)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| "N.C.".into()),
+            elapsed: m.elapsed,
+            elapsed_text: duration(m.elapsed),
+        })
+        .collect();
+    modules.sort_by_key(|m| std::cmp::Reverse(m.elapsed));
+    CourseRow {
+        id: c.course,
+        shortname: course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
+            if c.course == 0 {
+                "(site, logins)".into()
+            } else {
+                format!("course {}", c.course)
+            }
+        }),
+        fullname: course.map(|c| c.fullname.clone()).unwrap_or_default(),
+        coursetime: duration(c.coursetime),
+        activitytime: duration(c.activitytime),
+        othertime: duration(c.othertime),
+        total: c.coursetotal,
+        total_text: duration(c.coursetotal),
+        href: if course.is_some() {
+            window::href(
+                "/console/course",
+                &[
+                    ("course", &format!("id:{}", c.course)),
+                    ("from", &picked.from_text),
+                    ("to", &picked.to_text),
+                ],
+            )
+        } else {
+            String::new()
+        },
+        modules,
     }
 }
