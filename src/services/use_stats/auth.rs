@@ -135,5 +135,8 @@ pub(super) fn data_unavailable(e: impl Unavailable) -> Answer {
 }
 
 pub(super) fn source(site: &Site) -> Result<Source, Answer> {
-    Source::new(&site.config.source.prefix).map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
+    site.reports
+        .source()
+        .cloned()
+        .map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
 }
