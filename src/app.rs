@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::mnet::client::{ClientHandles, MnetClient};
 pub use crate::mnet::node::Node;
 use crate::mnet::services::Services;
+use crate::reports::Reports;
 use crate::store::{self, Db, PoolTarget, StoreError, state};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct App {
     pub node: Arc<Node>,
     /// The Moodle database the numbers come from (the state database on the demo).
     pub source: Db,
+    /// Every number a front end gives comes from here.
+    pub reports: Reports,
     pub crypto: CryptoStatus,
     /// This start generated our first key pair (there was none on disk).
     pub keys_generated_now: bool,
@@ -66,44 +69,7 @@ impl App {
         store::set_lock_wait(std::time::Duration::from_secs(
             config.database.lock_wait_secs,
         ));
-        let state_url = config.state_url();
-        let state = Db::open(
-            &state_url,
-            store::pool_spec(
-                config.database.role,
-                config.database.max_connections,
-                config.database.idle_timeout_secs,
-                PoolTarget::State,
-            ),
-        )?;
-        {
-            let mut conn = state.get()?;
-            store::migrate_state(&mut conn)?;
-        }
-        let source = if config.source_is_separate() {
-            // A separate source is someone's Moodle: the connections themselves refuse writes,
-            // and one that is missing or down now does not stop us (store::Db::open_source).
-            let (source, problem) = Db::open_source(
-                &config.source_url(),
-                store::pool_spec(
-                    config.database.role,
-                    config.database.max_connections,
-                    config.database.idle_timeout_secs,
-                    PoolTarget::Source,
-                ),
-                &config.source.prefix,
-            );
-            if let Some(e) = problem {
-                tracing::error!(
-                    source = %crate::config::redacted_url(&config.source_url()),
-                    error = %e,
-                    "the source database is unavailable: answers say so and /healthz is 503 until it is back"
-                );
-            }
-            source
-        } else {
-            state.clone()
-        };
+        let (state, source) = open_databases(&config)?;
         let clock = Arc::new(Clock::default());
         let key_home = Arc::new(KeyHome::for_config(&config, &state)?);
         let (keyring, generated) = key_home.load_or_generate(
@@ -134,9 +100,11 @@ impl App {
             background.clone(),
             crate::mnet::contacts::FLUSH_INTERVAL,
         );
+        let reports = Reports::new(&config, source.clone(), &state);
         let node = Node {
             services: Services::new(vec![crate::services::use_stats::use_stats_service(
                 source.clone(),
+                reports.clone(),
             )]),
             limits: Limits::new(&config.limits, &config.console),
             metrics: Metrics::default(),
@@ -161,6 +129,7 @@ impl App {
         let app = App {
             node: Arc::new(node),
             source,
+            reports,
             crypto,
             keys_generated_now: generated,
             receiving: AtomicUsize::new(0),
@@ -228,6 +197,50 @@ impl App {
     pub fn follow_keys(&self) -> Result<Option<Arc<Keyring>>, AppError> {
         Ok(crate::keys::follow(&self.key_home, &self.keys)?)
     }
+}
+
+/// The state database (migrated) and the source one: the state's own pool on the demo, where
+/// they are one database.
+fn open_databases(config: &Config) -> Result<(Db, Db), AppError> {
+    let state_url = config.state_url();
+    let state = Db::open(
+        &state_url,
+        store::pool_spec(
+            config.database.role,
+            config.database.max_connections,
+            config.database.idle_timeout_secs,
+            PoolTarget::State,
+        ),
+    )?;
+    {
+        let mut conn = state.get()?;
+        store::migrate_state(&mut conn)?;
+    }
+    let source = if config.source_is_separate() {
+        // A separate source is someone's Moodle: the connections themselves refuse writes,
+        // and one that is missing or down now does not stop us (store::Db::open_source).
+        let (source, problem) = Db::open_source(
+            &config.source_url(),
+            store::pool_spec(
+                config.database.role,
+                config.database.max_connections,
+                config.database.idle_timeout_secs,
+                PoolTarget::Source,
+            ),
+            &config.source.prefix,
+        );
+        if let Some(e) = problem {
+            tracing::error!(
+                source = %crate::config::redacted_url(&config.source_url()),
+                error = %e,
+                "the source database is unavailable: answers say so and /healthz is 503 until it is back"
+            );
+        }
+        source
+    } else {
+        state.clone()
+    };
+    Ok((state, source))
 }
 
 pub fn cert_subject(config: &Config) -> CertSubject {

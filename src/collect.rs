@@ -106,7 +106,7 @@ pub const COLLECTED_ESTIMATOR: &str = "use_stats (each host's MNET get_stats: bl
 pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, CollectError> {
     let selection = selection.trim().to_string();
     app.state
-        .run::<_, crate::store::StoreError, _>(move |conn| {
+        .run(move |conn| {
             let peers = state::all_peers(conn, false)?;
             if selection == "all" {
                 let mut chosen = Vec::new();
@@ -115,7 +115,7 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
                         chosen.push(peer);
                     }
                 }
-                return Ok(Ok(chosen));
+                return Ok(chosen);
             }
             let mut chosen = Vec::new();
             for wanted in selection
@@ -126,12 +126,12 @@ pub async fn target_peers(app: &Arc<App>, selection: &str) -> Result<Vec<Peer>, 
                 let normalised = crate::wwwroot::Wwwroot::normalized(wanted);
                 match peers.iter().find(|p| p.wwwroot == normalised) {
                     Some(peer) => chosen.push(peer.clone()),
-                    None => return Ok(Err(CollectError::UnknownPeer(wanted.to_string()))),
+                    None => return Err(CollectError::UnknownPeer(wanted.to_string())),
                 }
             }
-            Ok(Ok(chosen))
+            Ok(chosen)
         })
-        .await?
+        .await
 }
 
 pub fn caller_struct(username: &str, home: &str, calling_host: &str) -> Value {
@@ -276,6 +276,7 @@ fn flatten_errors(errors: &[serde_json::Value]) -> String {
     crate::text::from_peer::one_line(&joined, crate::text::from_peer::FAULT_TEXT_MAX_CHARS)
 }
 
+#[derive(Default)]
 pub struct ParsedStats {
     pub minutes: i64,
     pub courses: Vec<CourseMinutes>,
@@ -330,66 +331,15 @@ pub fn parse_use_stats(message: &str) -> Option<ParsedStats> {
 /// first problem.
 pub fn read_use_stats(message: &str) -> Result<ParsedStats, UseStatsError> {
     let mut reader = Reader::from_str(message);
-    let mut path: Vec<String> = Vec::new();
-    let mut parsed = ParsedStats {
-        minutes: 0,
-        courses: Vec::new(),
-        empty: false,
-    };
-    let mut site_total: Option<i64> = None;
-    let mut roots = 0;
-    let mut current: Option<(CourseMinutes, bool)> = None;
-    let mut text = String::new();
-    let enter = |path: &[String], name: &str| -> Result<(), UseStatsError> {
-        let parent = path.last().map(String::as_str).unwrap_or("");
-        if allowed_child(parent, name) {
-            Ok(())
-        } else {
-            Err(UseStatsError::UnexpectedElement {
-                name: crate::text::from_peer::one_line(name, 40),
-                parent: crate::text::from_peer::one_line(parent, 40),
-            })
-        }
-    };
+    let mut reading = Reading::default();
     loop {
         let event = reader.read_event().map_err(|e| {
             UseStatsError::NotWellFormed(crate::text::from_peer::one_line(&e.to_string(), 120))
         })?;
         match event {
-            Event::Start(e) => {
-                let name = e.local_name().as_ref().to_ascii_uppercase();
-                enter(&path, &name)?;
-                match name.as_str() {
-                    "USE_STATS" => roots += 1,
-                    "USER" if site_total.is_some() => {
-                        return Err(UseStatsError::SecondUser);
-                    }
-                    "COURSE" => {
-                        current = Some((
-                            CourseMinutes {
-                                name: String::new(),
-                                shortname: String::new(),
-                                idnumber: String::new(),
-                                minutes: 0,
-                            },
-                            false,
-                        ))
-                    }
-                    _ => {}
-                }
-                path.push(name);
-                text.clear();
-            }
-            Event::Empty(e) => {
-                let name = e.local_name().as_ref().to_ascii_uppercase();
-                enter(&path, &name)?;
-                match name.as_str() {
-                    "EMPTYSET" => parsed.empty = true,
-                    "USE_STATS" => roots += 1,
-                    _ => {}
-                }
-            }
-            Event::Text(t) => text.push_str(&t),
+            Event::Start(e) => reading.start(&e.local_name().as_ref().to_ascii_uppercase())?,
+            Event::Empty(e) => reading.empty(&e.local_name().as_ref().to_ascii_uppercase())?,
+            Event::Text(t) => reading.text.push_str(&t),
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
@@ -402,61 +352,136 @@ pub fn read_use_stats(message: &str) -> Result<ParsedStats, UseStatsError> {
                         _ => String::new(),
                     },
                 };
-                text.push_str(&resolved);
+                reading.text.push_str(&resolved);
             }
-            Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                let parent = path.last().map(String::as_str).unwrap_or("");
-                match (parent, name.as_str()) {
-                    ("USER", "ELAPSED") => {
-                        if site_total.is_some() {
-                            return Err(UseStatsError::SecondSiteTotal);
-                        }
-                        site_total = Some(minutes_value(&text, "the site total")?);
-                    }
-                    ("MODULE", "ELAPSED") => {
-                        minutes_value(&text, "a module's minutes")?;
-                    }
-                    ("COURSE", field) => {
-                        if let Some((course, seen_elapsed)) = current.as_mut() {
-                            let field_text = || crate::text::from_peer::one_line(&text, 255);
-                            match field {
-                                "NAME" => course.name = field_text(),
-                                "SHORTNAME" => course.shortname = field_text(),
-                                "IDNUMBER" => course.idnumber = field_text(),
-                                "ELAPSED" => {
-                                    if *seen_elapsed {
-                                        return Err(UseStatsError::SecondCourseElapsed);
-                                    }
-                                    course.minutes = minutes_value(&text, "a course's minutes")?;
-                                    *seen_elapsed = true;
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    (_, "COURSE") => match current.take() {
-                        Some((course, true)) => parsed.courses.push(course),
-                        _ => return Err(UseStatsError::CourseWithoutElapsed),
-                    },
-                    _ => {}
-                }
-                text.clear();
-            }
+            Event::End(_) => reading.end()?,
             Event::Eof => break,
             _ => {}
         }
     }
-    match (roots, site_total, parsed.empty) {
-        (0, _, _) => Err(UseStatsError::NoRoot),
-        (1, Some(minutes), false) => {
-            parsed.minutes = minutes;
-            Ok(parsed)
+    reading.finish()
+}
+
+/// A `<USE_STATS>` message as it is read, element by element.
+#[derive(Default)]
+struct Reading {
+    path: Vec<String>,
+    parsed: ParsedStats,
+    site_total: Option<i64>,
+    roots: usize,
+    /// The course being read, and whether its ELAPSED was seen.
+    current: Option<(CourseMinutes, bool)>,
+    text: String,
+}
+
+impl Reading {
+    /// An element may open only where the format puts it.
+    fn enter(&self, name: &str) -> Result<(), UseStatsError> {
+        let parent = self.path.last().map(String::as_str).unwrap_or("");
+        if allowed_child(parent, name) {
+            Ok(())
+        } else {
+            Err(UseStatsError::UnexpectedElement {
+                name: crate::text::from_peer::one_line(name, 40),
+                parent: crate::text::from_peer::one_line(parent, 40),
+            })
         }
-        (1, None, true) if parsed.courses.is_empty() => Ok(parsed),
-        (1, None, false) => Err(UseStatsError::NoSiteTotal),
-        (1, _, _) => Err(UseStatsError::EmptySetWithData),
-        _ => Err(UseStatsError::SecondRoot),
+    }
+
+    fn start(&mut self, name: &str) -> Result<(), UseStatsError> {
+        self.enter(name)?;
+        match name {
+            "USE_STATS" => self.roots += 1,
+            "USER" if self.site_total.is_some() => {
+                return Err(UseStatsError::SecondUser);
+            }
+            "COURSE" => {
+                self.current = Some((
+                    CourseMinutes {
+                        name: String::new(),
+                        shortname: String::new(),
+                        idnumber: String::new(),
+                        minutes: 0,
+                    },
+                    false,
+                ))
+            }
+            _ => {}
+        }
+        self.path.push(name.to_string());
+        self.text.clear();
+        Ok(())
+    }
+
+    fn empty(&mut self, name: &str) -> Result<(), UseStatsError> {
+        self.enter(name)?;
+        match name {
+            "EMPTYSET" => self.parsed.empty = true,
+            "USE_STATS" => self.roots += 1,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), UseStatsError> {
+        let name = self.path.pop().unwrap_or_default();
+        let parent = self.path.last().map(String::as_str).unwrap_or("");
+        match (parent, name.as_str()) {
+            ("USER", "ELAPSED") => {
+                if self.site_total.is_some() {
+                    return Err(UseStatsError::SecondSiteTotal);
+                }
+                self.site_total = Some(minutes_value(&self.text, "the site total")?);
+            }
+            ("MODULE", "ELAPSED") => {
+                minutes_value(&self.text, "a module's minutes")?;
+            }
+            ("COURSE", field) => self.course_field(field)?,
+            (_, "COURSE") => match self.current.take() {
+                Some((course, true)) => self.parsed.courses.push(course),
+                _ => return Err(UseStatsError::CourseWithoutElapsed),
+            },
+            _ => {}
+        }
+        self.text.clear();
+        Ok(())
+    }
+
+    fn course_field(&mut self, field: &str) -> Result<(), UseStatsError> {
+        let Some((course, seen_elapsed)) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let text = &self.text;
+        let field_text = || crate::text::from_peer::one_line(text, 255);
+        match field {
+            "NAME" => course.name = field_text(),
+            "SHORTNAME" => course.shortname = field_text(),
+            "IDNUMBER" => course.idnumber = field_text(),
+            "ELAPSED" => {
+                if *seen_elapsed {
+                    return Err(UseStatsError::SecondCourseElapsed);
+                }
+                course.minutes = minutes_value(text, "a course's minutes")?;
+                *seen_elapsed = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<ParsedStats, UseStatsError> {
+        let mut parsed = self.parsed;
+        match (self.roots, self.site_total, parsed.empty) {
+            (0, _, _) => Err(UseStatsError::NoRoot),
+            (1, Some(minutes), false) => {
+                parsed.minutes = minutes;
+                Ok(parsed)
+            }
+            (1, None, true) if parsed.courses.is_empty() => Ok(parsed),
+            (1, None, false) => Err(UseStatsError::NoSiteTotal),
+            (1, _, _) => Err(UseStatsError::EmptySetWithData),
+            _ => Err(UseStatsError::SecondRoot),
+        }
     }
 }
 
@@ -467,6 +492,7 @@ pub async fn local_result(app: &Arc<App>, username: &str, scope: i64, timefrom: 
         &use_stats::Site {
             node: app.node.clone(),
             source: app.source.clone(),
+            reports: app.reports.clone(),
         },
         username,
         use_stats::Scope::from_plugin(scope),

@@ -1,4 +1,4 @@
-//! Estimators by name (docs/engine.md §8): `use_stats` (the default, [`crate::reports`]),
+//! Estimators by name (docs/engine.md §8): `use_stats` (the default, the reports handle's),
 //! `dedication` and `dedication.legacy`, read live from the source database through the pure
 //! rule of [`crate::stats::dedication`]. Shared by the web services and the command line.
 
@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::reports::ReportError;
 use crate::stats::dedication::{self, Dedication, DedicationSettings, Variant};
 use crate::store::DbConnection;
-use crate::store::source::Source;
+use crate::store::source::{Source, SourceError};
 
 /// One estimator, as a request names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,28 +66,43 @@ pub fn dedication_settings(
     source: &Source,
     variant: Variant,
     legacy_limit: Option<i64>,
-) -> Result<DedicationSettings, ReportError> {
+) -> Result<DedicationSettings, SourceError> {
     Ok(match variant {
         Variant::Live => source.dedication_settings(conn)?,
         Variant::Legacy => DedicationSettings::legacy(legacy_limit),
     })
 }
 
-/// Dedication for each user (every user asked is in the answer), over the window the request
-/// gave: `from`/`to` 0 take the rule's defaults per course (its start date or now − 90 days;
-/// now). One read of the log for all users.
-#[allow(clippy::too_many_arguments)]
+/// One dedication variant asked for some users, over the window the request gave: `from`/`to`
+/// 0 take the rule's defaults per course (its start date or now − 90 days; now).
+#[derive(Debug, Clone, Copy)]
+pub struct DedicationQuery<'a> {
+    pub variant: Variant,
+    pub settings: DedicationSettings,
+    pub userids: &'a [i64],
+    /// Only this course, when given.
+    pub course: Option<i64>,
+    pub from: i64,
+    pub to: i64,
+    pub now: i64,
+}
+
+/// Dedication for each user (every user asked is in the answer). One read of the log for all
+/// users.
 pub fn dedication_users(
     conn: &mut DbConnection,
     source: &Source,
-    variant: Variant,
-    settings: DedicationSettings,
-    userids: &[i64],
-    course: Option<i64>,
-    from: i64,
-    to: i64,
-    now: i64,
-) -> Result<HashMap<i64, Dedication>, ReportError> {
+    query: &DedicationQuery,
+) -> Result<HashMap<i64, Dedication>, SourceError> {
+    let DedicationQuery {
+        variant,
+        settings,
+        userids,
+        course,
+        from,
+        to,
+        now,
+    } = *query;
     // With `from` 0 each course's window starts at its start date, or now − 90 days: the read
     // starts at the earliest of those, which no course's window can start before.
     let read_from = if from == 0 {

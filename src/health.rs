@@ -429,7 +429,7 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
             Err(e) => out.push(check("compiled stats", "WARN", e.to_string())),
         }
     }
-    let source = crate::store::source::Source::new(&app.config.source.prefix);
+    let source = app.reports.source().cloned();
     let logs = match source {
         Ok(source) => {
             app.source
@@ -468,7 +468,7 @@ pub async fn local_checks(app: &Arc<App>) -> Vec<Check> {
 /// existed, or a demo database made before its migration).
 async fn dedication_check(app: &Arc<App>) -> Check {
     let name = "dedication settings";
-    let source = match crate::store::source::Source::new(&app.config.source.prefix) {
+    let source = match app.reports.source().cloned() {
         Ok(source) => source,
         Err(e) => return check(name, "WARN", e.to_string()),
     };

@@ -133,13 +133,13 @@ pub async fn compile_once(app: &Arc<App>) -> CompilePass {
         Done(crate::compiled::CompileSummary),
         Skipped(String),
     }
-    let Some(store) = crate::compiled::CompiledStore::for_config(&app.config, &app.state) else {
+    let Some(store) = app.reports.compiled().cloned() else {
         return CompilePass::Off;
     };
-    let Ok(source) = crate::store::source::Source::new(&app.config.source.prefix) else {
+    let Ok(source) = app.reports.source().cloned() else {
         return CompilePass::Off;
     };
-    let settings = crate::reports::settings(&app.config.engine);
+    let settings = app.reports.settings().clone();
     let now = app.now();
     let census_interval = i64::try_from(app.config.engine.census_interval_secs).unwrap_or(i64::MAX);
     let worker = app.clone();

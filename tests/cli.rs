@@ -669,7 +669,7 @@ async fn course_report_equals_stats_for_each_learner() {
             ],
         );
         let lines: Vec<&str> = csv.trim_end_matches("\r\n").split("\r\n").collect();
-        assert_eq!(lines[0], usestats::course_report::CSV_HEADER.join(","));
+        assert_eq!(lines[0], usestats::reports::course::CSV_HEADER.join(","));
         assert_eq!(lines.len(), learners.len() + 1);
         for (line, l) in lines[1..].iter().zip(learners) {
             let fields: Vec<&str> = line.split(',').collect();

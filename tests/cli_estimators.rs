@@ -50,13 +50,15 @@ fn reference(config: &Path, user: i64, course: Option<i64>, limit: Option<i64>) 
     let answers = usestats::estimators::dedication_users(
         &mut conn,
         &source,
-        variant,
-        settings,
-        &[user],
-        course,
-        0,
-        0,
-        now,
+        &usestats::estimators::DedicationQuery {
+            variant,
+            settings,
+            userids: &[user],
+            course,
+            from: 0,
+            to: 0,
+            now,
+        },
     )
     .unwrap();
     let d = &answers[&user];

@@ -236,13 +236,15 @@ impl Site {
             let direct = compiled::answer(
                 Some(&mut state),
                 &mut self.conn,
-                &self.source,
-                settings,
-                SOURCE_KEY,
-                self.store.deletion_check,
-                &USERS,
-                window,
-                true,
+                &compiled::Question {
+                    source: &self.source,
+                    settings,
+                    source_key: SOURCE_KEY,
+                    check: self.store.deletion_check,
+                    userids: &USERS,
+                    window,
+                    keep_sessions: true,
+                },
             )
             .expect("compiled answer");
             drop(state);
@@ -438,13 +440,15 @@ fn incremental_compile_equals_a_full_one() {
     let incremental = compiled::answer(
         Some(&mut state),
         &mut site.conn,
-        &site.source,
-        &settings,
-        SOURCE_KEY,
-        DeletionCheck::Count,
-        &USERS,
-        window,
-        true,
+        &compiled::Question {
+            source: &site.source,
+            settings: &settings,
+            source_key: SOURCE_KEY,
+            check: DeletionCheck::Count,
+            userids: &USERS,
+            window,
+            keep_sessions: true,
+        },
     )
     .unwrap();
     drop(state);
@@ -468,13 +472,15 @@ fn incremental_compile_equals_a_full_one() {
     let full = compiled::answer(
         Some(&mut state),
         &mut site.conn,
-        &site.source,
-        &settings,
-        SOURCE_KEY,
-        DeletionCheck::Count,
-        &USERS,
-        window,
-        true,
+        &compiled::Question {
+            source: &site.source,
+            settings: &settings,
+            source_key: SOURCE_KEY,
+            check: DeletionCheck::Count,
+            userids: &USERS,
+            window,
+            keep_sessions: true,
+        },
     )
     .unwrap();
     assert_eq!(incremental.reports, full.reports);

@@ -5,7 +5,7 @@ mod common;
 
 use diesel::connection::SimpleConnection;
 use proptest::prelude::*;
-use usestats::estimators::{EstimatorName, dedication_settings, dedication_users};
+use usestats::estimators::{DedicationQuery, EstimatorName, dedication_settings, dedication_users};
 use usestats::stats::dedication::{
     CourseDedication, DEFAULT_SESSION_LIMIT, DedicationEstimator, DedicationRow,
     DedicationSettings, DedicationWindow, Dropped, Variant, course_sessions, courses_of,
@@ -488,13 +488,15 @@ fn settings_and_rows_from_the_database() {
         let out = dedication_users(
             &mut conn,
             &source,
-            live,
-            settings(3600, 0),
-            &[3, 4],
-            None,
-            0,
-            0,
-            now,
+            &DedicationQuery {
+                variant: live,
+                settings: settings(3600, 0),
+                userids: &[3, 4],
+                course: None,
+                from: 0,
+                to: 0,
+                now,
+            },
         )
         .unwrap();
         let ann = &out[&3];
@@ -517,13 +519,15 @@ fn settings_and_rows_from_the_database() {
         let out = dedication_users(
             &mut conn,
             &source,
-            Variant::Legacy,
-            settings(3600, 0),
-            &[3],
-            Some(7),
-            0,
-            0,
-            now,
+            &DedicationQuery {
+                variant: Variant::Legacy,
+                settings: settings(3600, 0),
+                userids: &[3],
+                course: Some(7),
+                from: 0,
+                to: 0,
+                now,
+            },
         )
         .unwrap();
         let seven = out[&3].course(7).unwrap();
@@ -539,8 +543,20 @@ fn settings_and_rows_from_the_database() {
         .unwrap();
         let s = dedication_settings(&mut conn, &source, live, None).unwrap();
         assert_eq!(s, settings(1800, 100));
-        let out =
-            dedication_users(&mut conn, &source, live, s, &[3], None, T0, T0 + 3600, now).unwrap();
+        let out = dedication_users(
+            &mut conn,
+            &source,
+            &DedicationQuery {
+                variant: live,
+                settings: s,
+                userids: &[3],
+                course: None,
+                from: T0,
+                to: T0 + 3600,
+                now,
+            },
+        )
+        .unwrap();
         assert_eq!(out[&3].course(7).unwrap().total, 600);
         assert_eq!(out[&3].course(8).unwrap().total, 0);
         assert_eq!(out[&3].course(8).unwrap().dropped, 1);
@@ -925,7 +941,19 @@ proptest! {
         }
         conn.batch_execute(&sql).unwrap();
         let source = usestats::store::source::Source::new("mdl_").unwrap();
-        let read = dedication_users(&mut conn, &source, variant, s, &[3], course, from, to, now).unwrap();
+        let read = dedication_users(
+            &mut conn,
+            &source,
+            &DedicationQuery {
+                variant,
+                settings: s,
+                userids: &[3],
+                course,
+                from,
+                to,
+                now,
+            },
+        ).unwrap();
         let starts = |c: i64| match c {
             2 => Some(T0 + 5000),
             1 | 3 => Some(0),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use common::*;
 use serde_json::Value as Json;
-use usestats::estimators::{dedication_settings, dedication_users};
+use usestats::estimators::{DedicationQuery, dedication_settings, dedication_users};
 use usestats::stats::dedication::{Dedication, DedicationSettings, Variant};
 use usestats::store::source::Source;
 use usestats::ws::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS};
@@ -91,9 +91,20 @@ impl Ws {
                     .unwrap_or_else(|| dedication_settings(c, &source, variant, None).unwrap());
                 let mut out = HashMap::new();
                 for user in users {
-                    let one =
-                        dedication_users(c, &source, variant, s, &[user], course, from, to, NOW)
-                            .unwrap();
+                    let one = dedication_users(
+                        c,
+                        &source,
+                        &DedicationQuery {
+                            variant,
+                            settings: s,
+                            userids: &[user],
+                            course,
+                            from,
+                            to,
+                            now: NOW,
+                        },
+                    )
+                    .unwrap();
                     out.extend(one);
                 }
                 Ok((s, out))

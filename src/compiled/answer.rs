@@ -13,7 +13,7 @@ use crate::stats::{
     Settings, Window, block_start, blocks, plan,
 };
 use crate::store::DbConnection;
-use crate::store::source::Source;
+use crate::store::source::{ModuleState, Source};
 use crate::store::state::{self, CompiledUser, Probed, SegmentWithRows};
 
 /// Reports the store could give, and the users it could not answer for, whom the caller
@@ -51,19 +51,35 @@ macro_rules! state_conn {
     };
 }
 
-/// Answers `userids` (distinct) over `window` from the compiled store where it can.
-#[allow(clippy::too_many_arguments)]
+/// What an answer is asked: the users (distinct) and the window, read under which source,
+/// settings and deletion check.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    pub source: &'a Source,
+    pub settings: &'a Settings,
+    /// The key of the Moodle database the store must have been compiled from.
+    pub source_key: &'a str,
+    pub check: DeletionCheck,
+    pub userids: &'a [i64],
+    pub window: Window,
+    pub keep_sessions: bool,
+}
+
+/// Answers the question from the compiled store where it can.
 pub fn answer(
     mut state: Option<&mut DbConnection>,
     conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    source_key: &str,
-    check: DeletionCheck,
-    userids: &[i64],
-    window: Window,
-    keep_sessions: bool,
+    question: &Question,
 ) -> Result<Answers, CompiledError> {
+    let Question {
+        source,
+        settings,
+        source_key,
+        userids,
+        window,
+        keep_sessions,
+        ..
+    } = *question;
     let mut answers = Answers::default();
     let meta = state::compiled_meta(state_conn!(state, conn))?;
     let Some(meta) = meta.filter(|m| {
@@ -83,11 +99,8 @@ pub fn answer(
     let (usable, stale) = checked_users(
         state.as_deref_mut(),
         conn,
-        source,
-        settings,
-        check,
+        question,
         high_water,
-        userids,
         &mut answers,
     )?;
     // The log holds no row older than its oldest: Moodle's retention removes rows from there,
@@ -154,100 +167,148 @@ pub fn answer(
 /// Users the store can answer for, and users found stale.
 type Checked = (Vec<(i64, Usable)>, Vec<i64>);
 
-/// Reads the users' compiled rows and the rows logged since, and checks that nothing changed
-/// under them. Returns those the store can answer for, and those found stale (both also in
-/// `answers.fallback`).
-#[allow(clippy::too_many_arguments)]
-fn checked_users(
-    mut state: Option<&mut DbConnection>,
-    conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    check: DeletionCheck,
-    high_water: i64,
-    userids: &[i64],
-    answers: &mut Answers,
-) -> Result<Checked, CompiledError> {
-    let mut rows: HashMap<i64, CompiledUser> =
-        state::compiled_users(state_conn!(state, conn), userids)?
+/// What the checks read for all the users of an answer at once.
+struct Read {
+    compiled: HashMap<i64, CompiledUser>,
+    new_rows: HashMap<i64, Vec<LogRow>>,
+    /// Every row of each user (`count` check): against the compiled count and the new rows.
+    counts: Option<HashMap<i64, i64>>,
+    starts: HashMap<i64, HashMap<i64, i64>>,
+}
+
+impl Read {
+    fn new(
+        mut state: Option<&mut DbConnection>,
+        conn: &mut DbConnection,
+        question: &Question,
+        high_water: i64,
+    ) -> Result<Read, CompiledError> {
+        let Question {
+            source,
+            settings,
+            userids,
+            ..
+        } = *question;
+        let compiled = state::compiled_users(state_conn!(state, conn), userids)?
             .into_iter()
             .map(|u| (u.userid, u))
             .collect();
-    let mut new_rows: HashMap<i64, Vec<LogRow>> = HashMap::new();
-    for row in source.logs_after(conn, userids, high_water)? {
-        new_rows.entry(row.userid).or_default().push(row);
+        let mut new_rows: HashMap<i64, Vec<LogRow>> = HashMap::new();
+        for row in source.logs_after(conn, userids, high_water)? {
+            new_rows.entry(row.userid).or_default().push(row);
+        }
+        let counts = match question.check {
+            DeletionCheck::Count => Some(source.log_counts(conn, userids)?),
+            DeletionCheck::Census => None,
+        };
+        let starts = if settings.enrolment_filter {
+            source.enrolment_starts_for_users(conn, userids)?
+        } else {
+            HashMap::new()
+        };
+        Ok(Read {
+            compiled,
+            new_rows,
+            counts,
+            starts,
+        })
     }
-    // `count`: every row of the user counted against the compiled count and the new rows.
-    let counts = match check {
-        DeletionCheck::Count => Some(source.log_counts(conn, userids)?),
-        DeletionCheck::Census => None,
-    };
-    let mut starts = if settings.enrolment_filter {
-        source.enrolment_starts_for_users(conn, userids)?
-    } else {
-        HashMap::new()
-    };
 
-    let mut usable: Vec<(i64, Usable)> = Vec::new();
-    let mut stale = Vec::new();
-    for &user in userids {
-        let compiled = rows.remove(&user);
-        let fresh = new_rows.remove(&user).unwrap_or_default();
-        let none_deleted = |raw_rows: i64| match &counts {
+    /// One user's compiled rows, decoded, when nothing changed under them; `Err(true)` when
+    /// they were found stale now, `Err(false)` when the store cannot answer for another reason.
+    fn check(&mut self, user: i64, settings: &Settings) -> Result<Usable, bool> {
+        let compiled = self.compiled.remove(&user);
+        let fresh = self.new_rows.remove(&user).unwrap_or_default();
+        let none_deleted = |raw_rows: i64| match &self.counts {
             Some(counts) => {
                 counts.get(&user).copied().unwrap_or(0)
                     == raw_rows.saturating_add(fresh.len() as i64)
             }
             None => true,
         };
-        let user_starts = starts.remove(&user).unwrap_or_default();
-        let checked = match compiled {
+        let user_starts = self.starts.remove(&user).unwrap_or_default();
+        let Some(row) = compiled else {
             // No row up to the high-water mark when it was compiled: still none (the census
             // finds rows committed under the mark since), or some were added since with old
             // ids (a restore), which only a full scan sees.
-            None if none_deleted(0) => Some(Usable {
+            if !none_deleted(0) {
+                return Err(false);
+            }
+            return Ok(Usable {
                 row: None,
                 summary: Summary::default(),
                 tail: Vec::new(),
                 new_rows: fresh,
                 starts: user_starts,
-            }),
-            None => None,
-            Some(row) => {
-                let intact = !row.stale
-                    && none_deleted(row.raw_rows)
-                    && row.enrolment_key == enrolment_key(settings, &user_starts);
-                let decoded = if intact {
-                    decode_summary(&row.summary).zip(decode_rows(&row.tail))
-                } else {
-                    None
-                };
-                match decoded {
-                    Some((summary, tail)) => Some(Usable {
-                        row: Some(row),
-                        summary,
-                        tail,
-                        new_rows: fresh,
-                        starts: user_starts,
-                    }),
-                    None => {
-                        if !row.stale {
-                            stale.push(user);
-                        }
-                        None
-                    }
-                }
-            }
+            });
         };
-        match checked {
-            Some(u) => usable.push((user, u)),
-            None => answers.fallback.push(user),
+        let intact = !row.stale
+            && none_deleted(row.raw_rows)
+            && row.enrolment_key == enrolment_key(settings, &user_starts);
+        let decoded = if intact {
+            decode_summary(&row.summary).zip(decode_rows(&row.tail))
+        } else {
+            None
+        };
+        match decoded {
+            Some((summary, tail)) => Ok(Usable {
+                row: Some(row),
+                summary,
+                tail,
+                new_rows: fresh,
+                starts: user_starts,
+            }),
+            None => Err(!row.stale),
         }
     }
+}
 
-    // Activities deleted or moved since the compile change how rows were classified.
+/// Reads the users' compiled rows and the rows logged since, and checks that nothing changed
+/// under them. Returns those the store can answer for, and those found stale (both also in
+/// `answers.fallback`).
+fn checked_users(
+    state: Option<&mut DbConnection>,
+    conn: &mut DbConnection,
+    question: &Question,
+    high_water: i64,
+    answers: &mut Answers,
+) -> Result<Checked, CompiledError> {
+    let mut read = Read::new(state, conn, question, high_water)?;
+    let mut usable: Vec<(i64, Usable)> = Vec::new();
+    let mut stale = Vec::new();
+    for &user in question.userids {
+        match read.check(user, question.settings) {
+            Ok(u) => usable.push((user, u)),
+            Err(now_stale) => {
+                if now_stale {
+                    stale.push(user);
+                }
+                answers.fallback.push(user);
+            }
+        }
+    }
+    let now_states = module_states(conn, question.source, &usable)?;
+    let mut answerable = Vec::with_capacity(usable.len());
+    for (user, u) in usable {
+        if moved(&u, &now_states) {
+            stale.push(user);
+            answers.fallback.push(user);
+        } else {
+            answerable.push((user, u));
+        }
+    }
+    Ok((answerable, stale))
+}
+
+/// The activities the users' compiled rows name, as they are now: one deleted or moved since
+/// the compile changes how rows were classified.
+fn module_states(
+    conn: &mut DbConnection,
+    source: &Source,
+    usable: &[(i64, Usable)],
+) -> Result<HashMap<i64, ModuleState>, CompiledError> {
     let mut cmids: HashSet<i64> = HashSet::new();
-    for (_, u) in &usable {
+    for (_, u) in usable {
         cmids.extend(u.summary.modules.keys());
         for row in &u.tail {
             if let ModuleInfo::Cm { cmid, .. } = row.module
@@ -259,38 +320,30 @@ fn checked_users(
     }
     let mut cmids: Vec<i64> = cmids.into_iter().collect();
     cmids.sort_unstable();
-    let now_states = source.module_states(conn, &cmids)?;
-    let moved = |u: &Usable| {
-        if u.summary.mixed {
-            return true;
-        }
-        let summary = u
-            .summary
-            .modules
-            .iter()
-            .map(|(cmid, state)| (*cmid, state.clone()));
-        let tail = u.tail.iter().filter_map(|r| match &r.module {
-            ModuleInfo::Cm {
-                cmid,
-                module,
-                section,
-            } if *cmid != 0 => Some((*cmid, (module.clone(), *section))),
-            _ => None,
-        });
-        summary
-            .chain(tail)
-            .any(|(cmid, state)| now_states.get(&cmid) != Some(&state))
-    };
-    let mut answerable = Vec::with_capacity(usable.len());
-    for (user, u) in usable {
-        if moved(&u) {
-            stale.push(user);
-            answers.fallback.push(user);
-        } else {
-            answerable.push((user, u));
-        }
+    Ok(source.module_states(conn, &cmids)?)
+}
+
+/// Whether an activity the user's compiled rows name was deleted or moved since.
+fn moved(u: &Usable, now_states: &HashMap<i64, ModuleState>) -> bool {
+    if u.summary.mixed {
+        return true;
     }
-    Ok((answerable, stale))
+    let summary = u
+        .summary
+        .modules
+        .iter()
+        .map(|(cmid, state)| (*cmid, state.clone()));
+    let tail = u.tail.iter().filter_map(|r| match &r.module {
+        ModuleInfo::Cm {
+            cmid,
+            module,
+            section,
+        } if *cmid != 0 => Some((*cmid, (module.clone(), *section))),
+        _ => None,
+    });
+    summary
+        .chain(tail)
+        .any(|(cmid, state)| now_states.get(&cmid) != Some(&state))
 }
 
 /// One user's answer as it is put together.

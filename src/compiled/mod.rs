@@ -19,7 +19,7 @@ pub mod rows;
 mod varint;
 
 pub use crate::config::DeletionCheck;
-pub use answer::{Answers, answer};
+pub use answer::{Answers, Question, answer};
 pub use compile::{CompileOptions, CompileSummary, compile};
 
 use std::collections::HashMap;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use crate::reports::ReportError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,9 +12,10 @@ use serde_json::{Map, Value as Json, json};
 use super::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS, Params, WsError, tokens};
 use crate::app::App;
 use crate::estimators::EstimatorName;
+use crate::reports::{Estimate, UsersAnswer, UsersAsk, UsersError};
 use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
-use crate::stats::{Report, SessionStats, Window};
-use crate::store::source::{Course, CourseField, Source, User, UserField};
+use crate::stats::{Report, SessionStats};
+use crate::store::source::{CourseField, User, UserField};
 use crate::text::echo::echo;
 
 /// Authenticate and run one function. Returns the result, the caller (for the audit) and
@@ -135,6 +135,48 @@ pub fn check_parameters(function: &str, params: &Params, max_users: usize) -> Re
 }
 
 fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<WsRequest, WsError> {
+    let (uidsource, uidsource_text, uids) = users_asked(function, params, max_users)?;
+    let course = course_asked(function, params)?;
+    let from = int(params, "from", 0)?;
+    let to = int(params, "to", 0)?;
+    if from < 0 || to < 0 {
+        return Err(WsError::invalid_parameter("from/to: must not be negative"));
+    }
+    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
+    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
+    if to != 0 && to < from {
+        return Err(WsError::invalid_parameter("to: before from"));
+    }
+    let score = if function == GET_USER_STATS {
+        int(params, "score", 1)? != 0
+    } else {
+        boolean(params, "score", true)?
+    };
+    let EstimatorAsked {
+        estimator,
+        session_limit,
+        ignore_sessions_limit,
+    } = estimator_asked(params)?;
+    Ok(WsRequest {
+        uidsource,
+        uidsource_text,
+        uids,
+        course,
+        from,
+        to,
+        score,
+        estimator,
+        session_limit,
+        ignore_sessions_limit,
+    })
+}
+
+/// The users a call names: by which field (and its text), and the values.
+fn users_asked(
+    function: &str,
+    params: &Params,
+    max_users: usize,
+) -> Result<(UserField, String, Vec<String>), WsError> {
     let uidsource_text = alpha(params, "uidsource", None)?;
     let uidsource = match uidsource_text.as_str() {
         "id" => UserField::Id,
@@ -172,6 +214,15 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             uids.len()
         )));
     }
+    Ok((uidsource, uidsource_text, uids))
+}
+
+/// The course a call names, by which field (and its text), and the value; `None`: every
+/// course.
+fn course_asked(
+    function: &str,
+    params: &Params,
+) -> Result<Option<(CourseField, String, String)>, WsError> {
     let cidsource_text = alpha(params, "cidsource", Some("idnumber"))?;
     // '' is the spec's "no course"; anything else must name a field even when cid is 0, so
     // a typo is reported instead of silently meaning "all courses".
@@ -198,21 +249,17 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             "cid: a course is required for get_users_course_stats",
         ));
     }
-    let from = int(params, "from", 0)?;
-    let to = int(params, "to", 0)?;
-    if from < 0 || to < 0 {
-        return Err(WsError::invalid_parameter("from/to: must not be negative"));
-    }
-    // E15: only a `to` actually given can be reversed. 0 means now, and a `from` later than
-    // now is a window in which nothing has happened yet: E9's empty answer, not an error.
-    if to != 0 && to < from {
-        return Err(WsError::invalid_parameter("to: before from"));
-    }
-    let score = if function == GET_USER_STATS {
-        int(params, "score", 1)? != 0
-    } else {
-        boolean(params, "score", true)?
-    };
+    Ok(course)
+}
+
+/// The estimator a call asks for, and the dedication settings it gives instead of the site's.
+struct EstimatorAsked {
+    estimator: Option<EstimatorName>,
+    session_limit: Option<i64>,
+    ignore_sessions_limit: Option<i64>,
+}
+
+fn estimator_asked(params: &Params) -> Result<EstimatorAsked, WsError> {
     let estimator = match params.get("estimator") {
         None => None,
         Some(name) => Some(name.trim().parse::<EstimatorName>().map_err(|_| {
@@ -248,157 +295,71 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
             "ignoresessionslimit: dedication.legacy counts every session",
         ));
     }
-    Ok(WsRequest {
-        uidsource,
-        uidsource_text,
-        uids,
-        course,
-        from,
-        to,
-        score,
+    Ok(EstimatorAsked {
         estimator,
         session_limit,
         ignore_sessions_limit,
     })
 }
 
-struct Computed {
-    users: Vec<User>,
-    course: Option<Course>,
-    reports: HashMap<i64, Report>,
-    courses: HashMap<i64, Course>,
-    site_course: i64,
-    grades: HashMap<(i64, i64), String>,
-    window: Window,
-    /// Asked for with `estimator=dedication[.legacy]`: per user, instead of `reports`.
-    dedication: Option<(DedicationEstimator, HashMap<i64, Dedication>)>,
+/// What the source database gave for a call.
+type Computed = UsersAnswer;
+
+impl WsRequest {
+    /// The question this call asks of the reports.
+    fn ask(&self, now: i64) -> UsersAsk {
+        UsersAsk {
+            field: self.uidsource,
+            uids: self.uids.clone(),
+            course: self
+                .course
+                .as_ref()
+                .map(|(field, _, cid)| (*field, cid.clone())),
+            estimate: match self.estimator {
+                Some(EstimatorName::Dedication(variant)) => Estimate::Dedication {
+                    variant,
+                    session_limit: self.session_limit,
+                    ignore_sessions_limit: self.ignore_sessions_limit,
+                },
+                None | Some(EstimatorName::UseStats) => Estimate::UseStats,
+            },
+            grades: self.score,
+            from: self.from,
+            to: self.to,
+            now,
+        }
+    }
+
+    /// A failure of the question, as the caller sees it.
+    fn failure(&self, e: UsersError) -> WsError {
+        match e {
+            UsersError::Prefix(e) => WsError::invalid_parameter(e.to_string()),
+            UsersError::NoUser(at) => WsError::invalid_parameter(format!(
+                "Invalid user by {} {}",
+                self.uidsource_text,
+                echo(self.uids.get(at).map_or("", String::as_str))
+            )),
+            UsersError::NoCourse => {
+                let (field_text, cid) = self
+                    .course
+                    .as_ref()
+                    .map_or(("", ""), |(_, text, cid)| (text.as_str(), cid.as_str()));
+                WsError::invalid_parameter(format!("Invalid course by {field_text} {}", echo(cid)))
+            }
+            UsersError::Report(e) => {
+                tracing::error!(error = %e, "source database query failed");
+                WsError::unavailable()
+            }
+        }
+    }
 }
 
 async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json, WsError> {
-    let source = Source::new(&app.config.source.prefix)
-        .map_err(|e| WsError::invalid_parameter(e.to_string()))?;
-    let settings = crate::reports::settings(&app.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    let now = app.now();
-    let window = Window {
-        from: request.from,
-        to: if request.to == 0 { now } else { request.to },
-        now,
-    };
-    let req = request.clone();
     let computed = app
-        .source
-        .run::<_, ReportError, _>(move |conn| {
-            let mut users = Vec::with_capacity(req.uids.len());
-            let found = source.find_users(conn, req.uidsource, &req.uids)?;
-            for (uid, user) in req.uids.iter().zip(found) {
-                match user {
-                    Some(user) => users.push(user),
-                    None => {
-                        return Ok(Err(WsError::invalid_parameter(format!(
-                            "Invalid user by {} {}",
-                            req.uidsource_text,
-                            echo(uid)
-                        ))));
-                    }
-                }
-            }
-            let course = match &req.course {
-                None => None,
-                Some((field, field_text, cid)) => match source.find_course(conn, *field, cid)? {
-                    Some(course) => Some(course),
-                    None => {
-                        return Ok(Err(WsError::invalid_parameter(format!(
-                            "Invalid course by {field_text} {}",
-                            echo(cid)
-                        ))));
-                    }
-                },
-            };
-            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let (reports, dedication) = match req.estimator {
-                Some(EstimatorName::Dedication(variant)) => {
-                    let mut settings = crate::estimators::dedication_settings(
-                        conn,
-                        &source,
-                        variant,
-                        req.session_limit,
-                    )?;
-                    if let Some(limit) = req.session_limit {
-                        settings.session_limit = limit;
-                    }
-                    if let Some(ignore) = req.ignore_sessions_limit {
-                        settings.ignore_sessions_limit = ignore;
-                    }
-                    let answers = crate::estimators::dedication_users(
-                        conn,
-                        &source,
-                        variant,
-                        settings,
-                        &ids,
-                        course.as_ref().map(|c| c.id),
-                        req.from,
-                        req.to,
-                        now,
-                    )?;
-                    let estimator = DedicationEstimator::new(variant, settings);
-                    (HashMap::new(), Some((estimator, answers)))
-                }
-                None | Some(EstimatorName::UseStats) => (
-                    crate::reports::answer_users(
-                        conn,
-                        &source,
-                        &settings,
-                        compiled.as_ref(),
-                        &ids,
-                        window,
-                    )?,
-                    None,
-                ),
-            };
-            let mut course_ids: Vec<i64> = reports
-                .values()
-                .flat_map(|r| r.courses.iter().map(|c| c.course))
-                .chain(
-                    dedication
-                        .iter()
-                        .flat_map(|(_, d)| d.values())
-                        .flat_map(|d| d.courses.iter().map(|c| c.course)),
-                )
-                .collect();
-            course_ids.sort_unstable();
-            course_ids.dedup();
-            let courses = source.courses_by_ids(conn, &course_ids)?;
-            let site_course = source.site_course_id(conn)?;
-            let mut grades = HashMap::new();
-            if req.score {
-                match &course {
-                    Some(course) => {
-                        for (user, grade) in source.users_course_grades(conn, &ids, course.id)? {
-                            grades.insert((user, course.id), grade);
-                        }
-                    }
-                    None => {
-                        grades = source.grades_for_users(conn, &ids)?;
-                    }
-                }
-            }
-            Ok(Ok(Computed {
-                users,
-                course,
-                reports,
-                courses,
-                site_course,
-                grades,
-                window,
-                dedication,
-            }))
-        })
+        .reports
+        .users(request.ask(app.now()))
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "source database query failed");
-            WsError::unavailable()
-        })??;
+        .map_err(|e| request.failure(e))?;
     let items: Vec<Json> = match &computed.dedication {
         Some((estimator, answers)) => computed
             .users
@@ -420,12 +381,7 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                 .values()
                 .next()
                 .map(|r| r.estimator.to_string())
-                .unwrap_or_else(|| {
-                    crate::stats::Estimator::for_settings(&crate::reports::settings(
-                        &app.config.engine,
-                    ))
-                    .to_string()
-                });
+                .unwrap_or_else(|| app.reports.estimator().to_string());
             computed
                 .users
                 .iter()

@@ -16,11 +16,15 @@ use crate::store::locks::{LOCK_COMPILE, SessionLock};
 use crate::store::source::Source;
 
 pub(super) async fn run(app: &Arc<App>, args: CompileArgs, json_out: bool) -> CmdResult {
-    let Some(store) = CompiledStore::for_config(&app.config, &app.state) else {
+    let Some(store) = app.reports.compiled().cloned() else {
         bail!("[engine] compiled = false in the configuration: nothing to compile");
     };
-    let source = Source::new(&app.config.source.prefix).context("checking the table prefix")?;
-    let settings = crate::reports::settings(&app.config.engine);
+    let source = app
+        .reports
+        .source()
+        .cloned()
+        .context("checking the table prefix")?;
+    let settings = app.reports.settings().clone();
     let now = app.now();
     let census_interval = i64::try_from(app.config.engine.census_interval_secs).unwrap_or(i64::MAX);
     let app = app.clone();

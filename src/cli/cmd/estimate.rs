@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value as Json, json};
 
 use crate::app::App;
 use crate::cli::EstimatorOptions;
 use crate::cli::output::{self, Table};
-use crate::estimators::{EstimatorName, dedication_settings, dedication_users};
+use crate::estimators::EstimatorName;
+use crate::reports::{DedicationAsk, DedicationError};
 use crate::stats::dedication::{CourseDedication, Dedication, DedicationEstimator, Variant};
-use crate::store::source::{Course, Source};
+use crate::store::source::Course;
 
 /// One dedication estimator's answers, per user.
 pub(super) struct DedicationRun {
@@ -50,52 +51,37 @@ pub(super) async fn dedications(
     if variants == [Variant::Legacy] && options.ignore_sessions_limit.is_some() {
         bail!("--ignore-sessions-limit: dedication.legacy counts every session");
     }
-    let source =
-        Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
-    let now = app.now();
-    let options = options.clone();
-    app.source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            let invalid = |e: crate::reports::ReportError| {
-                crate::store::StoreError::Invalid(format!("computing dedication: {e}"))
-            };
-            let mut runs = Vec::new();
-            for variant in variants {
-                let mut settings =
-                    dedication_settings(conn, &source, variant, options.session_limit)
-                        .map_err(invalid)?;
-                if let Some(limit) = options.session_limit {
-                    settings.session_limit = limit;
-                }
-                if variant == Variant::Live
-                    && let Some(ignore) = options.ignore_sessions_limit
-                {
-                    settings.ignore_sessions_limit = ignore;
-                }
-                let answers = dedication_users(
-                    conn, &source, variant, settings, &users, course, from, to, now,
-                )
-                .map_err(invalid)?;
-                runs.push(DedicationRun {
-                    name: EstimatorName::Dedication(variant),
-                    estimator: DedicationEstimator::new(variant, settings),
-                    answers,
-                });
-            }
-            let mut ids: Vec<i64> = runs
-                .iter()
-                .flat_map(|r| r.answers.values())
-                .flat_map(|d| d.courses.iter().map(|c| c.course))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let courses = source
-                .courses_by_ids(conn, &ids)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
-            Ok((runs, courses))
+    let answer = app
+        .reports
+        .dedications(DedicationAsk {
+            variants: variants.clone(),
+            session_limit: options.session_limit,
+            ignore_sessions_limit: options.ignore_sessions_limit,
+            users,
+            course,
+            from,
+            to,
+            now: app.now(),
+            course_names: true,
         })
         .await
-        .context("reading the source database for the dedication estimators")
+        .map_err(|e| match e {
+            DedicationError::Prefix(e) => {
+                anyhow::Error::new(e).context("checking the source table prefix")
+            }
+            e => anyhow::Error::new(e)
+                .context("reading the source database for the dedication estimators"),
+        })?;
+    let runs = variants
+        .into_iter()
+        .zip(answer.runs)
+        .map(|(variant, (estimator, answers))| DedicationRun {
+            name: EstimatorName::Dedication(variant),
+            estimator,
+            answers,
+        })
+        .collect();
+    Ok((runs, answer.courses))
 }
 
 /// A course's dedication as JSON: its window, total, and every session kept or dropped.

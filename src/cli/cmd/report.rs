@@ -10,42 +10,31 @@ use serde_json::json;
 use super::CmdResult;
 use super::common::print_json;
 use super::estimate::{self, DedicationRun};
-use super::stats::{course_for_cli, window_args};
+use super::stats::{course_error, window_args};
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::course_report::{self, CourseReport};
 use crate::estimators::EstimatorName;
+use crate::reports::course::{self, CourseReport};
+use crate::reports::{CourseAsk, CourseError};
 use crate::stats::Window;
-use crate::store::source::Source;
 
 pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> CmdResult {
     let now = app.now();
     let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
     let window = Window { from, to, now };
-    let source =
-        Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
-    let settings = crate::reports::settings(&app.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    let course_text = args.course.clone();
-    let report = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok((|| {
-                let course = course_for_cli(conn, &source, &course_text)?;
-                course_report::course_report(
-                    conn,
-                    &source,
-                    &settings,
-                    compiled.as_ref(),
-                    course,
-                    window,
-                )
-                .with_context(|| format!("computing the report of course {course_text}"))
-            })())
-        })
-        .await
-        .context("opening the source database")??;
+    let asked = CourseAsk {
+        course: args.course.clone(),
+        window,
+    };
+    let report = app.reports.course(asked).await.map_err(|e| match e {
+        CourseError::Prefix(e) => anyhow::Error::new(e).context("checking the source table prefix"),
+        CourseError::Store(e) => anyhow::Error::new(e).context("opening the source database"),
+        CourseError::Lookup(e) => course_error(e),
+        CourseError::Report(e) => {
+            anyhow::Error::new(e).context(format!("computing the report of course {}", args.course))
+        }
+    })?;
     let names = args.estimators.estimator.names();
     let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();
     let (runs, _) = estimate::dedications(
@@ -74,7 +63,7 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
     match (args.format, json_out) {
         (ReportFormat::Json, _) | (_, true) => print_json(&to_json(&report)),
         (ReportFormat::Csv, false) => {
-            let csv = course_report::to_csv(&report);
+            let csv = course::to_csv(&report);
             std::io::stdout()
                 .write_all(&csv)
                 .context("writing to standard output")?;
@@ -153,7 +142,7 @@ fn ordered<'a>(
     report: &'a CourseReport,
     use_stats: bool,
     runs: &[DedicationRun],
-) -> Vec<&'a crate::course_report::LearnerRow> {
+) -> Vec<&'a crate::reports::course::LearnerRow> {
     let mut learners: Vec<_> = report.learners.iter().collect();
     if let (false, Some(run)) = (use_stats, runs.first()) {
         learners.sort_by_key(|l| {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use serde_json::json;
 
 use super::CmdResult;
@@ -12,11 +11,11 @@ use super::estimate;
 use crate::app::App;
 use crate::cli::output::{self, Table};
 use crate::cli::{StatsArgs, StatsFormat};
-use crate::course_report::CourseLookupError;
 use crate::estimators::{EstimatorName, why_they_differ};
-use crate::learner_report::{LearnerError, LearnerReport, learner_report};
-use crate::stats::Window;
-use crate::store::source::Source;
+use crate::reports::{CourseLookupError, LearnerAsk, LearnerError, LearnerReport};
+use crate::stats::{CourseTotals, SessionStats, Window};
+use crate::store::source::Course;
+use std::collections::HashMap;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
@@ -28,34 +27,14 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             "--format xml is use_stats' MNET message: use --format json or table for the other estimators"
         );
     }
-    let source =
-        Source::new(&app.config.source.prefix).context("checking the source table prefix")?;
-    let settings = crate::reports::settings(&app.config.engine);
-    let username = args.username.clone();
-    let course_text = args.course.clone();
-    let window = Window { from, to, now };
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    // The report's own errors ride inside the store's Ok, so that they reach the operator
-    // whole rather than as the store's text.
-    let found = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(learner_report(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                &username,
-                course_text.as_deref(),
-                window,
-            ))
-        })
-        .await
-        .context("opening the source database")?
-        .map_err(|e| match e {
-            LearnerError::Course(e) => course_error(e),
-            e => e.into(),
-        })?;
+    let asked = LearnerAsk {
+        username: args.username.clone(),
+        course: args.course.clone(),
+        window: Window { from, to, now },
+        sessions: true,
+        labels: true,
+    };
+    let found = app.reports.learner(asked).await.map_err(learner_error)?;
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let (shown, sessions) = found.shown();
@@ -75,187 +54,246 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
     } else {
         found.report.total
     };
+    let printed = Printed {
+        found,
+        shown,
+        sessions,
+        runs,
+        dedication_courses,
+        from,
+        to,
+        use_stats,
+        only_use_stats,
+        use_stats_total,
+    };
+    match (args.format, json_out) {
+        (StatsFormat::Json, _) | (_, true) => print_stats_json(&printed),
+        (StatsFormat::Xml, false) => print_stats_xml(&printed),
+        (StatsFormat::Table, false) => print_stats_table(&printed),
+    }
+    Ok(())
+}
+
+/// What `stats` prints, in whichever format.
+struct Printed {
+    found: LearnerReport,
+    /// The course rows shown and their sessions (see [`LearnerReport::shown`]).
+    shown: Vec<CourseTotals>,
+    sessions: SessionStats,
+    runs: Vec<estimate::DedicationRun>,
+    dedication_courses: HashMap<i64, Course>,
+    from: i64,
+    to: i64,
+    use_stats: bool,
+    only_use_stats: bool,
+    use_stats_total: i64,
+}
+
+fn print_stats_json(p: &Printed) {
+    let LearnerReport {
+        user,
+        report,
+        courses,
+        labels,
+        ..
+    } = &p.found;
+    let Printed {
+        shown,
+        sessions,
+        runs,
+        dedication_courses,
+        ..
+    } = p;
+    let (from, to, use_stats, use_stats_total) = (p.from, p.to, p.use_stats, p.use_stats_total);
+    let courses_json: Vec<_> = shown
+        .iter()
+        .map(|c| {
+            let course = courses.get(&c.course);
+            json!({
+                "id": c.course,
+                "shortname": course.map(|c| c.shortname.clone()),
+                "fullname": course.map(|c| c.fullname.clone()),
+                "coursetime": c.coursetime, "activitytime": c.activitytime,
+                "othertime": c.othertime, "coursetotal": c.coursetotal,
+                "events": c.events,
+                "modules": c.modules.iter().map(|m| json!({
+                    "cmid": m.cmid,
+                    "type": m.module,
+                    "name": labels.get(&m.cmid).map(|l| l.name.clone()),
+                    "elapsed": m.elapsed,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let user_json = json!({"id": user.id, "username": user.username, "firstname": user.firstname, "lastname": user.lastname});
+    let use_stats_json = json!({
+        "estimator": report.estimator.to_string(),
+        "total": report.total,
+        "rows": report.rows_extracted,
+        "sessions": {
+            "count": sessions.count, "first": sessions.first_start,
+            "last": sessions.last_start, "min": sessions.min,
+            "max": sessions.max, "mean": sessions.mean(),
+        },
+        "courses": courses_json,
+    });
+    if p.only_use_stats {
+        let mut out = json!({"user": user_json, "window": {"from": from, "to": to}});
+        if let (Some(out), Some(fields)) = (out.as_object_mut(), use_stats_json.as_object()) {
+            out.extend(fields.clone());
+        }
+        print_json(&out);
+        return;
+    }
+    let mut blocks = Vec::new();
+    if use_stats {
+        let mut block = json!({"name": "use_stats"});
+        if let (Some(block), Some(fields)) = (block.as_object_mut(), use_stats_json.as_object()) {
+            block.extend(fields.clone());
+        }
+        blocks.push(block);
+    }
+    for run in runs {
+        let answer = run.answers.get(&user.id);
+        let mut block = estimate::learner_json(run, answer, dedication_courses);
+        if let (true, Some(answer), Some(object)) = (use_stats, answer, block.as_object_mut()) {
+            object.insert(
+                "why".into(),
+                json!(why_they_differ(use_stats_total, answer)),
+            );
+        }
+        blocks.push(block);
+    }
+    print_json(&json!({
+        "user": user_json,
+        "window": {"from": from, "to": to},
+        "estimators": blocks,
+    }));
+}
+
+fn print_stats_xml(p: &Printed) {
+    let LearnerReport {
+        user,
+        report,
+        courses,
+        labels,
+        ..
+    } = &p.found;
+    let from = p.from;
+    let message = if report.rows_extracted == 0 {
+        "<USE_STATS><EMPTYSET /></USE_STATS>".to_string()
+    } else {
+        crate::services::use_stats::stats_message(
+            user,
+            report,
+            crate::services::use_stats::Scope::Modules,
+            &from.to_string(),
+            courses,
+            labels,
+        )
+    };
+    println!("{message}");
+}
+
+fn print_stats_table(p: &Printed) {
     let LearnerReport {
         user,
         report,
         courses,
         labels,
         course_filter,
-    } = found;
-    match (args.format, json_out) {
-        (StatsFormat::Json, _) | (_, true) => {
-            let courses_json: Vec<_> = shown
-                .iter()
-                .map(|c| {
-                    let course = courses.get(&c.course);
-                    json!({
-                        "id": c.course,
-                        "shortname": course.map(|c| c.shortname.clone()),
-                        "fullname": course.map(|c| c.fullname.clone()),
-                        "coursetime": c.coursetime, "activitytime": c.activitytime,
-                        "othertime": c.othertime, "coursetotal": c.coursetotal,
-                        "events": c.events,
-                        "modules": c.modules.iter().map(|m| json!({
-                            "cmid": m.cmid,
-                            "type": m.module,
-                            "name": labels.get(&m.cmid).map(|l| l.name.clone()),
-                            "elapsed": m.elapsed,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let user_json = json!({"id": user.id, "username": user.username, "firstname": user.firstname, "lastname": user.lastname});
-            let use_stats_json = json!({
-                "estimator": report.estimator.to_string(),
-                "total": report.total,
-                "rows": report.rows_extracted,
-                "sessions": {
-                    "count": sessions.count, "first": sessions.first_start,
-                    "last": sessions.last_start, "min": sessions.min,
-                    "max": sessions.max, "mean": sessions.mean(),
-                },
-                "courses": courses_json,
-            });
-            if only_use_stats {
-                let mut out = json!({"user": user_json, "window": {"from": from, "to": to}});
-                if let (Some(out), Some(fields)) = (out.as_object_mut(), use_stats_json.as_object())
-                {
-                    out.extend(fields.clone());
-                }
-                print_json(&out);
-                return Ok(());
-            }
-            let mut blocks = Vec::new();
-            if use_stats {
-                let mut block = json!({"name": "use_stats"});
-                if let (Some(block), Some(fields)) =
-                    (block.as_object_mut(), use_stats_json.as_object())
-                {
-                    block.extend(fields.clone());
-                }
-                blocks.push(block);
-            }
-            for run in &runs {
-                let answer = run.answers.get(&user.id);
-                let mut block = estimate::learner_json(run, answer, &dedication_courses);
-                if let (true, Some(answer), Some(object)) =
-                    (use_stats, answer, block.as_object_mut())
-                {
-                    object.insert(
-                        "why".into(),
-                        json!(why_they_differ(use_stats_total, answer)),
-                    );
-                }
-                blocks.push(block);
-            }
-            print_json(&json!({
-                "user": user_json,
-                "window": {"from": from, "to": to},
-                "estimators": blocks,
-            }));
+    } = &p.found;
+    let Printed {
+        shown,
+        sessions,
+        runs,
+        dedication_courses,
+        ..
+    } = p;
+    let (from, to, use_stats, use_stats_total) = (p.from, p.to, p.use_stats, p.use_stats_total);
+    println!(
+        "user       {} ({} {}), id {}",
+        user.username, user.firstname, user.lastname, user.id
+    );
+    println!(
+        "window     {} → {}",
+        if from == 0 {
+            "the beginning of the log".to_string()
+        } else {
+            output::time(from)
+        },
+        output::time(to)
+    );
+    if !use_stats {
+        print_dedications(runs, user.id, dedication_courses, None);
+        return;
+    }
+    println!("estimator  {}", report.estimator);
+    println!("log rows   {}", report.rows_extracted);
+    println!(
+        "total      {} ({} s){}",
+        output::duration(report.total),
+        report.total,
+        if course_filter.is_some() {
+            ", all courses"
+        } else {
+            ""
         }
-        (StatsFormat::Xml, false) => {
-            let message = if report.rows_extracted == 0 {
-                "<USE_STATS><EMPTYSET /></USE_STATS>".to_string()
-            } else {
-                crate::services::use_stats::stats_message(
-                    &user,
-                    &report,
-                    crate::services::use_stats::Scope::Modules,
-                    &from.to_string(),
-                    &courses,
-                    &labels,
-                )
-            };
-            println!("{message}");
-        }
-        (StatsFormat::Table, false) => {
-            println!(
-                "user       {} ({} {}), id {}",
-                user.username, user.firstname, user.lastname, user.id
-            );
-            println!(
-                "window     {} → {}",
-                if from == 0 {
-                    "the beginning of the log".to_string()
+    );
+    println!(
+        "sessions   {} (first {}, last {}, shortest {}, longest {}, mean {})",
+        sessions.count,
+        output::time(sessions.first_start.unwrap_or(0)),
+        output::time(sessions.last_start.unwrap_or(0)),
+        output::duration(sessions.min),
+        output::duration(sessions.max),
+        output::duration(sessions.mean()),
+    );
+    let mut table = Table::new(&[
+        "course",
+        "shortname",
+        "in course",
+        "activities",
+        "other",
+        "total",
+    ]);
+    for c in shown {
+        let course = courses.get(&c.course);
+        table.row(vec![
+            c.course.to_string(),
+            course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
+                if c.course == 0 {
+                    "(site, logins)".into()
                 } else {
-                    output::time(from)
-                },
-                output::time(to)
-            );
-            if !use_stats {
-                print_dedications(&runs, user.id, &dedication_courses, None);
-                return Ok(());
-            }
-            println!("estimator  {}", report.estimator);
-            println!("log rows   {}", report.rows_extracted);
-            println!(
-                "total      {} ({} s){}",
-                output::duration(report.total),
-                report.total,
-                if course_filter.is_some() {
-                    ", all courses"
-                } else {
-                    ""
+                    "?".into()
                 }
-            );
-            println!(
-                "sessions   {} (first {}, last {}, shortest {}, longest {}, mean {})",
-                sessions.count,
-                output::time(sessions.first_start.unwrap_or(0)),
-                output::time(sessions.last_start.unwrap_or(0)),
-                output::duration(sessions.min),
-                output::duration(sessions.max),
-                output::duration(sessions.mean()),
-            );
-            let mut table = Table::new(&[
-                "course",
-                "shortname",
-                "in course",
-                "activities",
-                "other",
-                "total",
+            }),
+            output::duration(c.coursetime),
+            output::duration(c.activitytime),
+            output::duration(c.othertime),
+            output::duration(c.coursetotal),
+        ]);
+    }
+    println!("\n{}", table.render());
+    let mut modules = Table::new(&["course", "cmid", "type", "activity", "time"]);
+    for c in shown {
+        for m in &c.modules {
+            let label = labels.get(&m.cmid);
+            modules.row(vec![
+                c.course.to_string(),
+                m.cmid.to_string(),
+                m.module.clone().unwrap_or_else(|| "N.C.".into()),
+                label
+                    .map(|l| l.name.clone())
+                    .unwrap_or_else(|| "N.C.".into()),
+                output::duration(m.elapsed),
             ]);
-            for c in &shown {
-                let course = courses.get(&c.course);
-                table.row(vec![
-                    c.course.to_string(),
-                    course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
-                        if c.course == 0 {
-                            "(site, logins)".into()
-                        } else {
-                            "?".into()
-                        }
-                    }),
-                    output::duration(c.coursetime),
-                    output::duration(c.activitytime),
-                    output::duration(c.othertime),
-                    output::duration(c.coursetotal),
-                ]);
-            }
-            println!("\n{}", table.render());
-            let mut modules = Table::new(&["course", "cmid", "type", "activity", "time"]);
-            for c in &shown {
-                for m in &c.modules {
-                    let label = labels.get(&m.cmid);
-                    modules.row(vec![
-                        c.course.to_string(),
-                        m.cmid.to_string(),
-                        m.module.clone().unwrap_or_else(|| "N.C.".into()),
-                        label
-                            .map(|l| l.name.clone())
-                            .unwrap_or_else(|| "N.C.".into()),
-                        output::duration(m.elapsed),
-                    ]);
-                }
-            }
-            if !modules.is_empty() {
-                print!("{}", modules.render());
-            }
-            print_dedications(&runs, user.id, &dedication_courses, Some(use_stats_total));
         }
     }
-    Ok(())
+    if !modules.is_empty() {
+        print!("{}", modules.render());
+    }
+    print_dedications(runs, user.id, dedication_courses, Some(use_stats_total));
 }
 
 /// Each dedication estimator's tables, then, next to use_stats' total when it was asked for,
@@ -308,17 +346,20 @@ pub(super) fn window_args(
     })
 }
 
-/// The course `--course` names (see [`crate::course_report::find_course`]).
-pub(super) fn course_for_cli(
-    conn: &mut crate::store::DbConnection,
-    source: &Source,
-    text: &str,
-) -> anyhow::Result<crate::store::source::Course> {
-    crate::course_report::find_course(conn, source, text).map_err(course_error)
+/// A learner's report's error as the command line words it.
+fn learner_error(e: LearnerError) -> anyhow::Error {
+    match e {
+        LearnerError::Prefix(e) => {
+            anyhow::Error::new(e).context("checking the source table prefix")
+        }
+        LearnerError::Store(e) => anyhow::Error::new(e).context("opening the source database"),
+        LearnerError::Course(e) => course_error(e),
+        e => e.into(),
+    }
 }
 
 /// A course lookup's error as the command line words it: the option by name.
-fn course_error(e: CourseLookupError) -> anyhow::Error {
+pub(super) fn course_error(e: CourseLookupError) -> anyhow::Error {
     match e {
         CourseLookupError::Ambiguous { .. } => anyhow::anyhow!("--{e}"),
         e => e.into(),

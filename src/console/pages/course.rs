@@ -3,7 +3,7 @@
 //! `GET /console/course?course=ID|SHORTNAME&from=&to=&sort=time|name` and
 //! `GET /console/course.csv?course=&from=&to=`, whose bytes are
 //! `usestats report --course C --from F --to T --format csv`'s: both come from
-//! [`course_report`], answered from the compiled store through `reports::answer_users`.
+//! [`crate::reports::Reports::course`], answered from the compiled store where it can.
 
 use askama::Template;
 use hyper::StatusCode;
@@ -13,8 +13,8 @@ use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
-use crate::course_report::{self, CourseLookupError, CourseReport};
-use crate::store::source::Source;
+use crate::reports::course::{self, CourseLookupError, CourseReport};
+use crate::reports::{CourseAsk, CourseError};
 use crate::timefmt::{duration, time};
 
 /// The chart shows this many learners at most, those with the most time; the table has all.
@@ -131,10 +131,7 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
     );
     let mut shown = shown(report, sort, &picked);
     shown.estimators.push(EstimatorRow::use_stats(
-        crate::stats::Estimator::for_settings(&crate::reports::settings(
-            &request.app.config.engine,
-        ))
-        .to_string(),
+        request.app.reports.estimator().to_string(),
         total,
         sessions,
     ));
@@ -191,7 +188,7 @@ pub async fn csv(request: &ConsoleRequest) -> Reply {
         Ok(report) => report,
         Err(reply) => return reply,
     };
-    let bytes = course_report::to_csv(&report);
+    let bytes = course::to_csv(&report);
     Reply::File(
         "text/csv; charset=utf-8",
         format!("{}.csv", report.course.shortname),
@@ -205,44 +202,25 @@ async fn report(
     text: &str,
     picked: &Picked,
 ) -> Result<CourseReport, Reply> {
-    let app = &request.app;
-    let source = Source::new(&app.config.source.prefix)
-        .map_err(|e| window::failed("course's report", false, &e))?;
-    let settings = crate::reports::settings(&app.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    let (named, window) = (text.to_string(), picked.window);
-    let found = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(match course_report::find_course(conn, &source, &named) {
-                Ok(course) => course_report::course_report(
-                    conn,
-                    &source,
-                    &settings,
-                    compiled.as_ref(),
-                    course,
-                    window,
-                )
-                .map_err(Failure::Report),
-                Err(e) => Err(Failure::Lookup(e)),
-            })
-        })
-        .await;
-    match found {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(Failure::Lookup(CourseLookupError::NotFound(_)))) => Err(Reply::Error(
+    let asked = CourseAsk {
+        course: text.to_string(),
+        window: picked.window,
+    };
+    match request.app.reports.course(asked).await {
+        Ok(report) => Ok(report),
+        Err(CourseError::Lookup(CourseLookupError::NotFound(_))) => Err(Reply::Error(
             StatusCode::NOT_FOUND,
             format!("There is no course “{text}”: give a course id or shortname."),
         )),
-        Ok(Err(Failure::Lookup(CourseLookupError::Ambiguous {
+        Err(CourseError::Lookup(CourseLookupError::Ambiguous {
             id, shortname_of, ..
-        }))) => Err(Reply::Error(
+        })) => Err(Reply::Error(
             StatusCode::BAD_REQUEST,
             format!(
                 "“{text}” is course id {id} and the shortname of course id {shortname_of}: say id:{text} or shortname:{text}."
             ),
         )),
-        Ok(Err(Failure::Lookup(e @ CourseLookupError::Lookup { .. }))) => {
+        Err(CourseError::Lookup(e @ CourseLookupError::Lookup { .. })) => {
             let unavailable = match &e {
                 CourseLookupError::Lookup { source, .. } => {
                     crate::reports::source_unavailable(source)
@@ -251,16 +229,12 @@ async fn report(
             };
             Err(window::failed("course's report", unavailable, &e))
         }
-        Ok(Err(Failure::Report(e))) => {
+        Err(CourseError::Report(e)) => {
             Err(window::failed("course's report", e.is_unavailable(), &e))
         }
-        Err(e) => Err(window::failed("course's report", true, &e)),
+        Err(CourseError::Prefix(e)) => Err(window::failed("course's report", false, &e)),
+        Err(CourseError::Store(e)) => Err(window::failed("course's report", true, &e)),
     }
-}
-
-enum Failure {
-    Lookup(CourseLookupError),
-    Report(crate::reports::ReportError),
 }
 
 fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {

@@ -2,14 +2,13 @@
 //! dedication variant over the page's window, next to use_stats', with a sentence on why the
 //! totals differ.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::estimators::{Differences, dedication_settings, dedication_users};
+use crate::estimators::Differences;
+use crate::reports::{DedicationAsk, DedicationError};
 use crate::stats::Window;
-use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
-use crate::store::source::Source;
+use crate::stats::dedication::Variant;
 use crate::timefmt::duration;
 
 /// One estimator's row in a side-by-side table.
@@ -39,7 +38,7 @@ impl EstimatorRow {
 }
 
 /// Both dedication variants for `users` over `window` (`course` only, when given).
-pub(super) type Dedications = Vec<(DedicationEstimator, HashMap<i64, Dedication>)>;
+pub(super) use crate::reports::Dedications;
 
 /// Computes [`Dedications`]; the error is a sentence for the page (the use_stats numbers are
 /// shown whatever happens here).
@@ -49,38 +48,25 @@ pub(super) async fn dedications(
     course: Option<i64>,
     window: Window,
 ) -> Result<Dedications, String> {
-    let source = Source::new(&app.config.source.prefix).map_err(|e| e.to_string())?;
-    app.source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            let mut out = Vec::new();
-            for variant in [Variant::Live, Variant::Legacy] {
-                let answer = dedication_settings(conn, &source, variant, None).and_then(|s| {
-                    dedication_users(
-                        conn,
-                        &source,
-                        variant,
-                        s,
-                        &users,
-                        course,
-                        window.from,
-                        window.to,
-                        window.now,
-                    )
-                    .map(|answers| (DedicationEstimator::new(variant, s), answers))
-                });
-                match answer {
-                    Ok(one) => out.push(one),
-                    Err(e) => {
-                        return Ok(Err(format!(
-                            "The dedication estimators could not be computed: {e}"
-                        )));
-                    }
-                }
-            }
-            Ok(Ok(out))
-        })
-        .await
-        .map_err(|e| format!("The dedication estimators could not be computed: {e}"))?
+    let asked = DedicationAsk {
+        variants: vec![Variant::Live, Variant::Legacy],
+        users,
+        course,
+        from: window.from,
+        to: window.to,
+        now: window.now,
+        ..DedicationAsk::default()
+    };
+    match app.reports.dedications(asked).await {
+        Ok(answer) => Ok(answer.runs),
+        Err(DedicationError::Prefix(e)) => Err(e.to_string()),
+        Err(DedicationError::Compute(e) | DedicationError::CourseNames(e)) => Err(format!(
+            "The dedication estimators could not be computed: {e}"
+        )),
+        Err(DedicationError::Store(e)) => Err(format!(
+            "The dedication estimators could not be computed: {e}"
+        )),
+    }
 }
 
 /// The rows of the dedication variants: totals, sessions and why, over every user given,

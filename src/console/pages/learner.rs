@@ -1,6 +1,6 @@
 //! A learner's time: total, per course (chart and table), per activity, sessions over time.
 //! `GET /console/learner?user=NAME&from=&to=`. The numbers are `usestats stats`'s: both come
-//! from [`crate::learner_report`], over the same window.
+//! from [`crate::reports::Reports::learner`], over the same window.
 
 use askama::Template;
 use hyper::StatusCode;
@@ -10,8 +10,11 @@ use super::window::{self, Picked};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
-use crate::learner_report::{LearnerError, LearnerReport, learner_report};
-use crate::store::source::Source;
+use std::collections::HashMap;
+
+use crate::reports::{LearnerAsk, LearnerError, LearnerReport};
+use crate::stats::CourseTotals;
+use crate::store::source::{Course, ModuleLabel};
 use crate::timefmt::{duration, time};
 
 #[derive(Template)]
@@ -90,30 +93,16 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         return html(&page);
     }
     let app = &request.app;
-    let source = match Source::new(&app.config.source.prefix) {
-        Ok(source) => source,
-        Err(e) => return window::failed("learner's report", false, &e),
+    let asked = LearnerAsk {
+        username: username.clone(),
+        course: None,
+        window: picked.window,
+        sessions: true,
+        labels: true,
     };
-    let settings = crate::reports::settings(&app.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&app.config, &app.state);
-    let (name, w) = (username.clone(), picked.window);
-    let found = app
-        .source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            Ok(learner_report(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                &name,
-                None,
-                w,
-            ))
-        })
-        .await;
-    let found = match found {
-        Ok(Ok(found)) => found,
-        Ok(Err(LearnerError::NoUser(_))) => {
+    let found = match app.reports.learner(asked).await {
+        Ok(found) => found,
+        Err(LearnerError::NoUser(_)) => {
             return Reply::Error(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -121,8 +110,9 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
                 ),
             );
         }
-        Ok(Err(e)) => return window::failed("learner's report", e.is_unavailable(), &e),
-        Err(e) => return window::failed("learner's report", true, &e),
+        Err(LearnerError::Prefix(e)) => return window::failed("learner's report", false, &e),
+        Err(LearnerError::Store(e)) => return window::failed("learner's report", true, &e),
+        Err(e) => return window::failed("learner's report", e.is_unavailable(), &e),
     };
     let (userid, use_stats_total) = (found.user.id, found.report.total);
     let dedications = estimators::dedications(app, vec![userid], None, picked.window).await;
@@ -148,55 +138,7 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
     } = found;
     let mut rows: Vec<CourseRow> = courses
         .iter()
-        .map(|c| {
-            let course = names.get(&c.course);
-            CourseRow {
-                id: c.course,
-                shortname: course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
-                    if c.course == 0 {
-                        "(site, logins)".into()
-                    } else {
-                        format!("course {}", c.course)
-                    }
-                }),
-                fullname: course.map(|c| c.fullname.clone()).unwrap_or_default(),
-                coursetime: duration(c.coursetime),
-                activitytime: duration(c.activitytime),
-                othertime: duration(c.othertime),
-                total: c.coursetotal,
-                total_text: duration(c.coursetotal),
-                href: if course.is_some() {
-                    window::href(
-                        "/console/course",
-                        &[
-                            ("course", &format!("id:{}", c.course)),
-                            ("from", &picked.from_text),
-                            ("to", &picked.to_text),
-                        ],
-                    )
-                } else {
-                    String::new()
-                },
-                modules: {
-                    let mut modules: Vec<ModuleRow> = c
-                        .modules
-                        .iter()
-                        .map(|m| ModuleRow {
-                            cmid: m.cmid,
-                            kind: m.module.clone().unwrap_or_else(|| "N.C.".into()),
-                            name: labels
-                                .get(&m.cmid)
-                                .map(|l| l.name.clone())
-                                .unwrap_or_else(|| "N.C.".into()),
-                            elapsed: m.elapsed,
-                            elapsed_text: duration(m.elapsed),
-                        })
-                        .collect();
-                    modules.sort_by_key(|m| std::cmp::Reverse(m.elapsed));
-                    modules
-                },
-            }
-        })
+        .map(|c| course_row(c, &names, &labels, picked))
         .collect();
     // Most time first; the report's order (first counted row) within a time.
     rows.sort_by_key(|r| std::cmp::Reverse(r.total));
@@ -244,5 +186,60 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
             first: sessions.first_start.map(time).unwrap_or_else(|| "-".into()),
             last: sessions.last_start.map(time).unwrap_or_else(|| "-".into()),
         },
+    }
+}
+
+/// One course's row: its names, times, a link to its page, and its activities (most time
+/// first).
+fn course_row(
+    c: &CourseTotals,
+    names: &HashMap<i64, Course>,
+    labels: &HashMap<i64, ModuleLabel>,
+    picked: &Picked,
+) -> CourseRow {
+    let course = names.get(&c.course);
+    let mut modules: Vec<ModuleRow> = c
+        .modules
+        .iter()
+        .map(|m| ModuleRow {
+            cmid: m.cmid,
+            kind: m.module.clone().unwrap_or_else(|| "N.C.".into()),
+            name: labels
+                .get(&m.cmid)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| "N.C.".into()),
+            elapsed: m.elapsed,
+            elapsed_text: duration(m.elapsed),
+        })
+        .collect();
+    modules.sort_by_key(|m| std::cmp::Reverse(m.elapsed));
+    CourseRow {
+        id: c.course,
+        shortname: course.map(|c| c.shortname.clone()).unwrap_or_else(|| {
+            if c.course == 0 {
+                "(site, logins)".into()
+            } else {
+                format!("course {}", c.course)
+            }
+        }),
+        fullname: course.map(|c| c.fullname.clone()).unwrap_or_default(),
+        coursetime: duration(c.coursetime),
+        activitytime: duration(c.activitytime),
+        othertime: duration(c.othertime),
+        total: c.coursetotal,
+        total_text: duration(c.coursetotal),
+        href: if course.is_some() {
+            window::href(
+                "/console/course",
+                &[
+                    ("course", &format!("id:{}", c.course)),
+                    ("from", &picked.from_text),
+                    ("to", &picked.to_text),
+                ],
+            )
+        } else {
+            String::new()
+        },
+        modules,
     }
 }

@@ -4,6 +4,7 @@
 use super::Site;
 use super::*;
 use crate::mnet::services::CallContext;
+use crate::reports::Unavailable;
 use crate::store::source::{Source, User};
 use crate::store::state;
 use crate::text::echo::echo;
@@ -123,8 +124,7 @@ pub(super) async fn authenticate(
 /// A failure reading Moodle's database or ours, as the caller sees it: "unavailable" only
 /// when the database could not be reached; the full error goes to the log, never to the
 /// caller.
-pub(super) fn data_unavailable(e: impl Into<ReportError>) -> Answer {
-    let e = e.into();
+pub(super) fn data_unavailable(e: impl Unavailable) -> Answer {
     tracing::error!(error = %e, "use_stats could not read its data");
     let message = if e.is_unavailable() {
         "The statistics database is unavailable; try again later."
@@ -135,5 +135,8 @@ pub(super) fn data_unavailable(e: impl Into<ReportError>) -> Answer {
 }
 
 pub(super) fn source(site: &Site) -> Result<Source, Answer> {
-    Source::new(&site.config.source.prefix).map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
+    site.reports
+        .source()
+        .cloned()
+        .map_err(|e| Answer::fail(RPC_FAILURE, e.to_string()))
 }

@@ -3,7 +3,7 @@
 use super::Site;
 use super::*;
 use crate::mnet::services::CallContext;
-use crate::reports;
+use crate::reports::{LearnerAsk, LearnerError, LearnerReport};
 use crate::stats::Window;
 use crate::xmlrpc::Value;
 
@@ -67,55 +67,33 @@ pub(super) async fn local_stats(
     timefrom: i64,
     timefrom_text: &str,
 ) -> Answer {
-    let source = match source(site) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let settings = reports::settings(&site.config.engine);
-    let compiled = crate::compiled::CompiledStore::for_config(&site.config, &site.state);
+    // E13: the window is [timefrom, now]; a `timefrom` later than now (E15) holds no row,
+    // which is the empty set below, a success.
     let now = site.now();
-    let target = target.to_string();
-    let computed = site
-        .source
-        .run::<_, ReportError, _>(move |conn| {
-            let Some(user) = source.find_user_for_rpc(conn, &target)? else {
-                return Ok(None);
-            };
-            // E13: the window is [timefrom, now]; a `timefrom` later than now (E15) holds
-            // no row, which is the empty set below, a success.
-            let window = Window {
-                from: timefrom,
-                to: now,
-                now,
-            };
-            let report = reports::answer_user(
-                conn,
-                &source,
-                &settings,
-                compiled.as_ref(),
-                user.id,
-                window,
-                false,
-            )?;
-            let course_ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
-            let courses = source.courses_by_ids(conn, &course_ids)?;
-            let cmids: Vec<i64> = report
-                .courses
-                .iter()
-                .flat_map(|c| c.modules.iter().map(|m| m.cmid))
-                .collect();
-            let labels = if scope.modules() {
-                source.module_labels(conn, &cmids)?
-            } else {
-                Default::default()
-            };
-            Ok(Some((user, report, courses, labels)))
-        })
-        .await;
-    match computed {
+    let asked = LearnerAsk {
+        username: target.to_string(),
+        course: None,
+        window: Window {
+            from: timefrom,
+            to: now,
+            now,
+        },
+        sessions: false,
+        labels: scope.modules(),
+    };
+    match site.reports.learner(asked).await {
+        Err(LearnerError::Prefix(e)) => Answer::fail(RPC_FAILURE, e.to_string()),
+        Err(LearnerError::NoUser(_)) => {
+            Answer::fail(RPC_FAILURE_RECORD, "Target user does not exist.")
+        }
         Err(e) => data_unavailable(e),
-        Ok(None) => Answer::fail(RPC_FAILURE_RECORD, "Target user does not exist."),
-        Ok(Some((user, report, courses, labels))) => {
+        Ok(LearnerReport {
+            user,
+            report,
+            courses,
+            labels,
+            ..
+        }) => {
             tracing::debug!(
                 target_user = %user.username,
                 rows = report.rows_extracted,

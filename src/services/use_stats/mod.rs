@@ -76,11 +76,12 @@ impl Scope {
 }
 
 /// What the use_stats methods work with: the MNET node (keys, state, client, clock,
-/// configuration) and the Moodle database the numbers come from.
+/// configuration), the Moodle database and the reports of it.
 #[derive(Clone)]
 pub struct Site {
     pub node: Arc<Node>,
     pub source: Db,
+    pub reports: crate::reports::Reports,
 }
 
 impl std::ops::Deref for Site {
@@ -90,25 +91,27 @@ impl std::ops::Deref for Site {
     }
 }
 
-/// A registry handler for `method`: each call gets the node it came through and `source`.
-fn handler<F, Fut>(source: &Db, method: F) -> Handler
+/// A registry handler for `method`: each call gets the node it came through, `source` and
+/// `reports`.
+fn handler<F, Fut>(source: &Db, reports: &crate::reports::Reports, method: F) -> Handler
 where
     F: Fn(Site, CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Value> + Send + 'static,
 {
-    let source = source.clone();
+    let (source, reports) = (source.clone(), reports.clone());
     Arc::new(move |node, ctx, params| -> MethodFuture {
         let site = Site {
             node,
             source: source.clone(),
+            reports: reports.clone(),
         };
         let answer = method(site, ctx, params);
         Box::pin(async move { Ok(answer.await) })
     })
 }
 
-/// The service as the registry lists it; its methods read `source`.
-pub fn use_stats_service(source: Db) -> Service {
+/// The service as the registry lists it; its methods read `source` and `reports`.
+pub fn use_stats_service(source: Db, reports: crate::reports::Reports) -> Service {
     let p = |name, kind, description| Param {
         name,
         kind,
@@ -157,7 +160,7 @@ pub fn use_stats_service(source: Db) -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USE_STATS XML",
                 ),
-                handler: handler(&source, get_stats),
+                handler: handler(&source, &reports, get_stats),
             },
             Method {
                 path: GET_SCORES,
@@ -191,7 +194,7 @@ pub fn use_stats_service(source: Db) -> Service {
                     "string",
                     "JSON {status, errors, message}; message is the USER_SCORES XML",
                 ),
-                handler: handler(&source, get_scores),
+                handler: handler(&source, &reports, get_scores),
             },
         ],
     }

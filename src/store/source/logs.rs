@@ -330,40 +330,6 @@ impl Source {
         )
     }
 
-    /// One user's extracted rows from key `from` (included) to key `until` (excluded; None:
-    /// no end) and time `to` (included), with ids up to `max_id`, in (time, id) order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn for_each_user_log_between(
-        &self,
-        conn: &mut DbConnection,
-        userid: i64,
-        from: (i64, i64),
-        until: Option<(i64, i64)>,
-        to: i64,
-        max_id: i64,
-        mut f: impl FnMut(LogRow),
-    ) -> Result<u64, SourceError> {
-        let (until_time, until_id) = until.unwrap_or((i64::MAX, i64::MAX));
-        let cond = "l.userid = $1 AND (l.timecreated > $2 OR l.id >= $4) \
-                    AND (l.timecreated < $5 OR (l.timecreated = $5 AND l.id < $6)) \
-                    AND l.id <= $7";
-        let sql = self.log_sql(cond, Some("l.timecreated, l.id"));
-        Ok(stream_logs(
-            conn,
-            &sql,
-            vec![
-                Bind::Int(userid),
-                Bind::Int(from.0),
-                Bind::Int(to.min(until_time)),
-                Bind::Int(from.1),
-                Bind::Int(until_time),
-                Bind::Int(until_id),
-                Bind::Int(max_id),
-            ],
-            &mut f,
-        )?)
-    }
-
     /// How many rows each of these users has in the log, filtered or not: a count over
     /// Moodle's `(userid)` index, which holds every row's id, so no row is read.
     pub fn log_counts(

@@ -1,73 +1,13 @@
-//! Glue between the source database and the pure engine: stream a user's extracted log
-//! through [`Engine`] and hand back the report. Shared by the MNET methods, the web
-//! services and the command line so all three give the same numbers.
+//! The engine over the source database: a user's rows streamed through [`Engine`], or many
+//! users' in one pass, or the compiled store's answer where it can give one.
 
 use std::collections::HashMap;
 
+use super::ReportError;
 use crate::compiled::{self, Answers, CompiledError, CompiledStore};
-use crate::config::EngineConfig;
 use crate::stats::{Engine, LogRow, Reorder, Report, Settings, Window};
-use crate::store::source::{Source, SourceError};
-use crate::store::{DbConnection, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl ReportError {
-    /// The database could not be reached (connection, pool), as opposed to a query or a
-    /// configuration that fails whenever it is tried.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            // Not `Task`: a worker that panicked is a bug, not an outage.
-            ReportError::Store(StoreError::Connect { .. } | StoreError::Pool(_))
-        ) || matches!(self, ReportError::Source(e) if source_unavailable(e))
-            || matches!(self, ReportError::Store(StoreError::Query(e)) if is_connection_error(e))
-    }
-}
-
-/// The source database could not be reached (as [`ReportError::is_unavailable`]).
-pub fn source_unavailable(e: &SourceError) -> bool {
-    matches!(e, SourceError::Query(e) if is_connection_error(e))
-}
-
-/// A lost or busy connection means "try again later". Diesel names some of them
-/// (`ClosedConnection`, `UnableToSendCommand`); MySQL's "server has gone away" (2006), "lost
-/// connection during query" (2013, 2055) and SQLite's "database is locked" arrive as
-/// unrecognised errors, known by their text.
-fn is_connection_error(e: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match e {
-        Error::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        )
-        | Error::BrokenTransactionManager => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message().to_ascii_lowercase();
-            [
-                "server has gone away",
-                "lost connection",
-                "database is locked",
-                "database is busy",
-                "terminating connection",
-                "connection refused",
-            ]
-            .iter()
-            .any(|m| message.contains(m))
-        }
-        _ => false,
-    }
-}
-
-pub fn settings(config: &EngineConfig) -> Settings {
-    config.settings()
-}
+use crate::store::DbConnection;
+use crate::store::source::Source;
 
 /// One user's report over `window`, in one ordered scan of the log.
 pub fn user_report(
@@ -288,7 +228,6 @@ pub fn answer_users(
 
 /// The compiled store's answers; `None` when the state database cannot be read, in which case
 /// the answer is a full scan (slower, never wrong).
-#[allow(clippy::too_many_arguments)]
 fn compiled_answers(
     conn: &mut DbConnection,
     source: &Source,
@@ -308,17 +247,16 @@ fn compiled_answers(
             }
         }
     }
-    match compiled::answer(
-        own.as_deref_mut(),
-        conn,
+    let question = compiled::Question {
         source,
         settings,
-        &store.source_key,
-        store.deletion_check,
+        source_key: &store.source_key,
+        check: store.deletion_check,
         userids,
         window,
         keep_sessions,
-    ) {
+    };
+    match compiled::answer(own.as_deref_mut(), conn, &question) {
         Ok(answers) => Ok(Some(answers)),
         Err(CompiledError::Source(e)) => Err(e.into()),
         Err(e @ (CompiledError::Store(_) | CompiledError::Concurrent)) => {

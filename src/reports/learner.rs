@@ -3,18 +3,31 @@
 
 use std::collections::HashMap;
 
-use crate::compiled::CompiledStore;
-use crate::course_report::{self, CourseLookupError};
-use crate::reports::{self, ReportError};
-use crate::stats::{CourseTotals, Report, SessionStats, Settings, Window};
-use crate::store::DbConnection;
-use crate::store::source::{Course, ModuleLabel, Source, SourceError, User};
+use super::course::{self, CourseLookupError};
+use super::handle::Basis;
+use super::{ReportError, store_unavailable};
+use crate::stats::{CourseTotals, Report, SessionStats, Window};
+use crate::store::source::{Course, ModuleLabel, SourceError, User};
+use crate::store::{DbConnection, StoreError};
+
+/// A learner's report asked for.
+#[derive(Debug, Clone)]
+pub struct LearnerAsk {
+    pub username: String,
+    /// A course as a person names it (see [`course::find_course`]): the report is cut to it.
+    pub course: Option<String>,
+    pub window: Window,
+    /// Keep the session list (the console draws it).
+    pub sessions: bool,
+    /// Read the activities' names.
+    pub labels: bool,
+}
 
 /// A learner's report and the names it needs, read in one go from the source database.
 #[derive(Debug, Clone)]
 pub struct LearnerReport {
     pub user: User,
-    /// With the session list (the console draws it).
+    /// With the session list when it was asked for.
     pub report: Report,
     /// Names of the report's courses (and of the course asked for), by id.
     pub courses: HashMap<i64, Course>,
@@ -26,6 +39,12 @@ pub struct LearnerReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LearnerError {
+    /// The configured table prefix is refused.
+    #[error(transparent)]
+    Prefix(SourceError),
+    /// The source database could not be reached or its worker failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("looking up user {username}")]
     Lookup {
         username: String,
@@ -57,26 +76,29 @@ impl LearnerError {
             | LearnerError::CourseNames(source)
             | LearnerError::ActivityNames(source)
             | LearnerError::Course(CourseLookupError::Lookup { source, .. }) => {
-                reports::source_unavailable(source)
+                super::source_unavailable(source)
             }
-            LearnerError::NoUser(_) | LearnerError::Course(_) => false,
+            LearnerError::Store(e) => store_unavailable(e),
+            LearnerError::Prefix(_) | LearnerError::NoUser(_) | LearnerError::Course(_) => false,
         }
     }
 }
 
-/// The report of `username` over `window` (from the compiled store where it can answer, as
-/// every other path), with the session list, course and activity names. With `course_text`
-/// the course is looked up as [`course_report::find_course`] does, and its names are read even
-/// when it has no time in the window.
-pub fn learner_report(
+/// The report asked for (from the compiled store where it can answer, as every other path),
+/// with course and activity names. With a course, it is looked up as
+/// [`course::find_course`] does, and its names are read even when it has no time in the
+/// window.
+pub(super) fn learner_report(
     conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    compiled: Option<&CompiledStore>,
-    username: &str,
-    course_text: Option<&str>,
-    window: Window,
+    basis: Basis,
+    ask: &LearnerAsk,
 ) -> Result<LearnerReport, LearnerError> {
+    let Basis {
+        source,
+        settings,
+        compiled,
+    } = basis;
+    let username = ask.username.as_str();
     let user = source
         .find_user_for_rpc(conn, username)
         .map_err(|source| LearnerError::Lookup {
@@ -84,14 +106,24 @@ pub fn learner_report(
             source,
         })?
         .ok_or_else(|| LearnerError::NoUser(username.to_string()))?;
-    let course_filter = course_text
-        .map(|text| course_report::find_course(conn, source, text))
+    let course_filter = ask
+        .course
+        .as_deref()
+        .map(|text| course::find_course(conn, source, text))
         .transpose()?;
-    let report = reports::answer_user(conn, source, settings, compiled, user.id, window, true)
-        .map_err(|source| LearnerError::Report {
-            username: username.to_string(),
-            source,
-        })?;
+    let report = super::answer_user(
+        conn,
+        source,
+        settings,
+        compiled,
+        user.id,
+        ask.window,
+        ask.sessions,
+    )
+    .map_err(|source| LearnerError::Report {
+        username: username.to_string(),
+        source,
+    })?;
     let mut ids: Vec<i64> = report.courses.iter().map(|c| c.course).collect();
     // The course asked for may have no time: its zero row still wants its names.
     ids.extend(course_filter.as_ref().map(|c| c.id));
@@ -103,9 +135,13 @@ pub fn learner_report(
         .iter()
         .flat_map(|c| c.modules.iter().map(|m| m.cmid))
         .collect();
-    let labels = source
-        .module_labels(conn, &cmids)
-        .map_err(LearnerError::ActivityNames)?;
+    let labels = if ask.labels {
+        source
+            .module_labels(conn, &cmids)
+            .map_err(LearnerError::ActivityNames)?
+    } else {
+        HashMap::new()
+    };
     Ok(LearnerReport {
         user,
         report,

@@ -4,11 +4,33 @@
 
 use serde::Serialize;
 
-use crate::compiled::CompiledStore;
-use crate::reports::{self, ReportError};
-use crate::stats::{Settings, Window};
-use crate::store::DbConnection;
+use super::ReportError;
+use super::handle::Basis;
+use crate::stats::Window;
 use crate::store::source::{Course, CourseField, Source, SourceError};
+use crate::store::{DbConnection, StoreError};
+
+/// A course's report asked for: the course as a person names it (see [`find_course`]).
+#[derive(Debug, Clone)]
+pub struct CourseAsk {
+    pub course: String,
+    pub window: Window,
+}
+
+/// Why a course's report could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum CourseError {
+    /// The configured table prefix is refused.
+    #[error(transparent)]
+    Prefix(SourceError),
+    /// The source database could not be reached or its worker failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lookup(#[from] CourseLookupError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
 
 /// Why a course could not be found from what a person typed.
 #[derive(Debug, thiserror::Error)]
@@ -103,19 +125,25 @@ impl CourseReport {
     }
 }
 
-/// The report of `course` over `window`: its enrolled learners' reports (from the compiled
+/// The report of the course asked for: its enrolled learners' reports (from the compiled
 /// store where it can answer, as every other path), cut to this course.
-pub fn course_report(
+pub(super) fn course_report(
     conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    compiled: Option<&CompiledStore>,
-    course: Course,
-    window: Window,
-) -> Result<CourseReport, ReportError> {
-    let users = source.enrolled_users(conn, course.id)?;
+    basis: Basis,
+    ask: &CourseAsk,
+) -> Result<CourseReport, CourseError> {
+    let Basis {
+        source,
+        settings,
+        compiled,
+    } = basis;
+    let course = find_course(conn, source, &ask.course)?;
+    let window = ask.window;
+    let users = source
+        .enrolled_users(conn, course.id)
+        .map_err(ReportError::from)?;
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-    let reports = reports::answer_users(conn, source, settings, compiled, &ids, window)?;
+    let reports = super::answer_users(conn, source, settings, compiled, &ids, window)?;
     let mut learners: Vec<LearnerRow> = users
         .into_iter()
         .map(|user| {

@@ -1,0 +1,231 @@
+//! [`Reports`]: the source database, its tables, the engine's settings and the compiled store,
+//! put together once when the application opens. Each question is an async method; the
+//! blocking database work runs on the pool behind it, in one trip per question.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::course::{self, CourseAsk, CourseError, CourseReport};
+use super::learner::{self, LearnerAsk, LearnerError, LearnerReport};
+use super::users::{self, UsersAnswer, UsersAsk, UsersError};
+use crate::compiled::CompiledStore;
+use crate::config::Config;
+use crate::estimators::{DedicationQuery, dedication_settings, dedication_users};
+use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
+use crate::stats::{Estimator, Settings};
+use crate::store::source::{Course, Source, SourceError};
+use crate::store::{Db, DbConnection, StoreError};
+
+/// What every question reads with: the source tables, the engine's settings and the compiled
+/// store (`None`: every answer is a full scan).
+#[derive(Debug, Clone, Copy)]
+pub struct Basis<'a> {
+    pub source: &'a Source,
+    pub settings: &'a Settings,
+    pub compiled: Option<&'a CompiledStore>,
+}
+
+/// The reports of the source database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    /// The source tables; the configured prefix when it is refused, which every question
+    /// then reports (the daemon still starts: `doctor` and `/healthz` say what is wrong).
+    source: Result<Source, String>,
+    settings: Settings,
+    compiled: Option<CompiledStore>,
+}
+
+/// Dedication asked for: which variants (answered in this order), the settings asked for
+/// instead of the site's, whom and over what. `from`/`to` 0 take the rule's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct DedicationAsk {
+    pub variants: Vec<Variant>,
+    pub session_limit: Option<i64>,
+    /// The live rule's only: the legacy one counts every session.
+    pub ignore_sessions_limit: Option<i64>,
+    pub users: Vec<i64>,
+    pub course: Option<i64>,
+    pub from: i64,
+    pub to: i64,
+    pub now: i64,
+    /// Read the names of the courses the answers name.
+    pub course_names: bool,
+}
+
+/// Each variant's estimator (with its settings) and its answers by user.
+pub type Dedications = Vec<(DedicationEstimator, HashMap<i64, Dedication>)>;
+
+#[derive(Debug, Default)]
+pub struct DedicationAnswer {
+    pub runs: Dedications,
+    /// The courses the answers name, when asked for.
+    pub courses: HashMap<i64, Course>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DedicationError {
+    /// The configured table prefix is refused.
+    #[error(transparent)]
+    Prefix(SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("computing dedication: {0}")]
+    Compute(SourceError),
+    #[error("{0}")]
+    CourseNames(SourceError),
+}
+
+impl Reports {
+    pub fn new(config: &Config, source: Db, state: &Db) -> Reports {
+        let prefix = &config.source.prefix;
+        Reports {
+            inner: Arc::new(Inner {
+                db: source,
+                source: Source::new(prefix).map_err(|_| prefix.clone()),
+                settings: super::settings(&config.engine),
+                compiled: CompiledStore::for_config(config, state),
+            }),
+        }
+    }
+
+    /// The source tables, or why the configured prefix is refused.
+    pub fn source(&self) -> Result<&Source, SourceError> {
+        self.inner
+            .source
+            .as_ref()
+            .map_err(|prefix| SourceError::InvalidPrefix(prefix.clone()))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The estimator use_stats' answers name.
+    pub fn estimator(&self) -> Estimator {
+        Estimator::for_settings(&self.inner.settings)
+    }
+
+    pub fn compiled(&self) -> Option<&CompiledStore> {
+        self.inner.compiled.as_ref()
+    }
+
+    /// One learner's report with the names it shows (the MNET `get_stats`, `usestats stats`,
+    /// the console's learner page).
+    pub async fn learner(&self, ask: LearnerAsk) -> Result<LearnerReport, LearnerError> {
+        self.on_source(LearnerError::Prefix, move |conn, basis| {
+            learner::learner_report(conn, basis, &ask)
+        })
+        .await
+    }
+
+    /// A course's enrolled learners with their time in it (`usestats report`, the console's
+    /// course page and its export).
+    pub async fn course(&self, ask: CourseAsk) -> Result<CourseReport, CourseError> {
+        self.on_source(CourseError::Prefix, move |conn, basis| {
+            course::course_report(conn, basis, &ask)
+        })
+        .await
+    }
+
+    /// Users named by a field, with their reports or dedication, course names and grades (the
+    /// web services).
+    pub async fn users(&self, ask: UsersAsk) -> Result<UsersAnswer, UsersError> {
+        self.on_source(UsersError::Prefix, move |conn, basis| {
+            users::users_answer(conn, basis, &ask)
+        })
+        .await
+    }
+
+    /// The dedication estimators' answers (`usestats stats`/`report`, the console).
+    pub async fn dedications(
+        &self,
+        ask: DedicationAsk,
+    ) -> Result<DedicationAnswer, DedicationError> {
+        self.on_source(DedicationError::Prefix, move |conn, basis| {
+            let mut answer = DedicationAnswer::default();
+            for &variant in &ask.variants {
+                answer.runs.push(
+                    dedication(conn, basis.source, variant, &ask)
+                        .map_err(DedicationError::Compute)?,
+                );
+            }
+            if ask.course_names {
+                let mut ids: Vec<i64> = answer
+                    .runs
+                    .iter()
+                    .flat_map(|(_, answers)| answers.values())
+                    .flat_map(|d| d.courses.iter().map(|c| c.course))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                answer.courses = basis
+                    .source
+                    .courses_by_ids(conn, &ids)
+                    .map_err(DedicationError::CourseNames)?;
+            }
+            Ok(answer)
+        })
+        .await
+    }
+
+    /// Runs `work` on a source connection of the blocking pool; a refused prefix is the
+    /// question's own error, made by `prefix`.
+    async fn on_source<T, E, F>(&self, prefix: fn(SourceError) -> E, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut DbConnection, Basis<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let source = self.source().map_err(prefix)?.clone();
+        let inner = self.inner.clone();
+        self.inner
+            .db
+            .run(move |conn| {
+                let basis = Basis {
+                    source: &source,
+                    settings: &inner.settings,
+                    compiled: inner.compiled.as_ref(),
+                };
+                work(conn, basis)
+            })
+            .await
+    }
+}
+
+/// One dedication variant for the users asked, with the settings asked for over the site's.
+pub(super) fn dedication(
+    conn: &mut DbConnection,
+    source: &Source,
+    variant: Variant,
+    ask: &DedicationAsk,
+) -> Result<(DedicationEstimator, HashMap<i64, Dedication>), SourceError> {
+    let mut settings = dedication_settings(conn, source, variant, ask.session_limit)?;
+    if let Some(limit) = ask.session_limit {
+        settings.session_limit = limit;
+    }
+    if variant == Variant::Live
+        && let Some(ignore) = ask.ignore_sessions_limit
+    {
+        settings.ignore_sessions_limit = ignore;
+    }
+    let answers = dedication_users(
+        conn,
+        source,
+        &DedicationQuery {
+            variant,
+            settings,
+            userids: &ask.users,
+            course: ask.course,
+            from: ask.from,
+            to: ask.to,
+            now: ask.now,
+        },
+    )?;
+    Ok((DedicationEstimator::new(variant, settings), answers))
+}
