@@ -55,9 +55,9 @@ pub(super) async fn dedications(
     let now = app.now();
     let options = options.clone();
     app.source
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
+        .run(move |conn| -> anyhow::Result<_> {
             let invalid = |e: crate::reports::ReportError| {
-                crate::store::StoreError::Invalid(format!("computing dedication: {e}"))
+                anyhow::Error::from(e).context("computing dedication")
             };
             let mut runs = Vec::new();
             for variant in variants {
@@ -91,7 +91,7 @@ pub(super) async fn dedications(
             ids.dedup();
             let courses = source
                 .courses_by_ids(conn, &ids)
-                .map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+                .map_err(anyhow::Error::from)?;
             Ok((runs, courses))
         })
         .await

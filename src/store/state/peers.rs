@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::*;
-use crate::store::{DbConnection, StoreError};
+use crate::store::{DbConnection, Internal, StoreError};
 
 use super::{ALL_HOSTS, changing_peers};
 
@@ -110,8 +110,7 @@ pub fn peer_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<Peer>, Stor
 }
 
 pub fn all_hosts(conn: &mut DbConnection) -> Result<Peer, StoreError> {
-    peer_by_wwwroot(conn, ALL_HOSTS)?
-        .ok_or_else(|| StoreError::Invalid("the All Hosts row is missing from peers".into()))
+    peer_by_wwwroot(conn, ALL_HOSTS)?.ok_or_else(|| Internal::NoAllHosts.into())
 }
 
 /// Register a peer, or revive and refresh a deleted one with the same wwwroot.
@@ -123,7 +122,7 @@ pub fn upsert_peer(
     changing_peers(|| {
         let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
         if wwwroot.is_empty() {
-            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
+            return Err(Internal::NoWwwroot.into());
         }
         crate::store::write_transaction(conn, |conn| {
             match peer_by_wwwroot(conn, &wwwroot)? {
@@ -147,7 +146,7 @@ pub fn upsert_peer(
                 None => insert_peer(conn, &wwwroot, new, now, false)?,
             }
             peer_by_wwwroot(conn, &wwwroot)?
-                .ok_or_else(|| StoreError::Invalid("peer vanished after writing".into()))
+                .ok_or_else(|| Internal::PeerVanishedAfterWriting.into())
         })
     })
 }
@@ -198,7 +197,7 @@ pub fn register_auto_peer(
     changing_peers(|| {
         let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
         if wwwroot.is_empty() {
-            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
+            return Err(Internal::NoWwwroot.into());
         }
         crate::store::write_transaction(conn, |conn| {
             if peer_by_wwwroot(conn, &wwwroot)?.is_some()
@@ -239,7 +238,7 @@ pub fn set_peer_key(
     changing_peers(|| {
         crate::store::write_transaction(conn, |conn| {
             let Some(peer) = peer_by_id(conn, peer_id)? else {
-                return Err(StoreError::Invalid(format!("no peer with id {peer_id}")));
+                return Err(Internal::PeerVanished(peer_id).into());
             };
             if peer.public_key == pem {
                 return Ok(());
