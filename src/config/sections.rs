@@ -153,14 +153,14 @@ pub struct SourceConfig {
     /// Moodle database to read: `postgres://…`, `mysql://…` (MySQL or MariaDB) or a SQLite file;
     /// empty means the state database (the embedded demo data).
     pub url: String,
-    pub prefix: String,
+    pub prefix: crate::store::source::Prefix,
 }
 
 impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig {
             url: String::new(),
-            prefix: "mdl_".into(),
+            prefix: crate::store::source::Prefix::default(),
         }
     }
 }
