@@ -508,7 +508,7 @@ async fn names_from_peers_and_people_are_shown_escaped() {
                     application: "moodle",
                     public_key: &pem,
                     public_key_expires: now + 86_400,
-                    ssl_verification: 2,
+                    ssl_verification: state::SslVerification::Full,
                 },
                 now,
             )

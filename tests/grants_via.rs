@@ -221,7 +221,7 @@ fn the_via_list_is_checked_normalised_and_replaced_whole() {
                 application: "moodle",
                 public_key: "PEM",
                 public_key_expires: 10,
-                ssl_verification: 2,
+                ssl_verification: state::SslVerification::Full,
             };
             state::upsert_peer(conn, &new, 1).unwrap();
         }

@@ -130,7 +130,7 @@ mod tests {
             application: "moodle".into(),
             public_key: String::new(),
             public_key_expires: 0,
-            ssl_verification: 2,
+            ssl_verification: crate::store::state::SslVerification::Full,
             deleted: false,
             last_connect_time: 0,
             last_error: None,

@@ -167,7 +167,7 @@ impl TestApp {
                         application: "moodle",
                         public_key: &p,
                         public_key_expires: 0,
-                        ssl_verification: 0,
+                        ssl_verification: state::SslVerification::None,
                     },
                     now,
                 )

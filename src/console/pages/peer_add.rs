@@ -48,10 +48,9 @@ fn asked(request: &ConsoleRequest) -> Result<Asked, Reply> {
         _ => return Err(bad_request("The application is Moodle or Mahara.")),
     };
     let ssl = match request.field("ssl_verification") {
-        "" | "2" => SslVerification::Full,
-        "1" => SslVerification::HostName,
-        "0" => SslVerification::None,
-        _ => return Err(bad_request("TLS verification is 0, 1 or 2.")),
+        "" => SslVerification::Full,
+        level => SslVerification::parse(level)
+            .map_err(|_| bad_request("TLS verification is 0, 1 or 2."))?,
     };
     let name = request.field("name").trim().to_string();
     if name.chars().count() > 255 {

@@ -19,7 +19,9 @@ pub struct Peer {
     #[serde(skip)]
     pub public_key: String,
     pub public_key_expires: i64,
-    pub ssl_verification: i32,
+    #[diesel(deserialize_as = i32)]
+    #[serde(serialize_with = "SslVerification::serialize_level")]
+    pub ssl_verification: SslVerification,
     pub deleted: bool,
     pub last_connect_time: i64,
     pub last_error: Option<String>,
@@ -58,11 +60,46 @@ impl SslVerification {
     pub fn level(self) -> i32 {
         self as i32
     }
+
+    /// The one reading of a level an operator typed (`--ssl-verification`, the console's
+    /// field): exactly 0, 1 or 2.
+    pub fn parse(text: &str) -> Result<SslVerification, PeerError> {
+        match text.trim() {
+            "0" => Ok(SslVerification::None),
+            "1" => Ok(SslVerification::HostName),
+            "2" => Ok(SslVerification::Full),
+            _ => Err(PeerError::SslLevel(text.to_string())),
+        }
+    }
+
+    /// Written as Moodle's number, as the column holds it.
+    fn serialize_level<S: serde::Serializer>(
+        level: &SslVerification,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        out.serialize_i32(level.level())
+    }
+}
+
+/// The column as read: [`SslVerification::from_level`].
+impl From<i32> for SslVerification {
+    fn from(level: i32) -> SslVerification {
+        SslVerification::from_level(level)
+    }
+}
+
+/// Why a peer's setting, as an operator gave it, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    #[error(
+        "`{0}` is not a TLS verification level: 0 (none), 1 (host name) or 2 (host name and chain)"
+    )]
+    SslLevel(String),
 }
 
 impl Peer {
     pub fn ssl(&self) -> SslVerification {
-        SslVerification::from_level(self.ssl_verification)
+        self.ssl_verification
     }
 
     pub fn is_all_hosts(&self) -> bool {
@@ -77,7 +114,7 @@ pub struct NewPeer<'a> {
     pub application: &'a str,
     pub public_key: &'a str,
     pub public_key_expires: i64,
-    pub ssl_verification: i32,
+    pub ssl_verification: SslVerification,
 }
 
 pub fn all_peers(conn: &mut DbConnection, include_deleted: bool) -> Result<Vec<Peer>, StoreError> {
@@ -136,7 +173,7 @@ pub fn upsert_peer(
                             peers::application.eq(new.application),
                             peers::public_key.eq(new.public_key),
                             peers::public_key_expires.eq(new.public_key_expires),
-                            peers::ssl_verification.eq(new.ssl_verification),
+                            peers::ssl_verification.eq(new.ssl_verification.level()),
                             peers::deleted.eq(false),
                             // The operator vouches for the peer now.
                             peers::auto_registered.eq(false),
@@ -165,7 +202,7 @@ fn insert_peer(
             peers::application.eq(new.application),
             peers::public_key.eq(new.public_key),
             peers::public_key_expires.eq(new.public_key_expires),
-            peers::ssl_verification.eq(new.ssl_verification),
+            peers::ssl_verification.eq(new.ssl_verification.level()),
             peers::deleted.eq(false),
             peers::last_connect_time.eq(0i64),
             peers::created_at.eq(now),
@@ -355,11 +392,11 @@ pub fn set_peer_timeouts(
 pub fn set_peer_ssl_verification(
     conn: &mut DbConnection,
     peer_id: i64,
-    level: i32,
+    level: SslVerification,
 ) -> Result<(), StoreError> {
     changing_peers(|| {
         diesel::update(peers::table.find(peer_id))
-            .set(peers::ssl_verification.eq(level))
+            .set(peers::ssl_verification.eq(level.level()))
             .execute(conn)?;
         Ok(())
     })
@@ -379,6 +416,16 @@ pub fn delete_peer(conn: &mut DbConnection, peer_id: i64) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::SslVerification;
+
+    #[test]
+    fn typed_levels_are_only_0_1_2() {
+        assert_eq!(SslVerification::parse("0"), Ok(SslVerification::None));
+        assert_eq!(SslVerification::parse("1"), Ok(SslVerification::HostName));
+        assert_eq!(SslVerification::parse("2"), Ok(SslVerification::Full));
+        for bad in ["", "3", "-1", "full", "02x"] {
+            assert!(SslVerification::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn stray_tls_levels_fail_closed() {
