@@ -207,21 +207,6 @@ pub enum KeysAction {
     KekGenerate { path: std::path::PathBuf },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Application {
-    Moodle,
-    Mahara,
-}
-
-impl Application {
-    pub fn name(self) -> &'static str {
-        match self {
-            Application::Moodle => "moodle",
-            Application::Mahara => "mahara",
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum PeerAction {
     /// Register a peer: keyswap, show its certificate, confirm.
@@ -262,12 +247,13 @@ pub enum PeerAction {
     },
 }
 
-use crate::store::state::SslVerification;
+use crate::store::state::{Application, SslVerification};
 
 #[derive(Args, Debug)]
 pub struct PeerAddArgs {
     pub url: String,
-    #[arg(long, value_enum, default_value_t = Application::Moodle)]
+    /// moodle or mahara.
+    #[arg(long, default_value = "moodle", value_parser = Application::parse)]
     pub application: Application,
     /// Do not ask for confirmation.
     #[arg(long)]

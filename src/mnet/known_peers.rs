@@ -127,7 +127,7 @@ mod tests {
             id: 7,
             wwwroot: "http://moodle.example".into(),
             name: "m".into(),
-            application: "moodle".into(),
+            application: crate::store::state::Application::Moodle,
             public_key: String::new(),
             public_key_expires: 0,
             ssl_verification: crate::store::state::SslVerification::Full,

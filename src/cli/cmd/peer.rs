@@ -152,7 +152,7 @@ async fn list(app: &Arc<App>, all: bool, json_out: bool) -> CmdResult {
                 if peer.deleted { " (deleted)" } else { "" }
             ),
             peer.name.clone(),
-            peer.application.clone(),
+            peer.application.to_string(),
             names(|s| s.publish),
             names(|s| s.subscribe),
             output::time(peer.last_connect_time),

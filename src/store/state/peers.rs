@@ -15,7 +15,8 @@ pub struct Peer {
     pub id: i64,
     pub wwwroot: String,
     pub name: String,
-    pub application: String,
+    #[diesel(deserialize_as = String)]
+    pub application: Application,
     #[serde(skip)]
     pub public_key: String,
     pub public_key_expires: i64,
@@ -88,6 +89,65 @@ impl From<i32> for SslVerification {
     }
 }
 
+/// What software a peer runs, which decides where its MNET server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Application {
+    #[default]
+    Moodle,
+    Mahara,
+}
+
+impl Application {
+    /// The one reading of an application an operator named (`--application`, the
+    /// console's field).
+    pub fn parse(text: &str) -> Result<Application, PeerError> {
+        match text.trim() {
+            "moodle" => Ok(Application::Moodle),
+            "mahara" => Ok(Application::Mahara),
+            _ => Err(PeerError::Application(text.to_string())),
+        }
+    }
+
+    /// As Moodle's `mnet_application.name` has it, and the column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Application::Moodle => "moodle",
+            Application::Mahara => "mahara",
+        }
+    }
+}
+
+/// The column as read: Mahara in any case is Mahara; anything else is served as Moodle is.
+impl From<String> for Application {
+    fn from(column: String) -> Application {
+        if column.eq_ignore_ascii_case("mahara") {
+            Application::Mahara
+        } else {
+            Application::Moodle
+        }
+    }
+}
+
+/// Read as its name wherever a `&str` is taken.
+impl std::ops::Deref for Application {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl std::fmt::Display for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Application {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(self.name())
+    }
+}
+
 /// Why a peer's setting, as an operator gave it, is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerError {
@@ -95,6 +155,8 @@ pub enum PeerError {
         "`{0}` is not a TLS verification level: 0 (none), 1 (host name) or 2 (host name and chain)"
     )]
     SslLevel(String),
+    #[error("`{0}` is not an application: moodle or mahara")]
+    Application(String),
 }
 
 impl Peer {
