@@ -269,9 +269,7 @@ async fn run(
         .unwrap(),
         None => app
             .source
-            .run(move |c| {
-                build_demo(c, "mdl_", &opts).map_err(|e| StoreError::Invalid(e.to_string()))
-            })
+            .run(move |c| build_demo(c, "mdl_", &opts).map_err(anyhow::Error::from))
             .await
             .expect("demo load"),
     };

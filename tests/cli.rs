@@ -456,10 +456,7 @@ async fn collect_merges_peers_and_reports_each_outcome() {
     };
     b.app
         .source
-        .run(move |c| {
-            usestats::demo::build_demo(c, &prefix, &options)
-                .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
-        })
+        .run(move |c| usestats::demo::build_demo(c, &prefix, &options).map_err(anyhow::Error::from))
         .await
         .unwrap();
     let c = config.clone();

@@ -98,7 +98,7 @@ async fn register_a(config: usestats::config::Config) {
                     application: "moodle",
                     public_key: &a_cert,
                     public_key_expires: 0,
-                    ssl_verification: 0,
+                    ssl_verification: state::SslVerification::None,
                 },
                 now,
             )?;

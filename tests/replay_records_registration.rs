@@ -226,7 +226,7 @@ async fn a_request_answered_just_before_a_kill_is_refused_after_the_restart() {
                     application: "moodle",
                     public_key: &a_cert,
                     public_key_expires: 0,
-                    ssl_verification: 0,
+                    ssl_verification: state::SslVerification::None,
                 },
                 now,
             )?;

@@ -547,7 +547,7 @@ async fn future_timefrom(s: &Setup) {
                         usestats::stats::Window { from, to: now, now },
                         false,
                     )
-                    .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+                    .map_err(anyhow::Error::from)
                 })
                 .await
                 .unwrap()

@@ -26,7 +26,7 @@ fn peers_register_normalised_and_keep_certificate_history() {
             application: "moodle",
             public_key: "PEM-1",
             public_key_expires: 10,
-            ssl_verification: 2,
+            ssl_verification: state::SslVerification::Full,
         };
         let peer = state::upsert_peer(conn, &new, 100).unwrap();
         assert_eq!(peer.wwwroot, "http://moodle.example.org");
@@ -75,7 +75,7 @@ fn services_merge_peer_rows_with_all_hosts() {
                 application: "moodle",
                 public_key: "",
                 public_key_expires: 0,
-                ssl_verification: 2,
+                ssl_verification: state::SslVerification::Full,
             },
             1,
         )
@@ -234,7 +234,7 @@ fn concurrent_read_then_write_transactions_all_succeed() {
                 application: "moodle",
                 public_key: "PEM",
                 public_key_expires: 10,
-                ssl_verification: 2,
+                ssl_verification: state::SslVerification::Full,
             },
             1,
         )

@@ -211,41 +211,10 @@ pub enum KeysAction {
     KekGenerate { path: std::path::PathBuf },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Application {
-    Moodle,
-    Mahara,
-}
-
-impl Application {
-    pub fn name(self) -> &'static str {
-        match self {
-            Application::Moodle => "moodle",
-            Application::Mahara => "mahara",
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum PeerAction {
     /// Register a peer: keyswap, show its certificate, confirm.
-    Add {
-        url: String,
-        #[arg(long, value_enum, default_value_t = Application::Moodle)]
-        application: Application,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Display name (default: the peer's home page title).
-        #[arg(long)]
-        name: Option<String>,
-        /// TLS verification for calls to it: 0 none, 1 host name, 2 host name and chain.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=2))]
-        ssl_verification: i32,
-        /// Register the peer even though its certificate has expired (refused otherwise).
-        #[arg(long)]
-        allow_expired: bool,
-    },
+    Add(PeerAddArgs),
     /// Registered peers with their health.
     List {
         /// Include deleted peers.
@@ -272,13 +241,36 @@ pub enum PeerAction {
         /// 1 ms to 10 minutes.
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_TIMEOUT_MS))]
         timeout_ms: Option<i64>,
-        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=2))]
-        ssl_verification: Option<i32>,
+        /// 0 none, 1 host name, 2 host name and chain.
+        #[arg(long, value_parser = SslVerification::parse)]
+        ssl_verification: Option<SslVerification>,
     },
     /// Keyswap, a system call and the clock drift, for one peer or all.
     Check {
         peer: Option<String>,
     },
+}
+
+use crate::store::state::{Application, SslVerification};
+
+#[derive(Args, Debug)]
+pub struct PeerAddArgs {
+    pub url: String,
+    /// moodle or mahara.
+    #[arg(long, default_value = "moodle", value_parser = Application::parse)]
+    pub application: Application,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Display name (default: the peer's home page title).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// TLS verification for calls to it: 0 none, 1 host name, 2 host name and chain.
+    #[arg(long, default_value = "2", value_parser = SslVerification::parse)]
+    pub ssl_verification: SslVerification,
+    /// Register the peer even though its certificate has expired (refused otherwise).
+    #[arg(long)]
+    pub allow_expired: bool,
 }
 
 #[derive(Args, Debug)]

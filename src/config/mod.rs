@@ -129,7 +129,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         var: "USESTATS_SOURCE_PREFIX",
         key: "source.prefix",
         set: |c, v| {
-            c.source.prefix = v;
+            c.source.prefix = crate::store::source::Prefix::parse(&v).map_err(|_| PREFIX_RULE)?;
             Ok(())
         },
     },
@@ -245,6 +245,17 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_site()?;
+        self.validate_database()?;
+        self.validate_server()?;
+        self.validate_keys_and_mnet()?;
+        self.validate_state_and_engine()?;
+        self.validate_limits()?;
+        self.validate_ws_console_and_log()
+    }
+
+    /// `[site]`, and the listener and body sizes of `[server]`.
+    fn validate_site(&self) -> Result<(), ConfigError> {
         if self.site.wwwroot.trim().is_empty() {
             return Err(self.invalid(
                 "site.wwwroot",
@@ -275,6 +286,11 @@ impl Config {
                 "must be at least 4096 (a keyswap carries a certificate)",
             ));
         }
+        Ok(())
+    }
+
+    /// `[database]`: pools and waits.
+    fn validate_database(&self) -> Result<(), ConfigError> {
         if !(1..=256).contains(&self.database.max_connections) {
             return Err(self.invalid("database.max_connections", "must be between 1 and 256"));
         }
@@ -284,6 +300,11 @@ impl Config {
         if self.database.idle_timeout_secs < 1 {
             return Err(self.invalid("database.idle_timeout_secs", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// `[server]`: connections, timeouts, XML limits, TLS.
+    fn validate_server(&self) -> Result<(), ConfigError> {
         if self.server.max_connections < 8 {
             return Err(self.invalid("server.max_connections", "must be at least 8"));
         }
@@ -308,6 +329,11 @@ impl Config {
                 "tls_cert and tls_key must be given together",
             ));
         }
+        Ok(())
+    }
+
+    /// `[keys]` and `[mnet]`.
+    fn validate_keys_and_mnet(&self) -> Result<(), ConfigError> {
         if self.keys.dir.trim().is_empty() {
             return Err(self.invalid("keys.dir", "must not be empty"));
         }
@@ -340,17 +366,16 @@ impl Config {
                 "timeouts must be at least 1 second",
             ));
         }
+        Ok(())
+    }
+
+    /// `[state]` and `[engine]` (the source prefix is checked as it is read).
+    fn validate_state_and_engine(&self) -> Result<(), ConfigError> {
         if self.state.url.trim().is_empty() {
             return Err(self.invalid("state.url", "must not be empty"));
         }
         if crate::store::DbKind::of(&self.state.url) == crate::store::DbKind::Mysql {
             return Err(self.invalid("state.url", crate::store::MYSQL_STATE));
-        }
-        if !valid_prefix(&self.source.prefix) {
-            return Err(self.invalid(
-                "source.prefix",
-                "only lower-case letters, digits and `_`, at most 20 characters",
-            ));
         }
         if self.engine.threshold_minutes <= 0 {
             return Err(self.invalid("engine.threshold_minutes", "must be positive"));
@@ -361,6 +386,11 @@ impl Config {
         if self.engine.lastpingcredit_minutes < 0 {
             return Err(self.invalid("engine.lastpingcredit_minutes", "must not be negative"));
         }
+        Ok(())
+    }
+
+    /// `[limits]`.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         if self.limits.max_concurrent_requests == 0 {
             return Err(self.invalid("limits.max_concurrent_requests", "must be at least 1"));
         }
@@ -390,6 +420,11 @@ impl Config {
                 "timeouts must be at least 1 second",
             ));
         }
+        Ok(())
+    }
+
+    /// `[ws]`, `[console]` and `[log]`.
+    fn validate_ws_console_and_log(&self) -> Result<(), ConfigError> {
         if self.ws.max_users_per_call == 0 {
             return Err(self.invalid("ws.max_users_per_call", "must be at least 1"));
         }
@@ -513,12 +548,10 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-pub fn valid_prefix(prefix: &str) -> bool {
-    prefix.len() <= 20
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
+/// What a table prefix must be, for the variable that sets one ([`crate::store::source::Prefix`]
+/// says it for the file).
+const PREFIX_RULE: &str =
+    "a lower-case letter, then lower-case letters, digits and `_`, at most 20 characters";
 
 #[cfg(test)]
 mod tests {
@@ -586,13 +619,61 @@ mod tests {
         assert!(err.to_string().contains("server.listen"), "{err}");
         let err = parse("[site]\nwwwroot = \"https://x.org\"\n[source]\nprefix = \"mdl; drop\"\n")
             .unwrap_err();
-        assert!(err.to_string().contains("source.prefix"), "{err}");
+        assert!(err.to_string().contains("invalid table prefix"), "{err}");
         let err =
             parse("[site]\nwwwroot = \"https://x.org\"\n[server]\nlisen = \"a\"\n").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
         let err = parse("[site]\nwwwroot = \"https://x.org\"\n[keys]\nlifetime_days = \"x\"\n")
             .unwrap_err();
         assert!(err.to_string().contains("lifetime_days"), "{err}");
+    }
+
+    /// `doctor` reads the configuration and `stats` the tables: a prefix the first accepted
+    /// and the second refused made every call fail after a clean bill of health.
+    #[test]
+    fn the_configuration_refuses_what_the_source_refuses() {
+        let config = |prefix: &str| {
+            parse(&format!(
+                "[site]\nwwwroot = \"https://x.org\"\n[source]\nprefix = \"{prefix}\"\n"
+            ))
+        };
+        for prefix in [
+            "",
+            "9x_",
+            "_x",
+            "Mdl_",
+            "mdl-",
+            "mdl; drop",
+            "abcdefghijklmnopqrstu",
+        ] {
+            assert!(
+                crate::store::source::Source::new(prefix).is_err(),
+                "the store takes {prefix:?}"
+            );
+            assert!(
+                config(prefix).is_err(),
+                "the configuration takes {prefix:?}"
+            );
+            let from_env = with_env(
+                "[site]\nwwwroot = \"https://x.org\"\n",
+                &[("USESTATS_SOURCE_PREFIX", prefix)],
+            );
+            assert!(from_env.is_err(), "the environment sets {prefix:?}");
+        }
+        for prefix in ["mdl_", "m", "moodle2_", "t_"] {
+            let c = config(prefix).unwrap();
+            assert_eq!(c.source.prefix.as_str(), prefix);
+            assert!(crate::store::source::Source::new(&c.source.prefix).is_ok());
+        }
+        assert_eq!(
+            parse("[site]\nwwwroot = \"https://x.org\"\n")
+                .unwrap()
+                .source
+                .prefix
+                .as_str(),
+            "mdl_",
+            "Moodle's default"
+        );
     }
 
     #[test]

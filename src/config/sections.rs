@@ -147,22 +147,13 @@ impl Default for StateConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     /// Moodle database to read: `postgres://…`, `mysql://…` (MySQL or MariaDB) or a SQLite file;
     /// empty means the state database (the embedded demo data).
     pub url: String,
-    pub prefix: String,
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        SourceConfig {
-            url: String::new(),
-            prefix: "mdl_".into(),
-        }
-    }
+    pub prefix: crate::store::source::Prefix,
 }
 
 pub use crate::store::PoolRole;

@@ -18,7 +18,7 @@ pub const LOGIN_COOKIE: &str = "usestats_console_login";
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("password hashing: {0}")]
-    Hash(String),
+    Hash(#[source] argon2::password_hash::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("random bytes: {0}")]
@@ -30,7 +30,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+        .map_err(AuthError::Hash)
 }
 
 /// Whether `password` matches `phc`; a malformed hash matches nothing.

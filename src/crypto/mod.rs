@@ -45,9 +45,20 @@ pub enum CryptoError {
     )]
     Sha1Forbidden(String),
     #[error("crypto self-test failed: {0}")]
-    SelfTest(String),
+    SelfTest(#[source] SelfTestFailure),
     #[error("key store {path}: {message}")]
     KeyStore { path: String, message: String },
+}
+
+/// What the start-up self-test found wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfTestFailure {
+    #[error("{0}")]
+    KeyGeneration(#[source] openssl::error::ErrorStack),
+    #[error("the direct RSA-SHA1 signature differs from OpenSSL's EVP one")]
+    SignaturesDiffer,
+    #[error("seal/open round trip differs")]
+    RoundTrip,
 }
 
 /// Which RC4 implementation seals and opens messages.
@@ -129,7 +140,8 @@ fn hex_literal(s: &str) -> Vec<u8> {
 }
 
 fn self_test() -> Result<(), CryptoError> {
-    let rsa = Rsa::generate(1024).map_err(|e| CryptoError::SelfTest(e.to_string()))?;
+    let rsa = Rsa::generate(1024)
+        .map_err(|e| CryptoError::SelfTest(SelfTestFailure::KeyGeneration(e)))?;
     let key = PKey::from_rsa(rsa)?;
     let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
     let message = b"<?xml version=\"1.0\"?><signedMessage>self-test</signedMessage>";
@@ -142,9 +154,7 @@ fn self_test() -> Result<(), CryptoError> {
         })
         .map_err(|e| CryptoError::Sha1Forbidden(e.to_string()))?;
     if sign_sha1(&key, message)? != signature {
-        return Err(CryptoError::SelfTest(
-            "the direct RSA-SHA1 signature differs from OpenSSL's EVP one".into(),
-        ));
+        return Err(CryptoError::SelfTest(SelfTestFailure::SignaturesDiffer));
     }
     if !verify_sha1(&public, message, &signature) {
         return Err(CryptoError::Sha1Forbidden(
@@ -154,7 +164,7 @@ fn self_test() -> Result<(), CryptoError> {
     let (data, ekey) = seal(&public, message)?;
     let opened = open(&key, &ekey, &data)?;
     if opened != message {
-        return Err(CryptoError::SelfTest("seal/open round trip differs".into()));
+        return Err(CryptoError::SelfTest(SelfTestFailure::RoundTrip));
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ mod sql;
 use std::time::Instant;
 
 use crate::store::DbConnection;
-use crate::store::source::{SourceError, migrate_source, validate_prefix};
+use crate::store::source::{Prefix, SourceError, migrate_source};
 
 use site::{Role, Site};
 
@@ -98,7 +98,7 @@ pub fn build_demo(
     opts: &DemoOptions,
 ) -> Result<DemoSummary, DemoError> {
     let started = Instant::now();
-    validate_prefix(prefix)?;
+    Prefix::parse(prefix)?;
     if opts.courses == 0 {
         return Err(DemoError::Options("at least one course is needed".into()));
     }

@@ -165,7 +165,7 @@ pub async fn register(
                 application: &application,
                 public_key: &vetted.pem,
                 public_key_expires: vetted.info.not_after,
-                ssl_verification: ssl_verification.level(),
+                ssl_verification,
             };
             match sponsor {
                 Sponsor::Operator => state::upsert_peer(c, &new, now).map(Some),

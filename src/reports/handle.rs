@@ -34,8 +34,9 @@ pub struct Reports {
 #[derive(Debug)]
 struct Inner {
     db: Db,
-    /// The source tables; the configured prefix when it is refused, which every question
-    /// then reports (the daemon still starts: `doctor` and `/healthz` say what is wrong).
+    /// The source tables. The configuration's prefix is checked when the file is read, so this
+    /// is always `Ok` today; the `Err` path (a refused prefix, which every question reports) is
+    /// what the front ends still handle, and goes when they stop.
     source: Result<Source, String>,
     settings: Settings,
     compiled: Option<CompiledStore>,
@@ -87,7 +88,7 @@ impl Reports {
         Reports {
             inner: Arc::new(Inner {
                 db: source,
-                source: Source::new(prefix).map_err(|_| prefix.clone()),
+                source: Ok(Source::of(prefix.clone())),
                 settings: super::settings(&config.engine),
                 compiled: CompiledStore::for_config(config, state),
             }),

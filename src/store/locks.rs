@@ -358,13 +358,11 @@ impl SessionLock {
                     name,
                 });
             }
-            DbKind::Mysql => return Err(StoreError::Invalid(super::MYSQL_STATE.into()).into()),
+            DbKind::Mysql => return Err(StoreError::MysqlState.into()),
             DbKind::Postgres => {}
         }
         let DbConnection::Postgres(mut lock) = db.dedicated()? else {
-            return Err(
-                StoreError::Invalid("a PostgreSQL URL gave another connection".into()).into(),
-            );
+            return Err(StoreError::from(super::Internal::NotPostgres).into());
         };
         create_lock_rows_retrying(&mut lock)?;
         // Held open for the whole job: a server-wide idle-in-transaction timeout must not end

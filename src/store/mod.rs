@@ -59,7 +59,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("database migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The state was migrated by a newer usestats: this one would misread tables it does not
     /// know, and diesel alone would start without a word (it only looks for pending ones).
     #[error(
@@ -71,14 +71,37 @@ pub enum StoreError {
         version: &'static str,
     },
     #[error("database busy: {0}")]
-    Pool(String),
+    Pool(#[source] r2d2::PoolError),
     #[error("a database task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    /// A MySQL or MariaDB URL given where the state database belongs.
+    #[error("{MYSQL_STATE}")]
+    MysqlState,
+    /// What this code relies on is not in the database: a bug, or someone else's hand.
     #[error("{0}")]
-    Invalid(String),
+    Internal(#[from] Internal),
     /// The file system of a SQLite database has no room to open it (see [`explain_no_space`]).
     #[error("{0}")]
     NoSpace(String),
+}
+
+/// A row or a connection that must be there is not (a fault of ours or of whoever edited the
+/// database by hand), never a caller's mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("the All Hosts row is missing from peers")]
+    NoAllHosts,
+    #[error("no peer with id {0}")]
+    PeerVanished(i64),
+    #[error("peer vanished after writing")]
+    PeerVanishedAfterWriting,
+    #[error("token vanished after writing")]
+    TokenVanishedAfterWriting,
+    #[error("a PostgreSQL URL gave another connection")]
+    NotPostgres,
+    /// Every caller vets a peer's wwwroot before it writes one.
+    #[error("a peer needs a wwwroot")]
+    NoWwwroot,
 }
 
 /// Opens connections by URL scheme. Diesel's own MultiConnection `establish` tries each
@@ -499,7 +522,7 @@ impl Db {
     }
 
     pub fn get(&self) -> Result<PooledConn, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+        self.pool.get().map_err(StoreError::Pool)
     }
 
     /// A new connection that no pool will ever hand out again: for a session whose state
@@ -521,13 +544,11 @@ impl Db {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| E::from(StoreError::Pool(e.to_string())))?;
+            let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e)))?;
             work(&mut conn)
         })
         .await
-        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+        .map_err(|e| E::from(StoreError::Task(e)))?
     }
 }
 
@@ -614,7 +635,7 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
     ) -> Result<Vec<String>, StoreError> {
         applied
             .map(|versions| versions.iter().map(|v| v.to_string()).collect())
-            .map_err(|e| StoreError::Migration(e.to_string()))
+            .map_err(StoreError::Migration)
     }
     match conn {
         DbConnection::Sqlite(c) => {
@@ -624,7 +645,7 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
         DbConnection::Postgres(_) => {
             locks::ensure_lock_rows(&mut *conn)?;
             let DbConnection::Postgres(pg) = conn else {
-                return Err(StoreError::Invalid("not a PostgreSQL connection".into()));
+                return Err(Internal::NotPostgres.into());
             };
             let wait = lock_wait();
             pg.transaction::<_, StoreError, _>(|pg| {
@@ -637,7 +658,7 @@ pub fn migrate_state(conn: &mut DbConnection) -> Result<Vec<String>, StoreError>
                 names(pg.run_pending_migrations(STATE_POSTGRES))
             })
         }
-        DbConnection::Mysql(_) => Err(StoreError::Invalid(MYSQL_STATE.into())),
+        DbConnection::Mysql(_) => Err(StoreError::MysqlState),
     }
 }
 
@@ -649,8 +670,7 @@ where
     C: MigrationHarness<DB>,
     EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
 {
-    let migration =
-        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    let migration = StoreError::Migration;
     let known: Vec<String> = diesel::migration::MigrationSource::<DB>::migrations(&known)
         .map_err(migration)?
         .iter()
@@ -677,9 +697,9 @@ pub fn state_schema_version(conn: &mut DbConnection) -> Result<Option<String>, S
     let versions = match conn {
         DbConnection::Sqlite(c) => c.applied_migrations(),
         DbConnection::Postgres(c) => c.applied_migrations(),
-        DbConnection::Mysql(_) => return Err(StoreError::Invalid(MYSQL_STATE.into())),
+        DbConnection::Mysql(_) => return Err(StoreError::MysqlState),
     }
-    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    .map_err(StoreError::Migration)?;
     Ok(versions.iter().map(|v| v.to_string()).max())
 }
 

@@ -27,24 +27,24 @@ pub(super) async fn call(
 ) -> (Result<Json, WsError>, String, String) {
     let token = params.get("wstoken").unwrap_or("");
     let (token_row, grant) = match tokens::check(app, token, remote.map(|r| r.ip())).await {
-        Err(e) => {
+        Err(tokens::TokenProblem::Unavailable(e)) => {
             tracing::error!(error = %e, "state database unavailable");
             return (Err(WsError::unavailable()), String::new(), String::new());
         }
-        Ok(Err(tokens::TokenProblem::Unknown)) => {
+        Err(tokens::TokenProblem::Unknown) => {
             return (Err(WsError::invalid_token()), String::new(), String::new());
         }
-        Ok(Err(tokens::TokenProblem::Expired)) => {
+        Err(tokens::TokenProblem::Expired) => {
             return (Err(WsError::expired_token()), String::new(), String::new());
         }
-        Ok(Err(tokens::TokenProblem::IpNotAllowed(ip))) => {
+        Err(tokens::TokenProblem::IpNotAllowed(ip)) => {
             return (
                 Err(WsError::ip_not_allowed(ip)),
                 String::new(),
                 String::new(),
             );
         }
-        Ok(Ok(found)) => found,
+        Ok(found) => found,
     };
     let caller = format!("{}@{}", grant.username, grant.home_wwwroot);
     let function = params.get("wsfunction").unwrap_or("");

@@ -11,8 +11,6 @@ pub fn hash(token: &str) -> String {
     hex::encode(openssl::sha::sha256(token.as_bytes()))
 }
 
-/// Moodle tokens are 32 hex characters; ours are the same shape so clients that check the
-/// format accept them.
 /// Why a token or an address range was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -22,9 +20,7 @@ pub enum TokenError {
     Prefix { text: String, max: u8 },
     #[error("`{0}` names no address or range")]
     NoRange(String),
-    #[error(
-        "no grant for {user}@{home}: add one first (`usestats grant add {home} {user} --course`)"
-    )]
+    #[error("no grant for {user}@{home}")]
     NoGrant { user: String, home: String },
     #[error("a label may not hold control characters (newlines, escapes)")]
     LabelControl,
@@ -49,6 +45,8 @@ pub fn check_label(label: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
+/// Moodle tokens are 32 hex characters; ours are the same shape so clients that check the
+/// format accept them.
 fn fresh_token() -> Result<String, TokenError> {
     let mut bytes = [0u8; 16];
     openssl::rand::rand_bytes(&mut bytes)?;
@@ -155,18 +153,18 @@ pub async fn create(
     );
     let created = app
         .state
-        .run::<_, crate::store::StoreError, _>(move |c| {
+        .run::<_, TokenError, _>(move |c| {
             let grants = state::list_grants(c)?;
             let Some(grant) = grants
                 .into_iter()
                 .find(|g| g.home_wwwroot == home && g.username == user)
             else {
-                return Ok(Err(TokenError::NoGrant {
+                return Err(TokenError::NoGrant {
                     user: user.clone(),
                     home: home.to_string(),
-                }));
+                });
             };
-            Ok(Ok(state::insert_token(
+            Ok(state::insert_token(
                 c,
                 &state::NewToken {
                     token_hash: &token_hash,
@@ -177,18 +175,19 @@ pub async fn create(
                     allowed_ips: &ips,
                 },
                 now,
-            )?))
+            )?)
         })
-        .await??;
+        .await?;
     Ok((token, created))
 }
 
-/// Why a presented token is refused, in Moodle's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a presented token is refused: in Moodle's words, or the state database's failure.
+#[derive(Debug)]
 pub enum TokenProblem {
     Unknown,
     Expired,
     IpNotAllowed(IpAddr),
+    Unavailable(crate::store::StoreError),
 }
 
 /// Resolve a presented token to its row and grant. Reads only: see [`mark_used`].
@@ -196,9 +195,9 @@ pub async fn check(
     app: &Arc<App>,
     token: &str,
     client: Option<IpAddr>,
-) -> Result<Result<(WsToken, Grant), TokenProblem>, crate::store::StoreError> {
+) -> Result<(WsToken, Grant), TokenProblem> {
     if token.is_empty() || token.len() > 128 {
-        return Ok(Err(TokenProblem::Unknown));
+        return Err(TokenProblem::Unknown);
     }
     let token_hash = hash(token);
     let now = app.now();
@@ -211,19 +210,20 @@ pub async fn check(
             let grant = state::grant_by_id(c, row.grant_id)?;
             Ok(grant.map(|g| (row, g)))
         })
-        .await?;
+        .await
+        .map_err(TokenProblem::Unavailable)?;
     let Some((row, grant)) = found.filter(|(row, _)| !row.revoked) else {
-        return Ok(Err(TokenProblem::Unknown));
+        return Err(TokenProblem::Unknown);
     };
     if row.expires_at.is_some_and(|e| e <= now) {
-        return Ok(Err(TokenProblem::Expired));
+        return Err(TokenProblem::Expired);
     }
     if let Some(ip) = client
         && !ip_allowed(&row.allowed_ips, ip)
     {
-        return Ok(Err(TokenProblem::IpNotAllowed(ip)));
+        return Err(TokenProblem::IpNotAllowed(ip));
     }
-    Ok(Ok((row, grant)))
+    Ok((row, grant))
 }
 
 /// Record that a token was used. Called only once a call has succeeded, so that a bad

@@ -167,7 +167,7 @@ impl TestApp {
                         application: "moodle",
                         public_key: &p,
                         public_key_expires: 0,
-                        ssl_verification: 0,
+                        ssl_verification: state::SslVerification::None,
                     },
                     now,
                 )
@@ -339,8 +339,7 @@ pub async fn spawn_app(mut options: AppOptions) -> TestApp {
         let prefix = app.config.source.prefix.clone();
         app.source
             .run(move |c| {
-                usestats::demo::build_demo(c, &prefix, &demo)
-                    .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+                usestats::demo::build_demo(c, &prefix, &demo).map_err(anyhow::Error::from)
             })
             .await
             .unwrap();
@@ -465,7 +464,7 @@ pub async fn engine_report(app: &TestApp, userid: i64) -> usestats::stats::Repor
                 },
                 false,
             )
-            .map_err(|e| usestats::store::StoreError::Invalid(e.to_string()))
+            .map_err(anyhow::Error::from)
         })
         .await
         .unwrap()

@@ -40,6 +40,7 @@ async fn add(
         .state
         .run(move |c| state::put_grant_via(c, &wwwroot, &username, site, course, &via, now))
         .await
+        .map_err(flag_message)
         .with_context(|| format!("granting {who}"))?;
     if json_out {
         print_json(&grant);
@@ -54,6 +55,29 @@ async fn add(
         );
     }
     Ok(())
+}
+
+/// Why `grant add` was refused, in the terms of its arguments and flags.
+fn flag_message(refused: state::GrantError) -> anyhow::Error {
+    use state::GrantError as E;
+    let text = match refused {
+        E::Store(e) => return e.into(),
+        E::Incomplete => "a grant needs a home wwwroot and a username (or *)".to_string(),
+        E::HomeNotAWwwroot { given, problem } => {
+            format!("the home wwwroot `{given}` is not a Moodle wwwroot: it {problem}")
+        }
+        E::NoRights => "a grant must allow --site, --course or both".to_string(),
+        E::RelayNotAWwwroot { given, problem } => {
+            format!("--via `{given}` is not a peer wwwroot: it {problem}")
+        }
+        E::RelayRemoved(wwwroot) => {
+            format!("--via {wwwroot}: that peer was removed; add it again with `usestats peer add`")
+        }
+        E::RelayUnknown(wwwroot) => format!(
+            "--via {wwwroot} is not a registered peer (`usestats peer add {wwwroot}` first, or --via '*' for any peer)"
+        ),
+    };
+    anyhow::anyhow!(text)
 }
 
 async fn list(app: &Arc<App>, json_out: bool) -> CmdResult {

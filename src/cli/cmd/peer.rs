@@ -10,7 +10,7 @@ use super::CmdResult;
 use super::common::{find_peer, print_json};
 use crate::app::App;
 use crate::cli::output::{self, Table};
-use crate::cli::{Application, PeerAction, ServiceArgs};
+use crate::cli::{PeerAction, PeerAddArgs, ServiceArgs};
 use crate::crypto;
 use crate::mnet::registration::{self, Registration, Sponsor};
 use crate::store::source::Source;
@@ -18,26 +18,7 @@ use crate::store::state;
 
 pub(super) async fn run(app: &Arc<App>, action: PeerAction, json_out: bool) -> CmdResult {
     match action {
-        PeerAction::Add {
-            url,
-            application,
-            yes,
-            name,
-            ssl_verification,
-            allow_expired,
-        } => {
-            add(
-                app,
-                url,
-                application,
-                yes,
-                name,
-                ssl_verification,
-                allow_expired,
-                json_out,
-            )
-            .await
-        }
+        PeerAction::Add(args) => add(app, args, json_out).await,
         PeerAction::List { all } => list(app, all, json_out).await,
         PeerAction::Show { peer } => show(app, peer, json_out).await,
         PeerAction::Remove { peer } => remove(app, peer).await,
@@ -53,20 +34,15 @@ pub(super) async fn run(app: &Arc<App>, action: PeerAction, json_out: bool) -> C
     }
 }
 
-// One parameter per flag of `peer add`, as clap parsed them.
-#[allow(clippy::too_many_arguments)]
-async fn add(
-    app: &Arc<App>,
-    url: String,
-    application: Application,
-    yes: bool,
-    name: Option<String>,
-    ssl_verification: i32,
-    allow_expired: bool,
-    json_out: bool,
-) -> CmdResult {
-    // clap has held the number to Moodle's 0..=2.
-    let ssl_verification = state::SslVerification::from_level(ssl_verification);
+async fn add(app: &Arc<App>, args: PeerAddArgs, json_out: bool) -> CmdResult {
+    let PeerAddArgs {
+        url,
+        application,
+        yes,
+        name,
+        ssl_verification,
+        allow_expired,
+    } = args;
     let wwwroot = registration::operator_wwwroot(&url, app.wwwroot())?;
     let vetted =
         registration::fetch(&app.client, &wwwroot, application.name(), ssl_verification).await?;
@@ -176,7 +152,7 @@ async fn list(app: &Arc<App>, all: bool, json_out: bool) -> CmdResult {
                 if peer.deleted { " (deleted)" } else { "" }
             ),
             peer.name.clone(),
-            peer.application.clone(),
+            peer.application.to_string(),
             names(|s| s.publish),
             names(|s| s.subscribe),
             output::time(peer.last_connect_time),
@@ -229,7 +205,7 @@ async fn show(app: &Arc<App>, peer: String, json_out: bool) -> CmdResult {
     println!("name             {}", crate::text::terminal(&peer.name));
     println!("application      {}", peer.application);
     println!("deleted          {}", peer.deleted);
-    println!("tls verification {}", peer.ssl_verification);
+    println!("tls verification {}", peer.ssl_verification.level());
     if let Some(info) = info {
         println!("subject          {}", info.subject);
         println!("fingerprint      {}", info.fingerprint_sha1);
@@ -289,7 +265,7 @@ async fn set(
     peer: String,
     connect_timeout_ms: Option<i64>,
     timeout_ms: Option<i64>,
-    ssl_verification: Option<i32>,
+    ssl_verification: Option<state::SslVerification>,
 ) -> CmdResult {
     let peer = find_peer(app, &peer).await?;
     let id = peer.id;

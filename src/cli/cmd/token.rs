@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::cli::TokenAction;
 use crate::cli::output::{self, Table};
 use crate::store::state;
+use crate::ws::tokens::TokenError;
 
 pub(super) async fn run(app: &Arc<App>, action: TokenAction, json_out: bool) -> CmdResult {
     match action {
@@ -60,6 +61,12 @@ async fn create(
     let (plain, created) =
         crate::ws::tokens::create(app, &wwwroot, &username, &label, expires, &allowed_ips)
             .await
+            .map_err(|e| match e {
+                TokenError::NoGrant { user, home } => anyhow::anyhow!(
+                    "no grant for {user}@{home}: add one first (`usestats grant add {home} {user} --course`)"
+                ),
+                e => e.into(),
+            })
             .with_context(|| format!("creating a token for {username}@{wwwroot}"))?;
     if json_out {
         print_json(&json!({"token": plain, "id": created.id, "prefix": created.token_prefix}));

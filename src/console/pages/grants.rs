@@ -11,7 +11,7 @@ use super::peers::bad_request;
 use super::{html, layout, shown};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
-use crate::store::state::{self, ANY_PEER};
+use crate::store::state::{self, ANY_PEER, GrantError};
 
 #[derive(Template)]
 #[template(path = "console/grants.html")]
@@ -102,6 +102,31 @@ fn ticked_via(request: &ConsoleRequest) -> Vec<String> {
     via.into_iter().map(|(_, v)| v).collect()
 }
 
+/// Why the grant form was refused, in the form's own terms.
+fn form_message(refused: &GrantError) -> String {
+    match refused {
+        GrantError::Incomplete => {
+            "Give the home wwwroot and a username (or * for everybody from that host).".into()
+        }
+        GrantError::HomeNotAWwwroot { given, problem } => {
+            format!("Home wwwroot: `{given}` is not a Moodle wwwroot: it {problem}.")
+        }
+        GrantError::NoRights => "Tick site totals, course and activity detail, or both.".into(),
+        GrantError::RelayNotAWwwroot { given, problem } => {
+            format!("Relay `{given}` is not a peer wwwroot: it {problem}.")
+        }
+        GrantError::RelayRemoved(wwwroot) => {
+            format!(
+                "Relay {wwwroot} was removed meanwhile: add it again under Peers, or untick it."
+            )
+        }
+        GrantError::RelayUnknown(wwwroot) => format!(
+            "Relay {wwwroot} is not a registered peer: add it under Peers first, or tick any peer."
+        ),
+        GrantError::Store(e) => e.to_string(),
+    }
+}
+
 /// `POST /console/peers/grants/add`.
 pub async fn add(request: &ConsoleRequest) -> Reply {
     let home = request.field("home_wwwroot").trim().to_string();
@@ -128,8 +153,8 @@ pub async fn add(request: &ConsoleRequest) -> Reply {
             );
             Reply::Redirect("/console/peers/grants".into())
         }
-        Err(StoreError::Invalid(message)) => Reply::Error(StatusCode::BAD_REQUEST, message),
-        Err(e) => unavailable(e),
+        Err(GrantError::Store(e)) => unavailable(e),
+        Err(refused) => bad_request(&form_message(&refused)),
     }
 }
 

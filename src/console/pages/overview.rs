@@ -78,7 +78,7 @@ fn peer_row(peer: &Peer, services: &[PeerService], now: i64) -> PeerRow {
     PeerRow {
         name: peer.name.clone(),
         wwwroot: peer.wwwroot.clone(),
-        application: peer.application.clone(),
+        application: peer.application.to_string(),
         status,
         status_class,
         last_contact: shown::time(peer.last_connect_time),

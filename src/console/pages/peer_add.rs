@@ -10,7 +10,7 @@ use super::peers::bad_request;
 use super::{html, layout, shown};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::mnet::registration::{self, Registration, RegistrationError, Sponsor, Vetted};
-use crate::store::state::SslVerification;
+use crate::store::state::{Application, SslVerification};
 
 #[derive(Template)]
 #[template(path = "console/peer_confirm.html")]
@@ -34,7 +34,7 @@ struct ConfirmPage {
 struct Asked {
     wwwroot: String,
     name: String,
-    application: &'static str,
+    application: Application,
     ssl: SslVerification,
 }
 
@@ -43,15 +43,14 @@ fn asked(request: &ConsoleRequest) -> Result<Asked, Reply> {
         registration::operator_wwwroot(request.field("wwwroot").trim(), request.app.wwwroot())
             .map_err(|e| bad_request(&e.to_string()))?;
     let application = match request.field("application") {
-        "" | "moodle" => "moodle",
-        "mahara" => "mahara",
-        _ => return Err(bad_request("The application is Moodle or Mahara.")),
+        "" => Application::Moodle,
+        named => Application::parse(named)
+            .map_err(|_| bad_request("The application is Moodle or Mahara."))?,
     };
     let ssl = match request.field("ssl_verification") {
-        "" | "2" => SslVerification::Full,
-        "1" => SslVerification::HostName,
-        "0" => SslVerification::None,
-        _ => return Err(bad_request("TLS verification is 0, 1 or 2.")),
+        "" => SslVerification::Full,
+        level => SslVerification::parse(level)
+            .map_err(|_| bad_request("TLS verification is 0, 1 or 2."))?,
     };
     let name = request.field("name").trim().to_string();
     if name.chars().count() > 255 {
@@ -69,7 +68,7 @@ async fn fetch(request: &ConsoleRequest, asked: &Asked) -> Result<Vetted, Reply>
     registration::fetch(
         &request.app.client,
         &asked.wwwroot,
-        asked.application,
+        &asked.application,
         asked.ssl,
     )
     .await
@@ -95,7 +94,7 @@ pub async fn start(request: &ConsoleRequest) -> Reply {
         tab: "peers",
         wwwroot: asked.wwwroot.clone(),
         name: asked.name.clone(),
-        application: asked.application,
+        application: asked.application.name(),
         ssl_verification: asked.ssl.level(),
         subject: info.subject.clone(),
         fingerprint: info.fingerprint_sha1.clone(),

@@ -76,7 +76,7 @@ fn entry(peer: &Peer, services: Vec<ServiceToggles>) -> PeerEntry {
         id: peer.id.to_string(),
         name: peer.name.clone(),
         wwwroot: peer.wwwroot.clone(),
-        application: peer.application.clone(),
+        application: peer.application.to_string(),
         fingerprint: info
             .map(|i| i.fingerprint_sha1)
             .unwrap_or_else(|| "-".into()),

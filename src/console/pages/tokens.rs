@@ -127,7 +127,7 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
         );
     }
     if let Err(e) = crate::ws::tokens::check_label(&label) {
-        return bad_request(&e.to_string());
+        return bad_request(&format!("Label: {e}."));
     }
     if let Err(e) = crate::ws::tokens::validate_ranges(&allowed_ips) {
         return bad_request(&format!("Allowed addresses: {e}"));
@@ -175,7 +175,12 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
             })
         }
         Err(TokenError::Store(e)) => unavailable(e),
-        Err(e @ TokenError::NoGrant { .. }) => Reply::Error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(TokenError::NoGrant { user, home }) => Reply::Error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "There is no grant for {user}@{home} any more: add it again under Grants, then create the token."
+            ),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "console: token not created");
             Reply::Error(

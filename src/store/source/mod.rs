@@ -1,7 +1,7 @@
 //! Read side of the Moodle-shaped source database.
 //!
 //! Everything here is a SELECT with bound values. Table names carry the configured prefix
-//! (validated once in [`Source::new`]); the only other identifier ever put into SQL text is a
+//! (a checked [`Prefix`]); the only other identifier ever put into SQL text is a
 //! module type name read from `{prefix}modules`, validated before use.
 //!
 //! This file holds the handle, its error and what the queries share; the queries live in
@@ -23,7 +23,7 @@ pub use users::{MnetHost, User, UserField};
 pub(crate) use query::{Backend, backend as backend_of};
 use query::{Bind, text_eq};
 pub(crate) use schema::{LOGSTORE_INDEX_BASES, LOGSTORE_INDEX_VERSION, migration_sql};
-pub use schema::{migrate_source, moodle_index_name, validate_prefix};
+pub use schema::{Prefix, migrate_source, moodle_index_name};
 
 pub use crate::stats::{
     CONTEXT_COURSE, CONTEXT_COURSECAT, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER,
@@ -62,15 +62,18 @@ fn lookup_condition(backend: Backend, column: &str, value: &str) -> Option<(Stri
 /// Handle on the source tables under one prefix. Cheap to clone; holds no connection.
 #[derive(Debug, Clone)]
 pub struct Source {
-    prefix: String,
+    prefix: Prefix,
 }
 
 impl Source {
+    /// The tables under a prefix given as text (checked here).
     pub fn new(prefix: &str) -> Result<Self, SourceError> {
-        validate_prefix(prefix)?;
-        Ok(Source {
-            prefix: prefix.to_owned(),
-        })
+        Ok(Source::of(Prefix::parse(prefix)?))
+    }
+
+    /// The tables under a prefix already checked.
+    pub fn of(prefix: Prefix) -> Source {
+        Source { prefix }
     }
 
     pub fn prefix(&self) -> &str {

@@ -80,20 +80,76 @@ pub fn moodle_index_name(prefix: &str, base: &str, unique: bool) -> String {
     format!("{name}_{suffix}")
 }
 
-/// A table prefix goes into SQL text, so only a conservative identifier shape is accepted:
-/// a lower-case letter first (an empty prefix would name PostgreSQL's reserved `user`), then
-/// `[a-z0-9_]`, at most 20 characters.
-pub fn validate_prefix(prefix: &str) -> Result<(), SourceError> {
-    let ok = !prefix.is_empty()
-        && prefix.len() <= 20
-        && prefix.as_bytes()[0].is_ascii_lowercase()
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(SourceError::InvalidPrefix(prefix.to_owned()))
+/// The table prefix of the Moodle tables, checked once where it is read (the configuration,
+/// `demo`, a test) and trusted everywhere after.
+///
+/// It goes into SQL text, so only a conservative identifier shape is accepted: a lower-case
+/// letter first, then `[a-z0-9_]`, at most 20 characters. Moodle's own rule is looser (its
+/// installer refuses only an empty prefix, and that on every database but MySQL), but every
+/// prefix Moodle sites use in practice, its default `mdl_` first, fits; an empty one would
+/// name PostgreSQL's reserved `user`, and a leading digit or `_` would need quoting.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// Moodle's default.
+    pub const MOODLE_DEFAULT: &'static str = "mdl_";
+
+    pub fn parse(text: &str) -> Result<Prefix, SourceError> {
+        let ok = !text.is_empty()
+            && text.len() <= 20
+            && text.as_bytes()[0].is_ascii_lowercase()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Prefix(text.to_owned()))
+        } else {
+            Err(SourceError::InvalidPrefix(text.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Prefix {
+    fn default() -> Prefix {
+        Prefix(Prefix::MOODLE_DEFAULT.to_owned())
+    }
+}
+
+impl TryFrom<String> for Prefix {
+    type Error = SourceError;
+    fn try_from(text: String) -> Result<Prefix, SourceError> {
+        Prefix::parse(&text)
+    }
+}
+
+impl From<Prefix> for String {
+    fn from(prefix: Prefix) -> String {
+        prefix.0
+    }
+}
+
+impl std::ops::Deref for Prefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for Prefix {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -151,7 +207,7 @@ struct Version {
 /// Applies the source-schema migrations not yet recorded for this prefix, in order, in one
 /// transaction. Returns how many were applied (0 when the schema is current).
 pub fn migrate_source(conn: &mut DbConnection, prefix: &str) -> Result<usize, SourceError> {
-    validate_prefix(prefix)?;
+    let prefix = Prefix::parse(prefix)?;
     let backend = query::backend(conn);
     conn.transaction::<usize, SourceError, _>(|conn| {
         conn.batch_execute(&format!(
@@ -178,7 +234,7 @@ pub fn migrate_source(conn: &mut DbConnection, prefix: &str) -> Result<usize, So
             if done.iter().any(|v| v.version == m.version) {
                 continue;
             }
-            let sql = templated(backend_sql(m, backend), prefix, backend);
+            let sql = templated(backend_sql(m, backend), &prefix, backend);
             conn.batch_execute(&sql)
                 .map_err(|source| SourceError::Migration {
                     name: m.name,
@@ -208,7 +264,7 @@ mod tests {
     #[test]
     fn prefixes() {
         for ok in ["mdl_", "t_", "m", "moodle2_", "abcdefghijklmnopqrst"] {
-            assert!(validate_prefix(ok).is_ok(), "{ok}");
+            assert!(Prefix::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -221,7 +277,7 @@ mod tests {
             "abcdefghijklmnopqrstu",
             "é_",
         ] {
-            assert!(validate_prefix(bad).is_err(), "{bad}");
+            assert!(Prefix::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -208,7 +208,7 @@ pub fn add_refused_counts(
                 DbConnection::Sqlite(s) => query(ADD.replace('$', "?")).execute(s)?,
                 DbConnection::Postgres(p) => query(ADD.to_string()).execute(p)?,
                 DbConnection::Mysql(_) => {
-                    return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+                    return Err(StoreError::MysqlState);
                 }
             };
         }
@@ -363,7 +363,7 @@ pub fn audit_calls_per_hour(
             .bind::<BigInt, _>(limit)
             .load(c)?,
         DbConnection::Mysql(_) => {
-            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+            return Err(StoreError::MysqlState);
         }
     })
 }

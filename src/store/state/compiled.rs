@@ -243,7 +243,7 @@ pub fn insert_segments(
             }
         }
         DbConnection::Mysql(_) => {
-            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+            return Err(StoreError::MysqlState);
         }
     }
     Ok(())
@@ -282,7 +282,7 @@ pub fn insert_blocks(
             }
         }
         DbConnection::Mysql(_) => {
-            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+            return Err(StoreError::MysqlState);
         }
     }
     Ok(())
@@ -319,7 +319,7 @@ pub fn delete_segments_from(
 
 fn state_backend(conn: &DbConnection) -> Result<query::Backend, StoreError> {
     match query::backend(conn) {
-        query::Backend::Mysql => Err(StoreError::Invalid(crate::store::MYSQL_STATE.into())),
+        query::Backend::Mysql => Err(StoreError::MysqlState),
         b => Ok(b),
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::schema::*;
 use crate::store::{DbConnection, StoreError};
+use crate::wwwroot::Wwwroot;
 
 use super::peer_by_wwwroot;
 
@@ -72,39 +73,64 @@ impl std::fmt::Display for ViaList {
 }
 
 /// An operator's text, shortened and with control characters escaped, for an error message.
-fn shown(text: &str) -> String {
+pub fn shown(text: &str) -> String {
     let cut: String = text.chars().take(80).collect();
     let more = if cut.len() < text.len() { "…" } else { "" };
     format!("{}{more}", cut.escape_debug())
 }
 
+/// Why a grant cannot be written. The text here is neutral; each front end words it for its
+/// own people (the command line names its flags, the console its fields).
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("a grant needs a home wwwroot and a username (or *)")]
+    Incomplete,
+    /// `given` is the operator's text as typed, already [`shown`].
+    #[error("the home wwwroot `{given}` is not a Moodle wwwroot: it {problem}")]
+    HomeNotAWwwroot {
+        given: String,
+        problem: crate::wwwroot::WwwrootError,
+    },
+    #[error("a grant must allow the site, its courses or both")]
+    NoRights,
+    #[error("relay `{given}` is not a peer wwwroot: it {problem}")]
+    RelayNotAWwwroot {
+        given: String,
+        problem: crate::wwwroot::WwwrootError,
+    },
+    #[error("relay {0}: that peer was removed")]
+    RelayRemoved(Wwwroot),
+    #[error("relay {0} is not a registered peer")]
+    RelayUnknown(Wwwroot),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for GrantError {
+    fn from(e: diesel::result::Error) -> GrantError {
+        GrantError::Store(e.into())
+    }
+}
+
 /// The via list as given: each entry `*` or the wwwroot of a registered, not deleted peer.
 /// `*` makes the others redundant, so it is kept alone.
-fn checked_via(conn: &mut DbConnection, via: &[String]) -> Result<ViaList, StoreError> {
+fn checked_via(conn: &mut DbConnection, via: &[String]) -> Result<ViaList, GrantError> {
     let mut peers = Vec::new();
     for raw in via {
         if raw.trim() == ANY_PEER {
             return Ok(ViaList(vec![ANY_PEER.to_string()]));
         }
-        let wwwroot = crate::wwwroot::Wwwroot::normalized(raw);
+        let wwwroot = Wwwroot::normalized(raw);
         if let Some(problem) = crate::wwwroot::problem(&wwwroot) {
-            return Err(StoreError::Invalid(format!(
-                "--via `{}` is not a peer wwwroot: it {problem}",
-                shown(raw)
-            )));
+            return Err(GrantError::RelayNotAWwwroot {
+                given: shown(raw),
+                problem,
+            });
         }
         match peer_by_wwwroot(conn, &wwwroot)? {
             Some(peer) if !peer.deleted => peers.push(wwwroot.into_string()),
-            Some(_) => {
-                return Err(StoreError::Invalid(format!(
-                    "--via {wwwroot}: that peer was removed; add it again with `usestats peer add`"
-                )));
-            }
-            None => {
-                return Err(StoreError::Invalid(format!(
-                    "--via {wwwroot} is not a registered peer (`usestats peer add {wwwroot}` first, or --via '*' for any peer)"
-                )));
-            }
+            Some(_) => return Err(GrantError::RelayRemoved(wwwroot)),
+            None => return Err(GrantError::RelayUnknown(wwwroot)),
         }
     }
     peers.sort();
@@ -120,7 +146,7 @@ pub fn put_grant(
     site: bool,
     course: bool,
     now: i64,
-) -> Result<Grant, StoreError> {
+) -> Result<Grant, GrantError> {
     put_grant_via(conn, home_wwwroot, username, site, course, &[], now)
 }
 
@@ -135,23 +161,19 @@ pub fn put_grant_via(
     course: bool,
     via: &[String],
     now: i64,
-) -> Result<Grant, StoreError> {
-    let home = crate::wwwroot::Wwwroot::normalized(home_wwwroot);
+) -> Result<Grant, GrantError> {
+    let home = Wwwroot::normalized(home_wwwroot);
     if home.is_empty() || username.is_empty() {
-        return Err(StoreError::Invalid(
-            "a grant needs a home wwwroot and a username (or *)".into(),
-        ));
+        return Err(GrantError::Incomplete);
     }
     if let Some(problem) = crate::wwwroot::problem(&home) {
-        return Err(StoreError::Invalid(format!(
-            "the home wwwroot `{}` is not a Moodle wwwroot: it {problem}",
-            shown(home_wwwroot)
-        )));
+        return Err(GrantError::HomeNotAWwwroot {
+            given: shown(home_wwwroot),
+            problem,
+        });
     }
     if !site && !course {
-        return Err(StoreError::Invalid(
-            "a grant must allow --site, --course or both".into(),
-        ));
+        return Err(GrantError::NoRights);
     }
     crate::store::write_transaction(conn, |conn| {
         let via = checked_via(conn, via)?.to_column();

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::*;
-use crate::store::{DbConnection, MYSQL_STATE, StoreError};
+use crate::store::{DbConnection, StoreError};
 
 /// One instance as it last said it was.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize)]
@@ -50,7 +50,7 @@ pub fn upsert_instance(conn: &mut DbConnection, row: &InstanceRow) -> Result<(),
     match conn {
         DbConnection::Sqlite(c) => upsert!(c)?,
         DbConnection::Postgres(c) => upsert!(c)?,
-        DbConnection::Mysql(_) => return Err(StoreError::Invalid(MYSQL_STATE.into())),
+        DbConnection::Mysql(_) => return Err(StoreError::MysqlState),
     };
     Ok(())
 }

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::*;
-use crate::store::{DbConnection, StoreError};
+use crate::store::{DbConnection, Internal, StoreError};
 
 use super::{ALL_HOSTS, changing_peers};
 
@@ -15,11 +15,14 @@ pub struct Peer {
     pub id: i64,
     pub wwwroot: String,
     pub name: String,
-    pub application: String,
+    #[diesel(deserialize_as = String)]
+    pub application: Application,
     #[serde(skip)]
     pub public_key: String,
     pub public_key_expires: i64,
-    pub ssl_verification: i32,
+    #[diesel(deserialize_as = i32)]
+    #[serde(serialize_with = "SslVerification::serialize_level")]
+    pub ssl_verification: SslVerification,
     pub deleted: bool,
     pub last_connect_time: i64,
     pub last_error: Option<String>,
@@ -58,11 +61,107 @@ impl SslVerification {
     pub fn level(self) -> i32 {
         self as i32
     }
+
+    /// The one reading of a level an operator typed (`--ssl-verification`, the console's
+    /// field): exactly 0, 1 or 2.
+    pub fn parse(text: &str) -> Result<SslVerification, PeerError> {
+        match text.trim() {
+            "0" => Ok(SslVerification::None),
+            "1" => Ok(SslVerification::HostName),
+            "2" => Ok(SslVerification::Full),
+            _ => Err(PeerError::SslLevel(text.to_string())),
+        }
+    }
+
+    /// Written as Moodle's number, as the column holds it.
+    fn serialize_level<S: serde::Serializer>(
+        level: &SslVerification,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        out.serialize_i32(level.level())
+    }
+}
+
+/// The column as read: [`SslVerification::from_level`].
+impl From<i32> for SslVerification {
+    fn from(level: i32) -> SslVerification {
+        SslVerification::from_level(level)
+    }
+}
+
+/// What software a peer runs, which decides where its MNET server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Application {
+    #[default]
+    Moodle,
+    Mahara,
+}
+
+impl Application {
+    /// The one reading of an application an operator named (`--application`, the
+    /// console's field).
+    pub fn parse(text: &str) -> Result<Application, PeerError> {
+        match text.trim() {
+            "moodle" => Ok(Application::Moodle),
+            "mahara" => Ok(Application::Mahara),
+            _ => Err(PeerError::Application(text.to_string())),
+        }
+    }
+
+    /// As Moodle's `mnet_application.name` has it, and the column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Application::Moodle => "moodle",
+            Application::Mahara => "mahara",
+        }
+    }
+}
+
+/// The column as read: Mahara in any case is Mahara; anything else is served as Moodle is.
+impl From<String> for Application {
+    fn from(column: String) -> Application {
+        if column.eq_ignore_ascii_case("mahara") {
+            Application::Mahara
+        } else {
+            Application::Moodle
+        }
+    }
+}
+
+/// Read as its name wherever a `&str` is taken.
+impl std::ops::Deref for Application {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl std::fmt::Display for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Application {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(self.name())
+    }
+}
+
+/// Why a peer's setting, as an operator gave it, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    #[error(
+        "`{0}` is not a TLS verification level: 0 (none), 1 (host name) or 2 (host name and chain)"
+    )]
+    SslLevel(String),
+    #[error("`{0}` is not an application: moodle or mahara")]
+    Application(String),
 }
 
 impl Peer {
     pub fn ssl(&self) -> SslVerification {
-        SslVerification::from_level(self.ssl_verification)
+        self.ssl_verification
     }
 
     pub fn is_all_hosts(&self) -> bool {
@@ -77,7 +176,7 @@ pub struct NewPeer<'a> {
     pub application: &'a str,
     pub public_key: &'a str,
     pub public_key_expires: i64,
-    pub ssl_verification: i32,
+    pub ssl_verification: SslVerification,
 }
 
 pub fn all_peers(conn: &mut DbConnection, include_deleted: bool) -> Result<Vec<Peer>, StoreError> {
@@ -110,8 +209,7 @@ pub fn peer_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<Peer>, Stor
 }
 
 pub fn all_hosts(conn: &mut DbConnection) -> Result<Peer, StoreError> {
-    peer_by_wwwroot(conn, ALL_HOSTS)?
-        .ok_or_else(|| StoreError::Invalid("the All Hosts row is missing from peers".into()))
+    peer_by_wwwroot(conn, ALL_HOSTS)?.ok_or_else(|| Internal::NoAllHosts.into())
 }
 
 /// Register a peer, or revive and refresh a deleted one with the same wwwroot.
@@ -123,7 +221,7 @@ pub fn upsert_peer(
     changing_peers(|| {
         let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
         if wwwroot.is_empty() {
-            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
+            return Err(Internal::NoWwwroot.into());
         }
         crate::store::write_transaction(conn, |conn| {
             match peer_by_wwwroot(conn, &wwwroot)? {
@@ -137,7 +235,7 @@ pub fn upsert_peer(
                             peers::application.eq(new.application),
                             peers::public_key.eq(new.public_key),
                             peers::public_key_expires.eq(new.public_key_expires),
-                            peers::ssl_verification.eq(new.ssl_verification),
+                            peers::ssl_verification.eq(new.ssl_verification.level()),
                             peers::deleted.eq(false),
                             // The operator vouches for the peer now.
                             peers::auto_registered.eq(false),
@@ -147,7 +245,7 @@ pub fn upsert_peer(
                 None => insert_peer(conn, &wwwroot, new, now, false)?,
             }
             peer_by_wwwroot(conn, &wwwroot)?
-                .ok_or_else(|| StoreError::Invalid("peer vanished after writing".into()))
+                .ok_or_else(|| Internal::PeerVanishedAfterWriting.into())
         })
     })
 }
@@ -166,7 +264,7 @@ fn insert_peer(
             peers::application.eq(new.application),
             peers::public_key.eq(new.public_key),
             peers::public_key_expires.eq(new.public_key_expires),
-            peers::ssl_verification.eq(new.ssl_verification),
+            peers::ssl_verification.eq(new.ssl_verification.level()),
             peers::deleted.eq(false),
             peers::last_connect_time.eq(0i64),
             peers::created_at.eq(now),
@@ -198,7 +296,7 @@ pub fn register_auto_peer(
     changing_peers(|| {
         let wwwroot = crate::wwwroot::Wwwroot::normalized(new.wwwroot);
         if wwwroot.is_empty() {
-            return Err(StoreError::Invalid("a peer needs a wwwroot".into()));
+            return Err(Internal::NoWwwroot.into());
         }
         crate::store::write_transaction(conn, |conn| {
             if peer_by_wwwroot(conn, &wwwroot)?.is_some()
@@ -239,7 +337,7 @@ pub fn set_peer_key(
     changing_peers(|| {
         crate::store::write_transaction(conn, |conn| {
             let Some(peer) = peer_by_id(conn, peer_id)? else {
-                return Err(StoreError::Invalid(format!("no peer with id {peer_id}")));
+                return Err(Internal::PeerVanished(peer_id).into());
             };
             if peer.public_key == pem {
                 return Ok(());
@@ -356,11 +454,11 @@ pub fn set_peer_timeouts(
 pub fn set_peer_ssl_verification(
     conn: &mut DbConnection,
     peer_id: i64,
-    level: i32,
+    level: SslVerification,
 ) -> Result<(), StoreError> {
     changing_peers(|| {
         diesel::update(peers::table.find(peer_id))
-            .set(peers::ssl_verification.eq(level))
+            .set(peers::ssl_verification.eq(level.level()))
             .execute(conn)?;
         Ok(())
     })
@@ -380,6 +478,16 @@ pub fn delete_peer(conn: &mut DbConnection, peer_id: i64) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::SslVerification;
+
+    #[test]
+    fn typed_levels_are_only_0_1_2() {
+        assert_eq!(SslVerification::parse("0"), Ok(SslVerification::None));
+        assert_eq!(SslVerification::parse("1"), Ok(SslVerification::HostName));
+        assert_eq!(SslVerification::parse("2"), Ok(SslVerification::Full));
+        for bad in ["", "3", "-1", "full", "02x"] {
+            assert!(SslVerification::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn stray_tls_levels_fail_closed() {

@@ -45,7 +45,7 @@ pub fn claim_replay_key(
             .bind::<BigInt, _>(since)
             .execute(c)?,
         DbConnection::Mysql(_) => {
-            return Err(StoreError::Invalid(crate::store::MYSQL_STATE.into()));
+            return Err(StoreError::MysqlState);
         }
     };
     Ok(claimed == 1)

@@ -49,7 +49,7 @@ pub fn insert_token(
         ))
         .execute(conn)?;
     token_by_hash(conn, new.token_hash)?
-        .ok_or_else(|| StoreError::Invalid("token vanished after writing".into()))
+        .ok_or_else(|| crate::store::Internal::TokenVanishedAfterWriting.into())
 }
 
 pub fn token_by_hash(conn: &mut DbConnection, hash: &str) -> Result<Option<WsToken>, StoreError> {
