@@ -9,6 +9,7 @@ mod collect;
 mod common;
 mod compile;
 mod console;
+mod courses;
 mod demo;
 mod doctor;
 mod estimate;
@@ -21,6 +22,7 @@ mod report;
 mod serve;
 mod stats;
 mod token;
+mod users;
 
 use super::{Cli, Command, KeysAction};
 use common::open;
@@ -91,6 +93,8 @@ async fn dispatch(cli: Cli) -> CmdResult {
         } => call::run(&open(&cli.config)?, &peer, &method, params.as_deref()).await,
         Command::Grant { action } => grant::run(&open(&cli.config)?, action, json_out).await,
         Command::Stats(args) => stats::run(&open(&cli.config)?, args, json_out).await,
+        Command::Users(args) => users::run(&open(&cli.config)?, args, json_out).await,
+        Command::Courses(args) => courses::run(&open(&cli.config)?, args, json_out).await,
         Command::Collect(args) => collect::run(&open(&cli.config)?, args, json_out).await,
         Command::Token { action } => token::run(&open(&cli.config)?, action, json_out).await,
         Command::Audit {
