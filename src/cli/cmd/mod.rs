@@ -30,6 +30,7 @@ use common::open;
 type CmdResult = anyhow::Result<()>;
 
 pub fn run(cli: Cli) -> i32 {
+    quiet_on_closed_stdout();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,6 +49,26 @@ pub fn run(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+/// A reader that stops early (`usestats report | head`) closes our standard output; `print!`
+/// then panics with "failed printing to stdout". That is the reader's choice, not a failure of
+/// ours: exit at once, quietly and successfully, as `cat` and `grep` do under a shell that
+/// ignores SIGPIPE. Any other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
 }
 
 /// The error and its causes joined by `: `, as anyhow's `{:#}` does, except that a cause
