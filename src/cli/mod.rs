@@ -429,8 +429,8 @@ pub enum ReportFormat {
 
 #[derive(Args, Debug)]
 pub struct UsersArgs {
-    /// What to look for: an id, a username, an email address or an idnumber (exact), or part
-    /// of a name, username, email or idnumber (ignoring case).
+    /// What to look for: an id, a username, an email address or an idnumber (exact); when
+    /// nobody has it, part of a full name (ignoring case).
     #[arg(long)]
     pub search: String,
     /// At most this many users (1 to 500).
