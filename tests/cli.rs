@@ -756,3 +756,47 @@ fn version_names_the_release_and_the_commit() {
         "{line}"
     );
 }
+
+/// A reader that closes the pipe early (`usestats report | head -n 1`) ends the command
+/// quietly: exit 0, nothing on standard error, for every command that prints a listing.
+#[tokio::test]
+async fn a_closed_stdout_is_a_quiet_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usestats.toml");
+    blocking(move || {
+        let config = config.as_path();
+        let demo = json(config, &["demo", "--log-rows", "3000", "--seed", "5"]);
+        let user = demo["sample_usernames"][0].as_str().unwrap().to_string();
+        for args in [
+            vec!["report", "--course", "2"],
+            vec!["stats", user.as_str()],
+            vec!["users", "--search", "a"],
+            vec!["courses"],
+            vec!["--json", "stats", user.as_str()],
+        ] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_usestats"))
+                .arg("--config")
+                .arg(config)
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader goes away before the first line is written.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stderr.is_empty(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    })
+    .await;
+}

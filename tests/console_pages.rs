@@ -888,3 +888,104 @@ async fn estimators_side_by_side_equal_the_command_line() {
     assert_eq!(shown(&html), expected);
     assert!(html.contains(r#"<table id="learner-estimators">"#));
 }
+
+#[tokio::test]
+async fn learners_are_found_by_part_of_a_name_and_courses_paged_in_the_index() {
+    let console = Console::start().await;
+    let (userid, username) = busiest_learner(&console.app).await;
+    let json = console
+        .cli_json(&["--json", "users", "--search", &username])
+        .await;
+    let me = &json["users"][0];
+    assert_eq!(me["id"].as_i64(), Some(userid));
+    assert_eq!(me["match"], "exact");
+    let last = me["lastname"].as_str().unwrap().to_string();
+    // Part of the last name, in another case: the page lists the same people as the command.
+    let part: String = last.chars().take(3).collect::<String>().to_uppercase();
+    let page = console
+        .get(&format!(
+            "/console/learners?q={}",
+            form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let cli = console
+        .cli_json(&["--json", "users", "--search", &part, "--limit", "100"])
+        .await;
+    let listed = section(&html, r#"<table id="learners""#, "</table>");
+    let links: Vec<String> = tags(listed, "a")
+        .iter()
+        .map(|a| a["href"].clone())
+        .collect();
+    let want: Vec<String> = cli["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "/console/learner?user={}",
+                form_urlencoded::byte_serialize(u["username"].as_str().unwrap().as_bytes())
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(
+        links, want,
+        "the page and `usestats users` list the same people, in order"
+    );
+    let mine = format!("/console/learner?user={username}");
+    assert!(links.contains(&mine), "{links:?}");
+    // The link opens the learner's report.
+    let opened = console.get(&mine).await;
+    assert_eq!(opened.status, 200);
+    assert!(opened.text().contains("total-seconds"));
+    // Nobody: said in words.
+    let none = console.get("/console/learners?q=zzzz-nobody").await;
+    assert!(none.text().contains(r#"id="no-match""#));
+
+    // The course index: 4 demo courses (the front page is not one), sortable, linked.
+    let index = console.get("/console/courses?sort=learners").await;
+    assert_eq!(index.status, 200);
+    let html = index.text();
+    assert!(html.contains("Courses 1–4 of 4."), "{html}");
+    let rows = tags(section(&html, "<tbody>", "</tbody>"), "tr");
+    let ids: Vec<i64> = rows.iter().map(|r| as_i64(&r["data-course"])).collect();
+    assert_eq!(ids.len(), 4);
+    let courses = console
+        .cli_json(&["--json", "courses", "--sort", "learners"])
+        .await;
+    let cli_ids: Vec<i64> = courses["courses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, cli_ids, "the page and `usestats courses` agree");
+    // Each row links to the course's page; a filter keeps the matching ones; past the end, no next page.
+    let first = &courses["courses"][0];
+    let link = format!("/console/course?course=id%3A{}", first["id"]);
+    assert!(html.contains(&link), "{link}");
+    let course = console.get(&link).await;
+    assert_eq!(course.status, 200);
+    let part = first["shortname"].as_str().unwrap()[..2].to_lowercase();
+    let filtered = console.get(&format!("/console/courses?q={part}")).await;
+    assert!(
+        filtered
+            .text()
+            .contains(first["shortname"].as_str().unwrap())
+    );
+    let past = console.get("/console/courses?page=9").await;
+    assert!(past.text().contains("past the last one"));
+    assert!(!past.text().contains(r#"id="next""#));
+    // Nothing without a session.
+    let anonymous = send(
+        "GET",
+        &console.app.console_url("/console/learners?q=a"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.status, 303);
+}

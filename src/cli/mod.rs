@@ -79,6 +79,10 @@ pub enum Command {
     },
     /// A user's time on this site, from the source database.
     Stats(StatsArgs),
+    /// Find users of the source site by part of their name, username, email or idnumber.
+    Users(UsersArgs),
+    /// The course index: short name, full name, learners enrolled; filtered and paged.
+    Courses(CoursesArgs),
     /// A user's time across peers, asked concurrently (fan-out).
     Collect(CollectArgs),
     /// Web-service tokens.
@@ -138,6 +142,8 @@ impl Command {
             Command::Call { .. } => "call",
             Command::Grant { .. } => "grant",
             Command::Stats(_) => "stats",
+            Command::Users(_) => "users",
+            Command::Courses(_) => "courses",
             Command::Collect(_) => "collect",
             Command::Token { .. } => "token",
             Command::Audit { .. } => "audit",
@@ -411,6 +417,45 @@ pub enum ReportFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Args, Debug)]
+pub struct UsersArgs {
+    /// What to look for: an id, a username, an email address or an idnumber (exact); when
+    /// nobody has it, part of a full name (ignoring case).
+    #[arg(long)]
+    pub search: String,
+    /// At most this many users (1 to 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub limit: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct CoursesArgs {
+    /// Only courses whose short name, full name or idnumber contains this (ignoring case).
+    #[arg(long)]
+    pub search: Option<String>,
+    /// The order of the list.
+    #[arg(long, value_enum, default_value_t = CourseSort::Shortname)]
+    pub sort: CourseSort,
+    /// Which page (from 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page: u32,
+    /// Courses per page (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub per_page: u16,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CourseSort {
+    /// By short name.
+    Shortname,
+    /// By full name.
+    Fullname,
+    /// Most learners first.
+    Learners,
+    /// By course id.
+    Id,
 }
 
 #[derive(Args, Debug)]

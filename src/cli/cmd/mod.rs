@@ -9,6 +9,7 @@ mod collect;
 mod common;
 mod compile;
 mod console;
+mod courses;
 mod demo;
 mod doctor;
 mod estimate;
@@ -21,6 +22,7 @@ mod report;
 mod serve;
 mod stats;
 mod token;
+mod users;
 
 use super::{Cli, Command, KeysAction};
 use common::open;
@@ -28,6 +30,7 @@ use common::open;
 type CmdResult = anyhow::Result<()>;
 
 pub fn run(cli: Cli) -> i32 {
+    quiet_on_closed_stdout();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +49,26 @@ pub fn run(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+/// A reader that stops early (`usestats report | head`) closes our standard output; `print!`
+/// then panics with "failed printing to stdout". That is the reader's choice, not a failure of
+/// ours: exit at once, quietly and successfully, as `cat` and `grep` do under a shell that
+/// ignores SIGPIPE. Any other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
 }
 
 /// The error and its causes joined by `: `, as anyhow's `{:#}` does, except that a cause
@@ -91,6 +114,8 @@ async fn dispatch(cli: Cli) -> CmdResult {
         } => call::run(&open(&cli.config)?, &peer, &method, params.as_deref()).await,
         Command::Grant { action } => grant::run(&open(&cli.config)?, action, json_out).await,
         Command::Stats(args) => stats::run(&open(&cli.config)?, args, json_out).await,
+        Command::Users(args) => users::run(&open(&cli.config)?, args, json_out).await,
+        Command::Courses(args) => courses::run(&open(&cli.config)?, args, json_out).await,
         Command::Collect(args) => collect::run(&open(&cli.config)?, args, json_out).await,
         Command::Token { action } => token::run(&open(&cli.config)?, action, json_out).await,
         Command::Audit {

@@ -8,6 +8,7 @@ use super::{ConsoleRequest, Layout, Reply};
 mod calls_chart;
 mod course;
 mod estimators;
+mod find;
 mod grants;
 mod learner;
 mod overview;
@@ -21,6 +22,8 @@ pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
         (&Method::GET, "/console/") => overview::page(request, false).await,
         (&Method::POST, "/console/checks") => overview::page(request, true).await,
+        (&Method::GET, "/console/learners") => find::learners(request).await,
+        (&Method::GET, "/console/courses") => find::courses(request).await,
         (&Method::GET, "/console/learner") => learner::page(request).await,
         (&Method::GET, "/console/course") => course::page(request).await,
         (&Method::GET, "/console/course.csv") => course::csv(request).await,

@@ -13,11 +13,13 @@ mod grades;
 mod logs;
 pub(crate) mod query;
 mod schema;
+mod search;
 mod users;
 
 pub use config_plugins::DEDICATION_PLUGIN;
 pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
 pub use logs::{ChangeMark, IDS_PER_BATCH_QUERY, LogSize};
+pub use search::{CourseOrder, CoursePage, FoundUser, IndexedCourse, MAX_MATCHES, UserSearch};
 pub use users::{MnetHost, User, UserField};
 
 pub(crate) use query::{Backend, backend as backend_of};

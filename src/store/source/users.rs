@@ -31,7 +31,7 @@ pub struct User {
 }
 
 #[derive(QueryableByName)]
-struct RawUser {
+pub(super) struct RawUser {
     #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = Text)]
@@ -105,7 +105,7 @@ struct OneText {
     v: String,
 }
 
-const USER_COLUMNS: &str = "id, username, mnethostid, firstname, lastname, \
+pub(super) const USER_COLUMNS: &str = "id, username, mnethostid, firstname, lastname, \
      COALESCE(idnumber, '') AS idnumber, COALESCE(email, '') AS email, \
      CAST(deleted AS BIGINT) AS deleted, CAST(suspended AS BIGINT) AS suspended";
 
