@@ -1,7 +1,7 @@
 //! The audit trail: one row per verified MNET or web-service call, and for requests refused
 //! before they were authenticated a count per (minute, source address, channel, reason) with
 //! the first few kept as samples: anyone can send those, and a row each would let a stranger
-//! fill the state database (decisions: "Exposure and what strangers may store"). Written off
+//! fill the state database (docs/decisions.md, "Exposure and what strangers may store"). Written off
 //! the request path so that a slow or full state database never delays or fails an answer,
 //! on a connection of their own (`store::Db::writers`) so that they never take the request
 //! path's, and in batches: one transaction per [`BATCH_DELAY`] instead of one per call

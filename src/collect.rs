@@ -287,7 +287,7 @@ pub struct ParsedStats {
 /// lie or garbage, and bounding it keeps every sum far from overflow.
 pub const MAX_REPORTED_MINUTES: i64 = 10 * 366 * 24 * 60;
 
-/// The elements a `<USE_STATS>` message may hold (use-stats-spec §1.4.3), by parent.
+/// The elements a `<USE_STATS>` message may hold (docs/engine.md §1.4.3), by parent.
 fn allowed_child(parent: &str, name: &str) -> bool {
     matches!(
         (parent, name),

@@ -566,27 +566,39 @@ async fn a_reversed_window_is_refused_e15() {
 #[tokio::test]
 async fn unknown_learner_or_course_gets_a_message_page() {
     let console = Console::start().await;
+    // Not a username: sent to the search, which says nobody matches.
     let page = console.get("/console/learner?user=nobody.at.all").await;
-    assert_eq!(page.status, 404);
-    let text = page.text();
+    assert_eq!(page.status, 303);
+    assert_eq!(page.header("location"), "/console/learners?q=nobody.at.all");
+    let search = console.get(&page.header("location")).await;
+    assert_eq!(search.status, 200);
     assert!(
-        text.contains("There is no user named “nobody.at.all” in the source database"),
-        "{text}"
+        search.text().contains(r#"id="no-match""#),
+        "{}",
+        search.text()
     );
-    assert!(text.contains(r#"class="message""#));
-    for path in [
-        "/console/course?course=no-such-course",
-        "/console/course.csv?course=no-such-course",
-        "/console/course?course=id:999999",
+    // Not a course id or short name: sent to the course index, filtered by it.
+    for (path, q) in [
+        ("/console/course?course=no-such-course", "no-such-course"),
+        ("/console/course?course=id:999999", "id%3A999999"),
     ] {
         let page = console.get(path).await;
-        assert_eq!(page.status, 404, "{path}");
-        assert!(
-            page.text().contains("There is no course"),
-            "{path}: {}",
-            page.text()
-        );
+        assert_eq!(page.status, 303, "{path}");
+        assert_eq!(page.header("location"), format!("/console/courses?q={q}"));
+        let index = console.get(&page.header("location")).await;
+        assert!(index.text().contains("No course matches."), "{path}");
     }
+    // The export has no page to send anyone to: a message.
+    let page = console
+        .get("/console/course.csv?course=no-such-course")
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(
+        page.text().contains("There is no course"),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains(r#"class="message""#));
     // Without a name: the form alone.
     let empty = console.get("/console/learner").await;
     assert_eq!(empty.status, 200);
@@ -679,10 +691,12 @@ async fn names_with_markup_are_shown_escaped() {
         ))
         .await
         .text();
-    let unknown = console
+    // An unknown name goes to the search page, which repeats it.
+    let sent = console
         .get("/console/learner?user=%3Cscript%3Ealert(5)%3C%2Fscript%3E")
-        .await
-        .text();
+        .await;
+    assert_eq!(sent.status, 303);
+    let unknown = console.get(&sent.header("location")).await.text();
     for (page, shows) in [
         (
             &learner,

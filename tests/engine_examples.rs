@@ -1,5 +1,5 @@
-//! The worked examples of use-stats-spec §4 with their intended numbers, and one test per
-//! engine edge rule (decisions.md E1–E14) and extraction filter (§2.1, D10).
+//! The worked examples of docs/engine.md §4 with their intended numbers, and one test per
+//! engine edge rule (docs/decisions.md E1–E14) and extraction filter (§2.1, D10).
 
 use std::collections::HashMap;
 

@@ -17,7 +17,7 @@ async fn learner_minutes(app: &TestApp) -> (String, i64) {
 }
 
 /// `caller` may call `callee`'s use_stats, and admin@`home` is granted at `callee`, with
-/// `caller` as an allowed relay when it is not admin's home (decisions: a relay needs `--via`).
+/// `caller` as an allowed relay when it is not admin's home (docs/decisions.md, Authorisation: a relay needs `--via`).
 async fn link(caller: &TestApp, callee: &TestApp, home: &str) {
     caller.add_peer(callee).await;
     callee.add_peer(caller).await;

@@ -1,4 +1,4 @@
-//! Grants are bound to the signing peer (decisions.md, Authorisation; issue 9 item 3): a call
+//! Grants are bound to the signing peer (docs/decisions.md, Authorisation; issue 9 item 3): a call
 //! is honoured only when the signing peer is the person's home host or a relay the grant
 //! names with `--via`. The attacks run against real daemons on loopback.
 

@@ -1,5 +1,5 @@
 //! The compiled store: a cache of the engine in the state database, so an answer costs the
-//! rows logged since the last compile, not the person's whole history (decisions.md,
+//! rows logged since the last compile, not the person's whole history (docs/decisions.md,
 //! "Compiled stats"; docs/engine.md, "Compiled stats").
 //!
 //! Per user it keeps the engine's [`Segment`]s (the rows from one cut to the next, see

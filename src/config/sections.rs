@@ -188,7 +188,7 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// `[engine]`: the engine's settings (use-stats-spec §2.2, E12) and how answers are computed.
+/// `[engine]`: the engine's settings (docs/engine.md §2.2, E12) and how answers are computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {

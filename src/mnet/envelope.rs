@@ -1,4 +1,4 @@
-//! The two MNET envelopes (mnet-protocol.md §4, §5): `signedMessage` and `encryptedMessage`.
+//! The two MNET envelopes (docs/protocol.md §4, §5): `signedMessage` and `encryptedMessage`.
 //!
 //! They look like XML-DSig/XML-Enc but are not: the digest is lower-case hex SHA-1, nothing
 //! is canonicalised, and receivers pick elements by name. We emit Moodle's exact template

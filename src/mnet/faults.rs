@@ -1,4 +1,4 @@
-//! MNET fault codes with Moodle's numbers (mnet-protocol.md §7.2). Peers key on the codes;
+//! MNET fault codes with Moodle's numbers (docs/protocol.md §7.2). Peers key on the codes;
 //! the strings are ours (Moodle's are localised and sometimes placeholders).
 
 use crate::xmlrpc::Fault;

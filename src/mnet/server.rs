@@ -1,4 +1,4 @@
-//! The MNET server pipeline (mnet-protocol.md §3.5, §9.5): strip encryption, strip
+//! The MNET server pipeline (docs/protocol.md §3.5, §9.5): strip encryption, strip
 //! signature, authorise, dispatch, then sign and encrypt the answer the way the request
 //! came. Every protocol problem becomes an XML-RPC fault with Moodle's code; nothing in a
 //! request can make this code panic or execute a call it should not.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ReportError;
 use super::course::{self, CourseAsk, CourseError, CourseReport};
 use super::learner::{self, LearnerAsk, LearnerError, LearnerReport};
 use super::users::{self, UsersAnswer, UsersAsk, UsersError};
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::estimators::{DedicationQuery, dedication_settings, dedication_users};
 use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
 use crate::stats::{Estimator, Settings};
-use crate::store::source::{Course, Source, SourceError};
+use crate::store::source::{Course, CourseOrder, CoursePage, Source, SourceError, UserSearch};
 use crate::store::{Db, DbConnection, StoreError};
 
 /// What every question reads with: the source tables, the engine's settings and the compiled
@@ -61,6 +62,16 @@ pub struct DedicationAsk {
 
 /// Each variant's estimator (with its settings) and its answers by user.
 pub type Dedications = Vec<(DedicationEstimator, HashMap<i64, Dedication>)>;
+
+/// Which page of the course index, filtered and ordered how.
+#[derive(Debug, Clone)]
+pub struct CourseIndexAsk {
+    /// Part of a short name, full name or idnumber; empty for every course.
+    pub search: String,
+    pub order: CourseOrder,
+    pub offset: i64,
+    pub per_page: i64,
+}
 
 #[derive(Debug, Default)]
 pub struct DedicationAnswer {
@@ -171,6 +182,25 @@ impl Reports {
                     .map_err(DedicationError::CourseNames)?;
             }
             Ok(answer)
+        })
+        .await
+    }
+
+    /// People found by what an operator remembers of them (`usestats users`, the console's
+    /// learners page): at most `limit`.
+    pub async fn find_users(&self, text: String, limit: usize) -> Result<UserSearch, ReportError> {
+        self.on_source(ReportError::Source, move |conn, basis| {
+            Ok(basis.source.search_users(conn, &text, limit)?)
+        })
+        .await
+    }
+
+    /// A page of the course index (`usestats courses`, the console's courses page).
+    pub async fn course_index(&self, ask: CourseIndexAsk) -> Result<CoursePage, ReportError> {
+        self.on_source(ReportError::Source, move |conn, basis| {
+            Ok(basis
+                .source
+                .course_index(conn, &ask.search, ask.order, ask.offset, ask.per_page)?)
         })
         .await
     }

@@ -12,7 +12,9 @@ mod scan;
 pub mod users;
 
 pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport};
-pub use handle::{Basis, DedicationAnswer, DedicationAsk, DedicationError, Dedications, Reports};
+pub use handle::{
+    Basis, CourseIndexAsk, DedicationAnswer, DedicationAsk, DedicationError, Dedications, Reports,
+};
 pub use learner::{LearnerAsk, LearnerError, LearnerReport};
 pub use scan::{
     REORDER_SECONDS, USERS_READ_ONE_BY_ONE, answer_user, answer_users, user_report, users_reports,

@@ -1,4 +1,4 @@
-//! The streaming time engine: use-stats-spec §2 with decisions D1–D15 and E1–E14.
+//! The streaming time engine: docs/engine.md §2 with decisions D1–D15 and E1–E14.
 //!
 //! Each row's lap is the gap to the next significant row, so a row can only be accounted once
 //! the following row is known. The engine therefore holds exactly one pending row; everything

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Engine settings (use-stats-spec §2.2). Missing or empty values are resolved to the defaults
+/// Engine settings (docs/engine.md §2.2). Missing or empty values are resolved to the defaults
 /// by the config layer (E12); the engine takes whatever it is given and stays panic-free even for
 /// nonsensical values such as negative minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! [`Engine`] in `(time, id)` order (or handed to [`compute`] in any order), and the engine keeps
 //! only per-course and per-module accumulators plus one look-ahead row.
 //!
-//! The rules are use-stats-spec §2 as intended, settled by decisions D1–D15 and E1–E14.
+//! The rules are docs/engine.md §2 as intended, settled by decisions D1–D15 and E1–E14.
 
 pub mod dedication;
 mod engine;

@@ -5,7 +5,7 @@
 //! Each job has a row in `usestats_locks`, and holding the job's lock is holding that row with
 //! `SELECT … FOR UPDATE`. Locking a row takes the UPDATE privilege on its table, which only
 //! the daemon's own role has, so no other role that can connect to the database can take
-//! these locks or hold them against us (decisions: "Several instances"; SECURITY.md, "The
+//! these locks or hold them against us (docs/decisions.md, "Several instances"; SECURITY.md, "The
 //! state database"). Session advisory locks with fixed keys are not used: any role that can
 //! log in can take them, and so stop every instance.
 //!

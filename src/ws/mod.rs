@@ -1,5 +1,5 @@
 //! Moodle-style REST web services (`/webservice/rest/server.php`) for the same numbers the
-//! MNET methods give, in seconds (use-stats-spec §1.7 with D6–D9, E7, E9, E10, E14, E15).
+//! MNET methods give, in seconds (docs/engine.md §1.7 with D6–D9, E7, E9, E10, E14, E15).
 //!
 //! Requests look exactly like a Moodle REST client's: `wstoken`, `wsfunction`,
 //! `moodlewsrestformat=json|xml`, form-encoded parameters with PHP array notation

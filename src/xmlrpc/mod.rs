@@ -1,5 +1,5 @@
 //! XML-RPC value model and codec, shaped after what Moodle ≥ 4.1 (phpxmlrpc 4.11) puts on the
-//! wire and what its parser accepts (mnet-protocol.md §3, §7.2, P5, P25, P26).
+//! wire and what its parser accepts (docs/protocol.md §3, §7.2, P5, P25, P26).
 //!
 //! Why not the `dxr` crate (0.9, evaluated from its source): its writer is quick-xml's serde
 //! serializer, which emits no XML declaration, no LF layout, no US-ASCII `&#N;` escaping, writes

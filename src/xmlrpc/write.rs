@@ -1,4 +1,4 @@
-//! Writers that reproduce Moodle's bytes exactly (mnet-protocol.md §3.1, §3.2, §3.2 (a)).
+//! Writers that reproduce Moodle's bytes exactly (docs/protocol.md §3.1, §3.2, §3.2 (a)).
 
 use std::fmt::Write as _;
 

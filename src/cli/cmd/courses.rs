@@ -10,10 +10,10 @@ use super::common::print_json;
 use crate::app::App;
 use crate::cli::output::Table;
 use crate::cli::{CourseSort, CoursesArgs};
-use crate::store::source::{CourseOrder, Source};
+use crate::reports::CourseIndexAsk;
+use crate::store::source::CourseOrder;
 
 pub(super) async fn run(app: &Arc<App>, args: CoursesArgs, json_out: bool) -> CmdResult {
-    let source = Source::new(&app.config.source.prefix).context("checking the table prefix")?;
     let search = args.search.clone().unwrap_or_default();
     let order = match args.sort {
         CourseSort::Shortname => CourseOrder::ShortName,
@@ -24,9 +24,12 @@ pub(super) async fn run(app: &Arc<App>, args: CoursesArgs, json_out: bool) -> Cm
     let per_page = i64::from(args.per_page);
     let offset = (i64::from(args.page) - 1) * per_page;
     let page = app
-        .source
-        .run::<_, crate::reports::ReportError, _>(move |conn| {
-            Ok(source.course_index(conn, &search, order, offset, per_page)?)
+        .reports
+        .course_index(CourseIndexAsk {
+            search,
+            order,
+            offset,
+            per_page,
         })
         .await
         .context("reading the source database's courses")?;

@@ -10,16 +10,12 @@ use super::common::print_json;
 use crate::app::App;
 use crate::cli::UsersArgs;
 use crate::cli::output::Table;
-use crate::store::source::{Source, UserSearch};
+use crate::store::source::UserSearch;
 
 pub(super) async fn run(app: &Arc<App>, args: UsersArgs, json_out: bool) -> CmdResult {
-    let source = Source::new(&app.config.source.prefix).context("checking the table prefix")?;
-    let (text, limit) = (args.search.clone(), usize::from(args.limit));
     let found: UserSearch = app
-        .source
-        .run::<_, crate::reports::ReportError, _>(move |conn| {
-            Ok(source.search_users(conn, &text, limit)?)
-        })
+        .reports
+        .find_users(args.search.clone(), usize::from(args.limit))
         .await
         .context("searching the source database's users")?;
     if json_out {

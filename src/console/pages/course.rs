@@ -114,6 +114,11 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
     }
     let report = match report(request, &text, &picked).await {
         Ok(report) => report,
+        // Not an id or a short name: part of a name, perhaps. The course index finds it, or
+        // says no course matches.
+        Err(Reply::Error(StatusCode::NOT_FOUND, _)) => {
+            return Reply::Redirect(window::href("/console/courses", &[("q", &text)]));
+        }
         Err(reply) => return reply,
     };
     let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();

@@ -8,7 +8,8 @@ use askama::Template;
 use super::window;
 use super::{html, layout};
 use crate::console::{ConsoleRequest, Layout, Reply};
-use crate::store::source::{CourseOrder, CoursePage, Source, UserSearch};
+use crate::reports::CourseIndexAsk;
+use crate::store::source::CourseOrder;
 
 /// Matches shown on the learners page.
 const LEARNER_MATCHES: usize = 100;
@@ -46,15 +47,7 @@ pub async fn learners(request: &ConsoleRequest) -> Reply {
     if q.is_empty() {
         return html(&page);
     }
-    let app = &request.app;
-    let source = match Source::new(&app.config.source.prefix) {
-        Ok(source) => source,
-        Err(e) => return window::failed("search", false, &e),
-    };
-    let found: Result<UserSearch, crate::reports::ReportError> = app
-        .source
-        .run(move |conn| Ok(source.search_users(conn, &q, LEARNER_MATCHES)?))
-        .await;
+    let found = request.app.reports.find_users(q, LEARNER_MATCHES).await;
     let found = match found {
         Ok(found) => found,
         Err(e) => return window::failed("search", e.is_unavailable(), &e),
@@ -135,16 +128,16 @@ pub async fn courses(request: &ConsoleRequest) -> Reply {
         .and_then(|p| p.parse::<i64>().ok())
         .filter(|p| *p >= 1 && *p <= 1_000_000)
         .unwrap_or(1);
-    let app = &request.app;
-    let source = match Source::new(&app.config.source.prefix) {
-        Ok(source) => source,
-        Err(e) => return window::failed("course index", false, &e),
-    };
     let offset = (page_no - 1) * per_page;
-    let search = q.clone();
-    let found: Result<CoursePage, crate::reports::ReportError> = app
-        .source
-        .run(move |conn| Ok(source.course_index(conn, &search, order, offset, per_page)?))
+    let found = request
+        .app
+        .reports
+        .course_index(CourseIndexAsk {
+            search: q.clone(),
+            order,
+            offset,
+            per_page,
+        })
         .await;
     let found = match found {
         Ok(found) => found,

@@ -3,7 +3,6 @@
 //! from [`crate::reports::Reports::learner`], over the same window.
 
 use askama::Template;
-use hyper::StatusCode;
 
 use super::estimators::{self, EstimatorRow};
 use super::window::{self, Picked};
@@ -102,13 +101,10 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
     };
     let found = match app.reports.learner(asked).await {
         Ok(found) => found,
+        // Not a username: a name, an email, an id number… The search page finds them, or says
+        // nobody matches.
         Err(LearnerError::NoUser(_)) => {
-            return Reply::Error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "There is no user named “{username}” in the source database. Usernames are matched exactly; the local host's account comes first."
-                ),
-            );
+            return Reply::Redirect(window::href("/console/learners", &[("q", &username)]));
         }
         Err(LearnerError::Prefix(e)) => return window::failed("learner's report", false, &e),
         Err(LearnerError::Store(e)) => return window::failed("learner's report", true, &e),

@@ -18,7 +18,7 @@ pub(super) fn open_answer(
     let answer = trim_ascii(answer);
     if envelope::document_kind(answer) != DocumentKind::Encrypted {
         // A plain 7023 is not followed by a keyswap: only a 7025 signed with the key on
-        // file may change a peer's key (decisions.md, Authorisation).
+        // file may change a peer's key (docs/decisions.md, Authorisation).
         return Err(match xmlrpc::parse_response(answer, &Limits::default()) {
             Ok(Response::Fault(f)) => ClientError::fault(f.code, &f.string, false),
             Ok(Response::Success(_)) => ClientError::NotEncrypted,

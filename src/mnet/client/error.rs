@@ -53,7 +53,7 @@ pub enum ClientError {
     #[error("the peer rotated its key but sent an unusable certificate: {0}")]
     BadNewCertificate(String),
     /// A 7025 must be signed with the key we hold for the peer: one signed only by the key
-    /// it announces proves nothing about who sent it (decisions.md, Authorisation).
+    /// it announces proves nothing about who sent it (docs/decisions.md, Authorisation).
     #[error(
         "the peer announced a new certificate in a 7025 that does not verify with the certificate on file; the key was not changed (if the peer really changed its key, register it again with `usestats peer add`)"
     )]

@@ -1,4 +1,4 @@
-//! The MNET client (mnet-protocol.md §7.3): sign, encrypt, POST, open the answer, require
+//! The MNET client (docs/protocol.md §7.3): sign, encrypt, POST, open the answer, require
 //! the signed envelope, check the clock, verify, and follow a peer's key rotation (7025)
 //! with exactly one resend. Every way a call can fail is a [`ClientError`] variant.
 

@@ -1,4 +1,4 @@
-//! The answer wrapper every use_stats method returns (`{status, errors, message}`, use-stats-spec §1.6),
+//! The answer wrapper every use_stats method returns (`{status, errors, message}`, docs/engine.md §1.6),
 //! and PHP's `json_encode` flavour of JSON it is sent in.
 
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! Who is asking: the calling person checked against the signing peer, the source database and
-//! our grants (decisions.md, Authorisation).
+//! our grants (docs/decisions.md, Authorisation).
 
 use super::Site;
 use super::*;
@@ -20,7 +20,7 @@ pub(super) struct Caller {
     pub(super) grant: state::Grant,
 }
 
-/// §1.3 with the decisions: the struct must be complete, `remotehostroot` must be the peer
+/// §1.3 with docs/decisions.md, Authorisation: the struct must be complete, `remotehostroot` must be the peer
 /// that signed the request, the person's home host must be known, they must have a local
 /// (not deleted, not suspended) account, and a grant that the signing peer may use (their
 /// home host, or a relay the grant names).

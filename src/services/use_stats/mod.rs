@@ -1,5 +1,5 @@
 //! The use_stats MNET service: `use_stats_rpc_get_stats` and `use_stats_rpc_get_scores`
-//! (use-stats-spec.md §1.3–§1.6), wire-compatible with block_use_stats, not bug-compatible.
+//! (docs/engine.md §1.3–§1.6), wire-compatible with block_use_stats, not bug-compatible.
 //!
 //! Every answer is the wrapper `{status, errors, message}`: as a JSON string when
 //! `json_response` is true or absent, as a struct when it is false. Application errors are

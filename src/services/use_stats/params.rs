@@ -6,7 +6,7 @@ use super::*;
 use crate::text::echo::echo;
 use crate::xmlrpc::Value;
 
-/// An int, or a string holding one (decisions: statsscope/timefrom). Returns the value and
+/// An int, or a string holding one (docs/engine.md §1.4: statsscope and timefrom). Returns the value and
 /// its text as given, which `<FROM>` echoes.
 pub(super) fn int_param(
     value: Option<&Value>,

@@ -149,8 +149,7 @@ impl Source {
         found.sort_by(by_name);
         let truncated = found.len() > limit;
         found.truncate(limit);
-        let wwwroots: HashMap<i64, String> =
-            hosts.into_iter().map(|h| (h.id, h.wwwroot)).collect();
+        let wwwroots: HashMap<i64, String> = hosts.into_iter().map(|h| (h.id, h.wwwroot)).collect();
         let users = found
             .into_iter()
             .map(|user| FoundUser {

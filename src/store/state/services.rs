@@ -67,7 +67,7 @@ pub fn set_service(
 
 /// The peer's own rows merged with the All Hosts rows: a service is published (or
 /// subscribed) when either row says so. Moodle looks at whichever row its database returns
-/// first (mnet-protocol.md A4); the union is the predictable reading of "published to it or
+/// first (docs/protocol.md A4); the union is the predictable reading of "published to it or
 /// to all hosts".
 pub fn effective_services(
     conn: &mut DbConnection,
