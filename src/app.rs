@@ -117,6 +117,7 @@ impl App {
             config: config.clone(),
             keys,
             key_home,
+            key_follow: tokio::sync::Mutex::new(()),
             state,
             clock,
             client,

@@ -25,6 +25,10 @@ pub struct Node {
     /// Where the keys are kept: with a shared state, a request sealed to a key this instance
     /// has not taken up yet makes it look there at once.
     pub key_home: Arc<crate::keys::KeyHome>,
+    /// Held while a request looks for a key pair rotated elsewhere: the requests that found
+    /// no key at the same moment wait for that one look instead of being refused by its rate
+    /// limit while it runs.
+    pub key_follow: tokio::sync::Mutex<()>,
     pub state: Db,
     pub clock: Arc<Clock>,
     pub client: MnetClient,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use openssl::pkey::{PKey, Private};
 
 use crate::audit::{Call, Channel};
-use crate::crypto;
+use crate::crypto::{self, Keyring};
 use crate::limits::Seen;
 use crate::mnet::envelope::{self, DocumentKind, EnvelopeError};
 use crate::mnet::faults;
@@ -60,8 +60,9 @@ pub struct Outcome {
 
 pub async fn handle(node: Arc<Node>, body: Bytes, remote_addr: Option<SocketAddr>) -> Outcome {
     let started = Instant::now();
+    let used = node.keyring();
     let opened = match open(&node, &body).await {
-        Opened::NoKey if took_up_rotated_keys(&node).await => open(&node, &body).await,
+        Opened::NoKey if took_up_rotated_keys(&node, &used).await => open(&node, &body).await,
         opened => opened,
     };
     let sealing = opened.sealing();
@@ -277,8 +278,16 @@ fn wrap(node: &Node, xml: Vec<u8>, sealing: &Sealing, signing_key: &PKey<Private
 /// With several instances, a peer may already hold the certificate another instance rotated
 /// to a moment ago: look for it now rather than at the next poll. At most twice a second,
 /// whoever sends such requests: a peer's name is all it takes.
-async fn took_up_rotated_keys(node: &Arc<Node>) -> bool {
-    if !node.key_home.is_shared() || !node.limits.key_follow.allow("") {
+async fn took_up_rotated_keys(node: &Arc<Node>, used: &Arc<Keyring>) -> bool {
+    if !node.key_home.is_shared() {
+        return false;
+    }
+    let _one_look = node.key_follow.lock().await;
+    // Another request took the rotated pair up after this one was tried with `used`.
+    if !Arc::ptr_eq(used, &node.keyring()) {
+        return true;
+    }
+    if !node.limits.key_follow.allow("") {
         return false;
     }
     let following = node.clone();
