@@ -325,6 +325,34 @@ proptest! {
     }
 }
 
+/// A case proptest once shrank to (SQLite, the count check): a late row at the window's start,
+/// before the user's first segment, with "now" before the window's end.
+#[test]
+fn late_row_at_the_window_start_before_every_segment() {
+    let settings = Settings {
+        threshold_minutes: 5,
+        lastpingcredit_minutes: 0,
+        ..Settings::default()
+    };
+    let windows = [
+        (17258, 39996, 23436),
+        (1934, 7825, -3222),
+        (31362, 167715, 3747),
+        (9434, 62474, 2816),
+    ];
+    let site = site_checking(DeletionCheck::Count);
+    answers_equal_full_scans(
+        site,
+        &settings,
+        &[(2, 0, 9760)],
+        &[(2, 0, 301), (2, 0, 400)],
+        &[(2, 0, 1934)],
+        &[],
+        &windows,
+    )
+    .unwrap();
+}
+
 type Steps = [(usize, usize, i64)];
 
 fn answers_equal_full_scans(

@@ -519,7 +519,12 @@ fn plan_jobs(state: &mut DbConnection, jobs: &mut [Job], cut: Window) -> Result<
         };
         if probes.segments < job.compiled {
             match job.fetched.get(&probes.segments) {
-                Some(seg) => probes.boundary = Some((seg.first_time, seg.first_id)),
+                // The rows run after the segments begin at the late row when it comes before
+                // the first of them (a late row older than every segment).
+                Some(seg) => {
+                    let first = (seg.first_time, seg.first_id);
+                    probes.boundary = Some(job.late.map_or(first, |late| late.min(first)));
+                }
                 None => {
                     job.broken = true;
                     continue;
