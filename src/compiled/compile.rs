@@ -5,6 +5,11 @@
 //! touched user's sum and tail (the rows since the last cut, those still waiting in the reorder
 //! window included), and the new high-water mark, in one transaction. A pass that dies leaves
 //! the store exact as of its last commit, and the next pass goes on from there.
+//!
+//! Why it is over 800 lines: the pass (`compile` and its steps), the per-user state it feeds
+//! (`Work`) and the recompile of one user (`recompile_user`, `segments_to_keep`,
+//! `resume_after_kept`) share `Work`'s private fields. The next split moves the one-user
+//! recompile into a file of its own once `Work` has methods for what it reads there.
 
 use std::collections::HashMap;
 

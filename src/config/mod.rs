@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod sections;
+mod syntax;
 pub use sections::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +193,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: one_line_toml_error(&e, text),
+            message: syntax::one_line(&e, text),
         })?;
         config.path = path.to_path_buf();
         config.base_dir = path
@@ -553,36 +554,11 @@ pub fn redacted_url(url: &str) -> String {
 const PREFIX_RULE: &str =
     "a lower-case letter, then lower-case letters, digits and `_`, at most 20 characters";
 
-/// toml's own message draws the line with a caret under the place, over several lines; the
-/// CLI prints errors on one line (escaping control characters), where that drawing became
-/// literal `\n`s. The place is said as "line L, column C" and the line's text instead.
-fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
-    let message = e.message().trim_end().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            // The line itself, which names the key.
-            let shown: String = text
-                .lines()
-                .nth(line - 1)
-                .unwrap_or("")
-                .trim()
-                .chars()
-                .take(80)
-                .collect();
-            format!("line {line}, column {column} (`{shown}`): {message}")
-        }
-        None => message,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(text, Path::new("/etc/usestats/usestats.toml"))
     }
 
@@ -633,17 +609,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("console.listen"), "{err}");
-    }
-
-    #[test]
-    fn a_syntax_error_is_one_line_naming_its_place() {
-        let err = parse("[site]\nwwwroot = \"https://x.org\"\n[engine\nfoo = 1\n").unwrap_err();
-        let text = err.to_string();
-        assert!(!text.contains('\n'), "{text}");
-        assert!(text.contains("line 3, column 8"), "{text}");
-        // A place past a multi-byte character is still found, and nothing panics.
-        let err = parse("# é\n[site]\nwwwroot = \"https://x.org\"\nx = = 1\n").unwrap_err();
-        assert!(err.to_string().contains("line 4"), "{err}");
     }
 
     #[test]
