@@ -325,15 +325,20 @@ proptest! {
     }
 }
 
+/// The settings both shrunk cases below came with: a 5-minute threshold, no last-ping credit.
+fn shrunk_settings() -> Settings {
+    Settings {
+        threshold_minutes: 5,
+        lastpingcredit_minutes: 0,
+        ..Settings::default()
+    }
+}
+
 /// A case proptest once shrank to (SQLite, the count check): a late row at the window's start,
 /// before the user's first segment, with "now" before the window's end.
 #[test]
 fn late_row_at_the_window_start_before_every_segment() {
-    let settings = Settings {
-        threshold_minutes: 5,
-        lastpingcredit_minutes: 0,
-        ..Settings::default()
-    };
+    let settings = shrunk_settings();
     let windows = [
         (17258, 39996, 23436),
         (1934, 7825, -3222),
@@ -547,11 +552,7 @@ proptest! {
 /// A case proptest once shrank to (SQLite): a one-row session left after retention.
 #[test]
 fn census_case_retention_leaves_a_one_row_session() {
-    let settings = Settings {
-        threshold_minutes: 5,
-        lastpingcredit_minutes: 0,
-        ..Settings::default()
-    };
+    let settings = shrunk_settings();
     let first = [
         (0, 0, 12097),
         (0, 0, 3),
