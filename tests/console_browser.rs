@@ -371,3 +371,42 @@ async fn learner_bars_and_course_csv_match_the_command_line() {
     assert_eq!(bytes.as_ref(), expected_csv.as_slice(), "the CSV export");
     browser.client.clone().close().await.unwrap();
 }
+
+// An admin's tasks on a site of real size (issue 24): each task is a module of its own under
+// tests/browser_tasks/, run in turn on one 2 500-learner demo and one browser session.
+#[path = "browser_tasks/a11y.rs"]
+mod a11y;
+#[path = "browser_tasks/course_pages.rs"]
+mod course_pages;
+#[path = "browser_tasks/exports.rs"]
+mod exports;
+#[path = "browser_tasks/find_learner.rs"]
+mod find_learner;
+#[path = "browser_tasks/revoke_token.rs"]
+mod revoke_token;
+
+/// Local accounts of the admin-task demo: an admin, teachers and about 2 400 learners.
+pub const ADMIN_DEMO_USERS: u32 = 2_500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_tasks_on_a_2500_learner_demo() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let b = &browser.client;
+    let app = spawn_app(AppOptions {
+        demo_remote_hosts: Some(Vec::new()),
+        demo_users: ADMIN_DEMO_USERS,
+        demo_courses: 12,
+        demo_log_rows: 300_000,
+        ..Default::default()
+    })
+    .await;
+    account(&app, "admin-tasks").await;
+    log_in(b, &app, "admin-tasks").await;
+    find_learner::run(b, &app).await;
+    course_pages::run(b, &app).await;
+    exports::run(b, &app).await;
+    revoke_token::run(b, &app).await;
+    a11y::run(b, &app).await;
+}

@@ -64,6 +64,9 @@ pub struct AppOptions {
     pub demo_remote_hosts: Option<Vec<String>>,
     pub demo_log_rows: u64,
     pub demo_seed: u64,
+    /// Local accounts and courses of the demo site (the default is a small site: 20 and 4).
+    pub demo_users: u32,
+    pub demo_courses: u32,
     pub tweak: Option<Tweak>,
     /// Serve https with this (certificate, key) PEM pair; the wwwroot becomes https.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -78,6 +81,8 @@ impl Default for AppOptions {
             demo_remote_hosts: None,
             demo_log_rows: 20_000,
             demo_seed: 7,
+            demo_users: 20,
+            demo_courses: 4,
             tweak: None,
             tls: None,
         }
@@ -262,8 +267,8 @@ impl AppOptions {
     ) -> usestats::demo::DemoOptions {
         usestats::demo::DemoOptions {
             seed: self.demo_seed,
-            users: 20,
-            courses: 4,
+            users: self.demo_users,
+            courses: self.demo_courses,
             log_rows: self.demo_log_rows,
             local_wwwroot: local_wwwroot.to_string(),
             remote_hosts,
