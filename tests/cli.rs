@@ -476,6 +476,41 @@ async fn collect_merges_peers_and_reports_each_outcome() {
         "our CLI host has no source data: {local}"
     );
     assert_eq!(result["total_minutes"], remote["minutes"]);
+
+    // A failure under --json is JSON on standard output too.
+    let c = config.clone();
+    let refused = blocking(move || {
+        usestats_cli(
+            &c,
+            &[
+                "--json",
+                "collect",
+                "admin",
+                "--peers",
+                "http://nope.example",
+            ],
+        )
+    })
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("nope.example"),
+        "{error}"
+    );
+
+    // Every host failing is a failure: the answer is printed, and the exit code says so.
+    drop(b);
+    let c = config.clone();
+    let failed = blocking(move || usestats_cli(&c, &["--json", "collect", "admin"])).await;
+    assert_eq!(failed.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(answer["hosts"][0]["status"], "error", "{answer}");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("no host answered"));
+    let c = config.clone();
+    let table = blocking(move || usestats_cli(&c, &["collect", "admin"])).await;
+    assert_eq!(table.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&table.stdout).contains("total 0s over 0 hosts"));
 }
 
 #[test]

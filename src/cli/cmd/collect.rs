@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use super::CmdResult;
 use super::common::print_json;
+use super::{CmdResult, Reported};
 use crate::app::App;
 use crate::cli::CollectArgs;
 use crate::cli::output::{self, Table};
@@ -49,8 +49,30 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
     }
     if json_out {
         print_json(&collection);
-        return Ok(());
+    } else {
+        print_table(&collection);
     }
+    let answered = collection
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.status, crate::collect::PeerStatus::Ok))
+        .count();
+    if answered == 0 && !collection.hosts.is_empty() {
+        return Err(Reported(format!(
+            "no host answered ({} asked)",
+            collection.hosts.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Durations as `stats` and `report` print them: MNET's answers are whole minutes.
+fn minutes(m: i64) -> String {
+    crate::timefmt::duration(m.saturating_mul(60))
+}
+
+fn print_table(collection: &crate::collect::Collection) {
     println!(
         "user {} asked as {}, scope {}, from {}",
         collection.username,
@@ -59,18 +81,16 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
         output::time(collection.timefrom)
     );
     println!("estimator {}", collection.estimator);
-    let mut table = Table::new(&["host", "outcome", "latency", "minutes", "courses", "error"]);
+    let mut table = Table::new(&["host", "outcome", "latency", "time", "courses", "error"]);
     for h in &collection.hosts {
         table.row(vec![
             h.wwwroot.clone(),
             format!("{:?}", h.status).to_lowercase(),
             format!("{} ms", h.latency_ms),
-            h.minutes
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| "-".into()),
+            h.minutes.map(minutes).unwrap_or_else(|| "-".into()),
             h.courses
                 .iter()
-                .map(|c| format!("{} {}m", c.shortname, c.minutes))
+                .map(|c| format!("{} {}", c.shortname, minutes(c.minutes)))
                 .collect::<Vec<_>>()
                 .join(", "),
             h.error.clone().unwrap_or_default(),
@@ -78,8 +98,8 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
     }
     print!("{}", table.render());
     println!(
-        "total {} minutes over {} hosts ({} ms)",
-        collection.total_minutes,
+        "total {} over {} hosts ({} ms)",
+        minutes(collection.total_minutes),
         collection
             .hosts
             .iter()
@@ -87,7 +107,6 @@ pub(super) async fn run(app: &Arc<App>, args: CollectArgs, json_out: bool) -> Cm
             .count(),
         collection.elapsed_ms
     );
-    Ok(())
 }
 
 fn parse_as_user(app: &App, as_user: Option<&str>) -> anyhow::Result<(String, String)> {

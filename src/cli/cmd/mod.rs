@@ -41,15 +41,32 @@ pub fn run(cli: Cli) -> i32 {
             return 1;
         }
     };
+    let json_out = cli.json;
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => 0,
         Err(err) => {
+            if let Some(done) = err.downcast_ref::<Reported>() {
+                // The answer is on standard output already; only the outcome is left to say.
+                eprintln!("error: {}", crate::text::terminal(&done.0));
+                return 1;
+            }
+            let line = one_line(&err);
+            if json_out {
+                // A script that asked for JSON reads standard output as JSON, failures too.
+                println!("{}", serde_json::json!({ "error": line }));
+            }
             // Errors can quote what a peer sent.
-            eprintln!("error: {}", crate::text::terminal(&one_line(&err)));
+            eprintln!("error: {}", crate::text::terminal(&line));
             1
         }
     }
 }
+
+/// A command that printed its whole answer and still failed (every peer of `collect` did):
+/// exit 1 with this line on standard error, and nothing more on standard output.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Reported(String);
 
 /// A reader that stops early (`usestats report | head`) closes our standard output; `print!`
 /// then panics with "failed printing to stdout". That is the reader's choice, not a failure of
