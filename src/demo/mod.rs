@@ -19,6 +19,7 @@ mod events;
 mod log;
 mod names;
 mod pg_arrays;
+mod progress;
 mod rng;
 mod site;
 mod site_rows;

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::log::{Ev, LogGen, Origin, Plan};
 use super::pg_arrays::{PG_ARRAY_ROWS, PgLogColumns};
+use super::progress::DemoProgress;
 use super::site::Site;
 use super::site_rows::write_site;
 use super::{DemoError, DemoOptions};
@@ -188,8 +188,12 @@ pub(super) fn load(
         write_site(conn, p, opts, site, plan, offset, log_start)?;
         Ok(())
     })?;
-    let rows = load_log(conn, backend, p, opts, site, plan, offset)?;
-    finish(conn, backend, p)?;
+    let progress = DemoProgress::new(opts.progress, plan.rows);
+    let rows = load_log(conn, (backend, p), opts, site, &progress, offset)?;
+    progress.indexing();
+    let finished = finish(conn, backend, p);
+    progress.done();
+    finished?;
     Ok(rows)
 }
 
@@ -217,31 +221,15 @@ fn clear_tables(conn: &mut DbConnection, backend: Backend, p: &str) -> QueryResu
     Ok(())
 }
 
-fn progress_bar(opts: &DemoOptions, plan: &Plan) -> ProgressBar {
-    if opts.progress {
-        let bar = ProgressBar::new(plan.rows);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} demo log [{bar:40}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    }
-}
-
 /// Streams the log from a second run of the generator; returns the number of rows.
 fn load_log(
     conn: &mut DbConnection,
-    backend: Backend,
-    p: &str,
+    (backend, p): (Backend, &str),
     opts: &DemoOptions,
     site: &Site,
-    plan: &Plan,
+    progress: &DemoProgress,
     offset: i64,
 ) -> Result<u64, DemoError> {
-    let bar = progress_bar(opts, plan);
     let mut events = LogGen::new(site, opts).peekable();
     let mut id = 0u64;
     let table = format!("{p}logstore_standard_log");
@@ -263,9 +251,8 @@ fn load_log(
             sink.flush(conn)?;
             Ok(())
         })?;
-        bar.inc(id - before);
+        progress.rows(id - before);
     }
-    bar.finish_and_clear();
     Ok(id)
 }
 
