@@ -183,6 +183,8 @@ pub struct DemoArgs {
     pub users: Option<u32>,
     #[arg(long)]
     pub courses: Option<u32>,
+    /// Log rows of the local site's users (default 200000); each remote host's learners
+    /// log on top, so adding a remote host leaves the local site's rows as they were.
     #[arg(long)]
     pub log_rows: Option<u64>,
     /// A remote MNET host whose users appear as remote users (repeatable; default

@@ -14,7 +14,7 @@ use super::events::{
     QUIZ_SUBMITTED, Tpl, USER_GRADED, USER_UPDATED,
 };
 use super::rng::Rng;
-use super::site::{DemoCm, DemoCourse, Role, Site};
+use super::site::{DemoCm, DemoCourse, DemoUser, Role, Site};
 use super::{DAY, DemoOptions, HOUR, MINUTE};
 use crate::store::source::{CONTEXT_COURSE, CONTEXT_MODULE, CONTEXT_SYSTEM, CONTEXT_USER};
 
@@ -64,6 +64,8 @@ struct Stream {
     queue: VecDeque<Ev>,
     mean_gap: i64,
     ip: u32,
+    /// A local user's rows count towards `--log-rows`; a remote host's come on top.
+    counted: bool,
 }
 
 pub(super) struct LogGen<'a> {
@@ -75,7 +77,15 @@ pub(super) struct LogGen<'a> {
 
 impl<'a> LogGen<'a> {
     pub(super) fn new(site: &'a Site, opts: &DemoOptions) -> LogGen<'a> {
-        let total_weight: u64 = site.users.iter().map(|u| u.weight as u64).sum();
+        // Shares and the row count are the local site's, so that adding remote hosts (whose
+        // learners log on top, until the local log ends) leaves every local row as it was.
+        let local = |u: &DemoUser| !matches!(u.role, Role::RemoteAdmin | Role::RemoteLearner);
+        let total_weight: u64 = site
+            .users
+            .iter()
+            .filter(|u| local(u))
+            .map(|u| u.weight as u64)
+            .sum();
         let mut streams = Vec::new();
         let mut heap = BinaryHeap::new();
         for (ui, u) in site.users.iter().enumerate() {
@@ -94,6 +104,7 @@ impl<'a> LogGen<'a> {
                 queue: VecDeque::new(),
                 mean_gap,
                 ip,
+                counted: local(u),
             };
             let first = s.rng.range(0, mean_gap);
             session(site, &mut s, first);
@@ -133,7 +144,10 @@ impl Iterator for LogGen<'_> {
         if let Some(next) = s.queue.front() {
             self.heap.push(Reverse((next.time, si)));
         }
-        self.remaining -= 1;
+        let counted = s.counted;
+        if counted {
+            self.remaining -= 1;
+        }
         Some(ev)
     }
 }
@@ -450,11 +464,59 @@ mod tests {
         let site = Site::build(&opts);
         let mut last = i64::MIN;
         let mut n = 0;
+        let mut remote = 0;
         for ev in LogGen::new(&site, &opts) {
             assert!(ev.time >= last);
             last = ev.time;
-            n += 1;
+            if matches!(
+                site.users[ev.user].role,
+                Role::RemoteLearner | Role::RemoteAdmin
+            ) {
+                remote += 1;
+            } else {
+                n += 1;
+            }
         }
-        assert_eq!(n, 20_000);
+        assert_eq!(n, 20_000, "--log-rows counts the local site's rows");
+        assert!(remote > 0, "the default remote host's learners log on top");
+    }
+
+    /// (user id, time, event) of the local site's rows.
+    fn local_rows(opts: &DemoOptions) -> Vec<(i64, i64, &'static str)> {
+        let site = Site::build(opts);
+        LogGen::new(&site, opts)
+            .filter(|ev| {
+                !matches!(
+                    site.users[ev.user].role,
+                    Role::RemoteLearner | Role::RemoteAdmin
+                )
+            })
+            .map(|ev| (site.users[ev.user].id, ev.time, ev.tpl.eventname))
+            .collect()
+    }
+
+    #[test]
+    fn remote_hosts_leave_the_local_site_as_it_was() {
+        let alone = DemoOptions {
+            log_rows: 5_000,
+            users: 15,
+            courses: 3,
+            remote_hosts: Vec::new(),
+            ..DemoOptions::default()
+        };
+        let with_two = DemoOptions {
+            remote_hosts: vec!["https://a.example".into(), "https://b.example".into()],
+            ..alone.clone()
+        };
+        assert_eq!(local_rows(&alone), local_rows(&with_two));
+        let (a, b) = (Site::build(&alone), Site::build(&with_two));
+        let local = |s: &Site| -> Vec<(i64, String)> {
+            s.users
+                .iter()
+                .filter(|u| u.mnethostid == 1)
+                .map(|u| (u.id, u.username.clone()))
+                .collect()
+        };
+        assert_eq!(local(&a), local(&b));
     }
 }
