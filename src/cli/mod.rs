@@ -25,6 +25,7 @@ pub const MAX_TIMEOUT_MS: i64 = 600_000;
 )]
 pub struct Cli {
     /// Configuration file.
+    /// The configuration file (`usestats init` writes one).
     #[arg(
         long,
         global = true,
@@ -67,7 +68,10 @@ pub enum Command {
     },
     /// Call a method on a peer and print the decoded result as JSON.
     Call {
+        /// The peer's wwwroot (or its name, as `peer list` shows it).
         peer: String,
+        /// An XML-RPC method name, e.g. `system/listMethods` or
+        /// `blocks/use_stats/rpclib.php/use_stats_rpc_get_stats`.
         method: String,
         /// Parameters as a JSON array (strings, numbers, objects become XML-RPC values).
         params: Option<String>,
@@ -92,6 +96,7 @@ pub enum Command {
     },
     /// Recorded MNET and web-service calls.
     Audit {
+        /// Only the calls of this peer (its wwwroot).
         #[arg(long)]
         peer: Option<String>,
         /// Unix time or date (UTC).
@@ -162,6 +167,7 @@ pub struct InitArgs {
     /// Our wwwroot, as peers will register it (scheme, host, optional path, no trailing slash).
     #[arg(long)]
     pub wwwroot: String,
+    /// The daemon's listener, `host:port` (default 127.0.0.1:8080).
     #[arg(long)]
     pub listen: Option<String>,
     /// The console's own listener (default 127.0.0.1:8081).
@@ -177,10 +183,13 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
+    /// The same seed gives the same site, row for row.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Local accounts: an admin, teachers and learners (default 60).
     #[arg(long)]
     pub users: Option<u32>,
+    /// Courses besides the front page (default 8).
     #[arg(long)]
     pub courses: Option<u32>,
     /// Log rows of the local site's users (default 200000); each remote host's learners
@@ -200,6 +209,7 @@ pub struct DemoArgs {
 pub enum KeysAction {
     /// Generate our key pair (refuses to replace one unless --force, which rotates).
     Generate {
+        /// Replace the current key pair: it is archived, as `keys rotate` does.
         #[arg(long)]
         force: bool,
     },
@@ -216,7 +226,10 @@ pub enum KeysAction {
     Rewrap,
     /// Write a new key-encryption key (64 hex characters, mode 0600) to PATH; refuses to
     /// overwrite a file.
-    KekGenerate { path: std::path::PathBuf },
+    KekGenerate {
+        /// Where to write it; the file must not exist.
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,11 +242,14 @@ pub enum PeerAction {
         #[arg(long)]
         all: bool,
     },
+    /// One peer: its certificate, services, settings and last contact.
     Show {
+        /// The peer's wwwroot or name.
         peer: String,
     },
     /// Delete a peer (kept for history; it can no longer call us).
     Remove {
+        /// The peer's wwwroot or name.
         peer: String,
     },
     /// Let a peer (or all hosts) call a service of ours.
@@ -242,6 +258,7 @@ pub enum PeerAction {
     Subscribe(ServiceArgs),
     /// Per-peer settings.
     Set {
+        /// The peer's wwwroot or name.
         peer: String,
         /// 1 ms to 10 minutes.
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_TIMEOUT_MS))]
@@ -255,6 +272,7 @@ pub enum PeerAction {
     },
     /// Keyswap, a system call and the clock drift, for one peer or all.
     Check {
+        /// The peer's wwwroot or name (default: every peer).
         peer: Option<String>,
     },
 }
@@ -263,6 +281,7 @@ use crate::store::state::{Application, SslVerification};
 
 #[derive(Args, Debug)]
 pub struct PeerAddArgs {
+    /// The peer's wwwroot, e.g. https://moodle.example.org.
     pub url: String,
     /// moodle or mahara.
     #[arg(long, default_value = "moodle", value_parser = Application::parse)]
@@ -313,9 +332,13 @@ pub enum GrantAction {
         #[arg(long = "via", value_name = "PEER")]
         via: Vec<String>,
     },
+    /// Every grant, with its tokens and relays.
     List,
+    /// Remove a grant and revoke its tokens.
     Remove {
+        /// The person's home wwwroot.
         wwwroot: String,
+        /// Their username there, or '*'.
         username: String,
     },
 }
@@ -375,6 +398,7 @@ pub struct EstimatorOptions {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
+    /// The learner's username on this site (see `usestats users --search`).
     pub username: String,
     /// Window start: unix time, date (UTC) or RFC 3339 instant such as 2026-03-01T08:15:00Z.
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
@@ -388,6 +412,7 @@ pub struct StatsArgs {
     /// sessions that touched it, as the web services scope it. The XML format ignores it.
     #[arg(long)]
     pub course: Option<String>,
+    /// How to print the answer.
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
     #[command(flatten)]
@@ -407,11 +432,17 @@ pub enum ConsoleAction {
 pub enum ConsoleUserAction {
     /// Add an account, or set a new password for one (which ends its sessions). The password
     /// is asked for on the terminal, or read as one line from standard input.
-    Add { name: String },
+    Add {
+        /// The account's name, as typed at login.
+        name: String,
+    },
     /// List the accounts.
     List,
     /// Remove an account and end its sessions.
-    Remove { name: String },
+    Remove {
+        /// The account's name.
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -472,6 +503,7 @@ pub struct ReportArgs {
     /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
     #[arg(long)]
     pub to: Option<String>,
+    /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
     #[command(flatten)]
@@ -524,8 +556,11 @@ pub struct CollectArgs {
 pub enum TokenAction {
     /// Create a token bound to a grant; the token is printed once.
     Create {
+        /// The grant's home wwwroot (`grant list`).
         wwwroot: String,
+        /// The grant's username, or '*'.
         username: String,
+        /// A note for people: who holds the token, what for.
         #[arg(long, default_value = "")]
         label: String,
         /// Expiry: unix time or date (UTC).
@@ -535,9 +570,11 @@ pub enum TokenAction {
         #[arg(long, default_value = "")]
         allowed_ips: String,
     },
+    /// Every token: its prefix, grant, label, expiry and last use (never the token).
     List,
     /// Revoke by id or by the prefix shown in `token list`.
     Revoke {
+        /// Its id or the prefix `token list` shows.
         token: String,
     },
 }
@@ -586,4 +623,31 @@ pub fn parse_as_user(text: &str) -> anyhow::Result<(String, String)> {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     cmd::run(cli)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "usestats", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }
