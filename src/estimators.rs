@@ -87,6 +87,27 @@ pub struct DedicationQuery<'a> {
     pub now: i64,
 }
 
+/// The times a dedication answer reads rows between (both included), before each course's
+/// window: with `from` 0 each course's window starts at its start date, or now − 90 days, so
+/// the read starts at the earliest of those, which no course's window can start before.
+pub fn read_bounds(
+    conn: &mut DbConnection,
+    source: &Source,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<(i64, i64), SourceError> {
+    let read_from = if from == 0 {
+        let default = now.saturating_sub(dedication::DEFAULT_WINDOW_S);
+        source
+            .earliest_course_start(conn)?
+            .map_or(default, |start| start.min(default))
+    } else {
+        from
+    };
+    Ok((read_from, if to == 0 { now } else { to }))
+}
+
 /// Dedication for each user (every user asked is in the answer). One read of the log for all
 /// users.
 pub fn dedication_users(
@@ -103,17 +124,7 @@ pub fn dedication_users(
         to,
         now,
     } = *query;
-    // With `from` 0 each course's window starts at its start date, or now − 90 days: the read
-    // starts at the earliest of those, which no course's window can start before.
-    let read_from = if from == 0 {
-        let default = now.saturating_sub(dedication::DEFAULT_WINDOW_S);
-        source
-            .earliest_course_start(conn)?
-            .map_or(default, |start| start.min(default))
-    } else {
-        from
-    };
-    let read_to = if to == 0 { now } else { to };
+    let (read_from, read_to) = read_bounds(conn, source, from, to, now)?;
     let mut rows = source.users_dedication_rows(conn, userids, course, read_from, read_to)?;
     let mut courses: Vec<i64> = rows
         .values()

@@ -39,18 +39,6 @@ struct Usable {
     starts: HashMap<i64, i64>,
 }
 
-/// The state database's connection: its own, or `None` when the compiled store lives in the
-/// source database itself (the embedded demo), whose connection then serves both. One
-/// connection per answer keeps a shared pool from waiting on itself.
-macro_rules! state_conn {
-    ($state:ident, $conn:ident) => {
-        match $state.as_deref_mut() {
-            Some(own) => own,
-            None => &mut *$conn,
-        }
-    };
-}
-
 /// What an answer is asked: the users (distinct) and the window, read under which source,
 /// settings and deletion check.
 #[derive(Debug, Clone, Copy)]

@@ -13,16 +13,18 @@
 
 use std::collections::HashMap;
 
+use super::blocks::sums_before;
 use super::census::Census;
+use super::dedication::DedicationPass;
+use super::reader::{Slice, read_slices};
 use super::{
-    CompiledError, EVERYTHING, Summary, decode_open, decode_partial, decode_rows, decode_summary,
+    CompiledError, EVERYTHING, Summary, decode_open, decode_rows, decode_summary,
     encode_open, encode_partial, encode_rows, encode_summary, enrolment_key, rows, settings_key,
 };
 use crate::stats::{
     BLOCK_FANOUT, BLOCK_LEVELS, Engine, Key, LogRow, Partial, Reorder, Segment, Settings,
-    block_start,
 };
-use crate::store::source::{IDS_PER_BATCH_QUERY, Source};
+use crate::store::source::Source;
 use crate::store::state::{self, CompiledMeta, CompiledUser, SegmentRow};
 use crate::store::{DbConnection, write_transaction};
 
@@ -362,7 +364,18 @@ pub fn compile(
     // A single user can only be brought in line with a store that exists; from nothing, the
     // pass below compiles everyone, that user included.
     if let Some(user) = options.user.filter(|_| !from_scratch) {
+        let old = super::dedication::forget(state)?;
         recompile_user(state, conn, source, settings, user, meta.high_water, None)?;
+        let pass = DedicationPass {
+            source,
+            source_key,
+            old,
+            start_mark: meta.high_water,
+            high_water: meta.high_water,
+            recompiled: &[user],
+            from_scratch,
+        };
+        super::dedication::compile_dedication(state, conn, &pass)?;
         summary.recompiled = 1;
         summary.high_water = meta.high_water;
         return Ok(summary);
@@ -387,8 +400,22 @@ pub fn compile(
     summary.rows_read = read.rows_read;
     summary.segments = read.segments;
     summary.users = read.works.len();
-    summary.recompiled = recompile_tails(state, conn, &pass, read.works, read.high_water)?;
+    // Dedication is not answered from the store until it has caught up with the users
+    // recompiled below.
+    let old = super::dedication::forget(state)?;
+    let recompiled = recompile_tails(state, conn, &pass, read.works, read.high_water)?;
+    summary.recompiled = recompiled.len();
     summary.high_water = read.high_water;
+    let dedication = DedicationPass {
+        source,
+        source_key,
+        old,
+        start_mark: meta.high_water,
+        high_water: read.high_water,
+        recompiled: &recompiled,
+        from_scratch,
+    };
+    super::dedication::compile_dedication(state, conn, &dedication)?;
     Ok(summary)
 }
 
@@ -520,14 +547,14 @@ fn read_pass(
 
 /// Everything read is committed; what is left in the reorder windows is in the tails. Users
 /// whose engine was dropped (a late row, a changed enrolment) and users marked stale are read
-/// again on their own. Returns how many were.
+/// again on their own. Returns them.
 fn recompile_tails(
     state: &mut DbConnection,
     conn: &mut DbConnection,
     pass: &Pass<'_>,
     works: Works,
     high_water: i64,
-) -> Result<usize, CompiledError> {
+) -> Result<Vec<i64>, CompiledError> {
     let mut again: Vec<(i64, Option<Kept>)> = works
         .iter()
         .filter(|(_, w)| w.engine.is_none())
@@ -547,7 +574,7 @@ fn recompile_tails(
     stale.retain(|u| !again.iter().any(|(a, _)| a == u));
     again.extend(stale.into_iter().map(|u| (u, None)));
     again.sort_unstable_by_key(|(u, _)| *u);
-    let recompiled = again.len();
+    let recompiled: Vec<i64> = again.iter().map(|(u, _)| *u).collect();
     for (user, kept) in again {
         recompile_user(
             state,
@@ -573,7 +600,7 @@ struct Kept {
 }
 
 /// The user's sum keeps no session list: answers that list sessions read the segments.
-fn without_sessions(part: &Partial) -> Partial {
+pub(super) fn without_sessions(part: &Partial) -> Partial {
     Partial {
         rows_extracted: part.rows_extracted,
         courses: part.courses.clone(),
@@ -605,63 +632,6 @@ fn load_works(
         works.insert(user, work);
     }
     Ok(())
-}
-
-/// One primary-key slice of the log, `start <= id < end`, as the reader hands it over.
-struct Slice {
-    start: i64,
-    end: i64,
-    rows: Vec<LogRow>,
-    /// Users seen for the first time in this pass, sorted, with their enrolment starts when
-    /// the enrolment filter is on.
-    new_users: Vec<i64>,
-    starts: HashMap<i64, HashMap<i64, i64>>,
-}
-
-/// Reads the log from id `from` to `hi` in slices of [`IDS_PER_BATCH_QUERY`] ids, until done,
-/// an error (sent on), or the receiver gone.
-fn read_slices(
-    conn: &mut DbConnection,
-    source: &Source,
-    settings: &Settings,
-    (from, hi): (i64, i64),
-    out: std::sync::mpsc::SyncSender<Result<Slice, CompiledError>>,
-) {
-    let mut seen: std::collections::HashSet<i64, foldhash::fast::RandomState> = Default::default();
-    let mut start = from;
-    while start <= hi {
-        let end = start
-            .saturating_add(IDS_PER_BATCH_QUERY)
-            .min(hi.saturating_add(1));
-        let slice = (|| -> Result<Slice, CompiledError> {
-            let rows = source.logs_in_ids(conn, start, end)?;
-            let mut new_users: Vec<i64> = rows
-                .iter()
-                .map(|r| r.userid)
-                .filter(|u| !seen.contains(u))
-                .collect();
-            new_users.sort_unstable();
-            new_users.dedup();
-            seen.extend(new_users.iter().copied());
-            let starts = if settings.enrolment_filter && !new_users.is_empty() {
-                source.enrolment_starts_for_users(conn, &new_users)?
-            } else {
-                HashMap::new()
-            };
-            Ok(Slice {
-                start,
-                end,
-                rows,
-                new_users,
-                starts,
-            })
-        })();
-        let failed = slice.is_err();
-        if out.send(slice).is_err() || failed {
-            return;
-        }
-        start = end;
-    }
 }
 
 /// Writes what the pass has done from mark `from` up to `at.high_water`, in one transaction:
@@ -696,54 +666,6 @@ fn commit(
     })?;
     census.clear();
     Ok(segments)
-}
-
-/// The sums the blocks above segment `keep` were being filled with, and the user's sum of
-/// segments `[0, keep)`, read back from the blocks: at most 15 units of each level.
-fn sums_before(
-    state: &mut DbConnection,
-    user: i64,
-    keep: usize,
-) -> Result<Option<(Vec<Partial>, Partial)>, CompiledError> {
-    let mut picks: Vec<[i64; 4]> = Vec::new();
-    // Level l (from 1) is filled with the whole units of level l - 1 from the start of the
-    // level-l block that holds `keep` up to `keep`.
-    for level in 1..=BLOCK_LEVELS {
-        let unit = block_start(level - 1, 1);
-        let block = block_start(level, 1);
-        let lo = (keep / block) * BLOCK_FANOUT;
-        let hi = keep / unit;
-        picks.push([user, i64::from(level - 1), lo as i64, hi as i64]);
-    }
-    // Whole top-level blocks before that.
-    let top = block_start(BLOCK_LEVELS, 1);
-    picks.push([user, i64::from(BLOCK_LEVELS), 0, (keep / top) as i64]);
-    let mut found = state::parts(state, &picks)?;
-    found.sort_unstable_by_key(|p| (p.level, p.idx));
-    let mut open = vec![Partial::default(); BLOCK_LEVELS as usize];
-    let mut tops = Partial::default();
-    let mut count = 0usize;
-    for part in found {
-        let Some(decoded) = decode_partial(&part.part) else {
-            return Ok(None);
-        };
-        let level = u32::try_from(part.level).unwrap_or(u32::MAX);
-        if level == BLOCK_LEVELS {
-            tops.append(without_sessions(&decoded));
-        } else if let Some(slot) = open.get_mut(level as usize) {
-            slot.append(without_sessions(&decoded));
-        }
-        count += block_start(level, 1);
-    }
-    if count != keep {
-        // A unit is missing: the store is not what it should be; compile the user in full.
-        return Ok(None);
-    }
-    let mut total = tops;
-    for slot in open.iter().rev() {
-        total.append(slot.clone());
-    }
-    Ok(Some((open, total)))
 }
 
 /// Reads one user's rows up to `high_water` again, from the segment holding the late row of

@@ -12,9 +12,24 @@
 //!
 //! [`Segment`]: crate::stats::Segment
 
+/// The state database's connection: its own, or `None` when the compiled store lives in the
+/// source database itself (the embedded demo), whose connection then serves both. One
+/// connection per answer keeps a shared pool from waiting on itself.
+macro_rules! state_conn {
+    ($state:ident, $conn:ident) => {
+        match $state.as_deref_mut() {
+            Some(own) => own,
+            None => &mut *$conn,
+        }
+    };
+}
+
 mod answer;
+mod blocks;
 mod census;
 mod compile;
+pub mod dedication;
+mod reader;
 pub mod rows;
 mod varint;
 

@@ -163,7 +163,7 @@ impl Reports {
             let mut answer = DedicationAnswer::default();
             for &variant in &ask.variants {
                 answer.runs.push(
-                    dedication(conn, basis.source, variant, &ask)
+                    dedication(conn, basis, variant, &ask)
                         .map_err(DedicationError::Compute)?,
                 );
             }
@@ -230,12 +230,14 @@ impl Reports {
 }
 
 /// One dedication variant for the users asked, with the settings asked for over the site's.
+/// From the compiled store when there is one (it reads live what it cannot answer).
 pub(super) fn dedication(
     conn: &mut DbConnection,
-    source: &Source,
+    basis: Basis<'_>,
     variant: Variant,
     ask: &DedicationAsk,
 ) -> Result<(DedicationEstimator, HashMap<i64, Dedication>), SourceError> {
+    let source = basis.source;
     let mut settings = dedication_settings(conn, source, variant, ask.session_limit)?;
     if let Some(limit) = ask.session_limit {
         settings.session_limit = limit;
@@ -245,18 +247,27 @@ pub(super) fn dedication(
     {
         settings.ignore_sessions_limit = ignore;
     }
-    let answers = dedication_users(
-        conn,
-        source,
-        &DedicationQuery {
-            variant,
-            settings,
-            userids: &ask.users,
-            course: ask.course,
-            from: ask.from,
-            to: ask.to,
-            now: ask.now,
-        },
-    )?;
+    let query = DedicationQuery {
+        variant,
+        settings,
+        userids: &ask.users,
+        course: ask.course,
+        from: ask.from,
+        to: ask.to,
+        now: ask.now,
+    };
+    let answers = match basis.compiled {
+        Some(store) => {
+            crate::compiled::dedication::dedication_users(
+                conn,
+                store,
+                basis.settings,
+                source,
+                &query,
+            )?
+            .answers
+        }
+        None => dedication_users(conn, source, &query)?,
+    };
     Ok((DedicationEstimator::new(variant, settings), answers))
 }

@@ -127,7 +127,7 @@ pub(super) fn users_answer(
                 now: ask.now,
                 course_names: false,
             };
-            let run = dedication(conn, source, variant, &asked)?;
+            let run = dedication(conn, basis, variant, &asked)?;
             (HashMap::new(), Some(run))
         }
         Estimate::UseStats => (

@@ -329,41 +329,87 @@ pub fn course_sessions(
         .map(|row| (row.time, row.id))
         .collect();
     counted.sort_unstable();
+    let spans = spans(&counted, settings.session_limit);
+    from_spans(course, window, &spans, variant, settings)
+}
 
+/// A run of counted rows of one course with no gap over the session limit: a session before
+/// the ignore limit judges it. What the compiled store keeps (docs/engine.md §7.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Time of the first row.
+    pub start: i64,
+    /// Time of the last row.
+    pub end: i64,
+    pub rows: u64,
+    /// Id of the first row in `(time, id)` order.
+    pub first_id: i64,
+    /// Distinct UTC days its rows fall on.
+    pub days: u64,
+}
+
+/// Whether a row at `time` goes on the session whose last row is at `last`: strictly greater
+/// splits, so a gap equal to the limit, or of 0 s, stays.
+pub fn continues(last: i64, time: i64, session_limit: i64) -> bool {
+    time.saturating_sub(last) <= session_limit || time == last
+}
+
+/// Cuts counted `(time, id)` rows, in that order, into spans.
+pub fn spans(counted: &[(i64, i64)], session_limit: i64) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    for &(time, id) in counted {
+        let day = time.div_euclid(DAY);
+        match out.last_mut() {
+            Some(open) if continues(open.end, time, session_limit) => {
+                if open.end.div_euclid(DAY) != day {
+                    open.days += 1;
+                }
+                open.end = time;
+                open.rows += 1;
+            }
+            _ => out.push(Span {
+                start: time,
+                end: time,
+                rows: 1,
+                first_id: id,
+                days: 1,
+            }),
+        }
+    }
+    out
+}
+
+/// One course's answer over `window` from its spans there, in time order: each span a session,
+/// kept or dropped by the variant's rule.
+pub fn from_spans(
+    course: i64,
+    window: DedicationWindow,
+    spans: &[Span],
+    variant: Variant,
+    settings: DedicationSettings,
+) -> CourseDedication {
     let mut out = CourseDedication {
         course,
         window,
         total: 0,
         kept: 0,
         dropped: 0,
-        rows: counted.len() as u64,
-        first_row: counted.first().copied(),
+        rows: spans.iter().map(|s| s.rows).sum(),
+        first_row: spans.first().map(|s| (s.start, s.first_id)),
         sessions: Vec::new(),
         legacy: None,
     };
-    // (start, end, rows) of the open session.
-    let mut open: Option<(i64, i64, u64)> = None;
-    for &(time, _) in &counted {
-        open = match open {
-            // Strictly greater splits: a gap equal to the limit, or of 0 s, stays.
-            Some((start, last, n))
-                if time.saturating_sub(last) <= settings.session_limit || time == last =>
-            {
-                Some((start, time, n + 1))
-            }
-            Some(done) => {
-                close(&mut out, done, variant, settings);
-                Some((time, time, 1))
-            }
-            None => Some((time, time, 1)),
-        };
-    }
-    if let Some(done) = open {
-        close(&mut out, done, variant, settings);
+    for span in spans {
+        close(&mut out, (span.start, span.end, span.rows), variant, settings);
     }
     if variant == Variant::Legacy {
-        let mut days: Vec<i64> = counted.iter().map(|(t, _)| t.div_euclid(DAY)).collect();
-        days.dedup();
+        // Spans are in time order: a day two of them share is the last of one and the first
+        // of the next.
+        let shared = spans
+            .windows(2)
+            .filter(|w| w[0].end.div_euclid(DAY) == w[1].start.div_euclid(DAY))
+            .count() as u64;
+        let days_with_rows = spans.iter().map(|s| s.days).sum::<u64>() - shared;
         let span = window.to.div_euclid(DAY) - window.from.div_euclid(DAY);
         let days_in_period = if window.to < window.from {
             0
@@ -377,7 +423,7 @@ pub fn course_sessions(
             .fold(0i64, |sum, s| sum.saturating_add(s.duration));
         out.legacy = Some(LegacyFigures {
             user_report_total,
-            days_with_rows: days.len() as u64,
+            days_with_rows,
             days_in_period,
         });
     }

@@ -13,7 +13,6 @@ use diesel::{QueryResult, QueryableByName};
 
 use super::query::{self, Backend, Bind, Size, in_list};
 use super::{CONTEXT_MODULE, LogRow, LogText, ModuleInfo, Source, SourceError};
-use crate::stats::dedication::DedicationRow;
 use crate::store::DbConnection;
 
 #[derive(QueryableByName)]
@@ -666,72 +665,5 @@ impl Source {
             estimate,
             source,
         })
-    }
-}
-
-/// A row as block_dedication reads it (docs/engine.md §8).
-#[derive(QueryableByName)]
-struct RawDedicationRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    userid: i64,
-    #[diesel(sql_type = BigInt)]
-    timecreated: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    courseid: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    origin: Option<LogText>,
-    #[diesel(sql_type = Text)]
-    eventname: String,
-}
-
-impl Source {
-    /// The rows the dedication rules read, per user, over `[from, to]` (both included): every
-    /// row with a course (course 0 and NULL never count), of one course when `course` is
-    /// given. No other filter: origin and event name are the rule's to judge
-    /// ([`crate::stats::dedication::counts`]), which differ between its variants. Unordered;
-    /// the rule orders by (time, id).
-    pub fn users_dedication_rows(
-        &self,
-        conn: &mut DbConnection,
-        userids: &[i64],
-        course: Option<i64>,
-        from: i64,
-        to: i64,
-    ) -> Result<std::collections::HashMap<i64, Vec<DedicationRow>>, SourceError> {
-        let mut out: std::collections::HashMap<i64, Vec<DedicationRow>> =
-            std::collections::HashMap::new();
-        if userids.is_empty() {
-            return Ok(out);
-        }
-        let mut ids = userids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut binds = vec![Bind::IntList(ids), Bind::Int(from), Bind::Int(to)];
-        let course_cond = match course {
-            Some(c) => {
-                binds.push(Bind::Int(c));
-                "l.courseid = $4"
-            }
-            None => "l.courseid <> 0",
-        };
-        let sql = format!(
-            "SELECT l.id AS id, l.userid AS userid, l.timecreated AS timecreated, \
-             l.courseid AS courseid, l.origin AS origin, l.eventname AS eventname \
-             FROM {} l WHERE {} AND l.timecreated >= $2 AND l.timecreated <= $3 AND {course_cond}",
-            self.t("logstore_standard_log"),
-            in_list(query::backend(conn), "l.userid", 1),
-        );
-        query::stream::<RawDedicationRow, _>(conn, &sql, binds, Size::Unbounded, |r| {
-            out.entry(r.userid).or_default().push(DedicationRow::new(
-                r.id,
-                r.timecreated,
-                r.courseid,
-                r.origin.as_deref(),
-                &r.eventname,
-            ));
-        })?;
-        Ok(out)
     }
 }

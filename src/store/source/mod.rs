@@ -9,6 +9,7 @@
 
 mod config_plugins;
 mod courses;
+mod dedication_rows;
 mod grades;
 mod logs;
 pub(crate) mod query;
@@ -18,6 +19,7 @@ mod users;
 
 pub use config_plugins::DEDICATION_PLUGIN;
 pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
+pub use dedication_rows::RowsByUser;
 pub use logs::{ChangeMark, IDS_PER_BATCH_QUERY, LogSize};
 pub use search::{CourseOrder, CoursePage, FoundUser, IndexedCourse, MAX_MATCHES, UserSearch};
 pub use users::{MnetHost, User, UserField};

@@ -114,6 +114,8 @@ pub fn clear_compiled(conn: &mut DbConnection) -> Result<(), StoreError> {
     diesel::delete(compiled_users::table).execute(conn)?;
     diesel::delete(compiled_census::table).execute(conn)?;
     diesel::delete(compiled_meta::table).execute(conn)?;
+    // The dedication sessions followed the store's mark: not without it.
+    diesel::delete(compiled_dedication_meta::table).execute(conn)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 mod access;
 mod audit;
 mod compiled;
+mod compiled_dedication;
 mod console;
 mod grants;
 mod instances;
@@ -20,6 +21,7 @@ mod tokens;
 pub use access::*;
 pub use audit::*;
 pub use compiled::*;
+pub use compiled_dedication::*;
 pub use console::*;
 pub use grants::*;
 pub use instances::*;
@@ -189,6 +191,28 @@ pub mod schema {
             level -> Integer,
             idx -> BigInt,
             part -> Binary,
+        }
+    }
+    diesel::table! {
+        compiled_dedication_meta (id) {
+            id -> Integer,
+            source_key -> Text,
+            high_water -> BigInt,
+            live_limit -> BigInt,
+            legacy_limit -> BigInt,
+        }
+    }
+    diesel::table! {
+        compiled_dedication (userid, variant, course, start_time, first_id) {
+            userid -> BigInt,
+            variant -> Integer,
+            course -> BigInt,
+            start_time -> BigInt,
+            first_id -> BigInt,
+            end_time -> BigInt,
+            row_count -> BigInt,
+            days -> BigInt,
+            row_data -> Binary,
         }
     }
     diesel::table! {

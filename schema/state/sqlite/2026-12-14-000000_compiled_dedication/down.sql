@@ -1,0 +1,2 @@
+DROP TABLE compiled_dedication;
+DROP TABLE compiled_dedication_meta;
