@@ -44,7 +44,11 @@ INSERT INTO mdl_course (id, category, fullname, shortname, idnumber, startdate) 
 const KINDS: [(&str, Option<i64>, Option<&str>); 9] = [
     ("\\core\\event\\course_viewed", Some(2), Some("web")),
     ("\\core\\event\\course_viewed", Some(3), Some("web")),
-    ("\\mod_page\\event\\course_module_viewed", Some(2), Some("ws")),
+    (
+        "\\mod_page\\event\\course_module_viewed",
+        Some(2),
+        Some("ws"),
+    ),
     ("\\core\\event\\course_viewed", Some(2), None),
     ("\\core\\event\\course_viewed", Some(3), Some("cli")),
     ("not an event", Some(2), Some("web")),
@@ -125,7 +129,11 @@ fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
                     (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
                     other => other,
                 };
-                (from.map_or(0, |f| T0 + f), to.map_or(0, |t| T0 + t), T0 + now)
+                (
+                    from.map_or(0, |f| T0 + f),
+                    to.map_or(0, |t| T0 + t),
+                    T0 + now,
+                )
             })
             .collect()
     })
@@ -232,14 +240,16 @@ impl Site {
                         to,
                         now,
                     };
-                    answered += self.compare(&query);
+                    answered += self.compare(&query).len();
                 }
             }
         }
         answered
     }
 
-    fn compare(&mut self, query: &DedicationQuery) -> usize {
+    /// The store's answer and the live read, compared; returns the users the store answered
+    /// itself, and the answers.
+    fn compare(&mut self, query: &DedicationQuery) -> Vec<i64> {
         let live: HashMap<i64, Dedication> =
             estimators::dedication_users(&mut self.conn, &self.source, query).expect("live");
         let mut state = self.store.state.get().expect("state connection");
@@ -265,22 +275,72 @@ impl Site {
         )
         .expect("compiled or live");
         assert_eq!(both.answers, live, "{query:?}");
-        direct.answers.len()
+        let mut users: Vec<i64> = direct.answers.keys().copied().collect();
+        users.sort_unstable();
+        users
+    }
+
+    /// The site's dedication settings for `variant`, and the one-course question of them.
+    fn ask(&mut self, variant: Variant, userids: &'static [i64]) -> DedicationQuery<'static> {
+        let settings =
+            dedication_settings(&mut self.conn, &self.source, variant, None).expect("settings");
+        DedicationQuery {
+            variant,
+            settings,
+            userids,
+            course: Some(2),
+            from: T0 - 10,
+            to: T0 + 100_000,
+            now: T0 + 200_000,
+        }
+    }
+
+    fn total(&mut self, query: &DedicationQuery, user: i64) -> i64 {
+        let live = estimators::dedication_users(&mut self.conn, &self.source, query).expect("live");
+        live.get(&user).map_or(-1, Dedication::total)
+    }
+
+    /// Sessions the store holds for `user`.
+    fn stored_sessions(&mut self, user: i64) -> i64 {
+        let mut state = self.store.state.get().expect("state connection");
+        let rows = usestats::store::state::dedication_sessions(
+            &mut state,
+            &[user],
+            0,
+            None,
+            (i64::MIN, i64::MAX),
+        )
+        .expect("sessions");
+        rows.len() as i64
     }
 }
 
-/// Everything a case does, in order; each step's answers are compared with the live read.
-fn store_equals_live(
-    mut site: Site,
+/// One random case: the plugin's settings before and after, the rows logged in turn, rows to
+/// delete, the windows and the ignore limit asked (`None`: the site's).
+struct Case {
     plugin: Plugin,
     other_plugin: Plugin,
-    first: &Steps,
-    appended: &Steps,
-    late: &[(usize, usize, i64)],
-    deleted: &[usize],
-    windows: &[(i64, i64, i64)],
+    first: Steps,
+    appended: Steps,
+    late: Steps,
+    deleted: Vec<usize>,
+    windows: Vec<(i64, i64, i64)>,
     ignore: Option<i64>,
-) -> Result<(), TestCaseError> {
+}
+
+/// Everything a case does, in order; each step's answers are compared with the live read.
+fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
+    let Case {
+        plugin,
+        other_plugin,
+        first,
+        appended,
+        late,
+        deleted,
+        windows,
+        ignore,
+    } = case;
+    let (first, appended, windows) = (&first, &appended, &windows[..]);
     let census = site.store.deletion_check == DeletionCheck::Census;
     let all_answered = 2 * 3 * USERS.len() * windows.len();
     site.save_plugin(plugin);
@@ -317,7 +377,7 @@ fn store_equals_live(
         .chain(&late_rows)
         .copied()
         .collect();
-    for &pick in deleted {
+    for &pick in &deleted {
         if let Some(row) = all.get(pick % all.len().max(1)) {
             site.exec(&format!(
                 "DELETE FROM mdl_logstore_standard_log WHERE id = {}",
@@ -359,7 +419,8 @@ proptest! {
     ) {
         let check = if census { DeletionCheck::Census } else { DeletionCheck::Count };
         let site = site_on(false, check).expect("SQLite is always there");
-        store_equals_live(site, plugin, other_plugin, &first, &appended, &late, &deleted, &windows, ignore)?;
+        let case = Case { plugin, other_plugin, first, appended, late, deleted, windows, ignore };
+        store_equals_live(site, case)?;
     }
 }
 
@@ -379,6 +440,94 @@ proptest! {
         ignore in prop::option::of(prop::sample::select(vec![0i64, 1, 60, 600])),
     ) {
         let Some(site) = site_on(true, DeletionCheck::Census) else { return Ok(()) };
-        store_equals_live(site, plugin, other_plugin, &first, &appended, &late, &deleted, &windows, ignore)?;
+        let case = Case { plugin, other_plugin, first, appended, late, deleted, windows, ignore };
+        store_equals_live(site, case)?;
     }
+}
+
+/// Anna (3) has two sessions in course 2, 5 000 s apart; Dora (7) one; Eve (8) none.
+fn small_site(check: DeletionCheck) -> Site {
+    let mut site = site_on(false, check).expect("SQLite is always there");
+    insert(
+        &mut site.conn,
+        &[
+            (1, 3, T0, 0),
+            (2, 3, T0 + 100, 2),
+            (3, 3, T0 + 200, 0),
+            (4, 3, T0 + 5_200, 0),
+            (5, 3, T0 + 5_300, 0),
+            (6, 7, T0 + 50, 0),
+            (7, 7, T0 + 650, 0),
+        ],
+    );
+    site.compile();
+    site
+}
+
+#[test]
+fn a_late_row_joining_two_sessions_is_merged_by_the_answer_and_by_the_next_pass() {
+    let mut site = small_site(DeletionCheck::Count);
+    let query = site.ask(Variant::Live, &USERS);
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    let before = site.total(&query, 3);
+    // 2 400 s after the first session and 2 600 s before the second: one session now.
+    insert(&mut site.conn, &[(100, 3, T0 + 2_600, 0)]);
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    assert_eq!((before, site.total(&query, 3)), (300, 5_300));
+    site.compile();
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    assert_eq!(site.stored_sessions(3), 1);
+}
+
+#[test]
+fn deleted_rows_are_never_answered_from_the_store() {
+    // The count check sees the deletion at once: Anna is read live until the next pass.
+    let mut site = small_site(DeletionCheck::Count);
+    let query = site.ask(Variant::Live, &USERS);
+    site.exec("DELETE FROM mdl_logstore_standard_log WHERE userid = 3");
+    assert_eq!(site.compare(&query), vec![7, 8]);
+    assert_eq!(site.total(&query, 3), 0);
+    site.compile();
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    assert_eq!(site.stored_sessions(3), 0);
+
+    // The census finds it at the next pass, which rebuilds the user's sessions.
+    let mut site = small_site(DeletionCheck::Census);
+    assert_eq!(site.stored_sessions(3), 2);
+    site.exec("DELETE FROM mdl_logstore_standard_log WHERE id IN (4, 5)");
+    site.compile();
+    assert_eq!(site.stored_sessions(3), 1);
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    assert_eq!(site.total(&query, 3), 200);
+}
+
+#[test]
+fn a_new_session_limit_is_read_live_until_the_next_pass() {
+    let mut site = small_site(DeletionCheck::Count);
+    site.save_plugin((Some("150"), None));
+    let live = site.ask(Variant::Live, &USERS);
+    let legacy = site.ask(Variant::Legacy, &USERS);
+    assert_eq!(live.settings.session_limit, 150);
+    assert_eq!(site.compare(&live), Vec::<i64>::new());
+    // The legacy rule's limit is its report form's, not the plugin's: still compiled.
+    assert_eq!(site.compare(&legacy), USERS.to_vec());
+    site.compile();
+    assert_eq!(site.compare(&live), USERS.to_vec());
+    // The ignore limit is applied by the answer: any is answered from the store.
+    site.save_plugin((Some("150"), Some("150")));
+    let ignoring = site.ask(Variant::Live, &USERS);
+    assert_eq!(ignoring.settings.ignore_sessions_limit, 150);
+    assert_eq!(site.compare(&ignoring), USERS.to_vec());
+    assert_ne!(site.total(&ignoring, 3), site.total(&live, 3));
+}
+
+#[test]
+fn answers_from_the_store_are_counted() {
+    let mut site = small_site(DeletionCheck::Count);
+    let query = site.ask(Variant::Legacy, &USERS);
+    let count = || usestats::compiled::dedication::dedication_answer_counts()[0].1;
+    let before = count();
+    assert_eq!(site.compare(&query), USERS.to_vec());
+    // Other tests answer in parallel: at least this one's users were counted.
+    assert!(count() >= before + USERS.len() as u64);
 }

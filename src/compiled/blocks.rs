@@ -52,4 +52,3 @@ pub(super) fn sums_before(
     }
     Ok(Some((open, total)))
 }
-

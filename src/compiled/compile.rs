@@ -18,8 +18,8 @@ use super::census::Census;
 use super::dedication::DedicationPass;
 use super::reader::{Slice, read_slices};
 use super::{
-    CompiledError, EVERYTHING, Summary, decode_open, decode_rows, decode_summary,
-    encode_open, encode_partial, encode_rows, encode_summary, enrolment_key, rows, settings_key,
+    CompiledError, EVERYTHING, Summary, decode_open, decode_rows, decode_summary, encode_open,
+    encode_partial, encode_rows, encode_summary, enrolment_key, rows, settings_key,
 };
 use crate::stats::{
     BLOCK_FANOUT, BLOCK_LEVELS, Engine, Key, LogRow, Partial, Reorder, Segment, Settings,

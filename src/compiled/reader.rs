@@ -63,4 +63,3 @@ pub(super) fn read_slices(
         start = end;
     }
 }
-

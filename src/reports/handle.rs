@@ -163,8 +163,7 @@ impl Reports {
             let mut answer = DedicationAnswer::default();
             for &variant in &ask.variants {
                 answer.runs.push(
-                    dedication(conn, basis, variant, &ask)
-                        .map_err(DedicationError::Compute)?,
+                    dedication(conn, basis, variant, &ask).map_err(DedicationError::Compute)?,
                 );
             }
             if ask.course_names {

@@ -400,7 +400,12 @@ pub fn from_spans(
         legacy: None,
     };
     for span in spans {
-        close(&mut out, (span.start, span.end, span.rows), variant, settings);
+        close(
+            &mut out,
+            (span.start, span.end, span.rows),
+            variant,
+            settings,
+        );
     }
     if variant == Variant::Legacy {
         // Spans are in time order: a day two of them share is the last of one and the first

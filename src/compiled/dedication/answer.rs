@@ -47,7 +47,9 @@ pub fn dedication_users(
     if !store.in_source {
         match store.state.get() {
             Ok(state) => own = Some(state),
-            Err(e) => tracing::warn!(error = %e, "compiled store unavailable, dedication read live"),
+            Err(e) => {
+                tracing::warn!(error = %e, "compiled store unavailable, dedication read live")
+            }
         }
     }
     let answered = match own.as_deref_mut() {
@@ -91,7 +93,8 @@ pub fn answer_dedication(
     let mut out = DedicationAnswers::default();
     let mark = usable_mark(state_conn!(state, conn), store, settings, query)?;
     let (oldest, newest) = source.log_overview(conn)?;
-    let Some(high_water) = mark.filter(|hw| newest.unwrap_or(0).saturating_sub(*hw) <= NEW_IDS_LIMIT)
+    let Some(high_water) =
+        mark.filter(|hw| newest.unwrap_or(0).saturating_sub(*hw) <= NEW_IDS_LIMIT)
     else {
         out.fallback = query.userids.to_vec();
         count(&out);
@@ -107,11 +110,8 @@ pub fn answer_dedication(
     for row in state::dedication_sessions_with_rows(state_conn!(state, conn), &picks)? {
         fetched.insert(row.key(), row.row_data.clone());
     }
-    let mut by_user: BTreeMap<i64, Vec<dedication::CourseDedication>> = checked
-        .usable
-        .iter()
-        .map(|u| (*u, Vec::new()))
-        .collect();
+    let mut by_user: BTreeMap<i64, Vec<dedication::CourseDedication>> =
+        checked.usable.iter().map(|u| (*u, Vec::new())).collect();
     for p in plans.drain(..) {
         let user = p.user;
         match p.finish(&fetched, query) {
@@ -198,10 +198,11 @@ fn check_users(
     high_water: i64,
 ) -> Result<Checked, CompiledError> {
     let userids = query.userids;
-    let compiled: HashMap<i64, state::CompiledUser> = state::compiled_users(state_conn!(state, conn), userids)?
-        .into_iter()
-        .map(|u| (u.userid, u))
-        .collect();
+    let compiled: HashMap<i64, state::CompiledUser> =
+        state::compiled_users(state_conn!(state, conn), userids)?
+            .into_iter()
+            .map(|u| (u.userid, u))
+            .collect();
     let new_rows = source.users_rows_after(conn, userids, high_water)?;
     let counts = match store.deletion_check {
         DeletionCheck::Count => Some(source.log_counts(conn, userids)?),
@@ -216,9 +217,9 @@ fn check_users(
     for &user in userids {
         let fresh = checked.new_rows.get(&user).map_or(0, Vec::len) as i64;
         let intact = |raw: i64| {
-            counts.as_ref().is_none_or(|c| {
-                c.get(&user).copied().unwrap_or(0) == raw.saturating_add(fresh)
-            })
+            counts
+                .as_ref()
+                .is_none_or(|c| c.get(&user).copied().unwrap_or(0) == raw.saturating_add(fresh))
         };
         match compiled.get(&user) {
             None if intact(0) => checked.usable.push(user),
@@ -280,11 +281,19 @@ fn plan(
     checked: &Checked,
 ) -> Result<Vec<CoursePlan>, CompiledError> {
     let code = variant_code(query.variant);
-    let stored =
-        state::dedication_sessions(state_conn!(state, conn), &checked.usable, code, query.course, (cut.lo, cut.hi))?;
+    let stored = state::dedication_sessions(
+        state_conn!(state, conn),
+        &checked.usable,
+        code,
+        query.course,
+        (cut.lo, cut.hi),
+    )?;
     let mut sessions: BTreeMap<(i64, i64), Vec<DedicationSessionRow>> = BTreeMap::new();
     for row in stored {
-        sessions.entry((row.userid, row.course)).or_default().push(row);
+        sessions
+            .entry((row.userid, row.course))
+            .or_default()
+            .push(row);
     }
     let mut fresh: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
     for (user, rows) in &checked.new_rows {
@@ -312,8 +321,12 @@ fn plan(
     Ok(keys
         .into_iter()
         .map(|(user, course)| {
-            let window =
-                dedication::resolve_window(query.from, query.to, query.now, starts.get(&course).copied());
+            let window = dedication::resolve_window(
+                query.from,
+                query.to,
+                query.now,
+                starts.get(&course).copied(),
+            );
             let (from, to) = (window.from.max(cut.lo), window.to.min(cut.hi));
             let fresh: Vec<(i64, i64)> = fresh
                 .remove(&(user, course))
@@ -358,7 +371,15 @@ impl CoursePlan {
         self.sessions
             .iter()
             .filter(|(_, needs)| *needs)
-            .map(|(s, _)| [s.userid, i64::from(s.variant), s.course, s.start_time, s.start_time])
+            .map(|(s, _)| {
+                [
+                    s.userid,
+                    i64::from(s.variant),
+                    s.course,
+                    s.start_time,
+                    s.start_time,
+                ]
+            })
     }
 
     /// The course's answer; `None` when rows the store kept cannot be read.
@@ -372,7 +393,10 @@ impl CoursePlan {
         for (session, needs) in &self.sessions {
             if *needs {
                 let rows = decode_rows(fetched.get(&session.key())?)?;
-                loose.extend(rows.into_iter().filter(|(t, _)| *t >= self.from && *t <= self.to));
+                loose.extend(
+                    rows.into_iter()
+                        .filter(|(t, _)| *t >= self.from && *t <= self.to),
+                );
             } else {
                 spans.push(span_of(session));
             }

@@ -10,7 +10,9 @@
 mod answer;
 mod build;
 
-pub use answer::{DedicationAnswers, answer_dedication, dedication_answer_counts, dedication_users};
+pub use answer::{
+    DedicationAnswers, answer_dedication, dedication_answer_counts, dedication_users,
+};
 pub(super) use build::{Pass as DedicationPass, compile_dedication, forget};
 
 use crate::stats::dedication::{self, DedicationRow, DedicationSettings, Span, Variant};
@@ -158,6 +160,9 @@ mod tests {
             .map(|s| (s.start_time, s.end_time, s.row_count))
             .collect();
         assert_eq!(starts, vec![(0, 10, 3), (100, 100, 1), (150, 150, 1)]);
-        assert_eq!(decode_rows(&stored[0].row_data), Some(counted[..3].to_vec()));
+        assert_eq!(
+            decode_rows(&stored[0].row_data),
+            Some(counted[..3].to_vec())
+        );
     }
 }

@@ -74,7 +74,11 @@ impl Source {
         if userids.is_empty() {
             return Ok(RowsByUser::new());
         }
-        let mut binds = vec![Bind::IntList(sorted(userids)), Bind::Int(from), Bind::Int(to)];
+        let mut binds = vec![
+            Bind::IntList(sorted(userids)),
+            Bind::Int(from),
+            Bind::Int(to),
+        ];
         let course_cond = match course {
             Some(c) => {
                 binds.push(Bind::Int(c));

@@ -97,13 +97,12 @@ pub fn clear_dedication(conn: &mut DbConnection) -> Result<(), StoreError> {
 
 const IDS_PER_QUERY: usize = 5000;
 
-pub fn delete_dedication_users(
-    conn: &mut DbConnection,
-    userids: &[i64],
-) -> Result<(), StoreError> {
+pub fn delete_dedication_users(conn: &mut DbConnection, userids: &[i64]) -> Result<(), StoreError> {
     for chunk in userids.chunks(IDS_PER_QUERY) {
-        diesel::delete(compiled_dedication::table.filter(compiled_dedication::userid.eq_any(chunk)))
-            .execute(conn)?;
+        diesel::delete(
+            compiled_dedication::table.filter(compiled_dedication::userid.eq_any(chunk)),
+        )
+        .execute(conn)?;
     }
     Ok(())
 }
