@@ -136,6 +136,15 @@ impl Metrics {
                 "usestats_compiled_answers_total{{source=\"{source}\"}} {count}\n"
             ));
         }
+        out.push_str(
+            "# HELP usestats_dedication_answers_total Dedication answers (users × variants) from the compiled store, and read live instead.\n",
+        );
+        out.push_str("# TYPE usestats_dedication_answers_total counter\n");
+        for (source, count) in crate::compiled::dedication::dedication_answer_counts() {
+            out.push_str(&format!(
+                "usestats_dedication_answers_total{{source=\"{source}\"}} {count}\n"
+            ));
+        }
         for (name, help, value) in [
             (
                 "usestats_rejected_busy_total",

@@ -1,7 +1,7 @@
 //! Dedication from the compiled store against the live read: on random logs in a Moodle-shaped
 //! database, for random windows and block_dedication settings, both variants' answers from the
 //! store equal the live rule's, field for field, after the compile, with rows logged since,
-//! late rows, deleted rows, and after a change of the plugin's settings (docs/engine.md §7.5).
+//! late rows, deleted rows, and after a change of the plugin's settings (docs/engine.md §7.6).
 
 mod common;
 

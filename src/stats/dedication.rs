@@ -334,7 +334,7 @@ pub fn course_sessions(
 }
 
 /// A run of counted rows of one course with no gap over the session limit: a session before
-/// the ignore limit judges it. What the compiled store keeps (docs/engine.md §7.5).
+/// the ignore limit judges it. What the compiled store keeps (docs/engine.md §7.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     /// Time of the first row.

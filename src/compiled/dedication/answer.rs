@@ -63,10 +63,12 @@ pub fn dedication_users(
             if !matches!(e, CompiledError::Concurrent) {
                 tracing::warn!(error = %e, "compiled dedication unreadable, read live");
             }
-            DedicationAnswers {
+            let all = DedicationAnswers {
                 answers: HashMap::new(),
                 fallback: query.userids.to_vec(),
-            }
+            };
+            count(&all);
+            all
         }
     };
     if !answered.fallback.is_empty() {

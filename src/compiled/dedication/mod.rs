@@ -1,4 +1,4 @@
-//! Dedication in the compiled store (docs/engine.md §7.5): per user, variant and course, the
+//! Dedication in the compiled store (docs/engine.md §7.6): per user, variant and course, the
 //! sessions of the whole log under the session limit compiled, each with its rows' `(time, id)`.
 //!
 //! A window's sessions are the whole log's sessions cut to the window: rows inside a window

@@ -1,4 +1,4 @@
-//! The compiled store's dedication tables (docs/engine.md §7.5): per user, variant and course,
+//! The compiled store's dedication tables (docs/engine.md §7.6): per user, variant and course,
 //! the sessions of the whole log, each with its rows as opaque bytes (`compiled::dedication`
 //! reads them).
 

@@ -1,4 +1,4 @@
--- Dedication in the compiled store (docs/engine.md §7.5): per user, estimator variant and
+-- Dedication in the compiled store (docs/engine.md §7.6): per user, estimator variant and
 -- course, the sessions of the whole log under the session limit the store was compiled with,
 -- each with its rows' (time, id), so an answer trims the sessions at a window's edges and
 -- merges rows logged since. The store is a cache, rebuilt from the log when in doubt.
