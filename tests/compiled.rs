@@ -172,27 +172,16 @@ fn site_checking(check: DeletionCheck) -> Site {
 /// A Moodle-shaped source and a state database, both SQLite or both PostgreSQL (None when
 /// PostgreSQL is not configured and not required).
 fn site_on(postgres: bool, check: DeletionCheck) -> Option<Site> {
-    let (source_db, state_db) = if postgres {
-        (TestDb::postgres()?, TestDb::postgres())
-    } else {
-        (TestDb::sqlite(), None)
-    };
-    let mut conn = source_db.connect();
+    let dbs = common::db::source_and_state(postgres)?;
+    let mut conn = dbs.source.connect();
     fixture(&mut conn);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state_url = match &state_db {
-        Some(db) => db.url(),
-        None => dir.path().join("state.db").to_string_lossy().into_owned(),
-    };
-    let state = Db::open(&state_url, 2).expect("state db");
-    migrate_state(&mut state.get().expect("state connection")).expect("migrate state");
     Some(Site {
-        _source: source_db,
-        _state: state_db,
-        _state_dir: dir,
+        _source: dbs.source,
+        _state: dbs.state_db,
+        _state_dir: dbs.state_dir,
         conn,
         store: CompiledStore {
-            state,
+            state: dbs.state,
             source_key: SOURCE_KEY.into(),
             in_source: false,
             deletion_check: check,

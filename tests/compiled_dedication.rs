@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::db::TestDb;
 use diesel::connection::SimpleConnection;
 use proptest::prelude::*;
 use usestats::compiled::dedication::{answer_dedication, dedication_users};
@@ -140,9 +139,8 @@ fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
 }
 
 struct Site {
-    _source: TestDb,
-    _state: Option<TestDb>,
-    _state_dir: tempfile::TempDir,
+    /// Kept for the databases' lifetime.
+    _dbs: common::db::SourceAndState,
     conn: DbConnection,
     store: CompiledStore,
     source: Source,
@@ -152,33 +150,20 @@ struct Site {
 /// A Moodle-shaped source and a state database, both SQLite or both PostgreSQL (None when
 /// PostgreSQL is not configured and not required).
 fn site_on(postgres: bool, check: DeletionCheck) -> Option<Site> {
-    let (source_db, state_db) = if postgres {
-        (TestDb::postgres()?, TestDb::postgres())
-    } else {
-        (TestDb::sqlite(), None)
-    };
-    let mut conn = source_db.connect();
+    let dbs = common::db::source_and_state(postgres)?;
+    let mut conn = dbs.source.connect();
     fixture(&mut conn);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state_url = match &state_db {
-        Some(db) => db.url(),
-        None => dir.path().join("state.db").to_string_lossy().into_owned(),
-    };
-    let state = Db::open(&state_url, 2).expect("state db");
-    migrate_state(&mut state.get().expect("state connection")).expect("migrate state");
     Some(Site {
-        _source: source_db,
-        _state: state_db,
-        _state_dir: dir,
-        conn,
         store: CompiledStore {
-            state,
+            state: dbs.state.clone(),
             source_key: SOURCE_KEY.into(),
             in_source: false,
             deletion_check: check,
         },
         source: Source::new("mdl_").expect("prefix"),
         settings: Settings::default(),
+        conn,
+        _dbs: dbs,
     })
 }
 
@@ -317,6 +302,7 @@ impl Site {
 
 /// One random case: the plugin's settings before and after, the rows logged in turn, rows to
 /// delete, the windows and the ignore limit asked (`None`: the site's).
+#[derive(Debug)]
 struct Case {
     plugin: Plugin,
     other_plugin: Plugin,
@@ -330,22 +316,12 @@ struct Case {
 
 /// Everything a case does, in order; each step's answers are compared with the live read.
 fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
-    let Case {
-        plugin,
-        other_plugin,
-        first,
-        appended,
-        late,
-        deleted,
-        windows,
-        ignore,
-    } = case;
-    let (first, appended, windows) = (&first, &appended, &windows[..]);
+    let (windows, ignore) = (&case.windows[..], case.ignore);
     let census = site.store.deletion_check == DeletionCheck::Census;
     let all_answered = 2 * 3 * USERS.len() * windows.len();
-    site.save_plugin(plugin);
+    site.save_plugin(case.plugin);
     let mut clocks = [T0; 3];
-    let first_rows = rows(first, 1, &mut clocks);
+    let first_rows = rows(&case.first, 1, &mut clocks);
     insert(&mut site.conn, &first_rows);
     site.compile();
     // Straight after a compile, the store answers for everyone: the comparisons are not of
@@ -353,14 +329,15 @@ fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
     prop_assert_eq!(site.check(windows, ignore), all_answered);
 
     // Rows logged since the compile are merged in by the answer.
-    let appended_rows = rows(appended, 1_000, &mut clocks);
+    let appended_rows = rows(&case.appended, 1_000, &mut clocks);
     insert(&mut site.conn, &appended_rows);
     prop_assert_eq!(site.check(windows, ignore), all_answered);
     site.compile();
     prop_assert_eq!(site.check(windows, ignore), all_answered);
 
     // Late rows: new ids, old times.
-    let late_rows: Vec<Row> = late
+    let late_rows: Vec<Row> = case
+        .late
         .iter()
         .enumerate()
         .map(|(i, &(user, kind, offset))| (5_000 + i as i64, USERS[user], T0 + offset, kind))
@@ -377,7 +354,7 @@ fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
         .chain(&late_rows)
         .copied()
         .collect();
-    for &pick in &deleted {
+    for &pick in &case.deleted {
         if let Some(row) = all.get(pick % all.len().max(1)) {
             site.exec(&format!(
                 "DELETE FROM mdl_logstore_standard_log WHERE id = {}",
@@ -395,31 +372,44 @@ fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
 
     // block_dedication's settings change: a session limit other than the one compiled is
     // read live until the next pass.
-    site.save_plugin(other_plugin);
+    site.save_plugin(case.other_plugin);
     site.check(windows, ignore);
     site.compile();
     prop_assert_eq!(site.check(windows, ignore), all_answered);
     Ok(())
 }
 
+fn cases() -> impl Strategy<Value = Case> {
+    let late = prop::collection::vec((0usize..3, 0usize..KINDS.len(), 0i64..150_000), 0..6);
+    let ignore = prop::option::of(prop::sample::select(vec![0i64, 1, 60, 600]));
+    (
+        (plugin(), plugin()),
+        (steps(), steps(), late),
+        prop::collection::vec(0usize..200, 0..4),
+        windows(),
+        ignore,
+    )
+        .prop_map(
+            |((plugin, other_plugin), (first, appended, late), deleted, windows, ignore)| Case {
+                plugin,
+                other_plugin,
+                first,
+                appended,
+                late,
+                deleted,
+                windows,
+                ignore,
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn dedication_from_the_store_equals_the_live_rule(
-        plugin in plugin(),
-        other_plugin in plugin(),
-        first in steps(),
-        appended in steps(),
-        late in prop::collection::vec((0usize..3, 0usize..KINDS.len(), 0i64..150_000), 0..6),
-        deleted in prop::collection::vec(0usize..200, 0..4),
-        windows in windows(),
-        ignore in prop::option::of(prop::sample::select(vec![0i64, 1, 60, 600])),
-        census in any::<bool>(),
-    ) {
+    fn dedication_from_the_store_equals_the_live_rule(case in cases(), census in any::<bool>()) {
         let check = if census { DeletionCheck::Census } else { DeletionCheck::Count };
         let site = site_on(false, check).expect("SQLite is always there");
-        let case = Case { plugin, other_plugin, first, appended, late, deleted, windows, ignore };
         store_equals_live(site, case)?;
     }
 }
@@ -429,18 +419,8 @@ proptest! {
 
     /// The same on PostgreSQL, as state and as source.
     #[test]
-    fn dedication_from_the_store_equals_the_live_rule_on_postgres(
-        plugin in plugin(),
-        other_plugin in plugin(),
-        first in steps(),
-        appended in steps(),
-        late in prop::collection::vec((0usize..3, 0usize..KINDS.len(), 0i64..150_000), 0..6),
-        deleted in prop::collection::vec(0usize..200, 0..4),
-        windows in windows(),
-        ignore in prop::option::of(prop::sample::select(vec![0i64, 1, 60, 600])),
-    ) {
+    fn dedication_from_the_store_equals_the_live_rule_on_postgres(case in cases()) {
         let Some(site) = site_on(true, DeletionCheck::Census) else { return Ok(()) };
-        let case = Case { plugin, other_plugin, first, appended, late, deleted, windows, ignore };
         store_equals_live(site, case)?;
     }
 }

@@ -220,3 +220,40 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A source database and a migrated state database on the same backend, as the compiled
+/// store's tests use them: both SQLite, or both PostgreSQL.
+pub struct SourceAndState {
+    pub source: TestDb,
+    /// The PostgreSQL state database; SQLite's lives in `state_dir`.
+    pub state_db: Option<TestDb>,
+    pub state_dir: tempfile::TempDir,
+    pub state: usestats::store::Db,
+}
+
+/// None when PostgreSQL is asked for but not configured and not required.
+pub fn source_and_state(postgres: bool) -> Option<SourceAndState> {
+    let (source, state_db) = if postgres {
+        (TestDb::postgres()?, TestDb::postgres())
+    } else {
+        (TestDb::sqlite(), None)
+    };
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let state_url = match &state_db {
+        Some(db) => db.url(),
+        None => state_dir
+            .path()
+            .join("state.db")
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let state = usestats::store::Db::open(&state_url, 2).expect("state db");
+    usestats::store::migrate_state(&mut state.get().expect("state connection"))
+        .expect("migrate state");
+    Some(SourceAndState {
+        source,
+        state_db,
+        state_dir,
+        state,
+    })
+}

@@ -115,18 +115,7 @@ impl Source {
         userids: &[i64],
         upto: i64,
     ) -> Result<RowsByUser, SourceError> {
-        if userids.is_empty() {
-            return Ok(RowsByUser::new());
-        }
-        let cond = format!(
-            "{} AND l.id <= $2 AND l.courseid <> 0",
-            in_list(query::backend(conn), "l.userid", 1),
-        );
-        self.dedication_rows_where(
-            conn,
-            &cond,
-            vec![Bind::IntList(sorted(userids)), Bind::Int(upto)],
-        )
+        self.users_rows_by_id(conn, userids, "l.id <= $2 AND l.courseid <> 0", upto)
     }
 
     /// Every row of these users with an id over `after`, with or without a course: an answer
@@ -137,17 +126,28 @@ impl Source {
         userids: &[i64],
         after: i64,
     ) -> Result<RowsByUser, SourceError> {
+        self.users_rows_by_id(conn, userids, "l.id > $2", after)
+    }
+
+    /// These users' rows meeting `cond`, which compares `l.id` with `id` bound at `$2`.
+    fn users_rows_by_id(
+        &self,
+        conn: &mut DbConnection,
+        userids: &[i64],
+        cond: &str,
+        id: i64,
+    ) -> Result<RowsByUser, SourceError> {
         if userids.is_empty() {
             return Ok(RowsByUser::new());
         }
         let cond = format!(
-            "{} AND l.id > $2",
-            in_list(query::backend(conn), "l.userid", 1),
+            "{} AND {cond}",
+            in_list(query::backend(conn), "l.userid", 1)
         );
         self.dedication_rows_where(
             conn,
             &cond,
-            vec![Bind::IntList(sorted(userids)), Bind::Int(after)],
+            vec![Bind::IntList(sorted(userids)), Bind::Int(id)],
         )
     }
 }
