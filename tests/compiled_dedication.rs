@@ -15,7 +15,7 @@ use usestats::estimators::{self, DedicationQuery, dedication_settings};
 use usestats::stats::Settings;
 use usestats::stats::dedication::{Dedication, Variant};
 use usestats::store::source::{Source, migrate_source};
-use usestats::store::{Db, DbConnection, migrate_state};
+use usestats::store::DbConnection;
 
 const USERS: [i64; 3] = [3, 7, 8];
 const T0: i64 = 1_000_000;
