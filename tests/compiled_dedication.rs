@@ -14,8 +14,8 @@ use usestats::compiled::{self, CompileOptions, CompiledStore, DeletionCheck};
 use usestats::estimators::{self, DedicationQuery, dedication_settings};
 use usestats::stats::Settings;
 use usestats::stats::dedication::{Dedication, Variant};
-use usestats::store::source::{Source, migrate_source};
 use usestats::store::DbConnection;
+use usestats::store::source::{Source, migrate_source};
 
 const USERS: [i64; 3] = [3, 7, 8];
 const T0: i64 = 1_000_000;
@@ -510,4 +510,68 @@ fn answers_from_the_store_are_counted() {
     assert_eq!(site.compare(&query), USERS.to_vec());
     // Other tests answer in parallel: at least this one's users were counted.
     assert!(count() >= before + USERS.len() as u64);
+}
+
+#[test]
+fn other_use_stats_settings_leave_dedication_to_the_live_rule_until_recompiled() {
+    let mut site = small_site(DeletionCheck::Count);
+    let query = site.ask(Variant::Live, &USERS);
+    site.settings.threshold_minutes += 7;
+    assert_eq!(site.compare(&query), Vec::<i64>::new());
+    site.compile();
+    assert_eq!(site.compare(&query), USERS.to_vec());
+}
+
+/// The embedded demo keeps the store in the source database: one connection serves both.
+#[test]
+fn a_store_inside_the_source_database_answers_too() {
+    let source = common::TestDb::sqlite();
+    let mut conn = source.connect();
+    fixture(&mut conn);
+    usestats::store::migrate_state(&mut conn).expect("migrate state");
+    insert(
+        &mut conn,
+        &[(1, 3, T0, 0), (2, 3, T0 + 100, 0), (3, 7, T0 + 50, 3)],
+    );
+    let state = usestats::store::Db::open(&source.url(), 2).expect("state db");
+    let store = CompiledStore {
+        state: state.clone(),
+        source_key: SOURCE_KEY.into(),
+        in_source: true,
+        deletion_check: DeletionCheck::Count,
+    };
+    let (prefix, settings) = (Source::new("mdl_").expect("prefix"), Settings::default());
+    let mut own = state.get().expect("state connection");
+    compiled::compile(
+        &mut own,
+        &mut conn,
+        &prefix,
+        &settings,
+        SOURCE_KEY,
+        T0 + 400_000,
+        CompileOptions::default(),
+    )
+    .expect("compile");
+    drop(own);
+    for variant in VARIANTS {
+        let query = DedicationQuery {
+            variant,
+            settings: dedication_settings(&mut conn, &prefix, variant, None).expect("settings"),
+            userids: &USERS,
+            course: None,
+            from: T0 - 10,
+            to: 0,
+            now: T0 + 200_000,
+        };
+        let got = dedication_users(&mut conn, &store, &settings, &prefix, &query).expect("answer");
+        let live = estimators::dedication_users(&mut conn, &prefix, &query).expect("live");
+        assert_eq!(got.fallback, Vec::<i64>::new(), "{variant:?}");
+        assert_eq!(got.answers, live, "{variant:?}");
+        // Anna's 100 s in course 2 count for both; Dora's `cli` row only for the legacy rule.
+        assert_eq!(got.answers[&3].total(), 100);
+        assert_eq!(
+            got.answers[&7].courses.len(),
+            usize::from(variant == Variant::Legacy)
+        );
+    }
 }
