@@ -598,8 +598,14 @@ fn a_mysql_source_is_compiled_and_answered_alike() {
     insert(&mut site.conn, &rows(&steps, 1, &mut clocks));
     site.compile();
     let windows = [(T0 + 100, T0 + 9_000, T0 + 20_000), (0, 0, T0 + 20_000)];
-    assert_eq!(site.check(&windows, Some(60)), 2 * 3 * USERS.len() * windows.len());
+    assert_eq!(
+        site.check(&windows, Some(60)),
+        2 * 3 * USERS.len() * windows.len()
+    );
     insert(&mut site.conn, &rows(&steps[..10], 100, &mut clocks));
-    assert_eq!(site.check(&windows, None), 2 * 3 * USERS.len() * windows.len());
+    assert_eq!(
+        site.check(&windows, None),
+        2 * 3 * USERS.len() * windows.len()
+    );
     drop(source);
 }
