@@ -10,6 +10,9 @@
 //! (settings, the Moodle database, deleted or late rows, enrolments, activities deleted or
 //! moved); a user that fails a check is answered by a full scan and recompiled.
 //!
+//! The dedication rules are compiled in the same pass, as sessions per user, variant and course
+//! ([`dedication`]; docs/engine.md §7.6).
+//!
 //! [`Segment`]: crate::stats::Segment
 
 /// The state database's connection: its own, or `None` when the compiled store lives in the

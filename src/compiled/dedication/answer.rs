@@ -53,24 +53,25 @@ pub fn dedication_users(
         }
     }
     let answered = match own.as_deref_mut() {
-        None if !store.in_source => Err(CompiledError::Concurrent),
-        state => answer_dedication(state, conn, store, settings, source, query),
-    };
-    let mut answered = match answered {
-        Ok(answered) => answered,
-        Err(CompiledError::Source(e)) => return Err(e),
-        Err(e) => {
-            if !matches!(e, CompiledError::Concurrent) {
+        // No connection to the state database (said above): every user is read live.
+        None if !store.in_source => None,
+        state => match answer_dedication(state, conn, store, settings, source, query) {
+            Ok(answered) => Some(answered),
+            Err(CompiledError::Source(e)) => return Err(e),
+            Err(e) => {
                 tracing::warn!(error = %e, "compiled dedication unreadable, read live");
+                None
             }
-            let all = DedicationAnswers {
-                answers: HashMap::new(),
-                fallback: query.userids.to_vec(),
-            };
-            count(&all);
-            all
-        }
+        },
     };
+    let mut answered = answered.unwrap_or_else(|| {
+        let all = DedicationAnswers {
+            answers: HashMap::new(),
+            fallback: query.userids.to_vec(),
+        };
+        count(&all);
+        all
+    });
     if !answered.fallback.is_empty() {
         let live = DedicationQuery {
             userids: &answered.fallback,
