@@ -91,28 +91,13 @@ fn insert(conn: &mut DbConnection, rows: &[Row]) {
             )
         })
         .collect();
-    for chunk in values.chunks(200) {
-        conn.batch_execute(&format!(
-            "INSERT INTO mdl_logstore_standard_log \
-             (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
-              contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES {}",
-            chunk.join(", ")
-        ))
-        .expect("insert log rows");
-    }
+    common::db::insert_log_values(conn, &values);
 }
 
 /// Rows of the three users, each moving forward in time by short steps and now and then by
 /// more than any threshold; ids follow insertion.
 fn rows(steps: &[(usize, usize, i64)], first_id: i64, clocks: &mut [i64; 3]) -> Vec<Row> {
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, &(user, kind, step))| {
-            clocks[user] += step;
-            (first_id + i as i64, USERS[user], clocks[user], kind)
-        })
-        .collect()
+    common::db::stepped_rows(steps, &USERS, first_id, clocks)
 }
 
 fn steps() -> impl Strategy<Value = Vec<(usize, usize, i64)>> {

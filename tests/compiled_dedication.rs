@@ -76,15 +76,7 @@ fn insert(conn: &mut DbConnection, rows: &[Row]) {
             )
         })
         .collect();
-    for chunk in values.chunks(200) {
-        conn.batch_execute(&format!(
-            "INSERT INTO mdl_logstore_standard_log \
-             (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
-              contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES {}",
-            chunk.join(", ")
-        ))
-        .expect("insert log rows");
-    }
+    common::db::insert_log_values(conn, &values);
 }
 
 type Steps = Vec<(usize, usize, i64)>;
@@ -92,14 +84,7 @@ type Steps = Vec<(usize, usize, i64)>;
 /// Rows of the three users, each moving forward by steps that include 0 (equal times) and
 /// gaps exactly equal to the limits tried; ids follow insertion.
 fn rows(steps: &[(usize, usize, i64)], first_id: i64, clocks: &mut [i64; 3]) -> Vec<Row> {
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, &(user, kind, step))| {
-            clocks[user] += step;
-            (first_id + i as i64, USERS[user], clocks[user], kind)
-        })
-        .collect()
+    common::db::stepped_rows(steps, &USERS, first_id, clocks)
 }
 
 fn steps() -> impl Strategy<Value = Steps> {

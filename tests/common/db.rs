@@ -257,3 +257,37 @@ pub fn source_and_state(postgres: bool) -> Option<SourceAndState> {
         state,
     })
 }
+
+/// Inserts log rows given as SQL tuples of `(id, eventname, component, action, target, crud,
+/// edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, timecreated, origin,
+/// realuserid)`, 200 a statement.
+pub fn insert_log_values(conn: &mut DbConnection, values: &[String]) {
+    use diesel::connection::SimpleConnection;
+    for chunk in values.chunks(200) {
+        conn.batch_execute(&format!(
+            "INSERT INTO mdl_logstore_standard_log \
+             (id, eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+              contextinstanceid, userid, courseid, timecreated, origin, realuserid) VALUES {}",
+            chunk.join(", ")
+        ))
+        .expect("insert log rows");
+    }
+}
+
+/// Log rows `(id, user, time, kind)` from steps `(user index, kind, seconds)`: each user's
+/// clock moves on by the step; ids follow from `first_id`.
+pub fn stepped_rows(
+    steps: &[(usize, usize, i64)],
+    users: &[i64; 3],
+    first_id: i64,
+    clocks: &mut [i64; 3],
+) -> Vec<(i64, i64, i64, usize)> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &(user, kind, step))| {
+            clocks[user] += step;
+            (first_id + i as i64, users[user], clocks[user], kind)
+        })
+        .collect()
+}
