@@ -14,12 +14,19 @@ use crate::cli::{StatsArgs, StatsFormat};
 use crate::estimators::{EstimatorName, why_they_differ};
 use crate::reports::{CourseLookupError, LearnerAsk, LearnerError, LearnerReport};
 use crate::stats::{CourseTotals, SessionStats, Window};
+use crate::timefmt::{Preset, Span};
 use crate::store::source::Course;
 use std::collections::HashMap;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
+    let span = window_args(
+        args.from.as_deref(),
+        args.to.as_deref(),
+        args.last.as_deref(),
+        now,
+    )?;
+    let (from, to) = (span.from, span.to);
     let names = args.estimators.estimator.names();
     let only_use_stats = names == [EstimatorName::UseStats];
     if args.format == StatsFormat::Xml && !json_out && !only_use_stats {
@@ -333,13 +340,28 @@ side by side"
     print!("{}", table.render());
 }
 
-/// `--from` and `--to` as a window: from the beginning of the log to now by default (E15: an
-/// explicit `--to` before `--from` is refused).
+/// `--from` and `--to` (or `--last`) as a window: from the beginning of the log to now by
+/// default; a date as `--to` runs through the end of that day (E15: an explicit `--to` before
+/// `--from` is refused). `--last N` is the last N days, today included, as the console's
+/// presets are (clap keeps it apart from `--from` and `--to`).
 pub(super) fn window_args(
     from: Option<&str>,
     to: Option<&str>,
+    last: Option<&str>,
     now: i64,
-) -> anyhow::Result<(i64, i64)> {
+) -> anyhow::Result<Span> {
+    let days = match last {
+        Some(text) => Some(
+            Preset::parse_last(text)?
+                .days(now)
+                .ok_or_else(|| anyhow::anyhow!("--last: the clock is outside the years 1970 to 9999"))?,
+        ),
+        None => None,
+    };
+    let (from, to) = match &days {
+        Some((first, last)) => (Some(first.as_str()), Some(last.as_str())),
+        None => (from, to),
+    };
     crate::timefmt::window(from, to, now).map_err(|e| match e {
         crate::timefmt::WindowError::Reversed => anyhow::anyhow!("--to is before --from"),
         e => e.into(),
