@@ -273,7 +273,12 @@ pub fn long_date(t: i64) -> String {
 
 /// ISO 8601 in UTC, `2026-11-25T13:14:00Z`, for what scripts and spreadsheets read.
 pub fn iso(t: i64) -> String {
-    time(t).replacen(' ', "T", 1)
+    match t {
+        // `time` shows 0 as "never"; here it is the epoch, where a window from the beginning
+        // of the log starts.
+        0 => "1970-01-01T00:00:00Z".into(),
+        t => time(t).replacen(' ', "T", 1),
+    }
 }
 
 /// A duration as a clock reads it, `h:mm:ss` (`0:04:05`, `26:00:00`): what Moodle's and

@@ -14,8 +14,8 @@ use crate::cli::{StatsArgs, StatsFormat};
 use crate::estimators::{EstimatorName, why_they_differ};
 use crate::reports::{CourseLookupError, LearnerAsk, LearnerError, LearnerReport};
 use crate::stats::{CourseTotals, SessionStats, Window};
-use crate::timefmt::{Preset, Span};
 use crate::store::source::Course;
+use crate::timefmt::{Preset, Span};
 use std::collections::HashMap;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
@@ -34,6 +34,11 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
             "--format xml is use_stats' MNET message: use --format json or table for the other estimators"
         );
     }
+    if args.sessions && (!only_use_stats || args.format == StatsFormat::Xml) {
+        anyhow::bail!(
+            "--sessions lists use_stats' sessions as a table or JSON: leave out --estimator and --format xml (the dedication estimators list their sessions in their own output)"
+        );
+    }
     let asked = LearnerAsk {
         username: args.username.clone(),
         course: args.course.clone(),
@@ -42,6 +47,10 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
         labels: true,
     };
     let found = app.reports.learner(asked).await.map_err(learner_error)?;
+    if args.sessions {
+        super::sessions::print(&found, &span, json_out || args.format == StatsFormat::Json);
+        return Ok(());
+    }
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let (shown, sessions) = found.shown();
@@ -351,11 +360,9 @@ pub(super) fn window_args(
     now: i64,
 ) -> anyhow::Result<Span> {
     let days = match last {
-        Some(text) => Some(
-            Preset::parse_last(text)?
-                .days(now)
-                .ok_or_else(|| anyhow::anyhow!("--last: the clock is outside the years 1970 to 9999"))?,
-        ),
+        Some(text) => Some(Preset::parse_last(text)?.days(now).ok_or_else(|| {
+            anyhow::anyhow!("--last: the clock is outside the years 1970 to 9999")
+        })?),
         None => None,
     };
     let (from, to) = match &days {

@@ -27,6 +27,27 @@ pub struct Picked {
     pub presets: Vec<PresetLink>,
 }
 
+/// The window a page answered, as it says it: in words, to the second, and in seconds for
+/// scripts and tests.
+#[derive(Debug, Clone)]
+pub struct ShownWindow {
+    pub described: String,
+    pub exact: String,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl Picked {
+    pub fn shown(&self) -> ShownWindow {
+        ShownWindow {
+            described: self.described.clone(),
+            exact: self.exact.clone(),
+            from: self.window.from,
+            to: self.window.to,
+        }
+    }
+}
+
 /// A preset window as a link: the page's own query with `from` and `to` set to the preset's
 /// first and last days.
 #[derive(Debug, Clone)]
@@ -115,6 +136,18 @@ pub fn href(path: &str, pairs: &[(&str, &str)]) -> String {
     } else {
         format!("{path}?{query}")
     }
+}
+
+/// The course page of course `id` over the window of `picked`.
+pub fn course_href(id: i64, picked: &Picked) -> String {
+    href(
+        "/console/course",
+        &[
+            ("course", &format!("id:{id}")),
+            ("from", &picked.from_text),
+            ("to", &picked.to_text),
+        ],
+    )
 }
 
 /// What the page says when a report could not be made: the database is away (try again), or a
