@@ -100,6 +100,23 @@ impl Site {
         serde_json::from_str(&self.cli_ok(&all).await).unwrap()
     }
 
+    /// Copies one of the course-page rows of `userid` to each of `times`.
+    fn copy_rows(&self, userid: i64, times: &[i64]) {
+        for time in times {
+            self.sql(&format!(
+                "INSERT INTO mdl_logstore_standard_log (eventname, component, action, target, \
+                 objecttable, objectid, crud, edulevel, contextid, contextlevel, \
+                 contextinstanceid, userid, courseid, relateduserid, anonymous, other, \
+                 timecreated, origin, ip, realuserid) \
+                 SELECT eventname, component, action, target, objecttable, objectid, crud, \
+                 edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, \
+                 relateduserid, anonymous, other, {time}, origin, ip, realuserid \
+                 FROM mdl_logstore_standard_log \
+                 WHERE userid = {userid} AND contextlevel = 50 AND courseid > 1 ORDER BY id LIMIT 1"
+            ));
+        }
+    }
+
     /// Runs SQL on the demo database (a connection of its own: the daemon reads it read-only).
     fn sql(&self, statement: &str) {
         use diesel::{Connection, RunQueryDsl};
@@ -304,15 +321,7 @@ async fn a_date_as_to_counts_its_whole_day_on_the_command_line_and_the_console()
         }
     };
     assert_eq!(rows_in("2026-11-01", "2026-11-30").await, 0, "nothing yet");
-    site.sql(&format!(
-        "INSERT INTO mdl_logstore_standard_log (eventname, component, action, target, objecttable, \
-         objectid, crud, edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, \
-         relateduserid, anonymous, other, timecreated, origin, ip, realuserid) \
-         SELECT eventname, component, action, target, objecttable, objectid, crud, edulevel, \
-         contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, \
-         other, {afternoon}, origin, ip, realuserid FROM mdl_logstore_standard_log \
-         WHERE userid = {userid} AND contextlevel = 50 AND courseid > 1 ORDER BY id LIMIT 1"
-    ));
+    site.copy_rows(userid, &[afternoon]);
     // Through the end of the day named as "to"; not with the day before.
     assert_eq!(rows_in(day, day).await, 1);
     assert_eq!(rows_in("2026-11-01", day).await, 1);
@@ -494,4 +503,44 @@ async fn presets_are_windows_of_whole_days_relative_to_the_clock() {
     let (code, _, err) = site.cli(&["stats", &user, "--last", "0d"]).await;
     assert_eq!(code, Some(1));
     assert!(err.contains("not a number of days"), "{err}");
+}
+
+#[tokio::test]
+async fn a_long_session_list_shows_the_latest_and_says_how_many_there_are() {
+    let site = Site::start(None).await;
+    let (userid, user) = busiest_learner(&site.app).await;
+    // After the demo's log: one row every two hours, each a session of its own (the threshold
+    // is an hour), more than the page lists.
+    let first = at("2026-11-10", "00:00:00");
+    let listed = 100;
+    let times: Vec<i64> = (0..listed as i64 + 20).map(|k| first + k * 7_200).collect();
+    site.copy_rows(userid, &times);
+    let path = format!("/console/learner?user={user}&from=2026-11-10");
+    let (status, html) = site.page(&path).await;
+    assert_eq!(status, 200);
+    let cli = site
+        .cli_json(&["stats", &user, "--from", "2026-11-10", "--sessions"])
+        .await;
+    assert_eq!(cli["count"], times.len());
+    let rows = table_rows(&html, "session-list");
+    assert_eq!(rows.len(), listed);
+    assert_eq!(
+        attribute(&html, "id=\"session-list-count\"", "data-total"),
+        Some(times.len().to_string())
+    );
+    assert!(html.contains(&format!(
+        "Showing the latest {listed} of {} sessions, newest first",
+        times.len()
+    )));
+    // Newest first: the last rows' sessions, in reverse.
+    let starts: Vec<i64> = rows.iter().map(|r| seconds(r, "start")).collect();
+    let newest: Vec<i64> = times.iter().rev().take(listed).copied().collect();
+    assert_eq!(starts, newest);
+    for row in &rows {
+        assert_eq!(
+            seconds(row, "seconds"),
+            cli["sessions"][0]["duration"].as_i64().unwrap(),
+            "each copied row is a session of the last-ping credit"
+        );
+    }
 }
