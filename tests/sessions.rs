@@ -468,7 +468,7 @@ async fn presets_are_windows_of_whole_days_relative_to_the_clock() {
             .filter(|(_, tag)| tag[..tag.find('>').unwrap()].contains("aria-current"))
             .map(|((label, ..), _)| label)
             .collect();
-        assert_eq!(current, [label.clone()]);
+        assert_eq!(current, std::slice::from_ref(label));
     }
     let last_30 = &links[1].1;
     let (_, page) = site.page(last_30).await;
