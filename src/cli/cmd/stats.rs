@@ -20,12 +20,7 @@ use std::collections::HashMap;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let span = window_args(
-        args.from.as_deref(),
-        args.to.as_deref(),
-        args.last.as_deref(),
-        now,
-    )?;
+    let span = window_args(&args.from, &args.to, &args.last, now)?;
     let (from, to) = (span.from, span.to);
     let names = args.estimators.estimator.names();
     let only_use_stats = names == [EstimatorName::UseStats];
@@ -354,11 +349,12 @@ side by side"
 /// `--from` is refused). `--last N` is the last N days, today included, as the console's
 /// presets are (clap keeps it apart from `--from` and `--to`).
 pub(super) fn window_args(
-    from: Option<&str>,
-    to: Option<&str>,
-    last: Option<&str>,
+    from: &Option<String>,
+    to: &Option<String>,
+    last: &Option<String>,
     now: i64,
 ) -> anyhow::Result<Span> {
+    let (from, to) = (from.as_deref(), to.as_deref());
     let days = match last {
         Some(text) => Some(Preset::parse_last(text)?.days(now).ok_or_else(|| {
             anyhow::anyhow!("--last: the clock is outside the years 1970 to 9999")
