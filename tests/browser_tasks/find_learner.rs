@@ -100,6 +100,14 @@ pub async fn run(b: &Client, app: &TestApp) {
         .parse()
         .unwrap();
     assert!(total >= rows.len());
+    // The list is below the charts: scrolled to for the screenshot (WebDriver's own script,
+    // which the page's policy does not govern; the page has none).
+    b.execute(
+        "document.getElementById('session-list-heading').scrollIntoView()",
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     crate::screenshot(b, "learner-sessions").await;
 
     // The command line, over the window the page answered.
