@@ -341,10 +341,11 @@ async fn learner_page_numbers_equal_stats_json() {
     assert_eq!(value_of("from"), (Some("date".into()), FROM.to_string()));
     assert_eq!(value_of("to"), (Some("date".into()), TO.to_string()));
 
-    // The same window as unix times gives the same numbers.
+    // The same window as unix times gives the same numbers: a date as `to` runs through the
+    // last second of its day.
     let (from, to) = (
         usestats::timefmt::parse_time(FROM).unwrap(),
-        usestats::timefmt::parse_time(TO).unwrap(),
+        usestats::timefmt::parse_time(TO).unwrap() + usestats::timefmt::DAY - 1,
     );
     let page = console
         .get(&format!("/console/learner?user={user}&from={from}&to={to}"))

@@ -404,9 +404,13 @@ pub struct StatsArgs {
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
+    /// Window end: a date (UTC) is inclusive, through its last second (--to 2026-06-30 ends
+    /// at 2026-06-30 23:59:59Z); a unix time or an RFC 3339 instant is exact. Default: now.
     #[arg(long)]
     pub to: Option<String>,
+    /// The last N days, today (UTC) included, instead of --from and --to: 7d, 30d, 90d…
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
     /// Only this course (id or shortname; `id:N` or `shortname:S` when a shortname is a
     /// number): its row (zero when it has no time) and the
     /// sessions that touched it, as the web services scope it. The XML format ignores it.
@@ -415,6 +419,10 @@ pub struct StatsArgs {
     /// How to print the answer.
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+    /// One row per session of use_stats in the window instead of the totals: start, end,
+    /// duration and the courses it touched (table or json).
+    #[arg(long)]
+    pub sessions: bool,
     #[command(flatten)]
     pub estimators: EstimatorOptions,
 }
@@ -500,9 +508,13 @@ pub struct ReportArgs {
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
+    /// Window end: a date (UTC) is inclusive, through its last second (--to 2026-06-30 ends
+    /// at 2026-06-30 23:59:59Z); a unix time or an RFC 3339 instant is exact. Default: now.
     #[arg(long)]
     pub to: Option<String>,
+    /// The last N days, today (UTC) included, instead of --from and --to: 7d, 30d, 90d…
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,

@@ -15,7 +15,7 @@ pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport};
 pub use handle::{
     Basis, CourseIndexAsk, DedicationAnswer, DedicationAsk, DedicationError, Dedications, Reports,
 };
-pub use learner::{LearnerAsk, LearnerError, LearnerReport};
+pub use learner::{LearnerAsk, LearnerError, LearnerReport, SessionCourse, SessionRow};
 pub use scan::{
     REORDER_SECONDS, USERS_READ_ONE_BY_ONE, answer_user, answer_users, user_report, users_reports,
 };

@@ -20,6 +20,7 @@ mod keys;
 mod peer;
 mod report;
 mod serve;
+mod sessions;
 mod stats;
 mod token;
 mod users;

@@ -21,7 +21,8 @@ use crate::stats::Window;
 
 pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
+    let span = window_args(&args.from, &args.to, &args.last, now)?;
+    let (from, to) = (span.from, span.to);
     let window = Window { from, to, now };
     let asked = CourseAsk {
         course: args.course.clone(),

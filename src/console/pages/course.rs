@@ -9,7 +9,7 @@ use askama::Template;
 use hyper::StatusCode;
 
 use super::estimators::{self, EstimatorRow};
-use super::window::{self, Picked};
+use super::window::{self, Picked, PresetLink, ShownWindow};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
@@ -28,6 +28,7 @@ struct CoursePage {
     from: String,
     to: String,
     sort: &'static str,
+    presets: Vec<PresetLink>,
     found: Option<Shown>,
 }
 
@@ -35,7 +36,7 @@ struct Shown {
     id: i64,
     shortname: String,
     fullname: String,
-    window: String,
+    window: ShownWindow,
     total: i64,
     total_text: String,
     learners: Vec<LearnerRow>,
@@ -103,6 +104,7 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         course: text.clone(),
         from: picked.from_date.clone(),
         to: picked.to_date.clone(),
+        presets: picked.presets.clone(),
         sort: match sort {
             Sort::Time => "time",
             Sort::Name => "name",
@@ -301,7 +303,7 @@ fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {
         estimators_note: String::new(),
         per_learner: Vec::new(),
         id: report.course.id,
-        window: picked.described.clone(),
+        window: picked.shown(),
         total,
         total_text: duration(total),
         chart: charts::bars("learner-chart", "Time per learner in the course", &bars),

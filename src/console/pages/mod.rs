@@ -14,6 +14,7 @@ mod learner;
 mod overview;
 mod peer_add;
 mod peers;
+mod session_list;
 mod shown;
 mod tokens;
 mod window;
