@@ -1134,7 +1134,9 @@ async fn course_page_pages_sorts_and_filters_on_the_server() {
     assert!(two.contains(r#"aria-current="page""#));
     let last_page = (n as usize).div_ceil(100);
     let last = console
-        .get(&format!("/console/course?course=id:2&per_page=100&page={last_page}"))
+        .get(&format!(
+            "/console/course?course=id:2&per_page=100&page={last_page}"
+        ))
         .await
         .text();
     assert_eq!(ids(&learner_rows(&last)), by_time[(last_page - 1) * 100..]);
@@ -1185,7 +1187,11 @@ async fn course_page_pages_sorts_and_filters_on_the_server() {
             assert_eq!(sorted.len(), 1, "{column} {dir}");
             assert_eq!(
                 sorted[0]["aria-sort"],
-                if dir == "desc" { "descending" } else { "ascending" }
+                if dir == "desc" {
+                    "descending"
+                } else {
+                    "ascending"
+                }
             );
             assert!(heading.contains(&format!(r#"id="sort-{column}""#)));
         }
@@ -1214,7 +1220,9 @@ async fn course_page_pages_sorts_and_filters_on_the_server() {
         .collect();
     assert!(!want.is_empty() && (want.len() as i64) < n);
     let filtered = console
-        .get(&format!("/console/course?course=id:2&per_page=100&q={part}"))
+        .get(&format!(
+            "/console/course?course=id:2&per_page=100&q={part}"
+        ))
         .await
         .text();
     assert_eq!(count(&filtered).0, want.len() as i64);
@@ -1230,7 +1238,10 @@ async fn course_page_pages_sorts_and_filters_on_the_server() {
 #[tokio::test]
 async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
     let console = big_course().await;
-    let groups = ints(&console, "SELECT id AS v FROM mdl_groups WHERE courseid = 2 ORDER BY id");
+    let groups = ints(
+        &console,
+        "SELECT id AS v FROM mdl_groups WHERE courseid = 2 ORDER BY id",
+    );
     assert!((2..=5).contains(&groups.len()));
     let group = groups[0];
     let members = ints(
@@ -1250,7 +1261,14 @@ async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
 
     // The command line, by id and by name: the members only, and the group named.
     let by_id = console
-        .cli_json(&["--json", "report", "--course", "id:2", "--group", &group.to_string()])
+        .cli_json(&[
+            "--json",
+            "report",
+            "--course",
+            "id:2",
+            "--group",
+            &group.to_string(),
+        ])
         .await;
     let name = by_id["group"]["name"].as_str().unwrap().to_string();
     assert_eq!(by_id["group"]["id"].as_i64(), Some(group));
@@ -1269,11 +1287,16 @@ async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
         .map(|l| l["userid"].as_i64().unwrap())
         .collect();
     assert_eq!(cli_ids, want);
-    assert!(course.get("group").is_none(), "no group named when none is asked");
+    assert!(
+        course.get("group").is_none(),
+        "no group named when none is asked"
+    );
 
     // The page: the same learners, their total, a CSV link that keeps the group.
     let page = console
-        .get(&format!("/console/course?course=id:2&group={group}&per_page=100"))
+        .get(&format!(
+            "/console/course?course=id:2&group={group}&per_page=100"
+        ))
         .await;
     assert_eq!(page.status, 200);
     let html = page.text();
@@ -1305,7 +1328,9 @@ async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
         .get(&format!("/console/course.csv?course=id:2&group={group}"))
         .await;
     let cli_csv = console
-        .cli(&["report", "--course", "id:2", "--group", &name, "--format", "csv"])
+        .cli(&[
+            "report", "--course", "id:2", "--group", &name, "--format", "csv",
+        ])
         .await;
     assert_eq!(csv.body, cli_csv);
     assert_eq!(
@@ -1314,7 +1339,10 @@ async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
     );
 
     // The activities: each the sum of the learners' own, and together their activity time.
-    for (report, query) in [(&course, String::new()), (&by_id, format!("&group={group}"))] {
+    for (report, query) in [
+        (&course, String::new()),
+        (&by_id, format!("&group={group}")),
+    ] {
         let activity_time: i64 = report["learners"]
             .as_array()
             .unwrap()
@@ -1378,7 +1406,10 @@ async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
 #[tokio::test]
 async fn course_page_refuses_bad_values_with_a_message() {
     let console = big_course().await;
-    let foreign = ints(&console, "SELECT id AS v FROM mdl_groups WHERE courseid = 3 ORDER BY id")[0];
+    let foreign = ints(
+        &console,
+        "SELECT id AS v FROM mdl_groups WHERE courseid = 3 ORDER BY id",
+    )[0];
     for (query, status, says) in [
         ("page=-1", 400, "pages count from 1"),
         ("page=0", 400, "pages count from 1"),
@@ -1395,7 +1426,11 @@ async fn course_page_refuses_bad_values_with_a_message() {
             }
             let page = console.get(&format!("{path}?course=id:2&{query}")).await;
             assert_eq!(page.status, status, "{path} {query}: {}", page.text());
-            assert!(page.text().contains(says), "{path} {query}: {}", page.text());
+            assert!(
+                page.text().contains(says),
+                "{path} {query}: {}",
+                page.text()
+            );
         }
     }
     // A page past the last one says so, and how many there are.

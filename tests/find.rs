@@ -262,10 +262,12 @@ struct UserId {
     userid: i64,
 }
 
-fn load<T: QueryableByName<diesel::sqlite::Sqlite>
+fn load<
+    T: QueryableByName<diesel::sqlite::Sqlite>
         + QueryableByName<diesel::pg::Pg>
         + QueryableByName<diesel::mysql::Mysql>
-        + 'static>(
+        + 'static,
+>(
     conn: &mut DbConnection,
     sql: &str,
 ) -> Vec<T> {
@@ -310,18 +312,28 @@ async fn course_groups_and_members_on_every_backend() {
             assert!((2..=5).contains(&got.len()), "{backend}: course {course}");
             assert!(got.iter().all(|g| g.courseid == course));
             assert_eq!(
-                got.iter().map(|g| (g.id, g.name.clone())).collect::<Vec<_>>(),
-                want.iter().map(|g| (g.id, g.name.clone())).collect::<Vec<_>>(),
+                got.iter()
+                    .map(|g| (g.id, g.name.clone()))
+                    .collect::<Vec<_>>(),
+                want.iter()
+                    .map(|g| (g.id, g.name.clone()))
+                    .collect::<Vec<_>>(),
                 "{backend}: course {course}"
             );
             for g in &got {
                 let rows: Vec<UserId> = load(
                     &mut conn,
-                    &format!("SELECT userid FROM grp_groups_members WHERE groupid = {}", g.id),
+                    &format!(
+                        "SELECT userid FROM grp_groups_members WHERE groupid = {}",
+                        g.id
+                    ),
                 );
                 let want: BTreeSet<i64> = rows.into_iter().map(|r| r.userid).collect();
                 let members = source.group_members(&mut conn, g.id).unwrap();
-                assert!(members.windows(2).all(|w| w[0] < w[1]), "{backend}: sorted, once each");
+                assert!(
+                    members.windows(2).all(|w| w[0] < w[1]),
+                    "{backend}: sorted, once each"
+                );
                 assert_eq!(
                     members.into_iter().collect::<BTreeSet<i64>>(),
                     want,
@@ -331,11 +343,19 @@ async fn course_groups_and_members_on_every_backend() {
                 courses_with_members += usize::from(!want.is_empty());
             }
         }
-        assert!(courses_with_members > 4, "{backend}: the demo fills its groups");
+        assert!(
+            courses_with_members > 4,
+            "{backend}: the demo fills its groups"
+        );
         // No group of a course that has none, and no members of a group that is not there.
         assert!(source.course_groups(&mut conn, 999_999).unwrap().is_empty());
         assert!(source.group_members(&mut conn, 999_999).unwrap().is_empty());
         // Another prefix's tables are not read.
-        assert!(Source::new("mdl_").unwrap().course_groups(&mut conn, 2).is_err());
+        assert!(
+            Source::new("mdl_")
+                .unwrap()
+                .course_groups(&mut conn, 2)
+                .is_err()
+        );
     }
 }

@@ -47,7 +47,11 @@ async fn report(app: &TestApp, course: i64, group: Option<String>) -> Vec<i64> {
     let now = app.app.now();
     let asked = CourseAsk {
         course: format!("id:{course}"),
-        window: Window { from: 0, to: now, now },
+        window: Window {
+            from: 0,
+            to: now,
+            now,
+        },
         group,
     };
     let report = app.app.reports.course(asked).await.unwrap();
@@ -126,7 +130,10 @@ pub async fn run(b: &Client, app: &TestApp) {
     assert_eq!(sessions.len(), 50);
     assert!(sessions.windows(2).all(|w| w[0] >= w[1]), "{sessions:?}");
     let th = b.find(Locator::Css("th[aria-sort]")).await.unwrap();
-    assert_eq!(th.attr("aria-sort").await.unwrap().as_deref(), Some("descending"));
+    assert_eq!(
+        th.attr("aria-sort").await.unwrap().as_deref(),
+        Some("descending")
+    );
     b.find(Locator::Id("sort-sessions"))
         .await
         .unwrap()
@@ -178,7 +185,13 @@ pub async fn run(b: &Client, app: &TestApp) {
         .await
         .unwrap();
     for bar in bars {
-        let key: i64 = bar.attr("data-key").await.unwrap().unwrap().parse().unwrap();
+        let key: i64 = bar
+            .attr("data-key")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(members.contains(&key), "the chart keeps the group too");
     }
     // The picker still shows the group, and the sort survived the form.

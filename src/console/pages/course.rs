@@ -314,16 +314,12 @@ async fn report(
             e.is_unavailable(),
             &e,
         ))),
-        Err(CourseError::Prefix(e)) => Err(Failed::Other(window::failed(
-            "course's report",
-            false,
-            &e,
-        ))),
-        Err(CourseError::Store(e)) => Err(Failed::Other(window::failed(
-            "course's report",
-            true,
-            &e,
-        ))),
+        Err(CourseError::Prefix(e)) => {
+            Err(Failed::Other(window::failed("course's report", false, &e)))
+        }
+        Err(CourseError::Store(e)) => {
+            Err(Failed::Other(window::failed("course's report", true, &e)))
+        }
     }
 }
 
@@ -354,22 +350,7 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         )
     };
     let mut matching = table.filter(&report.learners);
-    // The chart: the matching learners with the most time (the report's order), whatever
-    // the table's order and page.
-    let bars: Vec<Bar> = matching
-        .iter()
-        .take(CHART_LEARNERS)
-        .map(|l| Bar {
-            key: l.userid.to_string(),
-            label: format!("{} {}", l.firstname, l.lastname),
-            seconds: l.coursetotal,
-        })
-        .collect();
-    let chart_title = if matching.len() > CHART_LEARNERS {
-        format!("The {CHART_LEARNERS} learners with the most time")
-    } else {
-        "Time per learner".to_string()
-    };
+    let (chart, chart_note) = chart(&matching);
     table.sort(&mut matching);
     let pages = table.pages(matching.len());
     let offset = table.offset();
@@ -380,32 +361,7 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         .map(|l| learner_row(l, picked))
         .collect();
     let past_the_end = rows.is_empty() && table.page > 1;
-    let columns = Column::ALL
-        .iter()
-        .map(|&c| {
-            let current = c == table.sort;
-            ColumnHead {
-                key: c.key(),
-                label: c.label(),
-                // A second click on the sorted column turns the order around.
-                href: link(
-                    c,
-                    if current {
-                        !table.descending
-                    } else {
-                        c.default_descending()
-                    },
-                    1,
-                ),
-                numeric: c.numeric(),
-                aria_sort: match (current, table.descending) {
-                    (false, _) => "",
-                    (true, true) => "descending",
-                    (true, false) => "ascending",
-                },
-            }
-        })
-        .collect();
+    let columns = column_heads(table, &link);
     let pager = course_table::page_numbers(table.page.min(pages), pages)
         .into_iter()
         .map(|n| PageLink {
@@ -416,24 +372,7 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
             current: n == Some(table.page),
         })
         .collect();
-    let activities: Vec<ActivityShown> = report
-        .activities
-        .iter()
-        .map(|a| ActivityShown {
-            cmid: a.cmid,
-            name: if a.name.is_empty() {
-                "N.C.".to_string()
-            } else {
-                a.name.clone()
-            },
-            module: a.module.clone(),
-            elapsed: a.elapsed,
-            elapsed_text: duration(a.elapsed),
-            events: a.events,
-            learners: a.learners,
-        })
-        .collect();
-    let activities_total: i64 = report.activities.iter().map(|a| a.elapsed).sum();
+    let (activities, activities_total) = activities(report);
     let total = report.total();
     Shown {
         id: report.course.id,
@@ -445,15 +384,7 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
             .as_ref()
             .map(|g| g.name.clone())
             .unwrap_or_default(),
-        groups: report
-            .groups
-            .iter()
-            .map(|g| GroupOption {
-                id: g.id,
-                name: g.name.clone(),
-                selected: report.group.as_ref().is_some_and(|s| s.id == g.id),
-            })
-            .collect(),
+        groups: group_options(report),
         enrolled: report.learners.len(),
         total,
         total_text: duration(total),
@@ -474,15 +405,8 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         } else {
             String::new()
         },
-        chart: charts::bars("learner-chart", &chart_title, &bars),
-        chart_note: if matching.len() > CHART_LEARNERS {
-            format!(
-                "The chart shows the {CHART_LEARNERS} learners with the most time; the table pages through all {}.",
-                matching.len()
-            )
-        } else {
-            String::new()
-        },
+        chart,
+        chart_note,
         activities,
         activities_total,
         activities_total_text: duration(activities_total),
@@ -499,6 +423,99 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         estimators_note: String::new(),
         per_learner: Vec::new(),
     }
+}
+
+/// The chart of the matching learners with the most time (they come in the report's order),
+/// whatever the table's order and page, and the note that says when it leaves some out.
+fn chart(matching: &[&course::LearnerRow]) -> (String, String) {
+    let bars: Vec<Bar> = matching
+        .iter()
+        .take(CHART_LEARNERS)
+        .map(|l| Bar {
+            key: l.userid.to_string(),
+            label: format!("{} {}", l.firstname, l.lastname),
+            seconds: l.coursetotal,
+        })
+        .collect();
+    if matching.len() > CHART_LEARNERS {
+        (
+            charts::bars(
+                "learner-chart",
+                &format!("The {CHART_LEARNERS} learners with the most time"),
+                &bars,
+            ),
+            format!(
+                "The chart shows the {CHART_LEARNERS} learners with the most time; the table pages through all {}.",
+                matching.len()
+            ),
+        )
+    } else {
+        (
+            charts::bars("learner-chart", "Time per learner", &bars),
+            String::new(),
+        )
+    }
+}
+
+/// The table's headings, each a link that sorts by its column: the sorted one's link turns
+/// the order round, the others sort their own default way; every sort starts at page 1.
+fn column_heads(table: &TableAsk, link: &dyn Fn(Column, bool, usize) -> String) -> Vec<ColumnHead> {
+    Column::ALL
+        .iter()
+        .map(|&c| {
+            let current = c == table.sort;
+            let descending = if current {
+                !table.descending
+            } else {
+                c.default_descending()
+            };
+            ColumnHead {
+                key: c.key(),
+                label: c.label(),
+                href: link(c, descending, 1),
+                numeric: c.numeric(),
+                aria_sort: match (current, table.descending) {
+                    (false, _) => "",
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                },
+            }
+        })
+        .collect()
+}
+
+/// The activities as the page shows them, and their time added up.
+fn activities(report: &CourseReport) -> (Vec<ActivityShown>, i64) {
+    let rows = report
+        .activities
+        .iter()
+        .map(|a| ActivityShown {
+            cmid: a.cmid,
+            name: if a.name.is_empty() {
+                "N.C.".to_string()
+            } else {
+                a.name.clone()
+            },
+            module: a.module.clone(),
+            elapsed: a.elapsed,
+            elapsed_text: duration(a.elapsed),
+            events: a.events,
+            learners: a.learners,
+        })
+        .collect();
+    (rows, report.activities.iter().map(|a| a.elapsed).sum())
+}
+
+fn group_options(report: &CourseReport) -> Vec<GroupOption> {
+    report
+        .groups
+        .iter()
+        .map(|g| GroupOption {
+            id: g.id,
+            name: g.name.clone(),
+            selected: report.group.as_ref().is_some_and(|s| s.id == g.id),
+        })
+        .collect()
 }
 
 fn learner_row(l: &course::LearnerRow, picked: &Picked) -> LearnerRow {

@@ -189,11 +189,8 @@ impl TableAsk {
             } else {
                 by_column
             };
-            let by_name = (&a.lastname, &a.firstname, a.userid).cmp(&(
-                &b.lastname,
-                &b.firstname,
-                b.userid,
-            ));
+            let by_name =
+                (&a.lastname, &a.firstname, a.userid).cmp(&(&b.lastname, &b.firstname, b.userid));
             let by_name = if self.sort == Column::Name && self.descending {
                 by_name.reverse()
             } else {
@@ -250,9 +247,6 @@ mod tests {
                 Some(36)
             ]
         );
-        assert_eq!(
-            page_numbers(2, 4),
-            vec![Some(1), Some(2), Some(3), Some(4)]
-        );
+        assert_eq!(page_numbers(2, 4), vec![Some(1), Some(2), Some(3), Some(4)]);
     }
 }
