@@ -118,6 +118,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     assert_eq!(count(b).await, (n, 51, 100));
     assert_eq!(two, everyone[50..100]);
     assert!(two.iter().all(|id| !one.contains(id)));
+    super::screenshot(b, "course-page-2").await;
 
     // Sorted by sessions (most first) from its heading; a second click turns the order.
     b.find(Locator::Id("sort-sessions"))
@@ -200,4 +201,5 @@ pub async fn run(b: &Client, app: &TestApp) {
         group.to_string()
     );
     assert!(b.find(Locator::Css("#activities")).await.is_ok());
+    super::screenshot(b, "course-group").await;
 }
