@@ -504,6 +504,10 @@ pub struct ReportArgs {
     /// The course: id or shortname (`id:N` or `shortname:S` when a shortname is a number).
     #[arg(long)]
     pub course: String,
+    /// Only the learners in this group of the course: its id or its name (`id:N` or `name:S`
+    /// when a name is a number).
+    #[arg(long)]
+    pub group: Option<String>,
     /// Window start: unix time, date (UTC) or RFC 3339 instant such as 2026-03-01T08:15:00Z.
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]

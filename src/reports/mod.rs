@@ -11,7 +11,7 @@ pub mod learner;
 mod scan;
 pub mod users;
 
-pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport};
+pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport, GroupLookupError};
 pub use handle::{
     Basis, CourseIndexAsk, DedicationAnswer, DedicationAsk, DedicationError, Dedications, Reports,
 };

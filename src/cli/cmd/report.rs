@@ -16,7 +16,7 @@ use crate::cli::output::{self, Table};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::estimators::EstimatorName;
 use crate::reports::course::{self, CourseReport};
-use crate::reports::{CourseAsk, CourseError};
+use crate::reports::{CourseAsk, CourseError, GroupLookupError};
 use crate::stats::Window;
 
 pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> CmdResult {
@@ -27,6 +27,7 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
     let asked = CourseAsk {
         course: args.course.clone(),
         window,
+        group: args.group.clone(),
     };
     let report = app.reports.course(asked).await.map_err(|e| match e {
         CourseError::Prefix(e) => anyhow::Error::new(e).context("checking the source table prefix"),
@@ -35,6 +36,8 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
         CourseError::Report(e) => {
             anyhow::Error::new(e).context(format!("computing the report of course {}", args.course))
         }
+        CourseError::Group(e @ GroupLookupError::Ambiguous { .. }) => anyhow::anyhow!("--{e}"),
+        CourseError::Group(e) => e.into(),
     })?;
     let names = args.estimators.estimator.names();
     let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();
@@ -75,7 +78,7 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
 }
 
 pub fn to_json(report: &CourseReport) -> serde_json::Value {
-    json!({
+    let mut out = json!({
         "course": {
             "id": report.course.id,
             "shortname": report.course.shortname,
@@ -84,7 +87,20 @@ pub fn to_json(report: &CourseReport) -> serde_json::Value {
         "window": {"from": report.window.from, "to": report.window.to},
         "total": report.total(),
         "learners": report.learners,
-    })
+        "activities": report.activities,
+    });
+    add_group(&mut out, report);
+    out
+}
+
+/// Names the group a report was cut to, so a filtered answer never passes for the course's.
+fn add_group(out: &mut serde_json::Value, report: &CourseReport) {
+    if let (Some(group), Some(object)) = (&report.group, out.as_object_mut()) {
+        object.insert(
+            "group".into(),
+            json!({"id": group.id, "name": group.name, "idnumber": group.idnumber}),
+        );
+    }
 }
 
 fn print_table(report: &CourseReport) {
@@ -101,6 +117,9 @@ fn print_table(report: &CourseReport) {
         },
         output::time(report.window.to)
     );
+    if let Some(group) = &report.group {
+        println!("group      {} (id {})", group.name, group.id);
+    }
     println!(
         "learners   {} enrolled, total {}",
         report.learners.len(),
@@ -201,7 +220,7 @@ fn side_by_side_json(
             row
         })
         .collect();
-    json!({
+    let mut out = json!({
         "course": {
             "id": report.course.id,
             "shortname": report.course.shortname,
@@ -210,7 +229,9 @@ fn side_by_side_json(
         "window": {"from": report.window.from, "to": report.window.to},
         "estimators": estimators,
         "learners": learners,
-    })
+    });
+    add_group(&mut out, report);
+    out
 }
 
 fn side_by_side_csv(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) -> Vec<u8> {

@@ -7,6 +7,7 @@ use super::{ConsoleRequest, Layout, Reply};
 
 mod calls_chart;
 mod course;
+mod course_table;
 mod estimators;
 mod find;
 mod grants;
