@@ -137,6 +137,28 @@ pub fn duration(seconds: i64) -> String {
     }
 }
 
+/// `h:mm:ss` (hours not wrapped at 24, `123:04:05`) for exports: a spreadsheet reads it as a
+/// duration, and it sorts as text within equal hour widths. Negative times, which no report
+/// gives, show as `0:00:00` as [`duration`] shows them as `0s`: the raw seconds sit next to
+/// it in every export.
+pub fn hms(seconds: i64) -> String {
+    let s = seconds.max(0);
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// ISO 8601 / RFC 3339 in UTC, `2026-06-01T10:00:00Z`; `None` outside 1970 to 9999 (as
+/// [`date`]), where a reader could not take it back.
+pub fn iso(t: i64) -> Option<String> {
+    let day = date(t)?;
+    let seconds = t.rem_euclid(86_400);
+    Some(format!(
+        "{day}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    ))
+}
+
 /// Why `from` and `to` do not make a window.
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {

@@ -1,4 +1,5 @@
-//! Text bound for a spreadsheet: one CSV cell.
+//! Text bound for a spreadsheet: every text cell of a CSV, XLSX or ODS export goes through
+//! [`defuse`] (`reports::export`), and a CSV cell through [`csv_cell`] too.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and some also one that
 //! starts with a tab or a carriage return) as a formula. Which characters split a line into
@@ -6,8 +7,10 @@
 //! semicolon or a tab. A cell that this file quotes as one cell is several cells to a
 //! spreadsheet splitting on another separator, and its quotes then mean nothing. So a text is
 //! defused at every place where a cell could begin under any of those separators (its start,
-//! and after each separator or line break), not only at its start (docs/console.md, "CSV").
-//! The names come from a Moodle site's users, who set their own.
+//! and after each separator or line break), not only at its start (docs/console.md,
+//! "Exports"). XLSX and ODS cells are written as strings, never formulas, and are defused all
+//! the same: a cell copied out of them, or the sheet saved again as CSV, carries the text as
+//! it is. The names come from a Moodle site's users, who set their own.
 
 /// Characters that may split a line into cells, in some locale or by choice.
 const SEPARATORS: [char; 3] = [',', ';', '\t'];
@@ -27,8 +30,9 @@ pub fn csv_cell(text: &str) -> String {
 }
 
 /// `text` with a `'` inserted where a cell may begin and a formula character follows (quotes
-/// and spaces a spreadsheet may drop in between are skipped over when looking).
-fn defuse(text: &str) -> String {
+/// and spaces a spreadsheet may drop in between are skipped over when looking). Text with no
+/// such place is returned unchanged.
+pub fn defuse(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     let mut at_cell_start = true;
     for (i, c) in text.char_indices() {

@@ -1,9 +1,10 @@
 //! A course's learners: every enrolled learner's time, as a table sorted on the server (no
-//! script) and a chart, and the same as CSV.
+//! script) and a chart, and the same as a download.
 //! `GET /console/course?course=ID|SHORTNAME&from=&to=&sort=time|name` and
-//! `GET /console/course.csv?course=&from=&to=`, whose bytes are
-//! `usestats report --course C --from F --to T --format csv`'s: both come from
-//! [`crate::reports::Reports::course`], answered from the compiled store where it can.
+//! `GET /console/course.{csv,xlsx,ods}?course=&from=&to=`, whose cells are
+//! `usestats report --course C --from F --to T --format csv|xlsx|ods`'s (the CSV byte for
+//! byte): both come from [`crate::reports::Reports::course`], answered from the compiled store
+//! where it can, and are written by [`crate::reports::export`].
 
 use askama::Template;
 use hyper::StatusCode;
@@ -14,6 +15,7 @@ use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::reports::course::{self, CourseLookupError, CourseReport};
+use crate::reports::export::{self, Format};
 use crate::reports::{CourseAsk, CourseError};
 use crate::timefmt::{duration, time};
 
@@ -43,6 +45,8 @@ struct Shown {
     /// Set when the chart leaves learners out.
     chart_note: String,
     csv_href: String,
+    xlsx_href: String,
+    ods_href: String,
     by_time_href: String,
     by_name_href: String,
     /// use_stats and the dedication estimators side by side (docs/engine.md §8).
@@ -176,8 +180,9 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
     html(&page)
 }
 
-/// The course's report as CSV, byte for byte what `usestats report --format csv` prints.
-pub async fn csv(request: &ConsoleRequest) -> Reply {
+/// The course's report as a file in `format`: the cells of `usestats report --format …` (the
+/// CSV byte for byte), named after the course and the window.
+pub async fn download(request: &ConsoleRequest, format: Format) -> Reply {
     let picked = match window::pick(request) {
         Ok(picked) => picked,
         Err(reply) => return reply,
@@ -193,12 +198,20 @@ pub async fn csv(request: &ConsoleRequest) -> Reply {
         Ok(report) => report,
         Err(reply) => return reply,
     };
-    let bytes = course::to_csv(&report);
-    Reply::File(
-        "text/csv; charset=utf-8",
-        format!("{}.csv", report.course.shortname),
-        bytes,
-    )
+    match export::write(&course::to_sheet(&report), format) {
+        Ok(bytes) => Reply::File(
+            format.content_type(),
+            course::file_name(&report, format),
+            bytes,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "console: an export could not be written");
+            Reply::Error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The file could not be made; the daemon's log says why.".into(),
+            )
+        }
+    }
 }
 
 /// The report of the course `text` names, or the message page that says why there is none.
@@ -252,6 +265,16 @@ fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {
                 ("from", &picked.from_text),
                 ("to", &picked.to_text),
                 ("sort", sort),
+            ],
+        )
+    };
+    let download_href = |extension: &str| {
+        window::href(
+            &format!("/console/course.{extension}"),
+            &[
+                ("course", &course_key),
+                ("from", &picked.from_text),
+                ("to", &picked.to_text),
             ],
         )
     };
@@ -313,14 +336,9 @@ fn shown(report: CourseReport, sort: Sort, picked: &Picked) -> Shown {
         } else {
             String::new()
         },
-        csv_href: window::href(
-            "/console/course.csv",
-            &[
-                ("course", &course_key),
-                ("from", &picked.from_text),
-                ("to", &picked.to_text),
-            ],
-        ),
+        csv_href: download_href("csv"),
+        xlsx_href: download_href("xlsx"),
+        ods_href: download_href("ods"),
         by_time_href: link("time"),
         by_name_href: link("name"),
         learners: rows,
