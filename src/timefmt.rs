@@ -232,6 +232,34 @@ mod tests {
             proptest::prop_assert_eq!(parse_time(&text.replace(' ', "T")).ok(), Some(t));
         }
 
+        /// `h:mm:ss` reads back to the seconds, minutes and seconds always two digits below 60.
+        #[test]
+        fn hms_reads_back(seconds in 0i64..=10_000_000_000) {
+            let text = hms(seconds);
+            let parts: Vec<&str> = text.split(':').collect();
+            proptest::prop_assert_eq!(parts.len(), 3, "{}", text);
+            proptest::prop_assert!(parts[1].len() == 2 && parts[2].len() == 2, "{}", text);
+            let (h, m, s): (i64, i64, i64) =
+                (parts[0].parse().unwrap_or(-1), parts[1].parse().unwrap_or(-1), parts[2].parse().unwrap_or(-1));
+            proptest::prop_assert!((0..60).contains(&m) && (0..60).contains(&s), "{}", text);
+            proptest::prop_assert_eq!(h * 3600 + m * 60 + s, seconds);
+            proptest::prop_assert!(!text.starts_with(['-', '+', '=', '@']));
+        }
+
+        /// Negative durations, which no report gives, never start a formula either.
+        #[test]
+        fn negative_hms_is_zero(seconds in i64::MIN..0) {
+            proptest::prop_assert_eq!(hms(seconds), "0:00:00");
+        }
+
+        /// `iso` is `time` in ISO 8601 form, and reads back.
+        #[test]
+        fn iso_reads_back(t in 0i64..=MAX_TIME) {
+            let text = iso(t).unwrap_or_default();
+            proptest::prop_assert_eq!(parse_time(&text).ok(), Some(t), "{}", text);
+            proptest::prop_assert_eq!(text.len(), 20);
+        }
+
         /// From one midnight to the next the date moves by one day: the same month and the
         /// next day, or from a month's last day (28 to 31) to the 1st of the next month.
         #[test]

@@ -137,6 +137,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Under any separator, no cell of a defused text starts a formula: every place a
+        /// cell may begin (the start, after a separator or a line break), skipping the quotes
+        /// and spaces a spreadsheet may drop, is not a formula character.
+        #[test]
+        fn defused_text_starts_no_formula(text in "[=+@\\-\t\r\n,; \"a1]{0,24}") {
+            let defused = defuse(&text);
+            let mut at_start = true;
+            for (i, c) in defused.char_indices() {
+                if at_start {
+                    let rest = defused[i..].trim_start_matches(['"', ' ']);
+                    proptest::prop_assert!(
+                        !rest.starts_with(FORMULA_STARTS),
+                        "{:?} → {:?} at {}", text, defused, i
+                    );
+                }
+                at_start = SEPARATORS.contains(&c) || matches!(c, '\r' | '\n');
+            }
+        }
+
+        /// Defusing only inserts `'`, one at most per formula character, and leaves text
+        /// without any formula character as it is.
+        #[test]
+        fn defusing_only_adds_quotes(text in "\\PC{0,30}") {
+            let defused = defuse(&text);
+            proptest::prop_assert_eq!(defused.replace('\'', ""), text.replace('\'', ""));
+            let added = defused.matches('\'').count() - text.matches('\'').count();
+            proptest::prop_assert!(added <= text.matches(FORMULA_STARTS).count());
+            if !text.contains(FORMULA_STARTS) {
+                proptest::prop_assert_eq!(&defused, &text);
+            }
+        }
+    }
+
     #[test]
     fn lines_are_comma_separated_and_end_with_crlf() {
         assert_eq!(csv_line(&["1", &csv_cell("a;b"), ""]), "1,\"a;b\",\r\n");
