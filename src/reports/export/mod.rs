@@ -1,6 +1,6 @@
 //! Exports: a report as one sheet of typed cells, written as CSV, XLSX or ODS, one writer per
 //! format. `usestats report --format csv|xlsx|ods` and the console's downloads both build
-//! the sheet here and call [`write`], so a file has the same columns and cells whichever asked
+//! the sheet here and call [`write()`], so a file has the same columns and cells whichever asked
 //! (docs/console.md, "Exports").
 //!
 //! Every raw column (seconds, unix times) keeps its place; the human columns (`…_hms`,
