@@ -176,6 +176,28 @@ pub fn duration(seconds: i64) -> String {
     }
 }
 
+/// `h:mm:ss` (hours not wrapped at 24, `123:04:05`) for exports: a spreadsheet reads it as a
+/// duration, and it sorts as text within equal hour widths. Negative times, which no report
+/// gives, show as `0:00:00` as [`duration`] shows them as `0s`: the raw seconds sit next to
+/// it in every export.
+pub fn hms(seconds: i64) -> String {
+    let s = seconds.max(0);
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// ISO 8601 / RFC 3339 in UTC, `2026-06-01T10:00:00Z`; `None` outside 1970 to 9999 (as
+/// [`date`]), where a reader could not take it back.
+pub fn iso(t: i64) -> Option<String> {
+    let day = date(t)?;
+    let seconds = t.rem_euclid(86_400);
+    Some(format!(
+        "{day}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    ))
+}
+
 /// Why `from` and `to` do not make a window.
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
@@ -269,23 +291,6 @@ pub fn long_date(t: i64) -> String {
         }
         Err(_) => t.to_string(),
     }
-}
-
-/// ISO 8601 in UTC, `2026-11-25T13:14:00Z`, for what scripts and spreadsheets read.
-pub fn iso(t: i64) -> String {
-    match t {
-        // `time` shows 0 as "never"; here it is the epoch, where a window from the beginning
-        // of the log starts.
-        0 => "1970-01-01T00:00:00Z".into(),
-        t => time(t).replacen(' ', "T", 1),
-    }
-}
-
-/// A duration as a clock reads it, `h:mm:ss` (`0:04:05`, `26:00:00`): what Moodle's and
-/// block_dedication's session lists show.
-pub fn hms(seconds: i64) -> String {
-    let s = seconds.max(0);
-    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 /// The day of `t` as an HTML date input holds it, `2026-11-25` (UTC); `None` outside the
@@ -413,6 +418,34 @@ mod tests {
             let text = time(t);
             proptest::prop_assert_eq!(parse_time(&text).ok(), Some(t), "{}", text);
             proptest::prop_assert_eq!(parse_time(&text.replace(' ', "T")).ok(), Some(t));
+        }
+
+        /// `h:mm:ss` reads back to the seconds, minutes and seconds always two digits below 60.
+        #[test]
+        fn hms_reads_back(seconds in 0i64..=10_000_000_000) {
+            let text = hms(seconds);
+            let parts: Vec<&str> = text.split(':').collect();
+            proptest::prop_assert_eq!(parts.len(), 3, "{}", text);
+            proptest::prop_assert!(parts[1].len() == 2 && parts[2].len() == 2, "{}", text);
+            let (h, m, s): (i64, i64, i64) =
+                (parts[0].parse().unwrap_or(-1), parts[1].parse().unwrap_or(-1), parts[2].parse().unwrap_or(-1));
+            proptest::prop_assert!((0..60).contains(&m) && (0..60).contains(&s), "{}", text);
+            proptest::prop_assert_eq!(h * 3600 + m * 60 + s, seconds);
+            proptest::prop_assert!(!text.starts_with(['-', '+', '=', '@']));
+        }
+
+        /// Negative durations, which no report gives, never start a formula either.
+        #[test]
+        fn negative_hms_is_zero(seconds in i64::MIN..0) {
+            proptest::prop_assert_eq!(hms(seconds), "0:00:00");
+        }
+
+        /// `iso` is `time` in ISO 8601 form, and reads back.
+        #[test]
+        fn iso_reads_back(t in 0i64..=MAX_TIME) {
+            let text = iso(t).unwrap_or_default();
+            proptest::prop_assert_eq!(parse_time(&text).ok(), Some(t), "{}", text);
+            proptest::prop_assert_eq!(text.len(), 20);
         }
 
         /// From one midnight to the next the date moves by one day: the same month and the
@@ -597,8 +630,12 @@ mod tests {
         assert_eq!(hms(3725), "1:02:05");
         assert_eq!(hms(93_600), "26:00:00");
         assert_eq!(hms(-5), "0:00:00");
-        assert_eq!(iso(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_time(&iso(1_700_000_000)).unwrap(), 1_700_000_000);
+        assert_eq!(iso(1_700_000_000).unwrap(), "2023-11-14T22:13:20Z");
+        assert_eq!(iso(0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            parse_time(&iso(1_700_000_000).unwrap()).unwrap(),
+            1_700_000_000
+        );
         assert_eq!(long_date(1_700_000_000), "14 Nov 2023");
         assert_eq!(
             parse_typed("2026-11-01").unwrap(),

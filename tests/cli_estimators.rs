@@ -491,7 +491,7 @@ fn course_report_with_every_estimator() {
     let lines: Vec<&str> = csv.trim_end_matches("\r\n").split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "userid,username,firstname,lastname,dedication,dedication_kept,dedication_dropped"
+        "userid,username,firstname,lastname,dedication,dedication_kept,dedication_dropped,dedication_hms"
     );
     assert_eq!(lines.len(), learners.len() + 1);
     let table = ok(config, &["report", "--course", &id, "--estimator", "all"]);

@@ -455,9 +455,16 @@ pub enum ConsoleUserAction {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
+    /// Aligned columns for a terminal.
     Table,
+    /// RFC 4180, to standard output unless --output is given.
     Csv,
     Json,
+    /// An Excel workbook, always to a file (--output, or a name made of the course and the
+    /// window).
+    Xlsx,
+    /// An OpenDocument spreadsheet, always to a file, as xlsx.
+    Ods,
 }
 
 #[derive(Args, Debug)]
@@ -522,6 +529,11 @@ pub struct ReportArgs {
     /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Write the csv, xlsx or ods export to this file (replaced if it exists); `-` is standard
+    /// output, refused for xlsx and ods on a terminal. Without it, xlsx and ods go to
+    /// `course-<shortname>-<first day>_<last day>.<ext>` in the current directory.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub estimators: EstimatorOptions,
 }

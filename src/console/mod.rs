@@ -257,8 +257,7 @@ fn respond(reply: Reply, layout: &Layout) -> HttpResponse {
         Reply::Redirect(to) => redirect(&to),
         Reply::File(content_type, name, bytes) => {
             let mut response = with_headers(StatusCode::OK, content_type, bytes, false);
-            let disposition = format!("attachment; filename=\"{}\"", safe_file_name(&name));
-            if let Ok(value) = HeaderValue::from_str(&disposition) {
+            if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
                 response.headers_mut().insert("Content-Disposition", value);
             }
             response
@@ -411,6 +410,32 @@ fn parse_pairs(bytes: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(bytes).into_owned().collect()
 }
 
+/// RFC 6266: `filename` for clients that know nothing else, in ASCII letters, digits and
+/// `-_.` (anything else as `_`), then `filename*` (RFC 8187) with the name as it is, UTF-8
+/// percent-encoded, which browsers prefer when both are given.
+fn content_disposition(name: &str) -> String {
+    format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        safe_file_name(name),
+        percent_encoding::utf8_percent_encode(name, ATTR_CHAR)
+    )
+}
+
+/// What RFC 8187's `attr-char` leaves unencoded.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 fn safe_file_name(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -527,5 +552,21 @@ mod tests {
         assert!(!reachable(&config, Surface::Main));
         config.enabled = false;
         assert!(!reachable(&config, Surface::Console));
+    }
+
+    #[test]
+    fn downloads_name_their_file_in_ascii_and_in_utf8() {
+        assert_eq!(
+            content_disposition("course-Économie_1-2026-06-01_2026-06-30.xlsx"),
+            "attachment; filename=\"course-_conomie_1-2026-06-01_2026-06-30.xlsx\"; \
+             filename*=UTF-8''course-%C3%89conomie_1-2026-06-01_2026-06-30.xlsx"
+        );
+        let hostile = content_disposition("a\"; b\r\n=x.csv");
+        assert!(
+            hostile.starts_with("attachment; filename=\"a___b___x.csv\"; "),
+            "{hostile}"
+        );
+        assert!(hostile.ends_with("filename*=UTF-8''a%22%3B%20b%0D%0A%3Dx.csv"));
+        assert!(HeaderValue::from_str(&hostile).is_ok());
     }
 }

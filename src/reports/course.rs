@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::ReportError;
+use super::export::{self, Cell, Format, Sheet};
 use super::handle::Basis;
 use crate::stats::{CourseTotals, Window};
 use crate::store::source::{Course, CourseField, Group, Source, SourceError};
@@ -302,8 +303,9 @@ fn activities(
     Ok(rows)
 }
 
-/// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 12] = [
+/// The columns of every export (CSV, XLSX, ODS), in order: the raw ones first, as the CSV
+/// always had them, then the same durations as `h:mm:ss` and the times as ISO 8601.
+pub const CSV_HEADER: [&str; 18] = [
     "userid",
     "username",
     "firstname",
@@ -316,33 +318,65 @@ pub const CSV_HEADER: [&str; 12] = [
     "sessions",
     "first_access",
     "last_access",
+    "coursetime_hms",
+    "activitytime_hms",
+    "othertime_hms",
+    "coursetotal_hms",
+    "first_access_iso",
+    "last_access_iso",
 ];
 
-/// The report as CSV (RFC 4180: comma, CRLF), seconds and unix times as integers. Names come
-/// from the Moodle site's users, who choose their own: each is defused for a spreadsheet
-/// under any separator a locale may use (`text::spreadsheet`), so `usestats report` and the
-/// console's export (both call this) give the same safe bytes.
-pub fn to_csv(report: &CourseReport) -> Vec<u8> {
-    use crate::text::spreadsheet::{csv_cell, csv_line};
-    let mut out = csv_line(&CSV_HEADER);
-    let time = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_default();
-    for l in &report.learners {
-        out.push_str(&csv_line(&[
-            l.userid.to_string(),
-            csv_cell(&l.username),
-            csv_cell(&l.firstname),
-            csv_cell(&l.lastname),
-            l.coursetime.to_string(),
-            l.activitytime.to_string(),
-            l.othertime.to_string(),
-            l.coursetotal.to_string(),
-            l.events.to_string(),
-            l.sessions.to_string(),
-            time(l.first_access),
-            time(l.last_access),
-        ]));
+/// The report as a sheet, one row per learner in the report's order. `usestats report` and
+/// the console's downloads both write this sheet (`export::write`), so they give the same
+/// cells in every format.
+pub fn to_sheet(report: &CourseReport) -> Sheet {
+    let rows = report
+        .learners
+        .iter()
+        .map(|l| {
+            vec![
+                Cell::Number(l.userid),
+                Cell::Text(l.username.clone()),
+                Cell::Text(l.firstname.clone()),
+                Cell::Text(l.lastname.clone()),
+                Cell::Number(l.coursetime),
+                Cell::Number(l.activitytime),
+                Cell::Number(l.othertime),
+                Cell::Number(l.coursetotal),
+                Cell::Number(count(l.events)),
+                Cell::Number(count(l.sessions)),
+                Cell::unix(l.first_access),
+                Cell::unix(l.last_access),
+                Cell::Duration(l.coursetime),
+                Cell::Duration(l.activitytime),
+                Cell::Duration(l.othertime),
+                Cell::Duration(l.coursetotal),
+                Cell::iso(l.first_access),
+                Cell::iso(l.last_access),
+            ]
+        })
+        .collect();
+    Sheet {
+        headers: CSV_HEADER.map(String::from).to_vec(),
+        rows,
     }
-    out.into_bytes()
+}
+
+/// A count as a cell: no log holds 2^63 rows.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The report as CSV (RFC 4180: comma, CRLF): see [`to_sheet`]. Names come from the Moodle
+/// site's users, who choose their own: each is defused for a spreadsheet under any separator a
+/// locale may use (`text::spreadsheet`).
+pub fn to_csv(report: &CourseReport) -> Vec<u8> {
+    export::write_csv(&to_sheet(report))
+}
+
+/// The report's file name in `format`: `course-<shortname>-<first day>_<last day>.<ext>`.
+pub fn file_name(report: &CourseReport, format: Format) -> String {
+    export::file_name("course", &report.course.shortname, &report.window, format)
 }
 
 #[cfg(test)]
@@ -391,7 +425,7 @@ mod tests {
         assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
         assert_eq!(
             lines.next().unwrap(),
-            "1,u1,\"A, \"\"B\"\"\",\"'=HYPERLINK(\"\"x\"\")\",60,0,0,60,2,1,10,"
+            "1,u1,\"A, \"\"B\"\"\",\"'=HYPERLINK(\"\"x\"\")\",60,0,0,60,2,1,10,,0:01:00,0:00:00,0:00:00,0:01:00,1970-01-01T00:00:10Z,"
         );
         assert_eq!(lines.next(), Some(""));
     }

@@ -3,9 +3,11 @@
 //! (or the compiled store) through the engine, so all of them give the same numbers.
 //!
 //! `scan` is the engine over the source database; `learner`, `course` and `users` are the
-//! questions the front ends ask, each read in one trip to the database's blocking pool.
+//! questions the front ends ask, each read in one trip to the database's blocking pool;
+//! `export` writes a report as CSV, XLSX or ODS for the command line and the console alike.
 
 pub mod course;
+pub mod export;
 mod handle;
 pub mod learner;
 mod scan;

@@ -73,8 +73,8 @@ fn print_table(found: &LearnerReport, span: &Span, rows: &[SessionRow]) {
     let mut table = Table::new(&["start", "end", "duration", "events", "courses"]);
     for s in rows {
         table.row(vec![
-            iso(s.start),
-            iso(s.end),
+            iso(s.start).unwrap_or_default(),
+            iso(s.end).unwrap_or_default(),
             hms(s.elapsed),
             s.events.to_string(),
             s.courses

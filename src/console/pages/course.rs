@@ -2,9 +2,10 @@
 //! sorted and paged on the server (no script; `course_table` reads the query), a chart of
 //! those with the most time, the time per activity, and the same as CSV.
 //! `GET /console/course?course=ID|SHORTNAME&from=&to=&group=&q=&sort=&dir=&per_page=&page=`
-//! and `GET /console/course.csv?course=&from=&to=&group=`, whose bytes are
-//! `usestats report --course C --group G --from F --to T --format csv`'s: both come from
-//! [`crate::reports::Reports::course`], answered from the compiled store where it can.
+//! and `GET /console/course.{csv,xlsx,ods}?course=&from=&to=&group=`, whose cells are
+//! `usestats report --course C --group G --from F --to T --format csv|xlsx|ods`'s (the CSV
+//! byte for byte): both come from [`crate::reports::Reports::course`], answered from the
+//! compiled store where it can, and are written by [`crate::reports::export`].
 
 use askama::Template;
 use hyper::StatusCode;
@@ -16,6 +17,7 @@ use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::reports::course::{self, CourseLookupError, CourseReport};
+use crate::reports::export::{self, Format};
 use crate::reports::{CourseAsk, CourseError, GroupLookupError};
 use crate::timefmt::{duration, time};
 
@@ -68,6 +70,8 @@ struct Shown {
     activities_total: i64,
     activities_total_text: String,
     csv_href: String,
+    xlsx_href: String,
+    ods_href: String,
     /// use_stats and the dedication estimators side by side (docs/engine.md §8).
     estimators: Vec<EstimatorRow>,
     estimators_note: String,
@@ -217,8 +221,10 @@ fn per_learner(rows: &[LearnerRow], d: &estimators::Dedications) -> Vec<LearnerE
 }
 
 /// The course's report as CSV, byte for byte what `usestats report --format csv` prints (with
-/// `--group` when the page has one).
-pub async fn csv(request: &ConsoleRequest) -> Reply {
+/// The course's report as a file in `format`: the cells of `usestats report --format …` (the
+/// CSV byte for byte, with `--group` when the page has one), named after the course and the
+/// window.
+pub async fn download(request: &ConsoleRequest, format: Format) -> Reply {
     let picked = match window::pick(request) {
         Ok(picked) => picked,
         Err(reply) => return reply,
@@ -235,12 +241,20 @@ pub async fn csv(request: &ConsoleRequest) -> Reply {
         Ok(report) => report,
         Err(failed) => return failed.reply(&text),
     };
-    let bytes = course::to_csv(&report);
-    Reply::File(
-        "text/csv; charset=utf-8",
-        format!("{}.csv", report.course.shortname),
-        bytes,
-    )
+    match export::write(&course::to_sheet(&report), format) {
+        Ok(bytes) => Reply::File(
+            format.content_type(),
+            course::file_name(&report, format),
+            bytes,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "console: an export could not be written");
+            Reply::Error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The file could not be made; the daemon's log says why.".into(),
+            )
+        }
+    }
 }
 
 /// Why a page has no report: no course by that name (the course page then looks for one in
@@ -334,6 +348,17 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         .as_ref()
         .map(|g| g.id.to_string())
         .unwrap_or_default();
+    let download_href = |extension: &str| {
+        window::href(
+            &format!("/console/course.{extension}"),
+            &[
+                ("course", &course_key),
+                ("from", &picked.from_text),
+                ("to", &picked.to_text),
+                ("group", &group_key),
+            ],
+        )
+    };
     let per_page = table.per_page.to_string();
     let link = |sort: Column, descending: bool, page: usize| {
         window::href(
@@ -412,15 +437,9 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         activities,
         activities_total,
         activities_total_text: duration(activities_total),
-        csv_href: window::href(
-            "/console/course.csv",
-            &[
-                ("course", &course_key),
-                ("from", &picked.from_text),
-                ("to", &picked.to_text),
-                ("group", &group_key),
-            ],
-        ),
+        csv_href: download_href("csv"),
+        xlsx_href: download_href("xlsx"),
+        ods_href: download_href("ods"),
         estimators: Vec::new(),
         estimators_note: String::new(),
         per_learner: Vec::new(),

@@ -4,6 +4,7 @@ use askama::Template;
 use hyper::Method;
 
 use super::{ConsoleRequest, Layout, Reply};
+use crate::reports::export::Format;
 
 mod calls_chart;
 mod course;
@@ -28,7 +29,9 @@ pub async fn route(request: &ConsoleRequest) -> Reply {
         (&Method::GET, "/console/courses") => find::courses(request).await,
         (&Method::GET, "/console/learner") => learner::page(request).await,
         (&Method::GET, "/console/course") => course::page(request).await,
-        (&Method::GET, "/console/course.csv") => course::csv(request).await,
+        (&Method::GET, "/console/course.csv") => course::download(request, Format::Csv).await,
+        (&Method::GET, "/console/course.xlsx") => course::download(request, Format::Xlsx).await,
+        (&Method::GET, "/console/course.ods") => course::download(request, Format::Ods).await,
         (&Method::GET, "/console/peers") => peers::page(request).await,
         (&Method::POST, "/console/peers/add") => peer_add::start(request).await,
         (&Method::POST, "/console/peers/confirm") => peer_add::confirm(request).await,

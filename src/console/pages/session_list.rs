@@ -56,8 +56,8 @@ pub fn sessions(found: &LearnerReport, picked: &Picked) -> SessionList {
         .map(|s| SessionLine {
             start: s.start,
             end: s.end,
-            start_iso: iso(s.start),
-            end_iso: iso(s.end),
+            start_iso: iso(s.start).unwrap_or_default(),
+            end_iso: iso(s.end).unwrap_or_default(),
             start_text: time(s.start),
             end_text: time(s.end),
             seconds: s.elapsed,
