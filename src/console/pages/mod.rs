@@ -6,6 +6,7 @@ use hyper::Method;
 use super::{ConsoleRequest, Layout, Reply};
 
 mod calls_chart;
+mod confirm;
 mod course;
 mod estimators;
 mod find;
@@ -17,6 +18,7 @@ mod peers;
 mod shown;
 mod tokens;
 mod window;
+mod wording;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
