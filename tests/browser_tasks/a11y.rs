@@ -179,6 +179,37 @@ async fn a_token(app: &TestApp) -> i64 {
     row.id
 }
 
+/// The checks can fail: on a page given an image without a text alternative and a block
+/// wider than the window, axe reports the image and the page is found too wide.
+async fn canary(b: &Client, app: &TestApp, axe: Option<&str>) {
+    b.goto(&app.console_url("/console/")).await.unwrap();
+    b.execute(
+        r#"
+        const img = document.createElement('img');
+        img.src = 'data:,';
+        document.querySelector('main').append(img);
+        const wide = document.createElement('div');
+        wide.style.width = '3000px';
+        wide.textContent = 'wide';
+        document.querySelector('main').append(wide);
+        return document.documentElement.scrollWidth > document.documentElement.clientWidth;
+        "#,
+        Vec::new(),
+    )
+    .await
+    .map(|wider| assert_eq!(wider, true, "the overflow check sees a wide page"))
+    .unwrap();
+    if let Some(axe) = axe {
+        let found = axe_violations(b, axe).await;
+        assert!(
+            found
+                .iter()
+                .any(|v| v["id"] == "image-alt" && v["impact"] == "critical"),
+            "axe finds an image without alt: {found:?}"
+        );
+    }
+}
+
 pub async fn run(b: &Client, app: &TestApp) {
     let axe = axe_source();
     let axe = axe.as_deref();
@@ -189,6 +220,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     ))
     .await
     .unwrap();
+    canary(b, app, axe).await;
     let token = a_token(app).await;
     let (_, learner) = busiest_learner(app).await;
     let part: String = learner.chars().take(3).collect();
