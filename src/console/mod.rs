@@ -202,17 +202,7 @@ pub async fn handle(
         );
     }
     if path == "/console/logout" && method == Method::POST {
-        if let Some(token) = cookies.get(auth::SESSION_COOKIE)
-            && let Err(e) = auth::close_session(&app, token).await
-        {
-            tracing::warn!(error = %e, "console: session not closed");
-        }
-        let mut response = redirect("/console/login");
-        set_cookie(
-            &mut response,
-            &expired_cookie(auth::SESSION_COOKIE, secure(&app)),
-        );
-        return response;
+        return logout(&app, &cookies).await;
     }
     let request = ConsoleRequest {
         app,
@@ -224,6 +214,21 @@ pub async fn handle(
     };
     let reply = pages::route(&request).await;
     respond(reply, &request.layout)
+}
+
+/// Ends the session the cookie names, and the cookie.
+async fn logout(app: &Arc<App>, cookies: &HashMap<String, String>) -> HttpResponse {
+    if let Some(token) = cookies.get(auth::SESSION_COOKIE)
+        && let Err(e) = auth::close_session(app, token).await
+    {
+        tracing::warn!(error = %e, "console: session not closed");
+    }
+    let mut response = redirect("/console/login");
+    set_cookie(
+        &mut response,
+        &expired_cookie(auth::SESSION_COOKIE, secure(app)),
+    );
+    response
 }
 
 /// A POSTed form, read within the body limits; a response to send instead when it is too

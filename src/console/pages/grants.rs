@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use super::confirm::{self, Confirmation};
 use super::overview::unavailable;
 use super::peers::{bad_request, done_at};
-use super::{html, layout, shown};
+use super::{html_with, layout, shown};
 use crate::console::notice::Notice;
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
@@ -77,38 +77,37 @@ async fn show(request: &ConsoleRequest, form: GrantForm, status: StatusCode) -> 
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
-    let page = html(&GrantsPage {
-        layout: layout(request, "peers"),
-        tab: "grants",
-        grants: grants
-            .iter()
-            .map(|g| GrantRow {
-                home_wwwroot: g.home_wwwroot.clone(),
-                username: g.username.clone(),
-                site: g.site,
-                course: g.course,
-                via: via_text(&g.via),
-                since: shown::time(g.created_at),
-            })
-            .collect(),
-        peers: peers
-            .iter()
-            .map(|p| {
-                let field = format!("via-{}", p.id);
-                PeerChoice {
-                    ticked: !form.error.is_empty() && !request.field(&field).is_empty(),
-                    field,
-                    name: p.name.clone(),
-                    wwwroot: p.wwwroot.clone(),
-                }
-            })
-            .collect(),
-        form,
-    });
-    match page {
-        Reply::Html(body) if status != StatusCode::OK => Reply::Page(status, body),
-        other => other,
-    }
+    html_with(
+        status,
+        &GrantsPage {
+            layout: layout(request, "peers"),
+            tab: "grants",
+            grants: grants
+                .iter()
+                .map(|g| GrantRow {
+                    home_wwwroot: g.home_wwwroot.clone(),
+                    username: g.username.clone(),
+                    site: g.site,
+                    course: g.course,
+                    via: via_text(&g.via),
+                    since: shown::time(g.created_at),
+                })
+                .collect(),
+            peers: peers
+                .iter()
+                .map(|p| {
+                    let field = format!("via-{}", p.id);
+                    PeerChoice {
+                        ticked: !form.error.is_empty() && !request.field(&field).is_empty(),
+                        field,
+                        name: p.name.clone(),
+                        wwwroot: p.wwwroot.clone(),
+                    }
+                })
+                .collect(),
+            form,
+        },
+    )
 }
 
 /// The relays a grant form ticked: `via-any` (`*`) and `via-ID` (a peer's wwwroot), in

@@ -58,6 +58,14 @@ pub fn html(page: &impl Template) -> Reply {
     }
 }
 
+/// A page's HTML sent with `status`: a form shown again because it was refused.
+pub fn html_with(status: hyper::StatusCode, page: &impl Template) -> Reply {
+    match html(page) {
+        Reply::Html(body) if status != hyper::StatusCode::OK => Reply::Page(status, body),
+        other => other,
+    }
+}
+
 /// The layout a page shows, marked at its section.
 pub fn layout(request: &ConsoleRequest, section: &'static str) -> Layout {
     request.layout.at(section)

@@ -6,7 +6,7 @@ use hyper::StatusCode;
 
 use super::confirm::{self, Confirmation};
 use super::overview::unavailable;
-use super::{html, layout};
+use super::{html_with, layout};
 use crate::console::notice::{self, Notice};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
@@ -157,26 +157,25 @@ pub async fn show(request: &ConsoleRequest, form: AddForm, status: StatusCode) -
         }
         _ => String::new(),
     };
-    let page = html(&PeersPage {
-        layout: layout(request, "peers"),
-        tab: "peers",
-        message: added
-            .map(|p| {
-                format!(
-                    "Registered {} ({}). Publish use_stats to it below so that it may call us.",
-                    p.name, p.wwwroot
-                )
-            })
-            .unwrap_or_default(),
-        hint,
-        all_hosts,
-        peers,
-        form,
-    });
-    match page {
-        Reply::Html(body) if status != StatusCode::OK => Reply::Page(status, body),
-        other => other,
-    }
+    html_with(
+        status,
+        &PeersPage {
+            layout: layout(request, "peers"),
+            tab: "peers",
+            message: added
+                .map(|p| {
+                    format!(
+                        "Registered {} ({}). Publish use_stats to it below so that it may call us.",
+                        p.name, p.wwwroot
+                    )
+                })
+                .unwrap_or_default(),
+            hint,
+            all_hosts,
+            peers,
+            form,
+        },
+    )
 }
 
 /// The live peer a form names by id, or All Hosts for `all`.

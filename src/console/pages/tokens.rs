@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use super::confirm::{self, Confirmation};
 use super::overview::unavailable;
 use super::peers::done_at;
-use super::{html, layout, shown};
+use super::{html, html_with, layout, shown};
 use crate::console::notice::Notice;
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
@@ -107,27 +107,26 @@ async fn show(request: &ConsoleRequest, form: TokenForm, status: StatusCode) -> 
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
-    let page = html(&TokensPage {
-        layout: layout(request, "peers"),
-        tab: "tokens",
-        tokens: tokens
-            .iter()
-            .map(|t| token_row(t, grants.iter().find(|g| g.id == t.grant_id)))
-            .collect(),
-        grants: grants
-            .iter()
-            .map(|g| GrantChoice {
-                id: g.id,
-                text: grant_text(g),
-                chosen: form.grant == g.id.to_string(),
-            })
-            .collect(),
-        form,
-    });
-    match page {
-        Reply::Html(body) if status != StatusCode::OK => Reply::Page(status, body),
-        other => other,
-    }
+    html_with(
+        status,
+        &TokensPage {
+            layout: layout(request, "peers"),
+            tab: "tokens",
+            tokens: tokens
+                .iter()
+                .map(|t| token_row(t, grants.iter().find(|g| g.id == t.grant_id)))
+                .collect(),
+            grants: grants
+                .iter()
+                .map(|g| GrantChoice {
+                    id: g.id,
+                    text: grant_text(g),
+                    chosen: form.grant == g.id.to_string(),
+                })
+                .collect(),
+            form,
+        },
+    )
 }
 
 /// The tokens page again, its form as typed, saying why it was refused.
