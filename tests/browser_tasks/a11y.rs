@@ -146,6 +146,16 @@ async fn visit(b: &Client, app: &TestApp, axe: Option<&str>, path: &str) {
     check(b, axe, path, true).await;
 }
 
+/// Waits for `css` on the page: a click that submits a form may return before the next page
+/// is there.
+async fn wait_for(b: &Client, css: &str) {
+    b.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
 async fn click(b: &Client, css: &str) {
     b.find(Locator::Css(css))
         .await
@@ -243,6 +253,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     // A course page, reached from the index.
     b.goto(&app.console_url("/console/courses")).await.unwrap();
     click(b, "#courses-index tbody a").await;
+    wait_for(b, "form#window input[name=course]").await;
     check(b, axe, "a course page", true).await;
 
     // The add-peer form refused (an address nobody answers at), then a real peer's
@@ -254,19 +265,16 @@ pub async fn run(b: &Client, app: &TestApp) {
     let form = b.form(Locator::Id("add-peer")).await.unwrap();
     form.set_by_name("wwwroot", &nobody).await.unwrap();
     form.submit().await.unwrap();
-    b.find(Locator::Id("form-error"))
-        .await
-        .expect("the refusal is shown");
+    wait_for(b, "#form-error").await;
     check(b, axe, "the add-peer form, refused", true).await;
     let peer = spawn_app(Default::default()).await;
     let form = b.form(Locator::Id("add-peer")).await.unwrap();
     form.set_by_name("wwwroot", &peer.wwwroot).await.unwrap();
     form.submit().await.unwrap();
-    b.find(Locator::Id("fingerprint"))
-        .await
-        .expect("the confirm page");
+    wait_for(b, "#fingerprint").await;
     check(b, axe, "the peer confirmation", true).await;
     click(b, "form.actions a").await;
+    wait_for(b, "#add-peer").await;
 
     // The grant form refused (no rights ticked), and the revoke confirmation (cancelled).
     b.goto(&app.console_url("/console/peers/grants"))
@@ -278,22 +286,20 @@ pub async fn run(b: &Client, app: &TestApp) {
         .unwrap();
     form.set_by_name("username", "nobody").await.unwrap();
     form.submit().await.unwrap();
-    b.find(Locator::Id("form-error"))
-        .await
-        .expect("the refusal is shown");
+    wait_for(b, "#form-error").await;
     check(b, axe, "the grant form, refused", true).await;
     b.goto(&app.console_url("/console/peers/tokens"))
         .await
         .unwrap();
     click(b, &format!("#revoke-{token} button")).await;
-    b.find(Locator::Id("confirm-form"))
-        .await
-        .expect("the confirmation");
+    wait_for(b, "#confirm-form").await;
     check(b, axe, "the revoke confirmation", true).await;
     click(b, "#cancel").await;
+    wait_for(b, "#create-token").await;
 
     // Last, logged out: the login page (this task runs last; it leaves the browser there).
     click(b, "form.logout button").await;
+    wait_for(b, "body.login").await;
     b.goto(&app.console_url("/console/")).await.unwrap();
     check(b, axe, "the login page", false).await;
 }

@@ -10,8 +10,12 @@ const HOME: &str = "http://revoke-task.example.org";
 const USER: &str = "revoker";
 const LABEL: &str = "revoke task";
 
+/// The text of `css` on the page, waiting for it: a click that submits a form may return
+/// before the next page is there.
 async fn text(b: &Client, css: &str) -> String {
-    b.find(Locator::Css(css))
+    b.wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .text()
@@ -68,7 +72,7 @@ pub async fn run(b: &Client, app: &TestApp) {
         .unwrap();
     form.set_by_name("label", LABEL).await.unwrap();
     form.submit().await.unwrap();
-    let token = text(b, "#token").await;
+    let token = text(b, "code#token").await;
     assert!(
         works(app, &token).await,
         "a new token opens the web services"
@@ -90,6 +94,7 @@ pub async fn run(b: &Client, app: &TestApp) {
         .await
         .unwrap();
     click(b, &format!("#revoke-{id} button")).await;
+    text(b, "#confirm-form").await;
     assert_eq!(
         text(b, "h1").await,
         format!("Revoke the token {prefix} ({LABEL})?")
@@ -103,6 +108,7 @@ pub async fn run(b: &Client, app: &TestApp) {
 
     // Cancel keeps it: listed as active, still working.
     click(b, "#cancel").await;
+    text(b, "#create-token").await;
     assert!(
         b.current_url()
             .await
@@ -116,6 +122,7 @@ pub async fn run(b: &Client, app: &TestApp) {
 
     // Confirm: revoked, the next page says so, and the token no longer authenticates.
     click(b, &format!("#revoke-{id} button")).await;
+    text(b, "#confirm-form").await;
     click(b, "#confirm").await;
     assert_eq!(
         text(b, "#notice").await,
