@@ -625,7 +625,11 @@ async fn unknown_learner_or_course_gets_a_message_page() {
     )
     .await;
     assert_eq!(anonymous.status, 303);
-    assert_eq!(anonymous.header("location"), "/console/login");
+    // To the login, which leads back here afterwards (docs/console.md, deep links).
+    assert_eq!(
+        anonymous.header("location"),
+        "/console/login?next=%2Fconsole%2Flearner%3Fuser%3Dx"
+    );
     let anonymous = send(
         "GET",
         &console.app.console_url("/console/course.csv?course=2"),

@@ -175,7 +175,7 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
         total_text: duration(report.total),
         course_chart: charts::bars("course-chart", "Time per course", &bars),
         courses: rows,
-        sessions_chart: charts::calendar(
+        sessions_chart: charts::calendar_with_table(
             "sessions-chart",
             "Time per day, by the day each session started (UTC)",
             &session_points,

@@ -7,6 +7,7 @@ use super::{ConsoleRequest, Layout, Reply};
 use crate::reports::export::Format;
 
 mod calls_chart;
+mod confirm;
 mod course;
 mod course_table;
 mod estimators;
@@ -20,6 +21,7 @@ mod session_list;
 mod shown;
 mod tokens;
 mod window;
+mod wording;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
@@ -58,6 +60,14 @@ pub fn html(page: &impl Template) -> Reply {
                 "The page could not be rendered.".into(),
             )
         }
+    }
+}
+
+/// A page's HTML sent with `status`: a form shown again because it was refused.
+pub fn html_with(status: hyper::StatusCode, page: &impl Template) -> Reply {
+    match html(page) {
+        Reply::Html(body) if status != hyper::StatusCode::OK => Reply::Page(status, body),
+        other => other,
     }
 }
 
