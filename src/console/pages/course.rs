@@ -348,17 +348,7 @@ fn shown(report: &CourseReport, table: &TableAsk, picked: &Picked) -> Shown {
         .as_ref()
         .map(|g| g.id.to_string())
         .unwrap_or_default();
-    let download_href = |extension: &str| {
-        window::href(
-            &format!("/console/course.{extension}"),
-            &[
-                ("course", &course_key),
-                ("from", &picked.from_text),
-                ("to", &picked.to_text),
-                ("group", &group_key),
-            ],
-        )
-    };
+    let download_href = |extension: &str| download_href(extension, &course_key, &group_key, picked);
     let per_page = table.per_page.to_string();
     let link = |sort: Column, descending: bool, page: usize| {
         window::href(
@@ -476,6 +466,19 @@ fn chart(matching: &[&course::LearnerRow]) -> (String, String) {
             String::new(),
         )
     }
+}
+
+/// A download of the page's report: its course, window and group.
+fn download_href(extension: &str, course: &str, group: &str, picked: &Picked) -> String {
+    window::href(
+        &format!("/console/course.{extension}"),
+        &[
+            ("course", course),
+            ("from", &picked.from_text),
+            ("to", &picked.to_text),
+            ("group", group),
+        ],
+    )
 }
 
 /// The table's headings, each a link that sorts by its column: the sorted one's link turns
