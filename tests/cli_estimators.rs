@@ -369,10 +369,12 @@ fn windows_as_dates_instants_or_unix_seconds() {
         &["stats", &user, "--from", "2026-10-01", "--to", "2026-10-20"],
     );
     assert_eq!(by_date["window"]["from"], 1_790_812_800);
+    // A date as --to runs through the last second of its day; an instant is exact.
+    assert_eq!(by_date["window"]["to"], 1_792_540_799);
     for (from, to) in [
-        ("2026-10-01T00:00:00Z", "2026-10-20T00:00:00Z"),
-        ("1790812800", "1792454400"),
-        ("2026-10-01T02:00:00+02:00", "2026-10-19T20:00:00-04:00"),
+        ("2026-10-01T00:00:00Z", "2026-10-20T23:59:59Z"),
+        ("1790812800", "1792540799"),
+        ("2026-10-01T02:00:00+02:00", "2026-10-20T19:59:59-04:00"),
         ("2026-10-01T00:00:00.250Z", "2026-10-20"),
     ] {
         let other = json(config, &["stats", &user, "--from", from, "--to", to]);
@@ -489,7 +491,7 @@ fn course_report_with_every_estimator() {
     let lines: Vec<&str> = csv.trim_end_matches("\r\n").split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "userid,username,firstname,lastname,dedication,dedication_kept,dedication_dropped"
+        "userid,username,firstname,lastname,dedication,dedication_kept,dedication_dropped,dedication_hms"
     );
     assert_eq!(lines.len(), learners.len() + 1);
     let table = ok(config, &["report", "--course", &id, "--estimator", "all"]);

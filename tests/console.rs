@@ -269,7 +269,8 @@ async fn no_page_and_no_form_without_a_session() {
         for path in GET_PATHS {
             let page = browser.get(path).await;
             assert_eq!(page.status, 303, "GET {path}: {}", page.body);
-            assert_eq!(page.location, "/console/login", "GET {path}");
+            // The login leads back to the page asked for (docs/console.md, deep links).
+            assert!(page.location.starts_with("/console/login"), "GET {path}");
             assert!(!page.body.contains("<table"), "GET {path}");
         }
         for path in POST_PATHS {
@@ -623,7 +624,11 @@ async fn a_token_is_shown_once_and_never_again() {
     let revoked = browser
         .post(
             "/console/peers/tokens/revoke",
-            &[("csrf", &csrf_of(&list)), ("token", &id)],
+            &[
+                ("csrf", &csrf_of(&list)),
+                ("token", &id),
+                ("confirmed", "1"),
+            ],
         )
         .await;
     assert_eq!(revoked.status, 303, "{}", revoked.body);
@@ -924,7 +929,9 @@ async fn a_peer_is_added_through_the_console_and_a_swapped_key_is_refused() {
     assert!(checks.contains(&format!("peer {}", b.wwwroot)), "{checks}");
     // Removed: gone from the list, kept (deleted) on the overview.
     let list = browser.get("/console/peers").await;
-    let removed = browser.submit(&list, &format!("remove-{id}"), &[]).await;
+    let removed = browser
+        .submit(&list, &format!("remove-{id}"), &[("confirmed", "1")])
+        .await;
     assert_eq!(removed.status, 303);
     assert!(peers_of(&a).await[0].deleted);
     let list = browser.get("/console/peers").await;
@@ -976,7 +983,7 @@ async fn grants_follow_the_command_lines_via_rules() {
         .await;
     assert_eq!(refused.status, 400);
     assert!(
-        refused.body.contains("not a registered peer"),
+        refused.body.contains("is not one of our peers"),
         "{}",
         refused.body
     );
@@ -1053,7 +1060,12 @@ async fn grants_follow_the_command_lines_via_rules() {
     let removed = browser
         .post(
             "/console/peers/grants/remove",
-            &[("csrf", &csrf), ("home_wwwroot", home), ("username", "t")],
+            &[
+                ("csrf", &csrf),
+                ("home_wwwroot", home),
+                ("username", "t"),
+                ("confirmed", "1"),
+            ],
         )
         .await;
     assert_eq!(removed.status, 303, "{}", removed.body);
@@ -1220,4 +1232,350 @@ async fn long_attempted_names_are_not_kept() {
         grown < 8 * 1024,
         "600 attempted names of 60 kB each grew the daemon by {grown} KiB"
     );
+}
+
+// Safe actions (issue 24, point 4): a confirmation step before a removal or a revocation, a
+// notice after every action, error pages that keep the form, and deep links through login.
+
+/// `location` of a 303, followed: the page it leads to.
+async fn follow(browser: &mut Browser, answer: &Page) -> Page {
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    browser.get(&answer.location).await
+}
+
+/// The text of the page's `role=status` notice, or empty.
+fn notice_of(page: &Page) -> String {
+    if page.body.contains("id=\"notice\"") {
+        element_text(&page.body, "notice")
+    } else {
+        String::new()
+    }
+}
+
+async fn tokens_of(app: &TestApp) -> Vec<state::WsToken> {
+    app.app.state.run(state::list_tokens).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_and_revoke_ask_first_and_act_only_once_confirmed() {
+    let a = spawn_app(AppOptions::default()).await;
+    let b = spawn_app(AppOptions::default()).await;
+    account(&a, "careful").await;
+    let mut browser = Browser::logged_in(a.console(), 41, "careful").await;
+
+    // A grant saved through the form: the next page says so.
+    let home = "http://moodle.example.org";
+    let page = browser.get("/console/peers/grants").await;
+    let saved = browser
+        .submit(
+            &page,
+            "add-grant",
+            &[("home_wwwroot", home), ("username", "t"), ("site", "1")],
+        )
+        .await;
+    assert!(
+        saved.location.contains("notice=grant-saved"),
+        "{}",
+        saved.location
+    );
+    let page = follow(&mut browser, &saved).await;
+    assert_eq!(notice_of(&page), format!("Saved the grant for t@{home}."));
+    assert!(page.body.contains("role=\"status\" id=\"notice\""));
+
+    // Two tokens for it, one named with markup.
+    let (token, _) = usestats::ws::tokens::create(&a.app, home, "t", SCRIPT, None, "")
+        .await
+        .unwrap();
+    usestats::ws::tokens::create(&a.app, home, "t", "other", None, "")
+        .await
+        .unwrap();
+    let revoked_id = tokens_of(&a).await[0].id.to_string();
+
+    // Revoke, first step: a page that says what will happen; the token still works.
+    let list = browser.get("/console/peers/tokens").await;
+    let asked = browser
+        .submit(&list, &format!("revoke-{revoked_id}"), &[])
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains(&format!("{}…", &token[..8])));
+    assert!(asked.body.contains(ESCAPED) && !asked.body.contains(SCRIPT));
+    assert!(
+        asked.body.contains("stops working at once"),
+        "{}",
+        asked.body
+    );
+    assert!(
+        asked
+            .body
+            .contains("href=\"/console/peers/tokens\" id=\"cancel\"")
+    );
+    assert!(
+        usestats::ws::tokens::check(&a.app, &token, None)
+            .await
+            .is_ok()
+    );
+    // The same POST again, without the confirmation field, changes nothing either.
+    let again = browser
+        .post(
+            "/console/peers/tokens/revoke",
+            &[("csrf", &csrf_of(&list)), ("token", &revoked_id)],
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert!(tokens_of(&a).await.iter().all(|t| !t.revoked));
+    // Confirmed: revoked, and the next page says so, the label escaped.
+    let done = browser.submit(&asked, "confirm-form", &[]).await;
+    assert!(
+        done.location.contains("notice=token-revoked"),
+        "{}",
+        done.location
+    );
+    let page = follow(&mut browser, &done).await;
+    assert!(notice_of(&page).starts_with(&format!("Revoked the token {}…", &token[..8])));
+    assert!(page.body.contains(ESCAPED) && !page.body.contains(SCRIPT));
+    assert!(
+        usestats::ws::tokens::check(&a.app, &token, None)
+            .await
+            .is_err()
+    );
+
+    // Remove the grant: the page counts the tokens that go with it; nothing goes until
+    // confirmed.
+    let page = browser.get("/console/peers/grants").await;
+    let asked = browser
+        .post(
+            "/console/peers/grants/remove",
+            &[
+                ("csrf", &csrf_of(&page)),
+                ("home_wwwroot", home),
+                ("username", "t"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked
+            .body
+            .contains("Its 2 web-service tokens are deleted with it (1 of them active"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(grants_of(&a).await.len(), 1);
+    assert_eq!(tokens_of(&a).await.len(), 2);
+    let done = browser.submit(&asked, "confirm-form", &[]).await;
+    let page = follow(&mut browser, &done).await;
+    assert_eq!(notice_of(&page), format!("Removed the grant for t@{home}."));
+    assert!(grants_of(&a).await.is_empty());
+    assert!(tokens_of(&a).await.is_empty());
+
+    // Remove a peer: registered through the forms, then asked about, then removed.
+    let peers = browser.get("/console/peers").await;
+    let confirm = browser
+        .submit(
+            &peers,
+            "add-peer",
+            &[("wwwroot", &b.wwwroot), ("ssl_verification", "0")],
+        )
+        .await;
+    let added = browser.submit(&confirm, "confirm", &[]).await;
+    let list = follow(&mut browser, &added).await;
+    let peer = peers_of(&a).await.remove(0);
+    let asked = browser
+        .submit(&list, &format!("remove-{}", peer.id), &[])
+        .await;
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains(&b.wwwroot), "{}", asked.body);
+    assert!(
+        !peers_of(&a).await[0].deleted,
+        "not removed before confirmation"
+    );
+    let done = browser.submit(&asked, "confirm-form", &[]).await;
+    let page = follow(&mut browser, &done).await;
+    assert!(
+        notice_of(&page).starts_with(&format!("Removed the peer {} ({})", peer.name, b.wwwroot)),
+        "{}",
+        notice_of(&page)
+    );
+    assert!(peers_of(&a).await[0].deleted);
+
+    // A notice is never made up by a link: another signature, or none, shows nothing.
+    let forged = done.location.replace("peer-removed", "token-revoked");
+    assert_eq!(notice_of(&browser.get(&forged).await), "");
+    let made_up = "/console/peers?notice=peer-removed&about=Call+0800+now&sig=00";
+    assert_eq!(notice_of(&browser.get(made_up).await), "");
+    // Nor is it shown to another session (the signature is keyed by the session).
+    account(&a, "other").await;
+    let mut other = Browser::logged_in(a.console(), 42, "other").await;
+    assert_eq!(notice_of(&other.get(&done.location).await), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_form_comes_back_as_typed_with_what_to_do() {
+    let a = spawn_app(AppOptions::default()).await;
+    account(&a, "typist").await;
+    let mut browser = Browser::logged_in(a.console(), 43, "typist").await;
+
+    // A peer that does not answer: the form again, in plain words, with what was typed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let wwwroot = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let peers = browser.get("/console/peers").await;
+    let refused = browser
+        .submit(
+            &peers,
+            "add-peer",
+            &[
+                ("wwwroot", &wwwroot),
+                ("name", SCRIPT),
+                ("application", "mahara"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    let alert = element_text(&refused.body, "form-error");
+    assert_eq!(
+        alert,
+        format!(
+            "Could not reach {wwwroot}: the connection was refused. Check the address and that the host is up."
+        )
+    );
+    assert!(refused.body.contains("role=\"alert\" id=\"form-error\""));
+    assert!(
+        refused.body.contains("<h1>Peers</h1>"),
+        "the heading says where, not a status"
+    );
+    let form = form_html(&refused.body, "add-peer");
+    assert!(form.contains(&format!("value=\"{wwwroot}\"")), "{form}");
+    assert!(form.contains(&format!("value=\"{ESCAPED}\"")), "{form}");
+    assert!(
+        form.contains("<option value=\"mahara\" selected>"),
+        "{form}"
+    );
+    assert!(!refused.body.contains(SCRIPT));
+    assert!(!refused.body.contains("tcp connect") && !refused.body.contains("client error"));
+    // Not a wwwroot at all: refused before any call, the same way.
+    let refused = browser
+        .submit(&peers, "add-peer", &[("wwwroot", "moodle.example.org")])
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        element_text(&refused.body, "form-error").contains("is not the address of a Moodle site")
+    );
+    assert!(form_html(&refused.body, "add-peer").contains("value=\"moodle.example.org\""));
+    assert!(peers_of(&a).await.is_empty());
+
+    // A grant without rights: the form keeps the host, the name (escaped) and the ticks.
+    let page = browser.get("/console/peers/grants").await;
+    assert!(!page.body.contains("--via") && !page.body.contains("usestats grant"));
+    let refused = browser
+        .submit(
+            &page,
+            "add-grant",
+            &[
+                ("home_wwwroot", "http://moodle.example.org"),
+                ("username", SCRIPT),
+                ("via-any", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        element_text(&refused.body, "form-error"),
+        "Tick site totals, course and activity detail, or both."
+    );
+    let form = form_html(&refused.body, "add-grant");
+    assert!(form.contains(&format!("value=\"{ESCAPED}\"")), "{form}");
+    assert!(
+        form.contains("name=\"via-any\" value=\"1\" checked"),
+        "{form}"
+    );
+    assert!(!refused.body.contains(SCRIPT));
+    assert!(grants_of(&a).await.is_empty());
+
+    // A token with an expiry in the past: the label and the date stay.
+    state_grant(&a, "http://moodle.example.org", "t").await;
+    let grant = grants_of(&a).await[0].id.to_string();
+    let page = browser.get("/console/peers/tokens").await;
+    let refused = browser
+        .submit(
+            &page,
+            "create-token",
+            &[
+                ("grant", &grant),
+                ("label", SCRIPT),
+                ("expires", "2001-01-01"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(element_text(&refused.body, "form-error").starts_with("That expiry is in the past"));
+    let form = form_html(&refused.body, "create-token");
+    assert!(
+        form.contains("value=\"2001-01-01\"") && form.contains(ESCAPED),
+        "{form}"
+    );
+    assert!(tokens_of(&a).await.is_empty());
+}
+
+async fn state_grant(app: &TestApp, home: &str, user: &str) {
+    let (home, user, now) = (home.to_string(), user.to_string(), app.app.now());
+    app.app
+        .state
+        .run(move |c| state::put_grant_via(c, &home, &user, true, false, &[], now))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_link_survives_login_and_no_login_leads_off_site() {
+    let a = spawn_app(AppOptions::default()).await;
+    account(&a, "linked").await;
+    let asked = "/console/learner?user=nobody&from=2026-01-01";
+    for (next, lands) in [
+        (asked, asked),
+        ("/console/peers/tokens", "/console/peers/tokens"),
+        ("//evil.example", "/console/"),
+        ("https://evil.example", "/console/"),
+        ("/console/../evil", "/console/"),
+        ("/console//evil.example", "/console/"),
+        ("/\\evil.example", "/console/"),
+    ] {
+        let mut browser = Browser::new(a.console(), 44);
+        // Without a session, a page sends to the login, which carries where to go back.
+        if lands != "/console/" {
+            let sent = browser.get(next).await;
+            assert_eq!(sent.status, 303, "{next}");
+            let expected = form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish();
+            assert_eq!(sent.location, format!("/console/login?{expected}"));
+        }
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let form = browser.get(&format!("/console/login?{query}")).await;
+        let carried = hidden_fields(&form.body)
+            .into_iter()
+            .find(|(n, _)| n == "next");
+        assert_eq!(
+            carried.as_ref().map(|(_, v)| v.as_str()),
+            (lands != "/console/").then_some(next),
+            "{next}"
+        );
+        // A forged field is checked as strictly as the query.
+        let csrf = csrf_of(&form);
+        let logged = browser
+            .post(
+                "/console/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "linked"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(logged.status, 303, "{next}: {}", logged.body);
+        assert_eq!(logged.location, lands, "{next}");
+    }
 }

@@ -95,11 +95,15 @@ struct Console {
 
 impl Console {
     async fn start() -> Console {
-        let app = spawn_app(AppOptions {
+        Console::start_with(AppOptions {
             demo_remote_hosts: Some(vec![]),
             ..Default::default()
         })
-        .await;
+        .await
+    }
+
+    async fn start_with(options: AppOptions) -> Console {
+        let app = spawn_app(options).await;
         // The account, as `usestats console user add` makes it.
         let hash = usestats::console::auth::hash_password("correct horse").unwrap();
         let now = app.app.now();
@@ -341,10 +345,11 @@ async fn learner_page_numbers_equal_stats_json() {
     assert_eq!(value_of("from"), (Some("date".into()), FROM.to_string()));
     assert_eq!(value_of("to"), (Some("date".into()), TO.to_string()));
 
-    // The same window as unix times gives the same numbers.
+    // The same window as unix times gives the same numbers: a date as `to` runs through the
+    // last second of its day.
     let (from, to) = (
         usestats::timefmt::parse_time(FROM).unwrap(),
-        usestats::timefmt::parse_time(TO).unwrap(),
+        usestats::timefmt::parse_time(TO).unwrap() + usestats::timefmt::DAY - 1,
     );
     let page = console
         .get(&format!("/console/learner?user={user}&from={from}&to={to}"))
@@ -406,7 +411,14 @@ async fn course_csv_equals_report_csv_and_the_table_sorts() {
         "{}",
         csv.header("content-disposition")
     );
-    assert!(csv.header("content-disposition").ends_with(".csv\""));
+    // The window is in the name, in ASCII and in UTF-8 (RFC 6266).
+    assert!(
+        csv.header("content-disposition").contains(&format!(
+            "-{FROM}_2026-10-24.csv\"; filename*=UTF-8''course-"
+        )),
+        "{}",
+        csv.header("content-disposition")
+    );
     assert!(cli_csv.len() > 200, "{}", String::from_utf8_lossy(&cli_csv));
     assert_eq!(
         String::from_utf8(csv.body.clone()).unwrap(),
@@ -477,7 +489,7 @@ async fn course_csv_equals_report_csv_and_the_table_sorts() {
         .filter(|t| t.get("class").map(String::as_str) == Some("bar"))
         .map(|t| (as_i64(&t["data-key"]), as_i64(&t["data-seconds"])))
         .collect();
-    assert_eq!(bars, expected);
+    assert_eq!(bars, expected.iter().take(20).copied().collect::<Vec<_>>());
 
     // sort=name: by last name, first name, id.
     let page = console
@@ -613,7 +625,11 @@ async fn unknown_learner_or_course_gets_a_message_page() {
     )
     .await;
     assert_eq!(anonymous.status, 303);
-    assert_eq!(anonymous.header("location"), "/console/login");
+    // To the login, which leads back here afterwards (docs/console.md, deep links).
+    assert_eq!(
+        anonymous.header("location"),
+        "/console/login?next=%2Fconsole%2Flearner%3Fuser%3Dx"
+    );
     let anonymous = send(
         "GET",
         &console.app.console_url("/console/course.csv?course=2"),
@@ -1002,4 +1018,446 @@ async fn learners_are_found_by_part_of_a_name_and_courses_paged_in_the_index() {
     )
     .await;
     assert_eq!(anonymous.status, 303);
+}
+
+/// A course of a few hundred learners, for the pages that page.
+async fn big_course() -> Console {
+    Console::start_with(AppOptions {
+        demo_remote_hosts: Some(vec![]),
+        demo_users: 400,
+        demo_courses: 2,
+        demo_log_rows: 30_000,
+        ..Default::default()
+    })
+    .await
+}
+
+/// The learner rows of a course page: (userid, the row's data attributes).
+fn learner_rows(html: &str) -> Vec<BTreeMap<String, String>> {
+    if !html.contains(r#"<table id="learners""#) {
+        return Vec::new();
+    }
+    let table = section(html, r#"<table id="learners""#, "</table>");
+    tags(table, "tr")
+        .into_iter()
+        .filter(|t| t.contains_key("data-userid"))
+        .collect()
+}
+
+fn ids(rows: &[BTreeMap<String, String>]) -> Vec<i64> {
+    rows.iter().map(|r| as_i64(&r["data-userid"])).collect()
+}
+
+/// `#learner-count`'s numbers: (total matching, first shown, last shown).
+fn count(html: &str) -> (i64, i64, i64) {
+    let tag = tags(html, "p")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("learner-count"))
+        .expect("the learner count");
+    (
+        as_i64(&tag["data-total"]),
+        as_i64(&tag["data-first"]),
+        as_i64(&tag["data-last"]),
+    )
+}
+
+/// The integer column `sql` selects as `v`, from the daemon's demo database.
+fn ints(console: &Console, sql: &str) -> Vec<i64> {
+    use diesel::{Connection, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        v: i64,
+    }
+    let db = console.app.dir.join("usestats.sqlite3");
+    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    let rows: Vec<V> = diesel::sql_query(sql).load(&mut conn).unwrap();
+    rows.into_iter().map(|r| r.v).collect()
+}
+
+/// The report's learners in the order the page's rule gives for a column: the column's value
+/// (most first, or A first, or as asked), then last name, first name and id.
+fn ordered_by(learners: &[Value], column: &str, descending: bool) -> Vec<i64> {
+    let mut rows: Vec<&Value> = learners.iter().collect();
+    let name = |l: &Value| {
+        (
+            l["lastname"].as_str().unwrap().to_string(),
+            l["firstname"].as_str().unwrap().to_string(),
+            l["userid"].as_i64().unwrap(),
+        )
+    };
+    let number = |l: &Value, field: &str| l[field].as_i64().unwrap_or(-1);
+    rows.sort_by(|a, b| {
+        let by_column = match column {
+            "name" => std::cmp::Ordering::Equal,
+            "username" => a["username"].as_str().cmp(&b["username"].as_str()),
+            "course" => number(a, "coursetime").cmp(&number(b, "coursetime")),
+            "activities" => number(a, "activitytime").cmp(&number(b, "activitytime")),
+            "other" => number(a, "othertime").cmp(&number(b, "othertime")),
+            "time" => number(a, "coursetotal").cmp(&number(b, "coursetotal")),
+            "sessions" => number(a, "sessions").cmp(&number(b, "sessions")),
+            "last" => number(a, "last_access").cmp(&number(b, "last_access")),
+            other => panic!("no column {other}"),
+        };
+        let by_column = if descending {
+            by_column.reverse()
+        } else {
+            by_column
+        };
+        let by_name = name(a).cmp(&name(b));
+        let by_name = if column == "name" && descending {
+            by_name.reverse()
+        } else {
+            by_name
+        };
+        by_column.then(by_name)
+    });
+    rows.iter().map(|l| l["userid"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn course_page_pages_sorts_and_filters_on_the_server() {
+    let console = big_course().await;
+    let report = console
+        .cli_json(&["--json", "report", "--course", "id:2"])
+        .await;
+    let learners = report["learners"].as_array().unwrap().clone();
+    let n = learners.len() as i64;
+    assert!(n > 100, "the course has {n} learners: too few to page");
+    let by_time: Vec<i64> = learners
+        .iter()
+        .map(|l| l["userid"].as_i64().unwrap())
+        .collect();
+
+    // Pages of 50 (the default) and of 100: the report's order, cut where the page says.
+    let one = console.get("/console/course?course=id:2").await;
+    assert_eq!(one.status, 200);
+    let html = one.text();
+    assert_eq!(ids(&learner_rows(&html)), by_time[..50]);
+    assert_eq!(count(&html), (n, 1, 50));
+    assert!(html.contains(&format!("Showing 1–50 of {n} learners")));
+    let next = tags(&html, "a")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("next"))
+        .expect("a next page");
+    let two = console.get(&next["href"]).await.text();
+    assert_eq!(ids(&learner_rows(&two)), by_time[50..100]);
+    assert_eq!(count(&two), (n, 51, 100));
+    assert!(two.contains(r#"aria-current="page""#));
+    let last_page = (n as usize).div_ceil(100);
+    let last = console
+        .get(&format!(
+            "/console/course?course=id:2&per_page=100&page={last_page}"
+        ))
+        .await
+        .text();
+    assert_eq!(ids(&learner_rows(&last)), by_time[(last_page - 1) * 100..]);
+    assert_eq!(count(&last).2, n);
+    assert!(!last.contains(r#"id="next""#));
+
+    // The chart keeps the 20 with the most time.
+    let chart = section(&html, r#"<svg id="learner-chart""#, "</svg>");
+    let bars: Vec<i64> = tags(chart, "rect")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("bar"))
+        .map(|t| as_i64(&t["data-key"]))
+        .collect();
+    assert_eq!(bars, by_time[..20]);
+    assert!(chart.contains("The 20 learners with the most time"));
+
+    // Every column, both ways: the order the report's numbers give.
+    for column in [
+        "name",
+        "username",
+        "course",
+        "activities",
+        "other",
+        "time",
+        "sessions",
+        "last",
+    ] {
+        for dir in ["asc", "desc"] {
+            let page = console
+                .get(&format!(
+                    "/console/course?course=id:2&sort={column}&dir={dir}&per_page=100&page=2"
+                ))
+                .await;
+            assert_eq!(page.status, 200, "{column} {dir}");
+            let html = page.text();
+            let want = ordered_by(&learners, column, dir == "desc");
+            assert_eq!(
+                ids(&learner_rows(&html)),
+                want[100..want.len().min(200)],
+                "{column} {dir}"
+            );
+            let table = section(&html, r#"<table id="learners""#, "</table>");
+            let heading = section(table, "<thead>", "</thead>");
+            let sorted: Vec<BTreeMap<String, String>> = tags(heading, "th")
+                .into_iter()
+                .filter(|t| t.contains_key("aria-sort"))
+                .collect();
+            assert_eq!(sorted.len(), 1, "{column} {dir}");
+            assert_eq!(
+                sorted[0]["aria-sort"],
+                if dir == "desc" {
+                    "descending"
+                } else {
+                    "ascending"
+                }
+            );
+            assert!(heading.contains(&format!(r#"id="sort-{column}""#)));
+        }
+    }
+
+    // The filter: part of a name or username, ignoring case, over every page.
+    let someone = &learners[learners.len() / 2];
+    let part = someone["lastname"].as_str().unwrap()[..3].to_uppercase();
+    let want: Vec<i64> = learners
+        .iter()
+        .filter(|l| {
+            let name = format!(
+                "{} {}",
+                l["firstname"].as_str().unwrap(),
+                l["lastname"].as_str().unwrap()
+            )
+            .to_lowercase();
+            name.contains(&part.to_lowercase())
+                || l["username"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .contains(&part.to_lowercase())
+        })
+        .map(|l| l["userid"].as_i64().unwrap())
+        .collect();
+    assert!(!want.is_empty() && (want.len() as i64) < n);
+    let filtered = console
+        .get(&format!(
+            "/console/course?course=id:2&per_page=100&q={part}"
+        ))
+        .await
+        .text();
+    assert_eq!(count(&filtered).0, want.len() as i64);
+    assert_eq!(ids(&learner_rows(&filtered)), want[..want.len().min(100)]);
+    let nobody = console
+        .get("/console/course?course=id:2&q=zzzz-nobody")
+        .await
+        .text();
+    assert!(learner_rows(&nobody).is_empty());
+    assert!(nobody.contains("No learner matches"));
+}
+
+#[tokio::test]
+async fn course_page_cuts_to_a_group_and_adds_up_its_activities() {
+    let console = big_course().await;
+    let groups = ints(
+        &console,
+        "SELECT id AS v FROM mdl_groups WHERE courseid = 2 ORDER BY id",
+    );
+    assert!((2..=5).contains(&groups.len()));
+    let group = groups[0];
+    let members = ints(
+        &console,
+        &format!("SELECT userid AS v FROM mdl_groups_members WHERE groupid = {group}"),
+    );
+    let course = console
+        .cli_json(&["--json", "report", "--course", "id:2"])
+        .await;
+    let enrolled: Vec<&Value> = course["learners"].as_array().unwrap().iter().collect();
+    let want: Vec<i64> = enrolled
+        .iter()
+        .map(|l| l["userid"].as_i64().unwrap())
+        .filter(|id| members.contains(id))
+        .collect();
+    assert!(!want.is_empty() && want.len() < enrolled.len());
+
+    // The command line, by id and by name: the members only, and the group named.
+    let by_id = console
+        .cli_json(&[
+            "--json",
+            "report",
+            "--course",
+            "id:2",
+            "--group",
+            &group.to_string(),
+        ])
+        .await;
+    let name = by_id["group"]["name"].as_str().unwrap().to_string();
+    assert_eq!(by_id["group"]["id"].as_i64(), Some(group));
+    let by_name = console
+        .cli_json(&["--json", "report", "--course", "id:2", "--group", &name])
+        .await;
+    let without_window = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("window");
+        v
+    };
+    assert_eq!(without_window(by_name), without_window(by_id.clone()));
+    let cli_ids: Vec<i64> = by_id["learners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["userid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cli_ids, want);
+    assert!(
+        course.get("group").is_none(),
+        "no group named when none is asked"
+    );
+
+    // The page: the same learners, their total, a CSV link that keeps the group.
+    let page = console
+        .get(&format!(
+            "/console/course?course=id:2&group={group}&per_page=100"
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let mut shown = ids(&learner_rows(&html));
+    let (total, _, _) = count(&html);
+    assert_eq!(total, want.len() as i64);
+    let mut page_no = 1;
+    while (shown.len() as i64) < total {
+        page_no += 1;
+        let more = console
+            .get(&format!(
+                "/console/course?course=id:2&group={group}&per_page=100&page={page_no}"
+            ))
+            .await
+            .text();
+        shown.extend(ids(&learner_rows(&more)));
+    }
+    assert_eq!(shown, want);
+    assert!(html.contains(&format!(r#"<option value="{group}" selected>"#)));
+    let sum: i64 = by_id["learners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["coursetotal"].as_i64().unwrap())
+        .sum();
+    assert_eq!(by_id["total"].as_i64(), Some(sum));
+    assert!(html.contains(&format!(r#"id="course-total" data-seconds="{sum}""#)));
+    let csv = console
+        .get(&format!("/console/course.csv?course=id:2&group={group}"))
+        .await;
+    let cli_csv = console
+        .cli(&[
+            "report", "--course", "id:2", "--group", &name, "--format", "csv",
+        ])
+        .await;
+    assert_eq!(csv.body, cli_csv);
+    assert_eq!(
+        String::from_utf8_lossy(&cli_csv).lines().count(),
+        want.len() + 1
+    );
+
+    // The activities: each the sum of the learners' own, and together their activity time.
+    for (report, query) in [
+        (&course, String::new()),
+        (&by_id, format!("&group={group}")),
+    ] {
+        let activity_time: i64 = report["learners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["activitytime"].as_i64().unwrap())
+            .sum();
+        let listed: i64 = report["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["elapsed"].as_i64().unwrap())
+            .sum();
+        assert_eq!(listed, activity_time, "{query}");
+        assert!(activity_time > 0);
+        let html = console
+            .get(&format!("/console/course?course=id:2{query}"))
+            .await
+            .text();
+        let table = section(&html, r#"<table id="activities""#, "</table>");
+        let rows: Vec<(i64, i64)> = tags(table, "tr")
+            .into_iter()
+            .filter(|t| t.contains_key("data-cmid"))
+            .map(|t| (as_i64(&t["data-cmid"]), as_i64(&t["data-seconds"])))
+            .collect();
+        let want: Vec<(i64, i64)> = report["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["cmid"].as_i64().unwrap(), a["elapsed"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(rows, want, "{query}");
+        assert!(table.contains(&format!(
+            r#"id="activities-total" data-seconds="{activity_time}""#
+        )));
+    }
+    // One learner's activities, as the learner page's engine gives them, add into the rows.
+    let busiest = &by_id["learners"][0];
+    let stats = console
+        .cli_json(&[
+            "--json",
+            "stats",
+            busiest["username"].as_str().unwrap(),
+            "--course",
+            "id:2",
+        ])
+        .await;
+    let modules = stats["courses"][0]["modules"].as_array().unwrap();
+    assert!(!modules.is_empty());
+    for m in modules {
+        let cmid = m["cmid"].as_i64().unwrap();
+        let row = by_id["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["cmid"].as_i64() == Some(cmid))
+            .expect("the learner's activity is listed");
+        assert!(row["elapsed"].as_i64() >= m["elapsed"].as_i64());
+    }
+}
+
+#[tokio::test]
+async fn course_page_refuses_bad_values_with_a_message() {
+    let console = big_course().await;
+    let foreign = ints(
+        &console,
+        "SELECT id AS v FROM mdl_groups WHERE courseid = 3 ORDER BY id",
+    )[0];
+    for (query, status, says) in [
+        ("page=-1", 400, "pages count from 1"),
+        ("page=0", 400, "pages count from 1"),
+        ("page=abc", 400, "pages count from 1"),
+        ("per_page=7", 400, "50 or 100"),
+        ("sort=bogus", 400, "cannot sort by"),
+        ("dir=sideways", 400, "not a direction"),
+        (&format!("group={foreign}") as &str, 404, "has no group"),
+        ("group=No+such+group", 404, "has no group"),
+    ] {
+        for path in ["/console/course", "/console/course.csv"] {
+            if path.ends_with(".csv") && !query.starts_with("group") {
+                continue;
+            }
+            let page = console.get(&format!("{path}?course=id:2&{query}")).await;
+            assert_eq!(page.status, status, "{path} {query}: {}", page.text());
+            assert!(
+                page.text().contains(says),
+                "{path} {query}: {}",
+                page.text()
+            );
+        }
+    }
+    // A page past the last one says so, and how many there are.
+    let far = console.get("/console/course?course=id:2&page=999999").await;
+    assert_eq!(far.status, 200);
+    assert!(learner_rows(&far.text()).is_empty());
+    assert!(far.text().contains("past the last one"));
+    // The command line refuses another course's group too, and changes nothing.
+    let config = console.config.clone();
+    let group = foreign.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        usestats_cli(&config, &["report", "--course", "id:2", "--group", &group])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no group"));
 }

@@ -247,3 +247,115 @@ async fn course_index_pages_sorts_and_counts_learners_on_every_backend() {
         assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
     }
 }
+
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+struct GroupRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct UserId {
+    #[diesel(sql_type = BigInt)]
+    userid: i64,
+}
+
+fn load<
+    T: QueryableByName<diesel::sqlite::Sqlite>
+        + QueryableByName<diesel::pg::Pg>
+        + QueryableByName<diesel::mysql::Mysql>
+        + 'static,
+>(
+    conn: &mut DbConnection,
+    sql: &str,
+) -> Vec<T> {
+    use diesel::RunQueryDsl;
+    match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(sql).load(c).unwrap(),
+        DbConnection::Postgres(c) => diesel::sql_query(sql).load(c).unwrap(),
+        DbConnection::Mysql(c) => diesel::sql_query(sql).load(c).unwrap(),
+    }
+}
+
+/// A course's groups and a group's members, read under a prefix other than Moodle's default,
+/// are the rows of `groups` and `groups_members` read whole and filtered here.
+#[tokio::test]
+async fn course_groups_and_members_on_every_backend() {
+    for db in common::source_dbs() {
+        let backend = db.url().split(':').next().unwrap_or_default().to_string();
+        let url = db.url();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = usestats::store::establish(&url).unwrap();
+            let demo = usestats::demo::DemoOptions {
+                users: 150,
+                courses: 4,
+                log_rows: 1_000,
+                progress: false,
+                ..Default::default()
+            };
+            usestats::demo::build_demo(&mut conn, "grp_", &demo).unwrap();
+        })
+        .await
+        .unwrap();
+        let mut conn = db.connect();
+        let source = Source::new("grp_").unwrap();
+        let mut courses_with_members = 0;
+        for course in 2..=5 {
+            let mut want: Vec<GroupRow> = load(
+                &mut conn,
+                &format!("SELECT id, name FROM grp_groups WHERE courseid = {course}"),
+            );
+            want.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+            let got = source.course_groups(&mut conn, course).unwrap();
+            assert!((2..=5).contains(&got.len()), "{backend}: course {course}");
+            assert!(got.iter().all(|g| g.courseid == course));
+            assert_eq!(
+                got.iter()
+                    .map(|g| (g.id, g.name.clone()))
+                    .collect::<Vec<_>>(),
+                want.iter()
+                    .map(|g| (g.id, g.name.clone()))
+                    .collect::<Vec<_>>(),
+                "{backend}: course {course}"
+            );
+            for g in &got {
+                let rows: Vec<UserId> = load(
+                    &mut conn,
+                    &format!(
+                        "SELECT userid FROM grp_groups_members WHERE groupid = {}",
+                        g.id
+                    ),
+                );
+                let want: BTreeSet<i64> = rows.into_iter().map(|r| r.userid).collect();
+                let members = source.group_members(&mut conn, g.id).unwrap();
+                assert!(
+                    members.windows(2).all(|w| w[0] < w[1]),
+                    "{backend}: sorted, once each"
+                );
+                assert_eq!(
+                    members.into_iter().collect::<BTreeSet<i64>>(),
+                    want,
+                    "{backend}: group {}",
+                    g.id
+                );
+                courses_with_members += usize::from(!want.is_empty());
+            }
+        }
+        assert!(
+            courses_with_members > 4,
+            "{backend}: the demo fills its groups"
+        );
+        // No group of a course that has none, and no members of a group that is not there.
+        assert!(source.course_groups(&mut conn, 999_999).unwrap().is_empty());
+        assert!(source.group_members(&mut conn, 999_999).unwrap().is_empty());
+        // Another prefix's tables are not read.
+        assert!(
+            Source::new("mdl_")
+                .unwrap()
+                .course_groups(&mut conn, 2)
+                .is_err()
+        );
+    }
+}

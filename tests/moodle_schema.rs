@@ -197,6 +197,16 @@ const MOODLE_INDEXES: &[(&str, &str, bool, &str)] = &[
         false,
         "relateduserid",
     ),
+    ("groups", "mdl_grou_idn_ix", false, "idnumber"),
+    ("groups", "mdl_grou_cou_ix", false, "courseid"),
+    (
+        "groups_members",
+        "mdl_groumemb_usegro_uix",
+        true,
+        "userid,groupid",
+    ),
+    ("groups_members", "mdl_groumemb_gro_ix", false, "groupid"),
+    ("groups_members", "mdl_groumemb_use_ix", false, "userid"),
     ("assign", "mdl_assi_cou_ix", false, "course"),
     (
         "assign",

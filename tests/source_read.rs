@@ -113,12 +113,12 @@ fn count(conn: &mut DbConnection, table: &str) -> Result<i64, diesel::result::Er
 
 fn migrate_is_idempotent(db: &TestDb) {
     let mut conn = db.connect();
-    assert_eq!(migrate_source(&mut conn, "mdl_").unwrap(), 3);
+    assert_eq!(migrate_source(&mut conn, "mdl_").unwrap(), 4);
     assert_eq!(migrate_source(&mut conn, "mdl_").unwrap(), 0);
     // A fresh connection sees the recorded versions too.
     let mut conn2 = db.connect();
     assert_eq!(migrate_source(&mut conn2, "mdl_").unwrap(), 0);
-    assert_eq!(count(&mut conn, "mdl_usestats_schema").unwrap(), 3);
+    assert_eq!(count(&mut conn, "mdl_usestats_schema").unwrap(), 4);
     assert_eq!(count(&mut conn, "mdl_logstore_standard_log").unwrap(), 0);
 }
 
@@ -141,7 +141,7 @@ fn prefix_is_respected(db: &TestDb) {
         "window [0, max] keeps the rows outside [1000, 2000] too"
     );
     // A second prefix in the same database is independent.
-    assert_eq!(migrate_source(&mut conn, "mdl_").unwrap(), 3);
+    assert_eq!(migrate_source(&mut conn, "mdl_").unwrap(), 4);
     assert_eq!(count(&mut conn, "mdl_user").unwrap(), 0);
     assert_eq!(count(&mut conn, "t_user").unwrap(), 10);
 

@@ -440,6 +440,11 @@ async fn an_unknown_estimator_or_misplaced_setting_is_a_clear_error() {
         ),
         (&[("estimator", "")], "estimator: one of"),
         (&[("sessionlimit", "600")], "only with estimator dedication"),
+        (&[("sessionlist", "1")], "only with estimator dedication"),
+        (
+            &[("estimator", "dedication"), ("sessionlist", "maybe")],
+            "sessionlist: boolean expected",
+        ),
         (
             &[("estimator", "use_stats"), ("ignoresessionslimit", "60")],
             "only with estimator dedication",
@@ -478,4 +483,65 @@ async fn an_unknown_estimator_or_misplaced_setting_is_a_clear_error() {
             "{extra:?}: {answer}"
         );
     }
+}
+
+/// `sessionlist=1` lists each course row's sessions, kept and dropped, which add up to the row;
+/// without it the row is as before.
+#[tokio::test]
+async fn a_session_list_on_request() {
+    let ws = setup().await;
+    let (busiest, _) = busiest_learner(&ws.t).await;
+    let uid = busiest.to_string();
+    let ask = |list: Option<&'static str>| {
+        let mut params = vec![
+            ("uidsource", "id"),
+            ("uid", uid.as_str()),
+            ("estimator", "dedication"),
+            ("ignoresessionslimit", "300"),
+        ];
+        if let Some(list) = list {
+            params.push(("sessionlist", list));
+        }
+        params
+    };
+    let listed = ws.call(GET_USER_STATS, &ask(Some("1"))).await;
+    let plain = ws.call(GET_USER_STATS, &ask(None)).await;
+    let courses = listed["courses"].as_array().unwrap();
+    assert!(!courses.is_empty(), "{listed}");
+    let (mut kept_seen, mut dropped_seen) = (0, 0);
+    for (row, bare) in courses.iter().zip(plain["courses"].as_array().unwrap()) {
+        let list = row["sessionlist"].as_array().unwrap();
+        let kept: Vec<&Json> = list.iter().filter(|s| s["kept"] == true).collect();
+        assert_eq!(
+            kept.len() as u64,
+            row["keptsessions"].as_u64().unwrap(),
+            "{row}"
+        );
+        assert_eq!(
+            (list.len() - kept.len()) as u64,
+            row["droppedsessions"].as_u64().unwrap(),
+            "{row}"
+        );
+        let sum: i64 = kept.iter().map(|s| s["duration"].as_i64().unwrap()).sum();
+        assert_eq!(sum, row["coursetime"].as_i64().unwrap(), "{row}");
+        for s in list {
+            let (start, end) = (s["start"].as_i64().unwrap(), s["end"].as_i64().unwrap());
+            assert_eq!(s["duration"].as_i64().unwrap(), end - start, "{s}");
+            if s["kept"] == true {
+                assert!(s["dropped"].is_null() && end - start > 300, "{s}");
+            } else {
+                assert!(s["dropped"].is_string() && end - start <= 300, "{s}");
+            }
+        }
+        kept_seen += kept.len();
+        dropped_seen += list.len() - kept.len();
+        let mut without = row.clone();
+        without.as_object_mut().unwrap().remove("sessionlist");
+        assert_eq!(&without, bare, "the rest of the row is unchanged");
+    }
+    assert!(
+        kept_seen > 0 && dropped_seen > 0,
+        "{kept_seen} {dropped_seen}"
+    );
+    assert!(plain["courses"][0].get("sessionlist").is_none());
 }

@@ -404,9 +404,13 @@ pub struct StatsArgs {
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
+    /// Window end: a date (UTC) is inclusive, through its last second (--to 2026-06-30 ends
+    /// at 2026-06-30 23:59:59Z); a unix time or an RFC 3339 instant is exact. Default: now.
     #[arg(long)]
     pub to: Option<String>,
+    /// The last N days, today (UTC) included, instead of --from and --to: 7d, 30d, 90d…
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
     /// Only this course (id or shortname; `id:N` or `shortname:S` when a shortname is a
     /// number): its row (zero when it has no time) and the
     /// sessions that touched it, as the web services scope it. The XML format ignores it.
@@ -415,6 +419,10 @@ pub struct StatsArgs {
     /// How to print the answer.
     #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
     pub format: StatsFormat,
+    /// One row per session of use_stats in the window instead of the totals: start, end,
+    /// duration and the courses it touched (table or json).
+    #[arg(long)]
+    pub sessions: bool,
     #[command(flatten)]
     pub estimators: EstimatorOptions,
 }
@@ -447,9 +455,16 @@ pub enum ConsoleUserAction {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
+    /// Aligned columns for a terminal.
     Table,
+    /// RFC 4180, to standard output unless --output is given.
     Csv,
     Json,
+    /// An Excel workbook, always to a file (--output, or a name made of the course and the
+    /// window).
+    Xlsx,
+    /// An OpenDocument spreadsheet, always to a file, as xlsx.
+    Ods,
 }
 
 #[derive(Args, Debug)]
@@ -496,16 +511,29 @@ pub struct ReportArgs {
     /// The course: id or shortname (`id:N` or `shortname:S` when a shortname is a number).
     #[arg(long)]
     pub course: String,
+    /// Only the learners in this group of the course: its id or its name (`id:N` or `name:S`
+    /// when a name is a number).
+    #[arg(long)]
+    pub group: Option<String>,
     /// Window start: unix time, date (UTC) or RFC 3339 instant such as 2026-03-01T08:15:00Z.
     /// Default: the beginning of the log (dedication: the course's start date, as the plugin).
     #[arg(long)]
     pub from: Option<String>,
-    /// Window end: unix time, date (UTC) or RFC 3339 instant. Default: now.
+    /// Window end: a date (UTC) is inclusive, through its last second (--to 2026-06-30 ends
+    /// at 2026-06-30 23:59:59Z); a unix time or an RFC 3339 instant is exact. Default: now.
     #[arg(long)]
     pub to: Option<String>,
+    /// The last N days, today (UTC) included, instead of --from and --to: 7d, 30d, 90d…
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Write the csv, xlsx or ods export to this file (replaced if it exists); `-` is standard
+    /// output, refused for xlsx and ods on a terminal. Without it, xlsx and ods go to
+    /// `course-<shortname>-<first day>_<last day>.<ext>` in the current directory.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub estimators: EstimatorOptions,
 }

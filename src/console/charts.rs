@@ -137,26 +137,19 @@ pub fn calendar(id: &str, title: &str, sessions: &[(i64, i64)]) -> String {
             CAL_TOP + row * STEP + 10
         );
     }
-    // Each month is named above the first week column that starts in it (or the first drawn),
-    // unless the previous name is too close.
-    let mut month_shown = String::new();
-    let mut named_at = i64::MIN / 2;
+    for (x, anchor, text) in month_labels(first_drawn, last, |day| {
+        (day - weekday(day) - first_monday) / 7
+    }) {
+        let _ = write!(
+            out,
+            r#"<text x="{x}" y="12" class="axis-label" text-anchor="{anchor}">{}</text>"#,
+            esc(&text)
+        );
+    }
     for day in first_drawn..=last {
         let column = (day - weekday(day) - first_monday) / 7;
         let (x, y) = (CAL_LEFT + column * STEP, CAL_TOP + weekday(day) * STEP);
         let name = date(day * 86_400).unwrap_or_else(|| (day * 86_400).to_string());
-        let month = name.get(..7).unwrap_or("");
-        if month != month_shown && (weekday(day) == 0 || day == first_drawn) {
-            if column - named_at >= 4 {
-                let _ = write!(
-                    out,
-                    r#"<text x="{x}" y="12" class="axis-label">{}</text>"#,
-                    esc(month)
-                );
-                named_at = column;
-            }
-            month_shown = month.to_string();
-        }
         let (seconds, count) = days.get(&day).copied().unwrap_or((0, 0));
         let _ = write!(
             out,
@@ -194,6 +187,88 @@ pub fn calendar(id: &str, title: &str, sessions: &[(i64, i64)]) -> String {
         CAL_LEFT + 30 + 5 * STEP + 4,
         legend_y + 10
     );
+    out
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// The calendar's month names: (x, text-anchor, text), one for every month drawn, above the
+/// column holding its first day (the first month above the first column). Months start at
+/// least four columns apart, so only the first, partial month can crowd the next: then it
+/// ends at its column's right edge, or left of the grid, instead of starting there. Short
+/// names ("Mar"; "Jan 2027" for a year's first) so that four columns always hold one.
+fn month_labels(
+    first: i64,
+    last: i64,
+    column: impl Fn(i64) -> i64,
+) -> Vec<(i64, &'static str, String)> {
+    let ymd = |day: i64| date(day * 86_400).unwrap_or_default();
+    let mut starts: Vec<(i64, String)> = Vec::new();
+    for day in first..=last {
+        let name = ymd(day);
+        if day == first || name.ends_with("-01") {
+            starts.push((column(day), name));
+        }
+    }
+    let text = |name: &str, room: bool| {
+        let month: usize = name.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+        let short = MONTHS[month.clamp(1, 12) - 1];
+        match name.get(..4) {
+            Some(year) if room && month == 1 => format!("{short} {year}"),
+            _ => short.to_string(),
+        }
+    };
+    let mut labels = Vec::new();
+    for (i, (col, name)) in starts.iter().enumerate() {
+        let next = starts.get(i + 1).map(|(c, _)| *c);
+        let left = CAL_LEFT + col * STEP;
+        let label = match next {
+            Some(n) if n - col < 2 && n == *col => (CAL_LEFT - 2, "end", text(name, false)),
+            Some(n) if n - col < 2 => (left + CELL, "end", text(name, false)),
+            Some(n) if n - col < 4 => (left, "start", text(name, false)),
+            _ => (left, "start", text(name, true)),
+        };
+        labels.push(label);
+    }
+    labels
+}
+
+/// The calendar and, below it, its numbers as a table (in a `<details>`): the days with
+/// sessions, their count and time, for whoever cannot see the shades.
+pub fn calendar_with_table(id: &str, title: &str, sessions: &[(i64, i64)]) -> String {
+    let mut out = calendar(id, title, sessions);
+    let mut days: BTreeMap<i64, (i64, u64)> = BTreeMap::new();
+    for &(start, elapsed) in sessions {
+        let day = days.entry(start.div_euclid(86_400)).or_default();
+        day.0 = day.0.saturating_add(elapsed);
+        day.1 += 1;
+    }
+    if days.is_empty() {
+        return out;
+    }
+    let id = esc(id);
+    let _ = write!(
+        out,
+        concat!(
+            r#"<details class="chart-numbers"><summary>The numbers: time per day</summary>"#,
+            r#"<div class="table-scroll" tabindex="0" role="region" aria-label="Time per day">"#,
+            r#"<table id="{id}-table"><thead><tr><th scope="col">Day (UTC)</th>"#,
+            r#"<th scope="col" class="num">Sessions</th><th scope="col" class="num">Time</th></tr></thead><tbody>"#,
+        ),
+        id = id
+    );
+    for (day, (seconds, count)) in &days {
+        let name = date(day * 86_400).unwrap_or_else(|| (day * 86_400).to_string());
+        let _ = write!(
+            out,
+            r#"<tr data-day="{name}" data-seconds="{seconds}"><td>{name}</td><td class="num">{count}</td><td class="num">{shown}</td></tr>"#,
+            name = esc(&name),
+            shown = esc(&duration(*seconds)),
+        );
+    }
+    out.push_str("</tbody></table></div></details>");
     out
 }
 
@@ -451,6 +526,27 @@ mod tests {
         assert_eq!(days[9].attributes["y"], (CAL_TOP + 2 * STEP).to_string());
         let empty = parse(&calendar("s", "t", &[]));
         assert!(empty.iter().all(|e| e.name != "rect"));
+    }
+
+    #[test]
+    fn every_month_drawn_is_named() {
+        // 2026-01-30 (a Friday) to 2026-06-10: the partial January, then February to June.
+        let first = 1_769_731_200;
+        let sessions = [(first, 60), (first + 131 * 86_400, 60)];
+        let svg = calendar("s", "t", &sessions);
+        parse(&svg);
+        let named: Vec<&str> = svg
+            .split(r#"y="12" class="axis-label""#)
+            .skip(1)
+            .filter_map(|rest| rest.split_once('>')?.1.split_once('<').map(|(t, _)| t))
+            .collect();
+        assert_eq!(named, ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]);
+        let table = calendar_with_table("s", "t", &sessions);
+        assert!(
+            table.contains(r#"<tr data-day="2026-01-30" data-seconds="60">"#),
+            "{table}"
+        );
+        assert!(table.contains(r#"<table id="s-table">"#));
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub enum Surface {
 
 pub mod auth;
 pub mod charts;
+pub mod notice;
 mod pages;
+pub mod return_path;
 
 /// Form bodies are small: a login, a peer's URL, a grant.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -47,6 +49,8 @@ pub struct Layout {
     pub site: String,
     /// The navigation entry to mark as current.
     pub section: &'static str,
+    /// What the last action did (`notice`), shown in a `role=status` region; often empty.
+    pub notice: String,
 }
 
 impl Layout {
@@ -57,6 +61,7 @@ impl Layout {
             csrf: self.csrf.clone(),
             site: self.site.clone(),
             section,
+            notice: self.notice.clone(),
         }
     }
 }
@@ -87,6 +92,8 @@ impl ConsoleRequest {
 /// What a page handler gives back.
 pub enum Reply {
     Html(String),
+    /// A page with another status than 200: a form shown again with what went wrong.
+    Page(StatusCode, String),
     /// 303 to a path under /console/ (after a form).
     Redirect(String),
     /// A download: content type, file name, bytes.
@@ -102,6 +109,8 @@ struct LoginPage<'a> {
     site: &'a str,
     csrf: &'a str,
     message: &'a str,
+    /// The page to go to once logged in (a checked `return_path`), or empty.
+    next: &'a str,
 }
 
 #[derive(Template)]
@@ -137,7 +146,8 @@ pub async fn handle(
             true,
         );
     }
-    let query = parse_pairs(request.uri().query().unwrap_or("").as_bytes());
+    let raw_query = request.uri().query().unwrap_or("").to_string();
+    let query = parse_pairs(raw_query.as_bytes());
     let cookies = cookies(&request);
     let method = request.method().clone();
     let form = if method == Method::POST {
@@ -150,14 +160,34 @@ pub async fn handle(
     };
     let site = app.config.site.name.clone();
     if path == "/console/login" {
-        return login(&app, method, &form, &cookies, remote, &site).await;
+        let next = match method {
+            Method::POST => form.get("next"),
+            _ => query.get("next"),
+        }
+        .and_then(|n| return_path::local(n))
+        .unwrap_or("")
+        .to_string();
+        return login(&app, method, &form, &cookies, remote, (&site, &next)).await;
     }
     let (user, csrf) = match signed_in(&app, &cookies).await {
         Ok(found) => found,
+        Err(response) if method == Method::GET && response.status() == StatusCode::SEE_OTHER => {
+            // A page asked for without a session is where the login leads back to.
+            let asked = match raw_query.as_str() {
+                "" => path.clone(),
+                q => format!("{path}?{q}"),
+            };
+            return redirect(&return_path::login_location(&asked));
+        }
         Err(response) => return response,
     };
     let layout = Layout {
         user: user.name.clone(),
+        notice: if method == Method::GET {
+            notice::shown(&query, &csrf)
+        } else {
+            String::new()
+        },
         csrf: csrf.clone(),
         site,
         section: "",
@@ -172,17 +202,7 @@ pub async fn handle(
         );
     }
     if path == "/console/logout" && method == Method::POST {
-        if let Some(token) = cookies.get(auth::SESSION_COOKIE)
-            && let Err(e) = auth::close_session(&app, token).await
-        {
-            tracing::warn!(error = %e, "console: session not closed");
-        }
-        let mut response = redirect("/console/login");
-        set_cookie(
-            &mut response,
-            &expired_cookie(auth::SESSION_COOKIE, secure(&app)),
-        );
-        return response;
+        return logout(&app, &cookies).await;
     }
     let request = ConsoleRequest {
         app,
@@ -194,6 +214,21 @@ pub async fn handle(
     };
     let reply = pages::route(&request).await;
     respond(reply, &request.layout)
+}
+
+/// Ends the session the cookie names, and the cookie.
+async fn logout(app: &Arc<App>, cookies: &HashMap<String, String>) -> HttpResponse {
+    if let Some(token) = cookies.get(auth::SESSION_COOKIE)
+        && let Err(e) = auth::close_session(app, token).await
+    {
+        tracing::warn!(error = %e, "console: session not closed");
+    }
+    let mut response = redirect("/console/login");
+    set_cookie(
+        &mut response,
+        &expired_cookie(auth::SESSION_COOKIE, secure(app)),
+    );
+    response
 }
 
 /// A POSTed form, read within the body limits; a response to send instead when it is too
@@ -254,11 +289,13 @@ fn respond(reply: Reply, layout: &Layout) -> HttpResponse {
             body.into_bytes(),
             false,
         ),
+        Reply::Page(status, body) => {
+            with_headers(status, "text/html; charset=utf-8", body.into_bytes(), false)
+        }
         Reply::Redirect(to) => redirect(&to),
         Reply::File(content_type, name, bytes) => {
             let mut response = with_headers(StatusCode::OK, content_type, bytes, false);
-            let disposition = format!("attachment; filename=\"{}\"", safe_file_name(&name));
-            if let Ok(value) = HeaderValue::from_str(&disposition) {
+            if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
                 response.headers_mut().insert("Content-Disposition", value);
             }
             response
@@ -287,9 +324,12 @@ async fn login(
     form: &HashMap<String, String>,
     cookies: &HashMap<String, String>,
     remote: Option<SocketAddr>,
-    site: &str,
+    (site, next): (&str, &str),
 ) -> HttpResponse {
     let secure = secure(app);
+    // Every answer of the form keeps the page to return to.
+    let login_form =
+        |site: &str, message: &str, secure: bool| login_page(site, message, secure, next);
     if method != Method::POST {
         return login_form(site, "", secure);
     }
@@ -331,7 +371,7 @@ async fn login(
     match auth::open_session(app, &user).await {
         Ok((token, _csrf)) => {
             tracing::info!(account = %user.name, "console: logged in");
-            let mut response = redirect("/console/");
+            let mut response = redirect(if next.is_empty() { "/console/" } else { next });
             set_cookie(
                 &mut response,
                 &session_cookie(auth::SESSION_COOKIE, &token, secure),
@@ -350,7 +390,7 @@ async fn login(
     }
 }
 
-fn login_form(site: &str, message: &str, secure: bool) -> HttpResponse {
+fn login_page(site: &str, message: &str, secure: bool, next: &str) -> HttpResponse {
     let token = match auth::random_token() {
         Ok(t) => t,
         Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "no randomness\n"),
@@ -359,6 +399,7 @@ fn login_form(site: &str, message: &str, secure: bool) -> HttpResponse {
         site,
         csrf: &token,
         message,
+        next,
     };
     let mut response = render(StatusCode::OK, &page);
     set_cookie(
@@ -411,6 +452,32 @@ fn parse_pairs(bytes: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(bytes).into_owned().collect()
 }
 
+/// RFC 6266: `filename` for clients that know nothing else, in ASCII letters, digits and
+/// `-_.` (anything else as `_`), then `filename*` (RFC 8187) with the name as it is, UTF-8
+/// percent-encoded, which browsers prefer when both are given.
+fn content_disposition(name: &str) -> String {
+    format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        safe_file_name(name),
+        percent_encoding::utf8_percent_encode(name, ATTR_CHAR)
+    )
+}
+
+/// What RFC 8187's `attr-char` leaves unencoded.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 fn safe_file_name(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -450,10 +517,23 @@ fn page_error(layout: Option<&Layout>, status: StatusCode, message: &str) -> Htt
         status,
         &MessagePage {
             layout,
-            title: status.canonical_reason().unwrap_or("Error"),
+            title: what_happened(status),
             message,
         },
     )
+}
+
+/// An error page's heading: what happened, in words, rather than the HTTP status.
+fn what_happened(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "Nothing found here",
+        StatusCode::FORBIDDEN => "The form was not accepted",
+        StatusCode::BAD_REQUEST => "That cannot be done as asked",
+        StatusCode::CONFLICT => "Something changed meanwhile",
+        StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => "The other site did not answer",
+        StatusCode::SERVICE_UNAVAILABLE => "The console cannot reach its data",
+        _ => "Something went wrong on our side",
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
@@ -527,5 +607,21 @@ mod tests {
         assert!(!reachable(&config, Surface::Main));
         config.enabled = false;
         assert!(!reachable(&config, Surface::Console));
+    }
+
+    #[test]
+    fn downloads_name_their_file_in_ascii_and_in_utf8() {
+        assert_eq!(
+            content_disposition("course-Économie_1-2026-06-01_2026-06-30.xlsx"),
+            "attachment; filename=\"course-_conomie_1-2026-06-01_2026-06-30.xlsx\"; \
+             filename*=UTF-8''course-%C3%89conomie_1-2026-06-01_2026-06-30.xlsx"
+        );
+        let hostile = content_disposition("a\"; b\r\n=x.csv");
+        assert!(
+            hostile.starts_with("attachment; filename=\"a___b___x.csv\"; "),
+            "{hostile}"
+        );
+        assert!(hostile.ends_with("filename*=UTF-8''a%22%3B%20b%0D%0A%3Dx.csv"));
+        assert!(HeaderValue::from_str(&hostile).is_ok());
     }
 }

@@ -12,10 +12,11 @@
 //! The parts, in the order a build uses them: `rng` (the generator), `names` and `events`
 //! (fixed vocabularies), `site` (the people, courses and enrolments, built in memory), `log`
 //! (the per-user log streams and the dry run), `sql` (the load through diesel: session
-//! settings, the log sink) with `site_rows` (the site's rows) and `pg_arrays` (PostgreSQL's
-//! bulk path for the log).
+//! settings, the log sink) with `site_rows` (the site's rows), `groups` (course groups and
+//! their members) and `pg_arrays` (PostgreSQL's bulk path for the log).
 
 mod events;
+mod groups;
 mod log;
 mod names;
 mod pg_arrays;

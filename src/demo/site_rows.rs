@@ -62,6 +62,7 @@ pub(super) fn write_site(
     write_contexts(conn, &r)?;
     write_enrol(conn, &r)?;
     write_user_enrolments(conn, &r)?;
+    super::groups::write_groups(conn, p, r.seed, site, r.created)?;
     write_gradebook(conn, &r)
 }
 

@@ -93,6 +93,8 @@ const SOURCE_TABLES: &[&str] = &[
     "logstore_standard_log",
     "grade_grades",
     "grade_items",
+    "groups_members",
+    "groups",
     "user_enrolments",
     "enrol",
     "context",

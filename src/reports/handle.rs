@@ -204,6 +204,17 @@ impl Reports {
         .await
     }
 
+    /// Whether the source database has an MNET host with this wwwroot (so people from it can
+    /// have accounts); a source that cannot be read knows none.
+    pub async fn knows_host(&self, wwwroot: &str) -> bool {
+        let wwwroot = wwwroot.to_string();
+        self.on_source(ReportError::Source, move |conn, basis| {
+            Ok(basis.source.mnet_host_id_by_wwwroot(conn, &wwwroot)?)
+        })
+        .await
+        .is_ok_and(|id| id.is_some())
+    }
+
     /// Runs `work` on a source connection of the blocking pool; a refused prefix is the
     /// question's own error, made by `prefix`.
     async fn on_source<T, E, F>(&self, prefix: fn(SourceError) -> E, work: F) -> Result<T, E>

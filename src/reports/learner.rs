@@ -151,7 +151,57 @@ pub(super) fn learner_report(
     })
 }
 
+/// One session of the learner as the front ends list it (use_stats' engine, §2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub start: i64,
+    pub end: i64,
+    /// Its time in seconds: the counted laps it holds (the sessions add up to the total).
+    pub elapsed: i64,
+    pub events: u64,
+    /// The courses of its counted rows, in order of first appearance.
+    pub courses: Vec<SessionCourse>,
+}
+
+/// A course a session touched: its id and the short name people know it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCourse {
+    pub id: i64,
+    /// `(site)` for course 0 (logins, the front page), `course N` for a course gone since.
+    pub shortname: String,
+}
+
 impl LearnerReport {
+    /// The sessions of the report (asked for with `sessions: true`), oldest first, with the
+    /// short names of their courses. With a course filter, only the sessions that touched it,
+    /// as [`LearnerReport::shown`] counts them (D6).
+    pub fn session_rows(&self) -> Vec<SessionRow> {
+        let filter = self.course_filter.as_ref().map(|c| c.id);
+        self.report
+            .session_list
+            .iter()
+            .filter(|s| filter.is_none_or(|id| s.courses.contains(&id)))
+            .map(|s| SessionRow {
+                start: s.start,
+                end: s.end,
+                elapsed: s.elapsed,
+                events: s.events,
+                courses: s
+                    .courses
+                    .iter()
+                    .map(|&id| SessionCourse {
+                        id,
+                        shortname: match self.courses.get(&id) {
+                            Some(course) => course.shortname.clone(),
+                            None if id == 0 => "(site)".into(),
+                            None => format!("course {id}"),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// The course rows shown and the session figures that go with them. Without a course
     /// filter: every course and every session. With one, the same scoping as the web services
     /// (D6): that course's row only (a zero row when it has no time), and only the sessions

@@ -3,19 +3,21 @@
 //! (or the compiled store) through the engine, so all of them give the same numbers.
 //!
 //! `scan` is the engine over the source database; `learner`, `course` and `users` are the
-//! questions the front ends ask, each read in one trip to the database's blocking pool.
+//! questions the front ends ask, each read in one trip to the database's blocking pool;
+//! `export` writes a report as CSV, XLSX or ODS for the command line and the console alike.
 
 pub mod course;
+pub mod export;
 mod handle;
 pub mod learner;
 mod scan;
 pub mod users;
 
-pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport};
+pub use course::{CourseAsk, CourseError, CourseLookupError, CourseReport, GroupLookupError};
 pub use handle::{
     Basis, CourseIndexAsk, DedicationAnswer, DedicationAsk, DedicationError, Dedications, Reports,
 };
-pub use learner::{LearnerAsk, LearnerError, LearnerReport};
+pub use learner::{LearnerAsk, LearnerError, LearnerReport, SessionCourse, SessionRow};
 pub use scan::{
     REORDER_SECONDS, USERS_READ_ONE_BY_ONE, answer_user, answer_users, user_report, users_reports,
 };

@@ -4,7 +4,8 @@
 //! - [`from_peer`]: text a peer chose, made plain and short before it is stored;
 //! - [`echo`]: caller input quoted back in an error answer (cut);
 //! - [`markup`]: text inside XML or HTML we write;
-//! - [`spreadsheet`]: a cell of a CSV export (defused for formulas under any separator).
+//! - [`spreadsheet`]: a text cell of a CSV, XLSX or ODS export (defused for formulas under any
+//!   separator).
 //!
 //! The XML-RPC codec (`xmlrpc::write`) escapes for itself: its bytes must equal Moodle's.
 

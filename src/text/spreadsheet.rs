@@ -1,4 +1,5 @@
-//! Text bound for a spreadsheet: one CSV cell.
+//! Text bound for a spreadsheet: every text cell of a CSV, XLSX or ODS export goes through
+//! [`defuse`] (`reports::export`), and a CSV cell through [`csv_cell`] too.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and some also one that
 //! starts with a tab or a carriage return) as a formula. Which characters split a line into
@@ -6,8 +7,10 @@
 //! semicolon or a tab. A cell that this file quotes as one cell is several cells to a
 //! spreadsheet splitting on another separator, and its quotes then mean nothing. So a text is
 //! defused at every place where a cell could begin under any of those separators (its start,
-//! and after each separator or line break), not only at its start (docs/console.md, "CSV").
-//! The names come from a Moodle site's users, who set their own.
+//! and after each separator or line break), not only at its start (docs/console.md,
+//! "Exports"). XLSX and ODS cells are written as strings, never formulas, and are defused all
+//! the same: a cell copied out of them, or the sheet saved again as CSV, carries the text as
+//! it is. The names come from a Moodle site's users, who set their own.
 
 /// Characters that may split a line into cells, in some locale or by choice.
 const SEPARATORS: [char; 3] = [',', ';', '\t'];
@@ -27,8 +30,9 @@ pub fn csv_cell(text: &str) -> String {
 }
 
 /// `text` with a `'` inserted where a cell may begin and a formula character follows (quotes
-/// and spaces a spreadsheet may drop in between are skipped over when looking).
-fn defuse(text: &str) -> String {
+/// and spaces a spreadsheet may drop in between are skipped over when looking). Text with no
+/// such place is returned unchanged.
+pub fn defuse(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     let mut at_cell_start = true;
     for (i, c) in text.char_indices() {
@@ -129,6 +133,40 @@ mod tests {
                         "{text:?} → {cell:?}: {part:?} split on {separator:?}"
                     );
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Under any separator, no cell of a defused text starts a formula: every place a
+        /// cell may begin (the start, after a separator or a line break), skipping the quotes
+        /// and spaces a spreadsheet may drop, is not a formula character.
+        #[test]
+        fn defused_text_starts_no_formula(text in "[=+@\\-\t\r\n,; \"a1]{0,24}") {
+            let defused = defuse(&text);
+            let mut at_start = true;
+            for (i, c) in defused.char_indices() {
+                if at_start {
+                    let rest = defused[i..].trim_start_matches(['"', ' ']);
+                    proptest::prop_assert!(
+                        !rest.starts_with(FORMULA_STARTS),
+                        "{:?} → {:?} at {}", text, defused, i
+                    );
+                }
+                at_start = SEPARATORS.contains(&c) || matches!(c, '\r' | '\n');
+            }
+        }
+
+        /// Defusing only inserts `'`, one at most per formula character, and leaves text
+        /// without any formula character as it is.
+        #[test]
+        fn defusing_only_adds_quotes(text in "\\PC{0,30}") {
+            let defused = defuse(&text);
+            proptest::prop_assert_eq!(defused.replace('\'', ""), text.replace('\'', ""));
+            let added = defused.matches('\'').count() - text.matches('\'').count();
+            proptest::prop_assert!(added <= text.matches(FORMULA_STARTS).count());
+            if !text.contains(FORMULA_STARTS) {
+                proptest::prop_assert_eq!(&defused, &text);
             }
         }
     }

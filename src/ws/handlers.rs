@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::dedication::{Shown, dedication_answer};
 use super::{GET_USER_STATS, GET_USERS_COURSE_STATS, GET_USERS_STATS, Params, WsError, tokens};
 use crate::app::App;
 use crate::estimators::EstimatorName;
 use crate::reports::{Estimate, UsersAnswer, UsersAsk, UsersError};
-use crate::stats::dedication::{Dedication, DedicationEstimator, Variant};
+use crate::stats::dedication::Variant;
 use crate::stats::{Report, SessionStats};
 use crate::store::source::{CourseField, User, UserField};
 use crate::text::echo::echo;
@@ -83,6 +84,8 @@ struct WsRequest {
     /// `ignoresessionslimit`, seconds).
     session_limit: Option<i64>,
     ignore_sessions_limit: Option<i64>,
+    /// `sessionlist`: every dedication session of each course row, kept and dropped.
+    session_list: bool,
 }
 
 fn alpha(params: &Params, name: &str, default: Option<&str>) -> Result<String, WsError> {
@@ -156,6 +159,7 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         estimator,
         session_limit,
         ignore_sessions_limit,
+        session_list,
     } = estimator_asked(params)?;
     Ok(WsRequest {
         uidsource,
@@ -168,6 +172,7 @@ fn parse_request(function: &str, params: &Params, max_users: usize) -> Result<Ws
         estimator,
         session_limit,
         ignore_sessions_limit,
+        session_list,
     })
 }
 
@@ -257,6 +262,7 @@ struct EstimatorAsked {
     estimator: Option<EstimatorName>,
     session_limit: Option<i64>,
     ignore_sessions_limit: Option<i64>,
+    session_list: bool,
 }
 
 fn estimator_asked(params: &Params) -> Result<EstimatorAsked, WsError> {
@@ -282,10 +288,11 @@ fn estimator_asked(params: &Params) -> Result<EstimatorAsked, WsError> {
     };
     let session_limit = optional("sessionlimit", 1)?;
     let ignore_sessions_limit = optional("ignoresessionslimit", 0)?;
+    let session_list = boolean(params, "sessionlist", false)?;
     let dedication = matches!(estimator, Some(EstimatorName::Dedication(_)));
-    if !dedication && (session_limit.is_some() || ignore_sessions_limit.is_some()) {
+    if !dedication && (session_limit.is_some() || ignore_sessions_limit.is_some() || session_list) {
         return Err(WsError::invalid_parameter(
-            "sessionlimit/ignoresessionslimit: only with estimator dedication or dedication.legacy",
+            "sessionlimit/ignoresessionslimit/sessionlist: only with estimator dedication or dedication.legacy",
         ));
     }
     if estimator == Some(EstimatorName::Dedication(Variant::Legacy))
@@ -299,6 +306,7 @@ fn estimator_asked(params: &Params) -> Result<EstimatorAsked, WsError> {
         estimator,
         session_limit,
         ignore_sessions_limit,
+        session_list,
     })
 }
 
@@ -369,7 +377,11 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
                     function,
                     user,
                     &computed,
-                    &request,
+                    Shown {
+                        from: request.from,
+                        score: request.score,
+                        session_list: request.session_list,
+                    },
                     estimator,
                     answers.get(&user.id),
                 )
@@ -396,7 +408,7 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
     }
 }
 
-fn session_json(stats: &SessionStats, had_logs: bool) -> Json {
+pub(super) fn session_json(stats: &SessionStats, had_logs: bool) -> Json {
     let mut object = Map::new();
     if !had_logs {
         return Json::Object(object);
@@ -548,170 +560,6 @@ fn user_answer(
         "sessions": sessions,
         "courses": courses,
     })
-}
-
-/// A course row of a dedication answer: the fields of use_stats' row, the course's dedication
-/// total as `coursetime` and `coursetotal` (the rule does not tell activities apart:
-/// `activitytime` and `othertime` are 0), its sessions kept and dropped.
-fn dedication_course_json(
-    course_id: i64,
-    user: &User,
-    computed: &Computed,
-    answer: Option<&Dedication>,
-    score: bool,
-) -> Map<String, Json> {
-    let found = answer.and_then(|a| a.course(course_id));
-    let total = found.map(|c| c.total).unwrap_or(0);
-    let record = computed
-        .courses
-        .get(&course_id)
-        .or(computed.course.as_ref().filter(|c| c.id == course_id));
-    let sitecoursetime = answer
-        .and_then(|a| a.course(computed.site_course))
-        .map(|c| c.total)
-        .unwrap_or(0);
-    let mut row = Map::new();
-    row.insert("id".into(), json!(course_id));
-    for (key, value) in [
-        ("idnumber", record.map(|c| c.idnumber.clone())),
-        ("shortname", record.map(|c| c.shortname.clone())),
-        ("fullname", record.map(|c| c.fullname.clone())),
-    ] {
-        row.insert(key.into(), json!(value.unwrap_or_default()));
-    }
-    row.insert("activitytime".into(), json!(0));
-    row.insert("coursetime".into(), json!(total));
-    row.insert("coursetotal".into(), json!(total));
-    row.insert("othertime".into(), json!(0));
-    row.insert("sitecoursetime".into(), json!(sitecoursetime));
-    row.insert(
-        "keptsessions".into(),
-        json!(found.map(|c| c.kept).unwrap_or(0)),
-    );
-    row.insert(
-        "droppedsessions".into(),
-        json!(found.map(|c| c.dropped).unwrap_or(0)),
-    );
-    // dedication.legacy: what its per-user report shows (sessions over 59 s) and its
-    // connection ratio (docs/engine.md §8.3).
-    if let Some(legacy) = found.and_then(|c| c.legacy) {
-        row.insert("userreporttotal".into(), json!(legacy.user_report_total));
-        row.insert("dayswithrows".into(), json!(legacy.days_with_rows));
-        row.insert("daysinperiod".into(), json!(legacy.days_in_period));
-    }
-    if score {
-        let grade = computed
-            .grades
-            .get(&(user.id, course_id))
-            .cloned()
-            .unwrap_or_else(|| "-".into());
-        row.insert("score".into(), json!(grade));
-    }
-    row
-}
-
-/// Session figures over the kept sessions of `courses` (courses may overlap in time, each
-/// session is counted in its own course); `{}` when none of them has a counted row (E9).
-fn dedication_sessions_json<'a>(
-    courses: impl Iterator<Item = &'a crate::stats::dedication::CourseDedication>,
-) -> Json {
-    let mut kept: Vec<(i64, i64)> = Vec::new();
-    let mut dropped = 0u64;
-    let mut rows = 0u64;
-    for course in courses {
-        rows += course.rows;
-        dropped += course.dropped;
-        kept.extend(
-            course
-                .sessions
-                .iter()
-                .filter(|s| s.dropped.is_none())
-                .map(|s| (s.start, s.duration)),
-        );
-    }
-    if rows == 0 {
-        return Json::Object(Map::new());
-    }
-    kept.sort_unstable();
-    let mut stats = SessionStats::default();
-    for (start, duration) in kept {
-        stats.add(start, duration);
-    }
-    let mut object = match session_json(&stats, true) {
-        Json::Object(o) => o,
-        _ => Map::new(),
-    };
-    object.insert("droppedsessions".into(), json!(dropped));
-    Json::Object(object)
-}
-
-/// One user's answer under a dedication estimator, in the shape of use_stats' answer.
-fn dedication_answer(
-    function: &str,
-    user: &User,
-    computed: &Computed,
-    request: &WsRequest,
-    estimator: &DedicationEstimator,
-    answer: Option<&Dedication>,
-) -> Json {
-    let user_json = json!({"id": user.id, "idnumber": user.idnumber, "username": user.username});
-    let query = json!({
-        "from": request.from,
-        "to": computed.window.to,
-        "estimator": estimator.to_string(),
-    });
-    let courses_of_answer = || answer.into_iter().flat_map(|a| a.courses.iter());
-    if function == GET_USERS_COURSE_STATS {
-        let course_id = computed.course.as_ref().map(|c| c.id).unwrap_or(0);
-        let mut data = dedication_course_json(course_id, user, computed, answer, false);
-        let mut starts = courses_of_answer()
-            .filter(|c| c.course == course_id)
-            .flat_map(|c| c.sessions.iter().filter(|s| s.dropped.is_none()))
-            .map(|s| s.start)
-            .collect::<Vec<_>>();
-        starts.sort_unstable();
-        if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
-            data.insert("firstsession".into(), json!(first));
-            data.insert("lastsession".into(), json!(last));
-        }
-        if request.score {
-            let grade = computed
-                .grades
-                .get(&(user.id, course_id))
-                .cloned()
-                .unwrap_or_else(|| "-".into());
-            data.insert("score".into(), json!(grade));
-        }
-        return json!({"user": user_json, "query": query, "coursedata": Json::Object(data)});
-    }
-    let (sessions, courses): (Json, Vec<Json>) = match &computed.course {
-        Some(course) => (
-            dedication_sessions_json(courses_of_answer().filter(|c| c.course == course.id)),
-            vec![Json::Object(dedication_course_json(
-                course.id,
-                user,
-                computed,
-                answer,
-                request.score,
-            ))],
-        ),
-        None => (
-            dedication_sessions_json(courses_of_answer()),
-            courses_of_answer()
-                .filter(|c| c.course != 0 && c.course != computed.site_course)
-                .map(|c| {
-                    Json::Object(dedication_course_json(
-                        c.course,
-                        user,
-                        computed,
-                        answer,
-                        request.score,
-                    ))
-                })
-                .collect(),
-        ),
-    };
-    json!({"user": user_json, "query": query, "sessions": sessions, "courses": courses})
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `moodlewsrestformat=json|xml`, form-encoded parameters with PHP array notation
 //! (`uids[0]=…`). Errors are Moodle's exception documents.
 
+mod dedication;
 mod error;
 mod handlers;
 mod params;

@@ -63,10 +63,18 @@ pub(super) fn open_app(config: Config, path: &Path) -> anyhow::Result<Arc<App>> 
 
 pub(super) fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => {
+            JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            println!("{text}")
+        }
         Err(e) => eprintln!("error: {e}"),
     }
 }
+
+/// Set once a command has printed its JSON answer: a failure after it (`compile --verify`
+/// finding differences) must not add a second document to standard output.
+pub(super) static JSON_PRINTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 pub(super) fn write_config(path: &Path, config: &Config) -> CmdResult {
     let header = "# usestats configuration. Every setting not written here takes its documented\n# default: see examples/usestats.toml for the full list with comments.\n\n";

@@ -20,6 +20,7 @@ mod keys;
 mod peer;
 mod report;
 mod serve;
+mod sessions;
 mod stats;
 mod token;
 mod users;
@@ -51,8 +52,9 @@ pub fn run(cli: Cli) -> i32 {
                 return 1;
             }
             let line = one_line(&err);
-            if json_out {
-                // A script that asked for JSON reads standard output as JSON, failures too.
+            if json_out && !common::JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
+                // A script that asked for JSON reads standard output as JSON, failures too
+                // (once: an answer already printed is the document).
                 println!("{}", serde_json::json!({ "error": line }));
             }
             // Errors can quote what a peer sent.

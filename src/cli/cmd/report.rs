@@ -1,10 +1,12 @@
-//! `usestats report --course C`: every enrolled learner's time in a course, as a table, CSV
-//! (the console's export, byte for byte) or JSON.
+//! `usestats report --course C`: every enrolled learner's time in a course, as a table, JSON,
+//! or an export (CSV, XLSX, ODS: the console's downloads, cell for cell) to standard output or
+//! a file named after the course and the window.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::CmdResult;
@@ -16,16 +18,19 @@ use crate::cli::output::{self, Table};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::estimators::EstimatorName;
 use crate::reports::course::{self, CourseReport};
-use crate::reports::{CourseAsk, CourseError};
+use crate::reports::export::{self, Cell, Format, Sheet};
+use crate::reports::{CourseAsk, CourseError, GroupLookupError};
 use crate::stats::Window;
 
 pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
+    let span = window_args(&args.from, &args.to, &args.last, now)?;
+    let (from, to) = (span.from, span.to);
     let window = Window { from, to, now };
     let asked = CourseAsk {
         course: args.course.clone(),
         window,
+        group: args.group.clone(),
     };
     let report = app.reports.course(asked).await.map_err(|e| match e {
         CourseError::Prefix(e) => anyhow::Error::new(e).context("checking the source table prefix"),
@@ -34,6 +39,8 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
         CourseError::Report(e) => {
             anyhow::Error::new(e).context(format!("computing the report of course {}", args.course))
         }
+        CourseError::Group(e @ GroupLookupError::Ambiguous { .. }) => anyhow::anyhow!("--{e}"),
+        CourseError::Group(e) => e.into(),
     })?;
     let names = args.estimators.estimator.names();
     let ids: Vec<i64> = report.learners.iter().map(|l| l.userid).collect();
@@ -47,34 +54,87 @@ pub(super) async fn run(app: &Arc<App>, args: ReportArgs, json_out: bool) -> Cmd
         to,
     )
     .await?;
-    if names != [EstimatorName::UseStats] {
-        let use_stats = names.contains(&EstimatorName::UseStats);
-        match (args.format, json_out) {
-            (ReportFormat::Json, _) | (_, true) => {
-                print_json(&side_by_side_json(&report, use_stats, &runs))
-            }
-            (ReportFormat::Csv, false) => std::io::stdout()
-                .write_all(&side_by_side_csv(&report, use_stats, &runs))
-                .context("writing to standard output")?,
-            (ReportFormat::Table, false) => print_side_by_side(&report, use_stats, &runs),
+    let use_stats = names.contains(&EstimatorName::UseStats);
+    let side_by_side = names != [EstimatorName::UseStats];
+    let sheet = || {
+        if side_by_side {
+            side_by_side_sheet(&report, use_stats, &runs)
+        } else {
+            course::to_sheet(&report)
         }
-        return Ok(());
+    };
+    let export = match args.format {
+        ReportFormat::Csv => Some(Format::Csv),
+        ReportFormat::Xlsx => Some(Format::Xlsx),
+        ReportFormat::Ods => Some(Format::Ods),
+        ReportFormat::Table | ReportFormat::Json => None,
+    };
+    match (export, args.output) {
+        (None, Some(_)) => bail!("--output takes the csv, xlsx and ods formats"),
+        // A file, or a spreadsheet to a pipe.
+        (Some(format), output) if output.is_some() || format.is_binary() => {
+            let sheet = sheet();
+            let bytes = export::write(&sheet, format)?;
+            let target = output.unwrap_or_else(|| course::file_name(&report, format).into());
+            deliver(&target, format, &bytes, sheet.rows.len(), json_out)
+        }
+        _ if json_out || args.format == ReportFormat::Json => {
+            print_json(&if side_by_side {
+                side_by_side_json(&report, use_stats, &runs)
+            } else {
+                to_json(&report)
+            });
+            Ok(())
+        }
+        (Some(format), _) => std::io::stdout()
+            .write_all(&export::write(&sheet(), format)?)
+            .context("writing to standard output"),
+        (None, _) if side_by_side => {
+            print_side_by_side(&report, use_stats, &runs);
+            Ok(())
+        }
+        (None, _) => {
+            print_table(&report);
+            Ok(())
+        }
     }
-    match (args.format, json_out) {
-        (ReportFormat::Json, _) | (_, true) => print_json(&to_json(&report)),
-        (ReportFormat::Csv, false) => {
-            let csv = course::to_csv(&report);
-            std::io::stdout()
-                .write_all(&csv)
-                .context("writing to standard output")?;
+}
+
+/// An export's bytes to `target`, `-` for standard output (never a binary format on a
+/// terminal, where it would be noise), then a line saying where it went.
+fn deliver(target: &Path, format: Format, bytes: &[u8], rows: usize, json_out: bool) -> CmdResult {
+    let ext = format.extension();
+    if target == Path::new("-") {
+        if format.is_binary() && std::io::stdout().is_terminal() {
+            bail!(
+                "an {ext} file is binary and standard output is a terminal: give --output FILE, or redirect the output"
+            );
         }
-        (ReportFormat::Table, false) => print_table(&report),
+        return std::io::stdout()
+            .write_all(bytes)
+            .context("writing to standard output");
+    }
+    // Personal data: readable by its owner only, as the other files we write.
+    crate::files::write_private(target, bytes)
+        .with_context(|| format!("writing {}", target.display()))?;
+    if json_out {
+        print_json(&json!({
+            "file": target.display().to_string(),
+            "format": ext,
+            "learners": rows,
+            "bytes": bytes.len(),
+        }));
+    } else {
+        println!(
+            "wrote {} ({ext}, {rows} learners)",
+            crate::text::terminal(&target.display().to_string())
+        );
     }
     Ok(())
 }
 
 pub fn to_json(report: &CourseReport) -> serde_json::Value {
-    json!({
+    let mut out = json!({
         "course": {
             "id": report.course.id,
             "shortname": report.course.shortname,
@@ -83,7 +143,20 @@ pub fn to_json(report: &CourseReport) -> serde_json::Value {
         "window": {"from": report.window.from, "to": report.window.to},
         "total": report.total(),
         "learners": report.learners,
-    })
+        "activities": report.activities,
+    });
+    add_group(&mut out, report);
+    out
+}
+
+/// Names the group a report was cut to, so a filtered answer never passes for the course's.
+fn add_group(out: &mut serde_json::Value, report: &CourseReport) {
+    if let (Some(group), Some(object)) = (&report.group, out.as_object_mut()) {
+        object.insert(
+            "group".into(),
+            json!({"id": group.id, "name": group.name, "idnumber": group.idnumber}),
+        );
+    }
 }
 
 fn print_table(report: &CourseReport) {
@@ -100,6 +173,9 @@ fn print_table(report: &CourseReport) {
         },
         output::time(report.window.to)
     );
+    if let Some(group) = &report.group {
+        println!("group      {} (id {})", group.name, group.id);
+    }
     println!(
         "learners   {} enrolled, total {}",
         report.learners.len(),
@@ -200,7 +276,7 @@ fn side_by_side_json(
             row
         })
         .collect();
-    json!({
+    let mut out = json!({
         "course": {
             "id": report.course.id,
             "shortname": report.course.shortname,
@@ -209,47 +285,62 @@ fn side_by_side_json(
         "window": {"from": report.window.from, "to": report.window.to},
         "estimators": estimators,
         "learners": learners,
-    })
+    });
+    add_group(&mut out, report);
+    out
 }
 
-fn side_by_side_csv(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) -> Vec<u8> {
-    use crate::text::spreadsheet::{csv_cell, csv_line};
-    let mut header: Vec<String> = ["userid", "username", "firstname", "lastname"]
+/// The learners with use_stats' and each dedication estimator's totals: the raw seconds first,
+/// then each total as `h:mm:ss`, as every export has them.
+fn side_by_side_sheet(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) -> Sheet {
+    let mut headers: Vec<String> = ["userid", "username", "firstname", "lastname"]
         .map(String::from)
         .to_vec();
+    let mut totals: Vec<String> = Vec::new();
     if use_stats {
-        header.push("use_stats".into());
+        headers.push("use_stats".into());
+        totals.push("use_stats_hms".into());
     }
     for run in runs {
         let name = run.name.as_str();
-        header.extend([
+        headers.extend([
             name.to_string(),
             format!("{name}_kept"),
             format!("{name}_dropped"),
         ]);
+        totals.push(format!("{name}_hms"));
     }
-    let mut out = csv_line(&header);
-    for l in ordered(report, use_stats, runs) {
-        let mut cells = vec![
-            l.userid.to_string(),
-            csv_cell(&l.username),
-            csv_cell(&l.firstname),
-            csv_cell(&l.lastname),
-        ];
-        if use_stats {
-            cells.push(l.coursetotal.to_string());
-        }
-        for run in runs {
-            let c = dedication_of(run, l.userid, report.course.id);
-            cells.extend([
-                c.map_or(0, |c| c.total).to_string(),
-                c.map_or(0, |c| c.kept).to_string(),
-                c.map_or(0, |c| c.dropped).to_string(),
-            ]);
-        }
-        out.push_str(&csv_line(&cells));
-    }
-    out.into_bytes()
+    headers.extend(totals);
+    let rows = ordered(report, use_stats, runs)
+        .into_iter()
+        .map(|l| {
+            let mut cells = vec![
+                Cell::Number(l.userid),
+                Cell::Text(l.username.clone()),
+                Cell::Text(l.firstname.clone()),
+                Cell::Text(l.lastname.clone()),
+            ];
+            let mut durations = Vec::new();
+            if use_stats {
+                cells.push(Cell::Number(l.coursetotal));
+                durations.push(Cell::Duration(l.coursetotal));
+            }
+            for run in runs {
+                let c = dedication_of(run, l.userid, report.course.id);
+                let total = c.map_or(0, |c| c.total);
+                let count = |n: u64| Cell::Number(i64::try_from(n).unwrap_or(i64::MAX));
+                cells.extend([
+                    Cell::Number(total),
+                    count(c.map_or(0, |c| c.kept)),
+                    count(c.map_or(0, |c| c.dropped)),
+                ]);
+                durations.push(Cell::Duration(total));
+            }
+            cells.extend(durations);
+            cells
+        })
+        .collect();
+    Sheet { headers, rows }
 }
 
 fn print_side_by_side(report: &CourseReport, use_stats: bool, runs: &[DedicationRun]) {

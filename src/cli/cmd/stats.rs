@@ -15,16 +15,23 @@ use crate::estimators::{EstimatorName, why_they_differ};
 use crate::reports::{CourseLookupError, LearnerAsk, LearnerError, LearnerReport};
 use crate::stats::{CourseTotals, SessionStats, Window};
 use crate::store::source::Course;
+use crate::timefmt::{Preset, Span};
 use std::collections::HashMap;
 
 pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdResult {
     let now = app.now();
-    let (from, to) = window_args(args.from.as_deref(), args.to.as_deref(), now)?;
+    let span = window_args(&args.from, &args.to, &args.last, now)?;
+    let (from, to) = (span.from, span.to);
     let names = args.estimators.estimator.names();
     let only_use_stats = names == [EstimatorName::UseStats];
     if args.format == StatsFormat::Xml && !json_out && !only_use_stats {
         anyhow::bail!(
             "--format xml is use_stats' MNET message: use --format json or table for the other estimators"
+        );
+    }
+    if args.sessions && (!only_use_stats || args.format == StatsFormat::Xml) {
+        anyhow::bail!(
+            "--sessions lists use_stats' sessions as a table or JSON: leave out --estimator and --format xml (the dedication estimators list their sessions in their own output)"
         );
     }
     let asked = LearnerAsk {
@@ -35,6 +42,10 @@ pub(super) async fn run(app: &Arc<App>, args: StatsArgs, json_out: bool) -> CmdR
         labels: true,
     };
     let found = app.reports.learner(asked).await.map_err(learner_error)?;
+    if args.sessions {
+        super::sessions::print(&found, &span, json_out || args.format == StatsFormat::Json);
+        return Ok(());
+    }
     // With --course, the same scoping as the web services (D6): that course's row only, a
     // zero row when it has no time, and only the sessions that touched it.
     let (shown, sessions) = found.shown();
@@ -333,13 +344,27 @@ side by side"
     print!("{}", table.render());
 }
 
-/// `--from` and `--to` as a window: from the beginning of the log to now by default (E15: an
-/// explicit `--to` before `--from` is refused).
+/// `--from` and `--to` (or `--last`) as a window: from the beginning of the log to now by
+/// default; a date as `--to` runs through the end of that day (E15: an explicit `--to` before
+/// `--from` is refused). `--last N` is the last N days, today included, as the console's
+/// presets are (clap keeps it apart from `--from` and `--to`).
 pub(super) fn window_args(
-    from: Option<&str>,
-    to: Option<&str>,
+    from: &Option<String>,
+    to: &Option<String>,
+    last: &Option<String>,
     now: i64,
-) -> anyhow::Result<(i64, i64)> {
+) -> anyhow::Result<Span> {
+    let (from, to) = (from.as_deref(), to.as_deref());
+    let days = match last {
+        Some(text) => Some(Preset::parse_last(text)?.days(now).ok_or_else(|| {
+            anyhow::anyhow!("--last: the clock is outside the years 1970 to 9999")
+        })?),
+        None => None,
+    };
+    let (from, to) = match &days {
+        Some((first, last)) => (Some(first.as_str()), Some(last.as_str())),
+        None => (from, to),
+    };
     crate::timefmt::window(from, to, now).map_err(|e| match e {
         crate::timefmt::WindowError::Reversed => anyhow::anyhow!("--to is before --from"),
         e => e.into(),

@@ -5,7 +5,8 @@
 use askama::Template;
 
 use super::estimators::{self, EstimatorRow};
-use super::window::{self, Picked};
+use super::session_list::{self, SessionList};
+use super::window::{self, Picked, PresetLink, ShownWindow};
 use super::{html, layout};
 use crate::console::charts::{self, Bar};
 use crate::console::{ConsoleRequest, Layout, Reply};
@@ -23,6 +24,7 @@ struct LearnerPage {
     user: String,
     from: String,
     to: String,
+    presets: Vec<PresetLink>,
     found: Option<Shown>,
 }
 
@@ -30,7 +32,7 @@ struct Shown {
     userid: i64,
     username: String,
     fullname: String,
-    window: String,
+    window: ShownWindow,
     estimator: String,
     rows: u64,
     total: i64,
@@ -39,6 +41,8 @@ struct Shown {
     courses: Vec<CourseRow>,
     sessions_chart: String,
     sessions: SessionFigures,
+    /// The latest sessions, newest first.
+    session_list: SessionList,
     /// use_stats and the dedication estimators side by side (docs/engine.md §8).
     estimators: Vec<EstimatorRow>,
     /// Why the dedication rows are missing, when they are.
@@ -86,6 +90,7 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         user: username.clone(),
         from: picked.from_date.clone(),
         to: picked.to_date.clone(),
+        presets: picked.presets.clone(),
         found: None,
     };
     if username.is_empty() {
@@ -125,6 +130,7 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
 
 fn shown(found: LearnerReport, picked: &Picked) -> Shown {
     let (courses, sessions) = found.shown();
+    let session_list = session_list::sessions(&found, picked);
     let LearnerReport {
         user,
         report,
@@ -162,18 +168,19 @@ fn shown(found: LearnerReport, picked: &Picked) -> Shown {
         userid: user.id,
         fullname: format!("{} {}", user.firstname, user.lastname),
         username: user.username,
-        window: picked.described.clone(),
+        window: picked.shown(),
         estimator: report.estimator.to_string(),
         rows: report.rows_extracted,
         total: report.total,
         total_text: duration(report.total),
         course_chart: charts::bars("course-chart", "Time per course", &bars),
         courses: rows,
-        sessions_chart: charts::calendar(
+        sessions_chart: charts::calendar_with_table(
             "sessions-chart",
             "Time per day, by the day each session started (UTC)",
             &session_points,
         ),
+        session_list,
         sessions: SessionFigures {
             count: sessions.count,
             mean: duration(sessions.mean()),
@@ -225,14 +232,7 @@ fn course_row(
         total: c.coursetotal,
         total_text: duration(c.coursetotal),
         href: if course.is_some() {
-            window::href(
-                "/console/course",
-                &[
-                    ("course", &format!("id:{}", c.course)),
-                    ("from", &picked.from_text),
-                    ("to", &picked.to_text),
-                ],
-            )
+            window::course_href(c.course, picked)
         } else {
             String::new()
         },

@@ -4,9 +4,12 @@ use askama::Template;
 use hyper::Method;
 
 use super::{ConsoleRequest, Layout, Reply};
+use crate::reports::export::Format;
 
 mod calls_chart;
+mod confirm;
 mod course;
+mod course_table;
 mod estimators;
 mod find;
 mod grants;
@@ -14,9 +17,11 @@ mod learner;
 mod overview;
 mod peer_add;
 mod peers;
+mod session_list;
 mod shown;
 mod tokens;
 mod window;
+mod wording;
 
 pub async fn route(request: &ConsoleRequest) -> Reply {
     match (&request.method, request.path.as_str()) {
@@ -26,7 +31,9 @@ pub async fn route(request: &ConsoleRequest) -> Reply {
         (&Method::GET, "/console/courses") => find::courses(request).await,
         (&Method::GET, "/console/learner") => learner::page(request).await,
         (&Method::GET, "/console/course") => course::page(request).await,
-        (&Method::GET, "/console/course.csv") => course::csv(request).await,
+        (&Method::GET, "/console/course.csv") => course::download(request, Format::Csv).await,
+        (&Method::GET, "/console/course.xlsx") => course::download(request, Format::Xlsx).await,
+        (&Method::GET, "/console/course.ods") => course::download(request, Format::Ods).await,
         (&Method::GET, "/console/peers") => peers::page(request).await,
         (&Method::POST, "/console/peers/add") => peer_add::start(request).await,
         (&Method::POST, "/console/peers/confirm") => peer_add::confirm(request).await,
@@ -53,6 +60,14 @@ pub fn html(page: &impl Template) -> Reply {
                 "The page could not be rendered.".into(),
             )
         }
+    }
+}
+
+/// A page's HTML sent with `status`: a form shown again because it was refused.
+pub fn html_with(status: hyper::StatusCode, page: &impl Template) -> Reply {
+    match html(page) {
+        Reply::Html(body) if status != hyper::StatusCode::OK => Reply::Page(status, body),
+        other => other,
     }
 }
 

@@ -6,8 +6,8 @@
 use askama::Template;
 use hyper::StatusCode;
 
-use super::peers::bad_request;
-use super::{html, layout, shown};
+use super::peers::{self, AddForm, bad_request};
+use super::{html, layout, shown, wording};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::mnet::registration::{self, Registration, RegistrationError, Sponsor, Vetted};
 use crate::store::state::{Application, SslVerification};
@@ -38,23 +38,25 @@ struct Asked {
     ssl: SslVerification,
 }
 
-fn asked(request: &ConsoleRequest) -> Result<Asked, Reply> {
+/// What the form asks for, or why it cannot be done (the status and the words).
+fn asked(request: &ConsoleRequest) -> Result<Asked, (StatusCode, String)> {
     let wwwroot =
         registration::operator_wwwroot(request.field("wwwroot").trim(), request.app.wwwroot())
-            .map_err(|e| bad_request(&e.to_string()))?;
+            .map_err(|e| wording::registration(&e))?;
+    let bad = |text: &str| (StatusCode::BAD_REQUEST, text.to_string());
     let application = match request.field("application") {
         "" => Application::Moodle,
         named => Application::parse(named)
-            .map_err(|_| bad_request("The application is Moodle or Mahara."))?,
+            .map_err(|_| bad("Choose Moodle or Mahara as the application."))?,
     };
     let ssl = match request.field("ssl_verification") {
         "" => SslVerification::Full,
         level => SslVerification::parse(level)
-            .map_err(|_| bad_request("TLS verification is 0, 1 or 2."))?,
+            .map_err(|_| bad("Choose one of the TLS verification levels offered."))?,
     };
     let name = request.field("name").trim().to_string();
     if name.chars().count() > 255 {
-        return Err(bad_request("A name has at most 255 characters."));
+        return Err(bad("A name has at most 255 characters: shorten it."));
     }
     Ok(Asked {
         wwwroot,
@@ -64,7 +66,7 @@ fn asked(request: &ConsoleRequest) -> Result<Asked, Reply> {
     })
 }
 
-async fn fetch(request: &ConsoleRequest, asked: &Asked) -> Result<Vetted, Reply> {
+async fn fetch(request: &ConsoleRequest, asked: &Asked) -> Result<Vetted, RegistrationError> {
     registration::fetch(
         &request.app.client,
         &asked.wwwroot,
@@ -72,21 +74,40 @@ async fn fetch(request: &ConsoleRequest, asked: &Asked) -> Result<Vetted, Reply>
         asked.ssl,
     )
     .await
-    .map_err(|e| {
+    .inspect_err(|e| {
         tracing::info!(wwwroot = %asked.wwwroot, error = %e, "console: keyswap failed");
-        Reply::Error(StatusCode::BAD_GATEWAY, e.to_string())
     })
 }
 
-/// `POST /console/peers/add`: keyswap, then the page that asks for confirmation.
+/// The peers page again, its add form as typed, saying why it was refused.
+async fn refused(request: &ConsoleRequest, status: StatusCode, error: String) -> Reply {
+    let typed = |name: &str| request.field(name).to_string();
+    let form = AddForm {
+        wwwroot: typed("wwwroot"),
+        name: typed("name"),
+        application: typed("application"),
+        ssl_verification: typed("ssl_verification"),
+        error,
+    };
+    peers::show(request, form, status).await
+}
+
+/// `POST /console/peers/add`: keyswap, then the page that asks for confirmation; when
+/// either fails, the form again with what was typed and why.
 pub async fn start(request: &ConsoleRequest) -> Reply {
     let asked = match asked(request) {
         Ok(asked) => asked,
-        Err(reply) => return reply,
+        Err(e) => {
+            let (status, text) = e;
+            return refused(request, status, text).await;
+        }
     };
     let vetted = match fetch(request, &asked).await {
         Ok(vetted) => vetted,
-        Err(reply) => return reply,
+        Err(e) => {
+            let (status, text) = wording::registration(&e);
+            return refused(request, status, text).await;
+        }
     };
     let info = &vetted.info;
     html(&ConfirmPage {
@@ -111,7 +132,7 @@ pub async fn start(request: &ConsoleRequest) -> Reply {
 pub async fn confirm(request: &ConsoleRequest) -> Reply {
     let asked = match asked(request) {
         Ok(asked) => asked,
-        Err(reply) => return reply,
+        Err((status, text)) => return Reply::Error(status, text),
     };
     let shown_digest = request.field("certificate").to_string();
     if shown_digest.is_empty() {
@@ -119,7 +140,10 @@ pub async fn confirm(request: &ConsoleRequest) -> Reply {
     }
     let vetted = match fetch(request, &asked).await {
         Ok(vetted) => vetted,
-        Err(reply) => return reply,
+        Err(e) => {
+            let (status, text) = wording::registration(&e);
+            return Reply::Error(status, text);
+        }
     };
     if !crate::console::auth::same_token(&vetted.digest(), &shown_digest) {
         tracing::warn!(
@@ -138,7 +162,7 @@ pub async fn confirm(request: &ConsoleRequest) -> Reply {
     }
     if vetted.expired(request.app.now()) && request.field("allow_expired") != "1" {
         return bad_request(
-            "The certificate has expired: ask the peer's administrator to renew the site's key (Moodle renews it on cron), or tick \"register it anyway\".",
+            "The certificate has expired: ask the peer's administrator to renew the site's key (Moodle renews it on cron), or go back and tick \"register it anyway\".",
         );
     }
     let registered = registration::register(
@@ -163,13 +187,10 @@ pub async fn confirm(request: &ConsoleRequest) -> Reply {
             StatusCode::INTERNAL_SERVER_ERROR,
             "The peer was not stored.".into(),
         ),
-        Err(e @ RegistrationError::Store { .. }) => {
+        Err(e) => {
             tracing::warn!(error = %e, "console: peer not stored");
-            Reply::Error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The state database is unavailable.".into(),
-            )
+            let (status, text) = wording::registration(&e);
+            Reply::Error(status, text)
         }
-        Err(e) => Reply::Error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

@@ -4,8 +4,10 @@
 use askama::Template;
 use hyper::StatusCode;
 
+use super::confirm::{self, Confirmation};
 use super::overview::unavailable;
-use super::{html, layout};
+use super::{html_with, layout};
+use crate::console::notice::{self, Notice};
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
 use crate::store::state::{self, Peer, PeerService};
@@ -16,8 +18,21 @@ struct PeersPage {
     layout: Layout,
     tab: &'static str,
     message: String,
+    /// The demo database's hint after a registration, or empty.
+    hint: String,
     all_hosts: PeerEntry,
     peers: Vec<PeerEntry>,
+    form: AddForm,
+}
+
+/// The add-peer form as typed, and why it was refused (empty on a fresh page).
+#[derive(Default)]
+pub struct AddForm {
+    pub wwwroot: String,
+    pub name: String,
+    pub application: String,
+    pub ssl_verification: String,
+    pub error: String,
 }
 
 /// A peer (or All Hosts) with the toggles of each service we offer.
@@ -87,6 +102,12 @@ fn entry(peer: &Peer, services: Vec<ServiceToggles>) -> PeerEntry {
 
 /// `GET /console/peers` (`?added=ID` after a registration).
 pub async fn page(request: &ConsoleRequest) -> Reply {
+    show(request, AddForm::default(), StatusCode::OK).await
+}
+
+/// The peers page, with the add form as `form` has it (`status` other than 200 when it was
+/// refused).
+pub async fn show(request: &ConsoleRequest, form: AddForm, status: StatusCode) -> Reply {
     let offered: Vec<&'static str> = request.app.services.list.iter().map(|s| s.name).collect();
     let added: Option<i64> = request.query("added").and_then(|v| v.parse().ok());
     let loaded = request
@@ -124,20 +145,37 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         .iter()
         .map(|(p, own)| entry(p, toggles(&offered, own, &all_services)))
         .collect();
-    html(&PeersPage {
-        layout: layout(request, "peers"),
-        tab: "peers",
-        message: added
-            .map(|p| {
-                format!(
-                    "Registered {} ({}). Publish use_stats to it below so that it may call us.",
-                    p.name, p.wwwroot
-                )
-            })
-            .unwrap_or_default(),
-        all_hosts,
-        peers,
-    })
+    let hint = match &added {
+        Some(p)
+            if request.app.config.source.url.trim().is_empty()
+                && !request.app.reports.knows_host(&p.wwwroot).await =>
+        {
+            format!(
+                "The demo database has no people from {0} yet: nobody from there can call use_stats here until they have accounts. On the server, usestats demo --remote-host {0} adds some (an admin and a few learners).",
+                p.wwwroot
+            )
+        }
+        _ => String::new(),
+    };
+    html_with(
+        status,
+        &PeersPage {
+            layout: layout(request, "peers"),
+            tab: "peers",
+            message: added
+                .map(|p| {
+                    format!(
+                        "Registered {} ({}). Publish use_stats to it below so that it may call us.",
+                        p.name, p.wwwroot
+                    )
+                })
+                .unwrap_or_default(),
+            hint,
+            all_hosts,
+            peers,
+            form,
+        },
+    )
 }
 
 /// The live peer a form names by id, or All Hosts for `all`.
@@ -215,6 +253,12 @@ pub async fn set_service(request: &ConsoleRequest) -> Reply {
             } else {
                 peer.wwwroot.as_str()
             };
+            let (done, about) = match (publish, on) {
+                (true, true) => (Notice::Published, format!("{service} to {}", peer.name)),
+                (true, false) => (Notice::Unpublished, format!("{service} to {}", peer.name)),
+                (false, true) => (Notice::Subscribed, format!("{service} on {}", peer.name)),
+                (false, false) => (Notice::Unsubscribed, format!("{service} on {}", peer.name)),
+            };
             tracing::info!(
                 account = %request.layout.user,
                 peer = %who,
@@ -223,20 +267,45 @@ pub async fn set_service(request: &ConsoleRequest) -> Reply {
                 subscribe = row.subscribe,
                 "console: services changed"
             );
-            Reply::Redirect("/console/peers".into())
+            done_at(request, "/console/peers", done, &about)
         }
         Err(e) => unavailable(e),
     }
 }
 
+/// A redirect to `path` whose page says what was `done` to `about`.
+pub fn done_at(request: &ConsoleRequest, path: &str, done: Notice, about: &str) -> Reply {
+    Reply::Redirect(notice::location(path, done, about, &request.layout.csrf))
+}
+
 /// `POST /console/peers/remove`: delete a peer, as `usestats peer remove` does (the row
-/// stays for history; it can no longer call us or be called).
+/// stays for history; it can no longer call us or be called). Asks first.
 pub async fn remove(request: &ConsoleRequest) -> Reply {
     let peer = match form_peer(request, "peer").await {
         Ok(peer) if !peer.is_all_hosts() => peer,
         Ok(_) => return bad_request("All Hosts cannot be removed."),
         Err(reply) => return reply,
     };
+    if !confirm::confirmed(request) {
+        return confirm::page(
+            request,
+            Confirmation {
+                title: format!("Remove the peer {}?", peer.name),
+                lines: vec![
+                    format!(
+                        "{} ({}) will no longer be able to call us, and we will no longer call it.",
+                        peer.name, peer.wwwroot
+                    ),
+                    "Its services and its key are kept on record, but unused. To work with it again, add it again under Peers.".into(),
+                    "Grants and tokens for its people are not changed.".into(),
+                ],
+                action: "/console/peers/remove",
+                fields: vec![("peer", peer.id.to_string())],
+                button: format!("Remove {}", peer.name),
+                cancel: "/console/peers",
+            },
+        );
+    }
     let id = peer.id;
     match request
         .app
@@ -246,7 +315,12 @@ pub async fn remove(request: &ConsoleRequest) -> Reply {
     {
         Ok(()) => {
             tracing::info!(account = %request.layout.user, peer = %peer.wwwroot, "console: peer removed");
-            Reply::Redirect("/console/peers".into())
+            done_at(
+                request,
+                "/console/peers",
+                Notice::PeerRemoved,
+                &format!("{} ({})", peer.name, peer.wwwroot),
+            )
         }
         Err(e) => unavailable(e),
     }

@@ -5,9 +5,11 @@
 use askama::Template;
 use hyper::StatusCode;
 
+use super::confirm::{self, Confirmation};
 use super::overview::unavailable;
-use super::peers::bad_request;
-use super::{html, layout, shown};
+use super::peers::done_at;
+use super::{html, html_with, layout, shown};
+use crate::console::notice::Notice;
 use crate::console::{ConsoleRequest, Layout, Reply};
 use crate::store::StoreError;
 use crate::store::state::{self, Grant, WsToken};
@@ -20,6 +22,17 @@ struct TokensPage {
     tab: &'static str,
     tokens: Vec<TokenRow>,
     grants: Vec<GrantChoice>,
+    form: TokenForm,
+}
+
+/// The token form as typed, and why it was refused (empty on a fresh page).
+#[derive(Default)]
+struct TokenForm {
+    grant: String,
+    label: String,
+    expires: String,
+    allowed_ips: String,
+    error: String,
 }
 
 #[derive(Template)]
@@ -49,6 +62,7 @@ struct TokenRow {
 struct GrantChoice {
     id: i64,
     text: String,
+    chosen: bool,
 }
 
 fn grant_text(grant: &Grant) -> String {
@@ -75,6 +89,11 @@ fn token_row(token: &WsToken, grant: Option<&Grant>) -> TokenRow {
 
 /// `GET /console/peers/tokens`.
 pub async fn page(request: &ConsoleRequest) -> Reply {
+    show(request, TokenForm::default(), StatusCode::OK).await
+}
+
+/// The tokens page with the form as `form` has it (`status` other than 200 when refused).
+async fn show(request: &ConsoleRequest, form: TokenForm, status: StatusCode) -> Reply {
     let loaded = request
         .app
         .state
@@ -88,27 +107,46 @@ pub async fn page(request: &ConsoleRequest) -> Reply {
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
-    html(&TokensPage {
-        layout: layout(request, "peers"),
-        tab: "tokens",
-        tokens: tokens
-            .iter()
-            .map(|t| token_row(t, grants.iter().find(|g| g.id == t.grant_id)))
-            .collect(),
-        grants: grants
-            .iter()
-            .map(|g| GrantChoice {
-                id: g.id,
-                text: grant_text(g),
-            })
-            .collect(),
-    })
+    html_with(
+        status,
+        &TokensPage {
+            layout: layout(request, "peers"),
+            tab: "tokens",
+            tokens: tokens
+                .iter()
+                .map(|t| token_row(t, grants.iter().find(|g| g.id == t.grant_id)))
+                .collect(),
+            grants: grants
+                .iter()
+                .map(|g| GrantChoice {
+                    id: g.id,
+                    text: grant_text(g),
+                    chosen: form.grant == g.id.to_string(),
+                })
+                .collect(),
+            form,
+        },
+    )
+}
+
+/// The tokens page again, its form as typed, saying why it was refused.
+async fn refused(request: &ConsoleRequest, status: StatusCode, error: &str) -> Reply {
+    let typed = |name: &str| request.field(name).to_string();
+    let form = TokenForm {
+        grant: typed("grant"),
+        label: typed("label"),
+        expires: typed("expires"),
+        allowed_ips: typed("allowed_ips"),
+        error: error.to_string(),
+    };
+    show(request, form, status).await
 }
 
 /// `POST /console/peers/tokens/create`: the answer is the only page that shows the token.
 pub async fn create(request: &ConsoleRequest) -> Reply {
+    let bad = StatusCode::BAD_REQUEST;
     let Ok(grant_id) = request.field("grant").parse::<i64>() else {
-        return bad_request("Choose the grant the token stands for.");
+        return refused(request, bad, "Choose the grant the token stands for.").await;
     };
     let label = request.field("label").trim().to_string();
     let allowed_ips = request.field("allowed_ips").trim().to_string();
@@ -116,21 +154,26 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
         "" => None,
         text => match crate::timefmt::parse_time(text) {
             Ok(at) => Some(at),
-            Err(_) => return bad_request("The expiry is a date: YYYY-MM-DD."),
+            Err(_) => {
+                return refused(request, bad, "The expiry is a date, such as 2027-06-30.").await;
+            }
         },
     };
     if let Some(at) = expires
         && at <= request.app.now()
     {
-        return bad_request(
-            "That expiry is in the past: the token could never be used (give a later date, or none for a token that does not expire).",
-        );
+        return refused(
+            request,
+            bad,
+            "That expiry is in the past: the token could never be used. Give a later date, or none for a token that does not expire.",
+        )
+        .await;
     }
     if let Err(e) = crate::ws::tokens::check_label(&label) {
-        return bad_request(&format!("Label: {e}."));
+        return refused(request, bad, &format!("Label: {e}.")).await;
     }
     if let Err(e) = crate::ws::tokens::validate_ranges(&allowed_ips) {
-        return bad_request(&format!("Allowed addresses: {e}"));
+        return refused(request, bad, &format!("Allowed addresses: {e}")).await;
     }
     let grant = match request
         .app
@@ -140,10 +183,12 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
     {
         Ok(Some(grant)) => grant,
         Ok(None) => {
-            return Reply::Error(
+            return refused(
+                request,
                 StatusCode::NOT_FOUND,
-                "There is no such grant (it may have been removed meanwhile).".into(),
-            );
+                "That grant was removed meanwhile: choose another, or add it again under Grants.",
+            )
+            .await;
         }
         Err(e) => return unavailable(e),
     };
@@ -191,11 +236,52 @@ pub async fn create(request: &ConsoleRequest) -> Reply {
     }
 }
 
-/// `POST /console/peers/tokens/revoke`.
+/// `POST /console/peers/tokens/revoke`, once confirmed.
 pub async fn revoke(request: &ConsoleRequest) -> Reply {
     let Ok(id) = request.field("token").parse::<i64>() else {
-        return bad_request("The form names no token.");
+        return super::peers::bad_request("The form names no token.");
     };
+    let loaded = request
+        .app
+        .state
+        .run(|c| Ok::<_, StoreError>((state::list_grants(c)?, state::list_tokens(c)?)))
+        .await;
+    let (grants, tokens) = match loaded {
+        Ok(found) => found,
+        Err(e) => return unavailable(e),
+    };
+    let Some(token) = tokens.iter().find(|t| t.id == id && !t.revoked) else {
+        return Reply::Error(
+            StatusCode::NOT_FOUND,
+            "There is no such active token (it may have been revoked meanwhile).".into(),
+        );
+    };
+    let row = token_row(token, grants.iter().find(|g| g.id == token.grant_id));
+    let named = if row.label.is_empty() {
+        row.prefix.clone()
+    } else {
+        format!("{} ({})", row.prefix, row.label)
+    };
+    if !confirm::confirmed(request) {
+        return confirm::page(
+            request,
+            Confirmation {
+                title: format!("Revoke the token {named}?"),
+                lines: vec![
+                    format!(
+                        "The token {named}, which calls the web services as {}, stops working at once.",
+                        row.grant
+                    ),
+                    "It cannot be restored: whoever uses it needs a new token.".into(),
+                    "The grant itself and its other tokens are not changed.".into(),
+                ],
+                action: "/console/peers/tokens/revoke",
+                fields: vec![("token", id.to_string())],
+                button: format!("Revoke {}", row.prefix),
+                cancel: "/console/peers/tokens",
+            },
+        );
+    }
     match request
         .app
         .state
@@ -204,7 +290,12 @@ pub async fn revoke(request: &ConsoleRequest) -> Reply {
     {
         Ok(true) => {
             tracing::info!(account = %request.layout.user, token_id = id, "console: token revoked");
-            Reply::Redirect("/console/peers/tokens".into())
+            done_at(
+                request,
+                "/console/peers/tokens",
+                Notice::TokenRevoked,
+                &named,
+            )
         }
         Ok(false) => Reply::Error(
             StatusCode::NOT_FOUND,

@@ -5,12 +5,14 @@
 //! module type name read from `{prefix}modules`, validated before use.
 //!
 //! This file holds the handle, its error and what the queries share; the queries live in
-//! `users`, `courses`, `grades`, `logs` and `config_plugins`, one file per group of tables.
+//! `users`, `courses`, `groups`, `grades`, `logs` and `config_plugins`, one file per group of
+//! tables.
 
 mod config_plugins;
 mod courses;
 mod dedication_rows;
 mod grades;
+mod groups;
 mod logs;
 pub(crate) mod query;
 mod schema;
@@ -20,6 +22,7 @@ mod users;
 pub use config_plugins::DEDICATION_PLUGIN;
 pub use courses::{Course, CourseField, ModuleLabel, ModuleState};
 pub use dedication_rows::RowsByUser;
+pub use groups::Group;
 pub use logs::{ChangeMark, IDS_PER_BATCH_QUERY, LogSize};
 pub use search::{CourseOrder, CoursePage, FoundUser, IndexedCourse, MAX_MATCHES, UserSearch};
 pub use users::{MnetHost, User, UserField};

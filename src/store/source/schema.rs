@@ -50,6 +50,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../schema/source/postgres/0004_moodle_config_plugins.sql"),
         mysql: include_str!("../../../schema/source/mysql/0004_moodle_config_plugins.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_moodle_groups",
+        sqlite: include_str!("../../../schema/source/sqlite/0005_moodle_groups.sql"),
+        postgres: include_str!("../../../schema/source/postgres/0005_moodle_groups.sql"),
+        mysql: include_str!("../../../schema/source/mysql/0005_moodle_groups.sql"),
+    },
 ];
 
 /// The migration that holds the log's indexes; the demo loader drops them before a bulk load
