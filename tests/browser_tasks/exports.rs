@@ -71,7 +71,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     };
     let expected = app.app.reports.course(ask).await.unwrap();
     assert!(!expected.learners.is_empty(), "{course} has learners");
-    let today = time::OffsetDateTime::from_unix_timestamp(now - 1)
+    let today = time::OffsetDateTime::from_unix_timestamp(now)
         .unwrap()
         .date();
     let stem = format!("course-{}-{FROM}_{today}", expected.course.shortname);

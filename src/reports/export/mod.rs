@@ -109,8 +109,8 @@ pub fn write_csv(sheet: &Sheet) -> Vec<u8> {
 
 /// A file name that says what the file holds and over which days:
 /// `course-BIO101-2026-06-01_2026-06-30.xlsx`. The days are inclusive: the second is the day
-/// of the window's last second (its end is exclusive); a window from the beginning of the log
-/// says `start`. `name` keeps its letters and digits (any script) and `-`, `_`, `.`; anything
+/// of the window's end, which the window includes (a date given as "to" runs through its last
+/// second, 23:59:59 UTC); a window from the beginning of the log says `start`. `name` keeps its letters and digits (any script) and `-`, `_`, `.`; anything
 /// else, a path separator included, becomes `_`. The HTTP layer adds the ASCII-only form.
 pub fn file_name(kind: &str, name: &str, window: &Window, format: Format) -> String {
     let day = |t: i64| timefmt::date(t).unwrap_or_else(|| t.to_string());
@@ -119,7 +119,7 @@ pub fn file_name(kind: &str, name: &str, window: &Window, format: Format) -> Str
     } else {
         day(window.from)
     };
-    let last = day(window.to.saturating_sub(1).max(window.from));
+    let last = day(window.to.max(window.from));
     format!(
         "{kind}-{}-{first}_{last}.{}",
         file_part(name),
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_window_is_in_the_file_name_with_inclusive_days() {
-        let june = window("2026-06-01", "2026-07-01");
+        let june = window("2026-06-01", "2026-06-30T23:59:59Z");
         assert_eq!(
             file_name("course", "BIO101", &june, Format::Xlsx),
             "course-BIO101-2026-06-01_2026-06-30.xlsx"
