@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn names_are_cleaned_for_a_file_system() {
-        let w = window("2026-06-01", "2026-06-02");
+        let w = window("2026-06-01", "2026-06-01T23:59:59Z");
         for (name, part) in [
             ("../../etc/passwd", "etc_passwd"),
             ("Économie 1ère année", "Économie_1ère_année"),
