@@ -30,7 +30,8 @@ peak() { grep -E "Maximum resident set size|Elapsed \(wall" "$1" | sed 's/^\s*/ 
 if [ ! -f usestats.toml ]; then
   "$US" init --wwwroot "http://127.0.0.1:$PORT" --listen "127.0.0.1:$PORT" >/dev/null
 fi
-have=$(sqlite3 "$DB" "SELECT count(*) FROM mdl_logstore_standard_log" 2>/dev/null || echo 0)
+# --log-rows counts the local site's rows (the remote host's learners log on top).
+have=$(sqlite3 "$DB" "SELECT count(*) FROM mdl_logstore_standard_log l JOIN mdl_user u ON u.id = l.userid WHERE u.mnethostid = 1" 2>/dev/null || echo 0)
 if [ "$have" != "$ROWS" ]; then
   rm -f "$DB" "$DB-wal" "$DB-shm"
   echo "== usestats demo --log-rows $ROWS"
