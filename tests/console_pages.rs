@@ -413,9 +413,8 @@ async fn course_csv_equals_report_csv_and_the_table_sorts() {
     );
     // The window is in the name, in ASCII and in UTF-8 (RFC 6266).
     assert!(
-        csv.header("content-disposition").contains(&format!(
-            "-{FROM}_{TO}.csv\"; filename*=UTF-8''course-"
-        )),
+        csv.header("content-disposition")
+            .contains(&format!("-{FROM}_{TO}.csv\"; filename*=UTF-8''course-")),
         "{}",
         csv.header("content-disposition")
     );
