@@ -5,7 +5,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::GET_USERS_COURSE_STATS;
-use super::handlers::session_json;
+use super::handlers::{grade, session_json};
 use crate::reports::UsersAnswer;
 use crate::stats::SessionStats;
 use crate::stats::dedication::{CourseDedication, Dedication, DedicationEstimator};
@@ -69,12 +69,7 @@ fn dedication_course_json(
         row.insert("daysinperiod".into(), json!(legacy.days_in_period));
     }
     if shown.score {
-        let grade = computed
-            .grades
-            .get(&(user.id, course_id))
-            .cloned()
-            .unwrap_or_else(|| "-".into());
-        row.insert("score".into(), json!(grade));
+        row.insert("score".into(), json!(grade(computed, user.id, course_id)));
     }
     if shown.session_list {
         row.insert("sessionlist".into(), session_list(found));
@@ -175,12 +170,7 @@ pub(super) fn dedication_answer(
             data.insert("lastsession".into(), json!(last));
         }
         if shown.score {
-            let grade = computed
-                .grades
-                .get(&(user.id, course_id))
-                .cloned()
-                .unwrap_or_else(|| "-".into());
-            data.insert("score".into(), json!(grade));
+            data.insert("score".into(), json!(grade(computed, user.id, course_id)));
         }
         return json!({"user": user_json, "query": query, "coursedata": Json::Object(data)});
     }

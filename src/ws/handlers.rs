@@ -408,6 +408,15 @@ async fn run(app: &Arc<App>, function: &str, request: WsRequest) -> Result<Json,
     }
 }
 
+/// A learner's grade in a course as the answer shows it: `-` when there is none.
+pub(super) fn grade(computed: &UsersAnswer, user: i64, course: i64) -> String {
+    computed
+        .grades
+        .get(&(user, course))
+        .cloned()
+        .unwrap_or_else(|| "-".into())
+}
+
 pub(super) fn session_json(stats: &SessionStats, had_logs: bool) -> Json {
     let mut object = Map::new();
     if !had_logs {
@@ -472,12 +481,7 @@ fn course_json(
     );
     row.insert("sitecoursetime".into(), json!(sitecoursetime));
     if score {
-        let grade = computed
-            .grades
-            .get(&(user.id, course_id))
-            .cloned()
-            .unwrap_or_else(|| "-".into());
-        row.insert("score".into(), json!(grade));
+        row.insert("score".into(), json!(grade(computed, user.id, course_id)));
     }
     row
 }
@@ -512,12 +516,7 @@ fn user_answer(
             data.insert("lastsession".into(), json!(stats.last_start));
         }
         if request.score {
-            let grade = computed
-                .grades
-                .get(&(user.id, course_id))
-                .cloned()
-                .unwrap_or_else(|| "-".into());
-            data.insert("score".into(), json!(grade));
+            data.insert("score".into(), json!(grade(computed, user.id, course_id)));
         }
         // Only when the estimator was asked for: without it the answer stays as it was.
         if request.estimator.is_some() {
