@@ -92,6 +92,33 @@ async fn browser() -> Option<Browser> {
     panic!("chromedriver did not start a browser: {last:?}");
 }
 
+/// Does `act`, a click or a submit that loads another page, and waits for that page.
+/// chromedriver can answer a click before the navigation it starts has begun: on a busy
+/// machine the next command then reads the old page (how CI failed on stop 29). The old
+/// page's root going stale is the sign that the new one has replaced it.
+pub async fn and_load(
+    b: &Client,
+    act: impl std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+) {
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    act.await.unwrap();
+    for _ in 0..600 {
+        if old.tag_name().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(old.tag_name().await.is_err(), "no new page within 30 s");
+    for _ in 0..600 {
+        let state = b.execute("return document.readyState", vec![]).await;
+        if matches!(state, Ok(serde_json::Value::String(s)) if s == "complete") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the new page did not finish loading within 30 s");
+}
+
 /// A console account on `app`.
 async fn account(app: &TestApp, name: &str) {
     let (name, hash) = (
@@ -119,7 +146,7 @@ async fn log_in(b: &Client, app: &TestApp, name: &str) {
     let form = b.form(Locator::Css("form")).await.unwrap();
     form.set_by_name("name", name).await.unwrap();
     form.set_by_name("password", PASSWORD).await.unwrap();
-    form.submit().await.unwrap();
+    and_load(b, form.submit()).await;
     assert_eq!(b.current_url().await.unwrap().path(), "/console/");
 }
 
@@ -158,7 +185,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
     form.set_by_name("password", "wrong password")
         .await
         .unwrap();
-    form.submit().await.unwrap();
+    and_load(b, form.submit()).await;
     let alert = b.find(Locator::Css("[role=alert]")).await.unwrap();
     assert!(
         alert
@@ -185,7 +212,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
     b.goto(&app.console_url("/console/peers")).await.unwrap();
     let add = b.form(Locator::Id("add-peer")).await.unwrap();
     add.set_by_name("wwwroot", &other.wwwroot).await.unwrap();
-    add.submit().await.unwrap();
+    and_load(b, add.submit()).await;
     let fingerprint = b
         .find(Locator::Id("fingerprint"))
         .await
@@ -198,12 +225,7 @@ async fn log_in_see_our_key_and_add_a_peer() {
         other.app.keyring().current.info().fingerprint_sha1,
         "the confirm page shows the peer's own key"
     );
-    b.find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    and_load(b, b.find(Locator::Id("confirm")).await.unwrap().click()).await;
     let listed = b.source().await.unwrap();
     assert!(listed.contains(&other.wwwroot), "the peer is listed");
     let stored = app.peer(&other.wwwroot).await;
@@ -211,12 +233,14 @@ async fn log_in_see_our_key_and_add_a_peer() {
     screenshot(b, "peers").await;
 
     // Logging out ends the session: the overview asks for a login again.
-    b.find(Locator::Css("form.logout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    and_load(
+        b,
+        b.find(Locator::Css("form.logout button"))
+            .await
+            .unwrap()
+            .click(),
+    )
+    .await;
     b.goto(&app.console_url("/console/")).await.unwrap();
     assert!(
         b.current_url()

@@ -156,13 +156,13 @@ async fn wait_for(b: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css}: {e}"));
 }
 
+/// Clicks what loads another page, and waits for it.
 async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
+    let target = b
+        .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    super::and_load(b, target.click()).await;
 }
 
 /// A grant and a token of this task's own, so that the lists and the revoke confirmation
@@ -264,13 +264,13 @@ pub async fn run(b: &Client, app: &TestApp) {
     b.goto(&app.console_url("/console/peers")).await.unwrap();
     let form = b.form(Locator::Id("add-peer")).await.unwrap();
     form.set_by_name("wwwroot", &nobody).await.unwrap();
-    form.submit().await.unwrap();
+    super::and_load(b, form.submit()).await;
     wait_for(b, "#form-error").await;
     check(b, axe, "the add-peer form, refused", true).await;
     let peer = spawn_app(Default::default()).await;
     let form = b.form(Locator::Id("add-peer")).await.unwrap();
     form.set_by_name("wwwroot", &peer.wwwroot).await.unwrap();
-    form.submit().await.unwrap();
+    super::and_load(b, form.submit()).await;
     wait_for(b, "#fingerprint").await;
     check(b, axe, "the peer confirmation", true).await;
     click(b, "form.actions a").await;
@@ -285,7 +285,7 @@ pub async fn run(b: &Client, app: &TestApp) {
         .await
         .unwrap();
     form.set_by_name("username", "nobody").await.unwrap();
-    form.submit().await.unwrap();
+    super::and_load(b, form.submit()).await;
     wait_for(b, "#form-error").await;
     check(b, axe, "the grant form, refused", true).await;
     b.goto(&app.console_url("/console/peers/tokens"))

@@ -92,13 +92,7 @@ pub async fn run(b: &Client, app: &TestApp) {
         .unwrap()
         .parse()
         .unwrap();
-    first
-        .find(Locator::Css("a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    super::and_load(b, first.find(Locator::Css("a")).await.unwrap().click()).await;
     assert_eq!(b.current_url().await.unwrap().path(), "/console/course");
     let everyone = report(app, course, None).await;
     assert!(everyone.len() > 100, "course {course}: {}", everyone.len());
@@ -108,12 +102,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     let one = rows(b, "data-userid").await;
     assert_eq!(count(b).await, (n, 1, 50));
     assert_eq!(one, everyone[..50]);
-    b.find(Locator::Id("next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    super::and_load(b, b.find(Locator::Id("next")).await.unwrap().click()).await;
     let two = rows(b, "data-userid").await;
     assert_eq!(count(b).await, (n, 51, 100));
     assert_eq!(two, everyone[50..100]);
@@ -121,12 +110,11 @@ pub async fn run(b: &Client, app: &TestApp) {
     super::screenshot(b, "course-page-2").await;
 
     // Sorted by sessions (most first) from its heading; a second click turns the order.
-    b.find(Locator::Id("sort-sessions"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    super::and_load(
+        b,
+        b.find(Locator::Id("sort-sessions")).await.unwrap().click(),
+    )
+    .await;
     let sessions = rows(b, "data-sessions").await;
     assert_eq!(sessions.len(), 50);
     assert!(sessions.windows(2).all(|w| w[0] >= w[1]), "{sessions:?}");
@@ -135,12 +123,11 @@ pub async fn run(b: &Client, app: &TestApp) {
         th.attr("aria-sort").await.unwrap().as_deref(),
         Some("descending")
     );
-    b.find(Locator::Id("sort-sessions"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    super::and_load(
+        b,
+        b.find(Locator::Id("sort-sessions")).await.unwrap().click(),
+    )
+    .await;
     let fewest = rows(b, "data-sessions").await;
     assert!(fewest.windows(2).all(|w| w[0] <= w[1]), "{fewest:?}");
     assert!(fewest[0] < sessions[0]);
@@ -157,12 +144,14 @@ pub async fn run(b: &Client, app: &TestApp) {
         .parse()
         .unwrap();
     select.select_by_value(&group.to_string()).await.unwrap();
-    b.find(Locator::Css("#window button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    super::and_load(
+        b,
+        b.find(Locator::Css("#window button[type=submit]"))
+            .await
+            .unwrap()
+            .click(),
+    )
+    .await;
     let members = members(app, group);
     let want: Vec<i64> = everyone
         .iter()

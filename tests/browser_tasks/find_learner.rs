@@ -44,7 +44,7 @@ pub async fn run(b: &Client, app: &TestApp) {
     b.goto(&app.console_url("/console/learners")).await.unwrap();
     let form = b.form(Locator::Id("search")).await.unwrap();
     form.set_by_name("q", &part).await.unwrap();
-    form.submit().await.unwrap();
+    super::and_load(b, form.submit()).await;
     let url = b.current_url().await.unwrap();
     assert_eq!(url.path(), "/console/learners");
     let results = b
@@ -56,12 +56,14 @@ pub async fn run(b: &Client, app: &TestApp) {
         "/console/learner?user={}",
         form_urlencoded::byte_serialize(username.as_bytes()).collect::<String>()
     );
-    b.find(Locator::Css(&format!("#learners a[href=\"{href}\"]")))
-        .await
-        .unwrap_or_else(|e| panic!("{username} among the matches of {part}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    super::and_load(
+        b,
+        b.find(Locator::Css(&format!("#learners a[href=\"{href}\"]")))
+            .await
+            .unwrap_or_else(|e| panic!("{username} among the matches of {part}: {e}"))
+            .click(),
+    )
+    .await;
 
     // Their page: the session list, durations as h:mm:ss.
     let url = b.current_url().await.unwrap();

@@ -23,13 +23,13 @@ async fn text(b: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Clicks what loads another page, and waits for it.
 async fn click(b: &Client, css: &str) {
-    b.find(Locator::Css(css))
+    let target = b
+        .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    super::and_load(b, target.click()).await;
 }
 
 async fn works(app: &TestApp, token: &str) -> bool {
@@ -46,8 +46,13 @@ pub async fn run(b: &Client, app: &TestApp) {
     let form = b.form(Locator::Id("add-grant")).await.unwrap();
     form.set_by_name("home_wwwroot", HOME).await.unwrap();
     form.set_by_name("username", USER).await.unwrap();
-    click(b, "#add-grant input[name=site]").await;
-    form.submit().await.unwrap();
+    b.find(Locator::Css("#add-grant input[name=site]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    super::and_load(b, form.submit()).await;
     assert_eq!(
         text(b, "#notice").await,
         format!("Saved the grant for {USER}@{HOME}.")
@@ -71,7 +76,7 @@ pub async fn run(b: &Client, app: &TestApp) {
         .await
         .unwrap();
     form.set_by_name("label", LABEL).await.unwrap();
-    form.submit().await.unwrap();
+    super::and_load(b, form.submit()).await;
     let token = text(b, "code#token").await;
     assert!(
         works(app, &token).await,
