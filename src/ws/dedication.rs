@@ -7,8 +7,7 @@ use serde_json::{Map, Value as Json, json};
 use super::GET_USERS_COURSE_STATS;
 use super::handlers::{grade, session_json};
 use crate::reports::UsersAnswer;
-use crate::stats::SessionStats;
-use crate::stats::dedication::{CourseDedication, Dedication, DedicationEstimator};
+use crate::stats::dedication::{CourseDedication, Dedication, DedicationEstimator, kept_across};
 use crate::store::source::User;
 
 /// What the call asked to see besides the numbers.
@@ -101,32 +100,16 @@ fn session_list(course: Option<&CourseDedication>) -> Json {
 /// Session figures over the kept sessions of `courses` (courses may overlap in time, each
 /// session is counted in its own course); `{}` when none of them has a counted row (E9).
 fn dedication_sessions_json<'a>(courses: impl Iterator<Item = &'a CourseDedication>) -> Json {
-    let mut kept: Vec<(i64, i64)> = Vec::new();
-    let mut dropped = 0u64;
-    let mut rows = 0u64;
-    for course in courses {
-        rows += course.rows;
-        dropped += course.dropped;
-        kept.extend(
-            course
-                .sessions
-                .iter()
-                .filter(|s| s.dropped.is_none())
-                .map(|s| (s.start, s.duration)),
-        );
-    }
-    if rows == 0 {
+    let courses: Vec<&CourseDedication> = courses.collect();
+    if courses.iter().all(|c| c.rows == 0) {
         return Json::Object(Map::new());
     }
-    kept.sort_unstable();
-    let mut stats = SessionStats::default();
-    for (start, duration) in kept {
-        stats.add(start, duration);
-    }
+    let stats = kept_across(courses.iter().map(|c| &c.summary.kept));
     let mut object = match session_json(&stats, true) {
         Json::Object(o) => o,
         _ => Map::new(),
     };
+    let dropped: u64 = courses.iter().map(|c| c.dropped).sum();
     object.insert("droppedsessions".into(), json!(dropped));
     Json::Object(object)
 }
@@ -159,13 +142,12 @@ pub(super) fn dedication_answer(
                 ..shown
             },
         );
-        let mut starts = courses_of_answer()
-            .filter(|c| c.course == course_id)
-            .flat_map(|c| c.sessions.iter().filter(|s| s.dropped.is_none()))
-            .map(|s| s.start)
-            .collect::<Vec<_>>();
-        starts.sort_unstable();
-        if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
+        let kept = kept_across(
+            courses_of_answer()
+                .filter(|c| c.course == course_id)
+                .map(|c| &c.summary.kept),
+        );
+        if let (Some(first), Some(last)) = (kept.first_start, kept.last_start) {
             data.insert("firstsession".into(), json!(first));
             data.insert("lastsession".into(), json!(last));
         }

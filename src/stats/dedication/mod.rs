@@ -10,6 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod summary;
+pub use summary::{Summary, kept_across};
+
 /// Which of block_dedication's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Variant {
@@ -308,6 +311,8 @@ pub struct CourseDedication {
     pub sessions: Vec<DedicationSession>,
     /// `Some` for the legacy rule only.
     pub legacy: Option<LegacyFigures>,
+    /// The sessions added up (all the figures above come from it).
+    pub summary: Summary,
 }
 
 const DAY: i64 = 86_400;
@@ -388,82 +393,59 @@ pub fn from_spans(
     variant: Variant,
     settings: DedicationSettings,
 ) -> CourseDedication {
-    let mut out = CourseDedication {
-        course,
-        window,
-        total: 0,
-        kept: 0,
-        dropped: 0,
-        rows: spans.iter().map(|s| s.rows).sum(),
-        first_row: spans.first().map(|s| (s.start, s.first_id)),
-        sessions: Vec::new(),
-        legacy: None,
-    };
-    for span in spans {
-        close(
-            &mut out,
-            (span.start, span.end, span.rows),
-            variant,
-            settings,
-        );
-    }
-    if variant == Variant::Legacy {
-        // Spans are in time order: a day two of them share is the last of one and the first
-        // of the next.
-        let shared = spans
-            .windows(2)
-            .filter(|w| w[0].end.div_euclid(DAY) == w[1].start.div_euclid(DAY))
-            .count() as u64;
-        let days_with_rows = spans.iter().map(|s| s.days).sum::<u64>() - shared;
-        let span = window.to.div_euclid(DAY) - window.from.div_euclid(DAY);
-        let days_in_period = if window.to < window.from {
-            0
-        } else {
-            u64::try_from(span.saturating_add(1)).unwrap_or(0)
-        };
-        let user_report_total = out
-            .sessions
-            .iter()
-            .filter(|s| s.duration > LEGACY_USER_REPORT_MINIMUM)
-            .fold(0i64, |sum, s| sum.saturating_add(s.duration));
-        out.legacy = Some(LegacyFigures {
-            user_report_total,
-            days_with_rows,
-            days_in_period,
-        });
-    }
-    out
+    let sessions = spans
+        .iter()
+        .map(|span| {
+            let duration = span.end.saturating_sub(span.start);
+            DedicationSession {
+                start: span.start,
+                end: span.end,
+                rows: span.rows,
+                duration,
+                dropped: summary::judge(duration, span.rows, variant, settings),
+            }
+        })
+        .collect();
+    let summary = Summary::of_spans(spans, variant, settings);
+    CourseDedication::from_summary(course, window, summary, sessions, variant)
 }
 
-fn close(
-    out: &mut CourseDedication,
-    (start, end, rows): (i64, i64, u64),
-    variant: Variant,
-    settings: DedicationSettings,
-) {
-    let duration = end.saturating_sub(start);
-    let dropped = match variant {
-        // A 0 s session is always dropped, whatever the limit.
-        Variant::Live if duration <= settings.ignore_sessions_limit.max(0) => Some(if rows == 1 {
-            Dropped::OneRow
-        } else {
-            Dropped::NotOverIgnoreLimit
-        }),
-        Variant::Live | Variant::Legacy => None,
-    };
-    if dropped.is_none() {
-        out.total = out.total.saturating_add(duration);
-        out.kept += 1;
-    } else {
-        out.dropped += 1;
+impl CourseDedication {
+    /// One course's answer from its sessions added up; `sessions` is their list, or empty when
+    /// the answer goes without it.
+    pub fn from_summary(
+        course: i64,
+        window: DedicationWindow,
+        summary: Summary,
+        sessions: Vec<DedicationSession>,
+        variant: Variant,
+    ) -> CourseDedication {
+        let legacy = (variant == Variant::Legacy).then(|| {
+            let span = window.to.div_euclid(DAY) - window.from.div_euclid(DAY);
+            let days_in_period = if window.to < window.from {
+                0
+            } else {
+                u64::try_from(span.saturating_add(1)).unwrap_or(0)
+            };
+            LegacyFigures {
+                user_report_total: summary.report_total,
+                days_with_rows: summary.days,
+                days_in_period,
+            }
+        });
+        CourseDedication {
+            course,
+            window,
+            total: summary.kept.sum,
+            kept: summary.kept.count,
+            dropped: summary.dropped,
+            rows: summary.rows,
+            first_row: summary.first,
+            sessions,
+            legacy,
+            summary,
+        }
     }
-    out.sessions.push(DedicationSession {
-        start,
-        end,
-        rows,
-        duration,
-        dropped,
-    });
 }
 
 /// Every course the rows name (but course 0), in order of their first counted row, in
