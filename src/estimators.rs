@@ -85,6 +85,9 @@ pub struct DedicationQuery<'a> {
     pub from: i64,
     pub to: i64,
     pub now: i64,
+    /// Each course's session list is wanted. Without it the compiled store may answer from
+    /// its sums, and the lists are empty.
+    pub sessions: bool,
 }
 
 /// The times a dedication answer reads rows between (both included), before each course's
@@ -123,6 +126,7 @@ pub fn dedication_users(
         from,
         to,
         now,
+        sessions: _,
     } = *query;
     let (read_from, read_to) = read_bounds(conn, source, from, to, now)?;
     let mut rows = source.users_dedication_rows(conn, userids, course, read_from, read_to)?;

@@ -145,6 +145,14 @@ impl Metrics {
                 "usestats_dedication_answers_total{{source=\"{source}\"}} {count}\n"
             ));
         }
+        out.push_str(
+            "# HELP usestats_dedication_block_answers_total Of the dedication answers from the compiled store, those added up from its blocks of days (no session list asked).\n",
+        );
+        out.push_str("# TYPE usestats_dedication_block_answers_total counter\n");
+        out.push_str(&format!(
+            "usestats_dedication_block_answers_total {}\n",
+            crate::compiled::dedication::block_answer_count()
+        ));
         for (name, help, value) in [
             (
                 "usestats_rejected_busy_total",

@@ -58,6 +58,7 @@ fn reference(config: &Path, user: i64, course: Option<i64>, limit: Option<i64>) 
             from: 0,
             to: 0,
             now,
+            sessions: true,
         },
     )
     .unwrap();

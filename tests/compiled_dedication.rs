@@ -108,21 +108,28 @@ fn plugin() -> impl Strategy<Value = Plugin> {
     )
 }
 
-/// Windows as `(from, to, now)`: offsets from T0, 0 for the rule's defaults.
+/// Windows as `(from, to, now)`: offsets from T0, 0 for the rule's defaults. Some are whole
+/// UTC days (from a day's first second to a day's last), as the store's blocks of days are.
 fn windows() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
-    let edge = prop_oneof![1 => Just(None), 4 => (-1_000i64..250_000).prop_map(Some)];
-    prop::collection::vec((edge.clone(), edge, 0i64..300_000), 3).prop_map(|ws| {
+    const DAY: i64 = 86_400;
+    let edge = prop_oneof![1 => Just(None), 4 => (-1_000i64..2_500_000).prop_map(Some)];
+    prop::collection::vec((edge.clone(), edge, 0i64..3_000_000, any::<bool>()), 3).prop_map(|ws| {
         ws.into_iter()
-            .map(|(from, to, now)| {
+            .map(|(from, to, now, whole_days)| {
                 let (from, to) = match (from, to) {
                     (Some(a), Some(b)) => (Some(a.min(b)), Some(a.max(b))),
                     other => other,
                 };
-                (
-                    from.map_or(0, |f| T0 + f),
-                    to.map_or(0, |t| T0 + t),
-                    T0 + now,
-                )
+                let (from, to) = (from.map(|f| T0 + f), to.map(|t| T0 + t));
+                let (from, to) = if whole_days {
+                    (
+                        from.map(|f| f.div_euclid(DAY) * DAY),
+                        to.map(|t| (t.div_euclid(DAY) + 1) * DAY - 1),
+                    )
+                } else {
+                    (from, to)
+                };
+                (from.unwrap_or(0), to.unwrap_or(0), T0 + now)
             })
             .collect()
     })
@@ -206,16 +213,21 @@ impl Site {
             }
             for &(from, to, now) in windows {
                 for course in [None, Some(2), Some(0)] {
-                    let query = DedicationQuery {
-                        variant,
-                        settings,
-                        userids: &USERS,
-                        course,
-                        from,
-                        to,
-                        now,
-                    };
-                    answered += self.compare(&query).len();
+                    // With the session lists, and without (the store may answer from its
+                    // blocks of days then).
+                    for sessions in [true, false] {
+                        let query = DedicationQuery {
+                            variant,
+                            settings,
+                            userids: &USERS,
+                            course,
+                            from,
+                            to,
+                            now,
+                            sessions,
+                        };
+                        answered += self.compare(&query).len();
+                    }
                 }
             }
         }
@@ -225,8 +237,22 @@ impl Site {
     /// The store's answer and the live read, compared; returns the users the store answered
     /// itself, and the answers.
     fn compare(&mut self, query: &DedicationQuery) -> Vec<i64> {
-        let live: HashMap<i64, Dedication> =
+        let mut live: HashMap<i64, Dedication> =
             estimators::dedication_users(&mut self.conn, &self.source, query).expect("live");
+        if !query.sessions {
+            // Not asked for: the lists may be left out, every figure must be there.
+            for course in live.values_mut().flat_map(|d| d.courses.iter_mut()) {
+                course.sessions.clear();
+            }
+        }
+        let blank = |mut d: Dedication| {
+            if !query.sessions {
+                for course in &mut d.courses {
+                    course.sessions.clear();
+                }
+            }
+            d
+        };
         let mut state = self.store.state.get().expect("state connection");
         let direct = answer_dedication(
             Some(&mut state),
@@ -239,7 +265,11 @@ impl Site {
         .expect("compiled answer");
         drop(state);
         for (user, answer) in &direct.answers {
-            assert_eq!(Some(answer), live.get(user), "user {user}, {query:?}");
+            assert_eq!(
+                Some(&blank(answer.clone())),
+                live.get(user),
+                "user {user}, {query:?}"
+            );
         }
         let both = dedication_users(
             &mut self.conn,
@@ -249,7 +279,12 @@ impl Site {
             query,
         )
         .expect("compiled or live");
-        assert_eq!(both.answers, live, "{query:?}");
+        let both: HashMap<i64, Dedication> = both
+            .answers
+            .into_iter()
+            .map(|(u, d)| (u, blank(d)))
+            .collect();
+        assert_eq!(both, live, "{query:?}");
         let mut users: Vec<i64> = direct.answers.keys().copied().collect();
         users.sort_unstable();
         users
@@ -267,6 +302,7 @@ impl Site {
             from: T0 - 10,
             to: T0 + 100_000,
             now: T0 + 200_000,
+            sessions: true,
         }
     }
 
@@ -308,7 +344,8 @@ struct Case {
 fn store_equals_live(mut site: Site, case: Case) -> Result<(), TestCaseError> {
     let (windows, ignore) = (&case.windows[..], case.ignore);
     let census = site.store.deletion_check == DeletionCheck::Census;
-    let all_answered = 2 * 3 * USERS.len() * windows.len();
+    // Variants × courses asked × with and without session lists × users × windows.
+    let all_answered = 2 * 3 * 2 * USERS.len() * windows.len();
     site.save_plugin(case.plugin);
     let mut clocks = [T0; 3];
     let first_rows = rows(&case.first, 1, &mut clocks);
@@ -552,6 +589,7 @@ fn a_store_inside_the_source_database_answers_too() {
             from: T0 - 10,
             to: 0,
             now: T0 + 200_000,
+            sessions: true,
         };
         let got = dedication_users(&mut conn, &store, &settings, &prefix, &query).expect("answer");
         let live = estimators::dedication_users(&mut conn, &prefix, &query).expect("live");
@@ -593,4 +631,42 @@ fn a_mysql_source_is_compiled_and_answered_alike() {
         2 * 3 * USERS.len() * windows.len()
     );
     drop(source);
+}
+
+#[test]
+fn without_session_lists_whole_days_are_added_up_from_the_blocks() {
+    const DAY: i64 = 86_400;
+    let mut site = small_site(DeletionCheck::Count);
+    // Rows days before, so that windows from then are not cut at the log's first row.
+    insert(
+        &mut site.conn,
+        &[(8, 3, T0 - 3 * DAY, 0), (9, 7, T0 - 3 * DAY, 0)],
+    );
+    site.compile();
+    for variant in VARIANTS {
+        let mut query = site.ask(variant, &USERS);
+        query.sessions = false;
+        query.course = None;
+        // From the first second of the day before to the last of the tenth day after.
+        query.from = T0.div_euclid(DAY) * DAY - DAY;
+        query.to = (T0.div_euclid(DAY) + 11) * DAY - 1;
+        let before = usestats::compiled::dedication::block_answer_count();
+        assert_eq!(site.compare(&query), USERS.to_vec());
+        // Other tests run alongside and may add to the count, never take from it.
+        assert!(
+            usestats::compiled::dedication::block_answer_count() >= before + USERS.len() as u64,
+            "{variant:?}: the blocks answered"
+        );
+        // A whole day, then a window ending inside a session: that one is cut from its rows.
+        query.from = T0.div_euclid(DAY) * DAY - DAY;
+        query.to = T0 + 5_250;
+        assert_eq!(site.compare(&query), USERS.to_vec());
+        // A window starting inside a session, then whole days.
+        query.from = T0 + 150;
+        query.to = (T0.div_euclid(DAY) + 3) * DAY - 1;
+        assert_eq!(site.compare(&query), USERS.to_vec());
+        // Another ignore limit than the blocks were added up with: the sessions answer.
+        query.settings.ignore_sessions_limit = 30;
+        assert_eq!(site.compare(&query), USERS.to_vec());
+    }
 }

@@ -496,6 +496,7 @@ fn settings_and_rows_from_the_database() {
                 from: 0,
                 to: 0,
                 now,
+                sessions: true,
             },
         )
         .unwrap();
@@ -527,6 +528,7 @@ fn settings_and_rows_from_the_database() {
                 from: 0,
                 to: 0,
                 now,
+                sessions: true,
             },
         )
         .unwrap();
@@ -554,6 +556,7 @@ fn settings_and_rows_from_the_database() {
                 from: T0,
                 to: T0 + 3600,
                 now,
+                sessions: true,
             },
         )
         .unwrap();
@@ -952,6 +955,7 @@ proptest! {
                 from,
                 to,
                 now,
+                sessions: true,
             },
         ).unwrap();
         let starts = |c: i64| match c {

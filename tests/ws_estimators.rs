@@ -102,6 +102,7 @@ impl Ws {
                             from,
                             to,
                             now: NOW,
+                            sessions: true,
                         },
                     )
                     .unwrap();

@@ -58,6 +58,8 @@ pub struct DedicationAsk {
     pub now: i64,
     /// Read the names of the courses the answers name.
     pub course_names: bool,
+    /// Each course's session list is wanted, not only the figures.
+    pub sessions: bool,
 }
 
 /// Each variant's estimator (with its settings) and its answers by user.
@@ -265,6 +267,7 @@ pub(super) fn dedication(
         from: ask.from,
         to: ask.to,
         now: ask.now,
+        sessions: ask.sessions,
     };
     let answers = match basis.compiled {
         Some(store) => {

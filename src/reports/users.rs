@@ -20,6 +20,8 @@ pub enum Estimate {
         variant: Variant,
         session_limit: Option<i64>,
         ignore_sessions_limit: Option<i64>,
+        /// Each course's session list is wanted, not only the figures.
+        sessions: bool,
     },
 }
 
@@ -115,6 +117,7 @@ pub(super) fn users_answer(
             variant,
             session_limit,
             ignore_sessions_limit,
+            sessions,
         } => {
             let asked = DedicationAsk {
                 variants: vec![variant],
@@ -126,6 +129,7 @@ pub(super) fn users_answer(
                 to: ask.to,
                 now: ask.now,
                 course_names: false,
+                sessions,
             };
             let run = dedication(conn, basis, variant, &asked)?;
             (HashMap::new(), Some(run))

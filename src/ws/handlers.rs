@@ -328,6 +328,7 @@ impl WsRequest {
                     variant,
                     session_limit: self.session_limit,
                     ignore_sessions_limit: self.ignore_sessions_limit,
+                    sessions: self.session_list,
                 },
                 None | Some(EstimatorName::UseStats) => Estimate::UseStats,
             },

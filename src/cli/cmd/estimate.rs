@@ -63,6 +63,7 @@ pub(super) async fn dedications(
             to,
             now: app.now(),
             course_names: true,
+            sessions: true,
         })
         .await
         .map_err(|e| match e {

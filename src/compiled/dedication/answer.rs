@@ -96,15 +96,32 @@ pub fn answer_dedication(
     let mut out = DedicationAnswers::default();
     let mark = usable_mark(state_conn!(state, conn), store, settings, query)?;
     let (oldest, newest) = source.log_overview(conn)?;
-    let Some(high_water) =
-        mark.filter(|hw| newest.unwrap_or(0).saturating_sub(*hw) <= NEW_IDS_LIMIT)
+    let Some(meta) =
+        mark.filter(|m| newest.unwrap_or(0).saturating_sub(m.high_water) <= NEW_IDS_LIMIT)
     else {
         out.fallback = query.userids.to_vec();
         count(&out);
         return Ok(out);
     };
-    let checked = check_users(state.as_deref_mut(), conn, store, source, query, high_water)?;
+    let mut checked = check_users(
+        state.as_deref_mut(),
+        conn,
+        store,
+        source,
+        query,
+        meta.high_water,
+    )?;
     let cut = Cut::new(conn, source, query, oldest)?;
+    let summed = from_blocks(
+        state.as_deref_mut(),
+        conn,
+        source,
+        query,
+        &cut,
+        &checked,
+        &meta,
+    )?;
+    checked.usable.retain(|u| !summed.contains_key(u));
     let mut plans = plan(state.as_deref_mut(), conn, source, query, &cut, &checked)?;
     out.fallback = checked.fallback;
     let mut stale = checked.stale;
@@ -115,6 +132,7 @@ pub fn answer_dedication(
     }
     let mut by_user: BTreeMap<i64, Vec<dedication::CourseDedication>> =
         checked.usable.iter().map(|u| (*u, Vec::new())).collect();
+    by_user.extend(summed);
     for p in plans.drain(..) {
         let user = p.user;
         match p.finish(&fetched, query) {
@@ -152,15 +170,55 @@ fn count(out: &DedicationAnswers) {
     FELL_BACK.fetch_add(out.fallback.len() as u64, Relaxed);
 }
 
-/// The store's mark, when the store can answer this question at all: compiled from this
-/// database with these use_stats settings, no pass from scratch under way, and dedication
+/// Answers from the blocks of days the users they can answer (docs/engine.md §7.6): when no
+/// session list is asked, for users with no row logged since the compile, over a window the
+/// same for every course (a `from` given, or one course).
+fn from_blocks(
+    mut state: Option<&mut DbConnection>,
+    conn: &mut DbConnection,
+    source: &Source,
+    query: &DedicationQuery,
+    cut: &Cut,
+    checked: &Checked,
+    meta: &state::DedicationMeta,
+) -> Result<BTreeMap<i64, Vec<dedication::CourseDedication>>, CompiledError> {
+    if !super::summed::usable(meta, query) || (query.from == 0 && query.course.is_none()) {
+        return Ok(BTreeMap::new());
+    }
+    let start = match query.course {
+        Some(course) if query.from == 0 => source
+            .course_start_dates(conn, &[course])?
+            .get(&course)
+            .copied(),
+        _ => None,
+    };
+    let window = dedication::resolve_window(query.from, query.to, query.now, start);
+    let quiet: Vec<i64> = checked
+        .usable
+        .iter()
+        .filter(|u| checked.new_rows.get(u).is_none_or(Vec::is_empty))
+        .copied()
+        .collect();
+    let summed = super::summed::answer(
+        state_conn!(state, conn),
+        &quiet,
+        query,
+        window,
+        (window.from.max(cut.lo), window.to.min(cut.hi)),
+        meta.max_span,
+    )?;
+    Ok(summed.answers)
+}
+
+/// The store's dedication mark, when the store can answer this question at all: compiled from
+/// this database with these use_stats settings, no pass from scratch under way, and dedication
 /// compiled to the same mark with the session limit asked.
 fn usable_mark(
     state: &mut DbConnection,
     store: &CompiledStore,
     settings: &Settings,
     query: &DedicationQuery,
-) -> Result<Option<i64>, CompiledError> {
+) -> Result<Option<state::DedicationMeta>, CompiledError> {
     let Some(meta) = state::compiled_meta(state)?.filter(|m| {
         m.settings_key == settings_key(settings)
             && m.source_key == store.source_key
@@ -172,13 +230,11 @@ fn usable_mark(
         dedication::Variant::Live => |d: &state::DedicationMeta| d.live_limit,
         dedication::Variant::Legacy => |d: &state::DedicationMeta| d.legacy_limit,
     };
-    Ok(state::dedication_meta(state)?
-        .filter(|d| {
-            d.source_key == store.source_key
-                && d.high_water == meta.high_water
-                && limit(d) == query.settings.session_limit
-        })
-        .map(|d| d.high_water))
+    Ok(state::dedication_meta(state)?.filter(|d| {
+        d.source_key == store.source_key
+            && d.high_water == meta.high_water
+            && limit(d) == query.settings.session_limit
+    }))
 }
 
 /// Users the store can answer for, with the rows logged since its mark; the others, and those

@@ -8,12 +8,15 @@
 //! so it may vary per request; a session limit other than the one compiled is a live read.
 
 mod answer;
+mod blocks;
 mod build;
+mod summed;
 
 pub use answer::{
     DedicationAnswers, answer_dedication, dedication_answer_counts, dedication_users,
 };
 pub(super) use build::{Pass as DedicationPass, compile_dedication, forget};
+pub use summed::block_answer_count;
 
 use crate::stats::dedication::{self, DedicationRow, DedicationSettings, Span, Variant};
 use crate::store::state::DedicationSessionRow;
@@ -34,6 +37,8 @@ fn variant_code(variant: Variant) -> i32 {
 pub(super) struct Limits {
     live: i64,
     legacy: i64,
+    /// The live rule's ignore limit, which the blocks judge sessions with.
+    live_ignore: i64,
 }
 
 impl Limits {
@@ -41,6 +46,7 @@ impl Limits {
         Limits {
             live: live.session_limit,
             legacy: DedicationSettings::legacy(None).session_limit,
+            live_ignore: live.ignore_sessions_limit.max(0),
         }
     }
 

@@ -55,6 +55,8 @@ pub(super) async fn dedications(
         from: window.from,
         to: window.to,
         now: window.now,
+        // The console shows the sessions and counts what was dropped and why.
+        sessions: true,
         ..DedicationAsk::default()
     };
     match app.reports.dedications(asked).await {

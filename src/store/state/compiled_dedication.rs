@@ -18,6 +18,10 @@ pub struct DedicationMeta {
     pub high_water: i64,
     pub live_limit: i64,
     pub legacy_limit: i64,
+    /// The live rule's ignore limit the blocks were summed with; -1: no blocks to use.
+    pub live_ignore: i64,
+    /// The longest session stored (end - start); -1: not known.
+    pub max_span: i64,
 }
 
 /// One stored session.
@@ -77,6 +81,8 @@ pub fn set_dedication_meta(
             compiled_dedication_meta::high_water.eq(meta.high_water),
             compiled_dedication_meta::live_limit.eq(meta.live_limit),
             compiled_dedication_meta::legacy_limit.eq(meta.legacy_limit),
+            compiled_dedication_meta::live_ignore.eq(meta.live_ignore),
+            compiled_dedication_meta::max_span.eq(meta.max_span),
         ))
         .execute(conn)?;
     Ok(())
@@ -88,10 +94,11 @@ pub fn forget_dedication_meta(conn: &mut DbConnection) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Forgets every session, and the mark.
+/// Forgets every session and block, and the mark.
 pub fn clear_dedication(conn: &mut DbConnection) -> Result<(), StoreError> {
     forget_dedication_meta(conn)?;
     diesel::delete(compiled_dedication::table).execute(conn)?;
+    diesel::delete(compiled_dedication_block::table).execute(conn)?;
     Ok(())
 }
 
@@ -101,6 +108,11 @@ pub fn delete_dedication_users(conn: &mut DbConnection, userids: &[i64]) -> Resu
     for chunk in userids.chunks(IDS_PER_QUERY) {
         diesel::delete(
             compiled_dedication::table.filter(compiled_dedication::userid.eq_any(chunk)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            compiled_dedication_block::table
+                .filter(compiled_dedication_block::userid.eq_any(chunk)),
         )
         .execute(conn)?;
     }

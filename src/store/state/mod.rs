@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod compiled;
 mod compiled_dedication;
+mod compiled_dedication_blocks;
 mod console;
 mod grants;
 mod instances;
@@ -22,6 +23,7 @@ pub use access::*;
 pub use audit::*;
 pub use compiled::*;
 pub use compiled_dedication::*;
+pub use compiled_dedication_blocks::*;
 pub use console::*;
 pub use grants::*;
 pub use instances::*;
@@ -200,6 +202,17 @@ pub mod schema {
             high_water -> BigInt,
             live_limit -> BigInt,
             legacy_limit -> BigInt,
+            live_ignore -> BigInt,
+            max_span -> BigInt,
+        }
+    }
+    diesel::table! {
+        compiled_dedication_block (userid, variant, level, idx) {
+            userid -> BigInt,
+            variant -> Integer,
+            level -> Integer,
+            idx -> BigInt,
+            sums -> Binary,
         }
     }
     diesel::table! {
