@@ -95,16 +95,27 @@ call >/dev/null; call dedication >/dev/null; call dedication.legacy >/dev/null  
 : > rounds.txt
 for round in $(seq 1 "$ROUNDS"); do
   alone=$(call)
-  both=$(python3 -c "print(sum(map(float, '$(call use_stats) $(call dedication) $(call dedication.legacy)'.split())))")
-  echo "$alone $both" >> rounds.txt
-  echo "    round $round: use_stats alone $alone s; use_stats + dedication + dedication.legacy $both s"
+  dedication=$(call dedication)
+  legacy=$(call dedication.legacy)
+  echo "$alone $dedication $legacy" >> rounds.txt
+  echo "    round $round: use_stats $alone s, dedication $dedication s, dedication.legacy $legacy s"
 done
+# What every call costs whatever it asks: one learner, use_stats.
+ALL_UIDS=$UIDS
+UIDS="uids[0]=$(sqlite3 "$DB" "SELECT userid FROM mdl_logstore_standard_log WHERE id = (SELECT max(id) FROM mdl_logstore_standard_log)")"
+: > one.txt
+for round in $(seq 1 "$ROUNDS"); do call >> one.txt; echo >> one.txt; done
+UIDS=$ALL_UIDS
 python3 - <<'PY'
 rows = [tuple(map(float, l.split())) for l in open("rounds.txt") if l.strip()]
-alone = sorted(r[0] for r in rows)[len(rows) // 2]
-both = sorted(r[1] for r in rows)[len(rows) // 2]
-print(f"    median: use_stats alone {alone:.3f} s, all three {both:.3f} s, ratio {both / alone:.2f}")
+med = lambda xs: sorted(xs)[len(xs) // 2]
+alone, ded, leg = (med([r[i] for r in rows]) for i in range(3))
+one = med([float(l) for l in open("one.txt") if l.strip()])
+print(f"    median: use_stats {alone:.4f} s, dedication {ded:.4f} s, dedication.legacy {leg:.4f} s")
+print(f"    use_stats + dedication / use_stats alone: {(alone + ded) / alone:.2f}")
+print(f"    all three / use_stats alone: {(alone + ded + leg) / alone:.2f}")
+print(f"    one learner, use_stats (what any call costs): {one:.4f} s")
 PY
-curl -s "http://127.0.0.1:$PORT/metrics" | grep -E "^usestats_(compiled|dedication)_answers_total" | sed 's/^/    /'
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E "^usestats_(compiled|dedication|dedication_block)_answers_total" | sed 's/^/    /'
 kill $SERVE; wait $SERVE 2>/dev/null || true
 trap - EXIT
