@@ -171,8 +171,7 @@ fn count(out: &DedicationAnswers) {
 }
 
 /// Answers from the blocks of days the users they can answer (docs/engine.md §7.6): when no
-/// session list is asked, for users with no row logged since the compile, over a window the
-/// same for every course (a `from` given, or one course).
+/// session list is asked, for users with no row logged since the compile.
 fn from_blocks(
     mut state: Option<&mut DbConnection>,
     conn: &mut DbConnection,
@@ -182,29 +181,52 @@ fn from_blocks(
     checked: &Checked,
     meta: &state::DedicationMeta,
 ) -> Result<BTreeMap<i64, Vec<dedication::CourseDedication>>, CompiledError> {
-    if !super::summed::usable(meta, query) || (query.from == 0 && query.course.is_none()) {
+    use super::summed::{Frame, Frames};
+    if !super::summed::usable(meta, query) {
         return Ok(BTreeMap::new());
     }
-    let start = match query.course {
-        Some(course) if query.from == 0 => source
-            .course_start_dates(conn, &[course])?
-            .get(&course)
-            .copied(),
-        _ => None,
-    };
-    let window = dedication::resolve_window(query.from, query.to, query.now, start);
     let quiet: Vec<i64> = checked
         .usable
         .iter()
         .filter(|u| checked.new_rows.get(u).is_none_or(Vec::is_empty))
         .copied()
         .collect();
+    if quiet.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let frame = |window: dedication::DedicationWindow| {
+        Frame::new(window, (window.from.max(cut.lo), window.to.min(cut.hi)))
+    };
+    let resolve = |start| dedication::resolve_window(query.from, query.to, query.now, start);
+    let frames = match query.course {
+        // Each course's window starts at its own start date: the courses are those the
+        // learners' largest blocks over every row the answer may read name.
+        None if query.from == 0 => {
+            let courses = super::blocks::courses_in(
+                state_conn!(state, conn),
+                &quiet,
+                variant_code(query.variant),
+                (cut.lo.saturating_sub(meta.max_span), cut.hi),
+            )?;
+            let starts = source.course_start_dates(conn, &courses)?;
+            Frames::PerCourse(
+                courses
+                    .into_iter()
+                    .map(|c| (c, frame(resolve(starts.get(&c).copied()))))
+                    .collect(),
+            )
+        }
+        Some(course) if query.from == 0 => {
+            let starts = source.course_start_dates(conn, &[course])?;
+            Frames::All(frame(resolve(starts.get(&course).copied())))
+        }
+        _ => Frames::All(frame(resolve(None))),
+    };
     let summed = super::summed::answer(
         state_conn!(state, conn),
         &quiet,
         query,
-        window,
-        (window.from.max(cut.lo), window.to.min(cut.hi)),
+        &frames,
         meta.max_span,
     )?;
     Ok(summed.answers)

@@ -180,6 +180,34 @@ pub(super) fn refresh(
     Ok(Some(()))
 }
 
+/// The courses with a session starting in `[from, to]` for any of `users`, read from the
+/// blocks of the top level that span it.
+pub(super) fn courses_in(
+    state: &mut DbConnection,
+    users: &[i64],
+    code: i32,
+    (from, to): (i64, i64),
+) -> Result<Vec<i64>, CompiledError> {
+    let top = days_in(TOP_LEVEL);
+    let (lo, hi) = (
+        from.div_euclid(DAY).div_euclid(top),
+        to.div_euclid(DAY).div_euclid(top),
+    );
+    let picks: Vec<[i64; 5]> = users
+        .iter()
+        .map(|u| [*u, i64::from(code), i64::from(TOP_LEVEL), lo, hi])
+        .collect();
+    let mut courses = BTreeSet::new();
+    for block in state::dedication_blocks(state, &picks)? {
+        // An unreadable block: its user is answered session by session (its courses have no
+        // window here, so the summed answer hands them on).
+        if let Some(sums) = decode(&block.sums) {
+            courses.extend(sums.into_keys());
+        }
+    }
+    Ok(courses.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,35 +38,105 @@ pub(super) fn usable(meta: &DedicationMeta, query: &DedicationQuery) -> bool {
             || query.settings.ignore_sessions_limit.max(0) == meta.live_ignore)
 }
 
-/// Answers `users` (none with rows logged since the compile) over one window for every course:
-/// `window` as the rule resolved it, `[from, to]` the rows it may take.
+/// One window of an answer, as the store reads it.
+pub(super) struct Frame {
+    /// As the rule resolved it.
+    window: DedicationWindow,
+    /// The rows it may take: `[from, to]`.
+    from: i64,
+    to: i64,
+    /// The blocks of its whole days, in time order, and the seconds they span:
+    /// `[inner_from, inner_end)` (empty, at `to + 1`, when it holds no whole day).
+    cover: Vec<(i32, i64)>,
+    inner_from: i64,
+    inner_end: i64,
+}
+
+impl Frame {
+    pub(super) fn new(window: DedicationWindow, (from, to): (i64, i64)) -> Frame {
+        let first_day = from.saturating_add(DAY - 1).div_euclid(DAY);
+        let end_day = to.saturating_add(1).div_euclid(DAY);
+        if first_day >= end_day {
+            let past = to.saturating_add(1);
+            return Frame {
+                window,
+                from,
+                to,
+                cover: Vec::new(),
+                inner_from: past,
+                inner_end: past,
+            };
+        }
+        Frame {
+            window,
+            from,
+            to,
+            cover: blocks::cover(first_day, end_day),
+            inner_from: first_day * DAY,
+            inner_end: end_day * DAY,
+        }
+    }
+
+    /// Whether a session is one this window reads one by one: starting before its whole days
+    /// (and ending inside it) or after them.
+    fn reads(&self, s: &DedicationSessionRow, max_span: i64) -> bool {
+        let before = s.start_time >= self.from.saturating_sub(max_span)
+            && s.start_time < self.inner_from
+            && s.end_time >= self.from;
+        let after = s.start_time >= self.inner_end && s.start_time <= self.to;
+        before || after
+    }
+}
+
+/// The window of each course: one for all, or one per course (`from` 0 over every course).
+pub(super) enum Frames {
+    All(Frame),
+    PerCourse(HashMap<i64, Frame>),
+}
+
+impl Frames {
+    fn of(&self, course: i64) -> Option<&Frame> {
+        match self {
+            Frames::All(frame) => Some(frame),
+            Frames::PerCourse(frames) => frames.get(&course),
+        }
+    }
+
+    fn all(&self) -> Vec<&Frame> {
+        match self {
+            Frames::All(frame) => vec![frame],
+            Frames::PerCourse(frames) => frames.values().collect(),
+        }
+    }
+}
+
+/// Answers `users` (none with rows logged since the compile) over each course's frame.
 pub(super) fn answer(
     state: &mut DbConnection,
     users: &[i64],
     query: &DedicationQuery,
-    window: DedicationWindow,
-    (from, to): (i64, i64),
+    frames: &Frames,
     max_span: i64,
 ) -> Result<Summed, CompiledError> {
     let mut out = Summed {
         answers: BTreeMap::new(),
         rest: Vec::new(),
     };
-    let first_day = from.saturating_add(DAY - 1).div_euclid(DAY);
-    let end_day = to.saturating_add(1).div_euclid(DAY);
-    if users.is_empty() || first_day >= end_day {
-        out.rest = users.to_vec();
+    if users.is_empty() {
         return Ok(out);
     }
     let code = i64::from(variant_code(query.variant));
-    let cover = blocks::cover(first_day, end_day);
     let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
-    for &(level, idx) in &cover {
-        match ranges.last_mut() {
-            Some((l, _, hi)) if *l == level && *hi + 1 == idx => *hi = idx,
-            _ => ranges.push((level, idx, idx)),
+    for frame in frames.all() {
+        for &(level, idx) in &frame.cover {
+            match ranges.last_mut() {
+                Some((l, _, hi)) if *l == level && *hi + 1 == idx => *hi = idx,
+                _ => ranges.push((level, idx, idx)),
+            }
         }
     }
+    ranges.sort_unstable();
+    ranges.dedup();
     let picks: Vec<[i64; 5]> = users
         .iter()
         .flat_map(|u| {
@@ -87,33 +157,43 @@ pub(super) fn answer(
             }
         }
     }
-    let (inner_from, inner_end) = (first_day * DAY, end_day * DAY);
-    let head_picks: Vec<[i64; 5]> = users
+    let mut head_picks: Vec<[i64; 5]> = frames
+        .all()
         .iter()
-        .flat_map(|u| {
-            [
+        .flat_map(|f| {
+            users.iter().flat_map(move |u| {
                 [
-                    *u,
-                    code,
-                    from.saturating_sub(max_span),
-                    inner_from - 1,
-                    from,
-                ],
-                [*u, code, inner_end, to, from],
-            ]
+                    [
+                        *u,
+                        code,
+                        f.from.saturating_sub(max_span),
+                        f.inner_from - 1,
+                        f.from,
+                    ],
+                    [*u, code, f.inner_end, f.to, f.from],
+                ]
+            })
         })
         .collect();
-    let mut heads: HashMap<i64, Vec<DedicationSessionRow>> = HashMap::new();
+    head_picks.sort_unstable();
+    head_picks.dedup();
+    let mut heads: HashMap<i64, BTreeMap<[i64; 5], DedicationSessionRow>> = HashMap::new();
     for head in state::dedication_session_heads(state, &head_picks)? {
-        if query.course.is_none_or(|c| c == head.course) {
-            heads.entry(head.userid).or_default().push(head);
+        let wanted = query.course.is_none_or(|c| c == head.course)
+            && frames
+                .of(head.course)
+                .is_some_and(|f| f.reads(&head, max_span));
+        if wanted {
+            heads
+                .entry(head.userid)
+                .or_default()
+                .insert(head.key(), head);
         }
     }
-    let crosses = |s: &DedicationSessionRow| s.start_time < from || s.end_time > to;
     let row_picks: Vec<[i64; 5]> = heads
         .values()
-        .flatten()
-        .filter(|s| crosses(s))
+        .flat_map(|h| h.values())
+        .filter(|s| frames.of(s.course).is_some_and(|f| crosses(s, f)))
         .map(|s| {
             [
                 s.userid,
@@ -132,9 +212,12 @@ pub(super) fn answer(
     for &user in users {
         let assembled = (!unreadable.contains(&user))
             .then(|| {
-                let inner = inner_sums(&found, user, &cover, query.course);
-                let edges = heads.remove(&user).unwrap_or_default();
-                assemble(inner, edges, &rows, query, window, (from, to), inner_from)
+                let edges = heads
+                    .remove(&user)
+                    .unwrap_or_default()
+                    .into_values()
+                    .collect();
+                assemble(&found, user, edges, &rows, query, frames)
             })
             .flatten();
         match assembled {
@@ -149,64 +232,51 @@ pub(super) fn answer(
     Ok(out)
 }
 
-/// The user's blocks of `cover`, added up per course in time order.
-fn inner_sums(
-    found: &HashMap<(i64, i32, i64), Sums>,
-    user: i64,
-    cover: &[(i32, i64)],
-    course: Option<i64>,
-) -> BTreeMap<i64, Summary> {
-    let mut out: BTreeMap<i64, Summary> = BTreeMap::new();
-    for (level, idx) in cover {
-        for (c, sums) in found.get(&(user, *level, *idx)).into_iter().flatten() {
-            if course.is_none_or(|want| want == *c) {
-                out.entry(*c).or_default().then(sums);
-            }
-        }
-    }
-    out
+/// Whether a session crosses an edge of `frame`, and must be cut from its rows.
+fn crosses(s: &DedicationSessionRow, frame: &Frame) -> bool {
+    s.start_time < frame.from || s.end_time > frame.to
 }
 
-/// One user's courses: the sessions before the blocks, the blocks, the sessions after, added
-/// up in that order. `None` when a session the blocks hold ends after the window (it must be
-/// cut) or rows kept cannot be read: the session path answers then.
+/// One user's courses: the sessions before the blocks, the blocks of its frame, the sessions
+/// after, added up in that order. `None` when a session the blocks hold ends after the window
+/// (it must be cut) or rows kept cannot be read: the session path answers then.
 fn assemble(
-    inner: BTreeMap<i64, Summary>,
+    found: &HashMap<(i64, i32, i64), Sums>,
+    user: i64,
     edges: Vec<DedicationSessionRow>,
     rows: &HashMap<[i64; 5], Vec<u8>>,
     query: &DedicationQuery,
-    window: DedicationWindow,
-    (from, to): (i64, i64),
-    inner_from: i64,
+    frames: &Frames,
 ) -> Option<Vec<CourseDedication>> {
-    if inner.values().any(|s| s.sessions > 0 && s.last_end > to) {
-        return None;
-    }
     let mut before: BTreeMap<i64, Vec<Span>> = BTreeMap::new();
     let mut after: BTreeMap<i64, Vec<Span>> = BTreeMap::new();
     for head in &edges {
-        let side = if head.start_time < inner_from {
+        let frame = frames.of(head.course)?;
+        let side = if head.start_time < frame.inner_from {
             &mut before
         } else {
             &mut after
         };
         let spans = side.entry(head.course).or_default();
-        if head.start_time < from || head.end_time > to {
+        if crosses(head, frame) {
             let kept: Vec<(i64, i64)> = decode_rows(rows.get(&head.key())?)?
                 .into_iter()
-                .filter(|(t, _)| *t >= from && *t <= to)
+                .filter(|(t, _)| *t >= frame.from && *t <= frame.to)
                 .collect();
             spans.extend(dedication::spans(&kept, query.settings.session_limit));
         } else {
             spans.push(span_of(head));
         }
     }
-    let mut courses: Vec<i64> = inner
-        .keys()
-        .chain(before.keys())
-        .chain(after.keys())
-        .copied()
+    // Every course some block of the user names, whichever frame loaded it.
+    let mut courses: Vec<i64> = found
+        .iter()
+        .filter(|((u, _, _), _)| *u == user)
+        .flat_map(|(_, sums)| sums.keys().copied())
+        .chain(before.keys().copied())
+        .chain(after.keys().copied())
         .chain(query.course)
+        .filter(|c| query.course.is_none_or(|want| want == *c))
         .collect();
     courses.sort_unstable();
     courses.dedup();
@@ -216,17 +286,31 @@ fn assemble(
         spans.sort_unstable_by_key(|s| (s.start, s.first_id));
         Summary::of_spans(&spans, query.variant, settings)
     };
-    Some(
-        courses
-            .into_iter()
-            .map(|course| {
-                let mut summary = added(before.get_mut(&course));
-                if let Some(mid) = inner.get(&course) {
-                    summary.then(mid);
-                }
-                summary.then(&added(after.get_mut(&course)));
-                CourseDedication::from_summary(course, window, summary, Vec::new(), query.variant)
-            })
-            .collect(),
-    )
+    let mut out = Vec::new();
+    for course in courses {
+        let frame = frames.of(course)?;
+        let mut mid = Summary::default();
+        for (level, idx) in &frame.cover {
+            if let Some(sums) = found
+                .get(&(user, *level, *idx))
+                .and_then(|s| s.get(&course))
+            {
+                mid.then(sums);
+            }
+        }
+        if mid.sessions > 0 && mid.last_end > frame.to {
+            return None;
+        }
+        let mut summary = added(before.get_mut(&course));
+        summary.then(&mid);
+        summary.then(&added(after.get_mut(&course)));
+        out.push(CourseDedication::from_summary(
+            course,
+            frame.window,
+            summary,
+            Vec::new(),
+            query.variant,
+        ));
+    }
+    Some(out)
 }
