@@ -106,6 +106,16 @@ UIDS="uids[0]=$(sqlite3 "$DB" "SELECT userid FROM mdl_logstore_standard_log WHER
 : > one.txt
 for round in $(seq 1 "$ROUNDS"); do call >> one.txt; echo >> one.txt; done
 UIDS=$ALL_UIDS
+# The rule's default start: each course's window from its own start date (from=0).
+WHOLE=$WINDOW
+WINDOW="from=0&to=$(sqlite3 "$DB" "SELECT max(timecreated) + 1 FROM mdl_logstore_standard_log")"
+: > from0.txt
+for round in $(seq 1 "$ROUNDS"); do call dedication >> from0.txt; echo >> from0.txt; done
+WINDOW=$WHOLE
+# With every session listed the blocks cannot answer: each session is read, as every answer
+# was before the blocks (the anchor of the same run).
+: > listed.txt
+for round in $(seq 1 "$ROUNDS"); do call "dedication&sessionlist=1" >> listed.txt; echo >> listed.txt; done
 python3 - <<'PY'
 rows = [tuple(map(float, l.split())) for l in open("rounds.txt") if l.strip()]
 med = lambda xs: sorted(xs)[len(xs) // 2]
@@ -115,6 +125,10 @@ print(f"    median: use_stats {alone:.4f} s, dedication {ded:.4f} s, dedication.
 print(f"    use_stats + dedication / use_stats alone: {(alone + ded) / alone:.2f}")
 print(f"    all three / use_stats alone: {(alone + ded + leg) / alone:.2f}")
 print(f"    one learner, use_stats (what any call costs): {one:.4f} s")
+from0 = med([float(l) for l in open("from0.txt") if l.strip()])
+print(f"    dedication, from=0 (each course from its start date): {from0:.4f} s")
+listed = med([float(l) for l in open("listed.txt") if l.strip()])
+print(f"    dedication with sessionlist=1 (every session read, no blocks): {listed:.4f} s")
 PY
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E "^usestats_(compiled|dedication|dedication_block)_answers_total" | sed 's/^/    /'
 kill $SERVE; wait $SERVE 2>/dev/null || true
