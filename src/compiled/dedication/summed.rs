@@ -126,70 +126,8 @@ pub(super) fn answer(
         return Ok(out);
     }
     let code = i64::from(variant_code(query.variant));
-    let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
-    for frame in frames.all() {
-        for &(level, idx) in &frame.cover {
-            match ranges.last_mut() {
-                Some((l, _, hi)) if *l == level && *hi + 1 == idx => *hi = idx,
-                _ => ranges.push((level, idx, idx)),
-            }
-        }
-    }
-    ranges.sort_unstable();
-    ranges.dedup();
-    let picks: Vec<[i64; 5]> = users
-        .iter()
-        .flat_map(|u| {
-            ranges
-                .iter()
-                .map(move |(level, lo, hi)| [*u, code, i64::from(*level), *lo, *hi])
-        })
-        .collect();
-    let mut unreadable: HashSet<i64> = HashSet::new();
-    let mut found: HashMap<(i64, i32, i64), Sums> = HashMap::new();
-    for block in state::dedication_blocks(state, &picks)? {
-        match blocks::decode(&block.sums) {
-            Some(sums) => {
-                found.insert((block.userid, block.level, block.idx), sums);
-            }
-            None => {
-                unreadable.insert(block.userid);
-            }
-        }
-    }
-    let mut head_picks: Vec<[i64; 5]> = frames
-        .all()
-        .iter()
-        .flat_map(|f| {
-            users.iter().flat_map(move |u| {
-                [
-                    [
-                        *u,
-                        code,
-                        f.from.saturating_sub(max_span),
-                        f.inner_from - 1,
-                        f.from,
-                    ],
-                    [*u, code, f.inner_end, f.to, f.from],
-                ]
-            })
-        })
-        .collect();
-    head_picks.sort_unstable();
-    head_picks.dedup();
-    let mut heads: HashMap<i64, BTreeMap<[i64; 5], DedicationSessionRow>> = HashMap::new();
-    for head in state::dedication_session_heads(state, &head_picks)? {
-        let wanted = query.course.is_none_or(|c| c == head.course)
-            && frames
-                .of(head.course)
-                .is_some_and(|f| f.reads(&head, max_span));
-        if wanted {
-            heads
-                .entry(head.userid)
-                .or_default()
-                .insert(head.key(), head);
-        }
-    }
+    let (found, unreadable) = load_blocks(state, users, code, frames)?;
+    let mut heads = load_heads(state, users, code, query, frames, max_span)?;
     let row_picks: Vec<[i64; 5]> = heads
         .values()
         .flat_map(|h| h.values())
@@ -232,6 +170,96 @@ pub(super) fn answer(
     Ok(out)
 }
 
+/// Blocks read, by `(user, level, idx)`.
+type Found = HashMap<(i64, i32, i64), Sums>;
+
+/// The blocks of every frame's whole days for `users`, in one statement, and the users with a
+/// block that cannot be read.
+fn load_blocks(
+    state: &mut DbConnection,
+    users: &[i64],
+    code: i64,
+    frames: &Frames,
+) -> Result<(Found, HashSet<i64>), CompiledError> {
+    let mut ranges: Vec<(i32, i64, i64)> = Vec::new();
+    for frame in frames.all() {
+        for &(level, idx) in &frame.cover {
+            match ranges.last_mut() {
+                Some((l, _, hi)) if *l == level && *hi + 1 == idx => *hi = idx,
+                _ => ranges.push((level, idx, idx)),
+            }
+        }
+    }
+    ranges.sort_unstable();
+    ranges.dedup();
+    let picks: Vec<[i64; 5]> = users
+        .iter()
+        .flat_map(|u| {
+            ranges
+                .iter()
+                .map(move |(level, lo, hi)| [*u, code, i64::from(*level), *lo, *hi])
+        })
+        .collect();
+    let mut unreadable: HashSet<i64> = HashSet::new();
+    let mut found: HashMap<(i64, i32, i64), Sums> = HashMap::new();
+    for block in state::dedication_blocks(state, &picks)? {
+        match blocks::decode(&block.sums) {
+            Some(sums) => {
+                found.insert((block.userid, block.level, block.idx), sums);
+            }
+            None => {
+                unreadable.insert(block.userid);
+            }
+        }
+    }
+    Ok((found, unreadable))
+}
+
+/// The sessions every frame reads one by one, by user, each once.
+fn load_heads(
+    state: &mut DbConnection,
+    users: &[i64],
+    code: i64,
+    query: &DedicationQuery,
+    frames: &Frames,
+    max_span: i64,
+) -> Result<HashMap<i64, BTreeMap<[i64; 5], DedicationSessionRow>>, CompiledError> {
+    let mut head_picks: Vec<[i64; 5]> = frames
+        .all()
+        .iter()
+        .flat_map(|f| {
+            users.iter().flat_map(move |u| {
+                [
+                    [
+                        *u,
+                        code,
+                        f.from.saturating_sub(max_span),
+                        f.inner_from - 1,
+                        f.from,
+                    ],
+                    [*u, code, f.inner_end, f.to, f.from],
+                ]
+            })
+        })
+        .collect();
+    head_picks.sort_unstable();
+    head_picks.dedup();
+    let mut heads: HashMap<i64, BTreeMap<[i64; 5], DedicationSessionRow>> = HashMap::new();
+    for head in state::dedication_session_heads(state, &head_picks)? {
+        let wanted = query.course.is_none_or(|c| c == head.course)
+            && frames
+                .of(head.course)
+                .is_some_and(|f| f.reads(&head, max_span));
+        if wanted {
+            heads
+                .entry(head.userid)
+                .or_default()
+                .insert(head.key(), head);
+        }
+    }
+    Ok(heads)
+}
+
 /// Whether a session crosses an edge of `frame`, and must be cut from its rows.
 fn crosses(s: &DedicationSessionRow, frame: &Frame) -> bool {
     s.start_time < frame.from || s.end_time > frame.to
@@ -241,7 +269,7 @@ fn crosses(s: &DedicationSessionRow, frame: &Frame) -> bool {
 /// after, added up in that order. `None` when a session the blocks hold ends after the window
 /// (it must be cut) or rows kept cannot be read: the session path answers then.
 fn assemble(
-    found: &HashMap<(i64, i32, i64), Sums>,
+    found: &Found,
     user: i64,
     edges: Vec<DedicationSessionRow>,
     rows: &HashMap<[i64; 5], Vec<u8>>,
