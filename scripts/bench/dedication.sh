@@ -119,11 +119,11 @@ for round in $(seq 1 "$ROUNDS"); do call "dedication&sessionlist=1" >> listed.tx
 python3 - <<'PY'
 rows = [tuple(map(float, l.split())) for l in open("rounds.txt") if l.strip()]
 med = lambda xs: sorted(xs)[len(xs) // 2]
-alone, ded, leg = (med([r[i] for r in rows]) for i in range(3))
+alone, dedic, legacy = (med([r[i] for r in rows]) for i in range(3))
 one = med([float(l) for l in open("one.txt") if l.strip()])
-print(f"    median: use_stats {alone:.4f} s, dedication {ded:.4f} s, dedication.legacy {leg:.4f} s")
-print(f"    use_stats + dedication / use_stats alone: {(alone + ded) / alone:.2f}")
-print(f"    all three / use_stats alone: {(alone + ded + leg) / alone:.2f}")
+print(f"    median: use_stats {alone:.4f} s, dedication {dedic:.4f} s, dedication.legacy {legacy:.4f} s")
+print(f"    use_stats + dedication / use_stats alone: {(alone + dedic) / alone:.2f}")
+print(f"    all three / use_stats alone: {(alone + dedic + legacy) / alone:.2f}")
 print(f"    one learner, use_stats (what any call costs): {one:.4f} s")
 from0 = med([float(l) for l in open("from0.txt") if l.strip()])
 print(f"    dedication, from=0 (each course from its start date): {from0:.4f} s")
