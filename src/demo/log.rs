@@ -265,19 +265,15 @@ fn visit(
     q: &mut VecDeque<Ev>,
     mut t: i64,
 ) -> i64 {
-    let in_course = |t: i64, tpl: &'static Tpl, c: &DemoCourse| course_ev(base, t, tpl, c);
-    let in_cm = |t: i64, tpl: &'static Tpl, c: &DemoCourse, cm: &DemoCm, obj: i64| {
-        cm_ev(base, t, tpl, c, cm, obj)
-    };
     if rng.percent(8) || u.courses.is_empty() {
-        q.push_back(in_course(t, &COURSE_VIEW, front));
+        q.push_back(base.in_course(t, &COURSE_VIEW, front));
         t += click_gap(rng);
         if u.courses.is_empty() {
             return t;
         }
     }
     let course = &site.courses[*rng.pick(&u.courses)];
-    q.push_back(in_course(t, &COURSE_VIEW, course));
+    q.push_back(base.in_course(t, &COURSE_VIEW, course));
     t += click_gap(rng);
     let weights: Vec<u32> = course.cms.iter().map(|cm| cm.weight).collect();
     let steps = match u.role {
@@ -287,7 +283,7 @@ fn visit(
     };
     for _ in 0..steps {
         if rng.percent(12) {
-            q.push_back(in_course(t, &COURSE_VIEW, course));
+            q.push_back(base.in_course(t, &COURSE_VIEW, course));
             t += click_gap(rng);
         }
         if rng.percent(2) {
@@ -295,7 +291,7 @@ fn visit(
             t += rng.range(HOUR + 1, 3 * HOUR);
         }
         let cm = &course.cms[rng.weighted(&weights)];
-        q.push_back(in_cm(t, cm.m.view(), course, cm, cm.instance));
+        q.push_back(base.in_cm(t, cm.m.view(), course, cm, cm.instance));
         t += click_gap(rng);
         t = activity(site, u, base, course, cm, rng, q, t);
         if rng.permille(15) {
@@ -304,18 +300,18 @@ fn visit(
                 origin: Origin::Cli,
                 ip: 0,
                 relateduserid: Some(u.id),
-                ..in_cm(t, &COMPLETION_UPDATED, course, cm, rng.range(1, 100_000))
+                ..base.in_cm(t, &COMPLETION_UPDATED, course, cm, rng.range(1, 100_000))
             });
         }
     }
     if rng.percent(10) {
-        q.push_back(in_course(t, &GRADE_REPORT, course));
+        q.push_back(base.in_course(t, &GRADE_REPORT, course));
         t += click_gap(rng);
     }
     if u.role == Role::Admin && rng.percent(20) {
         q.push_back(Ev {
             objectid: Some(course.id),
-            ..in_course(t, &COURSE_UPDATED, course)
+            ..base.in_course(t, &COURSE_UPDATED, course)
         });
         t += click_gap(rng);
     }
@@ -326,7 +322,7 @@ fn visit(
             let cm = &course.cms[rng.weighted(&weights)];
             q.push_back(Ev {
                 realuserid: Some(admin_id),
-                ..in_cm(t, cm.m.view(), course, cm, cm.instance)
+                ..base.in_cm(t, cm.m.view(), course, cm, cm.instance)
             });
             t += rng.range(5, 60);
         }
@@ -346,13 +342,9 @@ fn activity(
     q: &mut VecDeque<Ev>,
     mut t: i64,
 ) -> i64 {
-    let in_course = |t: i64, tpl: &'static Tpl, c: &DemoCourse| course_ev(base, t, tpl, c);
-    let in_cm = |t: i64, tpl: &'static Tpl, c: &DemoCourse, cm: &DemoCm, obj: i64| {
-        cm_ev(base, t, tpl, c, cm, obj)
-    };
     match (u.role, cm.m) {
         (Role::Teacher, Mod::Assign) => {
-            q.push_back(in_cm(t, &ASSIGN_GRADING_TABLE, course, cm, cm.instance));
+            q.push_back(base.in_cm(t, &ASSIGN_GRADING_TABLE, course, cm, cm.instance));
             t += click_gap(rng);
             for _ in 0..rng.range(0, 4) {
                 let Some(&learner) = course
@@ -364,58 +356,52 @@ fn activity(
                 let lid = site.users[learner].id;
                 let graded = Ev {
                     relateduserid: Some(lid),
-                    ..in_cm(t, &ASSIGN_GRADED, course, cm, rng.range(1, 50_000))
+                    ..base.in_cm(t, &ASSIGN_GRADED, course, cm, rng.range(1, 50_000))
                 };
                 q.push_back(graded);
                 q.push_back(Ev {
                     relateduserid: Some(lid),
                     objectid: Some(rng.range(1, 500_000)),
-                    ..in_course(t, &USER_GRADED, course)
+                    ..base.in_course(t, &USER_GRADED, course)
                 });
                 t += rng.range(30, 300);
             }
         }
         (Role::Teacher, _) if rng.percent(10) => {
-            q.push_back(in_cm(t, &CM_UPDATED, course, cm, cm.id));
+            q.push_back(base.in_cm(t, &CM_UPDATED, course, cm, cm.id));
             t += click_gap(rng);
         }
         (_, Mod::Forum) if rng.percent(50) => {
-            q.push_back(in_cm(t, &FORUM_DISCUSSION, course, cm, rng.range(1, 5000)));
+            q.push_back(base.in_cm(t, &FORUM_DISCUSSION, course, cm, rng.range(1, 5000)));
             t += click_gap(rng);
             if rng.percent(25) {
-                q.push_back(in_cm(t, &FORUM_POST, course, cm, rng.range(1, 50_000)));
+                q.push_back(base.in_cm(t, &FORUM_POST, course, cm, rng.range(1, 50_000)));
                 t += click_gap(rng);
             }
         }
         (Role::Learner | Role::RemoteLearner, Mod::Quiz) if rng.percent(45) => {
             let attempt = rng.range(1, 1_000_000);
-            q.push_back(in_cm(t, &QUIZ_STARTED, course, cm, attempt));
+            q.push_back(base.in_cm(t, &QUIZ_STARTED, course, cm, attempt));
             t += rng.range(5, 30);
             for _ in 0..rng.range(1, 6) {
-                q.push_back(in_cm(t, &QUIZ_ATTEMPT_VIEW, course, cm, attempt));
+                q.push_back(base.in_cm(t, &QUIZ_ATTEMPT_VIEW, course, cm, attempt));
                 t += click_gap(rng).min(600);
             }
-            q.push_back(in_cm(t, &QUIZ_SUBMITTED, course, cm, attempt));
+            q.push_back(base.in_cm(t, &QUIZ_SUBMITTED, course, cm, attempt));
             // Automatic grading logs a user_graded row in the same second or the next.
             t += rng.range(0, 1);
             q.push_back(Ev {
                 relateduserid: Some(u.id),
                 objectid: Some(rng.range(1, 500_000)),
-                ..in_course(t, &USER_GRADED, course)
+                ..base.in_course(t, &USER_GRADED, course)
             });
             t += click_gap(rng);
         }
         (Role::Learner | Role::RemoteLearner, Mod::Assign) => {
-            q.push_back(in_cm(t, &ASSIGN_STATUS, course, cm, cm.instance));
+            q.push_back(base.in_cm(t, &ASSIGN_STATUS, course, cm, cm.instance));
             t += click_gap(rng);
             if rng.percent(30) {
-                q.push_back(in_cm(
-                    t,
-                    &ASSIGN_SUBMITTED,
-                    course,
-                    cm,
-                    rng.range(1, 50_000),
-                ));
+                q.push_back(base.in_cm(t, &ASSIGN_SUBMITTED, course, cm, rng.range(1, 50_000)));
                 t += click_gap(rng);
             }
         }
@@ -424,29 +410,33 @@ fn activity(
     t
 }
 
-fn course_ev(base: &Ev, t: i64, tpl: &'static Tpl, c: &DemoCourse) -> Ev {
-    Ev {
-        time: t,
-        tpl,
-        contextid: c.ctx,
-        contextlevel: CONTEXT_COURSE,
-        contextinstanceid: c.id,
-        courseid: c.id,
-        objectid: None,
-        ..*base
+impl Ev {
+    /// This event at `t` as `tpl` in course `c`.
+    fn in_course(&self, t: i64, tpl: &'static Tpl, c: &DemoCourse) -> Ev {
+        Ev {
+            time: t,
+            tpl,
+            contextid: c.ctx,
+            contextlevel: CONTEXT_COURSE,
+            contextinstanceid: c.id,
+            courseid: c.id,
+            objectid: None,
+            ..*self
+        }
     }
-}
 
-fn cm_ev(base: &Ev, t: i64, tpl: &'static Tpl, c: &DemoCourse, cm: &DemoCm, obj: i64) -> Ev {
-    Ev {
-        time: t,
-        tpl,
-        contextid: cm.ctx,
-        contextlevel: CONTEXT_MODULE,
-        contextinstanceid: cm.id,
-        courseid: c.id,
-        objectid: Some(obj),
-        ..*base
+    /// This event at `t` as `tpl` on activity `cm` of course `c`, about object `obj`.
+    fn in_cm(&self, t: i64, tpl: &'static Tpl, c: &DemoCourse, cm: &DemoCm, obj: i64) -> Ev {
+        Ev {
+            time: t,
+            tpl,
+            contextid: cm.ctx,
+            contextlevel: CONTEXT_MODULE,
+            contextinstanceid: cm.id,
+            courseid: c.id,
+            objectid: Some(obj),
+            ..*self
+        }
     }
 }
 

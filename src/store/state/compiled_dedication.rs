@@ -164,6 +164,25 @@ pub fn insert_dedication_sessions(
     Ok(())
 }
 
+/// A session's columns but its rows, as read without them.
+pub(super) type Head = (i64, i32, i64, i64, i64, i64, i64, i64);
+
+pub(super) fn head_row(
+    (userid, variant, course, start_time, first_id, end_time, row_count, days): Head,
+) -> DedicationSessionRow {
+    DedicationSessionRow {
+        userid,
+        variant,
+        course,
+        start_time,
+        first_id,
+        end_time,
+        row_count,
+        days,
+        row_data: Vec::new(),
+    }
+}
+
 /// The sessions of these users and variant (of one course when given) that reach into
 /// `[from, to]`, without their rows, in no particular order.
 pub fn dedication_sessions(
@@ -177,8 +196,7 @@ pub fn dedication_sessions(
     let mut found = Vec::new();
     for chunk in userids.chunks(IDS_PER_QUERY) {
         let (lo, hi) = course.map_or((i64::MIN, i64::MAX), |c| (c, c));
-        type Meta = (i64, i32, i64, i64, i64, i64, i64, i64);
-        let rows: Vec<Meta> = d::compiled_dedication
+        let rows: Vec<Head> = d::compiled_dedication
             .filter(d::userid.eq_any(chunk))
             .filter(d::variant.eq(variant))
             .filter(d::course.ge(lo))
@@ -196,21 +214,7 @@ pub fn dedication_sessions(
                 d::days,
             ))
             .load(conn)?;
-        found.extend(rows.into_iter().map(
-            |(userid, variant, course, start_time, first_id, end_time, row_count, days)| {
-                DedicationSessionRow {
-                    userid,
-                    variant,
-                    course,
-                    start_time,
-                    first_id,
-                    end_time,
-                    row_count,
-                    days,
-                    row_data: Vec::new(),
-                }
-            },
-        ));
+        found.extend(rows.into_iter().map(head_row));
     }
     Ok(found)
 }

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Integer};
 
 use super::DedicationSessionRow;
+use super::compiled_dedication::{Head, head_row};
 use super::schema::*;
 use crate::store::source::query::{self, tuple_binds, tuples_from};
 use crate::store::{DbConnection, StoreError};
@@ -133,7 +134,6 @@ pub fn dedication_sessions_starting(
     (from, to): (i64, i64),
 ) -> Result<Vec<DedicationSessionRow>, StoreError> {
     use compiled_dedication::dsl as d;
-    type Head = (i64, i32, i64, i64, i64, i64, i64, i64);
     let rows: Vec<Head> = d::compiled_dedication
         .filter(d::userid.eq(user))
         .filter(d::variant.eq(variant))
@@ -151,22 +151,5 @@ pub fn dedication_sessions_starting(
             d::days,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(userid, variant, course, start_time, first_id, end_time, row_count, days)| {
-                DedicationSessionRow {
-                    userid,
-                    variant,
-                    course,
-                    start_time,
-                    first_id,
-                    end_time,
-                    row_count,
-                    days,
-                    row_data: Vec::new(),
-                }
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(head_row).collect())
 }
